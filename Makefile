@@ -1,0 +1,35 @@
+# omnigate — common tasks. `make run` serves both tiers on the simulator at
+# 127.0.0.1:8080; `make test` runs everything CI runs.
+GO      ?= go
+BIN     ?= bin/omnigate
+FUZZTIME ?= 10s
+
+.PHONY: run build test vet fuzz bench loadtest clean
+
+run:
+	$(GO) run ./cmd/omnigate serve
+
+build:
+	$(GO) build -trimpath -o $(BIN) ./cmd/omnigate
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+
+test: vet
+	$(GO) test -race -count=1 -timeout 10m ./...
+	$(MAKE) fuzz
+
+# Brief fuzzing of the request parser and the SSE reader, with their committed corpora.
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/api/openai
+	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./internal/sse
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
+
+loadtest: build
+	./scripts/bench.sh
+
+clean:
+	rm -rf bin

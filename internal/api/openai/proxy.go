@@ -1,0 +1,371 @@
+package openai
+
+import (
+	"context"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"github.com/omnigate/omnigate/internal/apierror"
+	"github.com/omnigate/omnigate/internal/backend"
+	"github.com/omnigate/omnigate/internal/balance"
+	"github.com/omnigate/omnigate/internal/catalog"
+)
+
+// endpointNames maps an Endpoint to its backend path and capability word.
+var endpointNames = [...]struct{ path, capability string }{
+	Chat:        {"chat/completions", "chat"},
+	Completions: {"completions", "completions"},
+	Embeddings:  {"embeddings", "embeddings"},
+}
+
+// proxy serves one POST to a model endpoint, start to finish.
+func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ep Endpoint) {
+	start := s.opt.Now()
+	reqID := r.Header.Get("X-Request-Id")
+	if !validRequestID(reqID) {
+		reqID = s.ids.next()
+	}
+	w.Header().Set("X-Request-Id", reqID)
+
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		s.fail(w, r, nil, apierror.New(http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed on %s; use POST.", r.Method, r.URL.Path), reqID)
+		return
+	}
+	if err := checkContentType(r.Header.Get("Content-Type")); err != nil {
+		s.fail(w, r, nil, err, reqID)
+		return
+	}
+	buf, err := s.readBody(r)
+	if err != nil {
+		s.fail(w, r, nil, err, reqID)
+		return
+	}
+	defer putBuf(buf)
+	body := *buf
+
+	req := s.reqs.Get().(*Request)
+	defer s.reqs.Put(req)
+	if err := Parse(ep, body, req); err != nil {
+		s.fail(w, r, nil, err, reqID)
+		return
+	}
+	chain, err := s.opt.Router.Route(req.Model)
+	if err != nil {
+		s.fail(w, r, nil, err, reqID)
+		return
+	}
+	primary := chain[0]
+	mm := s.mm[primary.Index]
+	mm.Inflight.Inc()
+	defer mm.Inflight.Dec()
+
+	status, err := s.serveChain(w, r, ep, req, body, chain, reqID)
+	if err != nil {
+		status = s.fail(w, r, primary, err, reqID)
+	}
+	mm.Request(status)
+	if status < 400 {
+		mm.Latency.Observe(s.opt.Now().Sub(start).Seconds())
+	}
+}
+
+// serveChain tries the models of the chain in order, and the replicas of
+// each, until one answers. It returns the status sent, or an error when
+// nothing was sent yet.
+func (s *Server) serveChain(w http.ResponseWriter, r *http.Request, ep Endpoint, req *Request, body []byte,
+	chain []*catalog.Model, reqID string) (int, error) {
+	ctx := r.Context()
+	var lastErr error
+	names := endpointNames[ep]
+	for i, m := range chain {
+		if !m.Serves(names.capability) {
+			if i == 0 {
+				return 0, apierror.Invalid("model", "The model %q does not serve /v1/%s.", m.Name, names.path)
+			}
+			continue
+		}
+		clamp, err := Validate(req, m)
+		if err != nil {
+			if i == 0 {
+				return 0, err
+			}
+			continue // this fallback cannot take the request as sent
+		}
+		sendBody, sendReq := body, req
+		if len(clamp) > 0 {
+			var cerr error
+			sendBody, sendReq, cerr = s.applyClamp(ep, body, clamp)
+			if cerr != nil {
+				return 0, cerr
+			}
+			w.Header().Set("X-Omnigate-Clamped", clamp.Header())
+			for _, c := range clamp {
+				s.mm[m.Index].Clamped(c.Param)
+			}
+		}
+		if i > 0 {
+			s.mm[chain[0].Index].Fallback(m.Name)
+		}
+		status, err := s.tryModel(ctx, w, ep, m, sendReq, sendBody, reqID)
+		if sendReq != req {
+			s.reqs.Put(sendReq)
+		}
+		if err == nil {
+			return status, nil
+		}
+		if ctx.Err() != nil || !retryable(err) {
+			return 0, err
+		}
+		lastErr = err
+	}
+	if lastErr == nil {
+		lastErr = apierror.New(http.StatusServiceUnavailable, "no_deployment", "No deployment of %q is available.", chain[0].Name)
+	}
+	return 0, lastErr
+}
+
+// applyClamp splices clamped values into a copy of body and re-reads it so
+// the spans the backend splices at are right.
+func (s *Server) applyClamp(ep Endpoint, body []byte, c Clamp) ([]byte, *Request, error) {
+	nb := c.Apply(body)
+	nr := s.reqs.Get().(*Request)
+	if err := Parse(ep, nb, nr); err != nil {
+		s.reqs.Put(nr)
+		return nil, nil, apierror.From(err)
+	}
+	return nb, nr, nil
+}
+
+// tryModel sends the request to the replicas of one model, moving to the
+// next replica when one cannot be reached.
+func (s *Server) tryModel(ctx context.Context, w http.ResponseWriter, ep Endpoint, m *catalog.Model, req *Request,
+	body []byte, reqID string) (int, error) {
+	pool := s.opt.Pools[m.Index]
+	mm := s.mm[m.Index]
+	var tried []*balance.Endpoint
+	var lastErr error
+	for {
+		e := pool.Pick(s.opt.Now(), tried)
+		if e == nil {
+			if lastErr == nil {
+				lastErr = apierror.New(http.StatusServiceUnavailable, "no_deployment", "No deployment of %q is available.", m.Name)
+			}
+			return 0, lastErr
+		}
+		tried = append(tried, e)
+		e.Acquire()
+		resp, err := e.Backend.Do(ctx, &backend.Request{
+			Endpoint: endpointNames[ep].path, Body: body, ModelSpan: req.ModelSpan,
+			PublicModel: m.Name, Stream: req.Stream, RequestID: reqID,
+		})
+		if err != nil {
+			e.Release()
+			if ctx.Err() != nil {
+				return 0, err
+			}
+			e.Record(!unreachable(err), s.opt.Now())
+			mm.Upstream(e.Config.Name, outcome(err))
+			if !retryable(err) {
+				return 0, err
+			}
+			lastErr = err
+			continue
+		}
+		e.Record(true, s.opt.Now())
+		mm.Upstream(e.Config.Name, strconv.Itoa(resp.StatusCode))
+		status := s.relay(w, resp, req.Stream)
+		e.Release()
+		return status, nil
+	}
+}
+
+// relay copies the upstream answer to the client, flushing each read of a
+// stream as soon as it arrives.
+func (s *Server) relay(w http.ResponseWriter, resp *http.Response, stream bool) int {
+	defer resp.Body.Close()
+	h := w.Header()
+	if ct := resp.Header.Get("Content-Type"); ct != "" {
+		h.Set("Content-Type", ct)
+	}
+	if stream {
+		h.Set("Cache-Control", "no-cache")
+		h.Set("X-Accel-Buffering", "no")
+	} else if resp.ContentLength >= 0 {
+		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
+	}
+	w.WriteHeader(resp.StatusCode)
+	buf := getBuf(32 << 10)
+	defer putBuf(buf)
+	p := (*buf)[:cap(*buf)]
+	flusher, _ := w.(http.Flusher)
+	for {
+		n, err := resp.Body.Read(p)
+		if n > 0 {
+			if _, werr := w.Write(p[:n]); werr != nil {
+				return apierror.StatusClientClosed
+			}
+			if stream && flusher != nil {
+				flusher.Flush()
+			}
+		}
+		if err == io.EOF {
+			return resp.StatusCode
+		}
+		if err != nil {
+			if r := resp.Request; r != nil && r.Context().Err() != nil {
+				return apierror.StatusClientClosed
+			}
+			if stream {
+				// The status line is gone; tell the client in the stream, as
+				// OpenAI does, and end it.
+				e := apierror.New(http.StatusBadGateway, "upstream_stream_error", "The upstream stream ended abnormally.")
+				e.Err = err
+				w.Write([]byte("data: "))
+				w.Write(e.JSON())
+				w.Write([]byte("\n"))
+				if flusher != nil {
+					flusher.Flush()
+				}
+				s.opt.Log.Warn("stream cut", "err", err)
+				return http.StatusBadGateway
+			}
+			// A truncated JSON body must not look complete: abort the connection.
+			s.opt.Log.Warn("response cut", "err", err)
+			panic(http.ErrAbortHandler)
+		}
+	}
+}
+
+// fail writes err to the client, logs it and returns the status sent.
+// A client that went away is 499 and is never counted against an upstream.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, m *catalog.Model, err error, reqID string) int {
+	if r.Context().Err() != nil {
+		s.opt.Log.Info("client went away", "request_id", reqID, "path", r.URL.Path)
+		if m == nil {
+			s.opt.Metrics.Request("", apierror.StatusClientClosed)
+		}
+		return apierror.StatusClientClosed
+	}
+	e := apierror.Write(w, err)
+	if e.Status >= 500 {
+		s.opt.Log.Warn("request failed", "request_id", reqID, "status", e.Status, "err", e)
+	}
+	if m == nil {
+		s.opt.Metrics.Request("", e.Status)
+	}
+	return e.Status
+}
+
+// retryable reports whether another replica or model may succeed where this
+// attempt failed: the upstream was unreachable or said it is unavailable.
+func retryable(err error) bool {
+	if unreachable(err) {
+		return true
+	}
+	var e *apierror.Error
+	if errors.As(err, &e) {
+		return e.Status == http.StatusBadGateway || e.Status == http.StatusServiceUnavailable
+	}
+	return false
+}
+
+// unreachable reports a connection-level failure, which counts against the
+// endpoint's passive health.
+func unreachable(err error) bool {
+	var d *backend.DialError
+	return errors.As(err, &d)
+}
+
+func outcome(err error) string {
+	if unreachable(err) {
+		return "unreachable"
+	}
+	var e *apierror.Error
+	if errors.As(err, &e) {
+		return strconv.Itoa(e.Status)
+	}
+	return "error"
+}
+
+// checkContentType accepts application/json (any parameters) or no header.
+func checkContentType(ct string) error {
+	if ct == "" || ct == "application/json" {
+		return nil
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err == nil && mt == "application/json" {
+		return nil
+	}
+	return apierror.New(http.StatusUnsupportedMediaType, "unsupported_media_type",
+		"Content-Type must be application/json, not %q.", ct)
+}
+
+var bufPool sync.Pool // *[]byte
+
+func getBuf(n int) *[]byte {
+	if v := bufPool.Get(); v != nil {
+		b := v.(*[]byte)
+		if cap(*b) >= n {
+			*b = (*b)[:0]
+			return b
+		}
+		bufPool.Put(v)
+	}
+	b := make([]byte, 0, max(n, 4096))
+	return &b
+}
+
+// putBuf returns a buffer; very large ones are dropped so one huge request
+// does not pin memory.
+func putBuf(b *[]byte) {
+	if cap(*b) <= 1<<20 {
+		bufPool.Put(b)
+	}
+}
+
+// readBody reads the whole body into a pooled buffer, within MaxBodyBytes.
+func (s *Server) readBody(r *http.Request) (*[]byte, error) {
+	limit := s.opt.MaxBodyBytes
+	if r.ContentLength > limit {
+		return nil, tooLarge(limit)
+	}
+	size := 4096
+	if r.ContentLength > 0 {
+		size = int(r.ContentLength)
+	}
+	buf := getBuf(size)
+	b := *buf
+	lr := io.LimitedReader{R: r.Body, N: limit + 1}
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := lr.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			*buf = b
+			putBuf(buf)
+			return nil, apierror.Invalid("", "Could not read the request body: %v.", err)
+		}
+	}
+	*buf = b
+	if int64(len(b)) > limit {
+		putBuf(buf)
+		return nil, tooLarge(limit)
+	}
+	return buf, nil
+}
+
+func tooLarge(limit int64) error {
+	return apierror.New(http.StatusRequestEntityTooLarge, "request_too_large",
+		"The request body is larger than the limit of %d bytes.", limit)
+}
+

@@ -1,0 +1,181 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/omnigate/omnigate/internal/api/openai"
+	"github.com/omnigate/omnigate/internal/backend"
+	"github.com/omnigate/omnigate/internal/balance"
+	"github.com/omnigate/omnigate/internal/catalog"
+	"github.com/omnigate/omnigate/internal/config"
+	"github.com/omnigate/omnigate/internal/router"
+	"github.com/omnigate/omnigate/internal/sim"
+	"github.com/omnigate/omnigate/internal/telemetry"
+)
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("serve", "[--config FILE] [--addr HOST:PORT]", stderr)
+	cfgPath := fs.String("config", "", "YAML config `file` (env OMNIGATE_CONFIG); without one, both tiers run on the built-in simulator")
+	addr := fs.String("addr", "", "listen address `host:port` (env OMNIGATE_ADDR; default 127.0.0.1:8080)")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "omnigate serve: --log-level: %v\n", err)
+		return errUsage
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	cfg, err := config.FromEnvAndFile(*cfgPath, os.Getenv)
+	if err != nil {
+		return err
+	}
+	if *addr != "" {
+		cfg.Server.Addr = *addr
+	}
+	gw, err := NewGateway(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer gw.Close()
+
+	ln, err := net.Listen("tcp", cfg.Server.Addr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "omnigate: serving on http://%s\n", ln.Addr())
+	log.Info("serving", "addr", ln.Addr().String(), "models", len(cfg.Models), "version", version())
+	return serveUntilDone(ctx, ln, gw, cfg.Server, log)
+}
+
+// serveUntilDone serves until ctx ends, then shuts down gracefully: stop
+// accepting, let in-flight requests and streams finish within the grace
+// period, then cancel what is left.
+func serveUntilDone(ctx context.Context, ln net.Listener, h http.Handler, sc config.Server, log *slog.Logger) error {
+	base, cancelBase := context.WithCancel(context.Background())
+	defer cancelBase()
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: sc.ReadHeaderTimeout.D(),
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return base },
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	grace := sc.ShutdownGrace.D()
+	log.Info("shutting down", "grace", grace)
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		log.Warn("grace period over; cancelling the requests still running")
+		cancelBase()
+		// Handlers see their context cancelled and return; give them a moment.
+		c2, cancel2 := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel2()
+		if srv.Shutdown(c2) != nil {
+			srv.Close()
+		}
+		err = nil
+	}
+	<-errc
+	return err
+}
+
+// Gateway is the assembled handler with the resources it owns.
+type Gateway struct {
+	http.Handler
+	closers []func()
+}
+
+// Close stops the embedded simulators.
+func (g *Gateway) Close() {
+	for _, c := range g.closers {
+		c()
+	}
+}
+
+// NewGateway builds the whole request path from a validated config.
+func NewGateway(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
+	cat, err := catalog.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	rt, err := router.New(cat, cfg.Routing.Fallbacks)
+	if err != nil {
+		return nil, err
+	}
+	gw := &Gateway{}
+	transports := map[string]http.RoundTripper{} // one shared, tuned pool per upstream host
+	var pools []*balance.Pool
+	for _, m := range cat.Models() {
+		pool := &balance.Pool{}
+		for _, d := range m.Deployments {
+			b, closer, err := newBackend(d, m.Name, transports)
+			if err != nil {
+				gw.Close()
+				return nil, fmt.Errorf("model %s, deployment %s: %w", m.Name, d.Name, err)
+			}
+			if closer != nil {
+				gw.closers = append(gw.closers, closer)
+			}
+			pool.Endpoints = append(pool.Endpoints, balance.NewEndpoint(d, b))
+		}
+		pools = append(pools, pool)
+	}
+	gw.Handler = openai.NewServer(openai.Options{
+		Catalog: cat, Router: rt, Pools: pools, Metrics: telemetry.New(),
+		MaxBodyBytes: cfg.Server.MaxBodyBytes, Log: log,
+	})
+	return gw, nil
+}
+
+// newBackend makes the backend for one deployment. A sim deployment is the
+// same OpenAI backend, talking to an in-process engine instead of a socket.
+func newBackend(d config.Deployment, public string, transports map[string]http.RoundTripper) (backend.Backend, func(), error) {
+	switch d.Kind {
+	case "sim":
+		p, err := sim.LoadProfile(d.Profile)
+		if err != nil {
+			return nil, nil, err
+		}
+		eng := sim.New(p, sim.Options{ModelName: d.UpstreamModel})
+		d.URL = "http://sim.internal/v1"
+		b, err := backend.NewOpenAI(d, backend.HandlerTransport(eng.Handler()))
+		if err != nil {
+			eng.Close()
+			return nil, nil, err
+		}
+		return b, eng.Close, nil
+	case "openai":
+		u, err := url.Parse(d.URL)
+		if err != nil {
+			return nil, nil, err
+		}
+		t, ok := transports[u.Host]
+		if !ok {
+			t = backend.NewTransport(d)
+			transports[u.Host] = t
+		}
+		b, err := backend.NewOpenAI(d, t)
+		return b, nil, err
+	}
+	return nil, nil, fmt.Errorf("unknown deployment kind %q", d.Kind)
+}

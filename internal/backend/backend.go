@@ -1,0 +1,36 @@
+// Package backend sends one request to one deployment: an OpenAI-compatible
+// upstream (vLLM, SGLang, Ollama, llama.cpp, Model Studio) or the built-in
+// simulator, behind the same interface.
+package backend
+
+import (
+	"context"
+	"net/http"
+)
+
+// Request is one upstream attempt.
+type Request struct {
+	// Endpoint is the path below the deployment's base URL:
+	// "chat/completions", "completions" or "embeddings".
+	Endpoint string
+	// Body is the client's JSON body, forwarded as is but for the model name,
+	// which the backend splices to the deployment's upstream name.
+	Body []byte
+	// ModelSpan is where the "model" value (with its quotes) sits in Body:
+	// Body[ModelSpan[0]:ModelSpan[1]]. Zero when absent.
+	ModelSpan [2]int
+	// PublicModel is the name the client asked for (after alias resolution);
+	// responses carry it back in their "model" field.
+	PublicModel string
+	Stream      bool
+	RequestID   string
+}
+
+// Backend sends one request to one deployment. A 2xx upstream answer comes
+// back as the *http.Response (its Body a JSON document, or an SSE stream when
+// Stream); anything else comes back as an *apierror.Error normalised from the
+// upstream's dialect, with Upstream set. Cancelling ctx cancels the upstream
+// request at once.
+type Backend interface {
+	Do(ctx context.Context, r *Request) (*http.Response, error)
+}

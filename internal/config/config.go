@@ -1,0 +1,120 @@
+// Package config is omnigate's one typed configuration tree. Defaults live in
+// one place (Default and ApplyDefaults); Validate reports every problem with
+// its YAML path. A loaded *Config is immutable: a reload builds a new one.
+package config
+
+import "time"
+
+// Config is the whole configuration file.
+type Config struct {
+	Server  Server  `yaml:"server"`
+	Models  []Model `yaml:"models"`
+	Routing Routing `yaml:"routing"`
+}
+
+// Server holds the listener settings. OMNIGATE_ADDR overrides Addr.
+type Server struct {
+	Addr         string `yaml:"addr"`           // default 127.0.0.1:8080
+	MaxBodyBytes int64  `yaml:"max_body_bytes"` // default 32 MiB
+	// ShutdownGrace is how long in-flight requests and streams may run after
+	// SIGINT/SIGTERM before they are cancelled. Default 15s.
+	ShutdownGrace Duration `yaml:"shutdown_grace"`
+	// ReadHeaderTimeout bounds slow clients. Default 10s.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+}
+
+// Model is one public model name and the deployments that serve it.
+type Model struct {
+	Name          string       `yaml:"name"`
+	Aliases       []string     `yaml:"aliases"`
+	Tier          string       `yaml:"tier"`
+	ContextWindow int          `yaml:"context_window"` // tokens; default 32768
+	Capabilities  Capabilities `yaml:"capabilities"`
+	Limits        Limits       `yaml:"limits"`
+	Deployments   []Deployment `yaml:"deployments"`
+}
+
+// Capabilities lists the modalities a model takes and gives, and the
+// endpoints its deployments serve.
+type Capabilities struct {
+	Input  []string `yaml:"input"`  // text, image, audio, video; default [text]
+	Output []string `yaml:"output"` // text, audio; default [text]
+	// Endpoints the model serves: chat, completions, embeddings. Default [chat, completions].
+	Endpoints []string `yaml:"endpoints"`
+}
+
+// Limits are the per-model parameter limits.
+type Limits struct {
+	MaxTokens   int        `yaml:"max_tokens"`  // 0: no ceiling beyond the context window
+	Temperature *Range     `yaml:"temperature"` // default [0, 2]
+	TopP        *Range     `yaml:"top_p"`       // default [0, 1]
+	MaxN        int        `yaml:"max_n"`       // default 8
+	Media       MediaLimit `yaml:"media"`
+	// OnViolation is "reject" (400 naming the parameter, the default) or
+	// "clamp" (forward the clamped value, say so in X-Omnigate-Clamped).
+	OnViolation string `yaml:"on_violation"`
+}
+
+// Range is a closed interval, written [min, max] in YAML.
+type Range struct {
+	Min, Max float64
+}
+
+// MediaLimit is the most media parts of each kind one request may carry.
+// A nil pointer means no limit; 0 means the kind is not accepted.
+type MediaLimit struct {
+	Image *int `yaml:"image"`
+	Audio *int `yaml:"audio"`
+	Video *int `yaml:"video"`
+}
+
+// Deployment is one place a model is served: the built-in simulator or an
+// OpenAI-compatible upstream.
+type Deployment struct {
+	Name string `yaml:"name"`
+	Kind string `yaml:"kind"` // "sim" or "openai"
+
+	// kind: sim
+	Profile string `yaml:"profile"` // built-in profile name or a YAML file path
+
+	// kind: openai
+	URL           string            `yaml:"url"`            // base URL including /v1
+	UpstreamModel string            `yaml:"upstream_model"` // default: the public name
+	APIKeyEnv     string            `yaml:"api_key_env"`    // env var holding the bearer token
+	Headers       map[string]string `yaml:"headers"`        // static headers sent upstream
+	// Dialect names the engine, for error normalisation: openai, vllm,
+	// sglang, ollama, llamacpp, modelstudio. Default openai.
+	Dialect string `yaml:"dialect"`
+	// StreamOnly: the upstream accepts only stream:true (Model Studio's Omni
+	// models); non-streaming requests are streamed and aggregated.
+	StreamOnly bool `yaml:"stream_only"`
+	// AudioOutput: the deployment can answer with audio (vllm-omni, SGLang-Omni,
+	// Model Studio, simulator profiles that declare it).
+	AudioOutput bool `yaml:"audio_output"`
+
+	Weight   int      `yaml:"weight"` // default 1
+	Timeouts Timeouts `yaml:"timeouts"`
+	// MaxIdleConns is the keep-alive pool size to this upstream. Default 256.
+	MaxIdleConns int `yaml:"max_idle_conns"`
+}
+
+// Timeouts bound one upstream attempt.
+type Timeouts struct {
+	Connect    Duration `yaml:"connect"`     // default 2s
+	FirstToken Duration `yaml:"first_token"` // response headers; default 30s
+	Idle       Duration `yaml:"idle"`        // gap between stream chunks; default 30s
+	Total      Duration `yaml:"total"`       // default 10m
+}
+
+// Routing holds cross-model policy.
+type Routing struct {
+	// Fallbacks: public model name → the models to try, in order, when it has
+	// no usable deployment or its attempt fails before any byte is sent.
+	Fallbacks map[string][]string `yaml:"fallbacks"`
+}
+
+// Duration is a time.Duration written as "1.5s" in YAML.
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }

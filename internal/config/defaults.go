@@ -1,0 +1,119 @@
+package config
+
+import "time"
+
+// The defaults, in one place. docs/configuration.md lists the same values.
+const (
+	DefaultAddr              = "127.0.0.1:8080"
+	DefaultMaxBodyBytes      = 32 << 20
+	DefaultShutdownGrace     = 15 * time.Second
+	DefaultReadHeaderTimeout = 10 * time.Second
+
+	DefaultContextWindow = 32768
+	DefaultMaxN          = 8
+	DefaultOnViolation   = OnViolationReject
+
+	DefaultWeight       = 1
+	DefaultDialect      = DialectOpenAI
+	DefaultMaxIdleConns = 256
+
+	DefaultConnectTimeout    = 2 * time.Second
+	DefaultFirstTokenTimeout = 30 * time.Second
+	DefaultIdleTimeout       = 30 * time.Second
+	DefaultTotalTimeout      = 10 * time.Minute
+)
+
+// Words with meaning in the config.
+const (
+	KindSim    = "sim"
+	KindOpenAI = "openai"
+
+	OnViolationReject = "reject"
+	OnViolationClamp  = "clamp"
+
+	EndpointChat        = "chat"
+	EndpointCompletions = "completions"
+	EndpointEmbeddings  = "embeddings"
+
+	DialectOpenAI      = "openai"
+	DialectVLLM        = "vllm"
+	DialectVLLMLegacy  = "vllm-legacy" // vLLM before 0.10.1: flat error bodies
+	DialectSGLang      = "sglang"
+	DialectOllama      = "ollama"
+	DialectLlamaCpp    = "llamacpp"
+	DialectModelStudio = "modelstudio"
+)
+
+// ApplyDefaults fills every unset key with its default. A zero value means
+// unset: a timeout of 0 takes the default, there is no "no timeout". Kind,
+// when unset, is inferred: a url means openai, a profile means sim.
+// ApplyDefaults is idempotent and never overwrites a set value, so negative
+// or otherwise invalid values survive for Validate to report.
+func (c *Config) ApplyDefaults() {
+	s := &c.Server
+	setDefault(&s.Addr, DefaultAddr)
+	setDefault(&s.MaxBodyBytes, DefaultMaxBodyBytes)
+	setDefault(&s.ShutdownGrace, Duration(DefaultShutdownGrace))
+	setDefault(&s.ReadHeaderTimeout, Duration(DefaultReadHeaderTimeout))
+	for i := range c.Models {
+		c.Models[i].applyDefaults()
+	}
+}
+
+func (m *Model) applyDefaults() {
+	setDefault(&m.ContextWindow, DefaultContextWindow)
+	if len(m.Capabilities.Input) == 0 {
+		m.Capabilities.Input = []string{"text"}
+	}
+	if len(m.Capabilities.Output) == 0 {
+		m.Capabilities.Output = []string{"text"}
+	}
+	if len(m.Capabilities.Endpoints) == 0 {
+		m.Capabilities.Endpoints = []string{EndpointChat, EndpointCompletions}
+	}
+	l := &m.Limits
+	if l.Temperature == nil {
+		l.Temperature = &Range{Min: 0, Max: 2}
+	}
+	if l.TopP == nil {
+		l.TopP = &Range{Min: 0, Max: 1}
+	}
+	setDefault(&l.MaxN, DefaultMaxN)
+	setDefault(&l.OnViolation, DefaultOnViolation)
+	for i := range m.Deployments {
+		m.Deployments[i].applyDefaults(m.Name)
+	}
+}
+
+func (d *Deployment) applyDefaults(model string) {
+	if d.Kind == "" {
+		switch {
+		case d.URL != "":
+			d.Kind = KindOpenAI
+		case d.Profile != "":
+			d.Kind = KindSim
+		}
+	}
+	setDefault(&d.Weight, DefaultWeight)
+	// Dialect, upstream model and the connection pool mean nothing to the
+	// in-process simulator; Validate rejects them there.
+	if d.Kind == KindOpenAI {
+		setDefault(&d.Dialect, DefaultDialect)
+		setDefault(&d.UpstreamModel, model)
+		setDefault(&d.MaxIdleConns, DefaultMaxIdleConns)
+	}
+	// Timeouts apply to both kinds: the simulator can hang or stall on purpose.
+	t := &d.Timeouts
+	setDefault(&t.Connect, Duration(DefaultConnectTimeout))
+	setDefault(&t.FirstToken, Duration(DefaultFirstTokenTimeout))
+	setDefault(&t.Idle, Duration(DefaultIdleTimeout))
+	setDefault(&t.Total, Duration(DefaultTotalTimeout))
+}
+
+// setDefault sets *p to def when *p is the zero value.
+func setDefault[T comparable](p *T, def T) {
+	var zero T
+	if *p == zero {
+		*p = def
+	}
+}

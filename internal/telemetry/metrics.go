@@ -1,0 +1,128 @@
+// Package telemetry holds omnigate's Prometheus metrics. Label values are
+// resolved once per model and status so the hot path does no map hashing of
+// label sets beyond one lookup.
+package telemetry
+
+import (
+	"net/http"
+	"strconv"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// LatencyBuckets are the model_latency_seconds buckets, in seconds.
+var LatencyBuckets = []float64{0.1, 0.5, 1, 2, 5}
+
+// Metrics is the gateway's metric set, on its own registry.
+type Metrics struct {
+	reg       *prometheus.Registry
+	latency   *prometheus.HistogramVec
+	requests  *prometheus.CounterVec
+	upstream  *prometheus.CounterVec
+	inflight  *prometheus.GaugeVec
+	fallbacks *prometheus.CounterVec
+	clamped   *prometheus.CounterVec
+
+	mu    sync.RWMutex
+	byKey map[reqKey]prometheus.Counter
+}
+
+type reqKey struct {
+	model string
+	code  int
+}
+
+// New registers the metric set, with Go runtime and process collectors.
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "model_latency_seconds",
+			Help:    "Time from request received to response complete, per public model version.",
+			Buckets: LatencyBuckets,
+		}, []string{"model_version"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "omnigate_requests_total",
+			Help: "Client requests by public model and HTTP status.",
+		}, []string{"model", "code"}),
+		upstream: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "omnigate_upstream_requests_total",
+			Help: "Upstream attempts by model, deployment and outcome (HTTP status or error class).",
+		}, []string{"model", "deployment", "outcome"}),
+		inflight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "omnigate_inflight_requests",
+			Help: "Requests being served, per public model.",
+		}, []string{"model"}),
+		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "omnigate_fallbacks_total",
+			Help: "Requests served by a fallback model, by requested and serving model.",
+		}, []string{"from", "to"}),
+		clamped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "omnigate_clamped_params_total",
+			Help: "Parameters clamped to a model's limits, by model and parameter.",
+		}, []string{"model", "param"}),
+		byKey: make(map[reqKey]prometheus.Counter),
+	}
+	m.reg.MustRegister(m.latency, m.requests, m.upstream, m.inflight, m.fallbacks, m.clamped,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// Registry returns the registry, for other packages' collectors.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Model returns the per-model handles, resolved once at startup.
+func (m *Metrics) Model(name string) *ModelMetrics {
+	return &ModelMetrics{m: m, name: name, Latency: m.latency.WithLabelValues(name), Inflight: m.inflight.WithLabelValues(name)}
+}
+
+// ModelMetrics are one model's pre-resolved metric handles.
+type ModelMetrics struct {
+	m        *Metrics
+	name     string
+	Latency  prometheus.Observer
+	Inflight prometheus.Gauge
+}
+
+// Request counts one finished client request with its status.
+func (mm *ModelMetrics) Request(code int) {
+	mm.m.request(mm.name, code)
+}
+
+// Upstream counts one upstream attempt; outcome is a status code or an error class.
+func (mm *ModelMetrics) Upstream(deployment, outcome string) {
+	mm.m.upstream.WithLabelValues(mm.name, deployment, outcome).Inc()
+}
+
+// Fallback counts a request served by model to instead of this one.
+func (mm *ModelMetrics) Fallback(to string) { mm.m.fallbacks.WithLabelValues(mm.name, to).Inc() }
+
+// Clamped counts a parameter clamped to this model's limits.
+func (mm *ModelMetrics) Clamped(param string) { mm.m.clamped.WithLabelValues(mm.name, param).Inc() }
+
+// Request counts a request that has no model (unknown model, bad JSON).
+func (m *Metrics) Request(model string, code int) { m.request(model, code) }
+
+func (m *Metrics) request(model string, code int) {
+	k := reqKey{model, code}
+	m.mu.RLock()
+	c, ok := m.byKey[k]
+	m.mu.RUnlock()
+	if !ok {
+		m.mu.Lock()
+		if c, ok = m.byKey[k]; !ok {
+			c = m.requests.WithLabelValues(model, strconv.Itoa(code))
+			m.byKey[k] = c
+		}
+		m.mu.Unlock()
+	}
+	c.Inc()
+}
