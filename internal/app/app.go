@@ -21,6 +21,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "run the gateway", runServe},
+		{"validate-config", "check config files and report every problem", runValidateConfig},
 		{"version", "print the version", runVersion},
 	}
 }

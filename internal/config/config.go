@@ -83,7 +83,8 @@ type Deployment struct {
 	APIKeyEnv     string            `yaml:"api_key_env"`    // env var holding the bearer token
 	Headers       map[string]string `yaml:"headers"`        // static headers sent upstream
 	// Dialect names the engine, for error normalisation: openai, vllm,
-	// sglang, ollama, llamacpp, modelstudio. Default openai.
+	// vllm-legacy (before 0.10.1), sglang, ollama, llamacpp, modelstudio.
+	// Default openai.
 	Dialect string `yaml:"dialect"`
 	// StreamOnly: the upstream accepts only stream:true (Model Studio's Omni
 	// models); non-streaming requests are streamed and aggregated.

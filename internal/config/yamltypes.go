@@ -31,8 +31,8 @@ func (r Range) MarshalYAML() (any, error) {
 		Kind:  yaml.SequenceNode,
 		Style: yaml.FlowStyle,
 		Content: []*yaml.Node{
-			{Kind: yaml.ScalarNode, Tag: "!!float", Value: formatFloat(r.Min)},
-			{Kind: yaml.ScalarNode, Tag: "!!float", Value: formatFloat(r.Max)},
+			{Kind: yaml.ScalarNode, Value: formatFloat(r.Min)},
+			{Kind: yaml.ScalarNode, Value: formatFloat(r.Max)},
 		},
 	}, nil
 }

@@ -1,0 +1,489 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/url"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode"
+)
+
+// ProfileExists, when set, reports whether a simulator profile name (or
+// file) exists. The simulator package owns profiles, so the application
+// wires this at start-up; nil means Validate does not check profiles.
+var ProfileExists func(profile string) bool
+
+// ReservedModelName is the model name clients send to let the router choose;
+// no model or alias may take it.
+const ReservedModelName = "auto"
+
+// Problem is one thing wrong with a configuration.
+type Problem struct {
+	Path    string // where, as in models[1].deployments[0].url
+	Message string
+}
+
+// String returns "PATH: MESSAGE".
+func (p Problem) String() string {
+	if p.Path == "" {
+		return p.Message
+	}
+	return p.Path + ": " + p.Message
+}
+
+// ValidationError is a configuration that failed Validate, with every problem.
+type ValidationError struct {
+	Source   string // the file name, or a description of where the config came from
+	Problems []Problem
+}
+
+// Error lists every problem, one a line after the first.
+func (e *ValidationError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "invalid configuration (%s): ", e.Source)
+	if len(e.Problems) == 1 {
+		b.WriteString(e.Problems[0].String())
+		return b.String()
+	}
+	fmt.Fprintf(&b, "%d problems:", len(e.Problems))
+	for _, p := range e.Problems {
+		b.WriteString("\n  ")
+		b.WriteString(p.String())
+	}
+	return b.String()
+}
+
+var (
+	inputModalities  = []string{"text", "image", "audio", "video"}
+	outputModalities = []string{"text", "audio"}
+	endpoints        = []string{EndpointChat, EndpointCompletions, EndpointEmbeddings}
+	dialects         = []string{DialectOpenAI, DialectVLLM, DialectVLLMLegacy, DialectSGLang,
+		DialectOllama, DialectLlamaCpp, DialectModelStudio}
+)
+
+// validator collects problems.
+type validator struct{ problems []Problem }
+
+func (v *validator) add(path, format string, args ...any) {
+	v.problems = append(v.problems, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+// Validate reports every problem in the configuration, in file order, or
+// nil. Call it after ApplyDefaults. It does not read the environment (see
+// Warnings for that); it consults ProfileExists when set.
+func (c *Config) Validate() []Problem {
+	v := &validator{}
+	v.server(&c.Server)
+	if len(c.Models) == 0 {
+		v.add("models", "at least one model is required")
+	}
+	owners := map[string]string{} // public name or alias → what uses it
+	for i := range c.Models {
+		v.model(fmt.Sprintf("models[%d]", i), &c.Models[i], owners)
+	}
+	v.fallbacks(c)
+	return v.problems
+}
+
+func (v *validator) server(s *Server) {
+	if host, port, err := net.SplitHostPort(s.Addr); err != nil {
+		v.add("server.addr", "%q is not host:port (%v)", s.Addr, unwrapAddrErr(err))
+	} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		v.add("server.addr", "port %q in %q is not a number from 0 to 65535", port, s.Addr)
+	} else if strings.ContainsAny(host, " \t/") {
+		v.add("server.addr", "host %q in %q is not a host name or IP address", host, s.Addr)
+	}
+	if s.MaxBodyBytes <= 0 {
+		v.add("server.max_body_bytes", "must be > 0, got %d", s.MaxBodyBytes)
+	}
+	v.nonNegative("server.shutdown_grace", s.ShutdownGrace)
+	v.nonNegative("server.read_header_timeout", s.ReadHeaderTimeout)
+}
+
+func unwrapAddrErr(err error) string {
+	if ae, ok := err.(*net.AddrError); ok {
+		return ae.Err
+	}
+	return err.Error()
+}
+
+func (v *validator) nonNegative(path string, d Duration) {
+	if d < 0 {
+		v.add(path, "must be >= 0, got %s", d)
+	}
+}
+
+// name checks a public name, alias or deployment name.
+func (v *validator) name(path, what, s string) bool {
+	switch {
+	case s == "":
+		v.add(path, "%s is required", what)
+	case strings.IndexFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
+		v.add(path, "%s %q contains white space or control characters", what, s)
+	default:
+		return true
+	}
+	return false
+}
+
+func (v *validator) model(p string, m *Model, owners map[string]string) {
+	if v.name(p+".name", "name", m.Name) {
+		v.publicName(p+".name", m.Name, p, owners)
+	}
+	for j, a := range m.Aliases {
+		ap := fmt.Sprintf("%s.aliases[%d]", p, j)
+		if !v.name(ap, "alias", a) {
+			continue
+		}
+		if a == m.Name {
+			v.add(ap, "alias %q repeats the model's own name", a)
+			continue
+		}
+		v.publicName(ap, a, p, owners)
+	}
+	if m.ContextWindow <= 0 {
+		v.add(p+".context_window", "must be > 0, got %d", m.ContextWindow)
+	}
+	v.capabilities(p+".capabilities", m)
+	v.limits(p+".limits", m)
+	if len(m.Deployments) == 0 {
+		v.add(p+".deployments", "at least one deployment is required")
+	}
+	seen := map[string]int{}
+	for j := range m.Deployments {
+		dp := fmt.Sprintf("%s.deployments[%d]", p, j)
+		d := &m.Deployments[j]
+		if v.name(dp+".name", "name", d.Name) {
+			if k, dup := seen[d.Name]; dup {
+				v.add(dp+".name", "deployment name %q is already used by %s.deployments[%d]", d.Name, p, k)
+			} else {
+				seen[d.Name] = j
+			}
+		}
+		v.deployment(dp, d)
+	}
+}
+
+// publicName checks that a name or alias is not reserved and not taken.
+// owner is the model's path; owners maps each name seen to its user.
+func (v *validator) publicName(path, s, owner string, owners map[string]string) {
+	if s == ReservedModelName {
+		v.add(path, "%q is reserved: clients send model %q to let the gateway choose", s, s)
+		return
+	}
+	if prev, dup := owners[s]; dup {
+		v.add(path, "%q is already used as %s", s, prev)
+		return
+	}
+	if strings.HasSuffix(path, ".name") {
+		owners[s] = "the name of " + owner
+	} else {
+		owners[s] = "an alias of " + owner
+	}
+}
+
+func (v *validator) capabilities(p string, m *Model) {
+	c := &m.Capabilities
+	v.words(p+".input", "input modality", c.Input, inputModalities)
+	v.words(p+".output", "output modality", c.Output, outputModalities)
+	if !slices.Contains(c.Output, "text") {
+		v.add(p+".output", "must include text (every model answers in text)")
+	}
+	if slices.Contains(c.Output, "audio") && !slices.ContainsFunc(m.Deployments, func(d Deployment) bool { return d.AudioOutput }) {
+		v.add(p+".output", "includes audio but no deployment sets audio_output: true")
+	}
+	v.words(p+".endpoints", "endpoint", c.Endpoints, endpoints)
+}
+
+// words checks that list is non-empty, uses only allowed words, and has no repeats.
+func (v *validator) words(p, what string, list, allowed []string) {
+	if len(list) == 0 {
+		v.add(p, "must list at least one %s (%s)", what, strings.Join(allowed, ", "))
+	}
+	for j, w := range list {
+		switch {
+		case !slices.Contains(allowed, w):
+			v.add(fmt.Sprintf("%s[%d]", p, j), "unknown %s %q (want one of %s)", what, w, strings.Join(allowed, ", "))
+		case slices.Index(list, w) < j:
+			v.add(fmt.Sprintf("%s[%d]", p, j), "%q is listed twice", w)
+		}
+	}
+}
+
+func (v *validator) limits(p string, m *Model) {
+	l := &m.Limits
+	switch {
+	case l.MaxTokens < 0:
+		v.add(p+".max_tokens", "must be >= 0 (0: only the context window limits it), got %d", l.MaxTokens)
+	case m.ContextWindow > 0 && l.MaxTokens > m.ContextWindow:
+		v.add(p+".max_tokens", "%d exceeds the model's context_window %d", l.MaxTokens, m.ContextWindow)
+	}
+	v.rangeLimit(p+".temperature", l.Temperature, 0, math.Inf(1))
+	v.rangeLimit(p+".top_p", l.TopP, 0, 1)
+	if l.MaxN < 0 {
+		v.add(p+".max_n", "must be >= 1, got %d", l.MaxN)
+	}
+	for _, kv := range []struct {
+		key string
+		n   *int
+	}{{"image", l.Media.Image}, {"audio", l.Media.Audio}, {"video", l.Media.Video}} {
+		if kv.n != nil && *kv.n < 0 {
+			v.add(p+".media."+kv.key, "must be >= 0 (0 refuses the kind; leave it out for no limit), got %d", *kv.n)
+		}
+	}
+	switch l.OnViolation {
+	case "", OnViolationReject, OnViolationClamp:
+	default:
+		v.add(p+".on_violation", "unknown policy %q (want reject or clamp)", l.OnViolation)
+	}
+}
+
+// rangeLimit checks r is a finite interval inside [lo, hi].
+func (v *validator) rangeLimit(p string, r *Range, lo, hi float64) {
+	switch {
+	case r == nil:
+	case math.IsNaN(r.Min) || math.IsNaN(r.Max) || math.IsInf(r.Min, 0) || math.IsInf(r.Max, 0):
+		v.add(p, "range %s must be finite", r)
+	case r.Min > r.Max:
+		v.add(p, "min %s is greater than max %s", formatFloat(r.Min), formatFloat(r.Max))
+	case r.Min < lo || r.Max > hi:
+		if math.IsInf(hi, 1) {
+			v.add(p, "range %s must not go below %s", r, formatFloat(lo))
+		} else {
+			v.add(p, "range %s must lie within %s", r, Range{Min: lo, Max: hi})
+		}
+	}
+}
+
+func (v *validator) deployment(p string, d *Deployment) {
+	switch d.Kind {
+	case KindSim:
+		v.simDeployment(p, d)
+	case KindOpenAI:
+		v.openAIDeployment(p, d)
+	case "":
+		v.add(p+".kind", "kind is required: sim or openai")
+	default:
+		v.add(p+".kind", "unknown kind %q (want sim or openai)", d.Kind)
+	}
+	if d.Weight < 1 {
+		v.add(p+".weight", "must be >= 1, got %d", d.Weight)
+	}
+	v.nonNegative(p+".timeouts.connect", d.Timeouts.Connect)
+	v.nonNegative(p+".timeouts.first_token", d.Timeouts.FirstToken)
+	v.nonNegative(p+".timeouts.idle", d.Timeouts.Idle)
+	v.nonNegative(p+".timeouts.total", d.Timeouts.Total)
+}
+
+func (v *validator) simDeployment(p string, d *Deployment) {
+	if d.Profile == "" {
+		v.add(p+".profile", "kind sim needs a profile")
+	} else if ProfileExists != nil && !ProfileExists(d.Profile) {
+		v.add(p+".profile", "unknown simulator profile %q", d.Profile)
+	}
+	for _, f := range []struct {
+		key string
+		set bool
+	}{
+		{"url", d.URL != ""},
+		{"upstream_model", d.UpstreamModel != ""},
+		{"api_key_env", d.APIKeyEnv != ""},
+		{"headers", len(d.Headers) > 0},
+		{"dialect", d.Dialect != ""},
+		{"stream_only", d.StreamOnly},
+		{"max_idle_conns", d.MaxIdleConns != 0},
+	} {
+		if f.set {
+			v.add(p+"."+f.key, "applies only to kind openai")
+		}
+	}
+}
+
+func (v *validator) openAIDeployment(p string, d *Deployment) {
+	if d.Profile != "" {
+		v.add(p+".profile", "applies only to kind sim")
+	}
+	v.upstreamURL(p+".url", d.URL)
+	if !slices.Contains(dialects, d.Dialect) {
+		v.add(p+".dialect", "unknown dialect %q (want one of %s)", d.Dialect, strings.Join(dialects, ", "))
+	}
+	if d.UpstreamModel == "" {
+		v.add(p+".upstream_model", "is required")
+	}
+	if d.APIKeyEnv != "" && !isEnvName(d.APIKeyEnv) {
+		v.add(p+".api_key_env", "%q is not an environment variable name (letters, digits, _; not starting with a digit)", d.APIKeyEnv)
+	}
+	for _, k := range sortedKeys(d.Headers) {
+		if !isToken(k) {
+			v.add(p+".headers", "%q is not a valid header name", k)
+		} else if strings.ContainsAny(d.Headers[k], "\r\n\x00") {
+			v.add(p+".headers."+k, "value contains a line break or NUL")
+		}
+	}
+	if d.MaxIdleConns < 0 {
+		v.add(p+".max_idle_conns", "must be >= 0, got %d", d.MaxIdleConns)
+	}
+}
+
+func (v *validator) upstreamURL(p, raw string) {
+	if raw == "" {
+		v.add(p, "kind openai needs a url, such as http://10.0.0.5:8000/v1")
+		return
+	}
+	if strings.Contains(raw, "${") {
+		v.add(p, "%q: environment variables are not expanded in the config; write the URL out", raw)
+		return
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		v.add(p, "%q is not an absolute http:// or https:// URL: %v", raw, errors.Unwrap(err))
+	case u.Scheme != "http" && u.Scheme != "https":
+		v.add(p, "%q must be an absolute http:// or https:// URL", raw)
+	case u.Host == "":
+		v.add(p, "%q has no host", raw)
+	case u.RawQuery != "" || u.Fragment != "":
+		v.add(p, "%q must not carry a query or fragment", raw)
+	case u.User != nil:
+		v.add(p, "%q must not carry credentials; use api_key_env", raw)
+	}
+}
+
+// fallbacks checks routing.fallbacks: names exist, no self or repeated
+// targets, and no loops.
+func (v *validator) fallbacks(c *Config) {
+	models := map[string]bool{}
+	aliasOf := map[string]string{}
+	for _, m := range c.Models {
+		models[m.Name] = true
+		for _, a := range m.Aliases {
+			aliasOf[a] = m.Name
+		}
+	}
+	known := func(p, name string) bool {
+		switch {
+		case models[name]:
+			return true
+		case aliasOf[name] != "":
+			v.add(p, "%q is an alias of %s; fallbacks name models by their name", name, aliasOf[name])
+		default:
+			v.add(p, "unknown model %q", name)
+		}
+		return false
+	}
+	graph := map[string][]string{}
+	keys := sortedKeys(c.Routing.Fallbacks)
+	for _, k := range keys {
+		kp := "routing.fallbacks." + k
+		keyOK := known(kp, k)
+		for j, t := range c.Routing.Fallbacks[k] {
+			tp := fmt.Sprintf("%s[%d]", kp, j)
+			switch {
+			case t == k:
+				v.add(tp, "a model cannot fall back to itself")
+			case slices.Index(c.Routing.Fallbacks[k], t) < j:
+				v.add(tp, "%q is listed twice", t)
+			case known(tp, t) && keyOK:
+				graph[k] = append(graph[k], t)
+			}
+		}
+	}
+	for _, cycle := range findCycles(keys, graph) {
+		v.add("routing.fallbacks."+cycle[0], "fallback loop: %s", strings.Join(cycle, " → "))
+	}
+}
+
+// findCycles returns each distinct cycle in graph once, rotated to start at
+// its least name and closed (a → b → a).
+func findCycles(nodes []string, graph map[string][]string) [][]string {
+	const (
+		unseen = iota
+		onStack
+		done
+	)
+	state := map[string]int{}
+	var stack []string
+	seen := map[string]bool{}
+	var cycles [][]string
+	var visit func(n string)
+	visit = func(n string) {
+		state[n] = onStack
+		stack = append(stack, n)
+		for _, t := range graph[n] {
+			switch state[t] {
+			case unseen:
+				visit(t)
+			case onStack:
+				i := slices.Index(stack, t)
+				cyc := slices.Clone(stack[i:])
+				least := slices.Index(cyc, slices.Min(cyc))
+				cyc = append(cyc[least:], cyc[:least]...)
+				cyc = append(cyc, cyc[0])
+				if key := strings.Join(cyc, "\x00"); !seen[key] {
+					seen[key] = true
+					cycles = append(cycles, cyc)
+				}
+			}
+		}
+		stack = stack[:len(stack)-1]
+		state[n] = done
+	}
+	for _, n := range nodes {
+		if state[n] == unseen {
+			visit(n)
+		}
+	}
+	return cycles
+}
+
+// Warnings reports what depends on the environment and is not an error in
+// the file: api_key_env variables that are unset or empty in getenv. A
+// missing key is a warning, not a Problem, so a file validates the same on
+// a laptop and in CI without the production secrets.
+func (c *Config) Warnings(getenv func(string) string) []Problem {
+	var ws []Problem
+	for i, m := range c.Models {
+		for j, d := range m.Deployments {
+			if d.Kind == KindOpenAI && d.APIKeyEnv != "" && getenv(d.APIKeyEnv) == "" {
+				ws = append(ws, Problem{
+					Path:    fmt.Sprintf("models[%d].deployments[%d].api_key_env", i, j),
+					Message: fmt.Sprintf("environment variable %s is unset or empty; serve needs it set", d.APIKeyEnv),
+				})
+			}
+		}
+	}
+	return ws
+}
+
+func isEnvName(s string) bool {
+	for i, r := range s {
+		if !(r == '_' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || i > 0 && r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// isToken reports whether s is an HTTP token (RFC 9110), as header names must be.
+func isToken(s string) bool {
+	for _, r := range s {
+		if r > unicode.MaxASCII || !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || strings.ContainsRune("!#$%&'*+-.^_`|~", r)) {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
