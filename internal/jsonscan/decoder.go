@@ -371,7 +371,7 @@ const (
 // plainWord reports whether all 8 bytes of w are plain string bytes.
 func plainWord(w uint64) bool {
 	hasZero := func(x uint64) uint64 { return (x - lsb) & ^x & msb }
-	return (hasZero(w^(lsb*'"'))|hasZero(w^(lsb*'\\'))|((w-lsb*0x20)&^w&msb)|(w&msb)) == 0
+	return (hasZero(w^(lsb*'"')) | hasZero(w^(lsb*'\\')) | ((w - lsb*0x20) &^ w & msb) | (w & msb)) == 0
 }
 
 // scanString consumes a string at d.off (which holds '"'), validating escapes

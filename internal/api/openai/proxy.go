@@ -368,4 +368,3 @@ func tooLarge(limit int64) error {
 	return apierror.New(http.StatusRequestEntityTooLarge, "request_too_large",
 		"The request body is larger than the limit of %d bytes.", limit)
 }
-

@@ -1,0 +1,92 @@
+package openai
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/omnigate/omnigate/internal/catalog"
+)
+
+func BenchmarkParseChatSmall(b *testing.B) {
+	body := []byte(chatSmall)
+	var r Request
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := Parse(Chat, body, &r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkParseChatMultimodal(b *testing.B) {
+	body := []byte(chatMultimodal)
+	var r Request
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := Parse(Chat, body, &r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkParseChatImage1MB measures a body dominated by one base64 image.
+func BenchmarkParseChatImage1MB(b *testing.B) {
+	data := make([]byte, 1<<20)
+	for i := range data {
+		data[i] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[i%64]
+	}
+	body := []byte(part(`{"type":"text","text":"what is this?"},{"type":"image_url","image_url":{"url":"data:image/png;base64,` + string(data) + `"}}`))
+	var r Request
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := Parse(Chat, body, &r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkValidate(b *testing.B) {
+	var r Request
+	if err := Parse(Chat, []byte(chatMultimodal), &r); err != nil {
+		b.Fatal(err)
+	}
+	m := testModel("clamp")
+	m.AudioOut = true
+	m.Input |= catalog.Modalities(catalog.Video)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Validate(&r, m); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkSplice(b *testing.B) {
+	body := []byte(chatSmall)
+	var r Request
+	if err := Parse(Chat, body, &r); err != nil {
+		b.Fatal(err)
+	}
+	model, maxTokens := []byte(`"Qwen/Qwen2.5-Omni-7B"`), []byte("128")
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = Splice(body, Edit{Span: r.ModelSpan, Value: model}, Edit{Span: r.MaxTokensSpan, Value: maxTokens})
+	}
+}
+
+// BenchmarkParseChatSmallEncodingJSON is the baseline Parse replaces:
+// decoding the same body into a generic value with encoding/json.
+func BenchmarkParseChatSmallEncodingJSON(b *testing.B) {
+	body := []byte(chatSmall)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var v map[string]any
+		if err := json.Unmarshal(body, &v); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,50 @@
+package openai
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+
+	"github.com/omnigate/omnigate/internal/apierror"
+)
+
+// FuzzParse: Parse never panics, accepts only what encoding/json accepts,
+// fails only with 400s, and what it accepts survives Validate, Clamp.Apply
+// and SetModel as valid JSON that parses to the same view.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{chatSmall, chatMultimodal, chat(`"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":"auto"`),
+		`{"model":"m","prompt":[[1,2]],"max_tokens":3}`, `{"model":"m","input":["a"]}`, `{"model":"m",}`} {
+		f.Add(uint8(Chat), []byte(s))
+	}
+	f.Fuzz(func(t *testing.T, ep uint8, body []byte) {
+		ep = ep%3 + 1
+		var r Request
+		err := Parse(Endpoint(ep), body, &r)
+		if err != nil {
+			var ae *apierror.Error
+			if !errors.As(err, &ae) || ae.Status != 400 {
+				t.Fatalf("Parse error %v is not a 400 *apierror.Error", err)
+			}
+			return
+		}
+		if !json.Valid(body) {
+			t.Fatalf("Parse accepted %q, encoding/json rejects it", body)
+		}
+		c, err := Validate(&r, testModel("clamp"))
+		if err == nil && len(c) > 0 {
+			out := c.Apply(body)
+			var r2 Request
+			if err := Parse(Endpoint(ep), out, &r2); err != nil {
+				t.Fatalf("clamped body %q does not parse: %v", out, err)
+			}
+		}
+		out := SetModel(body, &r, "renamed")
+		var r2 Request
+		if err := Parse(Endpoint(ep), out, &r2); err != nil {
+			t.Fatalf("SetModel body %q does not parse: %v", out, err)
+		}
+		if r2 != r {
+			t.Fatalf("SetModel: updated view %+v, re-parse %+v", r, r2)
+		}
+	})
+}
