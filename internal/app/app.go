@@ -22,6 +22,7 @@ func commands() []command {
 	return []command{
 		{"serve", "run the gateway", runServe},
 		{"validate-config", "check config files and report every problem", runValidateConfig},
+		{"bench", "load harness: direct vs bare proxy vs omnigate", runBench},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -1,0 +1,388 @@
+// Package loadtest is omnigate's load harness (`omnigate bench`). It starts
+// an upstream, a bare reverse proxy and the gateway as separate processes,
+// optionally pinned to CPUs, drives the same load at each — direct to the
+// upstream, through the proxy, through omnigate — and reports throughput,
+// latency percentiles, CPU per request and RSS of each from /proc, side by
+// side. It also provides the helper modes it runs as children: a
+// fixed-payload upstream and the bare proxy.
+package loadtest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// Modes the harness knows, in the order "all" runs them.
+var allModes = []string{"small", "stream", "payload", "idle-streams"}
+
+// Targets in report order.
+var allTargets = []string{"direct", "proxy", "omnigate"}
+
+// Options configure one harness run. Zero values take the defaults noted.
+type Options struct {
+	Modes       []string      // small, stream, payload, idle-streams, soak; default allModes
+	Targets     []string      // direct, proxy, omnigate; default all three
+	Duration    time.Duration // per measured phase; default 10s
+	Warmup      time.Duration // unrecorded load before each phase; default 1s
+	Rate        float64       // open-loop rate; 0 with Concurrency set: closed-loop only
+	Concurrency int           // closed-loop workers; 0 with Rate set: open-loop only
+	MaxRequests int           // cap per phase; default 2,000,000
+	Streams     int           // idle-streams: streams held open; default 10,000
+	Hold        time.Duration // idle-streams: hold time once open; default 3s
+	Soak        time.Duration // soak mode length; default 3m
+	Payload     int           // payload mode response size; default 10240
+	Pin         bool
+	ServerCPUs  []int  // with Pin; default [0]
+	ClientCPUs  []int  // with Pin; default [1]
+	Upstream    string // external upstream base URL (loopback only); default: start one
+	UpstreamSim bool   // use `omnigate sim --profile instant` for small and stream
+	Bin         string // binary to exec; default os.Executable()
+	Out         string // JSON result path; "" writes none
+	Runs        int    // repetitions; the report shows medians; default 1
+	Progress    io.Writer
+}
+
+func (o *Options) defaults() error {
+	if len(o.Modes) == 0 {
+		o.Modes = allModes
+	}
+	if len(o.Targets) == 0 {
+		o.Targets = allTargets
+	}
+	for _, m := range o.Modes {
+		if !slices.Contains(allModes, m) && m != "soak" {
+			return fmt.Errorf("bench: unknown mode %q (want small, stream, payload, idle-streams, soak or all)", m)
+		}
+	}
+	for _, t := range o.Targets {
+		if !slices.Contains(allTargets, t) {
+			return fmt.Errorf("bench: unknown target %q (want direct, proxy, omnigate)", t)
+		}
+	}
+	if o.Duration <= 0 {
+		o.Duration = 10 * time.Second
+	}
+	if o.Warmup < 0 {
+		o.Warmup = 0
+	} else if o.Warmup == 0 {
+		o.Warmup = time.Second
+	}
+	if o.Rate == 0 && o.Concurrency == 0 {
+		o.Rate, o.Concurrency = 1000, 50
+	}
+	if o.MaxRequests <= 0 {
+		o.MaxRequests = 2_000_000
+	}
+	if o.Streams <= 0 {
+		o.Streams = 10_000
+	}
+	if o.Hold <= 0 {
+		o.Hold = 3 * time.Second
+	}
+	if o.Soak <= 0 {
+		o.Soak = 3 * time.Minute
+	}
+	if o.Payload <= 0 {
+		o.Payload = 10240
+	}
+	if o.Pin {
+		if len(o.ServerCPUs) == 0 {
+			o.ServerCPUs = []int{0}
+		}
+		if len(o.ClientCPUs) == 0 {
+			o.ClientCPUs = []int{1}
+		}
+	} else {
+		o.ServerCPUs, o.ClientCPUs = nil, nil
+	}
+	if o.Runs <= 0 {
+		o.Runs = 1
+	}
+	if o.Bin == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("bench: find own binary (use --bin): %w", err)
+		}
+		o.Bin = exe
+	}
+	if o.Upstream != "" {
+		if err := loopbackURL(o.Upstream); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loopbackURL accepts only http URLs on this machine: the harness never
+// sends load anywhere else.
+func loopbackURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "http" || u.Host == "" {
+		return fmt.Errorf("bench: --upstream %q: want http://127.0.0.1:PORT/v1", raw)
+	}
+	h := u.Hostname()
+	if ip := net.ParseIP(h); h != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("bench: --upstream %q: only loopback addresses are allowed", raw)
+	}
+	return nil
+}
+
+// Run executes the harness and returns the result (medians over runs). It
+// writes the table to stdout and the JSON file to o.Out.
+func Run(ctx context.Context, o Options, stdout io.Writer) (*Result, error) {
+	if err := o.defaults(); err != nil {
+		return nil, err
+	}
+	raiseNoFile()
+	if o.Pin {
+		if err := PinSelf(o.ClientCPUs); err != nil {
+			return nil, fmt.Errorf("bench: pin load generator: %w", err)
+		}
+	}
+	res := newResult(o)
+	r := &runner{client: newClient(max(o.Concurrency, 64)), progress: o.Progress, samples: 200_000}
+	defer r.client.CloseIdleConnections()
+	perMode := map[string][][]PhaseResult{}
+	idle := map[string][]map[string]int64{}
+	for run := range o.Runs {
+		for _, mode := range o.Modes {
+			if o.Progress != nil {
+				fmt.Fprintf(o.Progress, "bench: run %d/%d, mode %s\n", run+1, o.Runs, mode)
+			}
+			phases, idleRSS, err := runMode(ctx, &o, r, mode)
+			if err != nil {
+				return nil, fmt.Errorf("bench %s: %w", mode, err)
+			}
+			perMode[mode] = append(perMode[mode], phases)
+			idle[mode] = append(idle[mode], idleRSS)
+		}
+	}
+	for _, mode := range o.Modes {
+		res.Modes = append(res.Modes, mergeRuns(mode, perMode[mode], idle[mode]))
+	}
+	res.Goals = evaluateGoals(res, o)
+	res.Finished = time.Now().UTC()
+	WriteTable(stdout, res)
+	if o.Out != "" {
+		b, err := json.MarshalIndent(res, "", "  ")
+		if err != nil {
+			return res, err
+		}
+		if err := os.WriteFile(o.Out, append(b, '\n'), 0o644); err != nil {
+			return res, fmt.Errorf("bench: write result: %w", err)
+		}
+	}
+	return res, nil
+}
+
+// stack is the set of processes one mode runs against.
+type stack struct {
+	procs   []*Process
+	targets []*target
+	idleRSS map[string]int64
+}
+
+func (s *stack) stop() {
+	for _, p := range slices.Backward(s.procs) {
+		p.Stop()
+	}
+}
+
+// runMode starts the processes for one mode, runs its phases against every
+// target, and stops the processes.
+func runMode(ctx context.Context, o *Options, r *runner, mode string) ([]PhaseResult, map[string]int64, error) {
+	st, err := startStack(ctx, o, mode)
+	if st != nil {
+		defer st.stop()
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []PhaseResult
+	for i, t := range st.targets {
+		if i > 0 {
+			// Let the previous target's connections drain out of the upstream.
+			time.Sleep(500 * time.Millisecond)
+		}
+		for _, p := range phasesFor(o, mode, t) {
+			pr, err := r.run(ctx, p)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s %s: %w", t.Name, p.Kind, err)
+			}
+			out = append(out, pr)
+		}
+	}
+	return out, st.idleRSS, nil
+}
+
+// Request bodies. The model name is the one the generated gateway config serves.
+var (
+	bodySmall   = []byte(`{"model":"bench-model","messages":[{"role":"user","content":"Say hello."}],"max_tokens":16}`)
+	bodyStream  = []byte(`{"model":"bench-model","messages":[{"role":"user","content":"Say hello."}],"max_tokens":16,"stream":true}`)
+	bodyPayload = []byte(`{"model":"bench-model","messages":[{"role":"user","content":"Write a long answer."}],"max_tokens":4096}`)
+	bodyIdle    = []byte(`{"model":"bench-model","messages":[{"role":"user","content":"Take your time."}],"max_tokens":8192,"stream":true}`)
+)
+
+// phasesFor lists the phases of one mode against one target.
+func phasesFor(o *Options, mode string, t *target) []*phase {
+	base := phase{Mode: mode, Target: t, Warmup: o.Warmup, Duration: o.Duration, MaxRequests: o.MaxRequests}
+	switch mode {
+	case "idle-streams":
+		p := base
+		p.Kind, p.Body, p.Stream, p.Streams, p.Rate, p.Hold = "idle", bodyIdle, true, o.Streams, 2000, o.Hold
+		return []*phase{&p}
+	case "soak":
+		p := base
+		p.Kind, p.Body, p.Duration, p.SampleEvery = "soak", bodySmall, o.Soak, max(o.Soak/30, time.Second)
+		p.Rate, p.MaxInFlight = cmp0(o.Rate, 1000), 4096
+		return []*phase{&p}
+	}
+	base.Body = map[string][]byte{"small": bodySmall, "stream": bodyStream, "payload": bodyPayload}[mode]
+	base.Stream = mode == "stream"
+	var ps []*phase
+	if o.Concurrency > 0 {
+		p := base
+		p.Kind, p.Concurrency = "closed", o.Concurrency
+		ps = append(ps, &p)
+	}
+	if o.Rate > 0 {
+		p := base
+		p.Kind, p.Rate, p.MaxInFlight = "open", o.Rate, 4096
+		ps = append(ps, &p)
+	}
+	return ps
+}
+
+func cmp0(v, def float64) float64 {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// startStack starts the upstream (unless external), the proxy and the
+// gateway for a mode, as the targets need, and records their idle RSS.
+func startStack(ctx context.Context, o *Options, mode string) (*stack, error) {
+	st := &stack{idleRSS: map[string]int64{}}
+	const wait = 20 * time.Second
+	upBase := o.Upstream
+	var up *Process
+	if upBase == "" {
+		var args []string
+		name := "upstream"
+		switch {
+		case o.UpstreamSim && (mode == "small" || mode == "stream" || mode == "soak"):
+			name, args = "sim", []string{"sim", "--profile", "instant", "--addr", "127.0.0.1:0"}
+		case mode == "payload":
+			args = []string{"bench", "upstream", "--payload", strconv.Itoa(o.Payload)}
+		case mode == "idle-streams":
+			args = []string{"bench", "upstream", "--chunks", "100000", "--chunk-interval", "1s"}
+		default:
+			args = []string{"bench", "upstream", "--payload", "256", "--chunks", "20"}
+		}
+		p, err := StartProcess(ctx, name, o.Bin, args, o.ServerCPUs, wait)
+		if err != nil {
+			return st, err
+		}
+		st.procs = append(st.procs, p)
+		up, upBase = p, p.URL.String()+"/v1"
+	}
+	u, _ := url.Parse(upBase)
+	origin := &url.URL{Scheme: u.Scheme, Host: u.Host}
+	for _, name := range o.Targets {
+		switch name {
+		case "direct":
+			if up == nil {
+				return st, errors.New("target direct needs a harness-started upstream to measure (drop --upstream or the target)")
+			}
+			st.targets = append(st.targets, &target{Name: "direct", Base: upBase, Proc: up})
+		case "proxy":
+			p, err := StartProcess(ctx, "proxy", o.Bin, []string{"bench", "proxy", "--upstream", origin.String(), "--addr", "127.0.0.1:0"}, o.ServerCPUs, wait)
+			if err != nil {
+				return st, err
+			}
+			st.procs = append(st.procs, p)
+			st.targets = append(st.targets, &target{Name: "proxy", Base: p.URL.String() + u.Path, Proc: p, Upstream: up})
+		case "omnigate":
+			cfg, err := writeGatewayConfig(upBase)
+			if err != nil {
+				return st, err
+			}
+			defer os.RemoveAll(filepath.Dir(cfg))
+			p, err := StartProcess(ctx, "omnigate", o.Bin, []string{"serve", "--config", cfg}, o.ServerCPUs, wait)
+			if err != nil {
+				return st, err
+			}
+			st.procs = append(st.procs, p)
+			st.targets = append(st.targets, &target{Name: "omnigate", Base: p.URL.String() + "/v1", Proc: p, Upstream: up, MetricsURL: p.URL.String() + "/metrics"})
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // let start-up allocation settle
+	for _, t := range st.targets {
+		if s, err := ReadProc(t.Proc.PID); err == nil {
+			st.idleRSS[t.Name] = s.RSS
+		}
+	}
+	return st, nil
+}
+
+// writeGatewayConfig writes a one-model omnigate config pointing at upstream.
+// The file only needs to exist until the gateway has read it at start-up.
+func writeGatewayConfig(upstream string) (string, error) {
+	dir, err := os.MkdirTemp("", "omnigate-bench-")
+	if err != nil {
+		return "", err
+	}
+	cfg := fmt.Sprintf(`server: {addr: "127.0.0.1:0"}
+models:
+  - name: bench-model
+    deployments: [{name: up, kind: openai, url: %q}]
+`, upstream)
+	path := filepath.Join(dir, "omnigate.yaml")
+	return path, os.WriteFile(path, []byte(cfg), 0o600)
+}
+
+// raiseNoFile lifts RLIMIT_NOFILE as far as allowed (children inherit it):
+// 10,000 streams through a gateway need 20,000+ descriptors in one process.
+func raiseNoFile() {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return
+	}
+	want := max(lim.Max, 1<<17)
+	if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: want, Max: want}) == nil {
+		return
+	}
+	_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: lim.Max, Max: lim.Max})
+}
+
+// Machine describes where the numbers were measured.
+type Machine struct {
+	CPUs      int    `json:"cpus"`
+	CPUModel  string `json:"cpu_model"`
+	Kernel    string `json:"kernel"`
+	GoVersion string `json:"go_version"`
+}
+
+func machine() Machine {
+	m := Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version()}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = string(trimNL(b))
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		m.CPUModel = cpuModel(b)
+	}
+	return m
+}

@@ -1,0 +1,125 @@
+package loadtest
+
+import (
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseStat(t *testing.T) {
+	// comm with spaces and parentheses, as a process may name itself.
+	line := "4242 (my (odd) proc) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 75 0 0 20 0 7 0 12345 1000000 500 18446744073709551615\n"
+	cpu, threads, err := parseStat([]byte(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cpu != 3250*time.Millisecond || threads != 7 {
+		t.Errorf("got cpu %v threads %d, want 3.25s and 7", cpu, threads)
+	}
+	for _, bad := range []string{"", "1 (x) S 1 2", "1 (x) S 1 1 1 0 -1 0 0 0 0 0 abc 1 0 0 20 0 1 0"} {
+		if _, _, err := parseStat([]byte(bad)); err == nil {
+			t.Errorf("parseStat(%q): want an error", bad)
+		}
+	}
+}
+
+func TestParseStatus(t *testing.T) {
+	status := "Name:\tx\nVmPeak:\t  900 kB\nVmHWM:\t    2048 kB\nVmRSS:\t    1024 kB\nThreads:\t3\n"
+	rss, hwm, err := parseStatus([]byte(status))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rss != 1024<<10 || hwm != 2048<<10 {
+		t.Errorf("rss %d hwm %d", rss, hwm)
+	}
+	if _, _, err := parseStatus([]byte("Name:\tkthreadd\nThreads:\t1\n")); err == nil {
+		t.Error("status without VmRSS: want an error")
+	}
+	if _, _, err := parseStatus([]byte("VmRSS:\t12 MB\nVmHWM:\t1 kB\n")); err == nil {
+		t.Error("bad unit: want an error")
+	}
+}
+
+func TestReadProcSelf(t *testing.T) {
+	a, err := ReadProc(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.RSS <= 0 || a.PeakRSS < a.RSS || a.Threads < 1 {
+		t.Errorf("implausible sample %+v", a)
+	}
+	// Burn CPU until the tick counter moves: CPU time never goes backwards
+	// and eventually advances (no timing bound asserted).
+	var b ProcSample
+	for x := 0; ; x++ {
+		if b, err = ReadProc(os.Getpid()); err != nil {
+			t.Fatal(err)
+		}
+		if b.CPU > a.CPU {
+			break
+		}
+		if b.CPU < a.CPU {
+			t.Fatalf("CPU went backwards: %v then %v", a.CPU, b.CPU)
+		}
+		for i := range 1_000_000 {
+			x ^= i
+		}
+	}
+	// The owner may reset its own peak; VmHWM then restarts from VmRSS.
+	if err := ResetPeakRSS(os.Getpid()); err != nil {
+		t.Errorf("ResetPeakRSS(self): %v", err)
+	}
+	if c, err := ReadProc(os.Getpid()); err != nil || c.PeakRSS < c.RSS {
+		t.Errorf("after reset: %+v, %v", c, err)
+	}
+	if _, err := ReadProc(-1); err == nil {
+		t.Error("ReadProc(-1): want an error")
+	}
+}
+
+func TestStartPinnedChildInheritsMask(t *testing.T) {
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip("no sleep binary")
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var before, after cpuSet
+	if err := getAffinity(&before); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(sleep, "30")
+	if err := startPinned(cmd, []int{0}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	if err := getAffinity(&after); err != nil {
+		t.Fatal(err)
+	}
+	if before != after {
+		t.Errorf("calling thread's mask changed: %x -> %x", before[0], after[0])
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "Cpus_allowed_list:\t0\n") {
+		t.Errorf("child not pinned to CPU 0: %s", grepLine(string(b), "Cpus_allowed_list"))
+	}
+	if _, err := maskOf([]int{1 << 20}); err == nil {
+		t.Error("maskOf(huge cpu): want an error")
+	}
+}
+
+func grepLine(s, key string) string {
+	for l := range strings.Lines(s) {
+		if strings.HasPrefix(l, key) {
+			return l
+		}
+	}
+	return ""
+}
