@@ -9,6 +9,9 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+
+	"github.com/omnigate/omnigate/internal/config"
+	"github.com/omnigate/omnigate/internal/sim"
 )
 
 // command is one subcommand.
@@ -21,6 +24,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "run the gateway", runServe},
+		{"sim", "run the engine simulator alone as an OpenAI-compatible server", runSim},
 		{"validate-config", "check config files and report every problem", runValidateConfig},
 		{"bench", "load harness: direct vs bare proxy vs omnigate", runBench},
 		{"version", "print the version", runVersion},
@@ -111,4 +115,12 @@ func runVersion(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	fmt.Fprintf(stdout, "omnigate %s\n", version())
 	return nil
+}
+
+func init() {
+	// Config validation checks sim profiles against the simulator's catalogue.
+	config.ProfileExists = func(name string) bool {
+		_, err := sim.LoadProfile(name)
+		return err == nil
+	}
 }

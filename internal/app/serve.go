@@ -156,6 +156,9 @@ func newBackend(d config.Deployment, public string, transports map[string]http.R
 		if err != nil {
 			return nil, nil, err
 		}
+		if d.UpstreamModel == "" {
+			d.UpstreamModel = public
+		}
 		eng := sim.New(p, sim.Options{ModelName: d.UpstreamModel})
 		d.URL = "http://sim.internal/v1"
 		b, err := backend.NewOpenAI(d, backend.HandlerTransport(eng.Handler()))

@@ -1,0 +1,171 @@
+package sim
+
+import (
+	"strconv"
+	"unicode/utf8"
+)
+
+// Streaming chunks are encoded by hand: they are the hot path of the
+// zero-latency profile, and their shape is fixed.
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string literal.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				b = append(b, s[start:i]...)
+				b = append(b, `\ufffd`...)
+				i += size
+				start = i
+				continue
+			}
+			i += size
+			continue
+		}
+		b = append(b, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		default:
+			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+		i++
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// chunkEncoder builds the SSE events of one streamed response.
+type chunkEncoder struct {
+	chat   bool
+	prefix []byte // `data: {"id":…,"object":…,"created":…,"model":…,"choices":[`
+	buf    []byte
+}
+
+func newChunkEncoder(chat bool, id string, created int64, model string) *chunkEncoder {
+	object := "text_completion"
+	if chat {
+		object = "chat.completion.chunk"
+	}
+	p := make([]byte, 0, 128)
+	p = append(p, `data: {"id":`...)
+	p = appendJSONString(p, id)
+	p = append(p, `,"object":"`...)
+	p = append(p, object...)
+	p = append(p, `","created":`...)
+	p = strconv.AppendInt(p, created, 10)
+	p = append(p, `,"model":`...)
+	p = appendJSONString(p, model)
+	p = append(p, `,"choices":[`...)
+	return &chunkEncoder{chat: chat, prefix: p, buf: make([]byte, 0, 512)}
+}
+
+func (c *chunkEncoder) open(index int) {
+	c.buf = append(c.buf, c.prefix...)
+	c.buf = append(c.buf, `{"index":`...)
+	c.buf = strconv.AppendInt(c.buf, int64(index), 10)
+}
+
+func (c *chunkEncoder) close(finish string) {
+	c.buf = append(c.buf, `,"logprobs":null,"finish_reason":`...)
+	if finish == "" {
+		c.buf = append(c.buf, "null"...)
+	} else {
+		c.buf = appendJSONString(c.buf, finish)
+	}
+	c.buf = append(c.buf, "}]}\n\n"...)
+}
+
+// role appends the first chat chunk of a choice: the assistant role.
+func (c *chunkEncoder) role(index int) {
+	c.open(index)
+	c.buf = append(c.buf, `,"delta":{"role":"assistant","content":""}`...)
+	c.close("")
+}
+
+// token appends one token's chunk: chat content delta or completion text.
+func (c *chunkEncoder) token(index int, text string) {
+	c.open(index)
+	if c.chat {
+		c.buf = append(c.buf, `,"delta":{"content":`...)
+		c.buf = appendJSONString(c.buf, text)
+		c.buf = append(c.buf, '}')
+	} else {
+		c.buf = append(c.buf, `,"text":`...)
+		c.buf = appendJSONString(c.buf, text)
+	}
+	c.close("")
+}
+
+// audio appends one token's chat chunk of an audio answer: the transcript
+// piece and the base64 audio piece, as OpenAI streams them.
+func (c *chunkEncoder) audio(index int, id string, expiresAt int64, data []byte, transcript string) {
+	c.open(index)
+	c.buf = append(c.buf, `,"delta":{"audio":{"id":`...)
+	c.buf = appendJSONString(c.buf, id)
+	if expiresAt != 0 {
+		c.buf = append(c.buf, `,"expires_at":`...)
+		c.buf = strconv.AppendInt(c.buf, expiresAt, 10)
+	}
+	c.buf = append(c.buf, `,"data":"`...)
+	c.buf = append(c.buf, data...) // base64: no escaping needed
+	c.buf = append(c.buf, `","transcript":`...)
+	c.buf = appendJSONString(c.buf, transcript)
+	c.buf = append(c.buf, "}}"...)
+	c.close("")
+}
+
+// finish appends a choice's last chunk, carrying its finish_reason.
+func (c *chunkEncoder) finish(index int, reason string) {
+	c.open(index)
+	if c.chat {
+		c.buf = append(c.buf, `,"delta":{}`...)
+	} else {
+		c.buf = append(c.buf, `,"text":""`...)
+	}
+	c.close(reason)
+}
+
+// usage appends the usage chunk (choices empty), sent when
+// stream_options.include_usage is set.
+func (c *chunkEncoder) usage(prompt, completion int) {
+	c.buf = append(c.buf, c.prefix...)
+	c.buf = append(c.buf, `],"usage":{"prompt_tokens":`...)
+	c.buf = strconv.AppendInt(c.buf, int64(prompt), 10)
+	c.buf = append(c.buf, `,"completion_tokens":`...)
+	c.buf = strconv.AppendInt(c.buf, int64(completion), 10)
+	c.buf = append(c.buf, `,"total_tokens":`...)
+	c.buf = strconv.AppendInt(c.buf, int64(prompt+completion), 10)
+	c.buf = append(c.buf, "}}\n\n"...)
+}
+
+// done appends the terminating event.
+func (c *chunkEncoder) done() { c.buf = append(c.buf, "data: [DONE]\n\n"...) }
+
+// errorEvent appends an error event (vLLM sends one when a stream fails
+// after it started).
+func (c *chunkEncoder) errorEvent(body []byte) {
+	c.buf = append(c.buf, "data: "...)
+	for len(body) > 0 && body[len(body)-1] == '\n' {
+		body = body[:len(body)-1]
+	}
+	c.buf = append(c.buf, body...)
+	c.buf = append(c.buf, "\n\n"...)
+}

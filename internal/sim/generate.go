@@ -1,0 +1,398 @@
+package sim
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/omnigate/omnigate/internal/apierror"
+)
+
+// choice is one answer of a request: the prompt it answers and its text.
+type choice struct {
+	index   int
+	prompt  int // prompt tokens
+	ans     answer
+	audioID string
+}
+
+// serveGen answers /v1/chat/completions (chat) and /v1/completions.
+func (e *Engine) serveGen(w http.ResponseWriter, r *http.Request, chat bool) {
+	plan, err := e.dice.plan(r.Header)
+	id := e.newID("cmpl-")
+	if chat {
+		id = e.newID("chatcmpl-")
+	}
+	if err != nil {
+		writeError(w, plan.dialect, id, err)
+		return
+	}
+	if e.isClosed() {
+		writeError(w, plan.dialect, id, errClosed)
+		return
+	}
+	body, err := readBody(w, r)
+	if err != nil {
+		writeError(w, plan.dialect, id, err)
+		return
+	}
+	var req *genRequest
+	if chat {
+		req, err = parseChat(body, &e.p)
+	} else {
+		req, err = parseCompletion(body)
+	}
+	if err != nil {
+		writeError(w, plan.dialect, id, err)
+		return
+	}
+	if !e.knownModel(req.model) {
+		writeError(w, plan.dialect, id, modelNotFound(req.model))
+		return
+	}
+	choices, promptTokens, err := e.prepare(req)
+	if err != nil {
+		writeError(w, plan.dialect, id, err)
+		return
+	}
+	if plan.fail != 0 {
+		writeError(w, plan.dialect, id, injectedError(plan.fail))
+		return
+	}
+	ctx := r.Context()
+	if plan.hang {
+		select {
+		case <-ctx.Done():
+		case <-e.closed:
+			writeError(w, plan.dialect, id, errClosed)
+		}
+		return
+	}
+	g := &generation{e: e, w: w, req: req, plan: plan, id: id, created: e.clock.Now().Unix(), arrival: e.clock.Now(), choices: choices, promptTokens: promptTokens}
+	e.metrics.prompt.Add(float64(promptTokens))
+	if req.stream {
+		g.stream(ctx)
+	} else {
+		g.whole(ctx)
+	}
+}
+
+// prepare checks the context length and KV fit and draws every choice's
+// answer. It returns the choices and the request's prompt tokens.
+func (e *Engine) prepare(req *genRequest) ([]*choice, int, error) {
+	what := "prompt"
+	if req.chat {
+		what = "messages"
+	}
+	var out []*choice
+	total := 0
+	for pi, p := range req.prompts {
+		total += p.tokens
+		limit := e.p.MaxModelLen - p.tokens
+		switch {
+		case req.maxTokens > 0 && p.tokens+req.maxTokens > e.p.MaxModelLen:
+			return nil, 0, overflowError(p.tokens, req.maxTokens, e.p.MaxModelLen, what)
+		case p.tokens >= e.p.MaxModelLen:
+			return nil, 0, overflowError(p.tokens, 0, e.p.MaxModelLen, what)
+		case req.maxTokens > 0:
+			limit = req.maxTokens
+		}
+		for i := range req.n {
+			c := &choice{index: pi*req.n + i, prompt: p.tokens}
+			c.ans = generate(choiceSeed(p.hash, req.seed, req.temperature, i), e.p.AnswerTokens, limit, req.stops)
+			if need := p.tokens + len(c.ans.tokens); !e.fits(need) {
+				return nil, 0, apierror.Invalid("", "the request needs %d KV-cache tokens (%d in the %s, %d generated) but this engine's KV cache holds only %d tokens",
+					need, p.tokens, what, len(c.ans.tokens), e.p.KVCacheTokens)
+			}
+			if req.audio != nil {
+				c.audioID = "audio_" + e.newID("")
+			}
+			out = append(out, c)
+		}
+	}
+	return out, total, nil
+}
+
+// run moves every choice through the engine and calls onToken for each
+// token, in the order they are produced. It returns ctx's error when the
+// client goes away (the sequences are then aborted, freeing their KV) and
+// errClosed when the engine shuts down.
+func (e *Engine) run(ctx context.Context, choices []*choice, slow time.Duration, onToken func(c *choice, k int)) error {
+	done := ctx.Done()
+	if e.sched == nil { // zero latency: no scheduler, no timers
+		for _, c := range choices {
+			for k := range c.ans.tokens {
+				if !e.wait(done, slow) {
+					return ctx.Err()
+				}
+				onToken(c, k)
+			}
+		}
+		return nil
+	}
+	st := newStream(len(choices))
+	seqs := make([]*seq, len(choices))
+	remaining := 0
+	for i, c := range choices {
+		seqs[i] = &seq{prompt: c.prompt, target: len(c.ans.tokens), out: st, idx: i}
+		remaining += len(c.ans.tokens)
+	}
+	if err := e.sched.submit(seqs); err != nil {
+		return err
+	}
+	finished := false
+	defer func() {
+		if !finished {
+			e.sched.abort(seqs)
+		}
+	}()
+	sent := make([]int, len(choices))
+	var prog []int
+	for remaining > 0 {
+		select {
+		case <-st.notify:
+		case <-done:
+			return ctx.Err()
+		}
+		var err error
+		prog, err = st.progress(prog)
+		for i, c := range choices {
+			for ; sent[i] < prog[i]; sent[i]++ {
+				if !e.wait(done, slow) {
+					return ctx.Err()
+				}
+				onToken(c, sent[i])
+				remaining--
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	finished = true
+	return nil
+}
+
+// generation is one chat or completion request being answered.
+type generation struct {
+	e            *Engine
+	w            http.ResponseWriter
+	req          *genRequest
+	plan         faultPlan
+	id           string
+	created      int64
+	arrival      time.Time
+	choices      []*choice
+	promptTokens int
+	firstSeen    bool
+}
+
+func (g *generation) completionTokens() int {
+	n := 0
+	for _, c := range g.choices {
+		n += len(c.ans.tokens)
+	}
+	return n
+}
+
+func (g *generation) sawToken() {
+	if !g.firstSeen {
+		g.firstSeen = true
+		g.e.metrics.ttft.Observe(g.e.clock.Now().Sub(g.arrival).Seconds())
+	}
+}
+
+func (g *generation) succeeded() {
+	m := g.e.metrics
+	m.e2e.Observe(g.e.clock.Now().Sub(g.arrival).Seconds())
+	m.success.WithLabelValues(g.choices[0].ans.finish).Inc()
+	if g.e.sched == nil {
+		m.generation.Add(float64(g.completionTokens()))
+	}
+}
+
+type usage struct {
+	PromptTokens     int `json:"prompt_tokens"`
+	CompletionTokens int `json:"completion_tokens"`
+	TotalTokens      int `json:"total_tokens"`
+}
+
+// whole answers a non-streaming request once every token is produced.
+func (g *generation) whole(ctx context.Context) {
+	err := g.e.run(ctx, g.choices, g.plan.slow, func(*choice, int) { g.sawToken() })
+	if err != nil {
+		if ctx.Err() == nil {
+			writeError(g.w, g.plan.dialect, g.id, err)
+		}
+		return
+	}
+	g.succeeded()
+	u := usage{PromptTokens: g.promptTokens, CompletionTokens: g.completionTokens()}
+	u.TotalTokens = u.PromptTokens + u.CompletionTokens
+	var body any
+	if g.req.chat {
+		type audioOut struct {
+			ID         string `json:"id"`
+			Data       string `json:"data"`
+			ExpiresAt  int64  `json:"expires_at"`
+			Transcript string `json:"transcript"`
+		}
+		type message struct {
+			Role    string    `json:"role"`
+			Content *string   `json:"content"`
+			Audio   *audioOut `json:"audio,omitempty"`
+		}
+		type chatChoice struct {
+			Index        int             `json:"index"`
+			Message      message         `json:"message"`
+			Logprobs     json.RawMessage `json:"logprobs"`
+			FinishReason string          `json:"finish_reason"`
+		}
+		out := make([]chatChoice, len(g.choices))
+		for i, c := range g.choices {
+			m := message{Role: "assistant", Content: &c.ans.text}
+			if g.req.audio != nil { // OpenAI puts the text in the transcript only
+				m.Content = nil
+				m.Audio = &audioOut{ID: c.audioID, Data: audioWhole(g.req.audio.Format, c.ans.tokens), ExpiresAt: g.created + audioExpiry, Transcript: c.ans.text}
+			}
+			out[i] = chatChoice{Index: c.index, Message: m, Logprobs: null, FinishReason: c.ans.finish}
+		}
+		body = struct {
+			ID      string       `json:"id"`
+			Object  string       `json:"object"`
+			Created int64        `json:"created"`
+			Model   string       `json:"model"`
+			Choices []chatChoice `json:"choices"`
+			Usage   usage        `json:"usage"`
+		}{g.id, "chat.completion", g.created, g.e.name, out, u}
+	} else {
+		type textChoice struct {
+			Index        int             `json:"index"`
+			Text         string          `json:"text"`
+			Logprobs     json.RawMessage `json:"logprobs"`
+			FinishReason string          `json:"finish_reason"`
+		}
+		out := make([]textChoice, len(g.choices))
+		for i, c := range g.choices {
+			out[i] = textChoice{Index: c.index, Text: c.ans.text, Logprobs: null, FinishReason: c.ans.finish}
+		}
+		body = struct {
+			ID      string       `json:"id"`
+			Object  string       `json:"object"`
+			Created int64        `json:"created"`
+			Model   string       `json:"model"`
+			Choices []textChoice `json:"choices"`
+			Usage   usage        `json:"usage"`
+		}{g.id, "text_completion", g.created, g.e.name, out, u}
+	}
+	if g.plan.cutAfter > 0 { // a truncated body: headers promise more than arrives
+		b, _ := json.Marshal(body)
+		g.w.Header().Set("Content-Type", "application/json")
+		g.w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+		g.w.Write(b[:len(b)/2])
+		http.NewResponseController(g.w).Flush()
+		panic(http.ErrAbortHandler)
+	}
+	writeJSON(g.w, body)
+}
+
+var null = json.RawMessage("null")
+
+// stream answers a streaming request, one SSE event per token.
+func (g *generation) stream(ctx context.Context) {
+	s := &sseWriter{w: g.w, rc: http.NewResponseController(g.w), cutAfter: g.plan.cutAfter,
+		flushEach: g.e.sched != nil || g.plan.slow > 0,
+		enc:       newChunkEncoder(g.req.chat, g.id, g.created, g.e.name)}
+	started := make([]bool, len(g.choices))
+	err := g.e.run(ctx, g.choices, g.plan.slow, func(c *choice, k int) {
+		g.sawToken()
+		i := c.index
+		if g.req.chat && !started[i] {
+			started[i] = true
+			s.enc.role(i)
+			s.event()
+		}
+		tok := c.ans.tokens[k]
+		if g.req.audio != nil {
+			var exp int64
+			if k == 0 {
+				exp = g.created + audioExpiry
+			}
+			s.enc.audio(i, c.audioID, exp, audioPiece(g.req.audio.Format, tok, k, len(c.ans.tokens)), tok)
+		} else {
+			s.enc.token(i, tok)
+		}
+		s.event()
+		if k == len(c.ans.tokens)-1 {
+			s.enc.finish(i, c.ans.finish)
+			s.event()
+		}
+		if s.flushEach {
+			s.flush()
+		}
+	})
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return // the client left; nobody to tell
+	case err != nil && !s.started:
+		writeError(g.w, g.plan.dialect, g.id, err)
+		return
+	case err != nil:
+		_, b := errorBody(g.plan.dialect, g.id, err)
+		s.enc.errorEvent(b)
+	default:
+		g.succeeded()
+		if g.req.includeUsage {
+			s.enc.usage(g.promptTokens, g.completionTokens())
+			s.event()
+		}
+	}
+	s.enc.done()
+	s.flush()
+}
+
+// sseWriter sends a stream's events, flushing each one (or, for the
+// zero-latency path, in batches), and cuts the connection when told to.
+type sseWriter struct {
+	w         http.ResponseWriter
+	rc        *http.ResponseController
+	enc       *chunkEncoder
+	started   bool
+	events    int
+	cutAfter  int
+	flushEach bool
+}
+
+// event counts the event just encoded; after cutAfter events the
+// connection is dropped without [DONE].
+func (s *sseWriter) event() {
+	s.events++
+	if s.cutAfter > 0 && s.events >= s.cutAfter {
+		s.flush()
+		panic(http.ErrAbortHandler)
+	}
+	if len(s.enc.buf) > 32<<10 {
+		s.write()
+	}
+}
+
+func (s *sseWriter) write() {
+	if !s.started {
+		s.started = true
+		h := s.w.Header()
+		h.Set("Content-Type", "text/event-stream")
+		h.Set("Cache-Control", "no-cache")
+		s.w.WriteHeader(http.StatusOK)
+	}
+	if len(s.enc.buf) > 0 {
+		s.w.Write(s.enc.buf)
+		s.enc.buf = s.enc.buf[:0]
+	}
+}
+
+func (s *sseWriter) flush() {
+	s.write()
+	s.rc.Flush()
+}

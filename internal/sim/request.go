@@ -1,0 +1,391 @@
+package sim
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/omnigate/omnigate/internal/apierror"
+)
+
+// genRequest is a chat or legacy completion request, reduced to what the
+// engine needs.
+type genRequest struct {
+	chat         bool
+	model        string
+	stream       bool
+	includeUsage bool
+	n            int
+	maxTokens    int // 0: not set
+	stops        []string
+	seed         *int64
+	temperature  *float64
+	prompts      []promptInfo // chat: one; completions: one per prompt
+	audio        *audioParams // audio output requested
+}
+
+// promptInfo is one prompt's token count and the hash that seeds its answers.
+type promptInfo struct {
+	tokens int
+	hash   uint64
+}
+
+// audioParams is the chat "audio" parameter.
+type audioParams struct {
+	Voice  string `json:"voice"`
+	Format string `json:"format"`
+}
+
+// Wire shapes of the fields the engine reads; everything else is ignored,
+// as vLLM ignores unknown fields.
+type (
+	chatBody struct {
+		Model               string          `json:"model"`
+		Messages            []chatMessage   `json:"messages"`
+		Stream              bool            `json:"stream"`
+		StreamOptions       *streamOptions  `json:"stream_options"`
+		N                   *int            `json:"n"`
+		MaxTokens           *int            `json:"max_tokens"`
+		MaxCompletionTokens *int            `json:"max_completion_tokens"`
+		Stop                json.RawMessage `json:"stop"`
+		Seed                *int64          `json:"seed"`
+		Temperature         *float64        `json:"temperature"`
+		Modalities          []string        `json:"modalities"`
+		Audio               *audioParams    `json:"audio"`
+	}
+	streamOptions struct {
+		IncludeUsage bool `json:"include_usage"`
+	}
+	chatMessage struct {
+		Role    string          `json:"role"`
+		Content json.RawMessage `json:"content"`
+	}
+	contentPart struct {
+		Type       string   `json:"type"`
+		Text       string   `json:"text"`
+		ImageURL   *urlPart `json:"image_url"`
+		InputAudio *audioIn `json:"input_audio"`
+		AudioURL   *urlPart `json:"audio_url"`
+		VideoURL   *urlPart `json:"video_url"`
+		Video      []string `json:"video"` // Model Studio: a list of frame URLs
+	}
+	urlPart struct {
+		URL string `json:"url"`
+	}
+	audioIn struct {
+		Data   string `json:"data"`
+		Format string `json:"format"`
+	}
+	completionBody struct {
+		Model         string          `json:"model"`
+		Prompt        json.RawMessage `json:"prompt"`
+		Stream        bool            `json:"stream"`
+		StreamOptions *streamOptions  `json:"stream_options"`
+		N             *int            `json:"n"`
+		MaxTokens     *int            `json:"max_tokens"`
+		Stop          json.RawMessage `json:"stop"`
+		Seed          *int64          `json:"seed"`
+		Temperature   *float64        `json:"temperature"`
+	}
+)
+
+// Chat-template costs, after Qwen's ChatML: "<|im_start|>role\n" + content +
+// "<|im_end|>\n" is 5 tokens around each message's content, and the
+// generation prompt "<|im_start|>assistant\n" is 3.
+const (
+	tokensPerMessage   = 5
+	tokensForAssistant = 3
+	maxChoices         = 128
+)
+
+// completionDefaultMaxTokens is the legacy completions default, as in
+// OpenAI's API and vLLM.
+const completionDefaultMaxTokens = 16
+
+func malformed(err error) *apierror.Error {
+	e := apierror.Invalid("", "malformed JSON body: %v", err)
+	e.Err = err
+	return e
+}
+
+// parseChat decodes and validates a chat completion request.
+func parseChat(body []byte, p *Profile) (*genRequest, error) {
+	var b chatBody
+	if err := json.Unmarshal(body, &b); err != nil {
+		return nil, malformed(err)
+	}
+	if len(b.Messages) == 0 {
+		return nil, apierror.Invalid("messages", "messages: field required and must be a non-empty array")
+	}
+	r := &genRequest{chat: true, model: b.Model, stream: b.Stream, seed: b.Seed, temperature: b.Temperature}
+	if err := r.common(b.N, b.StreamOptions, b.Temperature, b.Stop); err != nil {
+		return nil, err
+	}
+	switch {
+	case b.MaxCompletionTokens != nil:
+		r.maxTokens = *b.MaxCompletionTokens
+		if r.maxTokens < 1 {
+			return nil, apierror.Invalid("max_completion_tokens", "max_completion_tokens must be at least 1, got %d.", r.maxTokens)
+		}
+	case b.MaxTokens != nil:
+		r.maxTokens = *b.MaxTokens
+		if r.maxTokens < 1 {
+			return nil, apierror.Invalid("max_tokens", "max_tokens must be at least 1, got %d.", r.maxTokens)
+		}
+	}
+	for _, m := range b.Modalities {
+		switch m {
+		case "text":
+		case "audio":
+			if !p.AudioOut {
+				return nil, apierror.Invalid("modalities", "this model does not support audio output")
+			}
+			if b.Audio == nil {
+				return nil, apierror.Invalid("audio", "audio output requested in modalities but the audio parameter is missing")
+			}
+			switch b.Audio.Format {
+			case "wav", "pcm16":
+			default:
+				return nil, apierror.Invalid("audio.format", "audio format %q is not supported; use wav or pcm16", b.Audio.Format)
+			}
+			r.audio = b.Audio
+		default:
+			return nil, apierror.Invalid("modalities", "unsupported modality %q", m)
+		}
+	}
+	pi, err := chatPrompt(b.Messages, p)
+	if err != nil {
+		return nil, err
+	}
+	r.prompts = []promptInfo{pi}
+	return r, nil
+}
+
+// common validates and copies the parameters chat and completions share.
+func (r *genRequest) common(n *int, so *streamOptions, temp *float64, stop json.RawMessage) error {
+	r.n = 1
+	if n != nil {
+		if *n < 1 || *n > maxChoices {
+			return apierror.Invalid("n", "n must be between 1 and %d, got %d", maxChoices, *n)
+		}
+		r.n = *n
+	}
+	if so != nil {
+		if !r.stream {
+			return apierror.Invalid("stream_options", "Stream options can only be defined when `stream=True`.")
+		}
+		r.includeUsage = so.IncludeUsage
+	}
+	if temp != nil && (*temp < 0 || *temp > 2) {
+		return apierror.Invalid("temperature", "temperature must be between 0 and 2, got %g", *temp)
+	}
+	stops, err := parseStop(stop)
+	if err != nil {
+		return err
+	}
+	r.stops = stops
+	return nil
+}
+
+func parseStop(raw json.RawMessage) ([]string, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	if raw[0] == '"' {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, malformed(err)
+		}
+		return []string{s}, nil
+	}
+	var ss []string
+	if err := json.Unmarshal(raw, &ss); err != nil {
+		return nil, apierror.Invalid("stop", "stop must be a string or an array of strings")
+	}
+	return ss, nil
+}
+
+// chatPrompt counts the prompt tokens of the messages and hashes what
+// decides the answer: roles, text and media references.
+func chatPrompt(msgs []chatMessage, p *Profile) (promptInfo, error) {
+	h := newSeedHash()
+	n := tokensForAssistant
+	for i, m := range msgs {
+		switch m.Role {
+		case "system", "developer", "user", "assistant", "tool", "function":
+		default:
+			return promptInfo{}, apierror.Invalid(fmt.Sprintf("messages[%d].role", i), "messages[%d].role: %q is not a valid role", i, m.Role)
+		}
+		h.str(m.Role)
+		n += tokensPerMessage
+		c := bytes.TrimSpace(m.Content)
+		switch {
+		case len(c) == 0 || string(c) == "null":
+			if m.Role == "user" || m.Role == "system" {
+				return promptInfo{}, apierror.Invalid(fmt.Sprintf("messages[%d].content", i), "messages[%d].content: field required", i)
+			}
+		case c[0] == '"':
+			var s string
+			if err := json.Unmarshal(c, &s); err != nil {
+				return promptInfo{}, malformed(err)
+			}
+			h.str(s)
+			n += countTokens(s)
+		case c[0] == '[':
+			var parts []contentPart
+			if err := json.Unmarshal(c, &parts); err != nil {
+				return promptInfo{}, apierror.Invalid(fmt.Sprintf("messages[%d].content", i), "messages[%d].content: %v", i, err)
+			}
+			for j, part := range parts {
+				t, err := partTokens(&part, p, &h)
+				if err != nil {
+					err.Param = fmt.Sprintf("messages[%d].content[%d]", i, j)
+					err.Message = err.Param + ": " + err.Message
+					return promptInfo{}, err
+				}
+				n += t
+			}
+		default:
+			return promptInfo{}, apierror.Invalid(fmt.Sprintf("messages[%d].content", i), "messages[%d].content must be a string or an array of content parts", i)
+		}
+	}
+	return promptInfo{tokens: n, hash: h.h}, nil
+}
+
+// partTokens costs one content part: text by the tokenizer, media by the
+// profile's fixed per-item costs.
+func partTokens(c *contentPart, p *Profile, h *seedHash) (int, *apierror.Error) {
+	h.str(c.Type)
+	switch c.Type {
+	case "text":
+		h.str(c.Text)
+		return countTokens(c.Text), nil
+	case "image_url":
+		if c.ImageURL == nil || c.ImageURL.URL == "" {
+			return 0, apierror.Invalid("", "image_url.url is required")
+		}
+		h.str(c.ImageURL.URL)
+		return p.ImageTokens, nil
+	case "input_audio":
+		if c.InputAudio == nil || c.InputAudio.Data == "" {
+			return 0, apierror.Invalid("", "input_audio.data is required")
+		}
+		h.str(c.InputAudio.Data)
+		return p.AudioTokens, nil
+	case "audio_url":
+		if c.AudioURL == nil || c.AudioURL.URL == "" {
+			return 0, apierror.Invalid("", "audio_url.url is required")
+		}
+		h.str(c.AudioURL.URL)
+		return p.AudioTokens, nil
+	case "video_url":
+		if c.VideoURL == nil || c.VideoURL.URL == "" {
+			return 0, apierror.Invalid("", "video_url.url is required")
+		}
+		h.str(c.VideoURL.URL)
+		return p.VideoTokens, nil
+	case "video":
+		if len(c.Video) == 0 {
+			return 0, apierror.Invalid("", "video must be a non-empty list of frame URLs")
+		}
+		for _, f := range c.Video {
+			h.str(f)
+		}
+		return len(c.Video) * p.VideoFrameTokens, nil
+	}
+	return 0, apierror.Invalid("", "unsupported content part type %q", c.Type)
+}
+
+// parseCompletion decodes and validates a legacy completion request.
+func parseCompletion(body []byte) (*genRequest, error) {
+	var b completionBody
+	if err := json.Unmarshal(body, &b); err != nil {
+		return nil, malformed(err)
+	}
+	r := &genRequest{model: b.Model, stream: b.Stream, seed: b.Seed, temperature: b.Temperature, maxTokens: completionDefaultMaxTokens}
+	if err := r.common(b.N, b.StreamOptions, b.Temperature, b.Stop); err != nil {
+		return nil, err
+	}
+	if b.MaxTokens != nil {
+		r.maxTokens = *b.MaxTokens
+		if r.maxTokens < 1 {
+			return nil, apierror.Invalid("max_tokens", "max_tokens must be at least 1, got %d.", r.maxTokens)
+		}
+	}
+	prompts, err := completionPrompts(b.Prompt)
+	if err != nil {
+		return nil, err
+	}
+	r.prompts = prompts
+	return r, nil
+}
+
+// completionPrompts accepts a string, an array of strings, an array of
+// token ids or an array of such arrays.
+func completionPrompts(raw json.RawMessage) ([]promptInfo, error) {
+	raw = bytes.TrimSpace(raw)
+	bad := apierror.Invalid("prompt", "prompt must be a string, an array of strings, an array of tokens or an array of token arrays")
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, apierror.Invalid("prompt", "prompt: field required")
+	}
+	textPrompt := func(s string) promptInfo {
+		h := newSeedHash()
+		h.str(s)
+		return promptInfo{tokens: countTokens(s), hash: h.h}
+	}
+	tokenPrompt := func(ids []int64) promptInfo {
+		h := newSeedHash()
+		for _, id := range ids {
+			h.u64(uint64(id))
+		}
+		return promptInfo{tokens: len(ids), hash: h.h}
+	}
+	if raw[0] == '"' {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, malformed(err)
+		}
+		return []promptInfo{textPrompt(s)}, nil
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil || len(items) == 0 {
+		return nil, bad
+	}
+	var out []promptInfo
+	switch items[0][0] {
+	case '"':
+		for _, it := range items {
+			var s string
+			if err := json.Unmarshal(it, &s); err != nil {
+				return nil, bad
+			}
+			out = append(out, textPrompt(s))
+		}
+	case '[':
+		for _, it := range items {
+			var ids []int64
+			if err := json.Unmarshal(it, &ids); err != nil || len(ids) == 0 {
+				return nil, bad
+			}
+			out = append(out, tokenPrompt(ids))
+		}
+	default:
+		ids := make([]int64, len(items))
+		for i, it := range items {
+			v, err := strconv.ParseInt(string(it), 10, 64)
+			if err != nil {
+				return nil, bad
+			}
+			ids[i] = v
+		}
+		out = append(out, tokenPrompt(ids))
+	}
+	for _, p := range out {
+		if p.tokens == 0 {
+			return nil, apierror.Invalid("prompt", "prompt must not be empty")
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,207 @@
+package sim
+
+import (
+	_ "embed"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// words is the generator's vocabulary: short English words (five letters at
+// most, so each is exactly one token under countTokens).
+//
+//go:embed words.txt
+var wordsFile string
+
+// vocab holds each word in the three spellings the generator emits, built
+// once so generating a token never allocates.
+var vocab = func() (v struct{ first, spaced, spacedCap []string }) {
+	for _, w := range strings.Fields(wordsFile) {
+		c := strings.ToUpper(w[:1]) + w[1:]
+		v.first = append(v.first, c)
+		v.spaced = append(v.spaced, " "+w)
+		v.spacedCap = append(v.spacedCap, " "+c)
+	}
+	return v
+}()
+
+// charsPerToken is how many letters or digits make one token.
+const charsPerToken = 5
+
+// countTokens is the simulator's tokenizer, deterministic and cheap:
+//   - whitespace is free (it merges into the next token, as in BPE);
+//   - a run of letters and digits costs one token per started 5 characters
+//     ("hello" is 1, "tokenizer" 2, "internationalization" 4);
+//   - each CJK character (Han, Hiragana, Katakana, Hangul) is one token;
+//   - every other character (punctuation, symbols, emoji) is one token.
+//
+// Real BPE tokenizers give ~4 characters per token on English prose; this
+// lands close to that while staying exact for the generator's own words.
+func countTokens(s string) int {
+	n, run := 0, 0
+	flush := func() {
+		n += (run + charsPerToken - 1) / charsPerToken
+		run = 0
+	}
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			i++
+			switch {
+			case 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_':
+				run++
+			case c == ' ' || c == '\n' || c == '\t' || c == '\r':
+				flush()
+			default:
+				flush()
+				n++
+			}
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+		switch {
+		case unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul):
+			flush()
+			n++
+		case unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r):
+			run++
+		case unicode.IsSpace(r):
+			flush()
+		default:
+			flush()
+			n++
+		}
+	}
+	flush()
+	return n
+}
+
+// seedHash accumulates the parts of a request that decide its answer.
+type seedHash struct{ h uint64 }
+
+func newSeedHash() seedHash { return seedHash{h: 14695981039346656037} }
+
+// str mixes s (and a separator) into the hash: FNV-1a, inlined so hashing a
+// large base64 media part does not allocate.
+func (s *seedHash) str(v string) {
+	h := s.h
+	for i := 0; i < len(v); i++ {
+		h ^= uint64(v[i])
+		h *= 1099511628211
+	}
+	h ^= 0xff
+	h *= 1099511628211
+	s.h = h
+}
+
+func (s *seedHash) u64(v uint64) {
+	for range 8 {
+		s.h ^= v & 0xff
+		s.h *= 1099511628211
+		v >>= 8
+	}
+}
+
+// choiceSeed derives the seed of one choice from the prompt hash, the
+// request's seed and temperature. With temperature 0 (greedy decoding) the
+// seed does not matter, as in a real engine.
+func choiceSeed(prompt uint64, seed *int64, temperature *float64, index int) uint64 {
+	s := seedHash{h: prompt}
+	if temperature == nil || *temperature != 0 {
+		if seed != nil {
+			s.u64(1)
+			s.u64(uint64(*seed))
+		}
+		if temperature != nil {
+			s.u64(math.Float64bits(*temperature))
+		}
+		s.u64(uint64(index))
+	}
+	return s.h
+}
+
+// answer is one choice's generated text, decided before generation starts.
+type answer struct {
+	tokens []string // one entry per generated token; may be "" after a stop string
+	text   string   // what the client sees
+	finish string   // "stop" or "length"
+}
+
+// generate draws the answer for seed: its natural length from lengthRange,
+// capped at limit tokens, cut at the first stop string. The token sequence
+// does not depend on the cap, so a smaller max_tokens gives a prefix.
+func generate(seed uint64, lengthRange [2]int, limit int, stops []string) answer {
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	natural := lengthRange[0]
+	if lengthRange[1] > lengthRange[0] {
+		natural += rng.IntN(lengthRange[1] - lengthRange[0] + 1)
+	}
+	n, finish := natural, "stop"
+	if limit < n {
+		n, finish = limit, "length"
+	}
+	toks := make([]string, 0, n)
+	sentence := 0 // words since the sentence began
+	for i := range n {
+		switch {
+		case i == natural-1:
+			toks = append(toks, ".")
+		case i == 0:
+			toks = append(toks, vocab.first[rng.IntN(len(vocab.first))])
+			sentence = 1
+		case sentence == 0:
+			toks = append(toks, vocab.spacedCap[rng.IntN(len(vocab.spacedCap))])
+			sentence = 1
+		case sentence >= 4 && rng.IntN(8) == 0:
+			toks = append(toks, ".")
+			sentence = 0
+		case sentence >= 3 && rng.IntN(12) == 0:
+			toks = append(toks, ",")
+			sentence = 1
+		default:
+			toks = append(toks, vocab.spaced[rng.IntN(len(vocab.spaced))])
+			sentence++
+		}
+	}
+	a := answer{tokens: toks, text: strings.Join(toks, ""), finish: finish}
+	a.applyStops(stops)
+	return a
+}
+
+// applyStops cuts the answer at the earliest stop string. Generation ends
+// with the token that completes the match (that token is generated and
+// counted, as vLLM counts it); the text ends just before the match.
+func (a *answer) applyStops(stops []string) {
+	at, end := -1, 0
+	for _, s := range stops {
+		if s == "" {
+			continue
+		}
+		if i := strings.Index(a.text, s); i >= 0 && (at < 0 || i < at) {
+			at, end = i, i+len(s)
+		}
+	}
+	if at < 0 {
+		return
+	}
+	off := 0
+	for j, t := range a.tokens {
+		start := off
+		off += len(t)
+		switch {
+		case start >= at:
+			a.tokens[j] = ""
+		case off > at:
+			a.tokens[j] = t[:at-start]
+		}
+		if off >= end {
+			a.tokens = a.tokens[:j+1]
+			break
+		}
+	}
+	a.text = a.text[:at]
+	a.finish = "stop"
+}
