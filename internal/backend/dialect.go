@@ -1,0 +1,222 @@
+package backend
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/omnigate/omnigate/internal/apierror"
+)
+
+// Dialects: the engines whose error bodies NormalizeError understands.
+const (
+	DialectOpenAI      = "openai"
+	DialectVLLM        = "vllm"
+	DialectSGLang      = "sglang"
+	DialectOllama      = "ollama"
+	DialectLlamaCpp    = "llamacpp"
+	DialectModelStudio = "modelstudio"
+)
+
+// CodeContextLength is the OpenAI code for a prompt longer than the context
+// window; every dialect's version of that error is mapped to it.
+const CodeContextLength = "context_length_exceeded"
+
+// CodeContentFilter marks a request refused by the upstream's content filter.
+const CodeContentFilter = "content_filter"
+
+// KnownDialect reports whether NormalizeError has rules for name ("" is the
+// default, openai).
+func KnownDialect(name string) bool {
+	switch name {
+	case "", DialectOpenAI, DialectVLLM, DialectSGLang, DialectOllama, DialectLlamaCpp, DialectModelStudio:
+		return true
+	}
+	return false
+}
+
+// wireFields are the error members any of the dialects use, nested under
+// "error" or flat at the top level.
+type wireFields struct {
+	Message string          `json:"message"`
+	Type    string          `json:"type"`
+	Param   json.RawMessage `json:"param"`
+	Code    json.RawMessage `json:"code"`
+}
+
+type wireBody struct {
+	wireFields
+	Error  json.RawMessage `json:"error"`
+	Detail json.RawMessage `json:"detail"` // FastAPI's own errors (unknown route, 422)
+}
+
+// upstreamError is what was understood of an error body.
+type upstreamError struct {
+	message, typ, param, code string
+}
+
+// NormalizeError turns an upstream's non-2xx answer into the OpenAI-shaped
+// error the client sees, with Upstream set and the raw answer kept in Err for
+// the logs. It never fails: a body it cannot read (an HTML page from a proxy,
+// nothing at all) becomes a generic message with the upstream status.
+func NormalizeError(dialect string, status int, body []byte) *apierror.Error {
+	if status < 400 || status > 599 {
+		status = http.StatusBadGateway // 1xx/3xx here means a broken upstream
+	}
+	u, ok := parseError(body)
+	e := &apierror.Error{
+		Status:   status,
+		Upstream: true,
+		Err:      fmt.Errorf("upstream answered HTTP %d: %s", status, clip(body, 512)),
+	}
+	if !ok {
+		e.Type = apierror.TypeFor(status)
+		e.Message = fmt.Sprintf("upstream error: HTTP %d %s", status, http.StatusText(status))
+		return e
+	}
+	e.Message, e.Param = u.message, u.param
+	if e.Message == "" {
+		e.Message = fmt.Sprintf("upstream error: HTTP %d %s", status, http.StatusText(status))
+	}
+	e.Type = mapType(u.typ, status)
+	e.Code = u.code
+	if dialect == DialectModelStudio {
+		applyModelStudio(e, u.code)
+	}
+	if isContextLength(u, e.Status) {
+		e.Status, e.Type, e.Code = http.StatusBadRequest, apierror.TypeInvalidRequest, CodeContextLength
+	}
+	return e
+}
+
+// parseError reads any of the known shapes: nested {"error":{...}}, flat
+// {"object":"error","message",...} or {"code","message"}, Ollama's
+// {"error":"..."} and FastAPI's {"detail":...}.
+func parseError(body []byte) (upstreamError, bool) {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 || body[0] != '{' {
+		return upstreamError{}, false
+	}
+	var w wireBody
+	if json.Unmarshal(body, &w) != nil {
+		return upstreamError{}, false
+	}
+	f := w.wireFields
+	switch {
+	case len(w.Error) > 0 && w.Error[0] == '{':
+		var n wireFields
+		if json.Unmarshal(w.Error, &n) != nil {
+			return upstreamError{}, false
+		}
+		f = n
+	case len(w.Error) > 0 && w.Error[0] == '"':
+		var s string
+		if json.Unmarshal(w.Error, &s) != nil {
+			return upstreamError{}, false
+		}
+		f = wireFields{Message: s}
+	case len(w.Detail) > 0 && f.Message == "":
+		f.Message = detailMessage(w.Detail)
+	}
+	if f.Message == "" && f.Type == "" && len(f.Code) == 0 {
+		return upstreamError{}, false
+	}
+	return upstreamError{message: f.Message, typ: f.Type, param: jsonString(f.Param), code: jsonString(f.Code)}, true
+}
+
+// detailMessage reads FastAPI's "detail": a string, or a list of validation
+// errors of which the first "msg" is kept.
+func detailMessage(raw json.RawMessage) string {
+	if s := jsonString(raw); s != "" {
+		return s
+	}
+	var list []struct {
+		Msg string `json:"msg"`
+	}
+	if json.Unmarshal(raw, &list) == nil && len(list) > 0 {
+		return list[0].Msg
+	}
+	return ""
+}
+
+// jsonString returns raw's value when it is a JSON string, else "" (numbers
+// such as vLLM's "code":400 and nulls are dropped).
+func jsonString(raw json.RawMessage) string {
+	if len(raw) == 0 || raw[0] != '"' {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return ""
+	}
+	return s
+}
+
+// typeNames maps engine error type names, lower-cased without underscores,
+// to OpenAI types.
+var typeNames = map[string]string{
+	"badrequesterror":          apierror.TypeInvalidRequest,
+	"invalidrequesterror":      apierror.TypeInvalidRequest,
+	"unprocessableentityerror": apierror.TypeInvalidRequest,
+	"notsupportederror":        apierror.TypeInvalidRequest,
+	"exceedcontextsizeerror":   apierror.TypeInvalidRequest,
+	"conflicterror":            apierror.TypeInvalidRequest,
+	"notfounderror":            apierror.TypeNotFound,
+	"authenticationerror":      apierror.TypeAuthentication,
+	"permissiondeniederror":    apierror.TypeAuthentication,
+	"permissionerror":          apierror.TypeAuthentication,
+	"ratelimiterror":           apierror.TypeRateLimit,
+	"internalservererror":      apierror.TypeServer,
+	"servererror":              apierror.TypeServer,
+	"apierror":                 apierror.TypeServer,
+	"serviceunavailableerror":  apierror.TypeUnavailable,
+	"unavailableerror":         apierror.TypeUnavailable,
+	"timeouterror":             apierror.TypeTimeout,
+	"apitimeouterror":          apierror.TypeTimeout,
+}
+
+func mapType(typ string, status int) string {
+	if t, ok := typeNames[squash(typ)]; ok {
+		return t
+	}
+	return apierror.TypeFor(status)
+}
+
+// squash lower-cases s and drops underscores, so "BadRequestError" and
+// "bad_request_error" meet.
+func squash(s string) string {
+	return strings.ToLower(strings.ReplaceAll(s, "_", ""))
+}
+
+// isContextLength recognises a prompt too long for the model in any dialect:
+// llama.cpp's type, OpenAI's code, or the message wording of vLLM, SGLang,
+// Ollama and Model Studio (only on a 4xx, where it is the client's prompt).
+func isContextLength(u upstreamError, status int) bool {
+	if squash(u.typ) == "exceedcontextsizeerror" || u.code == CodeContextLength {
+		return true
+	}
+	if status < 400 || status >= 500 {
+		return false
+	}
+	m := strings.ToLower(u.message)
+	for _, s := range []string{"maximum context length", "context length", "context size", "context window", "range of input length"} {
+		if strings.Contains(m, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// clip returns at most n bytes of b as a string, cut on a rune boundary.
+func clip(b []byte, n int) string {
+	if len(b) <= n {
+		return string(b)
+	}
+	for n > 0 && !utf8.RuneStart(b[n]) {
+		n--
+	}
+	return string(b[:n]) + "…"
+}

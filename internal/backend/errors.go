@@ -1,0 +1,112 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/omnigate/omnigate/internal/apierror"
+)
+
+// Marker types for the causes kept in apierror.Error.Err, so retry and
+// breaker policy can decide with errors.As rather than by reading strings.
+
+// DialError means the connection to the upstream could not be made: the
+// request never left, so it is always safe to try elsewhere.
+type DialError struct{ Err error }
+
+// Error describes the failed dial.
+func (e *DialError) Error() string { return "dial upstream: " + e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *DialError) Unwrap() error { return e.Err }
+
+// ConnError means the connection failed after the request may have reached
+// the upstream (reset, cut stream, bad response).
+type ConnError struct{ Err error }
+
+// Error describes the failed connection.
+func (e *ConnError) Error() string { return "upstream connection: " + e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *ConnError) Unwrap() error { return e.Err }
+
+// Timeout phases, as named in config.Timeouts.
+const (
+	PhaseConnect    = "connect"
+	PhaseFirstToken = "first_token"
+	PhaseIdle       = "idle"
+	PhaseTotal      = "total"
+)
+
+// TimeoutError means one of the deployment's timeouts expired.
+type TimeoutError struct {
+	Phase string // PhaseConnect, PhaseFirstToken, PhaseIdle or PhaseTotal
+	Limit time.Duration
+	Err   error // what the transport returned, if anything
+}
+
+// Error names the phase and the limit.
+func (e *TimeoutError) Error() string {
+	s := "upstream " + e.Phase + " timeout (" + e.Limit.String() + ")"
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+// Unwrap returns the cause.
+func (e *TimeoutError) Unwrap() error { return e.Err }
+
+// Codes of the errors the backend itself decides.
+const (
+	CodeUpstreamUnavailable = "upstream_unavailable"
+	CodeUpstreamTimeout     = "upstream_timeout"
+	CodeClientClosed        = "client_closed"
+	CodeDeadlineExceeded    = "deadline_exceeded"
+)
+
+// classify turns a transport or body-read error of one attempt into an
+// *apierror.Error. parent is the caller's context, ctx the attempt's, whose
+// cancel cause says which of our timeouts fired.
+func classify(parent, ctx context.Context, limits map[string]time.Duration, err error) *apierror.Error {
+	var ae *apierror.Error
+	if errors.As(err, &ae) {
+		return ae
+	}
+	if perr := parent.Err(); perr != nil {
+		if errors.Is(perr, context.DeadlineExceeded) {
+			return &apierror.Error{Status: http.StatusGatewayTimeout, Type: apierror.TypeTimeout, Code: CodeDeadlineExceeded,
+				Message: "the request deadline expired before the upstream answered", Err: errors.Join(context.Cause(parent), err)}
+		}
+		return &apierror.Error{Status: apierror.StatusClientClosed, Type: apierror.TypeInvalidRequest, Code: CodeClientClosed,
+			Message: "the client closed the request", Err: errors.Join(context.Cause(parent), err)}
+	}
+	var te *TimeoutError
+	if ctx.Err() != nil && errors.As(context.Cause(ctx), &te) {
+		return timeoutError(te.Phase, te.Limit, err)
+	}
+	var de *DialError
+	var oe *net.OpError
+	if errors.As(err, &de) || (errors.As(err, &oe) && oe.Op == "dial") {
+		if de == nil {
+			err = &DialError{Err: err}
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return timeoutError(PhaseConnect, limits[PhaseConnect], err)
+		}
+		return &apierror.Error{Status: http.StatusBadGateway, Type: apierror.TypeServer, Code: CodeUpstreamUnavailable,
+			Message: "the upstream could not be reached", Err: err}
+	}
+	return &apierror.Error{Status: http.StatusBadGateway, Type: apierror.TypeServer, Code: CodeUpstreamUnavailable,
+		Message: "the upstream connection failed", Err: &ConnError{Err: err}}
+}
+
+func timeoutError(phase string, limit time.Duration, err error) *apierror.Error {
+	return &apierror.Error{Status: http.StatusGatewayTimeout, Type: apierror.TypeTimeout, Code: CodeUpstreamTimeout,
+		Message: "the upstream did not answer in time (" + phase + " timeout " + limit.String() + ")",
+		Err:     &TimeoutError{Phase: phase, Limit: limit, Err: err}}
+}

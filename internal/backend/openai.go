@@ -1,0 +1,225 @@
+package backend
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/omnigate/omnigate/internal/apierror"
+	"github.com/omnigate/omnigate/internal/config"
+)
+
+// maxErrorBody bounds how much of an upstream error answer is read.
+const maxErrorBody = 64 << 10
+
+// OpenAI is a Backend for one OpenAI-compatible upstream deployment. It is
+// safe for concurrent use; everything per request lives on the stack of Do.
+type OpenAI struct {
+	rt        http.RoundTripper
+	dialect   string
+	base      string            // URL without the trailing slash
+	urls      map[string]string // endpoint → full URL, for the known endpoints
+	upstreamQ []byte            // the upstream model name as a JSON string; nil: keep the client's
+	upstream  string
+	stream    bool // StreamOnly
+	jsonHdr   http.Header
+	sseHdr    http.Header
+
+	firstToken, idle, total time.Duration
+	limits                  map[string]time.Duration
+}
+
+// NewOpenAI returns the backend for deployment d, sending through t (a
+// transport from NewTransport, or HandlerTransport for the simulator). A nil
+// t gets a new NewTransport(d). The bearer token is read from the
+// environment once, here.
+func NewOpenAI(d config.Deployment, t http.RoundTripper) (*OpenAI, error) {
+	u, err := url.Parse(d.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("deployment %q: url %q is not an absolute http(s) URL", d.Name, d.URL)
+	}
+	if !KnownDialect(d.Dialect) {
+		return nil, fmt.Errorf("deployment %q: unknown dialect %q", d.Name, d.Dialect)
+	}
+	if t == nil {
+		t = NewTransport(d)
+	}
+	o := &OpenAI{
+		rt:         t,
+		dialect:    d.Dialect,
+		base:       strings.TrimRight(d.URL, "/"),
+		upstream:   d.UpstreamModel,
+		stream:     d.StreamOnly,
+		firstToken: d.Timeouts.FirstToken.D(),
+		idle:       d.Timeouts.Idle.D(),
+		total:      d.Timeouts.Total.D(),
+	}
+	o.limits = map[string]time.Duration{PhaseConnect: d.Timeouts.Connect.D(), PhaseFirstToken: o.firstToken, PhaseIdle: o.idle, PhaseTotal: o.total}
+	if d.UpstreamModel != "" {
+		o.upstreamQ = quoteJSON(d.UpstreamModel)
+	}
+	o.urls = map[string]string{}
+	for _, ep := range []string{"chat/completions", "completions", "embeddings"} {
+		o.urls[ep] = o.base + "/" + ep
+	}
+	h := http.Header{}
+	if d.APIKeyEnv != "" {
+		key := os.Getenv(d.APIKeyEnv)
+		if key == "" {
+			return nil, fmt.Errorf("deployment %q: environment variable %s (api_key_env) is empty", d.Name, d.APIKeyEnv)
+		}
+		h.Set("Authorization", "Bearer "+key)
+	}
+	for k, v := range d.Headers { // may replace Authorization for upstreams that want another scheme
+		h.Set(k, v)
+	}
+	h.Set("Content-Type", "application/json")
+	o.jsonHdr = h.Clone()
+	o.jsonHdr.Set("Accept", "application/json")
+	o.sseHdr = h.Clone()
+	o.sseHdr.Set("Accept", "text/event-stream")
+	return o, nil
+}
+
+// Do sends r upstream. See Backend.
+func (o *OpenAI) Do(ctx context.Context, r *Request) (*http.Response, error) {
+	body := r.Body
+	if o.upstreamQ != nil {
+		body = spliceSpan(body, r.ModelSpan, o.upstreamQ)
+	}
+	aggregate := o.stream && !r.Stream
+	if aggregate {
+		var err error
+		if body, err = forceStream(body); err != nil {
+			return nil, apierror.Invalid("", "the request body is not a JSON object")
+		}
+	}
+	stream := r.Stream || aggregate
+
+	actx, cancel := o.attemptContext(ctx)
+	target, ok := o.urls[r.Endpoint]
+	if !ok {
+		target = o.base + "/" + strings.TrimLeft(r.Endpoint, "/")
+	}
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, target, bytes.NewReader(body))
+	if err != nil {
+		cancel(nil)
+		return nil, &apierror.Error{Status: http.StatusInternalServerError, Type: apierror.TypeServer, Message: "internal error", Err: err}
+	}
+	if stream {
+		req.Header = o.sseHdr.Clone()
+	} else {
+		req.Header = o.jsonHdr.Clone()
+	}
+	if r.RequestID != "" {
+		req.Header["X-Request-Id"] = []string{r.RequestID}
+	}
+
+	// first_token bounds the wait for the response header of a stream. A
+	// non-streaming answer's header comes only when the whole answer is
+	// ready, so there only total applies.
+	var ft *time.Timer
+	if o.firstToken > 0 && stream {
+		ft = time.AfterFunc(o.firstToken, func() {
+			cancel(&TimeoutError{Phase: PhaseFirstToken, Limit: o.firstToken})
+		})
+	}
+	resp, err := o.rt.RoundTrip(req)
+	if ft != nil && !ft.Stop() && err == nil {
+		// The timer fired as the headers arrived: the attempt is cancelled.
+		resp.Body.Close()
+		err = context.Cause(actx)
+	}
+	if err != nil {
+		cancel(nil)
+		return nil, classify(ctx, actx, o.limits, err)
+	}
+	ab := &attemptBody{rc: resp.Body, parent: ctx, ctx: actx, cancel: cancel, idle: o.idle, limits: o.limits}
+	if o.idle > 0 {
+		ab.timer = time.AfterFunc(o.idle, func() { cancel(&TimeoutError{Phase: PhaseIdle, Limit: o.idle}) })
+		ab.timer.Stop()
+	}
+	resp.Body = ab
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		b, _ := io.ReadAll(io.LimitReader(ab, maxErrorBody))
+		ab.Close()
+		return nil, NormalizeError(o.dialect, resp.StatusCode, b)
+	}
+	public := ""
+	if o.upstream != "" && r.PublicModel != "" && o.upstream != r.PublicModel {
+		public = r.PublicModel
+	}
+	sse := stream
+	if ct := resp.Header.Get("Content-Type"); ct != "" {
+		sse = strings.HasPrefix(ct, "text/event-stream")
+	}
+	if aggregate && sse { // else the upstream ignored stream:true and sent JSON
+		return o.aggregate(resp, public)
+	}
+	if public != "" {
+		resp.Body = newModelRewriter(resp.Body, public, sse)
+		resp.ContentLength = -1
+		resp.Header.Del("Content-Length")
+	}
+	return resp, nil
+}
+
+// attemptContext derives the attempt's context: the total timeout, and a
+// cancel whose cause names the timeout that fired.
+func (o *OpenAI) attemptContext(ctx context.Context) (context.Context, context.CancelCauseFunc) {
+	if o.total <= 0 {
+		return context.WithCancelCause(ctx)
+	}
+	tctx, tcancel := context.WithTimeoutCause(ctx, o.total, &TimeoutError{Phase: PhaseTotal, Limit: o.total})
+	actx, cancel := context.WithCancelCause(tctx)
+	return actx, func(cause error) { cancel(cause); tcancel() }
+}
+
+// attemptBody is the upstream body of one attempt: it enforces the idle
+// timeout (the longest a Read may wait for the upstream), turns read errors
+// into *apierror.Error, and releases the attempt's context on Close.
+type attemptBody struct {
+	rc     io.ReadCloser
+	parent context.Context
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	idle   time.Duration
+	timer  *time.Timer // nil without an idle timeout
+	limits map[string]time.Duration
+}
+
+// Read reads the upstream body, bounded by the idle timeout.
+func (b *attemptBody) Read(p []byte) (int, error) {
+	if b.timer != nil {
+		b.timer.Reset(b.idle)
+	}
+	n, err := b.rc.Read(p)
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+	if err != nil && err != io.EOF {
+		return n, classify(b.parent, b.ctx, b.limits, err)
+	}
+	return n, err
+}
+
+// Close closes the upstream body and releases the attempt's context.
+func (b *attemptBody) Close() error {
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+	err := b.rc.Close()
+	b.cancel(nil)
+	return err
+}
+
+var (
+	_ Backend       = (*OpenAI)(nil)
+	_ io.ReadCloser = (*attemptBody)(nil)
+)

@@ -1,0 +1,359 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/omnigate/omnigate/internal/apierror"
+	"github.com/omnigate/omnigate/internal/config"
+)
+
+// upstream starts a real HTTP server for one test.
+func upstream(t testing.TB, h http.HandlerFunc) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// newBackend builds an OpenAI backend for d on its own transport.
+func newBackend(t testing.TB, d config.Deployment) *OpenAI {
+	t.Helper()
+	tr := NewTransport(d)
+	t.Cleanup(tr.CloseIdleConnections)
+	o, err := NewOpenAI(d, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// chatRequest builds a Request for body, finding the model span as the API
+// layer would.
+func chatRequest(t testing.TB, body, public string, stream bool) *Request {
+	t.Helper()
+	s, e, ok, err := topLevelValue([]byte(body), "model")
+	if err != nil || !ok {
+		t.Fatalf("no model in %s", body)
+	}
+	return &Request{Endpoint: "chat/completions", Body: []byte(body), ModelSpan: [2]int{s, e}, PublicModel: public, Stream: stream, RequestID: "req-1"}
+}
+
+type seen struct {
+	Method, Path, Auth, Accept, ContentType, RequestID, Static, Body string
+}
+
+func TestOpenAIRequestForwarding(t *testing.T) {
+	t.Setenv("OMNIGATE_TEST_KEY", "sk-test")
+	got := make(chan seen, 1)
+	srv := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- seen{r.Method, r.URL.Path, r.Header.Get("Authorization"), r.Header.Get("Accept"), r.Header.Get("Content-Type"),
+			r.Header.Get("X-Request-Id"), r.Header.Get("X-Tenant"), string(b)}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"id":"c","object":"chat.completion","model":"up"}`)
+	})
+	tests := []struct {
+		name     string
+		upstream string
+		stream   bool
+		want     seen
+	}{
+		{"model spliced", "Qwen/Qwen2.5-Omni-7B", false, seen{Accept: "application/json",
+			Body: `{"model":"Qwen/Qwen2.5-Omni-7B","messages":[{"role":"user","content":"hi"}]}`}},
+		{"no upstream name keeps the body", "", false, seen{Accept: "application/json",
+			Body: `{"model":"small","messages":[{"role":"user","content":"hi"}]}`}},
+		{"same name keeps the body", "small", true, seen{Accept: "text/event-stream",
+			Body: `{"model":"small","messages":[{"role":"user","content":"hi"}]}`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := config.Deployment{Name: "d", Kind: "openai", URL: srv.URL + "/v1/", UpstreamModel: tt.upstream,
+				APIKeyEnv: "OMNIGATE_TEST_KEY", Headers: map[string]string{"X-Tenant": "t1"}}
+			o := newBackend(t, d)
+			resp, err := o.Do(context.Background(), chatRequest(t, `{"model":"small","messages":[{"role":"user","content":"hi"}]}`, "small", tt.stream))
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			want := tt.want
+			want.Method, want.Path, want.Auth, want.ContentType, want.RequestID, want.Static = "POST", "/v1/chat/completions", "Bearer sk-test", "application/json", "req-1", "t1"
+			if diff := cmp.Diff(want, <-got); diff != "" {
+				t.Errorf("upstream saw (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestNewOpenAIRejects(t *testing.T) {
+	t.Setenv("OMNIGATE_EMPTY_KEY", "")
+	tests := []struct {
+		name string
+		d    config.Deployment
+	}{
+		{"relative url", config.Deployment{URL: "/v1"}},
+		{"bad scheme", config.Deployment{URL: "ftp://h/v1"}},
+		{"unknown dialect", config.Deployment{URL: "http://h/v1", Dialect: "tgi"}},
+		{"empty key", config.Deployment{URL: "http://h/v1", APIKeyEnv: "OMNIGATE_EMPTY_KEY"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := NewOpenAI(tt.d, http.DefaultTransport); err == nil {
+				t.Fatal("no error")
+			}
+		})
+	}
+}
+
+// asAPIError checks err is an *apierror.Error with the status and code.
+func asAPIError(t *testing.T, err error, status int, code string) *apierror.Error {
+	t.Helper()
+	var ae *apierror.Error
+	if !errors.As(err, &ae) {
+		t.Fatalf("err = %v (%T), want *apierror.Error", err, err)
+	}
+	if ae.Status != status || ae.Code != code {
+		t.Fatalf("err = %d %q (%v), want %d %q", ae.Status, ae.Code, ae, status, code)
+	}
+	return ae
+}
+
+func TestOpenAIUpstreamError(t *testing.T) {
+	srv := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		io.WriteString(w, `{"object":"error","message":"This model's maximum context length is 10 tokens.","type":"BadRequestError","param":null,"code":400}`)
+	})
+	o := newBackend(t, config.Deployment{URL: srv.URL + "/v1", Dialect: DialectVLLM})
+	_, err := o.Do(context.Background(), chatRequest(t, `{"model":"m"}`, "m", false))
+	ae := asAPIError(t, err, 400, CodeContextLength)
+	if !ae.Upstream || ae.Type != apierror.TypeInvalidRequest {
+		t.Errorf("Upstream=%v Type=%q", ae.Upstream, ae.Type)
+	}
+}
+
+func TestOpenAIDialError(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	o := newBackend(t, config.Deployment{URL: "http://" + addr + "/v1"})
+	_, err = o.Do(context.Background(), chatRequest(t, `{"model":"m"}`, "m", false))
+	asAPIError(t, err, http.StatusBadGateway, CodeUpstreamUnavailable)
+	var de *DialError
+	if !errors.As(err, &de) {
+		t.Errorf("cause %v is not a *DialError", err)
+	}
+}
+
+// blocker is an upstream handler that blocks until its request is cancelled,
+// reporting that on done; before blocking it may send a header and events,
+// then closes started (when not nil).
+func blocker(started, done chan<- struct{}, events ...string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		// net/http notices a closed client connection only once the
+		// request body has been read, as engines do first.
+		io.Copy(io.Discard, r.Body)
+		if len(events) > 0 {
+			w.Header().Set("Content-Type", "text/event-stream")
+			for _, ev := range events {
+				io.WriteString(w, ev)
+			}
+			w.(http.Flusher).Flush()
+		}
+		if started != nil {
+			close(started)
+		}
+		<-r.Context().Done()
+		close(done)
+	}
+}
+
+func TestOpenAITimeouts(t *testing.T) {
+	ms := func(n int) config.Duration { return config.Duration(time.Duration(n) * time.Millisecond) }
+	tests := []struct {
+		name     string
+		timeouts config.Timeouts
+		events   []string // sent before blocking; empty: block before the header
+		phase    string
+	}{
+		{"first token", config.Timeouts{FirstToken: ms(50)}, nil, PhaseFirstToken},
+		{"total before header", config.Timeouts{Total: ms(50)}, nil, PhaseTotal},
+		{"idle while streaming", config.Timeouts{FirstToken: ms(5000), Idle: ms(50)}, []string{"data: {\"a\":1}\n\n"}, PhaseIdle},
+		{"total while streaming", config.Timeouts{Total: ms(80)}, []string{"data: {\"a\":1}\n\n"}, PhaseTotal},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			done := make(chan struct{})
+			srv := upstream(t, blocker(nil, done, tt.events...))
+			o := newBackend(t, config.Deployment{URL: srv.URL + "/v1", Timeouts: tt.timeouts})
+			resp, err := o.Do(context.Background(), chatRequest(t, `{"model":"m","stream":true}`, "m", true))
+			if len(tt.events) > 0 {
+				if err != nil {
+					t.Fatalf("Do: %v", err)
+				}
+				defer resp.Body.Close()
+				_, err = io.ReadAll(resp.Body)
+			}
+			ae := asAPIError(t, err, http.StatusGatewayTimeout, CodeUpstreamTimeout)
+			var te *TimeoutError
+			if !errors.As(ae, &te) || te.Phase != tt.phase {
+				t.Fatalf("cause %v, want a *TimeoutError of phase %s", ae.Err, tt.phase)
+			}
+			<-done // the upstream saw the cancellation
+		})
+	}
+}
+
+func TestOpenAIFirstTokenOnlyForStreams(t *testing.T) {
+	srv := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		time.Sleep(30 * time.Millisecond) // far past first_token: a slow non-streaming answer
+		io.WriteString(w, `{"model":"m"}`)
+	})
+	o := newBackend(t, config.Deployment{URL: srv.URL + "/v1", Timeouts: config.Timeouts{FirstToken: config.Duration(time.Millisecond)}})
+	resp, err := o.Do(context.Background(), chatRequest(t, `{"model":"m"}`, "m", false))
+	if err != nil {
+		t.Fatalf("non-streaming request hit first_token: %v", err)
+	}
+	resp.Body.Close()
+}
+
+func TestOpenAIClientCancel(t *testing.T) {
+	for _, streaming := range []bool{false, true} {
+		name := map[bool]string{false: "before header", true: "mid stream"}[streaming]
+		t.Run(name, func(t *testing.T) {
+			done := make(chan struct{})
+			var events []string
+			if streaming {
+				events = []string{"data: {\"a\":1}\n\n"}
+			}
+			started := make(chan struct{})
+			srv := upstream(t, blocker(started, done, events...))
+			o := newBackend(t, config.Deployment{URL: srv.URL + "/v1"})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			errc := make(chan error, 1)
+			go func() {
+				resp, err := o.Do(ctx, chatRequest(t, `{"model":"m"}`, "m", streaming))
+				if err == nil {
+					defer resp.Body.Close()
+					buf := make([]byte, 64)
+					if _, err = resp.Body.Read(buf); err != nil {
+						errc <- err
+						return
+					}
+					cancel() // after the first event
+					_, err = io.ReadAll(resp.Body)
+				}
+				errc <- err
+			}()
+			if !streaming {
+				<-started
+				cancel()
+			}
+			<-done // the upstream handler's context was cancelled
+			asAPIError(t, <-errc, apierror.StatusClientClosed, CodeClientClosed)
+		})
+	}
+}
+
+func TestOpenAIModelRewrite(t *testing.T) {
+	tests := []struct {
+		name, ct, body, public, want string
+		stream                       bool
+	}{
+		{"json", "application/json", `{"id":"c","model":"Qwen/Qwen2.5-Omni-7B","choices":[]}`, "qwen3-omni-7b",
+			`{"id":"c","model":"qwen3-omni-7b","choices":[]}`, false},
+		{"sse", "text/event-stream", "data: {\"model\":\"Qwen/Qwen2.5-Omni-7B\"}\n\ndata: [DONE]\n\n", "qwen3-omni-7b",
+			"data: {\"model\":\"qwen3-omni-7b\"}\n\ndata: [DONE]\n\n", true},
+		{"same name untouched", "application/json", `{"model":"Qwen/Qwen2.5-Omni-7B"}`, "Qwen/Qwen2.5-Omni-7B",
+			`{"model":"Qwen/Qwen2.5-Omni-7B"}`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", tt.ct)
+				io.WriteString(w, tt.body)
+			})
+			o := newBackend(t, config.Deployment{URL: srv.URL + "/v1", UpstreamModel: "Qwen/Qwen2.5-Omni-7B"})
+			resp, err := o.Do(context.Background(), chatRequest(t, `{"model":"x"}`, tt.public, tt.stream))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			got, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, string(got)); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+			if tt.public != "Qwen/Qwen2.5-Omni-7B" && (resp.ContentLength != -1 || resp.Header.Get("Content-Length") != "") {
+				t.Errorf("stale length kept: %d %q", resp.ContentLength, resp.Header.Get("Content-Length"))
+			}
+		})
+	}
+}
+
+func TestOpenAIMidStreamCut(t *testing.T) {
+	srv := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: {\"a\":1}\n\n")
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler) // cuts the connection
+	})
+	o := newBackend(t, config.Deployment{URL: srv.URL + "/v1"})
+	resp, err := o.Do(context.Background(), chatRequest(t, `{"model":"m"}`, "m", true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	_, err = io.ReadAll(resp.Body)
+	asAPIError(t, err, http.StatusBadGateway, CodeUpstreamUnavailable)
+	var ce *ConnError
+	if !errors.As(err, &ce) {
+		t.Errorf("cause %v is not a *ConnError", err)
+	}
+}
+
+func BenchmarkOpenAIDo(b *testing.B) {
+	answer := []byte(`{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"Qwen/Qwen2.5-Omni-7B","choices":[{"index":0,"message":{"role":"assistant","content":"hello"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}`)
+	srv := upstream(b, func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(answer)
+	})
+	body := `{"model":"qwen3-omni-7b","messages":[{"role":"user","content":"hello"}]}`
+	for _, bc := range []struct{ name, upstream string }{{"same-name", ""}, {"rewrite", "Qwen/Qwen2.5-Omni-7B"}} {
+		b.Run(bc.name, func(b *testing.B) {
+			o := newBackend(b, config.Deployment{URL: srv.URL + "/v1", UpstreamModel: bc.upstream,
+				Timeouts: config.Timeouts{FirstToken: config.Duration(time.Minute), Idle: config.Duration(time.Minute), Total: config.Duration(time.Minute)}})
+			req := chatRequest(b, body, "qwen3-omni-7b", false)
+			buf := make([]byte, 4096)
+			b.ReportAllocs()
+			for b.Loop() {
+				resp, err := o.Do(context.Background(), req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for {
+					if _, err := resp.Body.Read(buf); err != nil {
+						break
+					}
+				}
+				resp.Body.Close()
+			}
+		})
+	}
+}

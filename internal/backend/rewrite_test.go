@@ -1,0 +1,193 @@
+package backend
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"strings"
+	"testing"
+	"testing/iotest"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// splitReader returns its input in two reads, split at k.
+type splitReader struct {
+	parts [][]byte
+}
+
+func (s *splitReader) Read(p []byte) (int, error) {
+	for len(s.parts) > 0 && len(s.parts[0]) == 0 {
+		s.parts = s.parts[1:]
+	}
+	if len(s.parts) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, s.parts[0])
+	s.parts[0] = s.parts[0][n:]
+	return n, nil
+}
+
+// readSmall reads r to the end with a buffer of size n.
+func readSmall(r io.Reader, n int) ([]byte, error) {
+	var out []byte
+	buf := make([]byte, n)
+	for {
+		k, err := r.Read(buf)
+		out = append(out, buf[:k]...)
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+	}
+}
+
+func TestModelRewriter(t *testing.T) {
+	tests := []struct {
+		name     string
+		sse      bool
+		in, want string
+	}{
+		{"json", false,
+			`{"id":"x","object":"chat.completion","model":"Qwen/Qwen2.5-Omni-7B","choices":[]}`,
+			`{"id":"x","object":"chat.completion","model":"qwen3-omni-7b","choices":[]}`},
+		{"json nested model keys untouched", false,
+			`{"choices":[{"model":"a","message":{"model":"b"}}],"meta":{"model":"c"},"model":"up"}`,
+			`{"choices":[{"model":"a","message":{"model":"b"}}],"meta":{"model":"c"},"model":"qwen3-omni-7b"}`},
+		{"json model in strings untouched", false,
+			`{"content":"\"model\":\"x\"","k\"model":"y", "model" :  "u\"p\\" , "z":1}`,
+			`{"content":"\"model\":\"x\"","k\"model":"y", "model" :  "qwen3-omni-7b" , "z":1}`},
+		{"json models key is not model", false,
+			`{"models":"a","mode":"b","model":"c"}`,
+			`{"models":"a","mode":"b","model":"qwen3-omni-7b"}`},
+		{"json escaped key not matched", false,
+			`{"mod\u0065l":"a"}`,
+			`{"mod\u0065l":"a"}`},
+		{"json null model left", false,
+			`{"model":null,"x":"model"}`,
+			`{"model":null,"x":"model"}`},
+		{"json only the first model", false,
+			`{"model":"a","model":"b"}`,
+			`{"model":"qwen3-omni-7b","model":"b"}`},
+		{"json array top level", false,
+			`[{"model":"a"}]`,
+			`[{"model":"a"}]`},
+		{"json pretty", false,
+			"{\n  \"id\": \"x\",\n  \"model\": \"up\"\n}\n",
+			"{\n  \"id\": \"x\",\n  \"model\": \"qwen3-omni-7b\"\n}\n"},
+		{"sse", true,
+			"data: {\"id\":\"1\",\"model\":\"up\",\"choices\":[{\"delta\":{\"content\":\"model\"}}]}\n\n" +
+				"data:{\"model\":\"up\"}\r\n\r\n" +
+				": comment \"model\":\"x\"\n" +
+				"event: message\n" +
+				"data: {\"usage\":{},\"model\":\"up\"}\n\n" +
+				"data: [DONE]\n\n",
+			"data: {\"id\":\"1\",\"model\":\"qwen3-omni-7b\",\"choices\":[{\"delta\":{\"content\":\"model\"}}]}\n\n" +
+				"data:{\"model\":\"qwen3-omni-7b\"}\r\n\r\n" +
+				": comment \"model\":\"x\"\n" +
+				"event: message\n" +
+				"data: {\"usage\":{},\"model\":\"qwen3-omni-7b\"}\n\n" +
+				"data: [DONE]\n\n"},
+		{"sse data-like lines", true,
+			"dat: {\"model\":\"up\"}\nxdata: {\"model\":\"up\"}\ndata: {\"model\":\"up\"}\n\n",
+			"dat: {\"model\":\"up\"}\nxdata: {\"model\":\"up\"}\ndata: {\"model\":\"qwen3-omni-7b\"}\n\n"},
+		{"sse broken json resyncs at line end", true,
+			"data: {\"model\":\"up\n\ndata: {\"model\":\"up\"}\n\n",
+			"data: {\"model\":\"qwen3-omni-7b\"\n\ndata: {\"model\":\"qwen3-omni-7b\"}\n\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// Every split of the input into two reads, with output buffers
+			// of 1, 3 and 4096 bytes.
+			for k := 0; k <= len(tt.in); k++ {
+				for _, bufSize := range []int{1, 3, 4096} {
+					src := &splitReader{parts: [][]byte{[]byte(tt.in[:k]), []byte(tt.in[k:])}}
+					rw := newModelRewriter(io.NopCloser(src), "qwen3-omni-7b", tt.sse)
+					got, err := readSmall(rw, bufSize)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if diff := cmp.Diff(tt.want, string(got)); diff != "" {
+						t.Fatalf("split at %d, buffer %d (-want +got):\n%s", k, bufSize, diff)
+					}
+				}
+			}
+			rw := newModelRewriter(io.NopCloser(iotest.OneByteReader(strings.NewReader(tt.in))), "qwen3-omni-7b", tt.sse)
+			got, err := io.ReadAll(rw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, string(got)); diff != "" {
+				t.Fatalf("one byte reads (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestModelRewriterPassesErrors(t *testing.T) {
+	src := io.MultiReader(strings.NewReader(`data: {"model":"up"}`+"\n\n"), iotest.ErrReader(io.ErrUnexpectedEOF))
+	rw := newModelRewriter(io.NopCloser(src), "pub", true)
+	got, err := io.ReadAll(rw)
+	if err != io.ErrUnexpectedEOF {
+		t.Fatalf("err = %v, want io.ErrUnexpectedEOF", err)
+	}
+	if want := "data: {\"model\":\"pub\"}\n\n"; string(got) != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+func BenchmarkModelRewriterSSE(b *testing.B) {
+	ev := []byte("data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"Qwen/Qwen2.5-Omni-7B\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hello\"}}]}\n\n")
+	stream := bytes.Repeat(ev, 256)
+	buf := make([]byte, 32<<10)
+	src := bytes.NewReader(stream)
+	b.SetBytes(int64(len(stream)))
+	b.ReportAllocs()
+	for b.Loop() {
+		src.Reset(stream)
+		rw := newModelRewriter(io.NopCloser(src), "qwen3-omni-7b", true)
+		for {
+			if _, err := rw.Read(buf); err != nil {
+				break
+			}
+		}
+	}
+}
+
+// FuzzModelRewriter checks that read boundaries never change the output, and
+// that a JSON object with a string "model" comes out valid with the public
+// name in it.
+func FuzzModelRewriter(f *testing.F) {
+	for _, s := range []string{`{"model":"a","x":[1,{"model":"b"}]}`, `{"a":"\"","model":"\\"}`, "data: {\"model\":\"a\"}\n\n", `[]`} {
+		f.Add([]byte(s), uint8(3), false)
+	}
+	f.Fuzz(func(t *testing.T, in []byte, split uint8, sse bool) {
+		whole, err := io.ReadAll(newModelRewriter(io.NopCloser(bytes.NewReader(in)), "pub<>", sse))
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := int(split) % (len(in) + 1)
+		src := &splitReader{parts: [][]byte{append([]byte(nil), in[:k]...), append([]byte(nil), in[k:]...)}}
+		parts, err := readSmall(newModelRewriter(io.NopCloser(src), "pub<>", sse), 1+int(split)%7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(whole, parts) {
+			t.Fatalf("split at %d changed the output:\n%q\n%q", k, whole, parts)
+		}
+		var doc map[string]any
+		if !sse && json.Unmarshal(in, &doc) == nil {
+			if _, isString := doc["model"].(string); isString && bytes.Count(in, []byte(`"model"`)) == 1 && bytes.IndexByte(in, '\\') < 0 {
+				var out map[string]any
+				if err := json.Unmarshal(whole, &out); err != nil {
+					t.Fatalf("output %q not JSON: %v", whole, err)
+				}
+				if out["model"] != "pub<>" {
+					t.Fatalf("model = %v in %q", out["model"], whole)
+				}
+			}
+		}
+	})
+}
