@@ -15,6 +15,7 @@ import (
 const (
 	DialectOpenAI      = "openai"
 	DialectVLLM        = "vllm"
+	DialectVLLMLegacy  = "vllm-legacy" // vLLM before 0.10.1: flat error objects
 	DialectSGLang      = "sglang"
 	DialectOllama      = "ollama"
 	DialectLlamaCpp    = "llamacpp"
@@ -32,7 +33,7 @@ const CodeContentFilter = "content_filter"
 // default, openai).
 func KnownDialect(name string) bool {
 	switch name {
-	case "", DialectOpenAI, DialectVLLM, DialectSGLang, DialectOllama, DialectLlamaCpp, DialectModelStudio:
+	case "", DialectOpenAI, DialectVLLM, DialectVLLMLegacy, DialectSGLang, DialectOllama, DialectLlamaCpp, DialectModelStudio:
 		return true
 	}
 	return false

@@ -1,0 +1,225 @@
+// Package e2e runs the real omnigate binary: the simulator and the gateway as
+// separate processes, talking over loopback, killed and signalled for real.
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "omnigate-e2e")
+	if err != nil {
+		panic(err)
+	}
+	bin = filepath.Join(dir, "omnigate")
+	out, err := exec.Command("go", "build", "-o", bin, "../cmd/omnigate").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build omnigate: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is a running omnigate process and the URL it printed.
+type proc struct {
+	cmd    *exec.Cmd
+	URL    string
+	stderr *strings.Builder
+}
+
+var servingRE = regexp.MustCompile(`serving on (http://\S+)`)
+
+// start runs omnigate with args and waits for its "serving on" line.
+func start(t *testing.T, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	stdout, _ := cmd.StdoutPipe()
+	p := &proc{cmd: cmd, stderr: &strings.Builder{}}
+	cmd.Stderr = p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s stderr:\n%s", args[0], p.stderr.String())
+		}
+	})
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("omnigate %v exited before serving: %s", args, p.stderr.String())
+			}
+			if m := servingRE.FindStringSubmatch(l); m != nil {
+				p.URL = m[1]
+				go func() {
+					for range lines {
+					}
+				}()
+				return p
+			}
+		case <-deadline:
+			t.Fatalf("omnigate %v did not start: %s", args, p.stderr.String())
+		}
+	}
+}
+
+func writeConfig(t *testing.T, yaml string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "omnigate.yaml")
+	if err := os.WriteFile(f, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func chat(ctx context.Context, url, body string) (*http.Response, error) {
+	req, _ := http.NewRequestWithContext(ctx, "POST", url+"/v1/chat/completions", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	return http.DefaultClient.Do(req)
+}
+
+// TestGatewayOverSimProcess: the gateway in front of a simulator that runs as
+// its own process, streaming and not.
+func TestGatewayOverSimProcess(t *testing.T) {
+	sim := start(t, "sim", "--profile", "qwen3-omni-7b", "--addr", "127.0.0.1:0")
+	cfg := writeConfig(t, fmt.Sprintf(`
+server: {addr: "127.0.0.1:0"}
+models:
+  - name: qwen3-omni-7b
+    deployments: [{name: sim-proc, kind: openai, url: "%s/v1", upstream_model: qwen3-omni-7b, dialect: vllm}]
+`, sim.URL))
+	gw := start(t, "serve", "--config", cfg)
+
+	resp, err := chat(context.Background(), gw.URL, `{"model":"qwen3-omni-7b","max_tokens":8,"messages":[{"role":"user","content":"hello"}]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"chat.completion"`) {
+		t.Fatalf("%d %s", resp.StatusCode, b)
+	}
+
+	resp, err = chat(context.Background(), gw.URL, `{"model":"qwen3-omni-7b","stream":true,"max_tokens":8,"messages":[{"role":"user","content":"hello"}]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if n := strings.Count(string(b), "data: "); resp.StatusCode != 200 || n < 4 || !strings.HasSuffix(string(b), "data: [DONE]\n\n") {
+		t.Fatalf("%d, %d events: %s", resp.StatusCode, n, b)
+	}
+}
+
+// TestSimKilledMidRequestFallsBack: the large tier's only replica is killed;
+// the next request is served by the fallback tier, and the request that was
+// in flight gets a clean error, not a hang.
+func TestSimKilledMidRequestFallsBack(t *testing.T) {
+	large := start(t, "sim", "--profile", "qwen3-omni-30b", "--addr", "127.0.0.1:0")
+	small := start(t, "sim", "--profile", "qwen3-omni-7b", "--addr", "127.0.0.1:0")
+	cfg := writeConfig(t, fmt.Sprintf(`
+server: {addr: "127.0.0.1:0"}
+models:
+  - name: qwen3-omni-30b
+    limits: {max_tokens: 4096}
+    deployments: [{name: large-1, kind: openai, url: "%s/v1", dialect: vllm}]
+  - name: qwen3-omni-7b
+    deployments: [{name: small-1, kind: openai, url: "%s/v1", dialect: vllm}]
+routing:
+  fallbacks: {qwen3-omni-30b: [qwen3-omni-7b]}
+`, large.URL, small.URL))
+	gw := start(t, "serve", "--config", cfg)
+
+	// A streaming request is in flight on the large tier when its engine dies.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := chat(ctx, gw.URL, `{"model":"qwen3-omni-30b","stream":true,"messages":[{"role":"user","content":"tell me a long story"}]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(resp.Body)
+	if _, err := br.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	large.cmd.Process.Kill()
+	rest, _ := io.ReadAll(br)
+	resp.Body.Close()
+	if strings.HasSuffix(string(rest), "data: [DONE]\n\n") {
+		t.Errorf("stream cut by a dead engine must not look complete: %q", rest)
+	}
+	if !strings.Contains(string(rest), `"error"`) {
+		t.Errorf("stream cut by a dead engine should end with an error event: %q", rest)
+	}
+
+	// The next request goes to the fallback tier.
+	resp, err = chat(ctx, gw.URL, `{"model":"qwen3-omni-30b","max_tokens":8,"messages":[{"role":"user","content":"hello"}]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"model":"qwen3-omni-7b"`) {
+		t.Fatalf("fallback: %d %s", resp.StatusCode, b)
+	}
+}
+
+// TestGracefulShutdown: SIGTERM lets a running stream finish, then the
+// process exits 0 and stops accepting.
+func TestGracefulShutdown(t *testing.T) {
+	gw := start(t, "serve", "--addr", "127.0.0.1:0")
+	resp, err := chat(context.Background(), gw.URL, `{"model":"qwen3-omni-7b","stream":true,"max_tokens":30,"messages":[{"role":"user","content":"count"}]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(resp.Body)
+	if _, err := br.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	gw.cmd.Process.Signal(syscall.SIGTERM)
+	rest, err := io.ReadAll(br)
+	resp.Body.Close()
+	if err != nil || !strings.HasSuffix(string(rest), "data: [DONE]\n\n") {
+		t.Fatalf("stream did not finish during the grace period: err %v, %q", err, rest)
+	}
+	done := make(chan error, 1)
+	go func() { done <- gw.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("exit: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("gateway did not exit after SIGTERM")
+	}
+	if _, err := http.Get(gw.URL + "/healthz"); err == nil {
+		t.Error("gateway still accepting after shutdown")
+	}
+}
