@@ -156,6 +156,9 @@ func newBackend(d config.Deployment, public string, transports map[string]http.R
 		if err != nil {
 			return nil, nil, err
 		}
+		if d.AudioOutput && !p.AudioOutput() {
+			return nil, nil, fmt.Errorf("audio_output is set but simulator profile %q has no audio output", d.Profile)
+		}
 		if d.UpstreamModel == "" {
 			d.UpstreamModel = public
 		}

@@ -246,11 +246,11 @@ func TestDefault(t *testing.T) {
 			{
 				Name: "qwen3-omni-30b", Aliases: []string{"large"}, Tier: "large", ContextWindow: 65536,
 				Capabilities: Capabilities{
-					Input: []string{"text", "image", "audio", "video"}, Output: []string{"text"},
+					Input: []string{"text", "image", "audio", "video"}, Output: []string{"text", "audio"},
 					Endpoints: []string{"chat", "completions"},
 				},
 				Limits:      limits(4096, MediaLimit{}),
-				Deployments: []Deployment{{Name: "sim-30b", Kind: "sim", Profile: "qwen3-omni-30b", Weight: 1, Timeouts: timeouts}},
+				Deployments: []Deployment{{Name: "sim-30b", Kind: "sim", Profile: "qwen3-omni-30b", AudioOutput: true, Weight: 1, Timeouts: timeouts}},
 			},
 		},
 		Routing: Routing{Fallbacks: map[string][]string{"qwen3-omni-30b": {"qwen3-omni-7b"}}},

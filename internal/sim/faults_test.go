@@ -79,7 +79,9 @@ func TestErrorDialects(t *testing.T) {
 }
 
 func TestValidation(t *testing.T) {
-	_, srv := startEngine(t, mustProfile(t, "qwen3-omni-7b"), Options{Clock: NewFakeClock(time.Unix(0, 0))})
+	p := mustProfile(t, "qwen3-omni-7b")
+	p.AudioOut = false // as upstream vLLM, which serves only the thinker
+	_, srv := startEngine(t, p, Options{Clock: NewFakeClock(time.Unix(0, 0))})
 	for _, tc := range []struct {
 		name, path, body string
 		status           int

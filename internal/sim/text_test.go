@@ -110,7 +110,7 @@ func TestProfiles(t *testing.T) {
 		maxLen      int
 		audio, zero bool
 	}{
-		{"qwen3-omni-7b", 32768, false, false},
+		{"qwen3-omni-7b", 32768, true, false},
 		{"qwen3-omni-30b", 65536, true, false},
 		{"instant", 32768, true, true},
 	} {

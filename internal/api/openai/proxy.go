@@ -301,8 +301,12 @@ func checkContentType(ct string) error {
 	if err == nil && mt == "application/json" {
 		return nil
 	}
+	hint := ""
+	if mt == "application/x-www-form-urlencoded" {
+		hint = " (curl sends that for -d unless you add -H 'Content-Type: application/json')"
+	}
 	return apierror.New(http.StatusUnsupportedMediaType, "unsupported_media_type",
-		"Content-Type must be application/json, not %q.", ct)
+		"Content-Type must be application/json, not %q%s.", ct, hint)
 }
 
 var bufPool sync.Pool // *[]byte
