@@ -1,0 +1,229 @@
+package app
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/openai/openai-go/v3"
+	"go.uber.org/goleak"
+
+	"github.com/omnigate/omnigate/internal/config"
+	"github.com/omnigate/omnigate/internal/sim"
+)
+
+// simUpstream runs a simulator engine behind a real HTTP server, as a
+// separate engine would be.
+func simUpstream(t *testing.T, profile, model string) *httptest.Server {
+	t.Helper()
+	p, err := sim.LoadProfile(profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := sim.New(p, sim.Options{ModelName: model})
+	srv := httptest.NewServer(eng.Handler())
+	t.Cleanup(func() { srv.Close(); eng.Close() })
+	return srv
+}
+
+// TestStreamOnlyUpstream: a deployment that only streams (as Model Studio's
+// Omni models) still gives a normal non-streaming answer, audio included.
+func TestStreamOnlyUpstream(t *testing.T) {
+	var streamed atomic.Bool
+	eng := simUpstream(t, "instant", "qwen3-omni-flash")
+	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if !strings.Contains(string(b), `"stream":true`) {
+			w.WriteHeader(400)
+			io.WriteString(w, `{"error":{"message":"only stream:true is supported","type":"invalid_request_error","param":null,"code":"InvalidParameter"}}`)
+			return
+		}
+		streamed.Store(true)
+		req, _ := http.NewRequestWithContext(r.Context(), "POST", eng.URL+r.URL.Path, strings.NewReader(string(b)))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			w.WriteHeader(502)
+			return
+		}
+		defer resp.Body.Close()
+		w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+	})
+	srv := startWithUpstream(t, up, func(c *config.Config) {
+		d := &c.Models[0].Deployments[0]
+		d.StreamOnly, d.AudioOutput, d.UpstreamModel, d.Dialect = true, true, "qwen3-omni-flash", "modelstudio"
+		c.Models[0].Capabilities.Output = []string{"text", "audio"}
+	})
+	c := sdkClient(srv)
+	res, err := c.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
+		Model:      "m",
+		Messages:   []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Say something.")},
+		Modalities: []string{"text", "audio"},
+		Audio:      openai.ChatCompletionAudioParam{Voice: openai.ChatCompletionAudioParamVoiceUnion{OfString: openai.String("Cherry")}, Format: "wav"},
+		MaxTokens:  openai.Int(12),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !streamed.Load() {
+		t.Fatal("upstream was not asked to stream")
+	}
+	msg := res.Choices[0].Message
+	if msg.Content == "" && msg.Audio.Transcript == "" {
+		t.Errorf("no text in aggregated answer: %+v", msg)
+	}
+	wav, err := base64.StdEncoding.DecodeString(msg.Audio.Data)
+	if err != nil || len(wav) < 44 || string(wav[:4]) != "RIFF" || string(wav[8:12]) != "WAVE" {
+		t.Errorf("aggregated audio is not a WAV file (%d bytes, err %v)", len(wav), err)
+	}
+	if res.Model != "m" || res.Usage.CompletionTokens == 0 {
+		t.Errorf("model %q usage %+v", res.Model, res.Usage)
+	}
+}
+
+// TestAudioOutputDefaultTiers: both default tiers answer with audio, whole and streamed.
+func TestAudioOutputDefaultTiers(t *testing.T) {
+	srv := startDefault(t)
+	body := `{"model":"small","max_tokens":6,"modalities":["text","audio"],"audio":{"voice":"Chelsie","format":"wav"},"messages":[{"role":"user","content":"hi"}]}`
+	resp, b := post(t, srv.URL+"/v1/chat/completions", "application/json", body)
+	var out struct {
+		Choices []struct {
+			Message struct{ Audio struct{ Data, Transcript string } }
+		}
+	}
+	if err := json.Unmarshal(b, &out); err != nil || resp.StatusCode != 200 || len(out.Choices) != 1 {
+		t.Fatalf("%d %s", resp.StatusCode, b)
+	}
+	if wav, _ := base64.StdEncoding.DecodeString(out.Choices[0].Message.Audio.Data); len(wav) < 44 || string(wav[:4]) != "RIFF" {
+		t.Errorf("no WAV in message.audio: %.200s", b)
+	}
+	resp, b = post(t, srv.URL+"/v1/chat/completions", "application/json", strings.Replace(body, `"max_tokens"`, `"stream":true,"max_tokens"`, 1))
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"audio":{`) {
+		t.Errorf("stream lacks delta.audio: %d %.300s", resp.StatusCode, b)
+	}
+}
+
+// TestClampPolicy: with on_violation clamp, the clamped value is forwarded and
+// the response says so.
+func TestClampPolicy(t *testing.T) {
+	var got atomic.Value
+	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got.Store(string(b))
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"id":"x","object":"chat.completion","created":1,"model":"upstream/m","choices":[]}`)
+	})
+	srv := startWithUpstream(t, up, func(c *config.Config) {
+		c.Models[0].Limits.MaxTokens = 100
+		c.Models[0].Limits.OnViolation = "clamp"
+	})
+	resp, b := post(t, srv.URL+"/v1/chat/completions", "application/json", `{"model":"m","max_tokens":5000,"temperature":9,"messages":[{"role":"user","content":"hi"}]}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, b)
+	}
+	var sent struct {
+		Model       string
+		MaxTokens   int     `json:"max_tokens"`
+		Temperature float64 `json:"temperature"`
+	}
+	json.Unmarshal([]byte(got.Load().(string)), &sent)
+	if sent.MaxTokens != 100 || sent.Temperature != 2 || sent.Model != "upstream/m" {
+		t.Errorf("upstream got %+v", sent)
+	}
+	if h := resp.Header.Get("X-Omnigate-Clamped"); !strings.Contains(h, "max_tokens=100") || !strings.Contains(h, "temperature=2") {
+		t.Errorf("X-Omnigate-Clamped %q", h)
+	}
+}
+
+// TestEndpointsByCapability: completions and embeddings are forwarded only to
+// models whose deployments declare them.
+func TestEndpointsByCapability(t *testing.T) {
+	eng := simUpstream(t, "instant", "m")
+	srv := startWithUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.URL.Host, r.URL.Scheme = strings.TrimPrefix(eng.URL, "http://"), "http"
+		req, _ := http.NewRequestWithContext(r.Context(), r.Method, r.URL.String(), r.Body)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			w.WriteHeader(502)
+			return
+		}
+		defer resp.Body.Close()
+		w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+	}), func(c *config.Config) {
+		c.Models[0].Deployments[0].UpstreamModel = "m"
+		c.Models[0].Capabilities.Endpoints = []string{"chat", "embeddings"}
+	})
+	resp, b := post(t, srv.URL+"/v1/embeddings", "application/json", `{"model":"m","input":["a","b"]}`)
+	var emb struct {
+		Object string
+		Data   []struct{ Embedding []float64 }
+	}
+	json.Unmarshal(b, &emb)
+	if resp.StatusCode != 200 || emb.Object != "list" || len(emb.Data) != 2 || len(emb.Data[0].Embedding) == 0 {
+		t.Errorf("embeddings: %d %.200s", resp.StatusCode, b)
+	}
+	resp, b = post(t, srv.URL+"/v1/completions", "application/json", `{"model":"m","prompt":"hi"}`)
+	if resp.StatusCode != 400 || !strings.Contains(string(b), `"param":"model"`) {
+		t.Errorf("completions on a model without it: %d %s", resp.StatusCode, b)
+	}
+}
+
+// TestFallbackOnUnavailable: a 503 from the requested model's only replica
+// sends the request to the next model in its chain.
+func TestFallbackOnUnavailable(t *testing.T) {
+	var calls atomic.Int32
+	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(503)
+		io.WriteString(w, `{"error":{"message":"overloaded","type":"ServiceUnavailableError","param":null,"code":503}}`)
+	})
+	srv := startWithUpstream(t, up, func(c *config.Config) {
+		c.Models = append(c.Models, config.Model{Name: "backup",
+			Deployments: []config.Deployment{{Name: "sim", Kind: "sim", Profile: "instant"}}})
+		c.Routing.Fallbacks = map[string][]string{"m": {"backup"}}
+	})
+	resp, b := post(t, srv.URL+"/v1/chat/completions", "application/json", `{"model":"m","max_tokens":3,"messages":[{"role":"user","content":"hi"}]}`)
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"model":"backup"`) || calls.Load() != 1 {
+		t.Errorf("%d after %d upstream calls: %s", resp.StatusCode, calls.Load(), b)
+	}
+	r, _ := http.Get(srv.URL + "/metrics")
+	m, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if !strings.Contains(string(m), `omnigate_fallbacks_total{from="m",to="backup"} 1`) {
+		t.Error("fallback not counted")
+	}
+}
+
+// TestNoGoroutineLeakOnDisconnect: clients that go away mid-stream leave no
+// goroutine behind in the gateway or the simulator.
+func TestNoGoroutineLeakOnDisconnect(t *testing.T) {
+	srv := startDefault(t)
+	before := goleak.IgnoreCurrent()
+	tr := &http.Transport{}
+	client := &http.Client{Transport: tr}
+	for range 10 {
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+"/v1/chat/completions",
+			strings.NewReader(`{"model":"large","stream":true,"messages":[{"role":"user","content":"a long story"}]}`))
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bufio.NewReader(resp.Body).ReadString('\n')
+		cancel()
+		resp.Body.Close()
+	}
+	tr.CloseIdleConnections()
+	srv.CloseClientConnections()
+	goleak.VerifyNone(t, before)
+}

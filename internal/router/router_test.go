@@ -1,0 +1,85 @@
+package router
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/omnigate/omnigate/internal/apierror"
+	"github.com/omnigate/omnigate/internal/catalog"
+	"github.com/omnigate/omnigate/internal/config"
+)
+
+func testCatalog(t *testing.T) *catalog.Catalog {
+	t.Helper()
+	cfg := config.Default()
+	cat, err := catalog.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cat
+}
+
+func names(ms []*catalog.Model) []string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.Name)
+	}
+	return out
+}
+
+func TestRoute(t *testing.T) {
+	cat := testCatalog(t)
+	r, err := New(cat, map[string][]string{"qwen3-omni-30b": {"qwen3-omni-7b", "qwen3-omni-30b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		want []string
+	}{
+		{"qwen3-omni-30b", []string{"qwen3-omni-30b", "qwen3-omni-7b"}}, // itself is not repeated
+		{"large", []string{"qwen3-omni-30b", "qwen3-omni-7b"}},
+		{"qwen3-omni-7b", []string{"qwen3-omni-7b"}},
+		{"small", []string{"qwen3-omni-7b"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			chain, err := r.Route(tc.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, names(chain)); diff != "" {
+				t.Errorf("chain (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestRouteUnknownModel(t *testing.T) {
+	r, err := New(testCatalog(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Route("gpt-4o")
+	var e *apierror.Error
+	if !errors.As(err, &e) {
+		t.Fatalf("got %v", err)
+	}
+	if e.Status != 404 || e.Param != "model" || e.Code != "model_not_found" {
+		t.Errorf("got %+v", e)
+	}
+	for _, n := range []string{"qwen3-omni-7b", "qwen3-omni-30b", "small", "large", "gpt-4o"} {
+		if !strings.Contains(e.Message, n) {
+			t.Errorf("message %q does not mention %s", e.Message, n)
+		}
+	}
+}
+
+func TestNewRejectsUnknownFallback(t *testing.T) {
+	if _, err := New(testCatalog(t), map[string][]string{"qwen3-omni-30b": {"nope"}}); err == nil {
+		t.Error("unknown fallback accepted")
+	}
+}
