@@ -96,7 +96,9 @@ func TestAudioOutputDefaultTiers(t *testing.T) {
 	resp, b := post(t, srv.URL+"/v1/chat/completions", "application/json", body)
 	var out struct {
 		Choices []struct {
-			Message struct{ Audio struct{ Data, Transcript string } }
+			Message struct {
+				Audio struct{ Data, Transcript string }
+			}
 		}
 	}
 	if err := json.Unmarshal(b, &out); err != nil || resp.StatusCode != 200 || len(out.Choices) != 1 {
