@@ -229,3 +229,29 @@ func TestNoGoroutineLeakOnDisconnect(t *testing.T) {
 	srv.CloseClientConnections()
 	goleak.VerifyNone(t, before)
 }
+
+// TestDefaultMaxTokens: a model's max_tokens ceiling is sent when the client
+// gives none, and the model name is still spliced correctly.
+func TestDefaultMaxTokens(t *testing.T) {
+	var got atomic.Value
+	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got.Store(string(b))
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"id":"x","object":"chat.completion","created":1,"model":"upstream/m","choices":[]}`)
+	})
+	srv := startWithUpstream(t, up, func(c *config.Config) { c.Models[0].Limits.MaxTokens = 4096 })
+	for _, tc := range []struct{ body, want string }{
+		{`{"model":"m","messages":[{"role":"user","content":"hi"}]}`, `{"max_tokens":4096,"model":"upstream/m","messages":[{"role":"user","content":"hi"}]}`},
+		{` {"messages":[{"role":"user","content":"hi"}], "model":"m"}`, ` {"max_tokens":4096,"messages":[{"role":"user","content":"hi"}], "model":"upstream/m"}`},
+		{`{"model":"m","max_completion_tokens":7,"messages":[{"role":"user","content":"hi"}]}`, `{"model":"upstream/m","max_completion_tokens":7,"messages":[{"role":"user","content":"hi"}]}`},
+	} {
+		resp, b := post(t, srv.URL+"/v1/chat/completions", "application/json", tc.body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%d %s", resp.StatusCode, b)
+		}
+		if g := got.Load().(string); g != tc.want {
+			t.Errorf("upstream got %s\nwant %s", g, tc.want)
+		}
+	}
+}

@@ -108,6 +108,12 @@ func (s *Server) serveChain(w http.ResponseWriter, r *http.Request, ep Endpoint,
 				s.mm[m.Index].Clamped(c.Param)
 			}
 		}
+		if ep != Embeddings && sendReq.MaxTokensParam == "" && m.Limits.MaxTokens > 0 {
+			// The model's ceiling is also its default: without it an engine
+			// may generate up to the context window (and a large tier run
+			// out of memory).
+			sendBody, sendReq = s.defaultMaxTokens(sendBody, req, sendReq, m.Limits.MaxTokens)
+		}
 		if i > 0 {
 			s.mm[chain[0].Index].Fallback(m.Name)
 		}
@@ -139,6 +145,25 @@ func (s *Server) applyClamp(ep Endpoint, body []byte, c Clamp) ([]byte, *Request
 		return nil, nil, apierror.From(err)
 	}
 	return nb, nr, nil
+}
+
+// defaultMaxTokens adds "max_tokens": limit to body. The field goes right
+// after the opening brace, so the model value moves by the inserted length.
+func (s *Server) defaultMaxTokens(body []byte, orig, cur *Request, limit int) ([]byte, *Request) {
+	var num [20]byte
+	nb := AddField(body, "max_tokens", strconv.AppendInt(num[:0], int64(limit), 10))
+	nr := cur
+	if nr == orig {
+		nr = s.reqs.Get().(*Request)
+		*nr = *orig
+	}
+	delta := len(nb) - len(body)
+	if nr.ModelSpan[1] > 0 {
+		nr.ModelSpan[0] += delta
+		nr.ModelSpan[1] += delta
+	}
+	nr.MaxTokens, nr.MaxTokensParam = limit, "max_tokens"
+	return nb, nr
 }
 
 // tryModel sends the request to the replicas of one model, moving to the
