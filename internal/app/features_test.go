@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -19,25 +18,23 @@ import (
 	"github.com/omnigate/omnigate/internal/sim"
 )
 
-// simUpstream runs a simulator engine behind a real HTTP server, as a
-// separate engine would be.
-func simUpstream(t *testing.T, profile, model string) *httptest.Server {
+// simEngine is a simulator engine's handler, to serve as an upstream.
+func simEngine(t *testing.T, profile, model string) http.Handler {
 	t.Helper()
 	p, err := sim.LoadProfile(profile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	eng := sim.New(p, sim.Options{ModelName: model})
-	srv := httptest.NewServer(eng.Handler())
-	t.Cleanup(func() { srv.Close(); eng.Close() })
-	return srv
+	t.Cleanup(eng.Close)
+	return eng.Handler()
 }
 
 // TestStreamOnlyUpstream: a deployment that only streams (as Model Studio's
 // Omni models) still gives a normal non-streaming answer, audio included.
 func TestStreamOnlyUpstream(t *testing.T) {
 	var streamed atomic.Bool
-	eng := simUpstream(t, "instant", "qwen3-omni-flash")
+	eng := simEngine(t, "instant", "qwen3-omni-flash")
 	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		if !strings.Contains(string(b), `"stream":true`) {
@@ -46,16 +43,8 @@ func TestStreamOnlyUpstream(t *testing.T) {
 			return
 		}
 		streamed.Store(true)
-		req, _ := http.NewRequestWithContext(r.Context(), "POST", eng.URL+r.URL.Path, strings.NewReader(string(b)))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			w.WriteHeader(502)
-			return
-		}
-		defer resp.Body.Close()
-		w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
-		w.WriteHeader(resp.StatusCode)
-		io.Copy(w, resp.Body)
+		r.Body = io.NopCloser(strings.NewReader(string(b)))
+		eng.ServeHTTP(w, r)
 	})
 	srv := startWithUpstream(t, up, func(c *config.Config) {
 		d := &c.Models[0].Deployments[0]
@@ -148,20 +137,7 @@ func TestClampPolicy(t *testing.T) {
 // TestEndpointsByCapability: completions and embeddings are forwarded only to
 // models whose deployments declare them.
 func TestEndpointsByCapability(t *testing.T) {
-	eng := simUpstream(t, "instant", "m")
-	srv := startWithUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.URL.Host, r.URL.Scheme = strings.TrimPrefix(eng.URL, "http://"), "http"
-		req, _ := http.NewRequestWithContext(r.Context(), r.Method, r.URL.String(), r.Body)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			w.WriteHeader(502)
-			return
-		}
-		defer resp.Body.Close()
-		w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
-		w.WriteHeader(resp.StatusCode)
-		io.Copy(w, resp.Body)
-	}), func(c *config.Config) {
+	srv := startWithUpstream(t, simEngine(t, "instant", "m"), func(c *config.Config) {
 		c.Models[0].Deployments[0].UpstreamModel = "m"
 		c.Models[0].Capabilities.Endpoints = []string{"chat", "embeddings"}
 	})

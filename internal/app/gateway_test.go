@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -33,17 +32,7 @@ func startWithUpstream(t *testing.T, upstream http.Handler, edit func(*config.Co
 	if edit != nil {
 		edit(cfg)
 	}
-	cfg.ApplyDefaults()
-	if p := cfg.Validate(); len(p) > 0 {
-		t.Fatalf("config: %v", p)
-	}
-	gw, err := NewGateway(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(gw)
-	t.Cleanup(func() { srv.Close(); gw.Close() })
-	return srv
+	return startGateway(t, cfg)
 }
 
 func post(t *testing.T, url, ct, body string, hdr ...string) (*http.Response, []byte) {

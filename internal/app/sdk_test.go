@@ -21,10 +21,16 @@ import (
 // simulator) on a real loopback listener.
 func startDefault(t *testing.T) *httptest.Server {
 	t.Helper()
-	cfg := config.Default()
+	return startGateway(t, config.Default())
+}
+
+// startGateway applies defaults, validates cfg and serves it on a real
+// loopback listener until the test ends.
+func startGateway(t *testing.T, cfg *config.Config) *httptest.Server {
+	t.Helper()
 	cfg.ApplyDefaults()
 	if p := cfg.Validate(); len(p) > 0 {
-		t.Fatalf("default config: %v", p)
+		t.Fatalf("config: %v", p)
 	}
 	gw, err := NewGateway(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {

@@ -22,31 +22,14 @@ func (p *parser) tools() error {
 	}
 	return p.d.Array(func(i int) error {
 		tat := at.index(i)
-		var hasType, hasFunc bool
-		err := p.reqObject(tat, func(key []byte) error {
-			switch string(key) {
-			case "type":
-				hasType = true
-				raw, _, err := p.reqString(tat.child("type"))
-				if err == nil && !jsonscan.Equal(raw, "function") {
-					return badValue(tat.child("type"), raw, "'function'")
-				}
-				return err
-			case "function":
-				hasFunc = true
-				return p.function(tat.child("function"), true)
-			}
-			return nil
-		})
-		switch {
-		case err != nil:
+		k, err := p.d.Peek()
+		if err != nil {
 			return err
-		case !hasType:
-			return missing(tat.child("type").String())
-		case !hasFunc:
-			return missing(tat.child("function").String())
 		}
-		return nil
+		if k != jsonscan.Object {
+			return typeErr(tat, "an object", p.got())
+		}
+		return p.typedFunction(tat, true)
 	})
 }
 
@@ -113,31 +96,7 @@ func (p *parser) toolChoice() error {
 		}
 		return err
 	case jsonscan.Object:
-		var hasType, hasFunc bool
-		err := p.d.Object(func(key []byte) error {
-			switch string(key) {
-			case "type":
-				hasType = true
-				raw, _, err := p.reqString(at.child("type"))
-				if err == nil && !jsonscan.Equal(raw, "function") {
-					return badValue(at.child("type"), raw, "'function'")
-				}
-				return err
-			case "function":
-				hasFunc = true
-				return p.function(at.child("function"), false)
-			}
-			return nil
-		})
-		switch {
-		case err != nil:
-			return err
-		case !hasType:
-			return missing("tool_choice.type")
-		case !hasFunc:
-			return missing("tool_choice.function")
-		}
-		return nil
+		return p.typedFunction(at, false)
 	}
 	return typeErr(at, "one of a string or an object", p.got())
 }
@@ -267,5 +226,35 @@ func (p *parser) audio() error {
 		return missing("audio.format")
 	}
 	p.hasAudio, p.r.AudioRequested = true, true
+	return nil
+}
+
+// typedFunction reads the object {"type":"function","function":{…}} at at,
+// as tools[i] (full: the whole function definition) and tool_choice use it.
+func (p *parser) typedFunction(at path, full bool) error {
+	var hasType, hasFunc bool
+	err := p.d.Object(func(key []byte) error {
+		switch string(key) {
+		case "type":
+			hasType = true
+			raw, _, err := p.reqString(at.child("type"))
+			if err == nil && !jsonscan.Equal(raw, "function") {
+				return badValue(at.child("type"), raw, "'function'")
+			}
+			return err
+		case "function":
+			hasFunc = true
+			return p.function(at.child("function"), full)
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
+		return err
+	case !hasType:
+		return missing(at.child("type").String())
+	case !hasFunc:
+		return missing(at.child("function").String())
+	}
 	return nil
 }
