@@ -46,3 +46,42 @@ func BenchmarkProxyPath(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkStreamRelay measures relaying a 20-chunk SSE answer through the
+// gateway handler; ns/op is per stream.
+func BenchmarkStreamRelay(b *testing.B) {
+	var stream strings.Builder
+	for i := range 20 {
+		stream.WriteString(`data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"tok` + string(rune('a'+i)) + `"},"finish_reason":null}]}` + "\n\n")
+	}
+	stream.WriteString("data: [DONE]\n\n")
+	events := stream.String()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		f := w.(http.Flusher)
+		for ev := range strings.SplitAfterSeq(events, "\n\n") {
+			io.WriteString(w, ev)
+			f.Flush()
+		}
+	}))
+	defer up.Close()
+	cfg := &config.Config{Models: []config.Model{{Name: "m",
+		Deployments: []config.Deployment{{Name: "up", Kind: "openai", URL: up.URL + "/v1"}}}}}
+	cfg.ApplyDefaults()
+	gw, err := NewGateway(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer gw.Close()
+	body := strings.Replace(benchRequest, `"max_tokens"`, `"stream":true,"max_tokens"`, 1)
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest("POST", "/v1/chat/completions", strings.NewReader(body))
+		w := httptest.NewRecorder()
+		gw.ServeHTTP(w, req)
+		if w.Code != 200 || !strings.HasSuffix(w.Body.String(), "data: [DONE]\n\n") {
+			b.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+	}
+}

@@ -110,3 +110,21 @@ func TestPickExcludes(t *testing.T) {
 		t.Error("single-endpoint pool ignores exclude")
 	}
 }
+
+func BenchmarkPick(b *testing.B) {
+	now := time.Unix(100, 0)
+	for _, n := range []int{1, 4} {
+		p := &Pool{}
+		for i := range n {
+			p.Endpoints = append(p.Endpoints, ep(string(rune('a'+i)), 1))
+		}
+		b.Run(string(rune('0'+n))+"-endpoints", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				e := p.Pick(now, nil)
+				e.Acquire()
+				e.Release()
+			}
+		})
+	}
+}

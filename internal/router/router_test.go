@@ -83,3 +83,20 @@ func TestNewRejectsUnknownFallback(t *testing.T) {
 		t.Error("unknown fallback accepted")
 	}
 }
+
+func BenchmarkRoute(b *testing.B) {
+	cat, err := catalog.New(config.Default())
+	if err != nil {
+		b.Fatal(err)
+	}
+	r, err := New(cat, map[string][]string{"qwen3-omni-30b": {"qwen3-omni-7b"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := r.Route("large"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
