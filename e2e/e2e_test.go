@@ -48,7 +48,14 @@ var servingRE = regexp.MustCompile(`serving on (http://\S+)`)
 // start runs omnigate with args and waits for its "serving on" line.
 func start(t *testing.T, args ...string) *proc {
 	t.Helper()
+	return startEnv(t, nil, args...)
+}
+
+// startEnv is start with extra environment variables.
+func startEnv(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
 	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	stdout, _ := cmd.StdoutPipe()
 	p := &proc{cmd: cmd, stderr: &strings.Builder{}}
 	cmd.Stderr = p.stderr
@@ -221,5 +228,43 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	if _, err := http.Get(gw.URL + "/healthz"); err == nil {
 		t.Error("gateway still accepting after shutdown")
+	}
+}
+
+// TestEnvOverrides: OMNIGATE_CONFIG and OMNIGATE_ADDR configure serve without flags.
+func TestEnvOverrides(t *testing.T) {
+	cfg := writeConfig(t, `
+server: {addr: "127.0.0.1:1"}
+models:
+  - name: only-model
+    deployments: [{name: s, kind: sim, profile: instant}]
+`)
+	gw := startEnv(t, []string{"OMNIGATE_CONFIG=" + cfg, "OMNIGATE_ADDR=127.0.0.1:0"}, "serve")
+	resp, err := http.Get(gw.URL + "/v1/models")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), `"only-model"`) || strings.Contains(string(b), "qwen3") {
+		t.Errorf("models from OMNIGATE_CONFIG: %s", b)
+	}
+}
+
+// TestValidateConfigExitCodes: the CLI's exit status tells a script the verdict.
+func TestValidateConfigExitCodes(t *testing.T) {
+	good := writeConfig(t, "models: [{name: a, deployments: [{name: s, kind: sim, profile: instant}]}]\n")
+	bad := writeConfig(t, "models: [{name: a, deployments: [{name: s, kind: sim, profile: no-such-profile}]}]\n")
+	if out, err := exec.Command(bin, "validate-config", good).CombinedOutput(); err != nil {
+		t.Errorf("good config: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "validate-config", bad).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "deployments[0].profile") {
+		t.Errorf("bad config: %v\n%s", err, out)
+	}
+	if err := exec.Command(bin, "serve", "--no-such-flag").Run(); err == nil {
+		t.Error("unknown flag accepted")
+	} else if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+		t.Errorf("unknown flag: %v, want exit 2", err)
 	}
 }
