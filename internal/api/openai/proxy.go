@@ -224,9 +224,19 @@ func (s *Server) relay(w http.ResponseWriter, resp *http.Response, stream bool) 
 		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
 	}
 	w.WriteHeader(resp.StatusCode)
-	buf := getBuf(32 << 10)
+	// Streams hold their buffer for their whole life, so keep it small
+	// (10,000 idle streams must fit in a few hundred MB); a body of known
+	// size needs no more than its size.
+	size := 32 << 10
+	switch {
+	case stream:
+		size = 4 << 10
+	case resp.ContentLength >= 0 && resp.ContentLength < int64(size):
+		size = int(resp.ContentLength) + 1 // +1 reads EOF with the last byte
+	}
+	buf := getBuf(size)
 	defer putBuf(buf)
-	p := (*buf)[:cap(*buf)]
+	p := (*buf)[:size]
 	flusher, _ := w.(http.Flusher)
 	for {
 		n, err := resp.Body.Read(p)
