@@ -8,7 +8,12 @@ import (
 	"time"
 
 	"github.com/omnigate/omnigate/internal/apierror"
+	"github.com/omnigate/omnigate/internal/backend/h1"
 )
+
+// h1Phases names the h1 request limits as the deployment's timeouts they
+// carry (see OpenAI.doH1).
+var h1Phases = map[h1.Phase]string{h1.PhaseDeadline: PhaseTotal, h1.PhaseHead: PhaseFirstToken, h1.PhaseIdle: PhaseIdle}
 
 // Marker types for the causes kept in apierror.Error.Err, so retry and
 // breaker policy can decide with errors.As rather than by reading strings.
@@ -87,6 +92,11 @@ func classify(parent, ctx context.Context, limits map[string]time.Duration, err 
 	var te *TimeoutError
 	if ctx.Err() != nil && errors.As(context.Cause(ctx), &te) {
 		return timeoutError(te.Phase, te.Limit, err)
+	}
+	var he *h1.TimeoutError
+	if errors.As(err, &he) {
+		phase := h1Phases[he.Phase]
+		return timeoutError(phase, limits[phase], err)
 	}
 	var de *DialError
 	var oe *net.OpError

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/omnigate/omnigate/internal/apierror"
+	"github.com/omnigate/omnigate/internal/backend/h1"
 	"github.com/omnigate/omnigate/internal/config"
 )
 
@@ -33,6 +35,26 @@ type OpenAI struct {
 
 	firstToken, idle, total time.Duration
 	limits                  map[string]time.Duration
+
+	h1 *h1Path // set when rt is an *h1.Transport: the fast path
+}
+
+// h1Path is what the fast path over an *h1.Transport needs, rendered once:
+// the dial address, Host, the header bytes and a request per endpoint.
+type h1Path struct {
+	t          *h1.Transport
+	addr, host string
+	basePath   string // path of the base URL, without the trailing slash
+	jsonHdr    []byte
+	sseHdr     []byte
+	endpoints  map[string]h1Endpoint
+}
+
+// h1Endpoint is one known endpoint: the request target, and the request
+// that responses carry as resp.Request (with the caller's context).
+type h1Endpoint struct {
+	target string
+	req    *http.Request
 }
 
 // NewOpenAI returns the backend for deployment d, sending through t (a
@@ -84,7 +106,46 @@ func NewOpenAI(d config.Deployment, t http.RoundTripper) (*OpenAI, error) {
 	o.jsonHdr.Set("Accept", "application/json")
 	o.sseHdr = h.Clone()
 	o.sseHdr.Set("Accept", "text/event-stream")
+	if ht, ok := t.(*h1.Transport); ok && u.Scheme == "http" {
+		if o.h1, err = newH1Path(ht, u, o); err != nil { // nil, nil: use RoundTrip
+			return nil, fmt.Errorf("deployment %q: %w", d.Name, err)
+		}
+	}
 	return o, nil
+}
+
+// newH1Path renders what the fast path sends for o. The header gets the
+// User-Agent net/http would add, so upstreams see the same request.
+func newH1Path(t *h1.Transport, u *url.URL, o *OpenAI) (*h1Path, error) {
+	p := &h1Path{t: t, addr: u.Host, host: u.Host, basePath: strings.TrimRight(u.EscapedPath(), "/"), endpoints: map[string]h1Endpoint{}}
+	if u.Port() == "" {
+		p.addr = net.JoinHostPort(u.Hostname(), "80")
+	}
+	if u.RawQuery != "" || u.User != nil {
+		return nil, nil // rare shapes: the generic RoundTrip path handles them
+	}
+	var err error
+	for _, hh := range []struct {
+		dst *[]byte
+		h   http.Header
+	}{{&p.jsonHdr, o.jsonHdr}, {&p.sseHdr, o.sseHdr}} {
+		h := hh.h.Clone()
+		if h.Get("User-Agent") == "" {
+			h.Set("User-Agent", "Go-http-client/1.1")
+		}
+		if *hh.dst, err = h1.AppendHeader(nil, h); err != nil {
+			return nil, err
+		}
+	}
+	for ep, target := range o.urls {
+		tu, err := url.Parse(target)
+		if err != nil {
+			return nil, err
+		}
+		p.endpoints[ep] = h1Endpoint{target: p.basePath + "/" + ep,
+			req: &http.Request{Method: http.MethodPost, URL: tu, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Host: u.Host}}
+	}
+	return p, nil
 }
 
 // Do sends r upstream. See Backend.
@@ -101,6 +162,10 @@ func (o *OpenAI) Do(ctx context.Context, r *Request) (*http.Response, error) {
 		}
 	}
 	stream := r.Stream || aggregate
+
+	if o.h1 != nil {
+		return o.doH1(ctx, r, body, stream, aggregate)
+	}
 
 	actx, cancel := o.attemptContext(ctx)
 	target, ok := o.urls[r.Endpoint]
@@ -146,9 +211,54 @@ func (o *OpenAI) Do(ctx context.Context, r *Request) (*http.Response, error) {
 		ab.timer.Stop()
 	}
 	resp.Body = ab
+	return o.answer(resp, r, stream, aggregate)
+}
+
+// doH1 sends over the *h1.Transport. The timeouts are socket deadlines
+// there (no timers, no derived contexts); ctx still aborts at once.
+func (o *OpenAI) doH1(ctx context.Context, r *Request, body []byte, stream, aggregate bool) (*http.Response, error) {
+	p := o.h1
+	ep, ok := p.endpoints[r.Endpoint]
+	if !ok {
+		ep.target = p.basePath + "/" + strings.TrimLeft(r.Endpoint, "/")
+		u, err := url.Parse(o.base + "/" + strings.TrimLeft(r.Endpoint, "/"))
+		if err != nil {
+			return nil, &apierror.Error{Status: http.StatusInternalServerError, Type: apierror.TypeServer, Message: "internal error", Err: err}
+		}
+		ep.req = &http.Request{Method: http.MethodPost, URL: u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Host: p.host}
+	}
+	req := h1.Request{Method: http.MethodPost, Addr: p.addr, Host: p.host, Target: ep.target, Header: p.jsonHdr,
+		Body: body, IdleTimeout: o.idle}
+	if stream {
+		req.Header = p.sseHdr
+		// first_token bounds the wait for the response header of a stream
+		// only: a non-streaming header comes with the whole answer.
+		req.HeadTimeout = o.firstToken
+	}
+	var fields [2]string
+	if r.RequestID != "" {
+		fields = [2]string{"X-Request-Id", r.RequestID}
+		req.Fields = fields[:]
+	}
+	if o.total > 0 {
+		req.Deadline = time.Now().Add(o.total)
+	}
+	resp, err := p.t.Send(ctx, &req)
+	if err != nil {
+		return nil, classify(ctx, ctx, o.limits, err)
+	}
+	resp.Request = ep.req.WithContext(ctx)
+	resp.Body = &attemptBody{rc: resp.Body, parent: ctx, ctx: ctx, limits: o.limits}
+	return o.answer(resp, r, stream, aggregate)
+}
+
+// answer turns a response into Do's result: an error status becomes the
+// normalised error, a stream-only answer is aggregated, and the model name
+// is rewritten when the upstream's differs from the public one.
+func (o *OpenAI) answer(resp *http.Response, r *Request, stream, aggregate bool) (*http.Response, error) {
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		b, _ := io.ReadAll(io.LimitReader(ab, maxErrorBody))
-		ab.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		resp.Body.Close()
 		return nil, NormalizeError(o.dialect, resp.StatusCode, b)
 	}
 	public := ""
@@ -183,12 +293,14 @@ func (o *OpenAI) attemptContext(ctx context.Context) (context.Context, context.C
 
 // attemptBody is the upstream body of one attempt: it enforces the idle
 // timeout (the longest a Read may wait for the upstream), turns read errors
-// into *apierror.Error, and releases the attempt's context on Close.
+// into *apierror.Error, and releases the attempt's context on Close. Over
+// an *h1.Transport the socket enforces the timeouts: timer and cancel are
+// nil there.
 type attemptBody struct {
 	rc     io.ReadCloser
 	parent context.Context
 	ctx    context.Context
-	cancel context.CancelCauseFunc
+	cancel context.CancelCauseFunc // nil: no attempt context
 	idle   time.Duration
 	timer  *time.Timer // nil without an idle timeout
 	limits map[string]time.Duration
@@ -215,7 +327,9 @@ func (b *attemptBody) Close() error {
 		b.timer.Stop()
 	}
 	err := b.rc.Close()
-	b.cancel(nil)
+	if b.cancel != nil {
+		b.cancel(nil)
+	}
 	return err
 }
 

@@ -26,8 +26,24 @@ func upstream(t testing.TB, h http.HandlerFunc) *httptest.Server {
 // newBackend builds an OpenAI backend for d on its own transport.
 func newBackend(t testing.TB, d config.Deployment) *OpenAI {
 	t.Helper()
-	tr := NewTransport(d)
-	t.Cleanup(tr.CloseIdleConnections)
+	return newBackendOn(t, d, NewTransport(d))
+}
+
+// transportKinds are the two transports an http:// upstream may get: the
+// lean h1 one NewTransport picks, and net/http's (used for https, and
+// through a proxy), where the timeouts are contexts and timers.
+var transportKinds = []struct {
+	name string
+	make func(config.Deployment) http.RoundTripper
+}{
+	{"h1", NewTransport},
+	{"net-http", func(d config.Deployment) http.RoundTripper { return newHTTPTransport(d) }},
+}
+
+// newBackendOn builds an OpenAI backend for d on tr.
+func newBackendOn(t testing.TB, d config.Deployment, tr http.RoundTripper) *OpenAI {
+	t.Helper()
+	t.Cleanup(tr.(interface{ CloseIdleConnections() }).CloseIdleConnections)
 	o, err := NewOpenAI(d, tr)
 	if err != nil {
 		t.Fatal(err)
@@ -192,26 +208,29 @@ func TestOpenAITimeouts(t *testing.T) {
 		{"idle while streaming", config.Timeouts{FirstToken: ms(5000), Idle: ms(50)}, []string{"data: {\"a\":1}\n\n"}, PhaseIdle},
 		{"total while streaming", config.Timeouts{Total: ms(80)}, []string{"data: {\"a\":1}\n\n"}, PhaseTotal},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			done := make(chan struct{})
-			srv := upstream(t, blocker(nil, done, tt.events...))
-			o := newBackend(t, config.Deployment{URL: srv.URL + "/v1", Timeouts: tt.timeouts})
-			resp, err := o.Do(context.Background(), chatRequest(t, `{"model":"m","stream":true}`, "m", true))
-			if len(tt.events) > 0 {
-				if err != nil {
-					t.Fatalf("Do: %v", err)
+	for _, kind := range transportKinds {
+		for _, tt := range tests {
+			t.Run(kind.name+"/"+tt.name, func(t *testing.T) {
+				done := make(chan struct{})
+				srv := upstream(t, blocker(nil, done, tt.events...))
+				d := config.Deployment{URL: srv.URL + "/v1", Timeouts: tt.timeouts}
+				o := newBackendOn(t, d, kind.make(d))
+				resp, err := o.Do(context.Background(), chatRequest(t, `{"model":"m","stream":true}`, "m", true))
+				if len(tt.events) > 0 {
+					if err != nil {
+						t.Fatalf("Do: %v", err)
+					}
+					defer resp.Body.Close()
+					_, err = io.ReadAll(resp.Body)
 				}
-				defer resp.Body.Close()
-				_, err = io.ReadAll(resp.Body)
-			}
-			ae := asAPIError(t, err, http.StatusGatewayTimeout, CodeUpstreamTimeout)
-			var te *TimeoutError
-			if !errors.As(ae, &te) || te.Phase != tt.phase {
-				t.Fatalf("cause %v, want a *TimeoutError of phase %s", ae.Err, tt.phase)
-			}
-			<-done // the upstream saw the cancellation
-		})
+				ae := asAPIError(t, err, http.StatusGatewayTimeout, CodeUpstreamTimeout)
+				var te *TimeoutError
+				if !errors.As(ae, &te) || te.Phase != tt.phase {
+					t.Fatalf("cause %v, want a *TimeoutError of phase %s", ae.Err, tt.phase)
+				}
+				<-done // the upstream saw the cancellation
+			})
+		}
 	}
 }
 
@@ -230,41 +249,44 @@ func TestOpenAIFirstTokenOnlyForStreams(t *testing.T) {
 }
 
 func TestOpenAIClientCancel(t *testing.T) {
-	for _, streaming := range []bool{false, true} {
-		name := map[bool]string{false: "before header", true: "mid stream"}[streaming]
-		t.Run(name, func(t *testing.T) {
-			done := make(chan struct{})
-			var events []string
-			if streaming {
-				events = []string{"data: {\"a\":1}\n\n"}
-			}
-			started := make(chan struct{})
-			srv := upstream(t, blocker(started, done, events...))
-			o := newBackend(t, config.Deployment{URL: srv.URL + "/v1"})
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			errc := make(chan error, 1)
-			go func() {
-				resp, err := o.Do(ctx, chatRequest(t, `{"model":"m"}`, "m", streaming))
-				if err == nil {
-					defer resp.Body.Close()
-					buf := make([]byte, 64)
-					if _, err = resp.Body.Read(buf); err != nil {
-						errc <- err
-						return
-					}
-					cancel() // after the first event
-					_, err = io.ReadAll(resp.Body)
+	for _, kind := range transportKinds {
+		for _, streaming := range []bool{false, true} {
+			name := map[bool]string{false: "before header", true: "mid stream"}[streaming]
+			t.Run(kind.name+"/"+name, func(t *testing.T) {
+				done := make(chan struct{})
+				var events []string
+				if streaming {
+					events = []string{"data: {\"a\":1}\n\n"}
 				}
-				errc <- err
-			}()
-			if !streaming {
-				<-started
-				cancel()
-			}
-			<-done // the upstream handler's context was cancelled
-			asAPIError(t, <-errc, apierror.StatusClientClosed, CodeClientClosed)
-		})
+				started := make(chan struct{})
+				srv := upstream(t, blocker(started, done, events...))
+				d := config.Deployment{URL: srv.URL + "/v1"}
+				o := newBackendOn(t, d, kind.make(d))
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				errc := make(chan error, 1)
+				go func() {
+					resp, err := o.Do(ctx, chatRequest(t, `{"model":"m"}`, "m", streaming))
+					if err == nil {
+						defer resp.Body.Close()
+						buf := make([]byte, 64)
+						if _, err = resp.Body.Read(buf); err != nil {
+							errc <- err
+							return
+						}
+						cancel() // after the first event
+						_, err = io.ReadAll(resp.Body)
+					}
+					errc <- err
+				}()
+				if !streaming {
+					<-started
+					cancel()
+				}
+				<-done // the upstream handler's context was cancelled
+				asAPIError(t, <-errc, apierror.StatusClientClosed, CodeClientClosed)
+			})
+		}
 	}
 }
 
@@ -353,6 +375,31 @@ func BenchmarkOpenAIDo(b *testing.B) {
 					}
 				}
 				resp.Body.Close()
+			}
+		})
+	}
+}
+
+func TestOpenAIResponseCarriesCallerContext(t *testing.T) {
+	srv := upstream(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{"model":"m"}`) })
+	for _, kind := range transportKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			d := config.Deployment{URL: srv.URL + "/v1"}
+			o := newBackendOn(t, d, kind.make(d))
+			if fast := o.h1 != nil; fast != (kind.name == "h1") {
+				t.Errorf("fast path %v for %s", fast, kind.name)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			resp, err := o.Do(ctx, chatRequest(t, `{"model":"m"}`, "m", false))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			// The API layer tells a client that went away from a failing
+			// upstream by resp.Request's context.
+			cancel()
+			if resp.Request == nil || resp.Request.Context().Err() == nil {
+				t.Error("resp.Request does not carry the caller's context")
 			}
 		})
 	}

@@ -203,7 +203,7 @@ func (s *Server) tryModel(ctx context.Context, w http.ResponseWriter, ep Endpoin
 		}
 		e.Record(true, s.opt.Now())
 		mm.Upstream(e.Config.Name, strconv.Itoa(resp.StatusCode))
-		status := s.relay(w, resp, req.Stream)
+		status := s.relay(ctx, w, resp, req.Stream)
 		e.Release()
 		return status, nil
 	}
@@ -211,7 +211,7 @@ func (s *Server) tryModel(ctx context.Context, w http.ResponseWriter, ep Endpoin
 
 // relay copies the upstream answer to the client, flushing each read of a
 // stream as soon as it arrives.
-func (s *Server) relay(w http.ResponseWriter, resp *http.Response, stream bool) int {
+func (s *Server) relay(ctx context.Context, w http.ResponseWriter, resp *http.Response, stream bool) int {
 	defer resp.Body.Close()
 	h := w.Header()
 	if ct := resp.Header.Get("Content-Type"); ct != "" {
@@ -252,7 +252,7 @@ func (s *Server) relay(w http.ResponseWriter, resp *http.Response, stream bool) 
 			return resp.StatusCode
 		}
 		if err != nil {
-			if r := resp.Request; r != nil && r.Context().Err() != nil {
+			if ctx.Err() != nil {
 				return apierror.StatusClientClosed
 			}
 			if stream {

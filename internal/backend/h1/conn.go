@@ -1,0 +1,232 @@
+package h1
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"os"
+	"time"
+)
+
+// Phase names the time limit of a Request that expired.
+type Phase uint8
+
+// The limits of a Request, as named by TimeoutError.
+const (
+	PhaseDeadline Phase = iota + 1 // Request.Deadline
+	PhaseHead                      // Request.HeadTimeout
+	PhaseIdle                      // Request.IdleTimeout
+)
+
+// String names the phase as the Request field that set it.
+func (p Phase) String() string {
+	switch p {
+	case PhaseDeadline:
+		return "deadline"
+	case PhaseHead:
+		return "head timeout"
+	case PhaseIdle:
+		return "idle timeout"
+	}
+	return "unknown limit"
+}
+
+// TimeoutError means one of the request's time limits expired; the
+// connection was closed, so the server sees the request abandoned.
+type TimeoutError struct {
+	Phase Phase
+	Err   error
+}
+
+// Error names the limit.
+func (e *TimeoutError) Error() string {
+	return "h1: " + e.Phase.String() + " expired: " + e.Err.Error()
+}
+
+// Unwrap returns the cause.
+func (e *TimeoutError) Unwrap() error { return e.Err }
+
+// Timeout reports true, as net.Error does for deadlines.
+func (e *TimeoutError) Timeout() bool { return true }
+
+// staleError marks a failure on a reused connection before any byte of the
+// response arrived: the server most likely closed it while it was idle.
+type staleError struct{ err error }
+
+func (e *staleError) Error() string { return e.err.Error() }
+func (e *staleError) Unwrap() error { return e.err }
+
+// ctxErr is the error of an exchange aborted because ctx is done.
+func ctxErr(ctx context.Context, err error) error {
+	cerr := ctx.Err()
+	cause := context.Cause(ctx)
+	if cause != nil && cause != cerr {
+		return fmt.Errorf("h1: request aborted: %w (%w)", cerr, cause)
+	}
+	return fmt.Errorf("h1: request aborted: %w", cerr)
+}
+
+// conn is one upstream connection. It is used by one exchange at a time;
+// only abort may run concurrently (from a context.AfterFunc).
+type conn struct {
+	nc      net.Conn
+	host    *hostConns
+	br      *bufio.Reader
+	rd      connReader
+	abort   func() // closes nc; made once so arming it per request is cheap
+	reused  bool
+	idleAt  time.Time
+	rdl     time.Time // read deadline set on nc
+	wdl     time.Time // write deadline set on nc
+	scratch []byte    // response head bytes
+}
+
+func newConn(nc net.Conn, h *hostConns, size int) *conn {
+	c := &conn{nc: nc, host: h}
+	c.rd.c = c
+	c.br = bufio.NewReaderSize(&c.rd, size)
+	c.abort = func() { c.nc.Close() }
+	return c
+}
+
+func (c *conn) close() { c.nc.Close() }
+
+// setDeadline sets both deadlines, skipping the call when nothing changes.
+func (c *conn) setDeadline(d time.Time) {
+	if d.Equal(c.rdl) && d.Equal(c.wdl) {
+		return
+	}
+	c.nc.SetDeadline(d)
+	c.rdl, c.wdl = d, d
+}
+
+func (c *conn) setReadDeadline(d time.Time) {
+	if !d.Equal(c.rdl) {
+		c.nc.SetReadDeadline(d)
+		c.rdl = d
+	}
+}
+
+// connReader is what the bufio.Reader reads from: it counts the bytes of
+// the response and, in the body of a response with an idle timeout, moves
+// the read deadline before each read from the socket (only then: reads
+// served from the buffer cost nothing).
+type connReader struct {
+	c        *conn
+	n        int64         // bytes read in this exchange
+	idle     time.Duration // > 0: body phase with an idle timeout
+	deadline time.Time     // the exchange's deadline, in the body phase
+	phase    Phase         // the limit the read deadline now stands for
+}
+
+// Read reads from the socket.
+func (r *connReader) Read(p []byte) (int, error) {
+	if r.idle > 0 {
+		d, ph := time.Now().Add(r.idle), PhaseIdle
+		if !r.deadline.IsZero() && r.deadline.Before(d) {
+			d, ph = r.deadline, PhaseDeadline
+		}
+		r.c.setReadDeadline(d)
+		r.phase = ph
+	}
+	n, err := r.c.nc.Read(p)
+	r.n += int64(n)
+	return n, err
+}
+
+// mapErr turns a socket error of the exchange into what the caller sees.
+func (c *conn) mapErr(ctx context.Context, err error, phase Phase) error {
+	if ctx.Err() != nil {
+		return ctxErr(ctx, err)
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return &TimeoutError{Phase: phase, Err: err}
+	}
+	return err
+}
+
+// roundTrip writes the request and reads the response head. On error the
+// connection is closed; a *staleError says the request may be sent again.
+func (c *conn) roundTrip(ctx context.Context, t *Transport, x *exchange, headDeadline time.Time, headPhase Phase) (*http.Response, error) {
+	var stop func() bool
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, c.abort)
+	}
+	c.rd.n, c.rd.idle, c.rd.phase = 0, 0, headPhase
+	c.setDeadline(headDeadline)
+	err := c.write(x)
+	var resp *http.Response
+	if err == nil {
+		resp, err = c.readResponse(x.method)
+	}
+	if err == nil {
+		err = c.startBody(ctx, t, x, resp, stop)
+	}
+	if err != nil {
+		if stop != nil {
+			stop()
+		}
+		c.close()
+		merr := c.mapErr(ctx, err, c.rd.phase)
+		if c.reused && c.rd.n == 0 && ctx.Err() == nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, &staleError{err: merr}
+		}
+		return nil, merr
+	}
+	return resp, nil
+}
+
+// write sends the request: head and small body in one write, a large
+// body with writev, a streamed body after the head.
+func (c *conn) write(x *exchange) error {
+	switch {
+	case x.stream != nil:
+		s := x.stream
+		x.stream = nil
+		defer s.Close()
+		if _, err := c.nc.Write(x.head); err != nil {
+			return err
+		}
+		if x.streamLen >= 0 {
+			_, err := io.CopyN(c.nc, s, x.streamLen)
+			return err
+		}
+		cw := httputil.NewChunkedWriter(c.nc)
+		if _, err := io.Copy(cw, s); err != nil {
+			return err
+		}
+		if err := cw.Close(); err != nil {
+			return err
+		}
+		_, err := io.WriteString(c.nc, "\r\n")
+		return err
+	case x.body != nil:
+		bufs := net.Buffers{x.head, x.body}
+		_, err := bufs.WriteTo(c.nc)
+		return err
+	}
+	_, err := c.nc.Write(x.head)
+	return err
+}
+
+// readResponse reads response heads until a final (non-1xx) one.
+func (c *conn) readResponse(method string) (*http.Response, error) {
+	for {
+		resp, err := readHead(c.br, &c.scratch)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case resp.StatusCode == http.StatusSwitchingProtocols:
+			return nil, errors.New("h1: protocol switch (101) is not supported")
+		case resp.StatusCode >= 100 && resp.StatusCode < 200:
+			continue // informational: wait for the final answer
+		}
+		return resp, nil
+	}
+}
