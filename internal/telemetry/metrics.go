@@ -58,7 +58,7 @@ func New() *Metrics {
 		}, []string{"model"}),
 		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "omnigate_fallbacks_total",
-			Help: "Requests served by a fallback model, by requested and serving model.",
+			Help: "Attempts sent to a fallback model, by requested model and fallback.",
 		}, []string{"from", "to"}),
 		clamped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "omnigate_clamped_params_total",
@@ -102,7 +102,7 @@ func (mm *ModelMetrics) Upstream(deployment, outcome string) {
 	mm.m.upstream.WithLabelValues(mm.name, deployment, outcome).Inc()
 }
 
-// Fallback counts a request served by model to instead of this one.
+// Fallback counts an attempt sent to fallback model to instead of this one.
 func (mm *ModelMetrics) Fallback(to string) { mm.m.fallbacks.WithLabelValues(mm.name, to).Inc() }
 
 // Clamped counts a parameter clamped to this model's limits.
