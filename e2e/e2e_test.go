@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -266,5 +267,33 @@ func TestValidateConfigExitCodes(t *testing.T) {
 		t.Error("unknown flag accepted")
 	} else if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
 		t.Errorf("unknown flag: %v, want exit 2", err)
+	}
+}
+
+// TestDebugAddr: --debug-addr serves pprof on its own listener, not on the API port.
+func TestDebugAddr(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	gw := start(t, "serve", "--addr", "127.0.0.1:0", "--debug-addr", addr)
+	resp, err := http.Get("http://" + addr + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.HasPrefix(string(b), "goroutine profile:") {
+		t.Errorf("debug listener: %.100s", b)
+	}
+	resp, err = http.Get(gw.URL + "/debug/pprof/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Errorf("pprof reachable on the API port: %d", resp.StatusCode)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	httppprof "net/http/pprof"
 	"net/url"
 	"os"
 	"runtime/pprof"
@@ -29,6 +30,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	addr := fs.String("addr", "", "listen address `host:port` (env OMNIGATE_ADDR; default 127.0.0.1:8080)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to `file` until shutdown (for performance work)")
+	debugAddr := fs.String("debug-addr", os.Getenv("OMNIGATE_DEBUG_ADDR"), "serve Go's /debug/pprof/ on this loopback `host:port` (env OMNIGATE_DEBUG_ADDR; off by default)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -49,6 +51,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
+	if *debugAddr != "" {
+		if err := serveDebug(*debugAddr, log); err != nil {
+			return err
+		}
+	}
 	cfg, err := config.FromEnvAndFile(*cfgPath, os.Getenv)
 	if err != nil {
 		return err
@@ -196,4 +203,20 @@ func newBackend(d config.Deployment, public string, transports map[string]http.R
 		return b, nil, err
 	}
 	return nil, nil, fmt.Errorf("unknown deployment kind %q", d.Kind)
+}
+
+// serveDebug exposes net/http/pprof on its own listener, never on the API port.
+func serveDebug(addr string, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--debug-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", httppprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", httppprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", httppprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", httppprof.Trace)
+	log.Info("debug endpoints", "addr", ln.Addr().String())
+	go http.Serve(ln, mux)
+	return nil
 }

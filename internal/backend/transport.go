@@ -66,7 +66,9 @@ func newH1Transport(d config.Deployment) *h1.Transport {
 		DialContext:     dialUpstream(connect),
 		MaxIdleConns:    idle,
 		IdleConnTimeout: idleConnTimeout,
-		ReadBufferSize:  32 << 10,
+		// Small: an open stream holds its connection's buffer for its whole
+		// life (10,000 streams × 32 KiB was 320 MB); large bodies bypass it.
+		ReadBufferSize: 4 << 10,
 	}
 }
 

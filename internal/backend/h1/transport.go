@@ -23,7 +23,7 @@ const (
 	DefaultMaxIdleConns    = 256
 	DefaultIdleConnTimeout = 90 * time.Second
 	DefaultDialTimeout     = 30 * time.Second
-	DefaultReadBufferSize  = 32 << 10
+	DefaultReadBufferSize  = 4 << 10
 )
 
 const (
