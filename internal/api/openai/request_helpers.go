@@ -213,6 +213,21 @@ func (p *parser) optBool(at path) (v, ok bool, err error) {
 	return false, false, typeErr(at, "a boolean", p.got())
 }
 
+// optArray reads an array, calling fn for each element, or null.
+func (p *parser) optArray(at path, fn func(i int) error) error {
+	k, err := p.d.Peek()
+	if err != nil {
+		return err
+	}
+	switch k {
+	case jsonscan.Null:
+		return p.d.ReadNull()
+	case jsonscan.Array:
+		return p.d.Array(fn)
+	}
+	return typeErr(at, "an array", p.got())
+}
+
 // optObject reads an object, calling fn (if not nil) for each member, or null.
 func (p *parser) optObject(at path, fn func(key []byte) error) error {
 	k, err := p.d.Peek()

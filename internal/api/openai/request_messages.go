@@ -417,19 +417,8 @@ func isBase64(b []byte) bool {
 
 // toolCalls reads an assistant message's tool_calls and returns how many.
 func (p *parser) toolCalls(at path) (int, error) {
-	k, err := p.d.Peek()
-	if err != nil {
-		return 0, err
-	}
-	switch k {
-	case jsonscan.Null:
-		return 0, p.d.ReadNull()
-	case jsonscan.Array:
-	default:
-		return 0, typeErr(at, "an array", p.got())
-	}
 	n := 0
-	err = p.d.Array(func(c int) error {
+	err := p.optArray(at, func(c int) error {
 		n++
 		cat := at.index(c)
 		hasFunc := false

@@ -9,18 +9,7 @@ import (
 // tools reads the tools array: function tools with a name each.
 func (p *parser) tools() error {
 	at := top("tools")
-	k, err := p.d.Peek()
-	if err != nil {
-		return err
-	}
-	switch k {
-	case jsonscan.Null:
-		return p.d.ReadNull()
-	case jsonscan.Array:
-	default:
-		return typeErr(at, "an array", p.got())
-	}
-	return p.d.Array(func(i int) error {
+	return p.optArray(at, func(i int) error {
 		tat := at.index(i)
 		k, err := p.d.Peek()
 		if err != nil {
@@ -164,18 +153,7 @@ func (p *parser) responseFormat() error {
 // modalities reads ["text", "audio"].
 func (p *parser) modalities() error {
 	at := top("modalities")
-	k, err := p.d.Peek()
-	if err != nil {
-		return err
-	}
-	switch k {
-	case jsonscan.Null:
-		return p.d.ReadNull()
-	case jsonscan.Array:
-	default:
-		return typeErr(at, "an array", p.got())
-	}
-	return p.d.Array(func(i int) error {
+	return p.optArray(at, func(i int) error {
 		raw, _, err := p.reqString(at.index(i))
 		if err != nil {
 			return err
