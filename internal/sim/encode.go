@@ -2,55 +2,12 @@ package sim
 
 import (
 	"strconv"
-	"unicode/utf8"
+
+	"github.com/omnigate/omnigate/internal/jsonscan"
 )
 
 // Streaming chunks are encoded by hand: they are the hot path of the
 // zero-latency profile, and their shape is fixed.
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string literal.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			i++
-			continue
-		}
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRuneInString(s[i:])
-			if r == utf8.RuneError && size == 1 {
-				b = append(b, s[start:i]...)
-				b = append(b, `\ufffd`...)
-				i += size
-				start = i
-				continue
-			}
-			i += size
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
-		i++
-		start = i
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
 
 // chunkEncoder builds the SSE events of one streamed response.
 type chunkEncoder struct {
@@ -66,13 +23,13 @@ func newChunkEncoder(chat bool, id string, created int64, model string) *chunkEn
 	}
 	p := make([]byte, 0, 128)
 	p = append(p, `data: {"id":`...)
-	p = appendJSONString(p, id)
+	p = jsonscan.AppendString(p, id)
 	p = append(p, `,"object":"`...)
 	p = append(p, object...)
 	p = append(p, `","created":`...)
 	p = strconv.AppendInt(p, created, 10)
 	p = append(p, `,"model":`...)
-	p = appendJSONString(p, model)
+	p = jsonscan.AppendString(p, model)
 	p = append(p, `,"choices":[`...)
 	return &chunkEncoder{chat: chat, prefix: p, buf: make([]byte, 0, 512)}
 }
@@ -88,7 +45,7 @@ func (c *chunkEncoder) close(finish string) {
 	if finish == "" {
 		c.buf = append(c.buf, "null"...)
 	} else {
-		c.buf = appendJSONString(c.buf, finish)
+		c.buf = jsonscan.AppendString(c.buf, finish)
 	}
 	c.buf = append(c.buf, "}]}\n\n"...)
 }
@@ -105,11 +62,11 @@ func (c *chunkEncoder) token(index int, text string) {
 	c.open(index)
 	if c.chat {
 		c.buf = append(c.buf, `,"delta":{"content":`...)
-		c.buf = appendJSONString(c.buf, text)
+		c.buf = jsonscan.AppendString(c.buf, text)
 		c.buf = append(c.buf, '}')
 	} else {
 		c.buf = append(c.buf, `,"text":`...)
-		c.buf = appendJSONString(c.buf, text)
+		c.buf = jsonscan.AppendString(c.buf, text)
 	}
 	c.close("")
 }
@@ -119,7 +76,7 @@ func (c *chunkEncoder) token(index int, text string) {
 func (c *chunkEncoder) audio(index int, id string, expiresAt int64, data []byte, transcript string) {
 	c.open(index)
 	c.buf = append(c.buf, `,"delta":{"audio":{"id":`...)
-	c.buf = appendJSONString(c.buf, id)
+	c.buf = jsonscan.AppendString(c.buf, id)
 	if expiresAt != 0 {
 		c.buf = append(c.buf, `,"expires_at":`...)
 		c.buf = strconv.AppendInt(c.buf, expiresAt, 10)
@@ -127,7 +84,7 @@ func (c *chunkEncoder) audio(index int, id string, expiresAt int64, data []byte,
 	c.buf = append(c.buf, `,"data":"`...)
 	c.buf = append(c.buf, data...) // base64: no escaping needed
 	c.buf = append(c.buf, `","transcript":`...)
-	c.buf = appendJSONString(c.buf, transcript)
+	c.buf = jsonscan.AppendString(c.buf, transcript)
 	c.buf = append(c.buf, "}}"...)
 	c.close("")
 }

@@ -7,6 +7,7 @@ package sim
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"math/rand/v2"
@@ -117,11 +118,9 @@ func (e *Engine) newID(prefix string) string {
 	var b [16]byte
 	binary.BigEndian.PutUint64(b[:8], e.idBase)
 	binary.BigEndian.PutUint64(b[8:], e.ids.Add(1))
-	out := make([]byte, 0, len(prefix)+32)
-	out = append(out, prefix...)
-	for _, c := range b {
-		out = append(out, hexDigits[c>>4], hexDigits[c&0xf])
-	}
+	out := make([]byte, len(prefix)+32)
+	copy(out, prefix)
+	hex.Encode(out[len(prefix):], b[:])
 	return string(out)
 }
 
