@@ -103,7 +103,7 @@ func (m *modelRewriter) Read(p []byte) (int, error) {
 }
 
 // rewriteBufs recycles the input buffers of finished rewriters.
-var rewriteBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+var rewriteBufs = sync.Pool{New: func() any { b := make([]byte, 4<<10); return &b }}
 
 // release returns the drained buffer to the pool. It runs inside Read only,
 // never in Close, which may race with a Read in progress.

@@ -45,8 +45,9 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ep Endpoint) {
 		s.fail(w, r, nil, err, reqID)
 		return
 	}
-	defer putBuf(buf)
 	body := *buf
+	held := heldBody{buf: buf}
+	defer held.release()
 
 	req := s.reqs.Get().(*Request)
 	defer s.reqs.Put(req)
@@ -64,7 +65,7 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ep Endpoint) {
 	mm.Inflight.Inc()
 	defer mm.Inflight.Dec()
 
-	status, err := s.serveChain(w, r, ep, req, body, chain, reqID)
+	status, err := s.serveChain(w, r, ep, req, body, chain, reqID, &held)
 	if err != nil {
 		status = s.fail(w, r, primary, err, reqID)
 	}
@@ -78,7 +79,7 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ep Endpoint) {
 // each, until one answers. It returns the status sent, or an error when
 // nothing was sent yet.
 func (s *Server) serveChain(w http.ResponseWriter, r *http.Request, ep Endpoint, req *Request, body []byte,
-	chain []*catalog.Model, reqID string) (int, error) {
+	chain []*catalog.Model, reqID string, held *heldBody) (int, error) {
 	ctx := r.Context()
 	var lastErr error
 	names := endpointNames[ep]
@@ -117,7 +118,7 @@ func (s *Server) serveChain(w http.ResponseWriter, r *http.Request, ep Endpoint,
 		if i > 0 {
 			s.mm[chain[0].Index].Fallback(m.Name)
 		}
-		status, err := s.tryModel(ctx, w, ep, m, sendReq, sendBody, reqID)
+		status, err := s.tryModel(ctx, w, ep, m, sendReq, sendBody, reqID, held)
 		if sendReq != req {
 			s.reqs.Put(sendReq)
 		}
@@ -169,7 +170,7 @@ func (s *Server) defaultMaxTokens(body []byte, orig, cur *Request, limit int) ([
 // tryModel sends the request to the replicas of one model, moving to the
 // next replica when one cannot be reached.
 func (s *Server) tryModel(ctx context.Context, w http.ResponseWriter, ep Endpoint, m *catalog.Model, req *Request,
-	body []byte, reqID string) (int, error) {
+	body []byte, reqID string, held *heldBody) (int, error) {
 	pool := s.opt.Pools[m.Index]
 	mm := s.mm[m.Index]
 	var tried []*balance.Endpoint
@@ -203,6 +204,11 @@ func (s *Server) tryModel(ctx context.Context, w http.ResponseWriter, ep Endpoin
 		}
 		e.Record(true, s.opt.Now())
 		mm.Upstream(e.Config.Name, strconv.Itoa(resp.StatusCode))
+		if req.Stream {
+			// No retry can need the body once the answer streams, and a
+			// stream may stay open for minutes: give its buffer back now.
+			held.release()
+		}
 		status := s.relay(ctx, w, resp, req.Stream)
 		e.Release()
 		return status, nil
@@ -342,6 +348,16 @@ func checkContentType(ct string) error {
 	}
 	return apierror.New(http.StatusUnsupportedMediaType, "unsupported_media_type",
 		"Content-Type must be application/json, not %q%s.", ct, hint)
+}
+
+// heldBody is the pooled buffer holding a request body, released once.
+type heldBody struct{ buf *[]byte }
+
+func (h *heldBody) release() {
+	if h.buf != nil {
+		putBuf(h.buf)
+		h.buf = nil
+	}
 }
 
 var bufPool sync.Pool // *[]byte
