@@ -5,6 +5,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -295,5 +296,54 @@ func TestDebugAddr(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 404 {
 		t.Errorf("pprof reachable on the API port: %d", resp.StatusCode)
+	}
+}
+
+// TestEngineDialectsEndToEnd: each engine's error shape, produced by a real
+// simulator process, reaches the client as the OpenAI shape with the right
+// status and code.
+func TestEngineDialectsEndToEnd(t *testing.T) {
+	for _, dialect := range []string{"vllm", "vllm-legacy", "llamacpp", "modelstudio", "ollama"} {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			sim := start(t, "sim", "--profile", "qwen3-omni-7b", "--addr", "127.0.0.1:0", "--error-dialect", dialect)
+			gwDialect := dialect
+			cfg := writeConfig(t, fmt.Sprintf(`
+server: {addr: "127.0.0.1:0"}
+models:
+  - name: m
+    context_window: 1000000
+    deployments: [{name: d, kind: openai, url: "%s/v1", upstream_model: qwen3-omni-7b, dialect: %s}]
+`, sim.URL, gwDialect))
+			gw := start(t, "serve", "--config", cfg)
+			// Prompt + max_tokens over the engine's 32,768-token max_model_len:
+			// the gateway's own window is larger, so the engine must refuse it.
+			body := `{"model":"m","max_tokens":32000,"messages":[{"role":"user","content":"` + strings.Repeat("word ", 4000) + `"}]}`
+			resp, err := chat(context.Background(), gw.URL, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			var e struct {
+				Error struct {
+					Message, Type string
+					Code          *string
+				}
+			}
+			if err := json.Unmarshal(b, &e); err != nil {
+				t.Fatalf("not JSON: %s", b)
+			}
+			code := ""
+			if e.Error.Code != nil {
+				code = *e.Error.Code
+			}
+			if resp.StatusCode != 400 || e.Error.Type != "invalid_request_error" || e.Error.Message == "" {
+				t.Errorf("got %d %s", resp.StatusCode, b)
+			}
+			if dialect != "ollama" && code != "context_length_exceeded" {
+				t.Errorf("code %q, want context_length_exceeded: %s", code, b)
+			}
+		})
 	}
 }
