@@ -347,3 +347,47 @@ models:
 		})
 	}
 }
+
+// TestOverloadedTierFallsBack: an engine answering 503 to everything (sim
+// fault injection) sends every request down the fallback chain.
+func TestOverloadedTierFallsBack(t *testing.T) {
+	large := start(t, "sim", "--profile", "qwen3-omni-30b", "--addr", "127.0.0.1:0", "--fail", "503=1")
+	small := start(t, "sim", "--profile", "instant", "--model", "qwen3-omni-7b", "--addr", "127.0.0.1:0")
+	cfg := writeConfig(t, fmt.Sprintf(`
+server: {addr: "127.0.0.1:0"}
+models:
+  - name: qwen3-omni-30b
+    deployments: [{name: large-1, kind: openai, url: "%s/v1", dialect: vllm}]
+  - name: qwen3-omni-7b
+    deployments: [{name: small-1, kind: openai, url: "%s/v1", dialect: vllm}]
+routing:
+  fallbacks: {qwen3-omni-30b: [qwen3-omni-7b]}
+`, large.URL, small.URL))
+	gw := start(t, "serve", "--config", cfg)
+	for i := range 5 {
+		resp, err := chat(context.Background(), gw.URL, `{"model":"qwen3-omni-30b","max_tokens":4,"messages":[{"role":"user","content":"hi"}]}`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), `"model":"qwen3-omni-7b"`) {
+			t.Fatalf("request %d: %d %s", i, resp.StatusCode, b)
+		}
+	}
+	resp, err := http.Get(gw.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`omnigate_upstream_requests_total{deployment="large-1",model="qwen3-omni-30b",outcome="503"} 5`,
+		`omnigate_fallbacks_total{from="qwen3-omni-30b",to="qwen3-omni-7b"} 5`,
+		`omnigate_requests_total{code="200",model="qwen3-omni-30b"} 5`,
+	} {
+		if !strings.Contains(string(m), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
