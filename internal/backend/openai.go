@@ -3,6 +3,7 @@ package backend
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -248,7 +249,12 @@ func (o *OpenAI) doH1(ctx context.Context, r *Request, body []byte, stream, aggr
 		return nil, classify(ctx, ctx, o.limits, err)
 	}
 	resp.Request = ep.req.WithContext(ctx)
-	resp.Body = &attemptBody{rc: resp.Body, parent: ctx, ctx: ctx, limits: o.limits}
+	ab := &attemptBody{rc: resp.Body, parent: ctx, ctx: ctx, limits: o.limits}
+	if wt, ok := resp.Body.(io.WriterTo); ok {
+		resp.Body = &attemptWriterBody{attemptBody: ab, wt: wt}
+	} else {
+		resp.Body = ab
+	}
 	return o.answer(resp, r, stream, aggregate)
 }
 
@@ -333,7 +339,27 @@ func (b *attemptBody) Close() error {
 	return err
 }
 
+// attemptWriterBody is an attemptBody over a body that has WriteTo (the
+// h1 fast path, where no timer runs: the socket enforces the timeouts), so
+// a caller can copy it with no buffer of its own.
+type attemptWriterBody struct {
+	*attemptBody
+	wt io.WriterTo
+}
+
+// WriteTo writes the body to w. A *h1.WriteError (w failed) comes back as
+// is; read errors are classified as Read classifies them.
+func (b *attemptWriterBody) WriteTo(w io.Writer) (int64, error) {
+	n, err := b.wt.WriteTo(w)
+	var we *h1.WriteError
+	if err != nil && !errors.As(err, &we) {
+		err = classify(b.parent, b.ctx, b.limits, err)
+	}
+	return n, err
+}
+
 var (
 	_ Backend       = (*OpenAI)(nil)
 	_ io.ReadCloser = (*attemptBody)(nil)
+	_ io.WriterTo   = (*attemptWriterBody)(nil)
 )

@@ -11,6 +11,7 @@ import (
 
 	"github.com/omnigate/omnigate/internal/apierror"
 	"github.com/omnigate/omnigate/internal/backend"
+	"github.com/omnigate/omnigate/internal/backend/h1"
 	"github.com/omnigate/omnigate/internal/balance"
 	"github.com/omnigate/omnigate/internal/catalog"
 )
@@ -230,6 +231,20 @@ func (s *Server) relay(ctx context.Context, w http.ResponseWriter, resp *http.Re
 		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
 	}
 	w.WriteHeader(resp.StatusCode)
+	flusher, _ := w.(http.Flusher)
+	var err error
+	if wt, ok := resp.Body.(io.WriterTo); ok && stream {
+		// The body writes each piece straight from its connection buffer:
+		// an idle stream holds no buffer here at all.
+		_, err = wt.WriteTo(flushWriter{w: w, f: flusher})
+		var we *h1.WriteError
+		if errors.As(err, &we) {
+			return apierror.StatusClientClosed
+		}
+		if err == nil {
+			return resp.StatusCode
+		}
+	}
 	// Streams hold their buffer for their whole life, so keep it small
 	// (10,000 idle streams must fit in a few hundred MB); a body of known
 	// size needs no more than its size.
@@ -240,12 +255,17 @@ func (s *Server) relay(ctx context.Context, w http.ResponseWriter, resp *http.Re
 	case resp.ContentLength >= 0 && resp.ContentLength < int64(size):
 		size = int(resp.ContentLength) + 1 // +1 reads EOF with the last byte
 	}
-	buf := getBuf(size)
-	defer putBuf(buf)
-	p := (*buf)[:size]
-	flusher, _ := w.(http.Flusher)
+	var p []byte
+	if err == nil {
+		buf := getBuf(size)
+		defer putBuf(buf)
+		p = (*buf)[:size]
+	}
 	for {
-		n, err := resp.Body.Read(p)
+		var n int
+		if err == nil {
+			n, err = resp.Body.Read(p)
+		}
 		if n > 0 {
 			if _, werr := w.Write(p[:n]); werr != nil {
 				return apierror.StatusClientClosed

@@ -122,6 +122,11 @@ type connReader struct {
 	idle     time.Duration // > 0: body phase with an idle timeout
 	deadline time.Time     // the exchange's deadline, in the body phase
 	phase    Phase         // the limit the read deadline now stands for
+	// flush, set during WriteTo to a writer that can flush, is called
+	// before each read from the socket: what was written so far goes out
+	// before the body waits for more, and data that arrived together goes
+	// out together.
+	flush interface{ Flush() }
 }
 
 // Read reads from the socket.
@@ -133,6 +138,9 @@ func (r *connReader) Read(p []byte) (int, error) {
 		}
 		r.c.setReadDeadline(d)
 		r.phase = ph
+	}
+	if r.flush != nil {
+		r.flush.Flush()
 	}
 	n, err := r.c.nc.Read(p)
 	r.n += int64(n)

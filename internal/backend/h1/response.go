@@ -172,9 +172,6 @@ func (c *conn) startBody(ctx context.Context, t *Transport, x *exchange, resp *h
 	}
 	resp.Close = closing
 	b := &body{c: c, t: t, ctx: ctx, stop: stop, mode: uint8(mode), n: length, keep: !closing}
-	if mode == bodyChunked {
-		b.cr = httputil.NewChunkedReader(c.br)
-	}
 	// From here the idle timeout bounds each wait, or the deadline alone.
 	c.rd.deadline, c.rd.idle = x.deadline, x.idleTimeout
 	if x.idleTimeout <= 0 {
@@ -219,8 +216,11 @@ type body struct {
 	ctx  context.Context
 	stop func() bool
 	mode uint8
-	n    int64 // bytes left, for bodyLength
-	cr   io.Reader
+	n    int64     // bytes left, for bodyLength
+	cr   io.Reader // chunked decoder of Read, made on first use
+	own  bool      // chunked: WriteTo decodes the chunks itself (cr unused)
+	crlf bool      // own: the CRLF after a chunk's data is still to read
+	left int64     // own: bytes left in the current chunk
 	keep bool
 	err  error // sticky: io.EOF, errBodyClosed or the failure
 }
@@ -248,6 +248,17 @@ func (b *body) Read(p []byte) (int, error) {
 			err = io.ErrUnexpectedEOF
 		}
 	case bodyChunked:
+		if b.own {
+			var q []byte
+			if q, err = b.next(); err == nil {
+				n = copy(p, q)
+				b.consume(n)
+			}
+			break
+		}
+		if b.cr == nil {
+			b.cr = httputil.NewChunkedReader(b.c.br)
+		}
 		n, err = b.cr.Read(p)
 		if err == io.EOF {
 			err = b.readTrailer()
@@ -286,6 +297,7 @@ func (b *body) readTrailer() error {
 func (b *body) end(err error) {
 	c := b.c
 	b.c = nil
+	c.rd.flush = nil // the connection may serve another request next
 	if err == io.EOF {
 		b.err = io.EOF
 		c.release(b.t, b.stop, b.keep && b.mode != bodyEOF)
