@@ -26,14 +26,7 @@ func BenchmarkProxyPath(b *testing.B) {
 		io.WriteString(w, benchAnswer)
 	}))
 	defer up.Close()
-	cfg := &config.Config{Models: []config.Model{{Name: "m",
-		Deployments: []config.Deployment{{Name: "up", Kind: "openai", URL: up.URL + "/v1"}}}}}
-	cfg.ApplyDefaults()
-	gw, err := NewGateway(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer gw.Close()
+	gw := benchGateway(b, up.URL)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
@@ -66,14 +59,7 @@ func BenchmarkStreamRelay(b *testing.B) {
 		}
 	}))
 	defer up.Close()
-	cfg := &config.Config{Models: []config.Model{{Name: "m",
-		Deployments: []config.Deployment{{Name: "up", Kind: "openai", URL: up.URL + "/v1"}}}}}
-	cfg.ApplyDefaults()
-	gw, err := NewGateway(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer gw.Close()
+	gw := benchGateway(b, up.URL)
 	body := strings.Replace(benchRequest, `"max_tokens"`, `"stream":true,"max_tokens"`, 1)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -84,4 +70,18 @@ func BenchmarkStreamRelay(b *testing.B) {
 			b.Fatalf("status %d: %s", w.Code, w.Body)
 		}
 	}
+}
+
+// benchGateway builds a gateway whose one model "m" is deployed on upstream.
+func benchGateway(b *testing.B, upstream string) *Gateway {
+	b.Helper()
+	cfg := &config.Config{Models: []config.Model{{Name: "m",
+		Deployments: []config.Deployment{{Name: "up", Kind: "openai", URL: upstream + "/v1"}}}}}
+	cfg.ApplyDefaults()
+	gw, err := NewGateway(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(gw.Close)
+	return gw
 }
