@@ -129,6 +129,9 @@ func (s *Server) serveChain(w http.ResponseWriter, r *http.Request, ep Endpoint,
 		if ctx.Err() != nil || !retryable(err) {
 			return 0, err
 		}
+		if len(clamp) > 0 {
+			w.Header().Del("X-Omnigate-Clamped") // the next model has its own limits
+		}
 		lastErr = err
 	}
 	if lastErr == nil {
