@@ -189,18 +189,12 @@ func TestTruncatedBody(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := newRawServer(t, scripted(tt.response))
-			tr := newTransport(t)
-			req, _ := http.NewRequest("GET", "http://"+srv.addr+"/", nil)
-			resp, err := tr.RoundTrip(req)
-			if err != nil {
-				t.Fatal(err)
-			}
+			resp, tr, addr := getScripted(t, tt.response)
 			defer resp.Body.Close()
 			if _, err := io.ReadAll(resp.Body); !errors.Is(err, io.ErrUnexpectedEOF) {
 				t.Errorf("err = %v, want unexpected EOF", err)
 			}
-			if n := tr.idleCount(srv.addr); n != 0 {
+			if n := tr.idleCount(addr); n != 0 {
 				t.Errorf("broken connection pooled")
 			}
 		})
@@ -441,4 +435,19 @@ func TestIdleConnectionsReaped(t *testing.T) {
 	if n := srv.conns.Load(); n != 2 {
 		t.Errorf("server accepted %d connections, want 2", n)
 	}
+}
+
+// getScripted sends a GET through a new Transport to a raw server that
+// answers with response; it returns the response (its head read cleanly),
+// the Transport and the server's address.
+func getScripted(t *testing.T, response string) (*http.Response, *Transport, string) {
+	t.Helper()
+	srv := newRawServer(t, scripted(response))
+	tr := newTransport(t)
+	req, _ := http.NewRequest("GET", "http://"+srv.addr+"/", nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, tr, srv.addr
 }

@@ -144,20 +144,14 @@ func TestWriteToReadErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := newRawServer(t, scripted(tt.response))
-			tr := newTransport(t)
-			req, _ := http.NewRequest("GET", "http://"+srv.addr+"/", nil)
-			resp, err := tr.RoundTrip(req)
-			if err != nil {
-				t.Fatal(err)
-			}
+			resp, tr, addr := getScripted(t, tt.response)
 			defer resp.Body.Close()
-			_, err = writeTo(t, resp, &pieces{})
+			_, err := writeTo(t, resp, &pieces{})
 			var we *WriteError
 			if err == nil || errors.As(err, &we) {
 				t.Errorf("err = %v, want a read error", err)
 			}
-			if n := tr.idleCount(srv.addr); n != 0 {
+			if n := tr.idleCount(addr); n != 0 {
 				t.Errorf("broken connection pooled")
 			}
 		})
