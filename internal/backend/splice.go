@@ -2,8 +2,10 @@ package backend
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
+	"fmt"
+
+	"github.com/omnigate/omnigate/internal/jsonscan"
 )
 
 // The request body is forwarded as the client sent it; these helpers change
@@ -25,120 +27,18 @@ func spliceSpan(body []byte, span [2]int, repl []byte) []byte {
 }
 
 // topLevelValue finds key among the members of the JSON object doc and
-// returns the span of its value. Keys written with escapes are not matched.
+// returns the span of its value.
 func topLevelValue(doc []byte, key string) (start, end int, ok bool, err error) {
-	i := skipWS(doc, 0)
-	if i >= len(doc) || doc[i] != '{' {
-		return 0, 0, false, errBadJSON
+	err = jsonscan.ObjectEach(doc, func(k, v []byte, off int) error {
+		if !ok && jsonscan.Equal(k, key) {
+			start, end, ok = off, off+len(v), true
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, false, fmt.Errorf("%w: %w", errBadJSON, err)
 	}
-	i = skipWS(doc, i+1)
-	if i < len(doc) && doc[i] == '}' {
-		return 0, 0, false, nil
-	}
-	for i < len(doc) {
-		if doc[i] != '"' {
-			return 0, 0, false, errBadJSON
-		}
-		ks := i
-		i = skipString(doc, i)
-		if i < 0 {
-			return 0, 0, false, errBadJSON
-		}
-		match := i-ks == len(key)+2 && string(doc[ks+1:i-1]) == key
-		i = skipWS(doc, i)
-		if i >= len(doc) || doc[i] != ':' {
-			return 0, 0, false, errBadJSON
-		}
-		vs := skipWS(doc, i+1)
-		ve := skipValue(doc, vs)
-		if ve < 0 {
-			return 0, 0, false, errBadJSON
-		}
-		if match {
-			return vs, ve, true, nil
-		}
-		i = skipWS(doc, ve)
-		if i >= len(doc) {
-			break
-		}
-		switch doc[i] {
-		case ',':
-			i = skipWS(doc, i+1)
-		case '}':
-			return 0, 0, false, nil
-		default:
-			return 0, 0, false, errBadJSON
-		}
-	}
-	return 0, 0, false, errBadJSON
-}
-
-func skipWS(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skipString returns the index just past the string starting at b[i] (a
-// quote), or -1.
-func skipString(b []byte, i int) int {
-	i++
-	for i < len(b) {
-		j := bytes.IndexAny(b[i:], `"\`)
-		if j < 0 {
-			return -1
-		}
-		i += j
-		if b[i] == '"' {
-			return i + 1
-		}
-		i += 2 // backslash and the escaped byte
-	}
-	return -1
-}
-
-// skipValue returns the index just past the value starting at b[i], or -1.
-// It checks nesting and strings, not the spelling of literals and numbers:
-// the upstream validates the document anyway.
-func skipValue(b []byte, i int) int {
-	if i >= len(b) {
-		return -1
-	}
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for i < len(b) {
-			switch b[i] {
-			case '"':
-				i = skipString(b, i)
-				if i < 0 {
-					return -1
-				}
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-			i++
-		}
-		return -1
-	default:
-		s := i
-		for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r' {
-			i++
-		}
-		if i == s {
-			return -1
-		}
-		return i
-	}
+	return start, end, ok, nil
 }
 
 // Values forceStream writes.
@@ -176,8 +76,8 @@ func forceStream(body []byte) ([]byte, error) {
 	if len(ins) == 0 {
 		return body, nil
 	}
-	open := skipWS(body, 0) + 1 // topLevelValue checked the brace
-	if j := skipWS(body, open); j < len(body) && body[j] != '}' {
+	open := bytes.IndexByte(body, '{') + 1 // topLevelValue checked the object
+	if rest := bytes.TrimLeft(body[open:], " \t\r\n"); len(rest) > 0 && rest[0] != '}' {
 		ins = append(ins, ',')
 	}
 	out := make([]byte, 0, len(body)+len(ins))
@@ -186,11 +86,5 @@ func forceStream(body []byte) ([]byte, error) {
 	return append(out, body[open:]...), nil
 }
 
-// quoteJSON returns s as a JSON string literal, without HTML escaping.
-func quoteJSON(s string) []byte {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(s) // cannot fail for a string
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-}
+// quoteJSON returns s as a JSON string literal.
+func quoteJSON(s string) []byte { return jsonscan.AppendString(nil, s) }
