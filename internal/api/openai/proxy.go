@@ -66,9 +66,20 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ep Endpoint) {
 	mm.Inflight.Inc()
 	defer mm.Inflight.Dec()
 
-	status, err := s.serveChain(w, r, ep, req, body, chain, reqID, &held)
-	if err != nil {
+	// The chain picks the upstream answer; relaying it happens here, a few
+	// frames from the top of the stack, because a stream parks at the
+	// bottom of this call for its whole life (see ServeHTTP).
+	var status int
+	if a, err := s.serveChain(w, r, ep, req, body, chain, reqID); err != nil {
 		status = s.fail(w, r, primary, err, reqID)
+	} else {
+		if req.Stream {
+			// No retry can need the body once the answer streams, and a
+			// stream may stay open for minutes: give its buffer back now.
+			held.release()
+		}
+		status = s.relay(r.Context(), w, a.resp, req.Stream)
+		a.e.Release()
 	}
 	mm.Request(status)
 	if status < 400 {
@@ -76,25 +87,31 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ep Endpoint) {
 	}
 }
 
+// answer is an upstream response to relay, and the replica that sent it
+// (acquired: release it when the relay is done).
+type answer struct {
+	resp *http.Response
+	e    *balance.Endpoint
+}
+
 // serveChain tries the models of the chain in order, and the replicas of
-// each, until one answers. It returns the status sent, or an error when
-// nothing was sent yet.
+// each, until one answers. Nothing is written to the client's body yet.
 func (s *Server) serveChain(w http.ResponseWriter, r *http.Request, ep Endpoint, req *Request, body []byte,
-	chain []*catalog.Model, reqID string, held *heldBody) (int, error) {
+	chain []*catalog.Model, reqID string) (answer, error) {
 	ctx := r.Context()
 	var lastErr error
 	names := endpointNames[ep]
 	for i, m := range chain {
 		if !m.Serves(names.capability) {
 			if i == 0 {
-				return 0, apierror.Invalid("model", "The model %q does not serve /v1/%s.", m.Name, names.path)
+				return answer{}, apierror.Invalid("model", "The model %q does not serve /v1/%s.", m.Name, names.path)
 			}
 			continue
 		}
 		clamp, err := Validate(req, m)
 		if err != nil {
 			if i == 0 {
-				return 0, err
+				return answer{}, err
 			}
 			continue // this fallback cannot take the request as sent
 		}
@@ -103,7 +120,7 @@ func (s *Server) serveChain(w http.ResponseWriter, r *http.Request, ep Endpoint,
 			var cerr error
 			sendBody, sendReq, cerr = s.applyClamp(ep, body, clamp)
 			if cerr != nil {
-				return 0, cerr
+				return answer{}, cerr
 			}
 			w.Header().Set("X-Omnigate-Clamped", clamp.Header())
 			for _, c := range clamp {
@@ -119,15 +136,15 @@ func (s *Server) serveChain(w http.ResponseWriter, r *http.Request, ep Endpoint,
 		if i > 0 {
 			s.mm[chain[0].Index].Fallback(m.Name)
 		}
-		status, err := s.tryModel(ctx, w, ep, m, sendReq, sendBody, reqID, held)
+		a, err := s.tryModel(ctx, ep, m, sendReq, sendBody, reqID)
 		if sendReq != req {
 			s.reqs.Put(sendReq)
 		}
 		if err == nil {
-			return status, nil
+			return a, nil
 		}
 		if ctx.Err() != nil || !retryable(err) {
-			return 0, err
+			return answer{}, err
 		}
 		if len(clamp) > 0 {
 			w.Header().Del("X-Omnigate-Clamped") // the next model has its own limits
@@ -137,7 +154,7 @@ func (s *Server) serveChain(w http.ResponseWriter, r *http.Request, ep Endpoint,
 	if lastErr == nil {
 		lastErr = apierror.New(http.StatusServiceUnavailable, "no_deployment", "No deployment of %q is available.", chain[0].Name)
 	}
-	return 0, lastErr
+	return answer{}, lastErr
 }
 
 // applyClamp splices clamped values into a copy of body and re-reads it so
@@ -173,8 +190,8 @@ func (s *Server) defaultMaxTokens(body []byte, orig, cur *Request, limit int) ([
 
 // tryModel sends the request to the replicas of one model, moving to the
 // next replica when one cannot be reached.
-func (s *Server) tryModel(ctx context.Context, w http.ResponseWriter, ep Endpoint, m *catalog.Model, req *Request,
-	body []byte, reqID string, held *heldBody) (int, error) {
+func (s *Server) tryModel(ctx context.Context, ep Endpoint, m *catalog.Model, req *Request,
+	body []byte, reqID string) (answer, error) {
 	pool := s.opt.Pools[m.Index]
 	mm := s.mm[m.Index]
 	var tried []*balance.Endpoint
@@ -185,7 +202,7 @@ func (s *Server) tryModel(ctx context.Context, w http.ResponseWriter, ep Endpoin
 			if lastErr == nil {
 				lastErr = apierror.New(http.StatusServiceUnavailable, "no_deployment", "No deployment of %q is available.", m.Name)
 			}
-			return 0, lastErr
+			return answer{}, lastErr
 		}
 		tried = append(tried, e)
 		e.Acquire()
@@ -196,26 +213,19 @@ func (s *Server) tryModel(ctx context.Context, w http.ResponseWriter, ep Endpoin
 		if err != nil {
 			e.Release()
 			if ctx.Err() != nil {
-				return 0, err
+				return answer{}, err
 			}
 			e.Record(!unreachable(err), s.opt.Now())
 			mm.Upstream(e.Config.Name, outcome(err))
 			if !retryable(err) {
-				return 0, err
+				return answer{}, err
 			}
 			lastErr = err
 			continue
 		}
 		e.Record(true, s.opt.Now())
 		mm.Upstream(e.Config.Name, strconv.Itoa(resp.StatusCode))
-		if req.Stream {
-			// No retry can need the body once the answer streams, and a
-			// stream may stay open for minutes: give its buffer back now.
-			held.release()
-		}
-		status := s.relay(ctx, w, resp, req.Stream)
-		e.Release()
-		return status, nil
+		return answer{resp, e}, nil
 	}
 }
 

@@ -64,15 +64,25 @@ func NewServer(opt Options) *Server {
 }
 
 // ServeHTTP routes by path. A switch beats a pattern mux on the hot path and
-// keeps every unknown path in the OpenAI error shape.
+// keeps every unknown path in the OpenAI error shape. The model endpoints
+// are served from a shallow, small frame: a stream parks its goroutine for
+// minutes, and every byte of stack under it is paid per open stream.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	switch p := r.URL.Path; p {
+	switch r.URL.Path {
 	case "/v1/chat/completions":
 		s.proxy(w, r, Chat)
 	case "/v1/completions":
 		s.proxy(w, r, Completions)
 	case "/v1/embeddings":
 		s.proxy(w, r, Embeddings)
+	default:
+		s.serveInfo(w, r)
+	}
+}
+
+// serveInfo serves the GET endpoints and the unknown paths.
+func (s *Server) serveInfo(w http.ResponseWriter, r *http.Request) {
+	switch p := r.URL.Path; p {
 	case "/v1/models":
 		if !allowGet(w, r) {
 			return
