@@ -1,7 +1,6 @@
 package h1
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"os"
+	"sync"
 	"time"
 )
 
@@ -76,7 +76,7 @@ func ctxErr(ctx context.Context, err error) error {
 type conn struct {
 	nc      net.Conn
 	host    *hostConns
-	br      *bufio.Reader
+	br      *reader
 	rd      connReader
 	abort   func() // closes nc; made once so arming it per request is cheap
 	reused  bool
@@ -86,10 +86,10 @@ type conn struct {
 	scratch []byte    // response head bytes
 }
 
-func newConn(nc net.Conn, h *hostConns, size int) *conn {
+func newConn(nc net.Conn, h *hostConns, bufs *sync.Pool, size int) *conn {
 	c := &conn{nc: nc, host: h}
 	c.rd.c = c
-	c.br = bufio.NewReaderSize(&c.rd, size)
+	c.br = newReader(&c.rd, nc, bufs, size)
 	c.abort = func() { c.nc.Close() }
 	return c
 }
@@ -112,10 +112,10 @@ func (c *conn) setReadDeadline(d time.Time) {
 	}
 }
 
-// connReader is what the bufio.Reader reads from: it counts the bytes of
-// the response and, in the body of a response with an idle timeout, moves
-// the read deadline before each read from the socket (only then: reads
-// served from the buffer cost nothing).
+// connReader is the per-exchange state of the reads from the socket: it
+// counts the bytes of the response and, in the body of a response with an
+// idle timeout, moves the read deadline before each read from the socket
+// (only then: reads served from the buffer cost nothing).
 type connReader struct {
 	c        *conn
 	n        int64         // bytes read in this exchange
@@ -123,14 +123,13 @@ type connReader struct {
 	deadline time.Time     // the exchange's deadline, in the body phase
 	phase    Phase         // the limit the read deadline now stands for
 	// flush, set during WriteTo to a writer that can flush, is called
-	// before each read from the socket: what was written so far goes out
-	// before the body waits for more, and data that arrived together goes
-	// out together.
+	// before the body waits for the socket: what was written so far goes
+	// out then, and data that arrived together goes out together.
 	flush interface{ Flush() }
 }
 
-// Read reads from the socket.
-func (r *connReader) Read(p []byte) (int, error) {
+// beforeRead sets the read deadline for the next read from the socket.
+func (r *connReader) beforeRead() {
 	if r.idle > 0 {
 		d, ph := time.Now().Add(r.idle), PhaseIdle
 		if !r.deadline.IsZero() && r.deadline.Before(d) {
@@ -139,12 +138,6 @@ func (r *connReader) Read(p []byte) (int, error) {
 		r.c.setReadDeadline(d)
 		r.phase = ph
 	}
-	if r.flush != nil {
-		r.flush.Flush()
-	}
-	n, err := r.c.nc.Read(p)
-	r.n += int64(n)
-	return n, err
 }
 
 // mapErr turns a socket error of the exchange into what the caller sees.

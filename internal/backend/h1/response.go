@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httputil"
 	"strconv"
 	"strings"
 )
@@ -21,7 +20,7 @@ var (
 // head is copied into one string that every key and value slices, so a
 // typical response costs a handful of allocations. scratch is reused
 // between calls.
-func readHead(br *bufio.Reader, scratch *[]byte) (*http.Response, error) {
+func readHead(br *reader, scratch *[]byte) (*http.Response, error) {
 	buf := (*scratch)[:0]
 	defer func() { *scratch = buf[:0] }()
 	var endsArr [24]int
@@ -201,6 +200,7 @@ func (c *conn) release(t *Transport, stop func() bool, keep bool) {
 		keep = false // the context fired: abort closed or is closing nc
 	}
 	if keep && c.br.Buffered() == 0 {
+		c.br.releaseIfEmpty() // an idle connection holds no buffer
 		t.put(c)
 		return
 	}
@@ -216,11 +216,9 @@ type body struct {
 	ctx  context.Context
 	stop func() bool
 	mode uint8
-	n    int64     // bytes left, for bodyLength
-	cr   io.Reader // chunked decoder of Read, made on first use
-	own  bool      // chunked: WriteTo decodes the chunks itself (cr unused)
-	crlf bool      // own: the CRLF after a chunk's data is still to read
-	left int64     // own: bytes left in the current chunk
+	n    int64 // bytes left, for bodyLength
+	crlf bool  // chunked: the CRLF after a chunk's data is still to read
+	left int64 // chunked: bytes left in the current chunk
 	keep bool
 	err  error // sticky: io.EOF, errBodyClosed or the failure
 }
@@ -248,20 +246,10 @@ func (b *body) Read(p []byte) (int, error) {
 			err = io.ErrUnexpectedEOF
 		}
 	case bodyChunked:
-		if b.own {
-			var q []byte
-			if q, err = b.next(); err == nil {
-				n = copy(p, q)
-				b.consume(n)
-			}
-			break
-		}
-		if b.cr == nil {
-			b.cr = httputil.NewChunkedReader(b.c.br)
-		}
-		n, err = b.cr.Read(p)
-		if err == io.EOF {
-			err = b.readTrailer()
+		var q []byte
+		if q, err = b.next(); err == nil {
+			n = copy(p, q)
+			b.consume(n)
 		}
 	default:
 		n, err = b.c.br.Read(p)

@@ -27,7 +27,7 @@ func TestReadHead(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var scratch []byte
-			resp, err := readHead(bufio.NewReader(strings.NewReader(tt.head)), &scratch)
+			resp, err := readHead(testReader(strings.NewReader(tt.head), 4096), &scratch)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -45,7 +45,7 @@ func TestReadHeadLongLines(t *testing.T) {
 	long := strings.Repeat("v", 10000)
 	head := "HTTP/1.1 200 OK\r\nX-Long: " + long + "\r\n\r\n"
 	var scratch []byte
-	resp, err := readHead(bufio.NewReaderSize(strings.NewReader(head), 16), &scratch)
+	resp, err := readHead(testReader(strings.NewReader(head), 16), &scratch)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func TestReadHeadLongLines(t *testing.T) {
 		t.Error("long header value mangled")
 	}
 	huge := "HTTP/1.1 200 OK\r\nX-Long: " + strings.Repeat("v", maxHeadBytes) + "\r\n\r\n"
-	if _, err := readHead(bufio.NewReader(strings.NewReader(huge)), &scratch); err != errHeadTooLarge {
+	if _, err := readHead(testReader(strings.NewReader(huge), 4096), &scratch); err != errHeadTooLarge {
 		t.Errorf("err = %v, want errHeadTooLarge", err)
 	}
 }
@@ -73,7 +73,7 @@ func FuzzReadHead(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		var scratch []byte
-		resp, err := readHead(bufio.NewReaderSize(strings.NewReader(s), 16), &scratch)
+		resp, err := readHead(testReader(strings.NewReader(s), 16), &scratch)
 		if err != nil {
 			return
 		}

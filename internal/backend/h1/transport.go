@@ -53,11 +53,14 @@ type Transport struct {
 	// DefaultIdleConnTimeout.
 	IdleConnTimeout time.Duration
 	// ReadBufferSize is the size of each connection's read buffer; zero:
-	// DefaultReadBufferSize.
+	// DefaultReadBufferSize. A connection holds its buffer only while it
+	// has bytes to read (see reader).
 	ReadBufferSize int
 
 	initOnce sync.Once
 	dial     func(ctx context.Context, network, addr string) (net.Conn, error)
+	bufSize  int
+	bufs     sync.Pool // *[]byte of bufSize: the connections' read buffers
 
 	mu      sync.Mutex
 	hosts   map[string]*hostConns
@@ -81,6 +84,15 @@ func (t *Transport) init() {
 				d.Timeout = DefaultDialTimeout
 			}
 			t.dial = d.DialContext
+		}
+		t.bufSize = t.ReadBufferSize
+		if t.bufSize <= 0 {
+			t.bufSize = DefaultReadBufferSize
+		}
+		size := t.bufSize
+		t.bufs.New = func() any {
+			b := make([]byte, size)
+			return &b
 		}
 	})
 }
@@ -141,11 +153,7 @@ func (t *Transport) dialConn(ctx context.Context, h *hostConns, deadline time.Ti
 		}
 		return nil, err
 	}
-	size := t.ReadBufferSize
-	if size <= 0 {
-		size = DefaultReadBufferSize
-	}
-	return newConn(nc, h, size), nil
+	return newConn(nc, h, &t.bufs, t.bufSize), nil
 }
 
 // put returns a connection whose exchange ended cleanly to the idle pool,

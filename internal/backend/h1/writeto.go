@@ -33,12 +33,6 @@ func (e *WriteError) Unwrap() error { return e.Err }
 // a *WriteError when w fails (the body stays open: Close it), or the read
 // error. Like Read, it must not run concurrently with Close.
 func (b *body) WriteTo(w io.Writer) (int64, error) {
-	if b.err == nil && b.mode == bodyChunked {
-		if b.cr != nil {
-			return b.copyTo(w) // Read began decoding: keep its decoder
-		}
-		b.own = true
-	}
 	if f, ok := w.(interface{ Flush() }); ok && b.c != nil {
 		b.c.rd.flush = f // end clears it before the connection is reused
 		defer func() {
@@ -77,31 +71,6 @@ func (b *body) WriteTo(w io.Writer) (int64, error) {
 		return total, nil
 	}
 	return total, b.err
-}
-
-// copyTo is WriteTo for a chunked body that Read has begun to decode.
-func (b *body) copyTo(w io.Writer) (int64, error) {
-	buf := make([]byte, 4<<10)
-	var total int64
-	for {
-		n, err := b.Read(buf)
-		if n > 0 {
-			m, werr := w.Write(buf[:n])
-			total += int64(m)
-			if werr == nil && m < n {
-				werr = io.ErrShortWrite
-			}
-			if werr != nil {
-				return total, &WriteError{Err: werr}
-			}
-		}
-		if err == io.EOF {
-			return total, nil
-		}
-		if err != nil {
-			return total, err
-		}
-	}
 }
 
 // next returns the body data buffered now, waiting for some only when none
