@@ -145,13 +145,17 @@ func Run(ctx context.Context, o Options, stdout io.Writer) (*Result, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}
-	raiseNoFile()
 	if o.Pin {
 		if err := PinSelf(o.ClientCPUs); err != nil {
 			return nil, fmt.Errorf("bench: pin load generator: %w", err)
 		}
 	}
 	res := newResult(o)
+	res.Machine.NoFile = raiseNoFile()
+	if need := fdsForStreams(o.Streams); slices.Contains(o.Modes, "idle-streams") && res.Machine.NoFile < need && o.Progress != nil {
+		fmt.Fprintf(o.Progress, "warning: RLIMIT_NOFILE is %d and cannot be raised; %d streams through a gateway need %d: the streams past the limit will fail\n",
+			res.Machine.NoFile, o.Streams, need)
+	}
 	r := &runner{client: newClient(max(o.Concurrency, 64)), progress: o.Progress, samples: 200_000}
 	defer r.client.CloseIdleConnections()
 	perMode := map[string][][]PhaseResult{}
@@ -354,18 +358,22 @@ models:
 	return path, os.WriteFile(path, []byte(cfg), 0o600)
 }
 
-// raiseNoFile lifts RLIMIT_NOFILE as far as allowed (children inherit it):
-// 10,000 streams through a gateway need 20,000+ descriptors in one process.
-func raiseNoFile() {
+// raiseNoFile lifts RLIMIT_NOFILE as far as allowed (children inherit it)
+// and returns the limit now in force: 10,000 streams through a gateway
+// need 20,000+ descriptors in one process.
+func raiseNoFile() uint64 {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return
+		return 0
 	}
 	want := max(lim.Max, 1<<17)
 	if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: want, Max: want}) == nil {
-		return
+		return want
 	}
-	_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: lim.Max, Max: lim.Max})
+	if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: lim.Max, Max: lim.Max}) == nil {
+		return lim.Max
+	}
+	return lim.Cur
 }
 
 // Machine describes where the numbers were measured.
@@ -374,6 +382,7 @@ type Machine struct {
 	CPUModel  string `json:"cpu_model"`
 	Kernel    string `json:"kernel"`
 	GoVersion string `json:"go_version"`
+	NoFile    uint64 `json:"nofile"` // RLIMIT_NOFILE of the processes
 }
 
 func machine() Machine {

@@ -91,3 +91,39 @@ func TestGoalsAndTable(t *testing.T) {
 		}
 	}
 }
+
+func TestIdleStreamsGoal(t *testing.T) {
+	tests := []struct {
+		name           string
+		opened, errors int64
+		nofile         uint64
+		peakMB         int64
+		want           bool
+	}{
+		{"all open, under", 10000, 0, 1 << 17, 365, true},
+		{"all open, over", 10000, 0, 1 << 17, 405, false},
+		{"some failed, no limit to blame", 9990, 10, 1 << 17, 365, false},
+		{"the last few hit the descriptor limit", 9990, 10, 20000, 365, true},
+		{"descriptor limit, over", 9990, 10, 20000, 405, false},
+		{"far fewer than the limit allows", 9000, 1000, 20000, 365, false},
+		{"streams lost, not refused", 9990, 0, 20000, 365, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := PhaseResult{Mode: "idle-streams", Target: "omnigate", Kind: "idle", Streams: 10000,
+				Opened: tt.opened, Errors: tt.errors, PeakRSS: tt.peakMB << 20}
+			r := &Result{Machine: Machine{NoFile: tt.nofile}, Modes: []ModeResult{{Mode: "idle-streams", Phases: []PhaseResult{p}}}}
+			for _, g := range evaluateGoals(r, Options{}) {
+				if g.Name != "RSS with 10,000 open streams" {
+					continue
+				}
+				if g.Met == nil || *g.Met != tt.want {
+					t.Errorf("met = %v, want %v (note %q)", g.Met, tt.want, g.Note)
+				}
+				if tt.nofile == 20000 && !strings.Contains(g.Note, "RLIMIT_NOFILE 20000") {
+					t.Errorf("note %q does not name the limit", g.Note)
+				}
+			}
+		})
+	}
+}
