@@ -52,7 +52,9 @@ type h1Path struct {
 }
 
 // h1Endpoint is one known endpoint: the request target, and the request
-// that responses carry as resp.Request (with the caller's context).
+// that responses carry as resp.Request: one shared value that only names
+// the method and URL (it has no body and no context of the caller's; the
+// caller has its own context). Nobody may modify it.
 type h1Endpoint struct {
 	target string
 	req    *http.Request
@@ -248,7 +250,7 @@ func (o *OpenAI) doH1(ctx context.Context, r *Request, body []byte, stream, aggr
 	if err != nil {
 		return nil, classify(ctx, ctx, o.limits, err)
 	}
-	resp.Request = ep.req.WithContext(ctx)
+	resp.Request = ep.req // not WithContext: an open stream would keep the copy
 	ab := &attemptBody{rc: resp.Body, parent: ctx, ctx: ctx, limits: o.limits}
 	if wt, ok := resp.Body.(io.WriterTo); ok {
 		resp.Body = &attemptWriterBody{attemptBody: ab, wt: wt}

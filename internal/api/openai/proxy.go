@@ -51,13 +51,14 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ep Endpoint) {
 	defer held.release()
 
 	req := s.reqs.Get().(*Request)
-	defer s.reqs.Put(req)
 	if err := Parse(ep, body, req); err != nil {
+		s.reqs.Put(req)
 		s.fail(w, r, nil, err, reqID)
 		return
 	}
 	chain, err := s.opt.Router.Route(req.Model)
 	if err != nil {
+		s.reqs.Put(req)
 		s.fail(w, r, nil, err, reqID)
 		return
 	}
@@ -70,15 +71,17 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ep Endpoint) {
 	// frames from the top of the stack, because a stream parks at the
 	// bottom of this call for its whole life (see ServeHTTP).
 	var status int
-	if a, err := s.serveChain(w, r, ep, req, body, chain, reqID); err != nil {
+	a, err := s.serveChain(w, r, ep, req, body, chain, reqID)
+	stream := req.Stream
+	s.reqs.Put(req) // a stream may stay open for minutes: keep nothing it does not need
+	if err != nil {
 		status = s.fail(w, r, primary, err, reqID)
 	} else {
-		if req.Stream {
-			// No retry can need the body once the answer streams, and a
-			// stream may stay open for minutes: give its buffer back now.
+		if stream {
+			// No retry can need the body once the answer streams.
 			held.release()
 		}
-		status = s.relay(r.Context(), w, a.resp, req.Stream)
+		status = s.relay(r.Context(), w, a.resp, stream)
 		a.e.Release()
 	}
 	mm.Request(status)
