@@ -137,10 +137,10 @@ func tcpPair(t *testing.T) (client, server net.Conn) {
 	return client, server
 }
 
-// TestReaderReleasesBufferWhileWaiting is the point of reader: on a TCP
-// connection, a reader waiting for bytes holds no buffer, takes one when
-// they arrive, and flushes before it waits.
-func TestReaderReleasesBufferWhileWaiting(t *testing.T) {
+// rawReader returns a 64-byte reader on the client end of a loopback TCP
+// connection, its conn, and the server end.
+func rawReader(t *testing.T) (*reader, *conn, net.Conn) {
+	t.Helper()
 	if !canReadRaw {
 		t.Skip("no raw reads on this platform")
 	}
@@ -152,6 +152,14 @@ func TestReaderReleasesBufferWhileWaiting(t *testing.T) {
 	if r.raw == nil {
 		t.Fatal("no raw conn on a *net.TCPConn")
 	}
+	return r, c, server
+}
+
+// TestReaderReleasesBufferWhileWaiting is the point of reader: on a TCP
+// connection, a reader waiting for bytes holds no buffer, takes one when
+// they arrive, and flushes before it waits.
+func TestReaderReleasesBufferWhileWaiting(t *testing.T) {
+	r, c, server := rawReader(t)
 	// The reader flushes right before it waits: the flush reports whether
 	// it still holds a buffer then.
 	flushes := make(chan bool, 10)
@@ -212,14 +220,8 @@ type flushFunc func()
 func (f flushFunc) Flush() { f() }
 
 func TestReaderRawErrors(t *testing.T) {
-	if !canReadRaw {
-		t.Skip("no raw reads on this platform")
-	}
-	client, server := tcpPair(t)
-	c := &conn{nc: client}
-	c.rd.c = c
-	r := testReader(client, 64)
-	r.cr = &c.rd
+	r, c, server := rawReader(t)
+	client := c.nc
 
 	client.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
 	if _, err := r.Peek(1); !errors.Is(err, os.ErrDeadlineExceeded) {
