@@ -20,10 +20,12 @@ test: vet
 	$(GO) test -race -count=1 -timeout 10m ./...
 	$(MAKE) fuzz
 
-# Brief fuzzing of the request parser and the SSE reader, with their committed corpora.
+# Brief fuzzing of the request parser, the SSE reader and the upstream client's
+# chunked decoding (against net/http's), with their committed corpora.
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/api/openai
 	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./internal/sse
+	$(GO) test -run '^$$' -fuzz '^FuzzChunkedBody$$' -fuzztime $(FUZZTIME) ./internal/backend/h1
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...

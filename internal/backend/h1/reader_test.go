@@ -3,11 +3,14 @@ package h1
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/http/httputil"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"testing/iotest"
@@ -244,5 +247,70 @@ func TestReaderRawErrors(t *testing.T) {
 	server.Close()
 	if _, err := r.Peek(1); err != io.EOF {
 		t.Fatalf("Peek after the peer closed: %v, want EOF", err)
+	}
+}
+
+// closeOnlyConn is a net.Conn for bodies read from memory: only Close is
+// ever called on it.
+type closeOnlyConn struct{ net.Conn }
+
+func (closeOnlyConn) Close() error { return nil }
+
+// FuzzChunkedBody decodes a chunked body with Read and with WriteTo and
+// wants both to agree with net/http's decoder: the same data when it
+// accepts the body, an error when it refuses it.
+func FuzzChunkedBody(f *testing.F) {
+	for _, s := range []string{
+		"5\r\nhello\r\n0\r\n\r\n",
+		"5\r\nhello\r\n1;ext=1\r\n!\r\nA \r\n0123456789\r\n0\r\nX-T: 1\r\n\r\n",
+		"zz\r\nhello\r\n0\r\n\r\n",
+		"2\r\nhello\r\n0\r\n\r\n",
+		"5\r\nhel",
+		"0\r\n\r\n",
+		"ffffffffffffffff\r\n",
+	} {
+		f.Add(s, uint8(16))
+	}
+	f.Fuzz(func(t *testing.T, s string, size uint8) {
+		br := bufio.NewReader(strings.NewReader(s))
+		want, werr := io.ReadAll(httputil.NewChunkedReader(br))
+		if werr == nil && !trailerEnds(br) {
+			// net/http's decoder stops at the last chunk; the message
+			// ends only after the trailer's empty line.
+			werr = io.ErrUnexpectedEOF
+		}
+		for _, useWriteTo := range []bool{false, true} {
+			c := &conn{nc: closeOnlyConn{}}
+			c.rd.c = c
+			c.br = testReader(strings.NewReader(s), 16+int(size))
+			c.br.cr = &c.rd
+			b := &body{c: c, ctx: context.Background(), mode: bodyChunked}
+			var got bytes.Buffer
+			var err error
+			if useWriteTo {
+				_, err = b.WriteTo(&got)
+			} else {
+				_, err = io.Copy(&got, struct{ io.Reader }{b}) // no WriteTo
+			}
+			if werr == nil && (err != nil || !bytes.Equal(got.Bytes(), want)) {
+				t.Fatalf("WriteTo=%v: %q, %v; net/http %q", useWriteTo, got.Bytes(), err, want)
+			}
+			if werr != nil && err == nil && !bytes.Equal(got.Bytes(), want) {
+				t.Fatalf("WriteTo=%v accepted %q as %q; net/http refused it: %v", useWriteTo, s, got.Bytes(), werr)
+			}
+		}
+	})
+}
+
+// trailerEnds reads trailer lines up to the empty line that ends them.
+func trailerEnds(br *bufio.Reader) bool {
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return false
+		}
+		if line == "\n" || line == "\r\n" {
+			return true
+		}
 	}
 }

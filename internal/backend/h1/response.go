@@ -263,20 +263,26 @@ func (b *body) Read(p []byte) (int, error) {
 // readTrailer skips the trailer section after the last chunk.
 func (b *body) readTrailer() error {
 	total := 0
+	start := true // at the start of a line
 	for {
 		line, err := b.c.br.ReadSlice('\n')
-		if err != nil {
-			if err == io.EOF || err == bufio.ErrBufferFull {
-				err = io.ErrUnexpectedEOF
-			}
-			return err
-		}
 		if total += len(line); total > maxHeadBytes {
 			return errHeadTooLarge
 		}
-		if len(line) == 1 || (len(line) == 2 && line[0] == '\r') {
+		switch err {
+		case nil:
+		case bufio.ErrBufferFull: // a line longer than the buffer: read on
+			start = false
+			continue
+		case io.EOF:
+			return io.ErrUnexpectedEOF
+		default:
+			return err
+		}
+		if start && (len(line) == 1 || (len(line) == 2 && line[0] == '\r')) {
 			return io.EOF
 		}
+		start = true
 	}
 }
 

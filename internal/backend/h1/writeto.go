@@ -145,6 +145,9 @@ func (b *body) nextChunk() error {
 		}
 		return err
 	}
+	if len(line) < 2 || line[len(line)-2] != '\r' {
+		return errChunkHeader // a bare LF, as net/http refuses it
+	}
 	n, err := parseChunkSize(line)
 	if err != nil {
 		return err
