@@ -22,7 +22,7 @@ import (
 // keeps its buffer and reads through the conn as bufio would.
 type reader struct {
 	cr   *connReader
-	src  io.Reader // the connection, read through when raw is nil
+	src  io.Reader  // the connection, read through when raw is nil
 	pool *sync.Pool // of *[]byte, each of the reader's size
 	size int
 	bp   *[]byte // the buffer while held
