@@ -18,6 +18,7 @@ vet:
 
 test: vet
 	$(GO) test -race -count=1 -timeout 10m ./...
+	$(GO) test -count=1 -run '^TestAllocationBudget$$' ./internal/app  # counts need the race detector off
 	$(MAKE) fuzz
 
 # Brief fuzzing of the request parser, the SSE reader and the upstream client's

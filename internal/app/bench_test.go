@@ -15,41 +15,27 @@ const benchAnswer = `{"id":"chatcmpl-1","object":"chat.completion","created":1,"
 
 const benchRequest = `{"model":"m","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Say hello."}],"max_tokens":64,"temperature":0.7}`
 
-// BenchmarkProxyPath measures the whole gateway handler (read, parse,
-// validate, route, pick, forward over a real loopback connection, relay,
-// metrics) without the client-side HTTP server cost: the handler is called
-// directly with a recorder.
-func BenchmarkProxyPath(b *testing.B) {
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+var benchStreamRequest = strings.Replace(benchRequest, `"max_tokens"`, `"stream":true,"max_tokens"`, 1)
+
+// jsonUpstream answers every request with benchAnswer.
+func jsonUpstream() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, benchAnswer)
-	}))
-	defer up.Close()
-	gw := benchGateway(b, up.URL)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		req := httptest.NewRequest("POST", "/v1/chat/completions", strings.NewReader(benchRequest))
-		req.Header.Set("Content-Type", "application/json")
-		w := httptest.NewRecorder()
-		gw.ServeHTTP(w, req)
-		if w.Code != 200 {
-			b.Fatalf("status %d: %s", w.Code, w.Body)
-		}
-	}
+	})
 }
 
-// BenchmarkStreamRelay measures relaying a 20-chunk SSE answer through the
-// gateway handler; ns/op is per stream.
-func BenchmarkStreamRelay(b *testing.B) {
+// streamUpstream answers every request with 20 SSE chunks and [DONE],
+// flushing each.
+func streamUpstream() http.Handler {
 	var stream strings.Builder
 	for i := range 20 {
 		stream.WriteString(`data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"tok` + string(rune('a'+i)) + `"},"finish_reason":null}]}` + "\n\n")
 	}
 	stream.WriteString("data: [DONE]\n\n")
 	events := stream.String()
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "text/event-stream")
 		f := w.(http.Flusher)
@@ -57,31 +43,93 @@ func BenchmarkStreamRelay(b *testing.B) {
 			io.WriteString(w, ev)
 			f.Flush()
 		}
-	}))
+	})
+}
+
+// serveOnce sends one chat request through the gateway handler and checks
+// the answer is whole.
+func serveOnce(tb testing.TB, gw *Gateway, body string) {
+	req := httptest.NewRequest("POST", "/v1/chat/completions", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	gw.ServeHTTP(w, req)
+	if w.Code != 200 {
+		tb.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	if strings.Contains(body, `"stream":true`) && !strings.HasSuffix(w.Body.String(), "data: [DONE]\n\n") {
+		tb.Fatalf("stream cut: %s", w.Body)
+	}
+}
+
+// BenchmarkProxyPath measures the whole gateway handler (read, parse,
+// validate, route, pick, forward over a real loopback connection, relay,
+// metrics) without the client-side HTTP server cost: the handler is called
+// directly with a recorder.
+func BenchmarkProxyPath(b *testing.B) {
+	up := httptest.NewServer(jsonUpstream())
 	defer up.Close()
 	gw := benchGateway(b, up.URL)
-	body := strings.Replace(benchRequest, `"max_tokens"`, `"stream":true,"max_tokens"`, 1)
 	b.ReportAllocs()
 	for b.Loop() {
-		req := httptest.NewRequest("POST", "/v1/chat/completions", strings.NewReader(body))
-		w := httptest.NewRecorder()
-		gw.ServeHTTP(w, req)
-		if w.Code != 200 || !strings.HasSuffix(w.Body.String(), "data: [DONE]\n\n") {
-			b.Fatalf("status %d: %s", w.Code, w.Body)
-		}
+		serveOnce(b, gw, benchRequest)
+	}
+}
+
+// BenchmarkStreamRelay measures relaying a 20-chunk SSE answer through the
+// gateway handler; ns/op is per stream.
+func BenchmarkStreamRelay(b *testing.B) {
+	up := httptest.NewServer(streamUpstream())
+	defer up.Close()
+	gw := benchGateway(b, up.URL)
+	b.ReportAllocs()
+	for b.Loop() {
+		serveOnce(b, gw, benchStreamRequest)
+	}
+}
+
+// TestAllocationBudget keeps the request path from growing allocations
+// unnoticed, without timing anything: it counts the allocations of one
+// request (the gateway's, the in-test upstream's and the recorder's, all
+// together) and fails past a ceiling set a little above today's count.
+// Raise a ceiling only with a reason in the commit.
+func TestAllocationBudget(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not stable under the race detector; make test runs this without it")
+	}
+	tests := []struct {
+		name     string
+		upstream http.Handler
+		body     string
+		budget   float64 // allocations per request; measured 67 and 75 (Go 1.26)
+	}{
+		{"chat", jsonUpstream(), benchRequest, 80},
+		{"stream of 20 chunks", streamUpstream(), benchStreamRequest, 90},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			up := httptest.NewServer(tt.upstream)
+			defer up.Close()
+			gw := benchGateway(t, up.URL)
+			serveOnce(t, gw, tt.body) // warm the connection pool and buffers
+			n := testing.AllocsPerRun(200, func() { serveOnce(t, gw, tt.body) })
+			t.Logf("%.0f allocations per request (budget %.0f)", n, tt.budget)
+			if n > tt.budget {
+				t.Errorf("%.0f allocations per request, over the budget of %.0f", n, tt.budget)
+			}
+		})
 	}
 }
 
 // benchGateway builds a gateway whose one model "m" is deployed on upstream.
-func benchGateway(b *testing.B, upstream string) *Gateway {
-	b.Helper()
+func benchGateway(tb testing.TB, upstream string) *Gateway {
+	tb.Helper()
 	cfg := &config.Config{Models: []config.Model{{Name: "m",
 		Deployments: []config.Deployment{{Name: "up", Kind: "openai", URL: upstream + "/v1"}}}}}
 	cfg.ApplyDefaults()
 	gw, err := NewGateway(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	b.Cleanup(gw.Close)
+	tb.Cleanup(gw.Close)
 	return gw
 }
