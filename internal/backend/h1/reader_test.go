@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -314,3 +315,77 @@ func trailerEnds(br *bufio.Reader) bool {
 		}
 	}
 }
+
+// TestConcurrentStreamsShareBuffers runs many streams at once through one
+// Transport with tiny read buffers, so that buffers go back to the pool and
+// come out again all the time, while the upstream writes its events in
+// pieces with pauses between them. Every body must arrive exactly: a buffer
+// given back while still in use would mix one stream's bytes into another.
+func TestConcurrentStreamsShareBuffers(t *testing.T) {
+	srv := newRawServer(t, func(c net.Conn, br *bufio.Reader, _ int) {
+		for {
+			req, _, ok := readRequest(br)
+			if !ok {
+				return
+			}
+			seq := req.Header.Get("X-Seq")
+			rnd := rand.New(rand.NewPCG(uint64(len(seq)), uint64(seq[len(seq)-1])))
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+			for _, ev := range streamEvents(seq) {
+				chunk := fmt.Sprintf("%x\r\n%s\r\n", len(ev), ev)
+				cut := rnd.IntN(len(chunk))
+				c.Write([]byte(chunk[:cut]))
+				if rnd.IntN(3) == 0 {
+					time.Sleep(time.Duration(rnd.IntN(2000)) * time.Microsecond)
+				}
+				c.Write([]byte(chunk[cut:]))
+			}
+			io.WriteString(c, "0\r\n\r\n")
+		}
+	})
+	tr := &Transport{ReadBufferSize: 64}
+	t.Cleanup(tr.CloseIdleConnections)
+	var wg sync.WaitGroup
+	for g := range 24 {
+		wg.Go(func() {
+			for i := range 8 {
+				seq := fmt.Sprintf("g%d-r%d", g, i)
+				// A mixed-up stream may never end: bound it.
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				resp, err := tr.Send(ctx, &Request{Method: "POST", Addr: srv.addr, Host: "up", Target: "/v1/chat/completions",
+					Fields: []string{"X-Seq", seq}, Body: []byte(`{}`)})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				var got bytes.Buffer
+				if (g+i)%2 == 0 {
+					_, err = resp.Body.(io.WriterTo).WriteTo(flushingBuffer{&got})
+				} else {
+					_, err = io.Copy(&got, struct{ io.Reader }{resp.Body})
+				}
+				resp.Body.Close()
+				if want := strings.Join(streamEvents(seq), ""); err != nil || got.String() != want {
+					t.Errorf("%s: %v\ngot  %q\nwant %q", seq, err, got.String(), want)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// streamEvents are the SSE events the test upstream sends for seq.
+func streamEvents(seq string) []string {
+	evs := make([]string, 12)
+	for j := range evs {
+		evs[j] = fmt.Sprintf("data: {\"seq\":%q,\"n\":%d,\"pad\":%q}\n\n", seq, j, strings.Repeat(string(rune('a'+j)), 10*j))
+	}
+	return evs
+}
+
+// flushingBuffer is a bytes.Buffer with the Flush method WriteTo looks for.
+type flushingBuffer struct{ *bytes.Buffer }
+
+func (flushingBuffer) Flush() {}
