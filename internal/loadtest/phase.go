@@ -67,8 +67,12 @@ type PhaseResult struct {
 	EndRSS          int64   `json:"end_rss_bytes"`
 	UpstreamPeakRSS int64   `json:"upstream_peak_rss_bytes,omitempty"`
 	Goroutines      int     `json:"goroutines,omitempty"`
-	Series          []Point `json:"series,omitempty"` // soak
-	FirstError      string  `json:"first_error,omitempty"`
+	// idle: the target's Go stack and heap in use while the streams are
+	// open (from its /metrics), where the per-stream memory goes.
+	StackBytes int64   `json:"stack_inuse_bytes,omitempty"`
+	HeapBytes  int64   `json:"heap_inuse_bytes,omitempty"`
+	Series     []Point `json:"series,omitempty"` // soak
+	FirstError string  `json:"first_error,omitempty"`
 }
 
 // Point is one soak sample.
@@ -148,7 +152,7 @@ func (r *runner) run(ctx context.Context, p *phase) (PhaseResult, error) {
 		}
 	}
 	if res.Goroutines == 0 {
-		res.Goroutines = goroutines(ctx, r.client, p.Target.MetricsURL)
+		res.Goroutines = scrapeGo(ctx, r.client, p.Target.MetricsURL).Goroutines
 	}
 	res.Seconds = elapsed.Seconds()
 	res.Sent, res.OK, res.Errors, res.Dropped = rec.sent.Load(), rec.ok.Load(), rec.errs.Load(), rec.dropped.Load()
@@ -244,7 +248,7 @@ func (r *runner) soak(ctx context.Context, p *phase, c *call, rec *recorder, res
 			if s, err := ReadProc(p.Target.Proc.PID); err == nil {
 				pt.RSS = s.RSS
 			}
-			pt.Goroutines = goroutines(ctx, r.client, p.Target.MetricsURL)
+			pt.Goroutines = scrapeGo(ctx, r.client, p.Target.MetricsURL).Goroutines
 			series = append(series, pt)
 			select {
 			case <-done:
@@ -284,7 +288,8 @@ func (r *runner) idle(ctx context.Context, p *phase, c *call, rec *recorder, res
 	}
 	if res != nil {
 		res.Opened = opened.Load()
-		res.Goroutines = goroutines(ctx, r.client, p.Target.MetricsURL)
+		st := scrapeGo(ctx, r.client, p.Target.MetricsURL)
+		res.Goroutines, res.StackBytes, res.HeapBytes = st.Goroutines, st.StackBytes, st.HeapBytes
 	}
 	release()
 	wg.Wait()
@@ -352,38 +357,54 @@ func (s *peakSampler) stop() []int64 {
 	return s.peaks
 }
 
-// goroutines scrapes go_goroutines from a Prometheus endpoint; 0 if unknown.
-func goroutines(ctx context.Context, c *http.Client, metricsURL string) int {
+// goStats are the Go runtime gauges of a target's Prometheus endpoint.
+type goStats struct {
+	Goroutines int
+	StackBytes int64 // go_memstats_stack_inuse_bytes
+	HeapBytes  int64 // go_memstats_heap_inuse_bytes
+}
+
+// scrapeGo reads goStats from a Prometheus endpoint; zeros if unknown.
+func scrapeGo(ctx context.Context, c *http.Client, metricsURL string) goStats {
 	if metricsURL == "" {
-		return 0
+		return goStats{}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
 	if err != nil {
-		return 0
+		return goStats{}
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return 0
+		return goStats{}
 	}
 	defer resp.Body.Close()
-	n, _ := parseGoroutines(resp.Body)
-	return n
+	return parseGoStats(resp.Body)
 }
 
-// parseGoroutines finds the go_goroutines gauge in Prometheus text format.
-func parseGoroutines(r io.Reader) (int, bool) {
+// parseGoStats finds the gauges of goStats in Prometheus text format.
+func parseGoStats(r io.Reader) goStats {
+	var st goStats
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		line := sc.Text()
-		if rest, ok := strings.CutPrefix(line, "go_goroutines "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-			if err == nil {
-				return int(f), true
-			}
+		name, val, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		f, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "go_goroutines":
+			st.Goroutines = int(f)
+		case "go_memstats_stack_inuse_bytes":
+			st.StackBytes = int64(f)
+		case "go_memstats_heap_inuse_bytes":
+			st.HeapBytes = int64(f)
 		}
 	}
-	return 0, false
+	return st
 }

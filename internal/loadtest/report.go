@@ -123,6 +123,8 @@ func medianPhase(ps []PhaseResult) PhaseResult {
 	out.EndRSS = int64(f(func(p *PhaseResult) float64 { return float64(p.EndRSS) }))
 	out.UpstreamPeakRSS = int64(f(func(p *PhaseResult) float64 { return float64(p.UpstreamPeakRSS) }))
 	out.Goroutines = int(f(func(p *PhaseResult) float64 { return float64(p.Goroutines) }))
+	out.StackBytes = int64(f(func(p *PhaseResult) float64 { return float64(p.StackBytes) }))
+	out.HeapBytes = int64(f(func(p *PhaseResult) float64 { return float64(p.HeapBytes) }))
 	return out
 }
 
@@ -218,10 +220,10 @@ func WriteTable(w io.Writer, r *Result) {
 			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 			switch kind {
 			case "idle":
-				fmt.Fprintln(tw, "target\topened\terrors\tidle RSS\tpeak RSS\tupstream RSS\tgoroutines\tTTFB p50 ms\tTTFB p99 ms\t")
+				fmt.Fprintln(tw, "target\topened\terrors\tidle RSS\tpeak RSS\tGo stack\tGo heap\tupstream RSS\tgoroutines\tTTFB p50 ms\tTTFB p99 ms\t")
 				for _, p := range rows {
-					fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n", p.Target, p.Opened, p.Errors, mb(m.IdleRSS[p.Target]),
-						mb(p.PeakRSS), mb(p.UpstreamPeakRSS), count(p.Goroutines), ms(p.TTFB.P50US), ms(p.TTFB.P99US))
+					fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", p.Target, p.Opened, p.Errors, mb(m.IdleRSS[p.Target]),
+						mb(p.PeakRSS), mb(p.StackBytes), mb(p.HeapBytes), mb(p.UpstreamPeakRSS), count(p.Goroutines), ms(p.TTFB.P50US), ms(p.TTFB.P99US))
 				}
 			default:
 				head := "target\trps\tp50 ms\tp90 ms\tp99 ms\tmax ms\tCPU µs/req\tupstream µs/req\tidle RSS\tpeak RSS\terrors\t"
