@@ -14,6 +14,8 @@ build:
 
 vet:
 	$(GO) vet ./...
+	GOOS=darwin $(GO) vet ./...                            # the gateway and its tests build on macOS
+	GOOS=windows $(GO) build -o /dev/null ./cmd/omnigate    # and the binary on Windows
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 
 test: vet

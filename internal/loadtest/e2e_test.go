@@ -51,6 +51,7 @@ func childPIDs(t *testing.T) ([]string, bool) {
 // processes, every mode, tiny counts. Asserts the shape and accounting of
 // the result, never a speed.
 func TestHarnessEndToEnd(t *testing.T) {
+	needProc(t)
 	bin := buildBenchbin(t)
 	before, canList := childPIDs(t)
 	out := filepath.Join(t.TempDir(), "result.json")
@@ -154,6 +155,7 @@ func TestHarnessEndToEnd(t *testing.T) {
 
 // A cancelled context stops the run and its children.
 func TestHarnessCancel(t *testing.T) {
+	needProc(t)
 	bin := buildBenchbin(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	pw := &cancelOnWrite{cancel: cancel, after: "small"}

@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -36,8 +35,8 @@ var servingLine = regexp.MustCompile(`serving on (https?://\S+)`)
 // and (Pdeathsig) with the harness itself.
 func StartProcess(ctx context.Context, name, bin string, args []string, cpus []int, timeout time.Duration) (*Process, error) {
 	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.SysProcAttr = childAttr()
+	cmd.Cancel = func() error { return terminate(cmd.Process) }
 	cmd.WaitDelay = 3 * time.Second
 	p := &Process{Name: name, cmd: cmd, stderr: &tailBuffer{max: 4 << 10}, done: make(chan struct{})}
 	cmd.Stderr = p.stderr
@@ -95,11 +94,11 @@ func (p *Process) Stop() {
 		return
 	default:
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	_ = terminate(p.cmd.Process)
 	select {
 	case <-p.done:
 	case <-time.After(3 * time.Second):
-		_ = syscall.Kill(-p.PID, syscall.SIGKILL)
+		killGroup(p.cmd.Process)
 		<-p.done
 	}
 }

@@ -3,8 +3,10 @@ package loadtest
 import (
 	"context"
 	"io"
+	"runtime"
 	"strings"
 	"sync"
+	"testing"
 )
 
 // syncWriter serialises writes from the progress goroutine and the runner.
@@ -31,4 +33,12 @@ func (c *cancelOnWrite) Write(p []byte) (int, error) {
 		c.once.Do(c.cancel)
 	}
 	return len(p), nil
+}
+
+// needProc skips a test that reads /proc, which only Linux has.
+func needProc(t *testing.T) {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc: Linux only")
+	}
 }
