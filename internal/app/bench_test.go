@@ -65,25 +65,20 @@ func serveOnce(tb testing.TB, gw *Gateway, body string) {
 // validate, route, pick, forward over a real loopback connection, relay,
 // metrics) without the client-side HTTP server cost: the handler is called
 // directly with a recorder.
-func BenchmarkProxyPath(b *testing.B) {
-	up := httptest.NewServer(jsonUpstream())
-	defer up.Close()
-	gw := benchGateway(b, up.URL)
-	b.ReportAllocs()
-	for b.Loop() {
-		serveOnce(b, gw, benchRequest)
-	}
-}
+func BenchmarkProxyPath(b *testing.B) { benchThrough(b, jsonUpstream(), benchRequest) }
 
 // BenchmarkStreamRelay measures relaying a 20-chunk SSE answer through the
 // gateway handler; ns/op is per stream.
-func BenchmarkStreamRelay(b *testing.B) {
-	up := httptest.NewServer(streamUpstream())
+func BenchmarkStreamRelay(b *testing.B) { benchThrough(b, streamUpstream(), benchStreamRequest) }
+
+// benchThrough sends body through a gateway in front of upstream, b.N times.
+func benchThrough(b *testing.B, upstream http.Handler, body string) {
+	up := httptest.NewServer(upstream)
 	defer up.Close()
 	gw := benchGateway(b, up.URL)
 	b.ReportAllocs()
 	for b.Loop() {
-		serveOnce(b, gw, benchStreamRequest)
+		serveOnce(b, gw, body)
 	}
 }
 
