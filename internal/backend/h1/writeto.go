@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math"
 )
 
 var (
@@ -145,8 +146,8 @@ func (b *body) nextChunk() error {
 		}
 		return err
 	}
-	if len(line) < 2 || line[len(line)-2] != '\r' {
-		return errChunkHeader // a bare LF, as net/http refuses it
+	if bytes.IndexByte(line, '\r') != len(line)-2 {
+		return errChunkHeader // a bare LF or a stray CR, as net/http refuses them
 	}
 	n, err := parseChunkSize(line)
 	if err != nil {
@@ -159,13 +160,15 @@ func (b *body) nextChunk() error {
 	return nil
 }
 
-// parseChunkSize parses a chunk-size line, extensions ignored.
+// parseChunkSize parses a chunk-size line ending in CRLF the way net/http
+// does: trailing spaces and tabs dropped, then any extension from ';' on,
+// then 1 to 16 hex digits and nothing else.
 func parseChunkSize(line []byte) (int64, error) {
-	line = bytes.TrimRight(line, " \t\r\n")
+	line = bytes.TrimRight(bytes.TrimSuffix(line, []byte("\r\n")), " \t")
 	if i := bytes.IndexByte(line, ';'); i >= 0 {
-		line = bytes.TrimRight(line[:i], " \t")
+		line = line[:i]
 	}
-	if len(line) == 0 || len(line) > 15 { // 15 hex digits fit in an int64
+	if len(line) == 0 || len(line) > 16 {
 		return 0, errChunkHeader
 	}
 	var n int64
@@ -179,6 +182,9 @@ func parseChunkSize(line []byte) (int64, error) {
 			c -= 'A' - 10
 		default:
 			return 0, errChunkHeader
+		}
+		if n > math.MaxInt64>>4 {
+			return 0, errChunkHeader // no body is that long
 		}
 		n = n<<4 | int64(c)
 	}
