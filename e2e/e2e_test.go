@@ -109,6 +109,23 @@ func writeConfig(t *testing.T, yaml string) string {
 	return f
 }
 
+// tiersConfig writes a gateway config with the 30B tier on large, the 7B
+// tier on small (both vLLM), the 30B tier's limits, and 30B falling back
+// to 7B.
+func tiersConfig(t *testing.T, large, small, largeLimits string) string {
+	return writeConfig(t, fmt.Sprintf(`
+server: {addr: "127.0.0.1:0"}
+models:
+  - name: qwen3-omni-30b
+    limits: %s
+    deployments: [{name: large-1, kind: openai, url: "%s/v1", dialect: vllm}]
+  - name: qwen3-omni-7b
+    deployments: [{name: small-1, kind: openai, url: "%s/v1", dialect: vllm}]
+routing:
+  fallbacks: {qwen3-omni-30b: [qwen3-omni-7b]}
+`, largeLimits, large, small))
+}
+
 func chat(ctx context.Context, url, body string) (*http.Response, error) {
 	req, _ := http.NewRequestWithContext(ctx, "POST", url+"/v1/chat/completions", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
@@ -154,17 +171,7 @@ models:
 func TestSimKilledMidRequestFallsBack(t *testing.T) {
 	large := start(t, "sim", "--profile", "qwen3-omni-30b", "--addr", "127.0.0.1:0")
 	small := start(t, "sim", "--profile", "qwen3-omni-7b", "--addr", "127.0.0.1:0")
-	cfg := writeConfig(t, fmt.Sprintf(`
-server: {addr: "127.0.0.1:0"}
-models:
-  - name: qwen3-omni-30b
-    limits: {max_tokens: 4096}
-    deployments: [{name: large-1, kind: openai, url: "%s/v1", dialect: vllm}]
-  - name: qwen3-omni-7b
-    deployments: [{name: small-1, kind: openai, url: "%s/v1", dialect: vllm}]
-routing:
-  fallbacks: {qwen3-omni-30b: [qwen3-omni-7b]}
-`, large.URL, small.URL))
+	cfg := tiersConfig(t, large.URL, small.URL, "{max_tokens: 4096}")
 	gw := start(t, "serve", "--config", cfg)
 
 	// A streaming request is in flight on the large tier when its engine dies.
@@ -353,16 +360,7 @@ models:
 func TestOverloadedTierFallsBack(t *testing.T) {
 	large := start(t, "sim", "--profile", "qwen3-omni-30b", "--addr", "127.0.0.1:0", "--fail", "503=1")
 	small := start(t, "sim", "--profile", "instant", "--model", "qwen3-omni-7b", "--addr", "127.0.0.1:0")
-	cfg := writeConfig(t, fmt.Sprintf(`
-server: {addr: "127.0.0.1:0"}
-models:
-  - name: qwen3-omni-30b
-    deployments: [{name: large-1, kind: openai, url: "%s/v1", dialect: vllm}]
-  - name: qwen3-omni-7b
-    deployments: [{name: small-1, kind: openai, url: "%s/v1", dialect: vllm}]
-routing:
-  fallbacks: {qwen3-omni-30b: [qwen3-omni-7b]}
-`, large.URL, small.URL))
+	cfg := tiersConfig(t, large.URL, small.URL, "{}")
 	gw := start(t, "serve", "--config", cfg)
 	for i := range 5 {
 		resp, err := chat(context.Background(), gw.URL, `{"model":"qwen3-omni-30b","max_tokens":4,"messages":[{"role":"user","content":"hi"}]}`)

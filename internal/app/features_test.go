@@ -106,12 +106,7 @@ func TestAudioOutputDefaultTiers(t *testing.T) {
 // the response says so.
 func TestClampPolicy(t *testing.T) {
 	var got atomic.Value
-	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		got.Store(string(b))
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"id":"x","object":"chat.completion","created":1,"model":"upstream/m","choices":[]}`)
-	})
+	up := recordingUpstream(&got)
 	srv := startWithUpstream(t, up, func(c *config.Config) {
 		c.Models[0].Limits.MaxTokens = 100
 		c.Models[0].Limits.OnViolation = "clamp"
@@ -210,12 +205,7 @@ func TestNoGoroutineLeakOnDisconnect(t *testing.T) {
 // gives none, and the model name is still spliced correctly.
 func TestDefaultMaxTokens(t *testing.T) {
 	var got atomic.Value
-	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		got.Store(string(b))
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"id":"x","object":"chat.completion","created":1,"model":"upstream/m","choices":[]}`)
-	})
+	up := recordingUpstream(&got)
 	srv := startWithUpstream(t, up, func(c *config.Config) { c.Models[0].Limits.MaxTokens = 4096 })
 	for _, tc := range []struct{ body, want string }{
 		{`{"model":"m","messages":[{"role":"user","content":"hi"}]}`, `{"max_tokens":4096,"model":"upstream/m","messages":[{"role":"user","content":"hi"}]}`},
@@ -230,4 +220,15 @@ func TestDefaultMaxTokens(t *testing.T) {
 			t.Errorf("upstream got %s\nwant %s", g, tc.want)
 		}
 	}
+}
+
+// recordingUpstream answers every chat request with an empty completion and
+// stores the last request body it got in got.
+func recordingUpstream(got *atomic.Value) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got.Store(string(b))
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"id":"x","object":"chat.completion","created":1,"model":"upstream/m","choices":[]}`)
+	})
 }
