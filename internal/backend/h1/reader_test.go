@@ -269,6 +269,16 @@ func FuzzChunkedBody(f *testing.F) {
 		"5\r\nhel",
 		"0\r\n\r\n",
 		"ffffffffffffffff\r\n",
+		// Lines longer than the reader's buffer: an extension, white space.
+		"1;" + strings.Repeat("e", 300) + "\r\n!\r\n0\r\n\r\n",
+		"1" + strings.Repeat(" ", 300) + "\r\n!\r\n0\r\n\r\n",
+		"0;" + strings.Repeat("e", 300) + "\r\n\r\n",
+		// Over net/http's line limit, and right at it.
+		"1;" + strings.Repeat("e", 4093) + "\r\n!\r\n0\r\n\r\n",
+		"1;" + strings.Repeat("e", 4092) + "\r\n!\r\n0\r\n\r\n",
+		// Mostly framing: 20 chunks of one byte with 1 KB extensions.
+		strings.Repeat("1;"+strings.Repeat("e", 1000)+"\r\n!\r\n", 20) + "0\r\n\r\n",
+		strings.Repeat("1;"+strings.Repeat("e", 700)+"\r\n!\r\n", 20) + "0\r\n\r\n",
 	} {
 		f.Add(s, uint8(16))
 	}

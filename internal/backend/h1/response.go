@@ -219,8 +219,10 @@ type body struct {
 	n    int64 // bytes left, for bodyLength
 	crlf bool  // chunked: the CRLF after a chunk's data is still to read
 	left int64 // chunked: bytes left in the current chunk
-	keep bool
-	err  error // sticky: io.EOF, errBodyClosed or the failure
+	// chunked: framing bytes beyond what the data allows (see nextChunk)
+	excess int64
+	keep   bool
+	err    error // sticky: io.EOF, errBodyClosed or the failure
 }
 
 // Read reads the body; see body.

@@ -11,6 +11,7 @@ import (
 var (
 	errChunkHeader   = errors.New("h1: malformed chunked encoding")
 	errChunkLineLong = errors.New("h1: chunk header line too long")
+	errChunkOverhead = errors.New("h1: chunked encoding contains too much non-data")
 )
 
 // WriteError is what body.WriteTo returns when the writer failed: Err is
@@ -136,28 +137,64 @@ func (b *body) nextChunk() error {
 		br.Discard(2)
 		b.crlf = false
 	}
-	line, err := br.ReadSlice('\n')
+	line, err := readChunkLine(br)
 	if err != nil {
-		switch err {
-		case io.EOF:
-			err = io.ErrUnexpectedEOF
-		case bufio.ErrBufferFull:
-			err = errChunkLineLong
-		}
 		return err
-	}
-	if bytes.IndexByte(line, '\r') != len(line)-2 {
-		return errChunkHeader // a bare LF or a stray CR, as net/http refuses them
 	}
 	n, err := parseChunkSize(line)
 	if err != nil {
 		return err
+	}
+	// Like net/http, refuse a body that is mostly framing: up to 16 bytes
+	// of chunk header per chunk plus twice the chunk's data are free, and
+	// no more than 16 KiB beyond that in all (extensions are the only way
+	// to send more).
+	b.excess += int64(len(line)) - 16 - 2*min(n, math.MaxInt64/4)
+	b.excess = max(b.excess, 0)
+	if b.excess > 16<<10 {
+		return errChunkOverhead
 	}
 	if n == 0 {
 		return b.readTrailer()
 	}
 	b.left, b.crlf = n, true
 	return nil
+}
+
+// maxChunkLine is the longest chunk header line net/http reads, its LF
+// included.
+const maxChunkLine = 4 << 10
+
+// readChunkLine reads a chunk header line ending in CRLF, with no other CR
+// in it, as net/http requires. Lines longer than the connection's buffer
+// (long extensions, or trailing white space) are gathered in a fresh
+// slice; others are returned in place.
+func readChunkLine(br *reader) ([]byte, error) {
+	line, err := br.ReadSlice('\n')
+	if err == bufio.ErrBufferFull {
+		long := append([]byte(nil), line...)
+		for err == bufio.ErrBufferFull && len(long) <= maxChunkLine {
+			line, err = br.ReadSlice('\n')
+			long = append(long, line...)
+		}
+		line = long
+	}
+	if err == nil && len(line) > maxChunkLine {
+		err = errChunkLineLong
+	}
+	switch err {
+	case nil:
+	case io.EOF:
+		return nil, io.ErrUnexpectedEOF
+	case bufio.ErrBufferFull:
+		return nil, errChunkLineLong
+	default:
+		return nil, err
+	}
+	if bytes.IndexByte(line, '\r') != len(line)-2 {
+		return nil, errChunkHeader // a bare LF or a stray CR, as net/http refuses them
+	}
+	return line, nil
 }
 
 // parseChunkSize parses a chunk-size line ending in CRLF the way net/http
