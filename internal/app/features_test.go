@@ -232,3 +232,28 @@ func recordingUpstream(got *atomic.Value) http.Handler {
 		io.WriteString(w, `{"id":"x","object":"chat.completion","created":1,"model":"upstream/m","choices":[]}`)
 	})
 }
+
+// TestUpstreamEarlyAnswer: an upstream that refuses a large request before
+// reading it (413, then it closes) has its answer reach the client as an
+// OpenAI error, once: not a 502 for the broken write, not a retry.
+func TestUpstreamEarlyAnswer(t *testing.T) {
+	var calls atomic.Int32
+	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusRequestEntityTooLarge)
+		io.WriteString(w, `{"error":{"message":"request body over the engine's 1 MiB limit","type":"invalid_request_error","param":null,"code":null}}`)
+	})
+	srv := startWithUpstream(t, up, nil)
+	// Well past what the sockets buffer, so the gateway is still writing
+	// when the upstream closes.
+	body := `{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,` +
+		strings.Repeat("AAAA", 6<<20) + `"}}]}]}`
+	resp, b := post(t, srv.URL+"/v1/chat/completions", "application/json", body)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "1 MiB limit") {
+		t.Fatalf("%d %s, want the upstream's 413", resp.StatusCode, b)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("upstream called %d times, want 1", n)
+	}
+}

@@ -151,6 +151,11 @@ func (c *conn) mapErr(ctx context.Context, err error, phase Phase) error {
 	return err
 }
 
+// earlyAnswerWait bounds the wait for an answer the server sent before it
+// stopped reading the request (see roundTrip). A server that answers early
+// has sent it by the time our write fails; this is only for it to arrive.
+const earlyAnswerWait = 100 * time.Millisecond
+
 // roundTrip writes the request and reads the response head. On error the
 // connection is closed; a *staleError says the request may be sent again.
 func (c *conn) roundTrip(ctx context.Context, t *Transport, x *exchange, headDeadline time.Time, headPhase Phase) (*http.Response, error) {
@@ -162,11 +167,27 @@ func (c *conn) roundTrip(ctx context.Context, t *Transport, x *exchange, headDea
 	c.setDeadline(headDeadline)
 	err := c.write(x)
 	var resp *http.Response
-	if err == nil {
+	early := err != nil && ctx.Err() == nil && !errors.Is(err, os.ErrDeadlineExceeded)
+	if early {
+		// The server may have answered and stopped reading before it had
+		// the whole request: a 413 for a body too large, a 401 before the
+		// body. Its answer is worth more than our write error, so look
+		// for it briefly; the connection closes after it.
+		d := time.Now().Add(earlyAnswerWait)
+		if !headDeadline.IsZero() && headDeadline.Before(d) {
+			d = headDeadline
+		}
+		c.setReadDeadline(d)
+		if resp, _ = c.readResponse(x.method); resp == nil {
+			early = false // no answer: report the write error
+		}
+	} else if err == nil {
 		resp, err = c.readResponse(x.method)
 	}
-	if err == nil {
-		err = c.startBody(ctx, t, x, resp, stop)
+	if early {
+		err = c.startBody(ctx, t, x, resp, stop, true)
+	} else if err == nil {
+		err = c.startBody(ctx, t, x, resp, stop, false)
 	}
 	if err != nil {
 		if stop != nil {

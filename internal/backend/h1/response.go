@@ -132,11 +132,12 @@ const (
 )
 
 // startBody decides the framing of resp and attaches its body. When the
-// response has no body the connection is released at once.
-func (c *conn) startBody(ctx context.Context, t *Transport, x *exchange, resp *http.Response, stop func() bool) error {
+// response has no body the connection is released at once. closing says
+// the connection must not be reused (the request was not all written).
+func (c *conn) startBody(ctx context.Context, t *Transport, x *exchange, resp *http.Response, stop func() bool, closing bool) error {
 	h := resp.Header
 	ch := h["Connection"]
-	closing := x.close || t.maxIdle() < 0 || headerHasToken(ch, "close") ||
+	closing = closing || x.close || t.maxIdle() < 0 || headerHasToken(ch, "close") ||
 		(resp.ProtoMinor == 0 && !headerHasToken(ch, "keep-alive"))
 	mode, length := bodyEOF, int64(-1)
 	if te, ok := h["Transfer-Encoding"]; ok {

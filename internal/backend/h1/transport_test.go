@@ -451,3 +451,66 @@ func getScripted(t *testing.T, response string) (*http.Response, *Transport, str
 	}
 	return resp, tr, srv.addr
 }
+
+// TestEarlyAnswer: a server that answers before it has read the request
+// (here a 413 for a body too large, without reading it) and then closes
+// gets its answer to the caller, not our write error.
+func TestEarlyAnswer(t *testing.T) {
+	srv := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > 1<<20 || r.ContentLength < 0 {
+			w.Header().Set("Connection", "close")
+			http.Error(w, "request too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, "ok")
+	})
+	tr := newTransport(t)
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	// Far more than the socket buffers hold, so the write is still going
+	// when the server closes.
+	payload := bytes.Repeat([]byte("0123456789abcdef"), 32<<20/16)
+	tests := []struct {
+		name string
+		send func() (*http.Response, error)
+	}{
+		{"Send writev", func() (*http.Response, error) {
+			return tr.Send(context.Background(), &Request{Method: "POST", Addr: addr, Host: addr, Target: "/", Body: payload})
+		}},
+		{"RoundTrip streamed", func() (*http.Response, error) {
+			req, _ := http.NewRequest("POST", srv.URL, bytes.NewReader(payload))
+			return tr.RoundTrip(req)
+		}},
+		{"RoundTrip chunked", func() (*http.Response, error) {
+			req, _ := http.NewRequest("POST", srv.URL, io.MultiReader(bytes.NewReader(payload)))
+			return tr.RoundTrip(req)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := tt.send()
+			if err != nil {
+				t.Fatalf("got an error, want the server's 413: %v", err)
+			}
+			got, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != http.StatusRequestEntityTooLarge || string(got) != "request too large\n" {
+				t.Fatalf("%d %q %v, want 413 and the server's text", resp.StatusCode, got, err)
+			}
+			if !resp.Close {
+				t.Error("resp.Close is false: the connection cannot be reused after a half-written request")
+			}
+		})
+	}
+	// The transport still works, on a new connection.
+	before := srv.conns.Load()
+	resp, err := tr.Send(context.Background(), &Request{Method: "POST", Addr: addr, Host: addr, Target: "/", Body: []byte("small")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(got) != "ok" || srv.conns.Load() != before+1 {
+		t.Fatalf("after the early answers: %q on %d new connections, want ok on 1", got, srv.conns.Load()-before)
+	}
+}
