@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -58,6 +59,21 @@ func startEnv(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
+	return startCmd(t, cmd, args)
+}
+
+// startLimited is start with the open-file limit (soft and hard) set to
+// nofile, by the shell that then execs omnigate.
+func startLimited(t *testing.T, nofile int, args ...string) *proc {
+	t.Helper()
+	sh := fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, nofile)
+	return startCmd(t, exec.Command("/bin/sh", append([]string{"-c", sh, bin}, args...)...), args)
+}
+
+// startCmd starts cmd, an omnigate process run with args, and waits for its
+// "serving on" line.
+func startCmd(t *testing.T, cmd *exec.Cmd, args []string) *proc {
+	t.Helper()
 	stdout, _ := cmd.StdoutPipe()
 	p := &proc{cmd: cmd, stderr: &strings.Builder{}}
 	cmd.Stderr = p.stderr
@@ -387,5 +403,129 @@ func TestOverloadedTierFallsBack(t *testing.T) {
 		if !strings.Contains(string(m), want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+}
+
+// TestOpenFileLimitIsTheGatewaysOwn: when the gateway runs out of file
+// descriptors it answers the requests it cannot forward with 503
+// gateway_overloaded, does not hold the shortage against the replica, and
+// serves the first request after descriptors free up.
+func TestOpenFileLimitIsTheGatewaysOwn(t *testing.T) {
+	if _, err := os.Stat("/proc/self/fd"); err != nil {
+		t.Skip("needs /proc to count the gateway's descriptors")
+	}
+	const nofile = 40
+	// Answers of 1,000 tokens at 50 ms each: the streams outlast the test.
+	profile := filepath.Join(t.TempDir(), "long.yaml")
+	if err := os.WriteFile(profile, []byte("name: long\nmax_model_len: 32768\nmax_num_batched_tokens: 8192\n"+
+		"block_size: 16\ndecode_base: 50ms\nanswer_tokens: [1000, 1000]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sim := start(t, "sim", "--profile", profile, "--model", "qwen3-omni-7b", "--addr", "127.0.0.1:0")
+	cfg := writeConfig(t, fmt.Sprintf(`
+server: {addr: "127.0.0.1:0"}
+models:
+  - name: qwen3-omni-7b
+    deployments: [{name: small-1, kind: openai, url: "%s/v1", dialect: vllm}]
+`, sim.URL))
+	gw := startLimited(t, nofile, "serve", "--config", cfg)
+	fdDir := fmt.Sprintf("/proc/%d/fd", gw.cmd.Process.Pid)
+	free := func() int { // descriptor numbers below the limit not in use
+		t.Helper()
+		fds, err := os.ReadDir(fdDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := nofile
+		for _, fd := range fds {
+			if i, err := strconv.Atoi(fd.Name()); err == nil && i < nofile {
+				n-- // an inherited descriptor above the limit takes no slot
+			}
+		}
+		return n
+	}
+
+	// Hold streams open (each takes a client and an upstream socket) until
+	// one descriptor is left: a new request can be accepted, not forwarded.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	streams := &http.Client{Transport: &http.Transport{}}
+	var held []io.Closer
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for free() >= 3 {
+		if len(held) > nofile {
+			t.Fatalf("%d streams open and the gateway still has %d descriptors free", len(held), free())
+		}
+		req, _ := http.NewRequestWithContext(ctx, "POST", gw.URL+"/v1/chat/completions",
+			strings.NewReader(`{"model":"qwen3-omni-7b","stream":true,"max_tokens":1000,"messages":[{"role":"user","content":"hi"}]}`))
+		resp, err := streams.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != 200 {
+			b, _ := io.ReadAll(resp.Body)
+			t.Fatalf("stream %d: %d %s", len(held), resp.StatusCode, b)
+		}
+		held = append(held, resp.Body)
+		if _, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil {
+			t.Fatal(err) // the first event: the upstream socket is open
+		}
+	}
+	if free() == 2 {
+		c, err := net.Dial("tcp", strings.TrimPrefix(gw.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+		for end := time.Now().Add(5 * time.Second); free() == 2 && time.Now().Before(end); {
+			time.Sleep(5 * time.Millisecond) // until the gateway has accepted it
+		}
+	}
+	if n := free(); n != 1 {
+		t.Fatalf("%d descriptors free, want 1", n)
+	}
+
+	once := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	ask := func() (int, string) {
+		t.Helper()
+		resp, err := once.Post(gw.URL+"/v1/chat/completions", "application/json",
+			strings.NewReader(`{"model":"qwen3-omni-7b","max_tokens":1,"messages":[{"role":"user","content":"hi"}]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(b)
+	}
+
+	for i := range 5 { // more than the failures that mark a replica down
+		if code, b := ask(); code != http.StatusServiceUnavailable || !strings.Contains(b, `"code":"gateway_overloaded"`) {
+			t.Fatalf("request %d at the limit: %d %s, want 503 gateway_overloaded", i, code, b)
+		}
+	}
+
+	cancel()
+	for _, c := range held {
+		c.Close()
+	}
+	held = nil
+	for end := time.Now().Add(10 * time.Second); free() < 4 && time.Now().Before(end); {
+		time.Sleep(5 * time.Millisecond) // until the gateway has closed the streams' sockets
+	}
+	if code, b := ask(); code != 200 {
+		t.Fatalf("after the streams closed: %d %s, want 200 at once (the replica must not be marked down)", code, b)
+	}
+	resp, err := http.Get(gw.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := `omnigate_upstream_requests_total{deployment="small-1",model="qwen3-omni-7b",outcome="gateway_limit"} 5`; !strings.Contains(string(m), want) {
+		t.Errorf("metrics lack %s", want)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"syscall"
 	"time"
 
 	"github.com/omnigate/omnigate/internal/apierror"
@@ -37,6 +38,30 @@ func (e *ConnError) Error() string { return "upstream connection: " + e.Err.Erro
 
 // Unwrap returns the cause.
 func (e *ConnError) Unwrap() error { return e.Err }
+
+// LocalError means the gateway itself lacked a resource to make the call:
+// it ran out of file descriptors (EMFILE, ENFILE) before a socket to the
+// upstream existed. It says nothing about the upstream, so it must not
+// count against the endpoint's health, and trying elsewhere would only
+// fail the same way.
+type LocalError struct{ Err error }
+
+// Error describes the local failure.
+func (e *LocalError) Error() string { return "gateway resources: " + e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *LocalError) Unwrap() error { return e.Err }
+
+// IsLocal reports whether err is a *LocalError.
+func IsLocal(err error) bool {
+	var le *LocalError
+	return errors.As(err, &le)
+}
+
+// outOfFiles reports the process or the system open-file limit.
+func outOfFiles(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
+}
 
 // Timeout phases, as named in config.Timeouts.
 const (
@@ -71,6 +96,7 @@ const (
 	CodeUpstreamTimeout     = "upstream_timeout"
 	CodeClientClosed        = "client_closed"
 	CodeDeadlineExceeded    = "deadline_exceeded"
+	CodeGatewayOverloaded   = "gateway_overloaded"
 )
 
 // classify turns a transport or body-read error of one attempt into an
@@ -101,6 +127,14 @@ func classify(parent, ctx context.Context, limits map[string]time.Duration, err 
 	var de *DialError
 	var oe *net.OpError
 	if errors.As(err, &de) || (errors.As(err, &oe) && oe.Op == "dial") {
+		if outOfFiles(err) {
+			if de != nil {
+				err = de.Err // not a *DialError: the upstream is not at fault
+			}
+			return &apierror.Error{Status: http.StatusServiceUnavailable, Type: apierror.TypeUnavailable, Code: CodeGatewayOverloaded,
+				Message: "the gateway has reached its open-file limit and cannot open a connection to the upstream; retry shortly",
+				Err:     &LocalError{Err: err}}
+		}
 		if de == nil {
 			err = &DialError{Err: err}
 		}

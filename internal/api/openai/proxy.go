@@ -218,8 +218,11 @@ func (s *Server) tryModel(ctx context.Context, ep Endpoint, m *catalog.Model, re
 			if ctx.Err() != nil {
 				return answer{}, err
 			}
-			e.Record(!unreachable(err), s.opt.Now())
 			mm.Upstream(e.Config.Name, outcome(err))
+			if backend.IsLocal(err) {
+				return answer{}, err // the gateway's own limit: no verdict on e
+			}
+			e.Record(!unreachable(err), s.opt.Now())
 			if !retryable(err) {
 				return answer{}, err
 			}
@@ -341,6 +344,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, m *catalog.Model, 
 // retryable reports whether another replica or model may succeed where this
 // attempt failed: the upstream was unreachable or said it is unavailable.
 func retryable(err error) bool {
+	if backend.IsLocal(err) {
+		return false // every replica and fallback would fail the same way
+	}
 	if unreachable(err) {
 		return true
 	}
@@ -361,6 +367,9 @@ func unreachable(err error) bool {
 func outcome(err error) string {
 	if unreachable(err) {
 		return "unreachable"
+	}
+	if backend.IsLocal(err) {
+		return "gateway_limit"
 	}
 	var e *apierror.Error
 	if errors.As(err, &e) {
