@@ -10,6 +10,7 @@ import (
 	"net/http/httputil"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -156,6 +157,14 @@ func (c *conn) mapErr(ctx context.Context, err error, phase Phase) error {
 // has sent it by the time our write fails; this is only for it to arrive.
 const earlyAnswerWait = 100 * time.Millisecond
 
+// peerStopped reports a write that failed because the server closed or
+// reset the connection, which it may have done after answering. Other
+// failures (a request body that could not be read, our own deadline) leave
+// no answer to look for.
+func peerStopped(err error) bool {
+	return errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
+}
+
 // roundTrip writes the request and reads the response head. On error the
 // connection is closed; a *staleError says the request may be sent again.
 func (c *conn) roundTrip(ctx context.Context, t *Transport, x *exchange, headDeadline time.Time, headPhase Phase) (*http.Response, error) {
@@ -167,7 +176,7 @@ func (c *conn) roundTrip(ctx context.Context, t *Transport, x *exchange, headDea
 	c.setDeadline(headDeadline)
 	err := c.write(x)
 	var resp *http.Response
-	early := err != nil && ctx.Err() == nil && !errors.Is(err, os.ErrDeadlineExceeded)
+	early := err != nil && ctx.Err() == nil && peerStopped(err)
 	if early {
 		// The server may have answered and stopped reading before it had
 		// the whole request: a 413 for a body too large, a 401 before the

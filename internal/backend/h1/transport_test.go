@@ -9,8 +9,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -500,5 +502,24 @@ func bodySenders(tr *Transport, url string, payload []byte) []struct {
 		{"RoundTrip buffered", func() (*http.Response, error) { return roundTrip(bytes.NewReader(payload[:maxBufferedBody])) }},
 		{"RoundTrip streamed", func() (*http.Response, error) { return roundTrip(bytes.NewReader(payload)) }},
 		{"RoundTrip chunked", func() (*http.Response, error) { return roundTrip(io.MultiReader(bytes.NewReader(payload))) }},
+	}
+}
+
+func TestPeerStopped(t *testing.T) {
+	bodyErr := errors.New("client upload cut")
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{&net.OpError{Op: "writev", Net: "tcp", Err: os.NewSyscallError("writev", syscall.EPIPE)}, true},
+		{&net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("write", syscall.ECONNRESET)}, true},
+		{&net.OpError{Op: "readfrom", Net: "tcp", Err: &net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("write", syscall.EPIPE)}}, true},
+		{&net.OpError{Op: "readfrom", Net: "tcp", Err: bodyErr}, false}, // the request body failed, not the server
+		{&net.OpError{Op: "write", Net: "tcp", Err: os.ErrDeadlineExceeded}, false},
+		{bodyErr, false},
+	} {
+		if got := peerStopped(tc.err); got != tc.want {
+			t.Errorf("peerStopped(%v) = %v, want %v", tc.err, got, tc.want)
+		}
 	}
 }
