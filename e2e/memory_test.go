@@ -1,0 +1,141 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Budgets per open stream in the gateway process, measured after forced
+// collections. On the EPYC VM of 2026-11-25: 2 goroutines, 10.2-10.4 KB of
+// stack and 19.1-19.9 KB of live heap (six runs; the test logs its
+// figures). A 4 KB buffer more per stream read 22.6 KB. They guard issue #3's 10,000-stream RSS goal without timing
+// anything: a goroutine more per stream, a stack grown to 16 KB or a 4 KB
+// buffer more held per stream fails here before a bench run would show it.
+const (
+	streamGoroutinesBudget = 2
+	streamStackBudget      = 12 << 10
+	streamHeapBudget       = 22 << 10
+)
+
+// TestOpenStreamMemoryBudget holds streams open through the gateway and
+// checks what each costs it in goroutines, stack and heap.
+func TestOpenStreamMemoryBudget(t *testing.T) {
+	const streams = 500
+	up := start(t, "bench", "upstream", "--chunks", "1000", "--chunk-interval", "1s")
+	cfg := writeConfig(t, fmt.Sprintf(`
+server: {addr: "127.0.0.1:0"}
+models:
+  - name: m
+    deployments: [{name: up, kind: openai, url: "%s/v1"}]
+`, up.URL))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	debug := "http://" + ln.Addr().String()
+	ln.Close()
+	gw := start(t, "serve", "--config", cfg, "--debug-addr", strings.TrimPrefix(debug, "http://"))
+
+	// measure forces two collections (pprof's heap?gc=1; the second frees
+	// what sync.Pools kept through the first) and reads the gauges.
+	measure := func() (goroutines, stack, heap float64) {
+		t.Helper()
+		for range 2 {
+			resp, err := http.Get(debug + "/debug/pprof/heap?gc=1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		resp, err := http.Get(gw.URL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			name, val, _ := strings.Cut(sc.Text(), " ")
+			f, _ := strconv.ParseFloat(val, 64)
+			switch name {
+			case "go_goroutines":
+				goroutines = f
+			case "go_memstats_stack_inuse_bytes":
+				stack = f
+			case "go_memstats_heap_inuse_bytes":
+				heap = f
+			}
+		}
+		return
+	}
+
+	// Warm up the pools and the connection paths with a few streams first.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: -1}}
+	open := func(n int) []io.Closer {
+		t.Helper()
+		bodies := make([]io.Closer, n)
+		errs := make(chan error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				req, _ := http.NewRequestWithContext(ctx, "POST", gw.URL+"/v1/chat/completions",
+					strings.NewReader(`{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+				resp, err := client.Do(req)
+				if err != nil {
+					errs <- err
+					return
+				}
+				bodies[i] = resp.Body
+				if resp.StatusCode != 200 {
+					errs <- fmt.Errorf("status %d", resp.StatusCode)
+					return
+				}
+				if _, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil {
+					errs <- err // the first chunk: the stream is relayed
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		return bodies
+	}
+	closeAll := func(bodies []io.Closer) {
+		for _, b := range bodies {
+			if b != nil {
+				b.Close()
+			}
+		}
+	}
+	closeAll(open(20))
+
+	g0, s0, h0 := measure()
+	held := open(streams)
+	defer closeAll(held)
+	g1, s1, h1 := measure()
+	per := func(a, b float64) float64 { return (b - a) / streams }
+	g, s, h := per(g0, g1), per(s0, s1), per(h0, h1)
+	t.Logf("per open stream: %.2f goroutines, %.0f B stack, %.0f B heap (%d streams)", g, s, h, streams)
+	if g1-g0 > streams*streamGoroutinesBudget+2 { // +2: a transient one, as the pprof handler's
+		t.Errorf("%.2f goroutines per stream, budget %d", g, streamGoroutinesBudget)
+	}
+	if s > streamStackBudget {
+		t.Errorf("%.0f B of stack per stream, budget %d", s, streamStackBudget)
+	}
+	if h > streamHeapBudget {
+		t.Errorf("%.0f B of heap per stream, budget %d", h, streamHeapBudget)
+	}
+}
