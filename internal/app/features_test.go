@@ -6,10 +6,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 	"go.uber.org/goleak"
@@ -255,5 +259,120 @@ func TestUpstreamEarlyAnswer(t *testing.T) {
 	}
 	if n := calls.Load(); n != 1 {
 		t.Errorf("upstream called %d times, want 1", n)
+	}
+}
+
+// writeCounter is a ResponseWriter that counts the writes of the body.
+type writeCounter struct {
+	*httptest.ResponseRecorder
+	writes int
+}
+
+func (w *writeCounter) Write(p []byte) (int, error) {
+	w.writes++
+	return w.ResponseRecorder.Write(p)
+}
+
+// TestWholeBodyWrittenOnce: a completion of known length that reaches the
+// gateway in pieces goes to the client in one write, not one per piece.
+func TestWholeBodyWrittenOnce(t *testing.T) {
+	body := `{"id":"x","object":"chat.completion","created":1,"model":"upstream/m","choices":[{"index":0,"message":{"role":"assistant","content":"` +
+		strings.Repeat("word ", 2400) + `"},"finish_reason":"stop"}]}`
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		for i := 0; i < len(body); i += 5000 { // three pieces, each on the wire before the next
+			w.Write([]byte(body[i:min(i+5000, len(body))]))
+			w.(http.Flusher).Flush()
+			time.Sleep(5 * time.Millisecond)
+		}
+	}))
+	defer up.Close()
+	cfg := &config.Config{Models: []config.Model{{Name: "m",
+		Deployments: []config.Deployment{{Name: "up", Kind: "openai", URL: up.URL + "/v1", UpstreamModel: "upstream/m"}}}}}
+	cfg.ApplyDefaults()
+	gw, err := NewGateway(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	for range 3 { // also over a reused upstream connection
+		w := &writeCounter{ResponseRecorder: httptest.NewRecorder()}
+		req := httptest.NewRequest("POST", "/v1/chat/completions", strings.NewReader(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`))
+		req.Header.Set("Content-Type", "application/json")
+		gw.ServeHTTP(w, req)
+		if w.Code != 200 || w.Body.String() != strings.Replace(body, "upstream/m", "m", 1) {
+			t.Fatalf("%d, %d bytes: %.200s", w.Code, w.Body.Len(), w.Body.String())
+		}
+		if w.writes != 1 {
+			t.Errorf("body written in %d writes, want 1", w.writes)
+		}
+	}
+}
+
+// TestNonStreamingBodies: answers up to 32 KiB are sent whole with their
+// length, larger ones as they come; one cut short before the gateway has
+// written anything reaches the client as a clear 502, and one cut later
+// aborts the connection rather than look complete.
+func TestNonStreamingBodies(t *testing.T) {
+	answer := func(n int) string {
+		return `{"id":"x","object":"chat.completion","created":1,"model":"upstream/m","choices":[{"index":0,"message":{"role":"assistant","content":"` +
+			strings.Repeat("a", n) + `"},"finish_reason":"stop"}]}`
+	}
+	small, big := answer(100), answer(100<<10)
+	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		q := string(b) // the user's message says what to do
+		body := small
+		if strings.Contains(q, "big") {
+			body = big
+		}
+		send := len(body)
+		switch {
+		case strings.Contains(q, "cut early"):
+			send = 50
+		case strings.Contains(q, "cut late"):
+			send = 60 << 10
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.Write([]byte(body[:send]))
+		if send < len(body) {
+			w.(http.Flusher).Flush()
+			panic(http.ErrAbortHandler) // the engine dies mid-answer
+		}
+	})
+	srv := startWithUpstream(t, up, nil)
+	ask := func(msg string) (*http.Response, string, error) {
+		resp, err := http.Post(srv.URL+"/v1/chat/completions", "application/json",
+			strings.NewReader(`{"model":"m","messages":[{"role":"user","content":"`+msg+`"}]}`))
+		if err != nil {
+			return nil, "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return resp, string(b), err
+	}
+	public := func(s string) string { return strings.Replace(s, `"upstream/m"`, `"m"`, 1) }
+	for _, tc := range []struct{ msg, want string }{{"hi", public(small)}, {"big", public(big)}} {
+		resp, b, err := ask(tc.msg)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.msg, err)
+		}
+		if resp.StatusCode != 200 || b != tc.want {
+			t.Fatalf("%s: %s, %d bytes, want 200 and %d", tc.msg, resp.Status, len(b), len(tc.want))
+		}
+		if cl := resp.ContentLength; tc.msg == "hi" && cl != int64(len(tc.want)) {
+			t.Errorf("small answer: Content-Length %d, want %d (rewritten model, length known once read)", cl, len(tc.want))
+		}
+	}
+	if resp, b, err := ask("cut early"); err != nil {
+		t.Errorf("cut before the gateway wrote anything: %v, want a 502 error body", err)
+	} else if resp.StatusCode != http.StatusBadGateway || !strings.Contains(b, `"code":"upstream_unavailable"`) {
+		t.Errorf("cut before the gateway wrote anything: %s %s, want a 502 error body", resp.Status, b)
+	}
+	if _, b, err := ask("big, cut late"); err == nil {
+		t.Errorf("a big answer cut after its first bytes went out read as complete (%d bytes)", len(b))
 	}
 }

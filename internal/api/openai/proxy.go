@@ -239,20 +239,19 @@ func (s *Server) tryModel(ctx context.Context, ep Endpoint, m *catalog.Model, re
 // stream as soon as it arrives.
 func (s *Server) relay(ctx context.Context, w http.ResponseWriter, resp *http.Response, stream bool) int {
 	defer resp.Body.Close()
+	if !stream {
+		return s.relayWhole(ctx, w, resp)
+	}
 	h := w.Header()
 	if ct := resp.Header.Get("Content-Type"); ct != "" {
 		h.Set("Content-Type", ct)
 	}
-	if stream {
-		h.Set("Cache-Control", "no-cache")
-		h.Set("X-Accel-Buffering", "no")
-	} else if resp.ContentLength >= 0 {
-		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
-	}
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(resp.StatusCode)
 	flusher, _ := w.(http.Flusher)
 	var err error
-	if wt, ok := resp.Body.(io.WriterTo); ok && stream {
+	if wt, ok := resp.Body.(io.WriterTo); ok {
 		// The body writes each piece straight from its connection buffer:
 		// an idle stream holds no buffer here at all.
 		_, err = wt.WriteTo(flushWriter{w: w, f: flusher})
@@ -265,20 +264,12 @@ func (s *Server) relay(ctx context.Context, w http.ResponseWriter, resp *http.Re
 		}
 	}
 	// Streams hold their buffer for their whole life, so keep it small
-	// (10,000 idle streams must fit in a few hundred MB); a body of known
-	// size needs no more than its size.
-	size := 32 << 10
-	switch {
-	case stream:
-		size = 4 << 10
-	case resp.ContentLength >= 0 && resp.ContentLength < int64(size):
-		size = int(resp.ContentLength) + 1 // +1 reads EOF with the last byte
-	}
+	// (10,000 idle streams must fit in a few hundred MB).
 	var p []byte
 	if err == nil {
-		buf := getBuf(size)
+		buf := getBuf(4 << 10)
 		defer putBuf(buf)
-		p = (*buf)[:size]
+		p = (*buf)[:4<<10]
 	}
 	for {
 		var n int
@@ -289,7 +280,7 @@ func (s *Server) relay(ctx context.Context, w http.ResponseWriter, resp *http.Re
 			if _, werr := w.Write(p[:n]); werr != nil {
 				return apierror.StatusClientClosed
 			}
-			if stream && flusher != nil {
+			if flusher != nil {
 				flusher.Flush()
 			}
 		}
@@ -300,25 +291,94 @@ func (s *Server) relay(ctx context.Context, w http.ResponseWriter, resp *http.Re
 			if ctx.Err() != nil {
 				return apierror.StatusClientClosed
 			}
-			if stream {
-				// The status line is gone; tell the client in the stream, as
-				// OpenAI does, and end it.
-				e := apierror.New(http.StatusBadGateway, "upstream_stream_error", "The upstream stream ended abnormally.")
-				e.Err = err
-				w.Write([]byte("data: "))
-				w.Write(e.JSON())
-				w.Write([]byte("\n"))
-				if flusher != nil {
-					flusher.Flush()
-				}
-				s.opt.Log.Warn("stream cut", "err", err)
-				return http.StatusBadGateway
+			// The status line is gone; tell the client in the stream, as
+			// OpenAI does, and end it.
+			e := apierror.New(http.StatusBadGateway, "upstream_stream_error", "The upstream stream ended abnormally.")
+			e.Err = err
+			w.Write([]byte("data: "))
+			w.Write(e.JSON())
+			w.Write([]byte("\n"))
+			if flusher != nil {
+				flusher.Flush()
+			}
+			s.opt.Log.Warn("stream cut", "err", err)
+			return http.StatusBadGateway
+		}
+	}
+}
+
+// wholeBody is the largest non-streaming answer relayWhole reads whole
+// before it writes: most completions are smaller.
+const wholeBody = 32 << 10
+
+// relayWhole relays a non-streaming answer. One that fits wholeBody is read
+// whole before anything is written, then sent with its Content-Length in
+// one write, however many pieces it arrived in (the model-name rewrite
+// leaves the length unknown until then); an upstream that cuts it short
+// gets the client a clear error instead of a broken connection. A larger
+// answer is copied as it comes.
+func (s *Server) relayWhole(ctx context.Context, w http.ResponseWriter, resp *http.Response) int {
+	size := wholeBody
+	if resp.ContentLength >= 0 && resp.ContentLength < int64(size) {
+		size = int(resp.ContentLength) + 1 // +1 reads EOF with the last byte
+	}
+	buf := getBuf(size)
+	defer putBuf(buf)
+	p := (*buf)[:size]
+	n, err := readFull(resp.Body, p)
+	h := w.Header()
+	if ct := resp.Header.Get("Content-Type"); ct != "" {
+		h.Set("Content-Type", ct)
+	}
+	switch {
+	case err == io.EOF:
+		h.Set("Content-Length", strconv.Itoa(n))
+		w.WriteHeader(resp.StatusCode)
+		if _, werr := w.Write(p[:n]); werr != nil {
+			return apierror.StatusClientClosed
+		}
+		return resp.StatusCode
+	case err != nil:
+		if ctx.Err() != nil {
+			return apierror.StatusClientClosed
+		}
+		s.opt.Log.Warn("response cut", "err", err)
+		return apierror.Write(w, err).Status
+	}
+	if resp.ContentLength >= 0 {
+		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
+	}
+	w.WriteHeader(resp.StatusCode)
+	for {
+		if n > 0 {
+			if _, werr := w.Write(p[:n]); werr != nil {
+				return apierror.StatusClientClosed
+			}
+		}
+		if err == io.EOF {
+			return resp.StatusCode
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return apierror.StatusClientClosed
 			}
 			// A truncated JSON body must not look complete: abort the connection.
 			s.opt.Log.Warn("response cut", "err", err)
 			panic(http.ErrAbortHandler)
 		}
+		n, err = resp.Body.Read(p)
 	}
+}
+
+// readFull reads into p until it is full (err nil) or the reader fails
+// (io.EOF at the end of the body).
+func readFull(r io.Reader, p []byte) (n int, err error) {
+	for n < len(p) && err == nil {
+		var m int
+		m, err = r.Read(p[n:])
+		n += m
+	}
+	return n, err
 }
 
 // fail writes err to the client, logs it and returns the status sent.
