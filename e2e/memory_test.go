@@ -27,16 +27,29 @@ const (
 )
 
 // TestOpenStreamMemoryBudget holds streams open through the gateway and
-// checks what each costs it in goroutines, stack and heap.
+// checks what each costs it in goroutines, stack and heap: with the
+// engine's model name as the public one, and with a name to rewrite in
+// every event (the usual setup: "qwen3-omni-30b" in front of
+// "Qwen/Qwen3-Omni-30B-A3B-Instruct").
 func TestOpenStreamMemoryBudget(t *testing.T) {
-	const streams = 500
 	up := start(t, "bench", "upstream", "--chunks", "1000", "--chunk-interval", "1s")
+	for _, tc := range []struct{ name, deployment string }{
+		{"same name", `{name: up, kind: openai, url: "%s/v1"}`},
+		{"renamed", `{name: up, kind: openai, url: "%s/v1", upstream_model: bench-model}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) { streamMemory(t, fmt.Sprintf(tc.deployment, up.URL)) })
+	}
+}
+
+// streamMemory runs TestOpenStreamMemoryBudget against one deployment.
+func streamMemory(t *testing.T, deployment string) {
+	const streams = 500
 	cfg := writeConfig(t, fmt.Sprintf(`
 server: {addr: "127.0.0.1:0"}
 models:
   - name: m
-    deployments: [{name: up, kind: openai, url: "%s/v1"}]
-`, up.URL))
+    deployments: [%s]
+`, deployment))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -55,14 +55,107 @@ const (
 
 const dataPrefix = "data:"
 
-func newModelRewriter(src io.ReadCloser, public string, sse bool) *modelRewriter {
+// newModelRewriter wraps src. When src has WriteTo (the h1 fast path), so
+// does the result: see modelRewriterTo.
+func newModelRewriter(src io.ReadCloser, public string, sse bool) io.ReadCloser {
 	m := &modelRewriter{src: src, repl: quoteJSON(public), sse: sse}
 	if sse {
 		m.mode = modeLine
 	} else {
 		m.mode = modeJSON
 	}
+	if wt, ok := src.(io.WriterTo); ok {
+		return &modelRewriterTo{modelRewriter: m, wt: wt}
+	}
 	return m
+}
+
+// modelRewriterTo is a modelRewriter over a body with WriteTo. Its WriteTo
+// lets the body write each piece straight from its connection buffer to a
+// writer that rewrites it on the way, into a pooled scratch buffer held only
+// during that call: a stream waiting for the upstream holds no buffer here,
+// as a stream that needs no rewrite holds none in the relay.
+type modelRewriterTo struct {
+	*modelRewriter
+	wt io.WriterTo
+}
+
+// WriteTo writes the rest of the rewritten body to w. A Flush method of w
+// is called whenever the body is about to wait for the upstream (see
+// h1's body.WriteTo); a failure of w comes back as the body reports it.
+func (m *modelRewriterTo) WriteTo(w io.Writer) (int64, error) {
+	rw := &rewriteWriter{m: m.modelRewriter, w: w}
+	rw.f, _ = w.(interface{ Flush() })
+	if m.r < m.w || len(m.pend) > 0 { // what earlier Reads left behind
+		var rest []byte
+		if m.buf != nil {
+			rest = m.buf[m.r:m.w]
+		}
+		if _, err := rw.Write(rest); err != nil {
+			return rw.n, err
+		}
+		m.r = m.w
+		m.release()
+	}
+	if m.err != nil {
+		if m.err == io.EOF {
+			return rw.n, nil
+		}
+		return rw.n, m.err
+	}
+	_, err := m.wt.WriteTo(rw)
+	return rw.n, err
+}
+
+// rewriteWriter rewrites what is written to it and passes it on to w.
+type rewriteWriter struct {
+	m *modelRewriter
+	w io.Writer
+	f interface{ Flush() } // w's, if it has one
+	n int64                // bytes written to w
+}
+
+// Write rewrites p into a pooled buffer and writes it to w, in one write
+// unless the rewritten bytes outgrow the buffer.
+func (rw *rewriteWriter) Write(p []byte) (int, error) {
+	bp := rewriteBufs.Get().(*[]byte)
+	defer rewriteBufs.Put(bp)
+	out := *bp
+	m := rw.m
+	i := 0
+	for {
+		j := 0
+		for j < len(out) && (len(m.pend) > 0 || i < len(p)) {
+			if len(m.pend) > 0 {
+				c := copy(out[j:], m.pend)
+				m.pend = m.pend[c:]
+				j += c
+				continue
+			}
+			ni, no := m.process(p[i:], out[j:])
+			i, j = i+ni, j+no
+		}
+		if j > 0 {
+			n, err := rw.w.Write(out[:j])
+			rw.n += int64(n)
+			if err == nil && n < j {
+				err = io.ErrShortWrite
+			}
+			if err != nil {
+				return i, err
+			}
+		}
+		if i == len(p) && len(m.pend) == 0 {
+			return len(p), nil
+		}
+	}
+}
+
+// Flush flushes w, if it can.
+func (rw *rewriteWriter) Flush() {
+	if rw.f != nil {
+		rw.f.Flush()
+	}
 }
 
 // Read implements io.Reader.

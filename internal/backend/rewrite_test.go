@@ -44,6 +44,41 @@ func readSmall(r io.Reader, n int) ([]byte, error) {
 	}
 }
 
+// piecesWriterTo is a splitReader with WriteTo, as the h1 body: each part
+// is one Write, and before each part it "waits" and flushes the writer.
+type piecesWriterTo struct {
+	splitReader
+	waits int
+}
+
+func (s *piecesWriterTo) WriteTo(w io.Writer) (int64, error) {
+	var n int64
+	for _, part := range s.parts {
+		if len(part) == 0 {
+			continue
+		}
+		s.waits++
+		if f, ok := w.(interface{ Flush() }); ok {
+			f.Flush()
+		}
+		m, err := w.Write(part)
+		n += int64(m)
+		if err != nil {
+			return n, err
+		}
+	}
+	s.parts = nil
+	return n, nil
+}
+
+// flushBuffer is a bytes.Buffer that counts Flush calls.
+type flushBuffer struct {
+	bytes.Buffer
+	flushes int
+}
+
+func (b *flushBuffer) Flush() { b.flushes++ }
+
 func TestModelRewriter(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -114,6 +149,29 @@ func TestModelRewriter(t *testing.T) {
 					}
 				}
 			}
+			// The WriteTo path, with the body handing over every split, and
+			// after a first Read of 3 bytes.
+			for k := 0; k <= len(tt.in); k++ {
+				for _, first := range []int{0, 3} {
+					src := &piecesWriterTo{splitReader: splitReader{parts: [][]byte{[]byte(tt.in[:k]), []byte(tt.in[k:])}}}
+					rw := newModelRewriter(io.NopCloser(src), "qwen3-omni-7b", tt.sse)
+					var got flushBuffer
+					if first > 0 {
+						p := make([]byte, first)
+						n, _ := rw.Read(p)
+						got.Write(p[:n])
+					}
+					if _, err := rw.(io.WriterTo).WriteTo(&got); err != nil {
+						t.Fatal(err)
+					}
+					if diff := cmp.Diff(tt.want, got.String()); diff != "" {
+						t.Fatalf("WriteTo, split at %d, first read %d (-want +got):\n%s", k, first, diff)
+					}
+					if got.flushes != src.waits {
+						t.Fatalf("WriteTo: %d flushes for %d waits of the body", got.flushes, src.waits)
+					}
+				}
+			}
 			rw := newModelRewriter(io.NopCloser(iotest.OneByteReader(strings.NewReader(tt.in))), "qwen3-omni-7b", tt.sse)
 			got, err := io.ReadAll(rw)
 			if err != nil {
@@ -176,6 +234,14 @@ func FuzzModelRewriter(f *testing.F) {
 		}
 		if !bytes.Equal(whole, parts) {
 			t.Fatalf("split at %d changed the output:\n%q\n%q", k, whole, parts)
+		}
+		pw := &piecesWriterTo{splitReader: splitReader{parts: [][]byte{append([]byte(nil), in[:k]...), append([]byte(nil), in[k:]...)}}}
+		var viaWriteTo flushBuffer
+		if _, err := newModelRewriter(io.NopCloser(pw), "pub<>", sse).(io.WriterTo).WriteTo(&viaWriteTo); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(whole, viaWriteTo.Bytes()) {
+			t.Fatalf("WriteTo, split at %d, changed the output:\n%q\n%q", k, whole, viaWriteTo.Bytes())
 		}
 		var doc map[string]any
 		if !sse && json.Unmarshal(in, &doc) == nil {
