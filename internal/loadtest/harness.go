@@ -48,10 +48,14 @@ type Options struct {
 	ClientCPUs  []int  // with Pin; default [1]
 	Upstream    string // external upstream base URL (loopback only); default: start one
 	UpstreamSim bool   // use `omnigate sim --profile instant` for small and stream
-	Bin         string // binary to exec; default os.Executable()
-	Out         string // JSON result path; "" writes none
-	Runs        int    // repetitions; the report shows medians; default 1
-	Progress    io.Writer
+	// Rename gives omnigate's deployment an upstream model name of its own,
+	// so every answer goes through the model-name rewrite, as in most real
+	// setups (a public "qwen3-omni-30b" in front of the engine's name).
+	Rename   bool
+	Bin      string // binary to exec; default os.Executable()
+	Out      string // JSON result path; "" writes none
+	Runs     int    // repetitions; the report shows medians; default 1
+	Progress io.Writer
 }
 
 func (o *Options) defaults() error {
@@ -338,7 +342,7 @@ func startStack(ctx context.Context, o *Options, mode string) (*stack, error) {
 			st.procs = append(st.procs, p)
 			st.targets = append(st.targets, &target{Name: "proxy", Base: p.URL.String() + u.Path, Proc: p, Upstream: up})
 		case "omnigate":
-			cfg, err := writeGatewayConfig(upBase)
+			cfg, err := writeGatewayConfig(upBase, o.Rename)
 			if err != nil {
 				return st, err
 			}
@@ -360,18 +364,23 @@ func startStack(ctx context.Context, o *Options, mode string) (*stack, error) {
 	return st, nil
 }
 
-// writeGatewayConfig writes a one-model omnigate config pointing at upstream.
-// The file only needs to exist until the gateway has read it at start-up.
-func writeGatewayConfig(upstream string) (string, error) {
+// writeGatewayConfig writes a one-model omnigate config pointing at upstream,
+// with an upstream model name to rewrite when rename is set. The file only
+// needs to exist until the gateway has read it at start-up.
+func writeGatewayConfig(upstream string, rename bool) (string, error) {
 	dir, err := os.MkdirTemp("", "omnigate-bench-")
 	if err != nil {
 		return "", err
 	}
+	extra := ""
+	if rename {
+		extra = ", upstream_model: Qwen/Qwen3-Omni-30B-A3B-Instruct"
+	}
 	cfg := fmt.Sprintf(`server: {addr: "127.0.0.1:0"}
 models:
   - name: bench-model
-    deployments: [{name: up, kind: openai, url: %q}]
-`, upstream)
+    deployments: [{name: up, kind: openai, url: %q%s}]
+`, upstream, extra)
 	path := filepath.Join(dir, "omnigate.yaml")
 	return path, os.WriteFile(path, []byte(cfg), 0o600)
 }

@@ -17,6 +17,7 @@ type Result struct {
 	Command  []string     `json:"command"`
 	Machine  Machine      `json:"machine"`
 	Pinned   bool         `json:"pinned"`
+	Renamed  bool         `json:"renamed,omitempty"` // --rename: omnigate rewrote the model name
 	Server   []int        `json:"server_cpus,omitempty"`
 	Client   []int        `json:"client_cpus,omitempty"`
 	Runs     int          `json:"runs"`
@@ -59,7 +60,7 @@ type Goal struct {
 }
 
 func newResult(o Options) *Result {
-	return &Result{Started: time.Now().UTC(), Command: os.Args, Machine: machine(), Pinned: o.Pin, Server: o.ServerCPUs, Client: o.ClientCPUs, Runs: o.Runs}
+	return &Result{Started: time.Now().UTC(), Command: os.Args, Machine: machine(), Pinned: o.Pin, Renamed: o.Rename, Server: o.ServerCPUs, Client: o.ClientCPUs, Runs: o.Runs}
 }
 
 // mergeRuns reduces several runs of one mode to field-wise medians. Runs list
@@ -202,6 +203,9 @@ func WriteTable(w io.Writer, r *Result) {
 	pin := "not pinned"
 	if r.Pinned {
 		pin = fmt.Sprintf("servers on CPU %v, load generator on CPU %v", r.Server, r.Client)
+	}
+	if r.Renamed {
+		pin += "; omnigate rewrites the model name"
 	}
 	fmt.Fprintf(w, "\nomnigate bench — %d CPU %s, %s, %s; %s; median of %d run(s)\n",
 		r.Machine.CPUs, r.Machine.CPUModel, r.Machine.Kernel, r.Machine.GoVersion, pin, r.Runs)
