@@ -490,6 +490,7 @@ models:
 	}
 
 	once := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	var retryAfter string
 	ask := func() (int, string) {
 		t.Helper()
 		resp, err := once.Post(gw.URL+"/v1/chat/completions", "application/json",
@@ -499,12 +500,16 @@ models:
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		retryAfter = resp.Header.Get("Retry-After")
 		return resp.StatusCode, string(b)
 	}
 
 	for i := range 5 { // more than the failures that mark a replica down
 		if code, b := ask(); code != http.StatusServiceUnavailable || !strings.Contains(b, `"code":"gateway_overloaded"`) {
 			t.Fatalf("request %d at the limit: %d %s, want 503 gateway_overloaded", i, code, b)
+		}
+		if retryAfter != "1" {
+			t.Errorf("request %d at the limit: Retry-After %q, want 1", i, retryAfter)
 		}
 	}
 

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Error types as OpenAI names them.
@@ -39,6 +40,10 @@ type Error struct {
 	// Upstream marks an error that an upstream engine returned (as opposed to
 	// one the gateway decided), so retry and breaker policy can tell them apart.
 	Upstream bool
+	// RetryAfter, when positive, is sent as the Retry-After header (whole
+	// seconds, rounded up): when trying again makes sense. The OpenAI SDKs
+	// wait that long before their own retry.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -129,6 +134,9 @@ func Write(w http.ResponseWriter, err error) *Error {
 	e := From(err)
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
+	if e.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.FormatInt(int64((e.RetryAfter+time.Second-1)/time.Second), 10))
+	}
 	w.WriteHeader(e.Status)
 	w.Write(e.JSON())
 	return e

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -68,5 +69,20 @@ func TestWrite(t *testing.T) {
 	json.Unmarshal(w.Body.Bytes(), &v)
 	if v.Error.Type != TypeRateLimit || v.Error.Code != "rate_limited" {
 		t.Errorf("body %s", w.Body)
+	}
+}
+
+func TestWriteRetryAfter(t *testing.T) {
+	for _, tc := range []struct {
+		after time.Duration
+		want  string
+	}{{0, ""}, {time.Second, "1"}, {1500 * time.Millisecond, "2"}, {4200 * time.Millisecond, "5"}, {time.Millisecond, "1"}} {
+		w := httptest.NewRecorder()
+		e := New(503, "no_deployment", "down")
+		e.RetryAfter = tc.after
+		Write(w, e)
+		if got := w.Header().Get("Retry-After"); got != tc.want {
+			t.Errorf("RetryAfter %v: header %q, want %q", tc.after, got, tc.want)
+		}
 	}
 }

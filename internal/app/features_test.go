@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -374,5 +375,30 @@ func TestNonStreamingBodies(t *testing.T) {
 	}
 	if _, b, err := ask("big, cut late"); err == nil {
 		t.Errorf("a big answer cut after its first bytes went out read as complete (%d bytes)", len(b))
+	}
+}
+
+// TestNoDeploymentRetryAfter: once every replica is marked down, the 503
+// says in Retry-After when the first comes back.
+func TestNoDeploymentRetryAfter(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String() // nothing listens here once closed
+	ln.Close()
+	cfg := &config.Config{Models: []config.Model{{Name: "m",
+		Deployments: []config.Deployment{{Name: "dead", Kind: "openai", URL: dead + "/v1"}}}}}
+	srv := startGateway(t, cfg)
+	for i := range 3 { // the failures that mark it down
+		resp, b := post(t, srv.URL+"/v1/chat/completions", "application/json", `{"model":"m","messages":[{"role":"user","content":"hi"}]}`)
+		if resp.StatusCode != http.StatusBadGateway || resp.Header.Get("Retry-After") != "" {
+			t.Fatalf("attempt %d: %d Retry-After %q %s, want 502 without Retry-After", i, resp.StatusCode, resp.Header.Get("Retry-After"), b)
+		}
+	}
+	resp, b := post(t, srv.URL+"/v1/chat/completions", "application/json", `{"model":"m","messages":[{"role":"user","content":"hi"}]}`)
+	ra, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), "no_deployment") || ra < 1 || ra > 5 {
+		t.Fatalf("%d Retry-After %q %s, want 503 no_deployment and 1-5 s", resp.StatusCode, resp.Header.Get("Retry-After"), b)
 	}
 }

@@ -133,7 +133,7 @@ func classify(parent, ctx context.Context, limits map[string]time.Duration, err 
 			}
 			return &apierror.Error{Status: http.StatusServiceUnavailable, Type: apierror.TypeUnavailable, Code: CodeGatewayOverloaded,
 				Message: "the gateway has reached its open-file limit and cannot open a connection to the upstream; retry shortly",
-				Err:     &LocalError{Err: err}}
+				Err:     &LocalError{Err: err}, RetryAfter: time.Second}
 		}
 		if de == nil {
 			err = &DialError{Err: err}

@@ -123,6 +123,25 @@ func load(e *Endpoint) float64 {
 	return float64(e.inflight.Load()+1) / float64(w)
 }
 
+// UpAgain is how long until the first endpoint marked down may take
+// requests again: 0 when one is available now.
+func (p *Pool) UpAgain(now time.Time) time.Duration {
+	var first int64
+	for _, e := range p.Endpoints {
+		until := e.downUntil.Load()
+		if until == 0 || now.UnixNano() >= until {
+			return 0
+		}
+		if first == 0 || until < first {
+			first = until
+		}
+	}
+	if first == 0 {
+		return 0
+	}
+	return time.Duration(first - now.UnixNano())
+}
+
 // Usable reports whether any endpoint is available at now.
 func (p *Pool) Usable(now time.Time) bool {
 	for _, e := range p.Endpoints {

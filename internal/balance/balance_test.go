@@ -78,11 +78,17 @@ func TestPassiveHealth(t *testing.T) {
 	if !p.Usable(now) {
 		t.Error("pool with one healthy endpoint is not usable")
 	}
-	b.Record(false, now)
-	b.Record(false, now)
-	b.Record(false, now)
+	if got := p.UpAgain(now); got != 0 {
+		t.Errorf("UpAgain = %v with b up, want 0", got)
+	}
+	b.Record(false, now.Add(time.Second))
+	b.Record(false, now.Add(time.Second))
+	b.Record(false, now.Add(time.Second))
 	if p.Usable(now) || p.Pick(now, nil) != nil {
 		t.Error("pool with every endpoint down still usable")
+	}
+	if got := p.UpAgain(now.Add(2 * time.Second)); got != DownFor-2*time.Second {
+		t.Errorf("UpAgain = %v, want %v (a, down first, comes back first)", got, DownFor-2*time.Second)
 	}
 	later := now.Add(DownFor)
 	if !a.Available(later) {

@@ -203,7 +203,9 @@ func (s *Server) tryModel(ctx context.Context, ep Endpoint, m *catalog.Model, re
 		e := pool.Pick(s.opt.Now(), tried)
 		if e == nil {
 			if lastErr == nil {
-				lastErr = apierror.New(http.StatusServiceUnavailable, "no_deployment", "No deployment of %q is available.", m.Name)
+				ae := apierror.New(http.StatusServiceUnavailable, "no_deployment", "No deployment of %q is available.", m.Name)
+				ae.RetryAfter = pool.UpAgain(s.opt.Now()) // every replica is marked down
+				lastErr = ae
 			}
 			return answer{}, lastErr
 		}
