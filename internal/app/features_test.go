@@ -402,3 +402,19 @@ func TestNoDeploymentRetryAfter(t *testing.T) {
 		t.Fatalf("%d Retry-After %q %s, want 503 no_deployment and 1-5 s", resp.StatusCode, resp.Header.Get("Retry-After"), b)
 	}
 }
+
+// TestUpstreamRetryAfter: an engine's 429 with Retry-After reaches the
+// client with the header, so its SDK waits as the engine asked.
+func TestUpstreamRetryAfter(t *testing.T) {
+	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "7")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusTooManyRequests)
+		io.WriteString(w, `{"error":{"message":"slow down","type":"rate_limit_error","param":null,"code":null}}`)
+	})
+	srv := startWithUpstream(t, up, nil)
+	resp, b := post(t, srv.URL+"/v1/chat/completions", "application/json", `{"model":"m","messages":[{"role":"user","content":"hi"}]}`)
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "7" {
+		t.Fatalf("%d Retry-After %q %s, want 429 with 7", resp.StatusCode, resp.Header.Get("Retry-After"), b)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -267,7 +268,9 @@ func (o *OpenAI) answer(resp *http.Response, r *Request, stream, aggregate bool)
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 		resp.Body.Close()
-		return nil, NormalizeError(o.dialect, resp.StatusCode, b)
+		e := NormalizeError(o.dialect, resp.StatusCode, b)
+		e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), time.Now())
+		return nil, e
 	}
 	public := ""
 	if o.upstream != "" && r.PublicModel != "" && o.upstream != r.PublicModel {
@@ -286,6 +289,22 @@ func (o *OpenAI) answer(resp *http.Response, r *Request, stream, aggregate bool)
 		resp.Header.Del("Content-Length")
 	}
 	return resp, nil
+}
+
+// retryAfter reads a Retry-After value, delay-seconds or an HTTP date, as
+// a wait from now; 0 when absent, malformed or past. It is capped at an
+// hour, so a confused engine cannot park clients for days.
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+		d = time.Duration(min(max(n, 0), 3600)) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	}
+	return min(max(d, 0), time.Hour)
 }
 
 // attemptContext derives the attempt's context: the total timeout, and a

@@ -400,3 +400,36 @@ func TestOpenAIResponseNamesRequest(t *testing.T) {
 		})
 	}
 }
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		v    string
+		want time.Duration
+	}{
+		{"", 0}, {"7", 7 * time.Second}, {" 2 ", 2 * time.Second}, {"-3", 0}, {"soon", 0},
+		{"999999", time.Hour},
+		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
+		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
+	} {
+		if got := retryAfter(tc.v, now); got != tc.want {
+			t.Errorf("retryAfter(%q) = %v, want %v", tc.v, got, tc.want)
+		}
+	}
+}
+
+// TestOpenAIRetryAfterPassedOn: an engine's Retry-After on an error reaches
+// the error the client gets.
+func TestOpenAIRetryAfterPassedOn(t *testing.T) {
+	srv := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "7")
+		w.WriteHeader(http.StatusTooManyRequests)
+		io.WriteString(w, `{"code":"Throttling","message":"Requests rate limit exceeded"}`)
+	})
+	o := newBackend(t, config.Deployment{URL: srv.URL + "/v1", Dialect: DialectModelStudio})
+	_, err := o.Do(context.Background(), chatRequest(t, `{"model":"m"}`, "m", false))
+	var ae *apierror.Error
+	if !errors.As(err, &ae) || ae.Status != http.StatusTooManyRequests || ae.RetryAfter != 7*time.Second {
+		t.Fatalf("err = %#v, want a 429 with RetryAfter 7 s", err)
+	}
+}
