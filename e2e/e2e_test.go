@@ -116,6 +116,18 @@ func startCmd(t *testing.T, cmd *exec.Cmd, args []string) *proc {
 	}
 }
 
+// freeAddr returns a loopback host:port that nothing listened on a moment
+// ago, for a flag that takes no port 0.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
 func writeConfig(t *testing.T, yaml string) string {
 	t.Helper()
 	f := filepath.Join(t.TempDir(), "omnigate.yaml")
@@ -296,12 +308,7 @@ func TestValidateConfigExitCodes(t *testing.T) {
 
 // TestDebugAddr: --debug-addr serves pprof on its own listener, not on the API port.
 func TestDebugAddr(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	gw := start(t, "serve", "--addr", "127.0.0.1:0", "--debug-addr", addr)
 	resp, err := http.Get("http://" + addr + "/debug/pprof/goroutine?debug=1")
 	if err != nil {

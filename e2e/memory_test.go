@@ -5,12 +5,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/omnigate/omnigate/internal/loadtest"
 )
 
 // Budgets per open stream in the gateway process, measured after forced
@@ -50,20 +50,15 @@ models:
   - name: m
     deployments: [%s]
 `, deployment))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	debug := "http://" + ln.Addr().String()
-	ln.Close()
-	gw := start(t, "serve", "--config", cfg, "--debug-addr", strings.TrimPrefix(debug, "http://"))
+	debug := freeAddr(t)
+	gw := start(t, "serve", "--config", cfg, "--debug-addr", debug)
 
 	// measure forces two collections (pprof's heap?gc=1; the second frees
 	// what sync.Pools kept through the first) and reads the gauges.
-	measure := func() (goroutines, stack, heap float64) {
+	measure := func() loadtest.GoStats {
 		t.Helper()
 		for range 2 {
-			resp, err := http.Get(debug + "/debug/pprof/heap?gc=1")
+			resp, err := http.Get("http://" + debug + "/debug/pprof/heap?gc=1")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -75,21 +70,11 @@ models:
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			name, val, _ := strings.Cut(sc.Text(), " ")
-			f, _ := strconv.ParseFloat(val, 64)
-			switch name {
-			case "go_goroutines":
-				goroutines = f
-			case "go_memstats_stack_inuse_bytes":
-				stack = f
-			case "go_memstats_heap_inuse_bytes":
-				heap = f
-			}
+		st := loadtest.ParseGoStats(resp.Body)
+		if st.Goroutines == 0 || st.StackBytes == 0 || st.HeapBytes == 0 {
+			t.Fatalf("the gateway's /metrics lacks the Go runtime gauges: %+v", st)
 		}
-		return
+		return st
 	}
 
 	// Warm up the pools and the connection paths with a few streams first.
@@ -136,12 +121,14 @@ models:
 	}
 	closeAll(open(20))
 
-	g0, s0, h0 := measure()
+	before := measure()
 	held := open(streams)
 	defer closeAll(held)
-	g1, s1, h1 := measure()
-	per := func(a, b float64) float64 { return (b - a) / streams }
-	g, s, h := per(g0, g1), per(s0, s1), per(h0, h1)
+	after := measure()
+	per := func(a, b int64) float64 { return float64(b-a) / streams }
+	g1, g0 := after.Goroutines, before.Goroutines
+	g := per(int64(g0), int64(g1))
+	s, h := per(before.StackBytes, after.StackBytes), per(before.HeapBytes, after.HeapBytes)
 	t.Logf("per open stream: %.2f goroutines, %.0f B stack, %.0f B heap (%d streams)", g, s, h, streams)
 	if g1-g0 > streams*streamGoroutinesBudget+2 { // +2: a transient one, as the pprof handler's
 		t.Errorf("%.2f goroutines per stream, budget %d", g, streamGoroutinesBudget)

@@ -100,11 +100,11 @@ func TestHeldStreamRelease(t *testing.T) {
 func TestParseGoStats(t *testing.T) {
 	text := "# HELP go_goroutines Number of goroutines.\n# TYPE go_goroutines gauge\ngo_goroutines 42\ngo_threads 9\n" +
 		"go_memstats_stack_inuse_bytes 1.048576e+07\ngo_memstats_heap_inuse_bytes 2097152\ngo_memstats_heap_inuse_bytesx 1\n"
-	want := goStats{Goroutines: 42, StackBytes: 10 << 20, HeapBytes: 2 << 20}
-	if got := parseGoStats(strings.NewReader(text)); got != want {
+	want := GoStats{Goroutines: 42, StackBytes: 10 << 20, HeapBytes: 2 << 20}
+	if got := ParseGoStats(strings.NewReader(text)); got != want {
 		t.Errorf("got %+v, want %+v", got, want)
 	}
-	if got := parseGoStats(strings.NewReader("go_threads 9\n")); got != (goStats{}) {
+	if got := ParseGoStats(strings.NewReader("go_threads 9\n")); got != (GoStats{}) {
 		t.Errorf("found gauges where there are none: %+v", got)
 	}
 }

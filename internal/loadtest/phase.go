@@ -357,35 +357,37 @@ func (s *peakSampler) stop() []int64 {
 	return s.peaks
 }
 
-// goStats are the Go runtime gauges of a target's Prometheus endpoint.
-type goStats struct {
+// GoStats are the Go runtime gauges of a Prometheus endpoint (a target's,
+// or the gateway's in the e2e memory budget test).
+type GoStats struct {
 	Goroutines int
 	StackBytes int64 // go_memstats_stack_inuse_bytes
 	HeapBytes  int64 // go_memstats_heap_inuse_bytes
 }
 
-// scrapeGo reads goStats from a Prometheus endpoint; zeros if unknown.
-func scrapeGo(ctx context.Context, c *http.Client, metricsURL string) goStats {
+// scrapeGo reads GoStats from a Prometheus endpoint; zeros if unknown.
+func scrapeGo(ctx context.Context, c *http.Client, metricsURL string) GoStats {
 	if metricsURL == "" {
-		return goStats{}
+		return GoStats{}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
 	if err != nil {
-		return goStats{}
+		return GoStats{}
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return goStats{}
+		return GoStats{}
 	}
 	defer resp.Body.Close()
-	return parseGoStats(resp.Body)
+	return ParseGoStats(resp.Body)
 }
 
-// parseGoStats finds the gauges of goStats in Prometheus text format.
-func parseGoStats(r io.Reader) goStats {
-	var st goStats
+// ParseGoStats finds the gauges of GoStats in Prometheus text format; the
+// ones it does not find stay zero.
+func ParseGoStats(r io.Reader) GoStats {
+	var st GoStats
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
