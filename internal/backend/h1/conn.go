@@ -176,8 +176,10 @@ func (c *conn) roundTrip(ctx context.Context, t *Transport, x *exchange, headDea
 	c.setDeadline(headDeadline)
 	err := c.write(x)
 	var resp *http.Response
-	early := err != nil && ctx.Err() == nil && peerStopped(err)
-	if early {
+	early := false // the answer came before the request was all written
+	if err == nil {
+		resp, err = c.readResponse(x.method)
+	} else if ctx.Err() == nil && peerStopped(err) {
 		// The server may have answered and stopped reading before it had
 		// the whole request: a 413 for a body too large, a 401 before the
 		// body. Its answer is worth more than our write error, so look
@@ -187,16 +189,12 @@ func (c *conn) roundTrip(ctx context.Context, t *Transport, x *exchange, headDea
 			d = headDeadline
 		}
 		c.setReadDeadline(d)
-		if resp, _ = c.readResponse(x.method); resp == nil {
-			early = false // no answer: report the write error
-		}
-	} else if err == nil {
-		resp, err = c.readResponse(x.method)
+		if r, rerr := c.readResponse(x.method); rerr == nil {
+			resp, err, early = r, nil, true
+		} // else no answer: report the write error
 	}
-	if early {
-		err = c.startBody(ctx, t, x, resp, stop, true)
-	} else if err == nil {
-		err = c.startBody(ctx, t, x, resp, stop, false)
+	if err == nil {
+		err = c.startBody(ctx, t, x, resp, stop, early)
 	}
 	if err != nil {
 		if stop != nil {
