@@ -300,7 +300,7 @@ func retryAfter(v string, now time.Time) time.Duration {
 	}
 	var d time.Duration
 	if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
-		d = time.Duration(min(max(n, 0), 3600)) * time.Second
+		d = time.Duration(min(n, 3600)) * time.Second // capped before it can overflow
 	} else if t, err := http.ParseTime(v); err == nil {
 		d = t.Sub(now)
 	}

@@ -87,14 +87,9 @@ func (m *modelRewriterTo) WriteTo(w io.Writer) (int64, error) {
 	rw := &rewriteWriter{m: m.modelRewriter, w: w}
 	rw.f, _ = w.(interface{ Flush() })
 	if m.r < m.w || len(m.pend) > 0 { // what earlier Reads left behind
-		var rest []byte
-		if m.buf != nil {
-			rest = m.buf[m.r:m.w]
-		}
-		if _, err := rw.Write(rest); err != nil {
+		if _, err := rw.Write(m.buf[m.r:m.w]); err != nil {
 			return rw.n, err
 		}
-		m.r = m.w
 		m.release()
 	}
 	if m.err != nil {

@@ -241,12 +241,12 @@ func (s *Server) tryModel(ctx context.Context, ep Endpoint, m *catalog.Model, re
 // stream as soon as it arrives.
 func (s *Server) relay(ctx context.Context, w http.ResponseWriter, resp *http.Response, stream bool) int {
 	defer resp.Body.Close()
-	if !stream {
-		return s.relayWhole(ctx, w, resp)
-	}
 	h := w.Header()
 	if ct := resp.Header.Get("Content-Type"); ct != "" {
 		h.Set("Content-Type", ct)
+	}
+	if !stream {
+		return s.relayWhole(ctx, w, resp)
 	}
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
@@ -313,7 +313,8 @@ func (s *Server) relay(ctx context.Context, w http.ResponseWriter, resp *http.Re
 // before it writes: most completions are smaller.
 const wholeBody = 32 << 10
 
-// relayWhole relays a non-streaming answer. One that fits wholeBody is read
+// relayWhole relays a non-streaming answer (relay has set its
+// Content-Type). One that fits wholeBody is read
 // whole before anything is written, then sent with its Content-Length in
 // one write, however many pieces it arrived in (the model-name rewrite
 // leaves the length unknown until then); an upstream that cuts it short
@@ -329,9 +330,6 @@ func (s *Server) relayWhole(ctx context.Context, w http.ResponseWriter, resp *ht
 	p := (*buf)[:size]
 	n, err := readFull(resp.Body, p)
 	h := w.Header()
-	if ct := resp.Header.Get("Content-Type"); ct != "" {
-		h.Set("Content-Type", ct)
-	}
 	switch {
 	case err == io.EOF:
 		h.Set("Content-Length", strconv.Itoa(n))
