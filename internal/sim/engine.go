@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/omnigate/omnigate/internal/apierror"
+	"github.com/omnigate/omnigate/internal/clock"
 )
 
 // maxBodyBytes bounds a request body; media parts may carry base64 data.
@@ -28,7 +29,7 @@ const maxBodyBytes = 64 << 20
 // Options configure an Engine beyond its profile.
 type Options struct {
 	// Clock is the time source; default the wall clock.
-	Clock Clock
+	Clock clock.Clock
 	// Faults is the engine-wide fault injection; requests can override it
 	// with X-Sim-* headers.
 	Faults Faults
@@ -40,7 +41,7 @@ type Options struct {
 type Engine struct {
 	p       Profile
 	name    string
-	clock   Clock
+	clock   clock.Clock
 	dice    *faultDice
 	metrics *metrics
 	sched   *scheduler // nil for a zero-latency profile
@@ -58,7 +59,7 @@ type Engine struct {
 // New starts an engine for p. Close stops it.
 func New(p Profile, opts Options) *Engine {
 	if opts.Clock == nil {
-		opts.Clock = RealClock{}
+		opts.Clock = clock.Real{}
 	}
 	if opts.ModelName == "" {
 		opts.ModelName = p.Name

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/omnigate/omnigate/internal/clock"
 )
 
 const chatHi = `{"messages":[{"role":"user","content":"hi"}]}`
@@ -81,7 +83,7 @@ func TestErrorDialects(t *testing.T) {
 func TestValidation(t *testing.T) {
 	p := mustProfile(t, "qwen3-omni-7b")
 	p.AudioOut = false // as upstream vLLM, which serves only the thinker
-	_, srv := startEngine(t, p, Options{Clock: NewFakeClock(time.Unix(0, 0))})
+	_, srv := startEngine(t, p, Options{Clock: clock.NewFake(time.Unix(0, 0))})
 	for _, tc := range []struct {
 		name, path, body string
 		status           int

@@ -19,6 +19,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+
+	"github.com/omnigate/omnigate/internal/clock"
 )
 
 // startEngine serves an engine on a loopback httptest server.
@@ -59,7 +61,7 @@ func post(t testing.TB, srv *httptest.Server, path, body string, header ...strin
 
 // drive advances the fake clock to each deadline the engine waits for,
 // until done closes: the engine then runs in virtual time.
-func drive(clk *FakeClock, done <-chan struct{}) {
+func drive(clk *clock.Fake, done <-chan struct{}) {
 	for {
 		changed := clk.Changed()
 		if clk.AdvanceToNext() {

@@ -4,6 +4,7 @@ import (
 	"sync"
 
 	"github.com/omnigate/omnigate/internal/apierror"
+	"github.com/omnigate/omnigate/internal/clock"
 )
 
 // errClosed is what in-flight requests get when the engine shuts down.
@@ -57,7 +58,7 @@ func (st *stream) progress(dst []int) ([]int, error) {
 // scheduler runs the core in time: one goroutine, like vLLM's engine loop.
 type scheduler struct {
 	core    *core
-	clock   Clock
+	clock   clock.Clock
 	metrics *metrics
 	in      chan schedMsg
 	stop    chan struct{}
@@ -70,8 +71,8 @@ type schedMsg struct {
 	add, abort []*seq
 }
 
-func newScheduler(p Profile, clock Clock, m *metrics) *scheduler {
-	s := &scheduler{core: newCore(p), clock: clock, metrics: m, in: make(chan schedMsg), stop: make(chan struct{}), done: make(chan struct{})}
+func newScheduler(p Profile, clk clock.Clock, m *metrics) *scheduler {
+	s := &scheduler{core: newCore(p), clock: clk, metrics: m, in: make(chan schedMsg), stop: make(chan struct{}), done: make(chan struct{})}
 	go s.run()
 	return s
 }

@@ -8,13 +8,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/omnigate/omnigate/internal/clock"
 )
 
 // timedChat sends one chat request to an engine on a fake clock, driving
 // the clock, and returns the virtual time it took and the answer's usage.
 func timedChat(t *testing.T, p Profile, body string, header ...string) (time.Duration, usage) {
 	t.Helper()
-	clk := NewFakeClock(time.Unix(1_700_000_000, 0))
+	clk := clock.NewFake(time.Unix(1_700_000_000, 0))
 	_, srv := startEngine(t, p, Options{Clock: clk})
 	done := make(chan struct{})
 	go drive(clk, done)
@@ -32,7 +34,7 @@ func timedChat(t *testing.T, p Profile, body string, header ...string) (time.Dur
 	return took, r.Usage
 }
 
-func TestEndToEndLatencyFakeClock(t *testing.T) {
+func TestEndToEndLatencyFake(t *testing.T) {
 	short := `{"messages":[{"role":"user","content":"What is the capital of France? Answer in one sentence."}]}`
 	for _, tc := range []struct {
 		profile  string
@@ -76,7 +78,7 @@ func TestSlowTokens(t *testing.T) {
 
 // A client that goes away mid-stream frees its sequence and its KV.
 func TestDisconnectFreesSequence(t *testing.T) {
-	clk := NewFakeClock(time.Unix(0, 0))
+	clk := clock.NewFake(time.Unix(0, 0))
 	_, srv := startEngine(t, mustProfile(t, "qwen3-omni-30b"), Options{Clock: clk})
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+"/v1/chat/completions", strings.NewReader(`{"messages":[{"role":"user","content":"hi"}],"stream":true}`))
@@ -108,7 +110,7 @@ func TestDisconnectFreesSequence(t *testing.T) {
 }
 
 // waitWaiter blocks until something waits on the fake clock.
-func waitWaiter(clk *FakeClock) {
+func waitWaiter(clk *clock.Fake) {
 	for {
 		changed := clk.Changed()
 		if clk.Waiters() > 0 {
@@ -121,7 +123,7 @@ func waitWaiter(clk *FakeClock) {
 // Close fails what is in flight: a 503 before the stream starts, an error
 // event after.
 func TestCloseFailsInFlight(t *testing.T) {
-	clk := NewFakeClock(time.Unix(0, 0)) // never advanced: requests stay in the engine
+	clk := clock.NewFake(time.Unix(0, 0)) // never advanced: requests stay in the engine
 	e, srv := startEngine(t, mustProfile(t, "qwen3-omni-7b"), Options{Clock: clk})
 	type result struct {
 		status int
@@ -147,7 +149,7 @@ func TestPreemptionMetricOverHTTP(t *testing.T) {
 	p := mustProfile(t, "qwen3-omni-7b")
 	p.KVCacheTokens = 256 // 16 blocks: four ~19-token prompts growing by 50 need 20
 	p.AnswerTokens = [2]int{50, 50}
-	clk := NewFakeClock(time.Unix(0, 0))
+	clk := clock.NewFake(time.Unix(0, 0))
 	_, srv := startEngine(t, p, Options{Clock: clk})
 	// Hold the clock until all four requests are queued, so they batch.
 	errs := make(chan error, 4)
@@ -186,7 +188,7 @@ func (e *httpStatusError) Error() string { return http.StatusText(e.status) + ":
 
 // Close mid-stream ends the stream with an error event, as vLLM does.
 func TestCloseMidStream(t *testing.T) {
-	clk := NewFakeClock(time.Unix(0, 0))
+	clk := clock.NewFake(time.Unix(0, 0))
 	e, srv := startEngine(t, mustProfile(t, "qwen3-omni-7b"), Options{Clock: clk})
 	got := make(chan string, 1)
 	go func() {

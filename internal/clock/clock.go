@@ -1,4 +1,6 @@
-package sim
+// Package clock is the time source every timed decision goes through, so
+// tests run on a Fake clock and never sleep.
+package clock
 
 import (
 	"sort"
@@ -6,26 +8,27 @@ import (
 	"time"
 )
 
-// Clock is the simulator's time source. Every modelled delay goes through
-// After, so tests can run the engine on a FakeClock without sleeping.
+// Clock is the time source shared by the gateway and the simulator. Every
+// timed wait goes through
+// After, so tests run on a Fake without sleeping.
 type Clock interface {
 	Now() time.Time
 	// After delivers the time on the returned channel once d has passed.
 	After(d time.Duration) <-chan time.Time
 }
 
-// RealClock is the wall clock.
-type RealClock struct{}
+// Real is the wall clock.
+type Real struct{}
 
 // Now returns time.Now().
-func (RealClock) Now() time.Time { return time.Now() }
+func (Real) Now() time.Time { return time.Now() }
 
 // After is time.After.
-func (RealClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+func (Real) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
-// FakeClock is a Clock that moves only when told to. It lets tests measure
+// Fake is a Clock that moves only when told to. It lets tests measure
 // the engine in virtual time, deterministically.
-type FakeClock struct {
+type Fake struct {
 	mu      sync.Mutex
 	now     time.Time
 	waiters []fakeWaiter
@@ -37,20 +40,20 @@ type fakeWaiter struct {
 	ch chan time.Time
 }
 
-// NewFakeClock returns a FakeClock reading start.
-func NewFakeClock(start time.Time) *FakeClock {
-	return &FakeClock{now: start, changed: make(chan struct{})}
+// NewFake returns a Fake reading start.
+func NewFake(start time.Time) *Fake {
+	return &Fake{now: start, changed: make(chan struct{})}
 }
 
 // Now returns the virtual time.
-func (c *FakeClock) Now() time.Time {
+func (c *Fake) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.now
 }
 
 // After returns a channel that fires when the virtual time reaches now+d.
-func (c *FakeClock) After(d time.Duration) <-chan time.Time {
+func (c *Fake) After(d time.Duration) <-chan time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ch := make(chan time.Time, 1)
@@ -65,21 +68,21 @@ func (c *FakeClock) After(d time.Duration) <-chan time.Time {
 }
 
 // Waiters returns how many After calls are pending.
-func (c *FakeClock) Waiters() int {
+func (c *Fake) Waiters() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.waiters)
 }
 
 // Changed returns a channel closed when the next waiter is added.
-func (c *FakeClock) Changed() <-chan struct{} {
+func (c *Fake) Changed() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.changed
 }
 
 // Advance moves the time forward by d and fires every waiter now due.
-func (c *FakeClock) Advance(d time.Duration) {
+func (c *Fake) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.setLocked(c.now.Add(d))
@@ -87,7 +90,7 @@ func (c *FakeClock) Advance(d time.Duration) {
 
 // AdvanceToNext jumps to the earliest pending deadline and fires the
 // waiters due then. It reports false when nothing is pending.
-func (c *FakeClock) AdvanceToNext() bool {
+func (c *Fake) AdvanceToNext() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.waiters) == 0 {
@@ -106,7 +109,7 @@ func (c *FakeClock) AdvanceToNext() bool {
 	return true
 }
 
-func (c *FakeClock) setLocked(t time.Time) {
+func (c *Fake) setLocked(t time.Time) {
 	c.now = t
 	sort.SliceStable(c.waiters, func(i, j int) bool { return c.waiters[i].at.Before(c.waiters[j].at) })
 	keep := c.waiters[:0]
@@ -122,6 +125,6 @@ func (c *FakeClock) setLocked(t time.Time) {
 }
 
 var (
-	_ Clock = RealClock{}
-	_ Clock = (*FakeClock)(nil)
+	_ Clock = Real{}
+	_ Clock = (*Fake)(nil)
 )
