@@ -9,8 +9,7 @@ import (
 )
 
 // Clock is the time source shared by the gateway and the simulator. Every
-// timed wait goes through
-// After, so tests run on a Fake without sleeping.
+// timed wait goes through After, so tests run on a Fake without sleeping.
 type Clock interface {
 	Now() time.Time
 	// After delivers the time on the returned channel once d has passed.
