@@ -14,17 +14,19 @@ import (
 	"github.com/omnigate/omnigate/internal/backend/h1"
 	"github.com/omnigate/omnigate/internal/balance"
 	"github.com/omnigate/omnigate/internal/catalog"
+	"github.com/omnigate/omnigate/internal/limits"
+	"github.com/omnigate/omnigate/internal/request"
 )
 
 // endpointNames maps an Endpoint to its backend path and capability word.
 var endpointNames = [...]struct{ path, capability string }{
-	Chat:        {"chat/completions", "chat"},
-	Completions: {"completions", "completions"},
-	Embeddings:  {"embeddings", "embeddings"},
+	request.Chat:        {"chat/completions", "chat"},
+	request.Completions: {"completions", "completions"},
+	request.Embeddings:  {"embeddings", "embeddings"},
 }
 
 // proxy serves one POST to a model endpoint, start to finish.
-func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ep Endpoint) {
+func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ep request.Endpoint) {
 	start := s.opt.Now()
 	reqID := r.Header.Get("X-Request-Id")
 	if !validRequestID(reqID) {
@@ -50,8 +52,8 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ep Endpoint) {
 	held := heldBody{buf: buf}
 	defer held.release()
 
-	req := s.reqs.Get().(*Request)
-	if err := Parse(ep, body, req); err != nil {
+	req := s.reqs.Get().(*request.Request)
+	if err := request.Parse(ep, body, req); err != nil {
 		s.reqs.Put(req)
 		s.fail(w, r, nil, err, reqID)
 		return
@@ -99,7 +101,7 @@ type answer struct {
 
 // serveChain tries the models of the chain in order, and the replicas of
 // each, until one answers. Nothing is written to the client's body yet.
-func (s *Server) serveChain(w http.ResponseWriter, r *http.Request, ep Endpoint, req *Request, body []byte,
+func (s *Server) serveChain(w http.ResponseWriter, r *http.Request, ep request.Endpoint, req *request.Request, body []byte,
 	chain []*catalog.Model, reqID string) (answer, error) {
 	ctx := r.Context()
 	var lastErr error
@@ -111,7 +113,7 @@ func (s *Server) serveChain(w http.ResponseWriter, r *http.Request, ep Endpoint,
 			}
 			continue
 		}
-		clamp, err := Validate(req, m)
+		clamp, err := limits.Check(req, m)
 		if err != nil {
 			if i == 0 {
 				return answer{}, err
@@ -120,21 +122,20 @@ func (s *Server) serveChain(w http.ResponseWriter, r *http.Request, ep Endpoint,
 		}
 		sendBody, sendReq := body, req
 		if len(clamp) > 0 {
-			var cerr error
-			sendBody, sendReq, cerr = s.applyClamp(ep, body, clamp)
-			if cerr != nil {
-				return answer{}, cerr
-			}
+			sendReq = s.reqs.Get().(*request.Request)
+			*sendReq = *req
+			sendBody = clamp.Apply(sendReq, body)
 			w.Header().Set("X-Omnigate-Clamped", clamp.Header())
 			for _, c := range clamp {
 				s.mm[m.Index].Clamped(c.Param)
 			}
 		}
-		if ep != Embeddings && sendReq.MaxTokensParam == "" && m.Limits.MaxTokens > 0 {
-			// The model's ceiling is also its default: without it an engine
-			// may generate up to the context window (and a large tier run
-			// out of memory).
-			sendBody, sendReq = s.defaultMaxTokens(sendBody, req, sendReq, m.Limits.MaxTokens)
+		if n := limits.DefaultMaxTokens(sendReq, m); n > 0 {
+			if sendReq == req {
+				sendReq = s.reqs.Get().(*request.Request)
+				*sendReq = *req
+			}
+			sendBody = sendReq.SetMaxTokens(sendBody, n)
 		}
 		if i > 0 {
 			s.mm[chain[0].Index].Fallback(m.Name)
@@ -160,40 +161,9 @@ func (s *Server) serveChain(w http.ResponseWriter, r *http.Request, ep Endpoint,
 	return answer{}, lastErr
 }
 
-// applyClamp splices clamped values into a copy of body and re-reads it so
-// the spans the backend splices at are right.
-func (s *Server) applyClamp(ep Endpoint, body []byte, c Clamp) ([]byte, *Request, error) {
-	nb := c.Apply(body)
-	nr := s.reqs.Get().(*Request)
-	if err := Parse(ep, nb, nr); err != nil {
-		s.reqs.Put(nr)
-		return nil, nil, apierror.From(err)
-	}
-	return nb, nr, nil
-}
-
-// defaultMaxTokens adds "max_tokens": limit to body. The field goes right
-// after the opening brace, so the model value moves by the inserted length.
-func (s *Server) defaultMaxTokens(body []byte, orig, cur *Request, limit int) ([]byte, *Request) {
-	var num [20]byte
-	nb := AddField(body, "max_tokens", strconv.AppendInt(num[:0], int64(limit), 10))
-	nr := cur
-	if nr == orig {
-		nr = s.reqs.Get().(*Request)
-		*nr = *orig
-	}
-	delta := len(nb) - len(body)
-	if nr.ModelSpan[1] > 0 {
-		nr.ModelSpan[0] += delta
-		nr.ModelSpan[1] += delta
-	}
-	nr.MaxTokens, nr.MaxTokensParam = limit, "max_tokens"
-	return nb, nr
-}
-
 // tryModel sends the request to the replicas of one model, moving to the
 // next replica when one cannot be reached.
-func (s *Server) tryModel(ctx context.Context, ep Endpoint, m *catalog.Model, req *Request,
+func (s *Server) tryModel(ctx context.Context, ep request.Endpoint, m *catalog.Model, req *request.Request,
 	body []byte, reqID string) (answer, error) {
 	pool := s.opt.Pools[m.Index]
 	mm := s.mm[m.Index]

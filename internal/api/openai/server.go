@@ -15,6 +15,7 @@ import (
 	"github.com/omnigate/omnigate/internal/apierror"
 	"github.com/omnigate/omnigate/internal/balance"
 	"github.com/omnigate/omnigate/internal/catalog"
+	"github.com/omnigate/omnigate/internal/request"
 	"github.com/omnigate/omnigate/internal/router"
 	"github.com/omnigate/omnigate/internal/telemetry"
 )
@@ -39,7 +40,7 @@ type Server struct {
 	models  []byte                    // the /v1/models body, built once
 	modelBy map[string][]byte         // /v1/models/{id} bodies
 	ids     requestIDs
-	reqs    sync.Pool // *Request
+	reqs    sync.Pool // *request.Request
 }
 
 // NewServer builds the handler.
@@ -54,7 +55,7 @@ func NewServer(opt Options) *Server {
 		opt.MaxBodyBytes = 32 << 20
 	}
 	s := &Server{opt: opt, modelBy: make(map[string][]byte)}
-	s.reqs.New = func() any { return new(Request) }
+	s.reqs.New = func() any { return new(request.Request) }
 	for _, m := range opt.Catalog.Models() {
 		s.mm = append(s.mm, opt.Metrics.Model(m.Name))
 	}
@@ -70,11 +71,11 @@ func NewServer(opt Options) *Server {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/v1/chat/completions":
-		s.proxy(w, r, Chat)
+		s.proxy(w, r, request.Chat)
 	case "/v1/completions":
-		s.proxy(w, r, Completions)
+		s.proxy(w, r, request.Completions)
 	case "/v1/embeddings":
-		s.proxy(w, r, Embeddings)
+		s.proxy(w, r, request.Embeddings)
 	default:
 		s.serveInfo(w, r)
 	}

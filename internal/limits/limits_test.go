@@ -1,4 +1,4 @@
-package openai
+package limits
 
 import (
 	"encoding/json"
@@ -10,6 +10,7 @@ import (
 	"github.com/omnigate/omnigate/internal/apierror"
 	"github.com/omnigate/omnigate/internal/catalog"
 	"github.com/omnigate/omnigate/internal/config"
+	"github.com/omnigate/omnigate/internal/request"
 )
 
 func intp(n int) *int { return &n }
@@ -33,7 +34,7 @@ func img(n int) string {
 	return strings.Join(parts, ",")
 }
 
-func TestValidateRejects(t *testing.T) {
+func TestCheckRejects(t *testing.T) {
 	audioModel := testModel("reject")
 	audioModel.AudioOut = true
 	textOnly := testModel("clamp") // media violations are rejected even when clamping
@@ -56,21 +57,21 @@ func TestValidateRejects(t *testing.T) {
 		{"audio limit zero", part(`{"type":"input_audio","input_audio":{"data":"UklG","format":"wav"}}`), func() *catalog.Model { m := testModel(""); m.Limits.Media.Audio = intp(0); return m }(), "messages[0].content[0]", "does not accept audio input"},
 		{"audio out via modalities", chat(`"modalities":["text","audio"],"audio":{"voice":"v","format":"wav"}`), testModel("clamp"), "modalities", "The model qwen3-omni-30b cannot answer with audio."},
 		{"audio out via audio object", chat(`"audio":{"voice":"v","format":"wav"}`), testModel(""), "audio", "cannot answer with audio"},
-		{"prompt over window", msgs(`{"role":"user","content":"` + strings.Repeat("word ", 8000) + `"}`), testModel("clamp"), "messages", "The prompt is about 10000 tokens, more than the context window of qwen3-omni-30b (8192 tokens)."},
-		{"prompt plus max_tokens", `{"model":"m","max_tokens":4000,"messages":[{"role":"user","content":"` + strings.Repeat("word ", 5000) + `"}]}`, testModel("reject"), "max_tokens", "at most 2567 tokens are left"},
+		{"prompt over window", msgs(`{"role":"user","content":"` + strings.Repeat("word ", 8000) + `"}`), testModel("clamp"), "messages", "The prompt is at least 9000 tokens, more than the context window of qwen3-omni-30b (8192 tokens)."},
+		{"prompt plus max_tokens", `{"model":"m","max_tokens":4000,"messages":[{"role":"user","content":"` + strings.Repeat("word ", 5000) + `"}]}`, testModel("reject"), "max_tokens", "so at most 2567 are left"},
 		{"completions prompt", `{"model":"m","prompt":"` + strings.Repeat("abcd", 10000) + `"}`, testModel(""), "prompt", "more than the context window"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var r Request
-			ep := Chat
+			var r request.Request
+			ep := request.Chat
 			if strings.Contains(tt.body, `"prompt"`) {
-				ep = Completions
+				ep = request.Completions
 			}
-			if err := Parse(ep, []byte(tt.body), &r); err != nil {
+			if err := request.Parse(ep, []byte(tt.body), &r); err != nil {
 				t.Fatalf("Parse: %v", err)
 			}
-			c, err := Validate(&r, tt.model)
+			c, err := Check(&r, tt.model)
 			var ae *apierror.Error
 			if !errors.As(err, &ae) {
 				t.Fatalf("Validate = %v, %v; want *apierror.Error", c, err)
@@ -85,7 +86,7 @@ func TestValidateRejects(t *testing.T) {
 	}
 }
 
-func TestValidateClamps(t *testing.T) {
+func TestCheckClamps(t *testing.T) {
 	tests := []struct {
 		name   string
 		body   string
@@ -102,11 +103,11 @@ func TestValidateClamps(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var r Request
-			if err := Parse(Chat, []byte(tt.body), &r); err != nil {
+			var r request.Request
+			if err := request.Parse(request.Chat, []byte(tt.body), &r); err != nil {
 				t.Fatalf("Parse: %v", err)
 			}
-			c, err := Validate(&r, testModel("clamp"))
+			c, err := Check(&r, testModel("clamp"))
 			if err != nil {
 				t.Fatalf("Validate: %v", err)
 			}
@@ -115,7 +116,7 @@ func TestValidateClamps(t *testing.T) {
 			}
 			out := []byte(tt.body)
 			if len(c) > 0 {
-				out = c.Apply(out)
+				out = c.Apply(&r, out)
 			}
 			var got map[string]any
 			if err := json.Unmarshal(out, &got); err != nil {
@@ -127,33 +128,50 @@ func TestValidateClamps(t *testing.T) {
 				}
 			}
 			// The clamped body validates cleanly.
-			var r2 Request
-			if err := Parse(Chat, out, &r2); err != nil {
+			var r2 request.Request
+			if err := request.Parse(request.Chat, out, &r2); err != nil {
 				t.Fatalf("re-Parse: %v", err)
 			}
-			if c2, err := Validate(&r2, testModel("clamp")); err != nil || len(c2) != 0 {
+			if c2, err := Check(&r2, testModel("clamp")); err != nil || len(c2) != 0 {
 				t.Errorf("re-Validate = %v, %v; want nothing to clamp", c2, err)
 			}
 		})
 	}
 }
 
-func TestValidateAccepts(t *testing.T) {
+func TestCheckAccepts(t *testing.T) {
 	m := testModel("reject")
 	m.AudioOut = true
 	body := part(img(2) + `,{"type":"input_audio","input_audio":{"data":"UklG","format":"wav"}}`)
-	var r Request
-	if err := Parse(Chat, []byte(body), &r); err != nil {
+	var r request.Request
+	if err := request.Parse(request.Chat, []byte(body), &r); err != nil {
 		t.Fatal(err)
 	}
-	if c, err := Validate(&r, m); err != nil || c != nil {
+	if c, err := Check(&r, m); err != nil || c != nil {
 		t.Errorf("Validate = %v, %v", c, err)
 	}
 	noLimits := &catalog.Model{Name: "x", Input: catalog.Modalities(catalog.Text | catalog.Video)}
-	if err := Parse(Chat, []byte(chat(`"temperature":9,"max_tokens":1000000,"n":100`)), &r); err != nil {
+	if err := request.Parse(request.Chat, []byte(chat(`"temperature":9,"max_tokens":1000000,"n":100`)), &r); err != nil {
 		t.Fatal(err)
 	}
-	if c, err := Validate(&r, noLimits); err != nil || c != nil {
+	if c, err := Check(&r, noLimits); err != nil || c != nil {
 		t.Errorf("no limits: Validate = %v, %v", c, err)
 	}
+}
+
+func chat(extra string) string {
+	if extra != "" {
+		extra = "," + extra
+	}
+	return `{"model":"m","messages":[{"role":"user","content":"hi"}]` + extra + `}`
+}
+
+func msgs(m string) string { return `{"model":"m","messages":[` + m + `]}` }
+
+// part wraps one content part into a chat body.
+func part(p string) string { return msgs(`{"role":"user","content":[` + p + `]}`) }
+
+type errView struct {
+	Status int
+	Param  string
 }

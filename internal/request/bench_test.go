@@ -1,10 +1,8 @@
-package openai
+package request
 
 import (
 	"encoding/json"
 	"testing"
-
-	"github.com/omnigate/omnigate/internal/catalog"
 )
 
 func BenchmarkParseChatSmall(b *testing.B)      { benchParse(b, []byte(chatSmall)) }
@@ -30,22 +28,6 @@ func BenchmarkParseChatImage1MB(b *testing.B) {
 		data[i] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[i%64]
 	}
 	benchParse(b, []byte(part(`{"type":"text","text":"what is this?"},{"type":"image_url","image_url":{"url":"data:image/png;base64,`+string(data)+`"}}`)))
-}
-
-func BenchmarkValidate(b *testing.B) {
-	var r Request
-	if err := Parse(Chat, []byte(chatMultimodal), &r); err != nil {
-		b.Fatal(err)
-	}
-	m := testModel("clamp")
-	m.AudioOut = true
-	m.Input |= catalog.Modalities(catalog.Video)
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := Validate(&r, m); err != nil {
-			b.Fatal(err)
-		}
-	}
 }
 
 func BenchmarkSplice(b *testing.B) {

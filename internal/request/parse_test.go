@@ -1,4 +1,4 @@
-package openai
+package request
 
 import (
 	"encoding/json"
@@ -233,6 +233,14 @@ func TestParseGood(t *testing.T) {
 				at := strings.Index(body, `"`+f.key+`":`) + len(f.key) + 3
 				end := at + strings.IndexAny(body[at:], ",}")
 				*f.span = [2]int{at, end}
+			}
+			if at := strings.Index(body, `"stream_options":`); at >= 0 {
+				at += len(`"stream_options":`)
+				end := at + len("null")
+				if body[at] == '{' {
+					end = at + strings.IndexByte(body[at:], '}') + 1
+				}
+				want.StreamOptionsSpan = [2]int{at, end}
 			}
 			if diff := cmp.Diff(want, r); diff != "" {
 				t.Errorf("Parse (-want +got):\n%s", diff)

@@ -1,4 +1,4 @@
-package openai
+package request
 
 import (
 	"encoding/json"
@@ -9,8 +9,9 @@ import (
 )
 
 // FuzzParse: Parse never panics, accepts only what encoding/json accepts,
-// fails only with 400s, and what it accepts survives Validate, Clamp.Apply
-// and SetModel as valid JSON that parses to the same view.
+// fails only with 400s, and what it accepts survives the edits the gateway
+// makes (a rename, a token limit) as valid JSON whose re-parse is the view
+// Edit kept up to date.
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{chatSmall, chatMultimodal, chat(`"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":"auto"`),
 		`{"model":"m","prompt":[[1,2]],"max_tokens":3}`, `{"model":"m","input":["a"]}`, `{"model":"m",}`} {
@@ -30,21 +31,17 @@ func FuzzParse(f *testing.F) {
 		if !json.Valid(body) {
 			t.Fatalf("Parse accepted %q, encoding/json rejects it", body)
 		}
-		c, err := Validate(&r, testModel("clamp"))
-		if err == nil && len(c) > 0 {
-			out := c.Apply(body)
-			var r2 Request
-			if err := Parse(Endpoint(ep), out, &r2); err != nil {
-				t.Fatalf("clamped body %q does not parse: %v", out, err)
-			}
+		out := r.Edit(body, Edit{Span: r.ModelSpan, Value: []byte(`"renamed"`)})
+		r.Model = "renamed"
+		if Endpoint(ep) != Embeddings {
+			out = r.SetMaxTokens(out, 4096)
 		}
-		out := SetModel(body, &r, "renamed")
 		var r2 Request
 		if err := Parse(Endpoint(ep), out, &r2); err != nil {
-			t.Fatalf("SetModel body %q does not parse: %v", out, err)
+			t.Fatalf("edited body %q does not parse: %v", out, err)
 		}
 		if r2 != r {
-			t.Fatalf("SetModel: updated view %+v, re-parse %+v", r, r2)
+			t.Fatalf("edited view %+v, re-parse %+v", r, r2)
 		}
 	})
 }

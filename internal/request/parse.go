@@ -1,4 +1,8 @@
-package openai
+// Package request is the parsed view of an API request that every stage
+// reads (router, limits, cache, front ends): Parse reads the fields the
+// gateway needs in place, with the spans where they sit, so the original
+// bytes can be forwarded and edited without re-encoding.
+package request
 
 import (
 	"errors"
@@ -104,6 +108,8 @@ type Request struct {
 	Stream       bool
 	StreamSpan   [2]int
 	IncludeUsage bool // stream_options.include_usage
+	// StreamOptionsSpan is where the stream_options value sits, null too.
+	StreamOptionsSpan [2]int
 
 	// MaxTokens is max_tokens or max_completion_tokens, whichever was sent
 	// (MaxTokensParam says which); 0 and "" when absent.
@@ -421,6 +427,13 @@ func (p *parser) maxTokens(param string) error {
 }
 
 func (p *parser) streamOptions() error {
+	start := p.d.Offset()
+	err := p.streamOptionsValue()
+	p.r.StreamOptionsSpan = [2]int{start, p.d.Offset()}
+	return err
+}
+
+func (p *parser) streamOptionsValue() error {
 	if k, err := p.d.Peek(); err != nil || k == jsonscan.Null {
 		if err != nil {
 			return err

@@ -1,4 +1,8 @@
-package openai
+// Package limits checks a parsed request against one model's limits and
+// capabilities, the same for every front end: media counts and kinds,
+// audio output, max_tokens, temperature, top_p, n and the context window,
+// rejecting or clamping as the model's on_violation says.
+package limits
 
 import (
 	"strconv"
@@ -7,17 +11,18 @@ import (
 	"github.com/omnigate/omnigate/internal/apierror"
 	"github.com/omnigate/omnigate/internal/catalog"
 	"github.com/omnigate/omnigate/internal/config"
+	"github.com/omnigate/omnigate/internal/request"
 )
 
-// Clamped is one parameter value that Validate changed instead of rejecting.
+// Clamped is one parameter value that Check changed instead of rejecting.
 type Clamped struct {
 	Param    string  // as sent: max_tokens, max_completion_tokens, temperature, top_p, n
 	From, To float64 // the value sent and the value to forward
-	Span     [2]int  // where the value sits in the body Validate's Request was parsed from
+	Span     [2]int  // where the value sits in the body Check's Request was parsed from
 	Integer  bool    // To is written as an integer
 }
 
-// Clamp lists the parameters Validate clamped; empty when none.
+// Clamp lists the parameters Check clamped; empty when none.
 type Clamp []Clamped
 
 // Header is the X-Omnigate-Clamped value: "max_tokens=4096, temperature=2".
@@ -34,10 +39,10 @@ func (c Clamp) Header() string {
 	return b.String()
 }
 
-// Apply returns a copy of body (the body the Request given to Validate was
-// parsed from) with the clamped values spliced in.
-func (c Clamp) Apply(body []byte) []byte {
-	var arr [4]Edit
+// Apply returns body (the body r was parsed from, r the view given to
+// Check) with the clamped values spliced in, and updates r to describe it.
+func (c Clamp) Apply(r *request.Request, body []byte) []byte {
+	var arr [4]request.Edit
 	edits := arr[:0]
 	for _, x := range c {
 		var v []byte
@@ -46,9 +51,13 @@ func (c Clamp) Apply(body []byte) []byte {
 		} else {
 			v = strconv.AppendFloat(nil, x.To, 'g', -1, 64)
 		}
-		edits = append(edits, Edit{Span: x.Span, Value: v})
+		edits = append(edits, request.Edit{Span: x.Span, Value: v})
 	}
-	return Splice(body, edits...)
+	out := r.Edit(body, edits...)
+	for _, x := range c {
+		x.set(r)
+	}
+	return out
 }
 
 // set adds or updates the entry for param.
@@ -67,12 +76,12 @@ func (c Clamp) set(x Clamped) Clamp {
 // here, the engine has the last word.
 const contextSlack = 10
 
-// Validate checks a parsed request against the model's limits and
+// Check checks a parsed request against the model's limits and
 // capabilities. Media and output-modality violations are always rejected;
 // numeric parameters out of range are rejected, or clamped when the model's
 // limits say on_violation: clamp, in which case the returned Clamp says what
 // to change (r itself is not modified).
-func Validate(r *Request, m *catalog.Model) (Clamp, error) {
+func Check(r *request.Request, m *catalog.Model) (Clamp, error) {
 	if err := checkMedia(r, m); err != nil {
 		return nil, err
 	}
@@ -114,21 +123,33 @@ func Validate(r *Request, m *catalog.Model) (Clamp, error) {
 	}
 
 	if w := m.ContextWindow; w > 0 {
+		// One estimate for the check and the message: chars/4, discounted
+		// so only clear overruns fail here (the engine has the last word).
 		est := (r.PromptChars + 3) / 4
-		low := est - est/contextSlack
-		if low > w {
-			return nil, apierror.Invalid(promptParam(r.Endpoint), "The prompt is about %d tokens, more than the context window of %s (%d tokens).", est, m.Name, w)
+		est -= est / contextSlack
+		if est > w {
+			return nil, contextError(promptParam(r.Endpoint), "The prompt is at least %d tokens, more than the context window of %s (%d tokens).", est, m.Name, w)
 		}
-		if maxTokens > 0 && low+maxTokens > w {
-			room := w - low
+		if maxTokens > 0 && est+maxTokens > w {
+			room := w - est
 			if !clamping || room < 1 {
-				return nil, apierror.Invalid(r.MaxTokensParam, "%s is %d but the prompt is about %d tokens and %s has a context window of %d tokens; at most %d tokens are left for the answer.",
+				return nil, contextError(r.MaxTokensParam, "%s is %d but the prompt is at least %d tokens and %s has a context window of %d tokens, so at most %d are left for the answer.",
 					r.MaxTokensParam, maxTokens, est, m.Name, w, max(room, 0))
 			}
 			c = c.set(Clamped{Param: r.MaxTokensParam, From: float64(r.MaxTokens), To: float64(room), Span: r.MaxTokensSpan, Integer: true})
 		}
 	}
 	return c, nil
+}
+
+// CodeContextLength is OpenAI's code for a request that does not fit the
+// context window; engines' errors are mapped to it too.
+const CodeContextLength = "context_length_exceeded"
+
+func contextError(param, format string, args ...any) *apierror.Error {
+	e := apierror.Invalid(param, format, args...)
+	e.Code = CodeContextLength
+	return e
 }
 
 func checkRange(c Clamp, param string, v float64, span [2]int, rg *config.Range, model string, clamping bool) (Clamp, error) {
@@ -142,11 +163,11 @@ func checkRange(c Clamp, param string, v float64, span [2]int, rg *config.Range,
 	return append(c, Clamped{Param: param, From: v, To: to, Span: span}), nil
 }
 
-func promptParam(ep Endpoint) string {
+func promptParam(ep request.Endpoint) string {
 	switch ep {
-	case Completions:
+	case request.Completions:
 		return "prompt"
-	case Embeddings:
+	case request.Embeddings:
 		return "input"
 	}
 	return "messages"
@@ -156,7 +177,7 @@ var mediaKinds = [...]catalog.Modality{catalog.Image, catalog.Audio, catalog.Vid
 
 // checkMedia rejects media the model does not take, or more parts of a kind
 // than its limit, naming the first (not accepted) or last (too many) part.
-func checkMedia(r *Request, m *catalog.Model) error {
+func checkMedia(r *request.Request, m *catalog.Model) error {
 	for _, k := range mediaKinds {
 		n := r.Media.Count(k)
 		if n == 0 {
@@ -183,3 +204,30 @@ func mediaLimit(l *config.MediaLimit, k catalog.Modality) *int {
 	}
 	return l.Video
 }
+
+// set writes the clamped value into the view's parsed field.
+func (x Clamped) set(r *request.Request) {
+	switch x.Param {
+	case "max_tokens", "max_completion_tokens":
+		r.MaxTokens = int(x.To)
+	case "temperature":
+		r.Temperature = x.To
+	case "top_p":
+		r.TopP = x.To
+	case "n":
+		r.N = int(x.To)
+	}
+}
+
+// DefaultMaxTokens is the token limit to send when the client sent none
+// (or null): the model's ceiling, since without one an engine may generate
+// up to the context window and a large tier run out of memory. 0: send
+// nothing (no ceiling, or embeddings).
+func DefaultMaxTokens(r *request.Request, m *catalog.Model) int {
+	if r.Endpoint == request.Embeddings || r.MaxTokens > 0 {
+		return 0
+	}
+	return m.Limits.MaxTokens
+}
+
+func fmtFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
