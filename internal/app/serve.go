@@ -19,6 +19,7 @@ import (
 	"github.com/omnigate/omnigate/internal/balance"
 	"github.com/omnigate/omnigate/internal/catalog"
 	"github.com/omnigate/omnigate/internal/config"
+	"github.com/omnigate/omnigate/internal/dispatch"
 	"github.com/omnigate/omnigate/internal/router"
 	"github.com/omnigate/omnigate/internal/sim"
 	"github.com/omnigate/omnigate/internal/telemetry"
@@ -121,18 +122,71 @@ func serveUntilDone(ctx context.Context, ln net.Listener, h http.Handler, sc con
 // Gateway is the assembled handler with the resources it owns.
 type Gateway struct {
 	http.Handler
-	closers []func()
+	core     *dispatch.Core
+	registry *balance.Registry
+	metrics  *telemetry.Metrics
+	log      *slog.Logger
 }
 
-// Close stops the embedded simulators.
-func (g *Gateway) Close() {
-	for _, c := range g.closers {
-		c()
-	}
-}
+// Close stops what the current snapshot holds (embedded simulators).
+func (g *Gateway) Close() { g.core.Snapshot().Close() }
 
 // NewGateway builds the whole request path from a validated config.
 func NewGateway(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
+	g := &Gateway{registry: &balance.Registry{}, metrics: telemetry.New(), log: log}
+	snap, err := g.build(cfg)
+	if err != nil {
+		return nil, err
+	}
+	g.core = dispatch.New(snap, dispatch.Options{Metrics: g.metrics, Log: log})
+	g.Handler = openai.NewServer(openai.Options{
+		Core: g.core, Metrics: g.metrics, MaxBodyBytes: cfg.Server.MaxBodyBytes, Log: log,
+	})
+	return g, nil
+}
+
+// Reload swaps in a snapshot built from cfg. Deployments that keep their
+// identity (model and deployment name) keep their live state: in-flight
+// counts, breakers. The old snapshot's resources are released once the
+// requests still using them are done (after grace at the latest).
+func (g *Gateway) Reload(cfg *config.Config, grace time.Duration) error {
+	snap, err := g.build(cfg)
+	if err != nil {
+		return err
+	}
+	old := g.core.Swap(snap)
+	keep := map[string]bool{}
+	for _, m := range snap.Models {
+		for _, d := range m.Pool {
+			keep[balance.Key(m.Name, d.Config.Name)] = true
+		}
+	}
+	go func() {
+		deadline := time.Now().Add(grace)
+		for busy(old) && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		old.Close()
+		g.registry.Retain(keep)
+	}()
+	return nil
+}
+
+// busy reports whether any deployment of snap has requests in flight.
+func busy(snap *dispatch.Snapshot) bool {
+	for _, m := range snap.Models {
+		for _, d := range m.Pool {
+			if d.InFlight() > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// build compiles cfg into a snapshot whose deployments take their live
+// state from the gateway's registry.
+func (g *Gateway) build(cfg *config.Config) (*dispatch.Snapshot, error) {
 	cat, err := catalog.New(cfg)
 	if err != nil {
 		return nil, err
@@ -141,29 +195,24 @@ func NewGateway(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	gw := &Gateway{}
+	snap := &dispatch.Snapshot{Catalog: cat, Router: rt}
 	transports := map[string]http.RoundTripper{} // one shared, tuned pool per upstream host
-	var pools []*balance.Pool
-	for _, m := range cat.Models() {
-		pool := &balance.Pool{}
-		for _, d := range m.Deployments {
-			b, closer, err := newBackend(d, m.Name, transports)
+	for _, cm := range cat.Models() {
+		m := &dispatch.Model{Model: cm, Metrics: g.metrics.Model(cm.Name)}
+		for _, d := range cm.Deployments {
+			b, closer, err := newBackend(d, cm.Name, transports)
 			if err != nil {
-				gw.Close()
-				return nil, fmt.Errorf("model %s, deployment %s: %w", m.Name, d.Name, err)
+				snap.Close()
+				return nil, fmt.Errorf("model %s, deployment %s: %w", cm.Name, d.Name, err)
 			}
 			if closer != nil {
-				gw.closers = append(gw.closers, closer)
+				snap.Closers = append(snap.Closers, closer)
 			}
-			pool.Endpoints = append(pool.Endpoints, balance.NewEndpoint(d, b))
+			m.Pool = append(m.Pool, &balance.Deployment{Config: d, Backend: b, State: g.registry.State(balance.Key(cm.Name, d.Name))})
 		}
-		pools = append(pools, pool)
+		snap.Models = append(snap.Models, m)
 	}
-	gw.Handler = openai.NewServer(openai.Options{
-		Catalog: cat, Router: rt, Pools: pools, Metrics: telemetry.New(),
-		MaxBodyBytes: cfg.Server.MaxBodyBytes, Log: log,
-	})
-	return gw, nil
+	return snap, nil
 }
 
 // newBackend makes the backend for one deployment. A sim deployment is the

@@ -7,32 +7,43 @@ import (
 	"github.com/omnigate/omnigate/internal/config"
 )
 
-func ep(name string, weight int) *Endpoint {
-	return NewEndpoint(config.Deployment{Name: name, Weight: weight}, nil)
+func dep(name string, weight int) *Deployment {
+	return &Deployment{Config: config.Deployment{Name: name, Weight: weight}, State: new(State)}
+}
+
+func pick(p *Picker, now time.Time, pool []*Deployment, tried *Tried) *Deployment {
+	if tried == nil {
+		tried = &Tried{}
+	}
+	i := p.Pick(now, pool, tried)
+	if i < 0 {
+		return nil
+	}
+	return pool[i]
 }
 
 func TestPickPrefersLessLoaded(t *testing.T) {
 	now := time.Unix(100, 0)
-	a, b := ep("a", 1), ep("b", 1)
+	a, b := dep("a", 1), dep("b", 1)
 	for range 5 {
 		a.Acquire()
 	}
-	p := &Pool{Endpoints: []*Endpoint{a, b}}
+	pool := []*Deployment{a, b}
 	for i := range 50 {
-		if got := p.Pick(now, nil); got != b {
-			t.Fatalf("pick %d: got %s, want the idle endpoint b", i, got.Config.Name)
+		if got := pick(&Picker{}, now, pool, nil); got != b {
+			t.Fatalf("pick %d: got %s, want the idle deployment b", i, got.Config.Name)
 		}
 	}
 }
 
 func TestPickRespectsWeight(t *testing.T) {
 	now := time.Unix(100, 0)
-	heavy, light := ep("heavy", 4), ep("light", 1)
-	p := &Pool{Endpoints: []*Endpoint{heavy, light}}
+	heavy, light := dep("heavy", 4), dep("light", 1)
+	pool := []*Deployment{heavy, light}
 	// Hand out 100 requests without releasing: load per weight stays level,
-	// so the weight-4 endpoint ends with about four times as many.
+	// so the weight-4 deployment ends with about four times as many.
 	for range 100 {
-		p.Pick(now, nil).Acquire()
+		pick(&Picker{}, now, pool, nil).Acquire()
 	}
 	if h, l := heavy.InFlight(), light.InFlight(); h < 3*l || h+l != 100 {
 		t.Errorf("in flight: heavy %d, light %d; want about 4:1", h, l)
@@ -41,95 +52,224 @@ func TestPickRespectsWeight(t *testing.T) {
 
 func TestPickSpreadsAcrossMany(t *testing.T) {
 	now := time.Unix(100, 0)
-	var eps []*Endpoint
+	var pool []*Deployment
 	for _, n := range []string{"a", "b", "c", "d"} {
-		eps = append(eps, ep(n, 1))
+		pool = append(pool, dep(n, 1))
 	}
-	p := &Pool{Endpoints: eps}
 	for range 400 {
-		p.Pick(now, nil).Acquire()
+		pick(&Picker{}, now, pool, nil).Acquire()
 	}
-	for _, e := range eps {
-		if n := e.InFlight(); n < 80 || n > 120 {
-			t.Errorf("%s has %d of 400; want about 100", e.Config.Name, n)
+	for _, d := range pool {
+		if n := d.InFlight(); n < 80 || n > 120 {
+			t.Errorf("%s has %d of 400; want about 100", d.Config.Name, n)
 		}
 	}
 }
 
-func TestPassiveHealth(t *testing.T) {
+func TestPickExcludesTried(t *testing.T) {
 	now := time.Unix(100, 0)
-	a, b := ep("a", 1), ep("b", 1)
-	p := &Pool{Endpoints: []*Endpoint{a, b}}
-	for range FailuresToDown - 1 {
-		a.Record(false, now)
-	}
-	if !a.Available(now) {
-		t.Fatal("down before FailuresToDown consecutive failures")
-	}
-	a.Record(false, now)
-	if a.Available(now) {
-		t.Fatal("still available after FailuresToDown failures")
-	}
-	for range 20 {
-		if p.Pick(now, nil) != b {
-			t.Fatal("picked a down endpoint")
-		}
-	}
-	if !p.Usable(now) {
-		t.Error("pool with one healthy endpoint is not usable")
-	}
-	if got := p.UpAgain(now); got != 0 {
-		t.Errorf("UpAgain = %v with b up, want 0", got)
-	}
-	b.Record(false, now.Add(time.Second))
-	b.Record(false, now.Add(time.Second))
-	b.Record(false, now.Add(time.Second))
-	if p.Usable(now) || p.Pick(now, nil) != nil {
-		t.Error("pool with every endpoint down still usable")
-	}
-	if got := p.UpAgain(now.Add(2 * time.Second)); got != DownFor-2*time.Second {
-		t.Errorf("UpAgain = %v, want %v (a, down first, comes back first)", got, DownFor-2*time.Second)
-	}
-	later := now.Add(DownFor)
-	if !a.Available(later) {
-		t.Error("not available again after DownFor")
-	}
-	a.Record(true, later)
-	a.Record(false, later)
-	if !a.Available(later) {
-		t.Error("one failure after a success marked it down: the count was not reset")
-	}
-}
-
-func TestPickExcludes(t *testing.T) {
-	now := time.Unix(100, 0)
-	a, b := ep("a", 1), ep("b", 1)
-	p := &Pool{Endpoints: []*Endpoint{a, b}}
-	if got := p.Pick(now, []*Endpoint{a}); got != b {
+	a, b := dep("a", 1), dep("b", 1)
+	pool := []*Deployment{a, b}
+	var tried Tried
+	tried.Add(0)
+	if got := pick(&Picker{}, now, pool, &tried); got != b {
 		t.Errorf("got %v, want b", got)
 	}
-	if got := p.Pick(now, []*Endpoint{a, b}); got != nil {
+	tried.Add(1)
+	if got := pick(&Picker{}, now, pool, &tried); got != nil {
 		t.Errorf("got %v, want nil once all were tried", got)
 	}
-	single := &Pool{Endpoints: []*Endpoint{a}}
-	if single.Pick(now, []*Endpoint{a}) != nil || single.Pick(now, nil) != a {
-		t.Error("single-endpoint pool ignores exclude")
+	var one Tried
+	if pick(&Picker{}, now, pool[:1], &one) != a {
+		t.Error("single-deployment pool: not picked")
+	}
+	one.Add(0)
+	if pick(&Picker{}, now, pool[:1], &one) != nil {
+		t.Error("single-deployment pool ignores tried")
+	}
+	var big Tried
+	big.Add(70)
+	if !big.Has(70) || big.Has(6) || big.Has(71) {
+		t.Error("Tried beyond 64 indices")
+	}
+}
+
+// TestPickPipeline: filters drop, weighted scorers rank.
+func TestPickPipeline(t *testing.T) {
+	now := time.Unix(100, 0)
+	a, b, c := dep("a", 1), dep("b", 1), dep("c", 1)
+	pool := []*Deployment{a, b, c}
+	p := &Picker{
+		Filters: []Filter{func(d *Deployment, _ time.Time) bool { return d != c }},
+		Scorers: []Weighted{{Score: func(d *Deployment) float64 {
+			if d == a {
+				return 1
+			}
+			return 0
+		}, Weight: 2}, {Score: LeastLoaded, Weight: 1}},
+	}
+	for range 50 {
+		if got := pick(p, now, pool, nil); got != a {
+			t.Fatalf("got %s, want a (c filtered, a scored best)", got.Config.Name)
+		}
+	}
+}
+
+// TestBreaker walks the state machine on an injected time line.
+func TestBreaker(t *testing.T) {
+	t0 := time.Unix(100, 0)
+	var b Breaker
+	fail := func(at time.Time) {
+		t.Helper()
+		if !b.Begin(at) {
+			t.Fatalf("Begin refused at %v", at.Sub(t0))
+		}
+		b.End(Failure, at)
+	}
+	for range FailuresToOpen - 1 {
+		fail(t0)
+	}
+	if st, _ := b.State(t0); st != Closed {
+		t.Fatalf("state %v before %d failures", st, FailuresToOpen)
+	}
+	b.Begin(t0)
+	if from, to := b.End(Failure, t0); from != Closed || to != Open {
+		t.Fatalf("transition %v → %v, want closed → open", from, to)
+	}
+	if b.Ready(t0.Add(Cooldown-time.Millisecond)) || b.Begin(t0.Add(Cooldown-time.Millisecond)) {
+		t.Fatal("admits a request while open")
+	}
+	if st, wait := b.State(t0.Add(time.Second)); st != Open || wait != Cooldown-time.Second {
+		t.Fatalf("State = %v, %v; want open, %v", st, wait, Cooldown-time.Second)
+	}
+
+	// Half-open: exactly one probe.
+	t1 := t0.Add(Cooldown)
+	if !b.Ready(t1) || !b.Begin(t1) {
+		t.Fatal("no probe admitted after the cool-down")
+	}
+	if b.Ready(t1) || b.Begin(t1) {
+		t.Fatal("a second request admitted while the probe is in flight")
+	}
+	// A failed probe re-opens with twice the cool-down.
+	if from, to := b.End(Failure, t1); from != HalfOpen || to != Open {
+		t.Fatalf("failed probe: %v → %v", from, to)
+	}
+	if b.Begin(t1.Add(2*Cooldown - time.Millisecond)) {
+		t.Fatal("re-opened breaker did not double its cool-down")
+	}
+	t2 := t1.Add(2 * Cooldown)
+	if !b.Begin(t2) {
+		t.Fatal("no probe after the doubled cool-down")
+	}
+	// A neutral end (the client left) frees the probe slot, changes nothing.
+	if _, to := b.End(Neutral, t2); to != HalfOpen {
+		t.Fatalf("neutral probe end: state %v", to)
+	}
+	if !b.Begin(t2) {
+		t.Fatal("probe slot not freed by a neutral end")
+	}
+	if from, to := b.End(Success, t2); from != HalfOpen || to != Closed {
+		t.Fatalf("successful probe: %v → %v", from, to)
+	}
+	// Closed again with the count and cool-down reset.
+	for range FailuresToOpen - 1 {
+		fail(t2)
+	}
+	if st, _ := b.State(t2); st != Closed {
+		t.Fatal("failure count not reset by the successful probe")
+	}
+	b.Begin(t2)
+	b.End(Failure, t2)
+	if b.Begin(t2.Add(Cooldown)) != true {
+		t.Fatal("cool-down not reset to the default after closing")
+	}
+}
+
+func TestBreakerCooldownCapped(t *testing.T) {
+	now := time.Unix(0, 0)
+	var b Breaker
+	for range FailuresToOpen {
+		b.Begin(now)
+		b.End(Failure, now)
+	}
+	for range 10 {
+		_, wait := b.State(now)
+		now = now.Add(wait)
+		if !b.Begin(now) {
+			t.Fatal("no probe after the cool-down")
+		}
+		b.End(Failure, now)
+	}
+	if _, wait := b.State(now); wait != MaxCooldown {
+		t.Errorf("cool-down %v after many failed probes, want the cap %v", wait, MaxCooldown)
+	}
+}
+
+func TestUsableAndUpAgain(t *testing.T) {
+	now := time.Unix(100, 0)
+	a, b := dep("a", 1), dep("b", 1)
+	pool := []*Deployment{a, b}
+	open := func(d *Deployment, at time.Time) {
+		for range FailuresToOpen {
+			d.Breaker.Begin(at)
+			d.Breaker.End(Failure, at)
+		}
+	}
+	open(a, now)
+	if !Usable(pool, now) || UpAgain(pool, now) != 0 {
+		t.Error("pool with one closed deployment: not usable")
+	}
+	for range 20 {
+		if pick(&Picker{}, now, pool, nil) != b {
+			t.Fatal("picked a deployment whose breaker is open")
+		}
+	}
+	open(b, now.Add(time.Second))
+	if Usable(pool, now.Add(time.Second)) || pick(&Picker{}, now.Add(time.Second), pool, nil) != nil {
+		t.Error("pool with every breaker open still usable")
+	}
+	if got := UpAgain(pool, now.Add(2*time.Second)); got != Cooldown-2*time.Second {
+		t.Errorf("UpAgain = %v, want %v (a, opened first, is probed first)", got, Cooldown-2*time.Second)
+	}
+	if !Usable(pool, now.Add(Cooldown)) {
+		t.Error("not usable once a's cool-down ended")
+	}
+}
+
+func TestRegistryOutlivesSnapshots(t *testing.T) {
+	var r Registry
+	s := r.State(Key("m", "a"))
+	s.Acquire()
+	if r.State(Key("m", "a")) != s {
+		t.Fatal("same identity, new state")
+	}
+	if r.State(Key("m", "b")) == s {
+		t.Fatal("different identity, same state")
+	}
+	r.Retain(map[string]bool{Key("m", "b"): true})
+	if r.State(Key("m", "a")).InFlight() != 0 {
+		t.Error("Retain kept a removed deployment")
 	}
 }
 
 func BenchmarkPick(b *testing.B) {
 	now := time.Unix(100, 0)
 	for _, n := range []int{1, 4} {
-		p := &Pool{}
+		var pool []*Deployment
 		for i := range n {
-			p.Endpoints = append(p.Endpoints, ep(string(rune('a'+i)), 1))
+			pool = append(pool, dep(string(rune('a'+i)), 1))
 		}
-		b.Run(string(rune('0'+n))+"-endpoints", func(b *testing.B) {
+		b.Run(string(rune('0'+n))+"-deployments", func(b *testing.B) {
+			var p Picker
 			b.ReportAllocs()
 			for b.Loop() {
-				e := p.Pick(now, nil)
-				e.Acquire()
-				e.Release()
+				var tried Tried
+				d := pool[p.Pick(now, pool, &tried)]
+				d.Breaker.Begin(now)
+				d.Acquire()
+				d.Release()
+				d.Breaker.End(Success, now)
 			}
 		})
 	}

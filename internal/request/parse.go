@@ -14,7 +14,9 @@ import (
 	"github.com/omnigate/omnigate/internal/jsonscan"
 )
 
-// Endpoint is the API a request body was sent to.
+// Endpoint is the API a request was sent to: one word for the URL path
+// (/v1/chat/completions), the kind of request and the capability a model
+// declares for it in config (chat).
 type Endpoint uint8
 
 // The endpoints whose bodies Parse reads.
@@ -35,6 +37,15 @@ func (e Endpoint) String() string {
 		return "embeddings"
 	}
 	return "endpoint(" + strconv.Itoa(int(e)) + ")"
+}
+
+// Path is the endpoint's path below /v1/: chat/completions, completions,
+// embeddings.
+func (e Endpoint) Path() string {
+	if e == Chat {
+		return "chat/completions"
+	}
+	return e.String()
 }
 
 // PartRef locates one content part: messages[Message].content[Part].

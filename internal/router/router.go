@@ -1,5 +1,5 @@
-// Package router decides which model serves a request: the one named
-// (directly or by alias), then its fallback chain.
+// Package router decides which models may serve a request, in order: the
+// one named (directly or by alias), then its fallback chain.
 package router
 
 import (
@@ -9,6 +9,7 @@ import (
 
 	"github.com/omnigate/omnigate/internal/apierror"
 	"github.com/omnigate/omnigate/internal/catalog"
+	"github.com/omnigate/omnigate/internal/request"
 )
 
 // Router resolves model names to a chain of models to try in order.
@@ -37,9 +38,14 @@ func New(cat *catalog.Catalog, fallbacks map[string][]string) (*Router, error) {
 	return r, nil
 }
 
-// Route returns the models to try for name, the requested one first.
-// An unknown name is a 404 whose message lists the available names.
-func (r *Router) Route(name string) ([]*catalog.Model, error) {
+// Route returns the models to try for a request, the one it names first.
+func (r *Router) Route(req *request.Request) ([]*catalog.Model, error) {
+	return r.Resolve(req.Model)
+}
+
+// Resolve returns the models to try for a public name or alias, that model
+// first. An unknown name is a 404 whose message lists the available names.
+func (r *Router) Resolve(name string) ([]*catalog.Model, error) {
 	m, ok := r.cat.Lookup(name)
 	if !ok {
 		e := apierror.New(http.StatusNotFound, "model_not_found",

@@ -10,6 +10,7 @@ import (
 	"github.com/omnigate/omnigate/internal/apierror"
 	"github.com/omnigate/omnigate/internal/catalog"
 	"github.com/omnigate/omnigate/internal/config"
+	"github.com/omnigate/omnigate/internal/request"
 )
 
 func testCatalog(t *testing.T) *catalog.Catalog {
@@ -47,7 +48,7 @@ func TestRoute(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			chain, err := r.Route(tc.name)
+			chain, err := r.Resolve(tc.name)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -63,7 +64,7 @@ func TestRouteUnknownModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = r.Route("gpt-4o")
+	_, err = r.Route(&request.Request{Model: "gpt-4o"})
 	var e *apierror.Error
 	if !errors.As(err, &e) {
 		t.Fatalf("got %v", err)
@@ -95,7 +96,7 @@ func BenchmarkRoute(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := r.Route("large"); err != nil {
+		if _, err := r.Route(&request.Request{Model: "large"}); err != nil {
 			b.Fatal(err)
 		}
 	}

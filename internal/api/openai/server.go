@@ -1,7 +1,7 @@
-// Package openai serves the OpenAI-compatible HTTP API: it reads the few
-// fields it needs from each request, validates them against the model's
-// limits, picks a model and a replica, and relays the upstream answer —
-// forwarding the original bytes rather than re-encoding them.
+// Package openai is the OpenAI-compatible HTTP front end: the wire and
+// nothing else. It reads and parses request bodies, hands them to the
+// request core (internal/dispatch), relays the answers (JSON or SSE, the
+// original bytes) and renders errors in OpenAI's shape.
 package openai
 
 import (
@@ -10,56 +10,42 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"time"
+	"sync/atomic"
 
 	"github.com/omnigate/omnigate/internal/apierror"
 	"github.com/omnigate/omnigate/internal/balance"
 	"github.com/omnigate/omnigate/internal/catalog"
+	"github.com/omnigate/omnigate/internal/dispatch"
 	"github.com/omnigate/omnigate/internal/request"
-	"github.com/omnigate/omnigate/internal/router"
 	"github.com/omnigate/omnigate/internal/telemetry"
 )
 
-// Options configure a Server. Catalog, Router, Pools and Metrics are required.
+// Options configure a Server. Core and Metrics are required.
 type Options struct {
-	Catalog *catalog.Catalog
-	Router  *router.Router
-	// Pools holds each model's replicas, indexed by catalog.Model.Index.
-	Pools        []*balance.Pool
+	Core         *dispatch.Core
 	Metrics      *telemetry.Metrics
 	MaxBodyBytes int64
 	Log          *slog.Logger
-	// Now is the clock; time.Now when nil.
-	Now func() time.Time
 }
 
 // Server is the HTTP handler for the whole API surface.
 type Server struct {
-	opt     Options
-	mm      []*telemetry.ModelMetrics // by model Index
-	models  []byte                    // the /v1/models body, built once
-	modelBy map[string][]byte         // /v1/models/{id} bodies
-	ids     requestIDs
-	reqs    sync.Pool // *request.Request
+	opt    Options
+	models atomic.Pointer[modelList] // rendered for the current snapshot
+	ids    requestIDs
+	views  sync.Pool // *request.Request
 }
 
 // NewServer builds the handler.
 func NewServer(opt Options) *Server {
-	if opt.Now == nil {
-		opt.Now = time.Now
-	}
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
 	if opt.MaxBodyBytes <= 0 {
 		opt.MaxBodyBytes = 32 << 20
 	}
-	s := &Server{opt: opt, modelBy: make(map[string][]byte)}
-	s.reqs.New = func() any { return new(request.Request) }
-	for _, m := range opt.Catalog.Models() {
-		s.mm = append(s.mm, opt.Metrics.Model(m.Name))
-	}
-	s.buildModelList(opt.Now().Unix())
+	s := &Server{opt: opt}
+	s.views.New = func() any { return new(request.Request) }
 	s.ids.init()
 	return s
 }
@@ -88,7 +74,7 @@ func (s *Server) serveInfo(w http.ResponseWriter, r *http.Request) {
 		if !allowGet(w, r) {
 			return
 		}
-		writeJSON(w, http.StatusOK, s.models)
+		writeJSON(w, http.StatusOK, s.modelList().all)
 	case "/healthz":
 		writeJSON(w, http.StatusOK, []byte(`{"status":"ok"}`+"\n"))
 	case "/readyz":
@@ -100,11 +86,12 @@ func (s *Server) serveInfo(w http.ResponseWriter, r *http.Request) {
 			if !allowGet(w, r) {
 				return
 			}
-			if b, ok := s.modelBy[id]; ok {
+			if b, ok := s.modelList().byID[id]; ok {
 				writeJSON(w, http.StatusOK, b)
 				return
 			}
-			_, err := s.opt.Router.Route(id)
+			snap := s.opt.Core.Snapshot()
+			_, err := snap.Router.Route(&request.Request{Model: id})
 			apierror.Write(w, err)
 			return
 		}
@@ -129,10 +116,11 @@ func writeJSON(w http.ResponseWriter, status int, b []byte) {
 
 // ready answers 200 when every model has at least one usable deployment.
 func (s *Server) ready(w http.ResponseWriter) {
-	now := s.opt.Now()
+	snap := s.opt.Core.Snapshot()
+	now := s.opt.Core.Now()
 	var down []string
-	for _, m := range s.opt.Catalog.Models() {
-		if !s.opt.Pools[m.Index].Usable(now) {
+	for _, m := range snap.Models {
+		if !balance.Usable(m.Pool, now) {
 			down = append(down, m.Name)
 		}
 	}
@@ -160,25 +148,46 @@ type modelObject struct {
 	MaxToken int      `json:"max_tokens,omitempty"`
 }
 
-func (s *Server) buildModelList(created int64) {
+// modelList is /v1/models and /v1/models/{id}, rendered once per snapshot.
+type modelList struct {
+	snap *dispatch.Snapshot
+	all  []byte
+	byID map[string][]byte
+}
+
+// modelList returns the listing for the current snapshot, rendering it
+// when the snapshot changed.
+func (s *Server) modelList() *modelList {
+	snap := s.opt.Core.Snapshot()
+	if l := s.models.Load(); l != nil && l.snap == snap {
+		return l
+	}
+	l := renderModels(snap, s.opt.Core.Now().Unix())
+	s.models.Store(l)
+	return l
+}
+
+func renderModels(snap *dispatch.Snapshot, created int64) *modelList {
+	l := &modelList{snap: snap, byID: make(map[string][]byte)}
 	var list []modelObject
-	for _, m := range s.opt.Catalog.Models() {
+	for _, m := range snap.Catalog.Models() {
 		o := modelObject{ID: m.Name, Object: "model", Created: created, OwnedBy: "omnigate", Tier: m.Tier,
 			Aliases: m.Aliases, Context: m.ContextWindow, Input: modalityNames(m.Input), Output: modalityNames(m.Output),
 			MaxToken: m.Limits.MaxTokens}
 		list = append(list, o)
-		s.modelBy[m.Name] = mustJSON(o)
+		l.byID[m.Name] = mustJSON(o)
 		for _, a := range m.Aliases {
 			ao := o
 			ao.ID, ao.AliasOf, ao.Aliases = a, m.Name, nil
 			list = append(list, ao)
-			s.modelBy[a] = mustJSON(ao)
+			l.byID[a] = mustJSON(ao)
 		}
 	}
-	s.models = mustJSON(struct {
+	l.all = mustJSON(struct {
 		Object string        `json:"object"`
 		Data   []modelObject `json:"data"`
 	}{"list", list})
+	return l
 }
 
 func modalityNames(set catalog.Modalities) []string {

@@ -1,0 +1,152 @@
+package openai
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/omnigate/omnigate/internal/apierror"
+)
+
+// relay copies the upstream answer to the client: a stream piece by piece,
+// each flushed as it arrives; a JSON answer whole (relayWhole). It returns
+// the status the client saw and, when the upstream broke the answer, why
+// (a client that went away is 499 with no error: that is not the
+// upstream's doing).
+func (s *Server) relay(ctx context.Context, w http.ResponseWriter, resp *http.Response, stream bool, reqID string) (int, error) {
+	defer resp.Body.Close()
+	h := w.Header()
+	if ct := resp.Header.Get("Content-Type"); ct != "" {
+		h.Set("Content-Type", ct)
+	}
+	if !stream {
+		return s.relayWhole(ctx, w, resp, reqID)
+	}
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(resp.StatusCode)
+	fw := &flushWriter{w: w}
+	fw.f, _ = w.(http.Flusher)
+	var err error
+	if wt, ok := resp.Body.(io.WriterTo); ok {
+		// The body writes each piece straight from its connection buffer:
+		// an idle stream holds no buffer here at all.
+		_, err = wt.WriteTo(fw)
+	} else {
+		err = s.copyStream(fw, resp.Body)
+	}
+	switch {
+	case fw.err != nil || (err != nil && ctx.Err() != nil):
+		s.opt.Log.Info("client went away", "request_id", reqID, "stream", true)
+		return apierror.StatusClientClosed, nil
+	case err != nil:
+		// The status line is gone; tell the client in the stream, as
+		// OpenAI does, and end it without [DONE] so it never looks whole.
+		e := apierror.New(http.StatusBadGateway, "upstream_stream_error", "The upstream stream ended abnormally.")
+		e.Err = err
+		fw.Write([]byte("data: "))
+		fw.Write(e.JSON())
+		fw.Write([]byte("\n\n"))
+		fw.Flush()
+		s.opt.Log.Warn("stream cut", "request_id", reqID, "err", err)
+		return http.StatusBadGateway, err
+	}
+	return resp.StatusCode, nil
+}
+
+// copyStream copies a body that has no WriteTo, flushing each read. Its
+// buffer lives as long as the stream, so it is small (10,000 idle streams
+// must fit in a few hundred MB).
+func (s *Server) copyStream(fw *flushWriter, body io.Reader) error {
+	buf := getBuf(4 << 10)
+	defer putBuf(buf)
+	p := (*buf)[:4<<10]
+	for {
+		n, err := body.Read(p)
+		if n > 0 {
+			if _, werr := fw.Write(p[:n]); werr != nil {
+				return werr
+			}
+			fw.Flush()
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// wholeBody is the largest non-streaming answer relayWhole reads whole
+// before it writes: most completions are smaller.
+const wholeBody = 32 << 10
+
+// relayWhole relays a non-streaming answer (relay has set its
+// Content-Type). One that fits wholeBody is read whole before anything is
+// written, then sent with its Content-Length in one write, however many
+// pieces it arrived in (the model-name rewrite leaves the length unknown
+// until then); an upstream that cuts it short gets the client a clear
+// error instead of a broken connection. A larger answer is copied as it
+// comes.
+func (s *Server) relayWhole(ctx context.Context, w http.ResponseWriter, resp *http.Response, reqID string) (int, error) {
+	size := wholeBody
+	if resp.ContentLength >= 0 && resp.ContentLength < int64(size) {
+		size = int(resp.ContentLength) + 1 // +1 reads EOF with the last byte
+	}
+	buf := getBuf(size)
+	defer putBuf(buf)
+	p := (*buf)[:size]
+	n, err := readFull(resp.Body, p)
+	h := w.Header()
+	switch {
+	case err == io.EOF:
+		h.Set("Content-Length", strconv.Itoa(n))
+		w.WriteHeader(resp.StatusCode)
+		if _, werr := w.Write(p[:n]); werr != nil {
+			return apierror.StatusClientClosed, nil
+		}
+		return resp.StatusCode, nil
+	case err != nil:
+		if ctx.Err() != nil {
+			return apierror.StatusClientClosed, nil
+		}
+		s.opt.Log.Warn("response cut", "request_id", reqID, "err", err)
+		return apierror.Write(w, err).Status, err
+	}
+	if resp.ContentLength >= 0 {
+		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
+	}
+	w.WriteHeader(resp.StatusCode)
+	for {
+		if n > 0 {
+			if _, werr := w.Write(p[:n]); werr != nil {
+				return apierror.StatusClientClosed, nil
+			}
+		}
+		if err == io.EOF {
+			return resp.StatusCode, nil
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return apierror.StatusClientClosed, nil
+			}
+			// A truncated JSON body must not look complete: abort the connection.
+			s.opt.Log.Warn("response cut", "request_id", reqID, "err", err)
+			panic(http.ErrAbortHandler)
+		}
+		n, err = resp.Body.Read(p)
+	}
+}
+
+// readFull reads into p until it is full (err nil) or the reader fails
+// (io.EOF at the end of the body).
+func readFull(r io.Reader, p []byte) (n int, err error) {
+	for n < len(p) && err == nil {
+		var m int
+		m, err = r.Read(p[n:])
+		n += m
+	}
+	return n, err
+}

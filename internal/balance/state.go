@@ -1,0 +1,89 @@
+// Package balance chooses the deployment (one replica of a model) that
+// serves a request: filters drop the ones that cannot take it, a scorer
+// ranks the rest, a picker chooses. Live state per deployment (in-flight
+// count, circuit breaker, scraped engine metrics) is kept apart from the
+// configuration, in a Registry that outlives config reloads.
+package balance
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/omnigate/omnigate/internal/backend"
+	"github.com/omnigate/omnigate/internal/config"
+)
+
+// State is one deployment's live state, shared by every request and every
+// config snapshot that uses the deployment.
+type State struct {
+	inflight atomic.Int64
+	Breaker  Breaker
+	// Engine is the last engine metrics scrape (nil until one lands).
+	Engine atomic.Pointer[EngineMetrics]
+}
+
+// EngineMetrics is what an engine's own /metrics said, and when.
+type EngineMetrics struct {
+	At      time.Time
+	Running int     // requests the engine is decoding
+	Waiting int     // requests queued in the engine
+	KVUsage float64 // KV-cache use, 0..1
+}
+
+// InFlight is the number of requests the gateway has open on the deployment.
+func (s *State) InFlight() int64 { return s.inflight.Load() }
+
+// Acquire counts a request on the deployment; Release ends it.
+func (s *State) Acquire() { s.inflight.Add(1) }
+
+// Release ends a request counted by Acquire.
+func (s *State) Release() { s.inflight.Add(-1) }
+
+// Registry holds the live state of every deployment by identity (model and
+// deployment name), so a config reload that keeps a deployment keeps its
+// counters and breaker.
+type Registry struct {
+	mu sync.Mutex
+	m  map[string]*State
+}
+
+// Key is a deployment's identity in the registry.
+func Key(model, deployment string) string { return model + "/" + deployment }
+
+// State returns the state for key, creating it on first use.
+func (r *Registry) State(key string) *State {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s, ok := r.m[key]; ok {
+		return s
+	}
+	if r.m == nil {
+		r.m = make(map[string]*State)
+	}
+	s := new(State)
+	r.m[key] = s
+	return s
+}
+
+// Retain forgets the deployments not in keep (removed by a reload).
+func (r *Registry) Retain(keep map[string]bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k := range r.m {
+		if !keep[k] {
+			delete(r.m, k)
+		}
+	}
+}
+
+// Deployment is one deployment of a model in a config snapshot: its
+// configuration, the backend that sends to it, and its live state.
+type Deployment struct {
+	Config  config.Deployment
+	Backend backend.Backend
+	*State
+}
+
+// weight is the configured weight, at least 1.
+func (d *Deployment) weight() float64 { return float64(max(d.Config.Weight, 1)) }

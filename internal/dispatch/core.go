@@ -1,0 +1,289 @@
+// Package dispatch is the request core: one pipeline that every front end
+// (HTTP today; gRPC and background jobs use the same seam) calls with a
+// parsed request. It routes to a chain of models, checks the request
+// against each model's limits (clamping or defaulting values by splicing
+// the original bytes), picks a deployment, sends, and judges every outcome
+// in one place (verdict.go) to decide on retries, fallbacks and the
+// deployment's health. It never sees the client's connection: it returns
+// the upstream answer for the front end to relay, and hears back once the
+// relay is done.
+package dispatch
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/omnigate/omnigate/internal/apierror"
+	"github.com/omnigate/omnigate/internal/backend"
+	"github.com/omnigate/omnigate/internal/balance"
+	"github.com/omnigate/omnigate/internal/catalog"
+	"github.com/omnigate/omnigate/internal/clock"
+	"github.com/omnigate/omnigate/internal/limits"
+	"github.com/omnigate/omnigate/internal/request"
+	"github.com/omnigate/omnigate/internal/telemetry"
+)
+
+// Router chooses the models that may serve a request, in the order to try.
+type Router interface {
+	Route(r *request.Request) ([]*catalog.Model, error)
+}
+
+// Picker chooses a deployment of pool that is not in tried: its index, or
+// -1 when there is none.
+type Picker interface {
+	Pick(now time.Time, pool []*balance.Deployment, tried *balance.Tried) int
+}
+
+// Options configure a Core. Metrics is required.
+type Options struct {
+	Metrics *telemetry.Metrics
+	Clock   clock.Clock     // clock.Real when nil
+	Picker  Picker          // a zero balance.Picker when nil
+	Log     *slog.Logger    // slog.Default when nil
+	OnSwap  func(*Snapshot) // called after a Swap with the new snapshot
+}
+
+// Core runs the pipeline over the current snapshot.
+type Core struct {
+	snap    atomic.Pointer[Snapshot]
+	clock   clock.Clock
+	picker  Picker
+	metrics *telemetry.Metrics
+	log     *slog.Logger
+	views   sync.Pool // *request.Request, working copies for clamps and defaults
+}
+
+// New returns a core serving snap.
+func New(snap *Snapshot, opt Options) *Core {
+	c := &Core{clock: opt.Clock, picker: opt.Picker, metrics: opt.Metrics, log: opt.Log}
+	if c.clock == nil {
+		c.clock = clock.Real{}
+	}
+	if c.picker == nil {
+		c.picker = &balance.Picker{}
+	}
+	if c.log == nil {
+		c.log = slog.Default()
+	}
+	c.views.New = func() any { return new(request.Request) }
+	c.snap.Store(snap)
+	return c
+}
+
+// Snapshot returns the configuration requests are served with now.
+func (c *Core) Snapshot() *Snapshot { return c.snap.Load() }
+
+// Swap installs a new snapshot for the requests that start from now on and
+// returns the previous one (requests already running keep theirs).
+func (c *Core) Swap(s *Snapshot) *Snapshot { return c.snap.Swap(s) }
+
+// Now is the core's clock.
+func (c *Core) Now() time.Time { return c.clock.Now() }
+
+// Call is one request through the core. The front end fills Req (parsed
+// from Body, left unmodified by the core), Body and RequestID, and passes
+// the same Call to Do and then to Done.
+type Call struct {
+	Req       *request.Request
+	Body      []byte
+	RequestID string
+
+	start     time.Time
+	requested *Model // after routing; nil when routing failed
+}
+
+// Answer is an upstream answer for the front end to relay.
+type Answer struct {
+	// Resp is the 2xx upstream response: its Body is JSON, or an SSE
+	// stream when Req.Stream. The front end closes it.
+	Resp *http.Response
+	// Model is the model that answered (a fallback, perhaps).
+	Model *Model
+	// Deployment is the deployment that answered.
+	Deployment *balance.Deployment
+	// Clamped lists the parameters clamped to the model's limits, for the
+	// X-Omnigate-Clamped header: "max_tokens=4096, temperature=2".
+	Clamped string
+}
+
+// Do serves call up to the upstream answer. With an Answer the front end
+// relays it; either way it then calls Done once. Errors are
+// *apierror.Error values ready to render.
+func (c *Core) Do(ctx context.Context, call *Call) (*Answer, error) {
+	call.start = c.clock.Now()
+	snap := c.snap.Load()
+	chain, err := snap.Router.Route(call.Req)
+	if err != nil {
+		return nil, err
+	}
+	call.requested = snap.Model(chain[0])
+	call.requested.Metrics.Inflight.Inc()
+
+	var lastErr error
+	for i, cm := range chain {
+		m := snap.Model(cm)
+		a, err, next := c.tryModel(ctx, call, m, i == 0)
+		if err == nil {
+			return a, nil
+		}
+		if !next {
+			return nil, err
+		}
+		if err != errSkip {
+			lastErr = err
+		}
+	}
+	if lastErr == nil {
+		lastErr = apierror.New(http.StatusServiceUnavailable, "no_deployment", "No deployment of %q is available.", call.requested.Name)
+	}
+	return nil, lastErr
+}
+
+// errSkip marks a fallback model that cannot take the request as sent.
+var errSkip = &apierror.Error{Status: http.StatusBadRequest, Message: "skipped"}
+
+// tryModel checks the request against one model of the chain and sends it
+// to the model's deployments. next reports whether the chain goes on to
+// the next model after err.
+func (c *Core) tryModel(ctx context.Context, call *Call, m *Model, first bool) (a *Answer, err error, next bool) {
+	r := call.Req
+	if !m.Serves(r.Endpoint.String()) {
+		if first {
+			return nil, apierror.Invalid("model", "The model %q does not serve /v1/%s.", m.Name, r.Endpoint.Path()), false
+		}
+		return nil, errSkip, true
+	}
+	clamp, err := limits.Check(r, m.Model)
+	if err != nil {
+		if first {
+			return nil, err, false
+		}
+		return nil, errSkip, true // this fallback cannot take the request as sent
+	}
+	// Clamps and defaults go into a working copy of the view, whose
+	// spans Edit keeps exact, so the body is never parsed twice.
+	view, body := r, call.Body
+	dflt := limits.DefaultMaxTokens(r, m.Model)
+	if len(clamp) > 0 || dflt > 0 {
+		view = c.views.Get().(*request.Request)
+		defer c.views.Put(view)
+		*view = *r
+		if len(clamp) > 0 {
+			body = clamp.Apply(view, body)
+			for _, x := range clamp {
+				m.Metrics.Clamped(x.Param)
+			}
+		}
+		if dflt > 0 {
+			body = view.SetMaxTokens(body, dflt)
+		}
+	}
+	if !first {
+		call.requested.Metrics.Fallback(m.Name)
+	}
+	a, err = c.send(ctx, call, m, view, body)
+	if err != nil {
+		return nil, err, judge(ctx, err).retry
+	}
+	if len(clamp) > 0 {
+		a.Clamped = clamp.Header()
+	}
+	return a, nil, false
+}
+
+// send tries the model's deployments until one answers or the verdict on
+// a failure says another would not do better.
+func (c *Core) send(ctx context.Context, call *Call, m *Model, view *request.Request, body []byte) (*Answer, error) {
+	var tried balance.Tried
+	var lastErr error
+	for {
+		now := c.clock.Now()
+		i := c.picker.Pick(now, m.Pool, &tried)
+		if i < 0 {
+			if lastErr == nil {
+				e := apierror.New(http.StatusServiceUnavailable, "no_deployment", "No deployment of %q is available.", m.Name)
+				e.RetryAfter = balance.UpAgain(m.Pool, now) // every breaker is open
+				lastErr = e
+			}
+			return nil, lastErr
+		}
+		tried.Add(i)
+		d := m.Pool[i]
+		if !d.Breaker.Begin(now) {
+			continue // another request took the half-open probe
+		}
+		d.Acquire()
+		resp, err := d.Backend.Do(ctx, &backend.Request{
+			Endpoint: view.Endpoint.Path(), Body: body, ModelSpan: view.ModelSpan,
+			PublicModel: m.Name, Stream: view.Stream, RequestID: call.RequestID,
+		})
+		if err == nil {
+			m.Metrics.Upstream(d.Config.Name, statusLabel(resp.StatusCode))
+			return &Answer{Resp: resp, Model: m, Deployment: d}, nil
+		}
+		v := c.end(ctx, m, d, err)
+		if !v.retry {
+			return nil, err
+		}
+		lastErr = err
+	}
+}
+
+// end closes one attempt on d: the verdict feeds the breaker and the
+// upstream metric, and the in-flight count drops.
+func (c *Core) end(ctx context.Context, m *Model, d *balance.Deployment, err error) verdict {
+	d.Release()
+	v := judge(ctx, err)
+	if v.outcome != "client_closed" {
+		m.Metrics.Upstream(d.Config.Name, v.outcome)
+	}
+	from, to := d.Breaker.End(v.health, c.clock.Now())
+	if from != to {
+		c.log.Warn("breaker", "model", m.Name, "deployment", d.Config.Name, "from", from.String(), "to", to.String(), "err", err)
+	}
+	return v
+}
+
+// Done ends a call: a (nil when Do failed) has been relayed with the
+// client-facing status, and err is what broke the relay, if anything (a
+// stream the upstream cut counts against its deployment). It records the
+// request's metrics.
+func (c *Core) Done(call *Call, a *Answer, status int, err error) {
+	if a != nil {
+		if err == nil && status == apierror.StatusClientClosed {
+			err = context.Canceled
+		}
+		c.endRelay(a, err)
+	}
+	m := call.requested
+	if m == nil {
+		c.metrics.Request("", status)
+		return
+	}
+	m.Metrics.Inflight.Dec()
+	m.Metrics.Request(status)
+	if status < 400 {
+		m.Metrics.Latency.Observe(c.clock.Now().Sub(call.start).Seconds())
+	}
+}
+
+// endRelay gives the relay's outcome to the deployment that answered.
+func (c *Core) endRelay(a *Answer, err error) {
+	d := a.Deployment
+	d.Release()
+	health := balance.Success
+	switch {
+	case err == context.Canceled:
+		health = balance.Neutral // the client left
+	case err != nil:
+		health = judge(context.Background(), err).health
+	}
+	from, to := d.Breaker.End(health, c.clock.Now())
+	if from != to {
+		c.log.Warn("breaker", "model", a.Model.Name, "deployment", d.Config.Name, "from", from.String(), "to", to.String(), "err", err)
+	}
+}

@@ -1,0 +1,39 @@
+package dispatch
+
+import (
+	"github.com/omnigate/omnigate/internal/balance"
+	"github.com/omnigate/omnigate/internal/catalog"
+	"github.com/omnigate/omnigate/internal/telemetry"
+)
+
+// Snapshot is one configuration, compiled: the catalog, the router and a
+// runtime object per model. It is immutable once built; a reload builds a
+// new one and Core.Swap installs it. Live state is not here: each
+// deployment's State comes from the Registry, shared across snapshots.
+type Snapshot struct {
+	Catalog *catalog.Catalog
+	Router  Router
+	// Models holds one runtime object per model, by catalog.Model.Index.
+	Models []*Model
+	// Closers release what the snapshot's backends hold (embedded
+	// simulators), once no request uses them.
+	Closers []func()
+}
+
+// Model is one model's runtime object: its catalog entry, its deployments
+// and its metric handles, together.
+type Model struct {
+	*catalog.Model
+	Pool    []*balance.Deployment
+	Metrics *telemetry.ModelMetrics
+}
+
+// Model returns the runtime object of a catalog model of this snapshot.
+func (s *Snapshot) Model(m *catalog.Model) *Model { return s.Models[m.Index] }
+
+// Close runs the closers.
+func (s *Snapshot) Close() {
+	for _, c := range s.Closers {
+		c()
+	}
+}

@@ -1,0 +1,89 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/omnigate/omnigate/internal/apierror"
+	"github.com/omnigate/omnigate/internal/backend"
+	"github.com/omnigate/omnigate/internal/balance"
+)
+
+// verdict is what one attempt's outcome means: for the deployment's
+// health, for whether another deployment or model may succeed, and as the
+// outcome label of the upstream metric. judge is the one place that
+// decides it; nothing else reads errors to make these calls.
+type verdict struct {
+	health  balance.Outcome
+	retry   bool
+	outcome string
+}
+
+// judge classifies the outcome of an attempt (err nil: the deployment
+// answered 2xx) or of the relay of its answer (err: what broke it). ctx is
+// the request's context: once it is done, nothing is learnt.
+func judge(ctx context.Context, err error) verdict {
+	switch {
+	case err == nil:
+		return verdict{health: balance.Success, outcome: "200"}
+	case ctx.Err() != nil:
+		return verdict{health: balance.Neutral, outcome: "client_closed"}
+	case backend.IsLocal(err):
+		// The gateway's own limit: every other deployment would fail the
+		// same way, and it says nothing about this one.
+		return verdict{health: balance.Neutral, outcome: "gateway_limit"}
+	}
+	var dial *backend.DialError
+	if errors.As(err, &dial) {
+		return verdict{health: balance.Failure, retry: true, outcome: "unreachable"}
+	}
+	var e *apierror.Error
+	if !errors.As(err, &e) {
+		return verdict{health: balance.Failure, outcome: "error"}
+	}
+	var te *backend.TimeoutError
+	var ce *backend.ConnError
+	v := verdict{outcome: statusLabel(e.Status)}
+	switch {
+	case errors.As(err, &te):
+		// A connect timeout never reached the engine; a later one may
+		// have, and is not retried (yet) so the engine is not asked twice.
+		v.health, v.retry = balance.Failure, te.Phase == backend.PhaseConnect
+	case errors.As(err, &ce):
+		v.health, v.retry = balance.Failure, true
+	case e.Status == http.StatusTooManyRequests:
+		v.health = balance.Neutral // busy, not broken
+	case e.Status == http.StatusBadGateway || e.Status == http.StatusServiceUnavailable:
+		v.health, v.retry = balance.Failure, true
+	case e.Status >= 500:
+		v.health = balance.Failure
+	default:
+		v.health = balance.Success // it answered; the request was at fault
+	}
+	return v
+}
+
+// statusLabel renders common statuses without allocating.
+func statusLabel(code int) string {
+	switch code {
+	case 200:
+		return "200"
+	case 400:
+		return "400"
+	case 404:
+		return "404"
+	case 429:
+		return "429"
+	case 500:
+		return "500"
+	case 502:
+		return "502"
+	case 503:
+		return "503"
+	case 504:
+		return "504"
+	}
+	return strconv.Itoa(code)
+}
