@@ -13,6 +13,7 @@ build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/omnigate
 
 vet:
+	$(GO) mod tidy -diff                                    # go.mod and go.sum are tidy
 	$(GO) vet ./...
 	GOOS=darwin $(GO) vet ./...                            # the gateway and its tests build on macOS
 	GOOS=windows $(GO) build -o /dev/null ./cmd/omnigate    # and the binary on Windows

@@ -1,6 +1,7 @@
-// Package telemetry holds omnigate's Prometheus metrics. Label values are
-// resolved once per model and status so the hot path does no map hashing of
-// label sets beyond one lookup.
+// Package telemetry holds omnigate's Prometheus metrics. The per-model
+// latency and in-flight series are resolved once per model, and request
+// counters once per (model, status) in a small cache; the rarer series
+// (upstream outcomes, fallbacks, clamps) are looked up by label values.
 package telemetry
 
 import (

@@ -2,25 +2,31 @@ package openai
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/omnigate/omnigate/internal/apierror"
+	"github.com/omnigate/omnigate/internal/jsonscan"
 )
 
-// relay copies the upstream answer to the client: a stream piece by piece,
-// each flushed as it arrives; a JSON answer whole (relayWhole). It returns
+// relay copies the upstream answer to the client: an event stream piece by
+// piece, each flushed as it arrives; a JSON answer whole (relayWhole). The
+// answer's Content-Type decides, not the request: an engine that ignores
+// stream:true and answers JSON is relayed as JSON. It returns
 // the status the client saw and, when the upstream broke the answer, why
 // (a client that went away is 499 with no error: that is not the
 // upstream's doing).
-func (s *Server) relay(ctx context.Context, w http.ResponseWriter, resp *http.Response, stream bool, reqID string) (int, error) {
+func (s *Server) relay(ctx context.Context, w http.ResponseWriter, resp *http.Response, reqID string) (int, error) {
 	defer resp.Body.Close()
 	h := w.Header()
-	if ct := resp.Header.Get("Content-Type"); ct != "" {
+	ct := resp.Header.Get("Content-Type")
+	if ct != "" {
 		h.Set("Content-Type", ct)
 	}
-	if !stream {
+	if !strings.HasPrefix(ct, "text/event-stream") {
 		return s.relayWhole(ctx, w, resp, reqID)
 	}
 	h.Set("Cache-Control", "no-cache")
@@ -101,6 +107,12 @@ func (s *Server) relayWhole(ctx context.Context, w http.ResponseWriter, resp *ht
 	n, err := readFull(resp.Body, p)
 	h := w.Header()
 	switch {
+	case err == io.EOF && jsonscan.Check(p[:n]) != nil:
+		// A 2xx that is not JSON is no answer: never pass it on as one.
+		e := apierror.New(http.StatusBadGateway, "upstream_invalid_response", "The upstream answered with a body that is not valid JSON.")
+		e.Err = fmt.Errorf("upstream body %q: %w", clip(p[:n]), jsonscan.Check(p[:n]))
+		s.opt.Log.Warn("invalid upstream answer", "request_id", reqID, "err", e.Err)
+		return apierror.Write(w, e).Status, e
 	case err == io.EOF:
 		h.Set("Content-Length", strconv.Itoa(n))
 		w.WriteHeader(resp.StatusCode)
@@ -149,4 +161,12 @@ func readFull(r io.Reader, p []byte) (n int, err error) {
 		n += m
 	}
 	return n, err
+}
+
+// clip shortens an upstream body for a log line.
+func clip(b []byte) []byte {
+	if len(b) > 256 {
+		return b[:256]
+	}
+	return b
 }
