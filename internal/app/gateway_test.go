@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -272,6 +273,24 @@ func TestMetrics(t *testing.T) {
 		`omnigate_requests_total{code="404",model=""} 1`,
 	} {
 		if !bytes.Contains(m, []byte(want)) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	// The answer's usage is counted, from the relayed bytes.
+	var usage struct {
+		Usage struct {
+			PromptTokens     int `json:"prompt_tokens"`
+			CompletionTokens int `json:"completion_tokens"`
+		}
+	}
+	if err := json.Unmarshal(b, &usage); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		fmt.Sprintf(`omnigate_tokens_total{kind="prompt",model="qwen3-omni-7b"} %d`+"\n", usage.Usage.PromptTokens),
+		fmt.Sprintf(`omnigate_tokens_total{kind="completion",model="qwen3-omni-7b"} %d`+"\n", usage.Usage.CompletionTokens),
+	} {
+		if usage.Usage.CompletionTokens == 0 || !bytes.Contains(m, []byte(want)) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}

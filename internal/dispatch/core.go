@@ -108,7 +108,12 @@ type Answer struct {
 	// Clamped lists the parameters clamped to the model's limits, for the
 	// X-Omnigate-Clamped header: "max_tokens=4096, temperature=2".
 	Clamped string
+
+	usage usageTap
 }
+
+// Tap is what the front end feeds the relayed bytes to.
+func (a *Answer) Tap() Tap { return &a.usage }
 
 // Do serves call up to the upstream answer. With an Answer the front end
 // relays it; either way it then calls Done once. Errors are
@@ -266,6 +271,11 @@ func (c *Core) Done(call *Call, a *Answer, status int, err error) {
 	}
 	m.Metrics.Inflight.Dec()
 	m.Metrics.Request(status)
+	if a != nil {
+		if u, ok := a.usage.usage(); ok {
+			a.Model.Metrics.Tokens(u.PromptTokens, u.CompletionTokens)
+		}
+	}
 	if status < 400 {
 		m.Metrics.Latency.Observe(c.clock.Now().Sub(call.start).Seconds())
 	}

@@ -26,6 +26,7 @@ type Metrics struct {
 	inflight  *prometheus.GaugeVec
 	fallbacks *prometheus.CounterVec
 	clamped   *prometheus.CounterVec
+	tokens    *prometheus.CounterVec
 
 	mu    sync.RWMutex
 	byKey map[reqKey]prometheus.Counter
@@ -65,9 +66,13 @@ func New() *Metrics {
 			Name: "omnigate_clamped_params_total",
 			Help: "Parameters clamped to a model's limits, by model and parameter.",
 		}, []string{"model", "param"}),
+		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "omnigate_tokens_total",
+			Help: "Tokens in answers' usage, by the model that answered and kind (prompt, completion).",
+		}, []string{"model", "kind"}),
 		byKey: make(map[reqKey]prometheus.Counter),
 	}
-	m.reg.MustRegister(m.latency, m.requests, m.upstream, m.inflight, m.fallbacks, m.clamped,
+	m.reg.MustRegister(m.latency, m.requests, m.upstream, m.inflight, m.fallbacks, m.clamped, m.tokens,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -82,7 +87,8 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 // Model returns the per-model handles, resolved once at startup.
 func (m *Metrics) Model(name string) *ModelMetrics {
-	return &ModelMetrics{m: m, name: name, Latency: m.latency.WithLabelValues(name), Inflight: m.inflight.WithLabelValues(name)}
+	return &ModelMetrics{m: m, name: name, Latency: m.latency.WithLabelValues(name), Inflight: m.inflight.WithLabelValues(name),
+		prompt: m.tokens.WithLabelValues(name, "prompt"), completion: m.tokens.WithLabelValues(name, "completion")}
 }
 
 // ModelMetrics are one model's pre-resolved metric handles.
@@ -91,6 +97,18 @@ type ModelMetrics struct {
 	name     string
 	Latency  prometheus.Observer
 	Inflight prometheus.Gauge
+
+	prompt, completion prometheus.Counter
+}
+
+// Tokens counts the usage of one answer.
+func (mm *ModelMetrics) Tokens(prompt, completion int64) {
+	if prompt > 0 {
+		mm.prompt.Add(float64(prompt))
+	}
+	if completion > 0 {
+		mm.completion.Add(float64(completion))
+	}
 }
 
 // Request counts one finished client request with its status.

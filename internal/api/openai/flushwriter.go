@@ -3,6 +3,8 @@ package openai
 import (
 	"io"
 	"net/http"
+
+	"github.com/omnigate/omnigate/internal/dispatch"
 )
 
 // flushWriter is the client connection as a writer with a Flush method: a
@@ -14,6 +16,7 @@ import (
 type flushWriter struct {
 	w   io.Writer
 	f   http.Flusher // nil: no flushing
+	tap dispatch.Tap // sees every piece written
 	err error
 }
 
@@ -22,6 +25,7 @@ func (fw *flushWriter) Write(p []byte) (int, error) {
 	if fw.err != nil {
 		return 0, fw.err
 	}
+	fw.tap.Write(p)
 	n, err := fw.w.Write(p)
 	if err != nil {
 		fw.err = err

@@ -56,7 +56,7 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ep request.Endpoi
 		call.Body = nil
 		held.release()
 	}
-	status, rerr := s.relay(r.Context(), w, a.Resp, reqID)
+	status, rerr := s.relay(r.Context(), w, a, reqID)
 	s.opt.Core.Done(&call, a, status, rerr)
 }
 

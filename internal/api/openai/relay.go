@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/omnigate/omnigate/internal/apierror"
+	"github.com/omnigate/omnigate/internal/dispatch"
 	"github.com/omnigate/omnigate/internal/jsonscan"
 )
 
@@ -19,7 +20,8 @@ import (
 // the status the client saw and, when the upstream broke the answer, why
 // (a client that went away is 499 with no error: that is not the
 // upstream's doing).
-func (s *Server) relay(ctx context.Context, w http.ResponseWriter, resp *http.Response, reqID string) (int, error) {
+func (s *Server) relay(ctx context.Context, w http.ResponseWriter, a *dispatch.Answer, reqID string) (int, error) {
+	resp := a.Resp
 	defer resp.Body.Close()
 	h := w.Header()
 	ct := resp.Header.Get("Content-Type")
@@ -27,12 +29,12 @@ func (s *Server) relay(ctx context.Context, w http.ResponseWriter, resp *http.Re
 		h.Set("Content-Type", ct)
 	}
 	if !strings.HasPrefix(ct, "text/event-stream") {
-		return s.relayWhole(ctx, w, resp, reqID)
+		return s.relayWhole(ctx, w, resp, a.Tap(), reqID)
 	}
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(resp.StatusCode)
-	fw := &flushWriter{w: w}
+	fw := &flushWriter{w: w, tap: a.Tap()}
 	fw.f, _ = w.(http.Flusher)
 	var err error
 	if wt, ok := resp.Body.(io.WriterTo); ok {
@@ -96,7 +98,7 @@ const wholeBody = 32 << 10
 // until then); an upstream that cuts it short gets the client a clear
 // error instead of a broken connection. A larger answer is copied as it
 // comes.
-func (s *Server) relayWhole(ctx context.Context, w http.ResponseWriter, resp *http.Response, reqID string) (int, error) {
+func (s *Server) relayWhole(ctx context.Context, w http.ResponseWriter, resp *http.Response, tap dispatch.Tap, reqID string) (int, error) {
 	size := wholeBody
 	if resp.ContentLength >= 0 && resp.ContentLength < int64(size) {
 		size = int(resp.ContentLength) + 1 // +1 reads EOF with the last byte
@@ -114,6 +116,7 @@ func (s *Server) relayWhole(ctx context.Context, w http.ResponseWriter, resp *ht
 		s.opt.Log.Warn("invalid upstream answer", "request_id", reqID, "err", e.Err)
 		return apierror.Write(w, e).Status, e
 	case err == io.EOF:
+		tap.Write(p[:n])
 		h.Set("Content-Length", strconv.Itoa(n))
 		w.WriteHeader(resp.StatusCode)
 		if _, werr := w.Write(p[:n]); werr != nil {
@@ -133,6 +136,7 @@ func (s *Server) relayWhole(ctx context.Context, w http.ResponseWriter, resp *ht
 	w.WriteHeader(resp.StatusCode)
 	for {
 		if n > 0 {
+			tap.Write(p[:n])
 			if _, werr := w.Write(p[:n]); werr != nil {
 				return apierror.StatusClientClosed, nil
 			}

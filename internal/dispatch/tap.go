@@ -1,0 +1,142 @@
+package dispatch
+
+import (
+	"bytes"
+
+	"github.com/omnigate/omnigate/internal/jsonscan"
+)
+
+// Tap sees an answer's bytes as the front end relays them, without
+// holding up or changing the relay: token usage today; a cache tee and a
+// stream's continuation record plug in the same way. Write gets each piece
+// as it goes to the client; the core reads the tap when the call is Done.
+type Tap interface {
+	Write(p []byte)
+}
+
+// Usage is the token usage an answer reported.
+type Usage struct {
+	PromptTokens, CompletionTokens int64
+}
+
+// usageTap finds the "usage" object of a JSON answer or of a stream's
+// final chunk (stream_options.include_usage). It copies only from the
+// "usage" key on, into a small fixed buffer, so pieces that split the
+// object still parse and a long answer costs one byte search per piece.
+type usageTap struct {
+	buf  [256]byte
+	n    int  // bytes in buf
+	open bool // inside a usage object not yet complete
+	last Usage
+	seen bool
+	// tail is the end of the last piece, for a key split across pieces.
+	tail  [8]byte
+	ntail int
+}
+
+var usageKey = []byte(`"usage":`)
+
+// Write scans one relayed piece.
+func (t *usageTap) Write(p []byte) {
+	if !t.open && t.ntail > 0 {
+		// The key may have started at the end of the last piece.
+		var joint [2 * len(t.tail)]byte
+		n := copy(joint[:], t.tail[:t.ntail])
+		n += copy(joint[n:], p[:min(len(p), len(usageKey)-1)])
+		if i := bytes.Index(joint[:n], usageKey); i >= 0 {
+			p = p[i+len(usageKey)-t.ntail:]
+			t.open, t.n = true, 0
+		}
+	}
+	t.keepTail(p)
+	for len(p) > 0 {
+		if !t.open {
+			i := bytes.Index(p, usageKey)
+			if i < 0 {
+				return
+			}
+			p = p[i+len(usageKey):]
+			t.open, t.n = true, 0
+		}
+		k := copy(t.buf[t.n:], p)
+		t.n += k
+		end := objectEnd(t.buf[:t.n])
+		switch {
+		case end < 0:
+			t.open = false // "usage": null, or not an object
+		case end > 0:
+			t.parse(t.buf[:end])
+			t.open = false
+			used := end - (t.n - k) // bytes of p that completed the object
+			p = p[max(used, 0):]
+		case t.n == len(t.buf):
+			t.open = false // not a usage object we understand; look again later
+			p = p[k:]
+		default:
+			return // the object continues in the next piece
+		}
+	}
+}
+
+// keepTail remembers the last bytes seen, which may begin the key.
+func (t *usageTap) keepTail(p []byte) {
+	if len(p) >= len(usageKey)-1 {
+		t.ntail = copy(t.tail[:], p[len(p)-(len(usageKey)-1):])
+		return
+	}
+	// A short piece: keep what fits of the old tail and all of p.
+	keep := min(t.ntail, len(usageKey)-1-len(p))
+	copy(t.tail[:], t.tail[t.ntail-keep:t.ntail])
+	t.ntail = keep + copy(t.tail[keep:], p)
+}
+
+// objectEnd returns the length of the JSON object (after leading blanks)
+// at the start of b, or 0 when it is not complete yet or not an object.
+func objectEnd(b []byte) int {
+	depth, inStr, esc := 0, false, false
+	for i, c := range b {
+		switch {
+		case inStr:
+			if esc {
+				esc = false
+			} else if c == '\\' {
+				esc = true
+			} else if c == '"' {
+				inStr = false
+			}
+		case c == '"':
+			inStr = true
+		case c == '{':
+			depth++
+		case c == '}':
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+		case depth == 0 && c != ' ' && c != '\t' && c != '\r' && c != '\n':
+			return -1 // null or another value: no usage here
+		}
+	}
+	return 0
+}
+
+func (t *usageTap) parse(obj []byte) {
+	var u Usage
+	err := jsonscan.ObjectEach(obj, func(k, v []byte, _ int) error {
+		switch {
+		case jsonscan.Equal(k, "prompt_tokens"):
+			u.PromptTokens, _ = jsonscan.ParseInt(v)
+		case jsonscan.Equal(k, "completion_tokens"):
+			u.CompletionTokens, _ = jsonscan.ParseInt(v)
+		}
+		return nil
+	})
+	if err == nil {
+		t.last, t.seen = u, true
+	}
+}
+
+// usage returns the last usage seen.
+func (t *usageTap) usage() (Usage, bool) { return t.last, t.seen }
+
+var _ Tap = (*usageTap)(nil)
