@@ -71,6 +71,31 @@ func (c *chunkEncoder) token(index int, text string) {
 	c.close("")
 }
 
+// toolOpen appends the chunk that opens tool call n of a choice: its id,
+// type and name, with empty arguments, as OpenAI streams them.
+func (c *chunkEncoder) toolOpen(index, n int, id, name string) {
+	c.open(index)
+	c.buf = append(c.buf, `,"delta":{"tool_calls":[{"index":`...)
+	c.buf = strconv.AppendInt(c.buf, int64(n), 10)
+	c.buf = append(c.buf, `,"id":`...)
+	c.buf = jsonscan.AppendString(c.buf, id)
+	c.buf = append(c.buf, `,"type":"function","function":{"name":`...)
+	c.buf = jsonscan.AppendString(c.buf, name)
+	c.buf = append(c.buf, `,"arguments":""}}]}`...)
+	c.close("")
+}
+
+// toolArgs appends a fragment of tool call n's arguments.
+func (c *chunkEncoder) toolArgs(index, n int, fragment string) {
+	c.open(index)
+	c.buf = append(c.buf, `,"delta":{"tool_calls":[{"index":`...)
+	c.buf = strconv.AppendInt(c.buf, int64(n), 10)
+	c.buf = append(c.buf, `,"function":{"arguments":`...)
+	c.buf = jsonscan.AppendString(c.buf, fragment)
+	c.buf = append(c.buf, "}}]}"...)
+	c.close("")
+}
+
 // audio appends one token's chat chunk of an audio answer: the transcript
 // piece and the base64 audio piece, as OpenAI streams them.
 func (c *chunkEncoder) audio(index int, id string, expiresAt int64, data []byte, transcript string) {

@@ -192,11 +192,13 @@ func choiceSeed(prompt uint64, seed *int64, temperature *float64, index int) uin
 	return s.h
 }
 
-// answer is one choice's generated text, decided before generation starts.
+// answer is one choice's generated text or tool calls, decided before
+// generation starts.
 type answer struct {
-	tokens []string // one entry per generated token; may be "" after a stop string
-	text   string   // what the client sees
-	finish string   // "stop" or "length"
+	tokens []string   // one entry per generated token; may be "" after a stop string
+	text   string     // what the client sees; "" for tool calls
+	finish string     // "stop", "length" or "tool_calls"
+	calls  []toolCall // a tool-call answer: the calls its tokens spell
 }
 
 // generate draws the answer for seed: its natural length from lengthRange,
