@@ -14,6 +14,7 @@ type chunkEncoder struct {
 	chat   bool
 	prefix []byte // `data: {"id":…,"object":…,"created":…,"model":…,"choices":[`
 	buf    []byte
+	lp     []byte // the next chunk's logprobs; empty: null
 }
 
 func newChunkEncoder(chat bool, id string, created int64, model string) *chunkEncoder {
@@ -41,7 +42,14 @@ func (c *chunkEncoder) open(index int) {
 }
 
 func (c *chunkEncoder) close(finish string) {
-	c.buf = append(c.buf, `,"logprobs":null,"finish_reason":`...)
+	c.buf = append(c.buf, `,"logprobs":`...)
+	if len(c.lp) > 0 {
+		c.buf = append(c.buf, c.lp...)
+		c.lp = c.lp[:0]
+	} else {
+		c.buf = append(c.buf, "null"...)
+	}
+	c.buf = append(c.buf, `,"finish_reason":`...)
 	if finish == "" {
 		c.buf = append(c.buf, "null"...)
 	} else {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/omnigate/omnigate/internal/apierror"
 )
@@ -14,7 +15,7 @@ import (
 type choice struct {
 	index   int
 	prompt  int    // prompt tokens
-	seed    uint64 // what drew the answer
+	seed    uint64 // what drew the answer (and its logprobs)
 	ans     answer
 	audioID string
 }
@@ -293,7 +294,7 @@ func (g *generation) whole(ctx context.Context) {
 				m.Content = nil
 				m.Audio = &audioOut{ID: c.audioID, Data: audioWhole(g.req.audio.Format, c.ans.tokens), ExpiresAt: g.created + audioExpiry, Transcript: c.ans.text}
 			}
-			out[i] = chatChoice{Index: c.index, Message: m, Logprobs: null, FinishReason: c.ans.finish}
+			out[i] = chatChoice{Index: c.index, Message: m, Logprobs: g.logprobs(c), FinishReason: c.ans.finish}
 		}
 		body = struct {
 			ID      string       `json:"id"`
@@ -312,7 +313,7 @@ func (g *generation) whole(ctx context.Context) {
 		}
 		out := make([]textChoice, len(g.choices))
 		for i, c := range g.choices {
-			out[i] = textChoice{Index: c.index, Text: c.ans.text, Logprobs: null, FinishReason: c.ans.finish}
+			out[i] = textChoice{Index: c.index, Text: c.ans.text, Logprobs: g.logprobs(c), FinishReason: c.ans.finish}
 		}
 		body = struct {
 			ID      string       `json:"id"`
@@ -336,12 +337,28 @@ func (g *generation) whole(ctx context.Context) {
 
 var null = json.RawMessage("null")
 
+// logprobs is a whole answer's logprobs: null unless asked for, and for
+// tool calls, which carry no content.
+func (g *generation) logprobs(c *choice) json.RawMessage {
+	switch {
+	case !g.req.logprobs || c.ans.calls != nil:
+		return null
+	case g.req.chat:
+		return appendChatLogprobs(nil, c.seed, c.ans.tokens, 0, g.req.topLogprobs)
+	}
+	return appendCompletionLogprobs(nil, c.seed, c.ans.tokens, 0, g.req.topLogprobs, 0)
+}
+
 // stream answers a streaming request, one SSE event per token.
 func (g *generation) stream(ctx context.Context) {
 	s := &sseWriter{w: g.w, rc: http.NewResponseController(g.w), cutAfter: g.plan.cutAfter,
 		flushEach: g.e.sched != nil || g.plan.slow > 0,
 		enc:       newChunkEncoder(g.req.chat, g.id, g.created, g.e.name)}
 	started := make([]bool, len(g.choices))
+	var offsets []int // completions logprobs: each choice's text offset
+	if g.req.logprobs && !g.req.chat {
+		offsets = make([]int, len(g.choices))
+	}
 	err := g.e.run(ctx, g.choices, g.plan.slow, func(c *choice, k int) {
 		g.sawToken()
 		i := c.index
@@ -351,6 +368,14 @@ func (g *generation) stream(ctx context.Context) {
 			s.event()
 		}
 		tok := c.ans.tokens[k]
+		switch {
+		case !g.req.logprobs || c.ans.calls != nil:
+		case g.req.chat:
+			s.enc.lp = appendChatLogprobs(s.enc.lp, c.seed, c.ans.tokens[k:k+1], k, g.req.topLogprobs)
+		default:
+			s.enc.lp = appendCompletionLogprobs(s.enc.lp, c.seed, c.ans.tokens[k:k+1], k, g.req.topLogprobs, offsets[i])
+			offsets[i] += utf8.RuneCountInString(tok)
+		}
 		switch {
 		case c.ans.calls != nil:
 			j := c.ans.callAt(k)

@@ -24,6 +24,8 @@ type genRequest struct {
 	prompts      []promptInfo // chat: one; completions: one per prompt
 	audio        *audioParams // audio output requested
 	format       *jsonFormat  // JSON output requested (response_format)
+	logprobs     bool         // chat logprobs, or completions logprobs set
+	topLogprobs  int          // alternatives per token: top_logprobs, or completions logprobs
 
 	// Tools (chat): the functions offered, tool_choice, and what of the
 	// conversation decides a call under "auto".
@@ -67,6 +69,8 @@ type (
 		ToolChoice          json.RawMessage   `json:"tool_choice"`
 		ParallelToolCalls   *bool             `json:"parallel_tool_calls"`
 		ResponseFormat      *responseFormat   `json:"response_format"`
+		Logprobs            *bool             `json:"logprobs"`
+		TopLogprobs         *int              `json:"top_logprobs"`
 	}
 	streamOptions struct {
 		IncludeUsage bool `json:"include_usage"`
@@ -102,6 +106,7 @@ type (
 		Stop           json.RawMessage `json:"stop"`
 		Seed           *int64          `json:"seed"`
 		Temperature    *float64        `json:"temperature"`
+		Logprobs       *int            `json:"logprobs"`
 		ResponseFormat *responseFormat `json:"response_format"` // a vLLM extension
 	}
 )
@@ -170,6 +175,18 @@ func parseChat(body []byte, p *Profile) (*genRequest, error) {
 		default:
 			return nil, apierror.Invalid("modalities", "unsupported modality %q", m)
 		}
+	}
+	if b.TopLogprobs != nil && (*b.TopLogprobs < 0 || *b.TopLogprobs > maxTopLogprobs) {
+		return nil, apierror.Invalid("top_logprobs", "top_logprobs must be between 0 and %d, got %d", maxTopLogprobs, *b.TopLogprobs)
+	}
+	switch {
+	case b.Logprobs != nil && *b.Logprobs:
+		r.logprobs = true
+		if b.TopLogprobs != nil {
+			r.topLogprobs = *b.TopLogprobs
+		}
+	case b.TopLogprobs != nil:
+		return nil, apierror.Invalid("top_logprobs", "when using `top_logprobs`, `logprobs` must be set to true.")
 	}
 	if r.format, err = parseResponseFormat(b.ResponseFormat); err != nil {
 		return nil, err
@@ -358,6 +375,12 @@ func parseCompletion(body []byte) (*genRequest, error) {
 		if r.maxTokens < 1 {
 			return nil, apierror.Invalid("max_tokens", "max_tokens must be at least 1, got %d.", r.maxTokens)
 		}
+	}
+	if b.Logprobs != nil {
+		if *b.Logprobs < 0 || *b.Logprobs > maxCompletionLogprobs {
+			return nil, apierror.Invalid("logprobs", "logprobs must be between 0 and %d, got %d", maxCompletionLogprobs, *b.Logprobs)
+		}
+		r.logprobs, r.topLogprobs = true, *b.Logprobs
 	}
 	var err error
 	if r.format, err = parseResponseFormat(b.ResponseFormat); err != nil {
