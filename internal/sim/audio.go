@@ -7,10 +7,11 @@ import (
 )
 
 // Audio answers are a generated tone, not speech: 100 ms per text token,
-// 16 kHz mono 16-bit PCM, each token a short note whose pitch comes from the
-// token's text, with a 5 ms fade at both ends so notes do not click.
+// 24 kHz mono 16-bit little-endian PCM (what OpenAI's pcm16 is, and the
+// rate of its WAV answers too), each token a short note whose pitch comes
+// from the token's text, with a 5 ms fade at both ends so notes do not click.
 const (
-	audioSampleRate      = 16000
+	audioSampleRate      = 24000
 	audioSamplesPerToken = audioSampleRate / 10
 	audioFade            = audioSampleRate / 200
 	audioExpiry          = 3600 // seconds, as OpenAI keeps audio answers

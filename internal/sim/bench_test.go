@@ -14,6 +14,8 @@ func BenchmarkInstant(b *testing.B) {
 	for _, tc := range []struct{ name, body string }{
 		{"chat", `{"model":"instant","messages":[{"role":"user","content":"Benchmark me a short answer, please."}]}`},
 		{"chat-stream", `{"model":"instant","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Benchmark me a short answer, please."}]}`},
+		{"chat-tools", `{"model":"instant","tool_choice":"required","messages":[{"role":"user","content":"Benchmark me a short answer, please."}],"tools":[{"type":"function","function":{"name":"lookup","parameters":{"type":"object","properties":{"q":{"type":"string"},"n":{"type":"integer"}},"required":["q"]}}}]}`},
+		{"chat-logprobs-stream", `{"model":"instant","stream":true,"logprobs":true,"top_logprobs":5,"messages":[{"role":"user","content":"Benchmark me a short answer, please."}]}`},
 		{"embeddings", `{"model":"instant","input":"Benchmark me"}`},
 	} {
 		b.Run(tc.name, func(b *testing.B) {

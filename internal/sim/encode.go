@@ -14,6 +14,7 @@ type chunkEncoder struct {
 	chat   bool
 	prefix []byte // `data: {"id":…,"object":…,"created":…,"model":…,"choices":[`
 	buf    []byte
+	lp     []byte // the next chunk's logprobs; empty: null
 }
 
 func newChunkEncoder(chat bool, id string, created int64, model string) *chunkEncoder {
@@ -41,7 +42,14 @@ func (c *chunkEncoder) open(index int) {
 }
 
 func (c *chunkEncoder) close(finish string) {
-	c.buf = append(c.buf, `,"logprobs":null,"finish_reason":`...)
+	c.buf = append(c.buf, `,"logprobs":`...)
+	if len(c.lp) > 0 {
+		c.buf = append(c.buf, c.lp...)
+		c.lp = c.lp[:0]
+	} else {
+		c.buf = append(c.buf, "null"...)
+	}
+	c.buf = append(c.buf, `,"finish_reason":`...)
 	if finish == "" {
 		c.buf = append(c.buf, "null"...)
 	} else {
@@ -68,6 +76,31 @@ func (c *chunkEncoder) token(index int, text string) {
 		c.buf = append(c.buf, `,"text":`...)
 		c.buf = jsonscan.AppendString(c.buf, text)
 	}
+	c.close("")
+}
+
+// toolOpen appends the chunk that opens tool call n of a choice: its id,
+// type and name, with empty arguments, as OpenAI streams them.
+func (c *chunkEncoder) toolOpen(index, n int, id, name string) {
+	c.open(index)
+	c.buf = append(c.buf, `,"delta":{"tool_calls":[{"index":`...)
+	c.buf = strconv.AppendInt(c.buf, int64(n), 10)
+	c.buf = append(c.buf, `,"id":`...)
+	c.buf = jsonscan.AppendString(c.buf, id)
+	c.buf = append(c.buf, `,"type":"function","function":{"name":`...)
+	c.buf = jsonscan.AppendString(c.buf, name)
+	c.buf = append(c.buf, `,"arguments":""}}]}`...)
+	c.close("")
+}
+
+// toolArgs appends a fragment of tool call n's arguments.
+func (c *chunkEncoder) toolArgs(index, n int, fragment string) {
+	c.open(index)
+	c.buf = append(c.buf, `,"delta":{"tool_calls":[{"index":`...)
+	c.buf = strconv.AppendInt(c.buf, int64(n), 10)
+	c.buf = append(c.buf, `,"function":{"arguments":`...)
+	c.buf = jsonscan.AppendString(c.buf, fragment)
+	c.buf = append(c.buf, "}}]}"...)
 	c.close("")
 }
 

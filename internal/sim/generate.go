@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/omnigate/omnigate/internal/apierror"
 )
@@ -13,7 +14,8 @@ import (
 // choice is one answer of a request: the prompt it answers and its text.
 type choice struct {
 	index   int
-	prompt  int // prompt tokens
+	prompt  int    // prompt tokens
+	seed    uint64 // what drew the answer (and its logprobs)
 	ans     answer
 	audioID string
 }
@@ -100,19 +102,34 @@ func (e *Engine) prepare(req *genRequest) ([]*choice, int, error) {
 			limit = req.maxTokens
 		}
 		for i := range req.n {
-			c := &choice{index: pi*req.n + i, prompt: p.tokens}
-			c.ans = generate(choiceSeed(p.hash, req.seed, req.temperature, i), e.p.AnswerTokens, limit, req.stops)
+			c := &choice{index: pi*req.n + i, prompt: p.tokens, seed: choiceSeed(p.hash, req.seed, req.temperature, i)}
+			c.ans = req.answerFor(c.seed, e.p.AnswerTokens, limit)
 			if need := p.tokens + len(c.ans.tokens); !e.fits(need) {
 				return nil, 0, apierror.Invalid("", "the request needs %d KV-cache tokens (%d in the %s, %d generated) but this engine's KV cache holds only %d tokens",
 					need, p.tokens, what, len(c.ans.tokens), e.p.KVCacheTokens)
 			}
-			if req.audio != nil {
+			if req.audio != nil && c.ans.calls == nil {
 				c.audioID = "audio_" + e.newID("")
 			}
 			out = append(out, c)
 		}
 	}
 	return out, total, nil
+}
+
+// answerFor draws one choice's answer: tool calls when the tools and
+// tool_choice call for them, else JSON when response_format asks for it,
+// else text.
+func (r *genRequest) answerFor(seed uint64, lengths [2]int, limit int) answer {
+	if len(r.tools) > 0 {
+		if calls := r.callsFor(seed); len(calls) > 0 {
+			return toolAnswer(seed, calls, limit)
+		}
+	}
+	if r.format != nil {
+		return r.format.answer(seed, lengths, limit, r.stops)
+	}
+	return generate(seed, lengths, limit, r.stops)
 }
 
 // run moves every choice through the engine and calls onToken for each
@@ -207,7 +224,11 @@ func (g *generation) sawToken() {
 func (g *generation) succeeded() {
 	m := g.e.metrics
 	m.e2e.Observe(g.e.clock.Now().Sub(g.arrival).Seconds())
-	m.success.WithLabelValues(g.choices[0].ans.finish).Inc()
+	reason := g.choices[0].ans.finish
+	if reason == "tool_calls" { // the engine stopped; the API layer names it
+		reason = "stop"
+	}
+	m.success.WithLabelValues(reason).Inc()
 	if g.e.sched == nil {
 		m.generation.Add(float64(g.completionTokens()))
 	}
@@ -239,10 +260,20 @@ func (g *generation) whole(ctx context.Context) {
 			ExpiresAt  int64  `json:"expires_at"`
 			Transcript string `json:"transcript"`
 		}
+		type function struct {
+			Name      string `json:"name"`
+			Arguments string `json:"arguments"`
+		}
+		type toolCallOut struct {
+			ID       string   `json:"id"`
+			Type     string   `json:"type"`
+			Function function `json:"function"`
+		}
 		type message struct {
-			Role    string    `json:"role"`
-			Content *string   `json:"content"`
-			Audio   *audioOut `json:"audio,omitempty"`
+			Role      string        `json:"role"`
+			Content   *string       `json:"content"`
+			ToolCalls []toolCallOut `json:"tool_calls,omitempty"`
+			Audio     *audioOut     `json:"audio,omitempty"`
 		}
 		type chatChoice struct {
 			Index        int             `json:"index"`
@@ -253,11 +284,17 @@ func (g *generation) whole(ctx context.Context) {
 		out := make([]chatChoice, len(g.choices))
 		for i, c := range g.choices {
 			m := message{Role: "assistant", Content: &c.ans.text}
-			if g.req.audio != nil { // OpenAI puts the text in the transcript only
+			switch {
+			case c.ans.calls != nil: // OpenAI: content null beside tool calls
+				m.Content = nil
+				for _, tc := range c.ans.calls {
+					m.ToolCalls = append(m.ToolCalls, toolCallOut{ID: tc.id, Type: "function", Function: function{Name: tc.name, Arguments: tc.args}})
+				}
+			case g.req.audio != nil: // OpenAI puts the text in the transcript only
 				m.Content = nil
 				m.Audio = &audioOut{ID: c.audioID, Data: audioWhole(g.req.audio.Format, c.ans.tokens), ExpiresAt: g.created + audioExpiry, Transcript: c.ans.text}
 			}
-			out[i] = chatChoice{Index: c.index, Message: m, Logprobs: null, FinishReason: c.ans.finish}
+			out[i] = chatChoice{Index: c.index, Message: m, Logprobs: g.logprobs(c), FinishReason: c.ans.finish}
 		}
 		body = struct {
 			ID      string       `json:"id"`
@@ -276,7 +313,7 @@ func (g *generation) whole(ctx context.Context) {
 		}
 		out := make([]textChoice, len(g.choices))
 		for i, c := range g.choices {
-			out[i] = textChoice{Index: c.index, Text: c.ans.text, Logprobs: null, FinishReason: c.ans.finish}
+			out[i] = textChoice{Index: c.index, Text: c.ans.text, Logprobs: g.logprobs(c), FinishReason: c.ans.finish}
 		}
 		body = struct {
 			ID      string       `json:"id"`
@@ -300,12 +337,28 @@ func (g *generation) whole(ctx context.Context) {
 
 var null = json.RawMessage("null")
 
+// logprobs is a whole answer's logprobs: null unless asked for, and for
+// tool calls, which carry no content.
+func (g *generation) logprobs(c *choice) json.RawMessage {
+	switch {
+	case !g.req.logprobs || c.ans.calls != nil:
+		return null
+	case g.req.chat:
+		return appendChatLogprobs(nil, c.seed, c.ans.tokens, 0, g.req.topLogprobs)
+	}
+	return appendCompletionLogprobs(nil, c.seed, c.ans.tokens, 0, g.req.topLogprobs, 0)
+}
+
 // stream answers a streaming request, one SSE event per token.
 func (g *generation) stream(ctx context.Context) {
 	s := &sseWriter{w: g.w, rc: http.NewResponseController(g.w), cutAfter: g.plan.cutAfter,
 		flushEach: g.e.sched != nil || g.plan.slow > 0,
 		enc:       newChunkEncoder(g.req.chat, g.id, g.created, g.e.name)}
 	started := make([]bool, len(g.choices))
+	var offsets []int // completions logprobs: each choice's text offset
+	if g.req.logprobs && !g.req.chat {
+		offsets = make([]int, len(g.choices))
+	}
 	err := g.e.run(ctx, g.choices, g.plan.slow, func(c *choice, k int) {
 		g.sawToken()
 		i := c.index
@@ -315,13 +368,29 @@ func (g *generation) stream(ctx context.Context) {
 			s.event()
 		}
 		tok := c.ans.tokens[k]
-		if g.req.audio != nil {
+		switch {
+		case !g.req.logprobs || c.ans.calls != nil:
+		case g.req.chat:
+			s.enc.lp = appendChatLogprobs(s.enc.lp, c.seed, c.ans.tokens[k:k+1], k, g.req.topLogprobs)
+		default:
+			s.enc.lp = appendCompletionLogprobs(s.enc.lp, c.seed, c.ans.tokens[k:k+1], k, g.req.topLogprobs, offsets[i])
+			offsets[i] += utf8.RuneCountInString(tok)
+		}
+		switch {
+		case c.ans.calls != nil:
+			j := c.ans.callAt(k)
+			if tc := &c.ans.calls[j]; k == tc.first {
+				s.enc.toolOpen(i, j, tc.id, tc.name)
+			} else {
+				s.enc.toolArgs(i, j, tok)
+			}
+		case g.req.audio != nil:
 			var exp int64
 			if k == 0 {
 				exp = g.created + audioExpiry
 			}
 			s.enc.audio(i, c.audioID, exp, audioPiece(g.req.audio.Format, tok, k, len(c.ans.tokens)), tok)
-		} else {
+		default:
 			s.enc.token(i, tok)
 		}
 		s.event()

@@ -59,6 +59,16 @@ func post(t testing.TB, srv *httptest.Server, path, body string, header ...strin
 	return resp, b
 }
 
+// bodyOf posts a chat request and returns the body of its 200 answer.
+func bodyOf(t *testing.T, srv *httptest.Server, body string) []byte {
+	t.Helper()
+	resp, b := post(t, srv, "/v1/chat/completions", body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, b)
+	}
+	return b
+}
+
 // drive advances the fake clock to each deadline the engine waits for,
 // until done closes: the engine then runs in virtual time.
 func drive(clk *clock.Fake, done <-chan struct{}) {
@@ -206,8 +216,9 @@ func parseWAV(t *testing.T, b []byte) int {
 		t.Fatalf("not a WAV header: %q", b[:min(len(b), 44)])
 	}
 	le := binary.LittleEndian
-	if le.Uint16(b[20:]) != 1 || le.Uint16(b[22:]) != 1 || le.Uint32(b[24:]) != audioSampleRate || le.Uint16(b[34:]) != 16 {
-		t.Errorf("format: pcm %d channels %d rate %d bits %d", le.Uint16(b[20:]), le.Uint16(b[22:]), le.Uint32(b[24:]), le.Uint16(b[34:]))
+	if le.Uint16(b[20:]) != 1 || le.Uint16(b[22:]) != 1 || le.Uint32(b[24:]) != 24000 || le.Uint32(b[28:]) != 48000 || le.Uint16(b[32:]) != 2 || le.Uint16(b[34:]) != 16 {
+		t.Errorf("format: pcm %d channels %d rate %d byte rate %d align %d bits %d, want 24 kHz mono 16-bit PCM",
+			le.Uint16(b[20:]), le.Uint16(b[22:]), le.Uint32(b[24:]), le.Uint32(b[28:]), le.Uint16(b[32:]), le.Uint16(b[34:]))
 	}
 	data := int(le.Uint32(b[40:]))
 	if int(le.Uint32(b[4:])) != 36+data || len(b) != 44+data {

@@ -23,6 +23,18 @@ type genRequest struct {
 	temperature  *float64
 	prompts      []promptInfo // chat: one; completions: one per prompt
 	audio        *audioParams // audio output requested
+	format       *jsonFormat  // JSON output requested (response_format)
+	logprobs     bool         // chat logprobs, or completions logprobs set
+	topLogprobs  int          // alternatives per token: top_logprobs, or completions logprobs
+
+	// Tools (chat): the functions offered, tool_choice, and what of the
+	// conversation decides a call under "auto".
+	tools         []tool
+	toolChoice    string // toolNone, toolAuto, toolRequired or toolFunction
+	toolName      string // toolFunction: the function named
+	parallelTools bool
+	lastUser      string // the text of the last user message
+	afterTool     bool   // the last message is a tool result
 }
 
 // promptInfo is one prompt's token count and the hash that seeds its answers.
@@ -41,25 +53,32 @@ type audioParams struct {
 // as vLLM ignores unknown fields.
 type (
 	chatBody struct {
-		Model               string          `json:"model"`
-		Messages            []chatMessage   `json:"messages"`
-		Stream              bool            `json:"stream"`
-		StreamOptions       *streamOptions  `json:"stream_options"`
-		N                   *int            `json:"n"`
-		MaxTokens           *int            `json:"max_tokens"`
-		MaxCompletionTokens *int            `json:"max_completion_tokens"`
-		Stop                json.RawMessage `json:"stop"`
-		Seed                *int64          `json:"seed"`
-		Temperature         *float64        `json:"temperature"`
-		Modalities          []string        `json:"modalities"`
-		Audio               *audioParams    `json:"audio"`
+		Model               string            `json:"model"`
+		Messages            []chatMessage     `json:"messages"`
+		Stream              bool              `json:"stream"`
+		StreamOptions       *streamOptions    `json:"stream_options"`
+		N                   *int              `json:"n"`
+		MaxTokens           *int              `json:"max_tokens"`
+		MaxCompletionTokens *int              `json:"max_completion_tokens"`
+		Stop                json.RawMessage   `json:"stop"`
+		Seed                *int64            `json:"seed"`
+		Temperature         *float64          `json:"temperature"`
+		Modalities          []string          `json:"modalities"`
+		Audio               *audioParams      `json:"audio"`
+		Tools               []json.RawMessage `json:"tools"`
+		ToolChoice          json.RawMessage   `json:"tool_choice"`
+		ParallelToolCalls   *bool             `json:"parallel_tool_calls"`
+		ResponseFormat      *responseFormat   `json:"response_format"`
+		Logprobs            *bool             `json:"logprobs"`
+		TopLogprobs         *int              `json:"top_logprobs"`
 	}
 	streamOptions struct {
 		IncludeUsage bool `json:"include_usage"`
 	}
 	chatMessage struct {
-		Role    string          `json:"role"`
-		Content json.RawMessage `json:"content"`
+		Role      string          `json:"role"`
+		Content   json.RawMessage `json:"content"`
+		ToolCalls json.RawMessage `json:"tool_calls"` // an assistant turn's calls
 	}
 	contentPart struct {
 		Type       string   `json:"type"`
@@ -78,15 +97,17 @@ type (
 		Format string `json:"format"`
 	}
 	completionBody struct {
-		Model         string          `json:"model"`
-		Prompt        json.RawMessage `json:"prompt"`
-		Stream        bool            `json:"stream"`
-		StreamOptions *streamOptions  `json:"stream_options"`
-		N             *int            `json:"n"`
-		MaxTokens     *int            `json:"max_tokens"`
-		Stop          json.RawMessage `json:"stop"`
-		Seed          *int64          `json:"seed"`
-		Temperature   *float64        `json:"temperature"`
+		Model          string          `json:"model"`
+		Prompt         json.RawMessage `json:"prompt"`
+		Stream         bool            `json:"stream"`
+		StreamOptions  *streamOptions  `json:"stream_options"`
+		N              *int            `json:"n"`
+		MaxTokens      *int            `json:"max_tokens"`
+		Stop           json.RawMessage `json:"stop"`
+		Seed           *int64          `json:"seed"`
+		Temperature    *float64        `json:"temperature"`
+		Logprobs       *int            `json:"logprobs"`
+		ResponseFormat *responseFormat `json:"response_format"` // a vLLM extension
 	}
 )
 
@@ -119,7 +140,8 @@ func parseChat(body []byte, p *Profile) (*genRequest, error) {
 		return nil, apierror.Invalid("messages", "messages: field required and must be a non-empty array")
 	}
 	r := &genRequest{chat: true, model: b.Model, stream: b.Stream, seed: b.Seed, temperature: b.Temperature}
-	if err := r.common(b.N, b.StreamOptions, b.Temperature, b.Stop); err != nil {
+	err := r.common(b.N, b.StreamOptions, b.Temperature, b.Stop)
+	if err != nil {
 		return nil, err
 	}
 	switch {
@@ -154,8 +176,27 @@ func parseChat(body []byte, p *Profile) (*genRequest, error) {
 			return nil, apierror.Invalid("modalities", "unsupported modality %q", m)
 		}
 	}
-	pi, err := chatPrompt(b.Messages, p)
+	if b.TopLogprobs != nil && (*b.TopLogprobs < 0 || *b.TopLogprobs > maxTopLogprobs) {
+		return nil, apierror.Invalid("top_logprobs", "top_logprobs must be between 0 and %d, got %d", maxTopLogprobs, *b.TopLogprobs)
+	}
+	switch {
+	case b.Logprobs != nil && *b.Logprobs:
+		r.logprobs = true
+		if b.TopLogprobs != nil {
+			r.topLogprobs = *b.TopLogprobs
+		}
+	case b.TopLogprobs != nil:
+		return nil, apierror.Invalid("top_logprobs", "when using `top_logprobs`, `logprobs` must be set to true.")
+	}
+	if r.format, err = parseResponseFormat(b.ResponseFormat); err != nil {
+		return nil, err
+	}
+	pi, tail, err := chatPrompt(b.Messages, p)
 	if err != nil {
+		return nil, err
+	}
+	r.lastUser, r.afterTool = tail.lastUser, tail.afterTool
+	if err := r.parseTools(&b, &pi); err != nil {
 		return nil, err
 	}
 	r.prompts = []promptInfo{pi}
@@ -207,51 +248,72 @@ func parseStop(raw json.RawMessage) ([]string, error) {
 	return ss, nil
 }
 
+// chatTail is what the end of a conversation says about calling tools.
+type chatTail struct {
+	lastUser  string // the text of the last user message
+	afterTool bool   // the last message is a tool result
+}
+
 // chatPrompt counts the prompt tokens of the messages and hashes what
-// decides the answer: roles, text and media references.
-func chatPrompt(msgs []chatMessage, p *Profile) (promptInfo, error) {
+// decides the answer: roles, text, media references and earlier tool calls.
+func chatPrompt(msgs []chatMessage, p *Profile) (promptInfo, chatTail, error) {
 	h := newSeedHash()
 	n := tokensForAssistant
+	var tail chatTail
 	for i, m := range msgs {
 		switch m.Role {
 		case "system", "developer", "user", "assistant", "tool", "function":
 		default:
-			return promptInfo{}, apierror.Invalid(fmt.Sprintf("messages[%d].role", i), "messages[%d].role: %q is not a valid role", i, m.Role)
+			return promptInfo{}, chatTail{}, apierror.Invalid(fmt.Sprintf("messages[%d].role", i), "messages[%d].role: %q is not a valid role", i, m.Role)
 		}
 		h.str(m.Role)
 		n += tokensPerMessage
+		if tc := bytes.TrimSpace(m.ToolCalls); len(tc) > 0 && string(tc) != "null" {
+			h.str(string(tc))
+			n += countTokens(string(tc))
+		}
+		tail.afterTool = m.Role == "tool" || m.Role == "function"
+		if m.Role == "user" {
+			tail.lastUser = ""
+		}
 		c := bytes.TrimSpace(m.Content)
 		switch {
 		case len(c) == 0 || string(c) == "null":
 			if m.Role == "user" || m.Role == "system" {
-				return promptInfo{}, apierror.Invalid(fmt.Sprintf("messages[%d].content", i), "messages[%d].content: field required", i)
+				return promptInfo{}, chatTail{}, apierror.Invalid(fmt.Sprintf("messages[%d].content", i), "messages[%d].content: field required", i)
 			}
 		case c[0] == '"':
 			var s string
 			if err := json.Unmarshal(c, &s); err != nil {
-				return promptInfo{}, malformed(err)
+				return promptInfo{}, chatTail{}, malformed(err)
 			}
 			h.str(s)
 			n += countTokens(s)
+			if m.Role == "user" {
+				tail.lastUser = s
+			}
 		case c[0] == '[':
 			var parts []contentPart
 			if err := json.Unmarshal(c, &parts); err != nil {
-				return promptInfo{}, apierror.Invalid(fmt.Sprintf("messages[%d].content", i), "messages[%d].content: %v", i, err)
+				return promptInfo{}, chatTail{}, apierror.Invalid(fmt.Sprintf("messages[%d].content", i), "messages[%d].content: %v", i, err)
 			}
 			for j, part := range parts {
 				t, err := partTokens(&part, p, &h)
 				if err != nil {
 					err.Param = fmt.Sprintf("messages[%d].content[%d]", i, j)
 					err.Message = err.Param + ": " + err.Message
-					return promptInfo{}, err
+					return promptInfo{}, chatTail{}, err
 				}
 				n += t
+				if m.Role == "user" && part.Type == "text" {
+					tail.lastUser += part.Text + " "
+				}
 			}
 		default:
-			return promptInfo{}, apierror.Invalid(fmt.Sprintf("messages[%d].content", i), "messages[%d].content must be a string or an array of content parts", i)
+			return promptInfo{}, chatTail{}, apierror.Invalid(fmt.Sprintf("messages[%d].content", i), "messages[%d].content must be a string or an array of content parts", i)
 		}
 	}
-	return promptInfo{tokens: n, hash: h.h}, nil
+	return promptInfo{tokens: n, hash: h.h}, tail, nil
 }
 
 // partTokens costs one content part: text by the tokenizer, media by the
@@ -313,6 +375,16 @@ func parseCompletion(body []byte) (*genRequest, error) {
 		if r.maxTokens < 1 {
 			return nil, apierror.Invalid("max_tokens", "max_tokens must be at least 1, got %d.", r.maxTokens)
 		}
+	}
+	if b.Logprobs != nil {
+		if *b.Logprobs < 0 || *b.Logprobs > maxCompletionLogprobs {
+			return nil, apierror.Invalid("logprobs", "logprobs must be between 0 and %d, got %d", maxCompletionLogprobs, *b.Logprobs)
+		}
+		r.logprobs, r.topLogprobs = true, *b.Logprobs
+	}
+	var err error
+	if r.format, err = parseResponseFormat(b.ResponseFormat); err != nil {
+		return nil, err
 	}
 	prompts, err := completionPrompts(b.Prompt)
 	if err != nil {

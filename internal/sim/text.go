@@ -79,6 +79,66 @@ func countTokens(s string) int {
 	return n
 }
 
+// splitTokens appends s cut into the pieces countTokens counts, so that
+// len(pieces) == countTokens(s) and the pieces concatenate to s: whitespace
+// joins the piece after it (trailing whitespace the last piece), a run of
+// letters and digits is cut every 5 characters. Structured answers (JSON,
+// tool-call arguments) are streamed and counted by these pieces.
+func splitTokens(out []string, s string) []string {
+	first := len(out)
+	start, run := 0, 0 // start of the current piece; letters in it
+	cut := func(end int) {
+		if end > start {
+			out = append(out, s[start:end])
+		}
+		start, run = end, 0
+	}
+	for i := 0; i < len(s); {
+		r, size := rune(s[i]), 1
+		if r >= utf8.RuneSelf {
+			r, size = utf8.DecodeRuneInString(s[i:])
+		}
+		switch {
+		case r < utf8.RuneSelf && (r == ' ' || r == '\n' || r == '\t' || r == '\r') || r >= utf8.RuneSelf && unicode.IsSpace(r):
+			if run > 0 {
+				cut(i)
+			}
+		case isWordRune(r):
+			if run == charsPerToken {
+				cut(i)
+			}
+			run++
+		default: // one token on its own, with the whitespace before it
+			if run > 0 {
+				cut(i)
+			}
+			cut(i + size)
+		}
+		i += size
+	}
+	switch {
+	case run > 0:
+		cut(len(s))
+	case start < len(s) && len(out) > first: // trailing whitespace is free: it joins the last piece
+		out[len(out)-1] += s[start:]
+	case start < len(s): // whitespace only: one piece, though it costs nothing
+		out = append(out, s[start:])
+	}
+	return out
+}
+
+// isWordRune reports whether r extends a run of letters and digits, as
+// countTokens sees it (CJK characters are tokens of their own).
+func isWordRune(r rune) bool {
+	if r < utf8.RuneSelf {
+		return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '_'
+	}
+	if unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul) {
+		return false
+	}
+	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r)
+}
+
 // seedHash accumulates the parts of a request that decide its answer.
 type seedHash struct{ h uint64 }
 
@@ -105,6 +165,15 @@ func (s *seedHash) u64(v uint64) {
 	}
 }
 
+// mix derives an independent 64-bit draw from seed and salt (SplitMix64's
+// finalizer), for decisions that must not correlate with the answer's words.
+func mix(seed, salt uint64) uint64 {
+	z := seed + (salt+1)*0x9e3779b97f4a7c15
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	return z ^ z>>31
+}
+
 // choiceSeed derives the seed of one choice from the prompt hash, the
 // request's seed and temperature. With temperature 0 (greedy decoding) the
 // seed does not matter, as in a real engine.
@@ -123,11 +192,13 @@ func choiceSeed(prompt uint64, seed *int64, temperature *float64, index int) uin
 	return s.h
 }
 
-// answer is one choice's generated text, decided before generation starts.
+// answer is one choice's generated text or tool calls, decided before
+// generation starts.
 type answer struct {
-	tokens []string // one entry per generated token; may be "" after a stop string
-	text   string   // what the client sees
-	finish string   // "stop" or "length"
+	tokens []string   // one entry per generated token; may be "" after a stop string
+	text   string     // what the client sees; "" for tool calls
+	finish string     // "stop", "length" or "tool_calls"
+	calls  []toolCall // a tool-call answer: the calls its tokens spell
 }
 
 // generate draws the answer for seed: its natural length from lengthRange,

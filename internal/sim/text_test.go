@@ -163,3 +163,25 @@ func TestLoadProfileFile(t *testing.T) {
 		})
 	}
 }
+
+func TestSplitTokens(t *testing.T) {
+	for _, in := range []string{
+		"", " ", "hello", "hello world", "internationalization", `{"city":"Paris","days":12}`,
+		"a  b\n", "  lead", "你好, world", "naïve café!", "x = 42;", "🙂🙂", "abcdefghij_klm", "tab\tand\nnewline ",
+	} {
+		t.Run(in, func(t *testing.T) {
+			pieces := splitTokens([]string{"before"}, in)[1:]
+			if got := strings.Join(pieces, ""); got != in {
+				t.Errorf("pieces %q spell %q", pieces, got)
+			}
+			if want := countTokens(in); len(pieces) != want && !(want == 0 && len(pieces) <= 1) {
+				t.Errorf("%d pieces %q, countTokens %d", len(pieces), pieces, want)
+			}
+			for _, p := range pieces {
+				if countTokens(p) > 1 {
+					t.Errorf("piece %q costs %d tokens", p, countTokens(p))
+				}
+			}
+		})
+	}
+}
