@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	httppprof "net/http/pprof"
-	"net/url"
 	"os"
 	"runtime/pprof"
 	"time"
@@ -142,12 +141,12 @@ func NewGateway(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		return nil, err
 	}
 	gw := &Gateway{}
-	transports := map[string]http.RoundTripper{} // one shared, tuned pool per upstream host
+	var transports backend.Transports // shared, tuned pools: one per upstream and pool settings
 	var pools []*balance.Pool
 	for _, m := range cat.Models() {
 		pool := &balance.Pool{}
 		for _, d := range m.Deployments {
-			b, closer, err := newBackend(d, m.Name, transports)
+			b, closer, err := newBackend(d, m.Name, &transports)
 			if err != nil {
 				gw.Close()
 				return nil, fmt.Errorf("model %s, deployment %s: %w", m.Name, d.Name, err)
@@ -168,7 +167,7 @@ func NewGateway(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 
 // newBackend makes the backend for one deployment. A sim deployment is the
 // same OpenAI backend, talking to an in-process engine instead of a socket.
-func newBackend(d config.Deployment, public string, transports map[string]http.RoundTripper) (backend.Backend, func(), error) {
+func newBackend(d config.Deployment, public string, transports *backend.Transports) (backend.Backend, func(), error) {
 	switch d.Kind {
 	case "sim":
 		p, err := sim.LoadProfile(d.Profile)
@@ -190,16 +189,7 @@ func newBackend(d config.Deployment, public string, transports map[string]http.R
 		}
 		return b, eng.Close, nil
 	case "openai":
-		u, err := url.Parse(d.URL)
-		if err != nil {
-			return nil, nil, err
-		}
-		t, ok := transports[u.Host]
-		if !ok {
-			t = backend.NewTransport(d)
-			transports[u.Host] = t
-		}
-		b, err := backend.NewOpenAI(d, t)
+		b, err := backend.NewOpenAI(d, transports.For(d))
 		return b, nil, err
 	}
 	return nil, nil, fmt.Errorf("unknown deployment kind %q", d.Kind)

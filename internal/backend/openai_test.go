@@ -37,7 +37,7 @@ var transportKinds = []struct {
 	make func(config.Deployment) http.RoundTripper
 }{
 	{"h1", NewTransport},
-	{"net-http", func(d config.Deployment) http.RoundTripper { return newHTTPTransport(d) }},
+	{"net-http", func(d config.Deployment) http.RoundTripper { return newHTTPTransport(keyOf(d), nil) }},
 }
 
 // newBackendOn builds an OpenAI backend for d on tr.
