@@ -13,7 +13,7 @@ import (
 )
 
 // h1Phases names the h1 request limits as the deployment's timeouts they
-// carry (see OpenAI.doH1).
+// carry (see h1Sender.send).
 var h1Phases = map[h1.Phase]string{h1.PhaseDeadline: PhaseTotal, h1.PhaseHead: PhaseFirstToken, h1.PhaseIdle: PhaseIdle}
 
 // Marker types for the causes kept in apierror.Error.Err, so retry and
@@ -100,24 +100,24 @@ const (
 )
 
 // classify turns a transport or body-read error of one attempt into an
-// *apierror.Error. parent is the caller's context, ctx the attempt's, whose
-// cancel cause says which of our timeouts fired.
-func classify(parent, ctx context.Context, limits map[string]time.Duration, err error) *apierror.Error {
+// *apierror.Error. ctx is the caller's: when it is done, the caller gave
+// up, whatever the transport said.
+func classify(ctx context.Context, limits map[string]time.Duration, err error) *apierror.Error {
 	var ae *apierror.Error
 	if errors.As(err, &ae) {
 		return ae
 	}
-	if perr := parent.Err(); perr != nil {
+	if perr := ctx.Err(); perr != nil {
 		if errors.Is(perr, context.DeadlineExceeded) {
 			return &apierror.Error{Status: http.StatusGatewayTimeout, Type: apierror.TypeTimeout, Code: CodeDeadlineExceeded,
-				Message: "the request deadline expired before the upstream answered", Err: errors.Join(context.Cause(parent), err)}
+				Message: "the request deadline expired before the upstream answered", Err: errors.Join(context.Cause(ctx), err)}
 		}
 		return &apierror.Error{Status: apierror.StatusClientClosed, Type: apierror.TypeInvalidRequest, Code: CodeClientClosed,
-			Message: "the client closed the request", Err: errors.Join(context.Cause(parent), err)}
+			Message: "the client closed the request", Err: errors.Join(context.Cause(ctx), err)}
 	}
 	var te *TimeoutError
-	if ctx.Err() != nil && errors.As(context.Cause(ctx), &te) {
-		return timeoutError(te.Phase, te.Limit, err)
+	if errors.As(err, &te) {
+		return timeoutError(te.Phase, te.Limit, te.Err)
 	}
 	var he *h1.TimeoutError
 	if errors.As(err, &he) {

@@ -386,7 +386,7 @@ func TestOpenAIResponseNamesRequest(t *testing.T) {
 		t.Run(kind.name, func(t *testing.T) {
 			d := config.Deployment{URL: srv.URL + "/v1"}
 			o := newBackendOn(t, d, kind.make(d))
-			if fast := o.h1 != nil; fast != (kind.name == "h1") {
+			if _, fast := o.send.(*h1Sender); fast != (kind.name == "h1") {
 				t.Errorf("fast path %v for %s", fast, kind.name)
 			}
 			resp, err := o.Do(context.Background(), chatRequest(t, `{"model":"m"}`, "m", false))
