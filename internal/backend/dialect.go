@@ -59,11 +59,23 @@ type upstreamError struct {
 	message, typ, param, code string
 }
 
-// NormalizeError turns an upstream's non-2xx answer into the OpenAI-shaped
-// error the client sees, with Upstream set and the raw answer kept in Err for
-// the logs. It never fails: a body it cannot read (an HTML page from a proxy,
-// nothing at all) becomes a generic message with the upstream status.
-func NormalizeError(dialect string, status int, body []byte) *apierror.Error {
+// ErrorSource says where an upstream error came from, so that it reaches
+// the client in terms the client knows.
+type ErrorSource struct {
+	Dialect    string // the engine's, see KnownDialect
+	Deployment string // the deployment's name: for the logs, never shown
+	Upstream   string // the engine's model name (upstream_model): never shown
+	Public     string // the model name the client asked for, shown instead
+}
+
+// NormalizeError turns an upstream's non-2xx answer to a model endpoint
+// into the OpenAI-shaped error the client sees, with Upstream set and the
+// raw answer kept in Err for the logs. The engine's code, type and param
+// are passed on; its message only sanitised (see sanitize). NormalizeError
+// never fails: a body it cannot read (an
+// HTML page from a proxy, nothing at all) becomes a generic message with
+// the upstream status.
+func NormalizeError(src ErrorSource, status int, body []byte) *apierror.Error {
 	if status < 400 || status > 599 {
 		status = http.StatusBadGateway // 1xx/3xx here means a broken upstream
 	}
@@ -78,13 +90,13 @@ func NormalizeError(dialect string, status int, body []byte) *apierror.Error {
 		e.Message = fmt.Sprintf("upstream error: HTTP %d %s", status, http.StatusText(status))
 		return e
 	}
-	e.Message, e.Param = u.message, u.param
+	e.Message, e.Param = sanitize(u.message, src.Upstream, src.Public), u.param
 	if e.Message == "" {
 		e.Message = fmt.Sprintf("upstream error: HTTP %d %s", status, http.StatusText(status))
 	}
 	e.Type = mapType(u.typ, status)
 	e.Code = u.code
-	if dialect == DialectModelStudio {
+	if src.Dialect == DialectModelStudio {
 		applyModelStudio(e, u.code)
 	}
 	if isContextLength(u, e.Status) {

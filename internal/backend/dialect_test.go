@@ -15,9 +15,16 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
+// goldenSource is the deployment the golden inputs come from: their
+// messages may name its internal model, which clients must not see.
+func goldenSource(dialect string) ErrorSource {
+	return ErrorSource{Dialect: dialect, Deployment: "gpu-a", Upstream: "Qwen/Secret-Internal-Model-v7", Public: "qwen3-omni-7b"}
+}
+
 // TestDialectGolden runs every testdata/dialects/<dialect>/<case>.<status>.in.json
-// through NormalizeError and compares {"status":N,"body":<client body>}
-// byte for byte with <case>.<status>.golden.json.
+// through NormalizeError (as from goldenSource) and compares
+// {"status":N,"body":<client body>} byte for byte with
+// <case>.<status>.golden.json.
 func TestDialectGolden(t *testing.T) {
 	ins, err := filepath.Glob("testdata/dialects/*/*.in.json")
 	if err != nil || len(ins) == 0 {
@@ -39,9 +46,12 @@ func TestDialectGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			e := NormalizeError(dialect, status, body)
+			e := NormalizeError(goldenSource(dialect), status, body)
 			if !e.Upstream {
 				t.Error("Upstream not set")
+			}
+			if leak := leaks(string(e.JSON())); leak != "" {
+				t.Errorf("the client body shows %q", leak)
 			}
 			got := fmt.Appendf(nil, "{\"status\":%d,\"body\":%s}\n", e.Status, bytes.TrimSuffix(e.JSON(), []byte("\n")))
 			golden := strings.TrimSuffix(in, ".in.json") + ".golden.json"
@@ -74,7 +84,7 @@ func TestNormalizeErrorRules(t *testing.T) {
 		wantParam     string
 	}{
 		{"vllm nested type mapped", DialectVLLM, 400, `{"error":{"message":"m","type":"BadRequestError","param":"temperature","code":400}}`, 400, "invalid_request_error", "", "temperature"},
-		{"vllm flat", DialectVLLM, 404, `{"object":"error","message":"m","type":"NotFoundError","param":null,"code":404}`, 404, "not_found_error", "", ""},
+		{"vllm flat", DialectVLLM, 409, `{"object":"error","message":"m","type":"ConflictError","param":null,"code":409}`, 409, "invalid_request_error", "", ""},
 		{"string code kept", DialectOpenAI, 429, `{"error":{"message":"m","type":"requests","code":"rate_limit_exceeded"}}`, 429, "rate_limit_error", "rate_limit_exceeded", ""},
 		{"ollama string", DialectOllama, 500, `{"error":"boom"}`, 500, "server_error", "", ""},
 		{"llama.cpp context", DialectLlamaCpp, 400, `{"error":{"code":400,"message":"m","type":"exceed_context_size_error","n_prompt_tokens":9,"n_ctx":8}}`, 400, "invalid_request_error", CodeContextLength, ""},
@@ -91,7 +101,7 @@ func TestNormalizeErrorRules(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := NormalizeError(tt.dialect, tt.status, []byte(tt.body))
+			e := NormalizeError(ErrorSource{Dialect: tt.dialect}, tt.status, []byte(tt.body))
 			type view struct {
 				Status            int
 				Type, Code, Param string
@@ -109,5 +119,54 @@ func TestNormalizeErrorRules(t *testing.T) {
 				t.Error("cause not kept in Err")
 			}
 		})
+	}
+}
+
+// secrets are the things in the golden inputs no client may see.
+var secrets = []string{"Secret-Internal-Model", "10.0.0.", "engine-7", "localhost:", "::1", "http://10.", "sk-live",
+	"eyJ", "AKIA", "abc123secret", "9f86d08", "6a0746a1", "proj_8f3a"}
+
+// leaks returns the first of secrets in s, or "".
+func leaks(s string) string {
+	for _, x := range secrets {
+		if strings.Contains(s, x) {
+			return x
+		}
+	}
+	return ""
+}
+
+// TestSanitize pins what is taken out of an engine's message, and what is
+// left in it.
+func TestSanitize(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"The model `Qwen/Secret-Internal-Model-v7` does not exist. Engine at http://10.0.0.5:8000 key=sk-live-4f9a8b7c",
+			"The model `qwen3-omni-7b` does not exist. Engine at [url] key=[redacted]"},
+		{"Qwen/Secret-Internal-Model-v7Qwen/Secret-Internal-Model-v7", "qwen3-omni-7bqwen3-omni-7b"},
+		{"upstream https://user:pw@engine.internal:8443/v1/chat?api_key=x failed", "upstream [url] failed"},
+		{"see (http://10.0.0.5:8000/v1), or http://h:1/x.", "see ([url]), or [url]."},
+		{"connect to 10.0.0.5:8000: refused; then 192.168.1.20", "connect to [host]: refused; then [host]"},
+		{"dial [fd00::5]:8000 and [::1]:11434", "dial [host] and [host]"},
+		{"gpu-a.cluster.local:8000 and localhost:30000 are down", "[host] and [host] are down"},
+		{"Authorization: Bearer abc.def-ghi", "Authorization: Bearer [redacted]"},
+		{"api_key=abc123, API-KEY: 'xyz', access_token=t0k; password = hunter2", "api_key=[redacted], API-KEY: [redacted], access_token=[redacted]; password = [redacted]"},
+		{"Incorrect API key provided: sk-proj-abcd****wxyz.", "Incorrect API key provided: [redacted]."},
+		{"blob sha256-6a0746a1ec1aef3e7ec53868f220ff6e389f6f8ef87a01d77c96807de94ca2aa", "blob [redacted]"},
+		{"token dGhpcyBpcyBhIHNlY3JldCB0b2tlbiB3aXRoIDEyMw== here", "token [redacted] here"},
+		// What clients need stays.
+		{"This model's maximum context length is 32768 tokens. However, you requested 40000 tokens (39000 in the messages, 1000 in the completion).",
+			"This model's maximum context length is 32768 tokens. However, you requested 40000 tokens (39000 in the messages, 1000 in the completion)."},
+		{"temperature must be in [0, 2], got 3.5 at line 1 column 20", "temperature must be in [0, 2], got 3.5 at line 1 column 20"},
+		{"Field required: messages.0.content", "Field required: messages.0.content"},
+		{"the key 'messages' is missing; a token limit of 4096 applies", "the key 'messages' is missing; a token limit of 4096 applies"},
+		{"averyveryveryverylongwordwithoutanydigitsinitatall", "averyveryveryverylongwordwithoutanydigitsinitatall"},
+	}
+	for _, tt := range tests {
+		if got := sanitize(tt.in, "Qwen/Secret-Internal-Model-v7", "qwen3-omni-7b"); got != tt.want {
+			t.Errorf("sanitize(%q)\n got %q\nwant %q", tt.in, got, tt.want)
+		}
+	}
+	if got := sanitize("model Qwen/X missing", "Qwen/X", ""); got != "model [model] missing" {
+		t.Errorf("without a public name: %q", got)
 	}
 }

@@ -131,7 +131,7 @@ func (o *OpenAI) answer(resp *http.Response, r *Request, stream, aggregate bool)
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 		resp.Body.Close()
-		e := NormalizeError(o.dialect, resp.StatusCode, b)
+		e := NormalizeError(o.errorSource(r), resp.StatusCode, b)
 		e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), time.Now())
 		return nil, e
 	}
@@ -144,7 +144,7 @@ func (o *OpenAI) answer(resp *http.Response, r *Request, stream, aggregate bool)
 		sse = strings.HasPrefix(ct, "text/event-stream")
 	}
 	if aggregate && sse { // else the upstream ignored stream:true and sent JSON
-		return o.aggregate(resp, public)
+		return o.aggregate(resp, o.errorSource(r), public)
 	}
 	if public != "" {
 		resp.Body = newModelRewriter(resp.Body, public, sse)
@@ -152,6 +152,11 @@ func (o *OpenAI) answer(resp *http.Response, r *Request, stream, aggregate bool)
 		resp.Header.Del("Content-Length")
 	}
 	return resp, nil
+}
+
+// errorSource names o and r's model for NormalizeError.
+func (o *OpenAI) errorSource(r *Request) ErrorSource {
+	return ErrorSource{Dialect: o.dialect, Deployment: o.name, Upstream: o.upstream, Public: r.PublicModel}
 }
 
 // retryAfter reads a Retry-After value, delay-seconds or an HTTP date, as

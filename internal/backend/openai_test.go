@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -431,5 +432,43 @@ func TestOpenAIRetryAfterPassedOn(t *testing.T) {
 	var ae *apierror.Error
 	if !errors.As(err, &ae) || ae.Status != http.StatusTooManyRequests || ae.RetryAfter != 7*time.Second {
 		t.Fatalf("err = %#v, want a 429 with RetryAfter 7 s", err)
+	}
+}
+
+// TestOpenAIEngineErrorsForClients: an engine's error reaches the client
+// without the deployment's internals, and one that blames the gateway's own
+// configuration as the gateway's error; the engine's answer stays in the
+// cause, for the logs.
+func TestOpenAIEngineErrorsForClients(t *testing.T) {
+	const internal = "Qwen/Secret-Internal-Model-v7"
+	tests := []struct {
+		name       string
+		status     int
+		body       string
+		wantStatus int
+		wantCode   string
+		wantMsg    string
+	}{
+		{"message sanitised", 400,
+			`{"object":"error","message":"The model ` + "`" + internal + "`" + ` does not support tools (engine http://10.0.0.5:8000, key=sk-live-4f9a8b7c6d)","type":"BadRequestError","param":"tools","code":400}`,
+			400, "", "The model `qwen3-omni-7b` does not support tools (engine [url], key=[redacted])"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(tt.status)
+				io.WriteString(w, tt.body)
+			})
+			o := newBackend(t, config.Deployment{Name: "gpu-a", URL: srv.URL + "/v1", UpstreamModel: internal, Dialect: DialectVLLM})
+			_, err := o.Do(context.Background(), chatRequest(t, `{"model":"qwen3-omni-7b"}`, "qwen3-omni-7b", false))
+			ae := asAPIError(t, err, tt.wantStatus, tt.wantCode)
+			if ae.Message != tt.wantMsg {
+				t.Errorf("message %q, want %q", ae.Message, tt.wantMsg)
+			}
+			if !strings.Contains(ae.Err.Error(), tt.body) {
+				t.Errorf("cause %q lost the engine's answer", ae.Err)
+			}
+		})
 	}
 }
