@@ -71,8 +71,11 @@ type ErrorSource struct {
 // NormalizeError turns an upstream's non-2xx answer to a model endpoint
 // into the OpenAI-shaped error the client sees, with Upstream set and the
 // raw answer kept in Err for the logs. The engine's code, type and param
-// are passed on; its message only sanitised (see sanitize). NormalizeError
-// never fails: a body it cannot read (an
+// are passed on; its message only sanitised (see sanitize). An answer that
+// blames the gateway's own configuration (the engine refused its key, or
+// does not know the model or path it was sent) becomes a 502
+// deployment_misconfigured with a *MisconfiguredError in Err: the client
+// did nothing wrong. NormalizeError never fails: a body it cannot read (an
 // HTML page from a proxy, nothing at all) becomes a generic message with
 // the upstream status.
 func NormalizeError(src ErrorSource, status int, body []byte) *apierror.Error {
@@ -88,7 +91,7 @@ func NormalizeError(src ErrorSource, status int, body []byte) *apierror.Error {
 	if !ok {
 		e.Type = apierror.TypeFor(status)
 		e.Message = fmt.Sprintf("upstream error: HTTP %d %s", status, http.StatusText(status))
-		return e
+		return misconfigured(e, src)
 	}
 	e.Message, e.Param = sanitize(u.message, src.Upstream, src.Public), u.param
 	if e.Message == "" {
@@ -102,7 +105,33 @@ func NormalizeError(src ErrorSource, status int, body []byte) *apierror.Error {
 	if isContextLength(u, e.Status) {
 		e.Status, e.Type, e.Code = http.StatusBadRequest, apierror.TypeInvalidRequest, CodeContextLength
 	}
-	return e
+	return misconfigured(e, src)
+}
+
+// misconfigured returns e, or in its place the gateway's own error when e
+// says the deployment's configuration is wrong: the engine refused the
+// gateway's key (401, 403; 407 from a proxy on the way) or knows no such
+// model or path (404). Passed on as they are, those would tell the
+// client's SDK that its own key or model name is wrong, and it would not
+// try again.
+func misconfigured(e *apierror.Error, src ErrorSource) *apierror.Error {
+	switch e.Status {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusProxyAuthRequired, http.StatusNotFound:
+	default:
+		return e
+	}
+	model := src.Public
+	if model == "" {
+		model = "the requested model"
+	}
+	return &apierror.Error{
+		Status:   http.StatusBadGateway,
+		Type:     apierror.TypeServer,
+		Code:     CodeDeploymentMisconfigured,
+		Message:  "The gateway could not use a deployment of " + model + ": it is misconfigured.",
+		Upstream: true,
+		Err:      &MisconfiguredError{Deployment: src.Deployment, Status: e.Status, Cause: e.Err},
+	}
 }
 
 // parseError reads any of the known shapes: nested {"error":{...}}, flat

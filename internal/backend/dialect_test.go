@@ -2,6 +2,7 @@ package backend
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -91,7 +92,7 @@ func TestNormalizeErrorRules(t *testing.T) {
 		{"vllm context wording", DialectVLLM, 400, `{"object":"error","message":"This model's maximum context length is 10 tokens.","type":"BadRequestError","code":400}`, 400, "invalid_request_error", CodeContextLength, ""},
 		{"context wording ignored on 5xx", DialectVLLM, 500, `{"error":{"message":"context length bookkeeping failed","type":"InternalServerError"}}`, 500, "server_error", "", ""},
 		{"model studio throttling", DialectModelStudio, 400, `{"code":"Throttling.RateQuota","message":"slow down"}`, 429, "rate_limit_error", "Throttling.RateQuota", ""},
-		{"model studio api key", DialectModelStudio, 400, `{"code":"InvalidApiKey","message":"bad key"}`, 401, "authentication_error", "InvalidApiKey", ""},
+		{"model studio api key is the gateway's", DialectModelStudio, 400, `{"code":"InvalidApiKey","message":"bad key"}`, 502, "server_error", CodeDeploymentMisconfigured, ""},
 		{"model studio content filter", DialectModelStudio, 400, `{"code":"DataInspectionFailed","message":"no"}`, 400, "invalid_request_error", CodeContentFilter, ""},
 		{"model studio codes only for its dialect", DialectOpenAI, 400, `{"code":"Throttling","message":"slow down"}`, 400, "invalid_request_error", "Throttling", ""},
 		{"html", DialectVLLM, 502, `<html>bad gateway</html>`, 502, "server_error", "", ""},
@@ -134,6 +135,51 @@ func leaks(s string) string {
 		}
 	}
 	return ""
+}
+
+// TestNormalizeErrorMisconfigured: an engine that refuses the gateway's key
+// or does not know the model it was sent is the gateway's misconfiguration:
+// a 502 that names the public model, with the deployment and the engine's
+// status in a *MisconfiguredError.
+func TestNormalizeErrorMisconfigured(t *testing.T) {
+	tests := []struct {
+		name, dialect string
+		status        int
+		body          string
+		engineStatus  int
+	}{
+		{"vllm wrong upstream_model", DialectVLLM, 404, `{"error":{"message":"The model ` + "`Qwen/Wrong-Name`" + ` does not exist.","type":"NotFoundError","param":"model","code":404}}`, 404},
+		{"wrong base url", DialectVLLM, 404, `{"detail":"Not Found"}`, 404},
+		{"ollama model not found", DialectOllama, 404, `{"error":"model 'Qwen/Secret-Internal-Model-v7' not found, try pulling it first"}`, 404},
+		{"openai wrong key", DialectOpenAI, 401, `{"error":{"message":"Incorrect API key provided: sk-live-abcd****wxyz.","type":"invalid_request_error","code":"invalid_api_key"}}`, 401},
+		{"llama.cpp wrong key", DialectLlamaCpp, 401, `{"error":{"code":401,"message":"Invalid API Key","type":"authentication_error"}}`, 401},
+		{"forbidden", DialectSGLang, 403, `{"object":"error","message":"Forbidden","type":"PermissionDeniedError","code":403}`, 403},
+		{"html 401 from a proxy in front", DialectVLLM, 401, `<html>401 Authorization Required</html>`, 401},
+		{"proxy auth", DialectOpenAI, 407, ``, 407},
+		{"model studio key, sent as 400", DialectModelStudio, 400, `{"code":"InvalidApiKey","message":"Invalid API-key provided.","request_id":"r"}`, 401},
+		{"model studio key", DialectModelStudio, 401, `{"error":{"message":"Incorrect API key provided.","type":"invalid_request_error","code":"invalid_api_key"}}`, 401},
+		{"model studio access denied", DialectModelStudio, 400, `{"code":"AccessDenied.Unpurchased","message":"Access to model denied."}`, 403},
+		{"model studio model not found", DialectModelStudio, 400, `{"code":"ModelNotFound","message":"Model not exist."}`, 404},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := goldenSource(tt.dialect)
+			e := NormalizeError(src, tt.status, []byte(tt.body))
+			if e.Status != 502 || e.Type != "server_error" || e.Code != CodeDeploymentMisconfigured || e.Param != "" {
+				t.Errorf("got %d %s %s %q, want 502 server_error %s", e.Status, e.Type, e.Code, e.Param, CodeDeploymentMisconfigured)
+			}
+			if want := "The gateway could not use a deployment of qwen3-omni-7b: it is misconfigured."; e.Message != want {
+				t.Errorf("message %q, want %q", e.Message, want)
+			}
+			var me *MisconfiguredError
+			if !errors.As(e, &me) || me.Deployment != "gpu-a" || me.Status != tt.engineStatus {
+				t.Fatalf("cause %v, want a *MisconfiguredError of gpu-a, status %d", e.Err, tt.engineStatus)
+			}
+			if !strings.Contains(me.Error(), "HTTP") {
+				t.Errorf("cause %q lost the engine's answer", me.Error())
+			}
+		})
+	}
 }
 
 // TestSanitize pins what is taken out of an engine's message, and what is

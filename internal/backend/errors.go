@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"syscall"
@@ -28,6 +29,25 @@ func (e *DialError) Error() string { return "dial upstream: " + e.Err.Error() }
 
 // Unwrap returns the cause.
 func (e *DialError) Unwrap() error { return e.Err }
+
+// MisconfiguredError means the engine refused the gateway itself, not the
+// client's request: it rejected the gateway's key (401, 403, 407), or it
+// does not know the model or path the deployment sends (404: a wrong
+// upstream_model or url). Retrying the same deployment cannot help until
+// its configuration is fixed; another deployment may work.
+type MisconfiguredError struct {
+	Deployment string // the deployment's name
+	Status     int    // the engine's HTTP status
+	Cause      error  // the engine's answer
+}
+
+// Error names the deployment and the engine's answer.
+func (e *MisconfiguredError) Error() string {
+	return fmt.Sprintf("deployment %q is misconfigured: %v", e.Deployment, e.Cause)
+}
+
+// Unwrap returns the cause.
+func (e *MisconfiguredError) Unwrap() error { return e.Cause }
 
 // ConnError means the connection failed after the request may have reached
 // the upstream (reset, cut stream, bad response).
@@ -97,6 +117,9 @@ const (
 	CodeClientClosed        = "client_closed"
 	CodeDeadlineExceeded    = "deadline_exceeded"
 	CodeGatewayOverloaded   = "gateway_overloaded"
+	// CodeDeploymentMisconfigured: the engine refused the gateway's own
+	// key, or does not know the model or path it was sent.
+	CodeDeploymentMisconfigured = "deployment_misconfigured"
 )
 
 // classify turns a transport or body-read error of one attempt into an

@@ -452,6 +452,11 @@ func TestOpenAIEngineErrorsForClients(t *testing.T) {
 		{"message sanitised", 400,
 			`{"object":"error","message":"The model ` + "`" + internal + "`" + ` does not support tools (engine http://10.0.0.5:8000, key=sk-live-4f9a8b7c6d)","type":"BadRequestError","param":"tools","code":400}`,
 			400, "", "The model `qwen3-omni-7b` does not support tools (engine [url], key=[redacted])"},
+		{"wrong upstream_model", 404,
+			`{"object":"error","message":"The model ` + "`" + internal + "`" + ` does not exist.","type":"NotFoundError","param":"model","code":404}`,
+			502, CodeDeploymentMisconfigured, "The gateway could not use a deployment of qwen3-omni-7b: it is misconfigured."},
+		{"wrong engine key", 401, `{"error":{"message":"Incorrect API key provided: sk-live-abcd****wxyz.","type":"invalid_request_error","code":"invalid_api_key"}}`,
+			502, CodeDeploymentMisconfigured, "The gateway could not use a deployment of qwen3-omni-7b: it is misconfigured."},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -468,6 +473,13 @@ func TestOpenAIEngineErrorsForClients(t *testing.T) {
 			}
 			if !strings.Contains(ae.Err.Error(), tt.body) {
 				t.Errorf("cause %q lost the engine's answer", ae.Err)
+			}
+			var me *MisconfiguredError
+			if errors.As(err, &me) != (tt.wantCode == CodeDeploymentMisconfigured) {
+				t.Fatalf("*MisconfiguredError in the cause: %v", me != nil)
+			}
+			if me != nil && (me.Deployment != "gpu-a" || me.Status != tt.status) {
+				t.Errorf("marker %+v, want deployment gpu-a, status %d", me, tt.status)
 			}
 		})
 	}
