@@ -264,20 +264,6 @@ func (t *Transport) CloseIdleConnections() {
 	}
 }
 
-// idleCount reports the idle connections to addr (for tests).
-func (t *Transport) idleCount(addr string) int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.idleCount0(addr)
-}
-
-func (t *Transport) idleCount0(addr string) int {
-	if h := t.hosts[addr]; h != nil {
-		return len(h.idle)
-	}
-	return 0
-}
-
 // do runs one exchange. A request that fails on a reused connection
 // before any byte of the response arrived (the server most likely closed
 // it as the request went out) is sent once more, when its body can be, on
