@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	httppprof "net/http/pprof"
-	"net/url"
 	"os"
 	"runtime/pprof"
 	"time"
@@ -124,8 +123,11 @@ type Gateway struct {
 	http.Handler
 	core     *dispatch.Core
 	registry *balance.Registry
-	metrics  *telemetry.Metrics
-	log      *slog.Logger
+	// transports are the upstream connection pools, one per upstream and
+	// pool settings, shared by every snapshot so a reload keeps them warm.
+	transports backend.Transports
+	metrics    *telemetry.Metrics
+	log        *slog.Logger
 }
 
 // Close stops what the current snapshot holds (embedded simulators).
@@ -196,11 +198,10 @@ func (g *Gateway) build(cfg *config.Config) (*dispatch.Snapshot, error) {
 		return nil, err
 	}
 	snap := &dispatch.Snapshot{Catalog: cat, Router: rt}
-	transports := map[string]http.RoundTripper{} // one shared, tuned pool per upstream host
 	for _, cm := range cat.Models() {
 		m := &dispatch.Model{Model: cm, Metrics: g.metrics.Model(cm.Name)}
 		for _, d := range cm.Deployments {
-			b, closer, err := newBackend(d, cm.Name, transports)
+			b, closer, err := newBackend(d, cm.Name, &g.transports)
 			if err != nil {
 				snap.Close()
 				return nil, fmt.Errorf("model %s, deployment %s: %w", cm.Name, d.Name, err)
@@ -217,7 +218,7 @@ func (g *Gateway) build(cfg *config.Config) (*dispatch.Snapshot, error) {
 
 // newBackend makes the backend for one deployment. A sim deployment is the
 // same OpenAI backend, talking to an in-process engine instead of a socket.
-func newBackend(d config.Deployment, public string, transports map[string]http.RoundTripper) (backend.Backend, func(), error) {
+func newBackend(d config.Deployment, public string, transports *backend.Transports) (backend.Backend, func(), error) {
 	switch d.Kind {
 	case "sim":
 		p, err := sim.LoadProfile(d.Profile)
@@ -239,16 +240,7 @@ func newBackend(d config.Deployment, public string, transports map[string]http.R
 		}
 		return b, eng.Close, nil
 	case "openai":
-		u, err := url.Parse(d.URL)
-		if err != nil {
-			return nil, nil, err
-		}
-		t, ok := transports[u.Host]
-		if !ok {
-			t = backend.NewTransport(d)
-			transports[u.Host] = t
-		}
-		b, err := backend.NewOpenAI(d, t)
+		b, err := backend.NewOpenAI(d, transports.For(d))
 		return b, nil, err
 	}
 	return nil, nil, fmt.Errorf("unknown deployment kind %q", d.Kind)

@@ -59,11 +59,26 @@ type upstreamError struct {
 	message, typ, param, code string
 }
 
-// NormalizeError turns an upstream's non-2xx answer into the OpenAI-shaped
-// error the client sees, with Upstream set and the raw answer kept in Err for
-// the logs. It never fails: a body it cannot read (an HTML page from a proxy,
-// nothing at all) becomes a generic message with the upstream status.
-func NormalizeError(dialect string, status int, body []byte) *apierror.Error {
+// ErrorSource says where an upstream error came from, so that it reaches
+// the client in terms the client knows.
+type ErrorSource struct {
+	Dialect    string // the engine's, see KnownDialect
+	Deployment string // the deployment's name: for the logs, never shown
+	Upstream   string // the engine's model name (upstream_model): never shown
+	Public     string // the model name the client asked for, shown instead
+}
+
+// NormalizeError turns an upstream's non-2xx answer to a model endpoint
+// into the OpenAI-shaped error the client sees, with Upstream set and the
+// raw answer kept in Err for the logs. The engine's code, type and param
+// are passed on; its message only sanitised (see sanitize). An answer that
+// blames the gateway's own configuration (the engine refused its key, or
+// does not know the model or path it was sent) becomes a 502
+// deployment_misconfigured with a *MisconfiguredError in Err: the client
+// did nothing wrong. NormalizeError never fails: a body it cannot read (an
+// HTML page from a proxy, nothing at all) becomes a generic message with
+// the upstream status.
+func NormalizeError(src ErrorSource, status int, body []byte) *apierror.Error {
 	if status < 400 || status > 599 {
 		status = http.StatusBadGateway // 1xx/3xx here means a broken upstream
 	}
@@ -76,21 +91,47 @@ func NormalizeError(dialect string, status int, body []byte) *apierror.Error {
 	if !ok {
 		e.Type = apierror.TypeFor(status)
 		e.Message = fmt.Sprintf("upstream error: HTTP %d %s", status, http.StatusText(status))
-		return e
+		return misconfigured(e, src)
 	}
-	e.Message, e.Param = u.message, u.param
+	e.Message, e.Param = sanitize(u.message, src.Upstream, src.Public), u.param
 	if e.Message == "" {
 		e.Message = fmt.Sprintf("upstream error: HTTP %d %s", status, http.StatusText(status))
 	}
 	e.Type = mapType(u.typ, status)
 	e.Code = u.code
-	if dialect == DialectModelStudio {
+	if src.Dialect == DialectModelStudio {
 		applyModelStudio(e, u.code)
 	}
 	if isContextLength(u, e.Status) {
 		e.Status, e.Type, e.Code = http.StatusBadRequest, apierror.TypeInvalidRequest, CodeContextLength
 	}
-	return e
+	return misconfigured(e, src)
+}
+
+// misconfigured returns e, or in its place the gateway's own error when e
+// says the deployment's configuration is wrong: the engine refused the
+// gateway's key (401, 403; 407 from a proxy on the way) or knows no such
+// model or path (404). Passed on as they are, those would tell the
+// client's SDK that its own key or model name is wrong, and it would not
+// try again.
+func misconfigured(e *apierror.Error, src ErrorSource) *apierror.Error {
+	switch e.Status {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusProxyAuthRequired, http.StatusNotFound:
+	default:
+		return e
+	}
+	model := src.Public
+	if model == "" {
+		model = "the requested model"
+	}
+	return &apierror.Error{
+		Status:   http.StatusBadGateway,
+		Type:     apierror.TypeServer,
+		Code:     CodeDeploymentMisconfigured,
+		Message:  "The gateway could not use a deployment of " + model + ": it is misconfigured.",
+		Upstream: true,
+		Err:      &MisconfiguredError{Deployment: src.Deployment, Status: e.Status, Cause: e.Err},
+	}
 }
 
 // parseError reads any of the known shapes: nested {"error":{...}}, flat

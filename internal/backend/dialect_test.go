@@ -2,6 +2,7 @@ package backend
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -15,9 +16,16 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
+// goldenSource is the deployment the golden inputs come from: their
+// messages may name its internal model, which clients must not see.
+func goldenSource(dialect string) ErrorSource {
+	return ErrorSource{Dialect: dialect, Deployment: "gpu-a", Upstream: "Qwen/Secret-Internal-Model-v7", Public: "qwen3-omni-7b"}
+}
+
 // TestDialectGolden runs every testdata/dialects/<dialect>/<case>.<status>.in.json
-// through NormalizeError and compares {"status":N,"body":<client body>}
-// byte for byte with <case>.<status>.golden.json.
+// through NormalizeError (as from goldenSource) and compares
+// {"status":N,"body":<client body>} byte for byte with
+// <case>.<status>.golden.json.
 func TestDialectGolden(t *testing.T) {
 	ins, err := filepath.Glob("testdata/dialects/*/*.in.json")
 	if err != nil || len(ins) == 0 {
@@ -39,9 +47,12 @@ func TestDialectGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			e := NormalizeError(dialect, status, body)
+			e := NormalizeError(goldenSource(dialect), status, body)
 			if !e.Upstream {
 				t.Error("Upstream not set")
+			}
+			if leak := leaks(string(e.JSON())); leak != "" {
+				t.Errorf("the client body shows %q", leak)
 			}
 			got := fmt.Appendf(nil, "{\"status\":%d,\"body\":%s}\n", e.Status, bytes.TrimSuffix(e.JSON(), []byte("\n")))
 			golden := strings.TrimSuffix(in, ".in.json") + ".golden.json"
@@ -74,14 +85,14 @@ func TestNormalizeErrorRules(t *testing.T) {
 		wantParam     string
 	}{
 		{"vllm nested type mapped", DialectVLLM, 400, `{"error":{"message":"m","type":"BadRequestError","param":"temperature","code":400}}`, 400, "invalid_request_error", "", "temperature"},
-		{"vllm flat", DialectVLLM, 404, `{"object":"error","message":"m","type":"NotFoundError","param":null,"code":404}`, 404, "not_found_error", "", ""},
+		{"vllm flat", DialectVLLM, 409, `{"object":"error","message":"m","type":"ConflictError","param":null,"code":409}`, 409, "invalid_request_error", "", ""},
 		{"string code kept", DialectOpenAI, 429, `{"error":{"message":"m","type":"requests","code":"rate_limit_exceeded"}}`, 429, "rate_limit_error", "rate_limit_exceeded", ""},
 		{"ollama string", DialectOllama, 500, `{"error":"boom"}`, 500, "server_error", "", ""},
 		{"llama.cpp context", DialectLlamaCpp, 400, `{"error":{"code":400,"message":"m","type":"exceed_context_size_error","n_prompt_tokens":9,"n_ctx":8}}`, 400, "invalid_request_error", CodeContextLength, ""},
 		{"vllm context wording", DialectVLLM, 400, `{"object":"error","message":"This model's maximum context length is 10 tokens.","type":"BadRequestError","code":400}`, 400, "invalid_request_error", CodeContextLength, ""},
 		{"context wording ignored on 5xx", DialectVLLM, 500, `{"error":{"message":"context length bookkeeping failed","type":"InternalServerError"}}`, 500, "server_error", "", ""},
 		{"model studio throttling", DialectModelStudio, 400, `{"code":"Throttling.RateQuota","message":"slow down"}`, 429, "rate_limit_error", "Throttling.RateQuota", ""},
-		{"model studio api key", DialectModelStudio, 400, `{"code":"InvalidApiKey","message":"bad key"}`, 401, "authentication_error", "InvalidApiKey", ""},
+		{"model studio api key is the gateway's", DialectModelStudio, 400, `{"code":"InvalidApiKey","message":"bad key"}`, 502, "server_error", CodeDeploymentMisconfigured, ""},
 		{"model studio content filter", DialectModelStudio, 400, `{"code":"DataInspectionFailed","message":"no"}`, 400, "invalid_request_error", CodeContentFilter, ""},
 		{"model studio codes only for its dialect", DialectOpenAI, 400, `{"code":"Throttling","message":"slow down"}`, 400, "invalid_request_error", "Throttling", ""},
 		{"html", DialectVLLM, 502, `<html>bad gateway</html>`, 502, "server_error", "", ""},
@@ -91,7 +102,7 @@ func TestNormalizeErrorRules(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := NormalizeError(tt.dialect, tt.status, []byte(tt.body))
+			e := NormalizeError(ErrorSource{Dialect: tt.dialect}, tt.status, []byte(tt.body))
 			type view struct {
 				Status            int
 				Type, Code, Param string
@@ -109,5 +120,99 @@ func TestNormalizeErrorRules(t *testing.T) {
 				t.Error("cause not kept in Err")
 			}
 		})
+	}
+}
+
+// secrets are the things in the golden inputs no client may see.
+var secrets = []string{"Secret-Internal-Model", "10.0.0.", "engine-7", "localhost:", "::1", "http://10.", "sk-live",
+	"eyJ", "AKIA", "abc123secret", "9f86d08", "6a0746a1", "proj_8f3a"}
+
+// leaks returns the first of secrets in s, or "".
+func leaks(s string) string {
+	for _, x := range secrets {
+		if strings.Contains(s, x) {
+			return x
+		}
+	}
+	return ""
+}
+
+// TestNormalizeErrorMisconfigured: an engine that refuses the gateway's key
+// or does not know the model it was sent is the gateway's misconfiguration:
+// a 502 that names the public model, with the deployment and the engine's
+// status in a *MisconfiguredError.
+func TestNormalizeErrorMisconfigured(t *testing.T) {
+	tests := []struct {
+		name, dialect string
+		status        int
+		body          string
+		engineStatus  int
+	}{
+		{"vllm wrong upstream_model", DialectVLLM, 404, `{"error":{"message":"The model ` + "`Qwen/Wrong-Name`" + ` does not exist.","type":"NotFoundError","param":"model","code":404}}`, 404},
+		{"wrong base url", DialectVLLM, 404, `{"detail":"Not Found"}`, 404},
+		{"ollama model not found", DialectOllama, 404, `{"error":"model 'Qwen/Secret-Internal-Model-v7' not found, try pulling it first"}`, 404},
+		{"openai wrong key", DialectOpenAI, 401, `{"error":{"message":"Incorrect API key provided: sk-live-abcd****wxyz.","type":"invalid_request_error","code":"invalid_api_key"}}`, 401},
+		{"llama.cpp wrong key", DialectLlamaCpp, 401, `{"error":{"code":401,"message":"Invalid API Key","type":"authentication_error"}}`, 401},
+		{"forbidden", DialectSGLang, 403, `{"object":"error","message":"Forbidden","type":"PermissionDeniedError","code":403}`, 403},
+		{"html 401 from a proxy in front", DialectVLLM, 401, `<html>401 Authorization Required</html>`, 401},
+		{"proxy auth", DialectOpenAI, 407, ``, 407},
+		{"model studio key, sent as 400", DialectModelStudio, 400, `{"code":"InvalidApiKey","message":"Invalid API-key provided.","request_id":"r"}`, 401},
+		{"model studio key", DialectModelStudio, 401, `{"error":{"message":"Incorrect API key provided.","type":"invalid_request_error","code":"invalid_api_key"}}`, 401},
+		{"model studio access denied", DialectModelStudio, 400, `{"code":"AccessDenied.Unpurchased","message":"Access to model denied."}`, 403},
+		{"model studio model not found", DialectModelStudio, 400, `{"code":"ModelNotFound","message":"Model not exist."}`, 404},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := goldenSource(tt.dialect)
+			e := NormalizeError(src, tt.status, []byte(tt.body))
+			if e.Status != 502 || e.Type != "server_error" || e.Code != CodeDeploymentMisconfigured || e.Param != "" {
+				t.Errorf("got %d %s %s %q, want 502 server_error %s", e.Status, e.Type, e.Code, e.Param, CodeDeploymentMisconfigured)
+			}
+			if want := "The gateway could not use a deployment of qwen3-omni-7b: it is misconfigured."; e.Message != want {
+				t.Errorf("message %q, want %q", e.Message, want)
+			}
+			var me *MisconfiguredError
+			if !errors.As(e, &me) || me.Deployment != "gpu-a" || me.Status != tt.engineStatus {
+				t.Fatalf("cause %v, want a *MisconfiguredError of gpu-a, status %d", e.Err, tt.engineStatus)
+			}
+			if !strings.Contains(me.Error(), "HTTP") {
+				t.Errorf("cause %q lost the engine's answer", me.Error())
+			}
+		})
+	}
+}
+
+// TestSanitize pins what is taken out of an engine's message, and what is
+// left in it.
+func TestSanitize(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"The model `Qwen/Secret-Internal-Model-v7` does not exist. Engine at http://10.0.0.5:8000 key=sk-live-4f9a8b7c",
+			"The model `qwen3-omni-7b` does not exist. Engine at [url] key=[redacted]"},
+		{"Qwen/Secret-Internal-Model-v7Qwen/Secret-Internal-Model-v7", "qwen3-omni-7bqwen3-omni-7b"},
+		{"upstream https://user:pw@engine.internal:8443/v1/chat?api_key=x failed", "upstream [url] failed"},
+		{"see (http://10.0.0.5:8000/v1), or http://h:1/x.", "see ([url]), or [url]."},
+		{"connect to 10.0.0.5:8000: refused; then 192.168.1.20", "connect to [host]: refused; then [host]"},
+		{"dial [fd00::5]:8000 and [::1]:11434", "dial [host] and [host]"},
+		{"gpu-a.cluster.local:8000 and localhost:30000 are down", "[host] and [host] are down"},
+		{"Authorization: Bearer abc.def-ghi", "Authorization: Bearer [redacted]"},
+		{"api_key=abc123, API-KEY: 'xyz', access_token=t0k; password = hunter2", "api_key=[redacted], API-KEY: [redacted], access_token=[redacted]; password = [redacted]"},
+		{"Incorrect API key provided: sk-proj-abcd****wxyz.", "Incorrect API key provided: [redacted]."},
+		{"blob sha256-6a0746a1ec1aef3e7ec53868f220ff6e389f6f8ef87a01d77c96807de94ca2aa", "blob [redacted]"},
+		{"token dGhpcyBpcyBhIHNlY3JldCB0b2tlbiB3aXRoIDEyMw== here", "token [redacted] here"},
+		// What clients need stays.
+		{"This model's maximum context length is 32768 tokens. However, you requested 40000 tokens (39000 in the messages, 1000 in the completion).",
+			"This model's maximum context length is 32768 tokens. However, you requested 40000 tokens (39000 in the messages, 1000 in the completion)."},
+		{"temperature must be in [0, 2], got 3.5 at line 1 column 20", "temperature must be in [0, 2], got 3.5 at line 1 column 20"},
+		{"Field required: messages.0.content", "Field required: messages.0.content"},
+		{"the key 'messages' is missing; a token limit of 4096 applies", "the key 'messages' is missing; a token limit of 4096 applies"},
+		{"averyveryveryverylongwordwithoutanydigitsinitatall", "averyveryveryverylongwordwithoutanydigitsinitatall"},
+	}
+	for _, tt := range tests {
+		if got := sanitize(tt.in, "Qwen/Secret-Internal-Model-v7", "qwen3-omni-7b"); got != tt.want {
+			t.Errorf("sanitize(%q)\n got %q\nwant %q", tt.in, got, tt.want)
+		}
+	}
+	if got := sanitize("model Qwen/X missing", "Qwen/X", ""); got != "model [model] missing" {
+		t.Errorf("without a public name: %q", got)
 	}
 }

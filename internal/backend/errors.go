@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"syscall"
@@ -13,7 +14,7 @@ import (
 )
 
 // h1Phases names the h1 request limits as the deployment's timeouts they
-// carry (see OpenAI.doH1).
+// carry (see h1Sender.send).
 var h1Phases = map[h1.Phase]string{h1.PhaseDeadline: PhaseTotal, h1.PhaseHead: PhaseFirstToken, h1.PhaseIdle: PhaseIdle}
 
 // Marker types for the causes kept in apierror.Error.Err, so retry and
@@ -28,6 +29,25 @@ func (e *DialError) Error() string { return "dial upstream: " + e.Err.Error() }
 
 // Unwrap returns the cause.
 func (e *DialError) Unwrap() error { return e.Err }
+
+// MisconfiguredError means the engine refused the gateway itself, not the
+// client's request: it rejected the gateway's key (401, 403, 407), or it
+// does not know the model or path the deployment sends (404: a wrong
+// upstream_model or url). Retrying the same deployment cannot help until
+// its configuration is fixed; another deployment may work.
+type MisconfiguredError struct {
+	Deployment string // the deployment's name
+	Status     int    // the engine's HTTP status
+	Cause      error  // the engine's answer
+}
+
+// Error names the deployment and the engine's answer.
+func (e *MisconfiguredError) Error() string {
+	return fmt.Sprintf("deployment %q is misconfigured: %v", e.Deployment, e.Cause)
+}
+
+// Unwrap returns the cause.
+func (e *MisconfiguredError) Unwrap() error { return e.Cause }
 
 // ConnError means the connection failed after the request may have reached
 // the upstream (reset, cut stream, bad response).
@@ -97,27 +117,30 @@ const (
 	CodeClientClosed        = "client_closed"
 	CodeDeadlineExceeded    = "deadline_exceeded"
 	CodeGatewayOverloaded   = "gateway_overloaded"
+	// CodeDeploymentMisconfigured: the engine refused the gateway's own
+	// key, or does not know the model or path it was sent.
+	CodeDeploymentMisconfigured = "deployment_misconfigured"
 )
 
 // classify turns a transport or body-read error of one attempt into an
-// *apierror.Error. parent is the caller's context, ctx the attempt's, whose
-// cancel cause says which of our timeouts fired.
-func classify(parent, ctx context.Context, limits map[string]time.Duration, err error) *apierror.Error {
+// *apierror.Error. ctx is the caller's: when it is done, the caller gave
+// up, whatever the transport said.
+func classify(ctx context.Context, limits map[string]time.Duration, err error) *apierror.Error {
 	var ae *apierror.Error
 	if errors.As(err, &ae) {
 		return ae
 	}
-	if perr := parent.Err(); perr != nil {
+	if perr := ctx.Err(); perr != nil {
 		if errors.Is(perr, context.DeadlineExceeded) {
 			return &apierror.Error{Status: http.StatusGatewayTimeout, Type: apierror.TypeTimeout, Code: CodeDeadlineExceeded,
-				Message: "the request deadline expired before the upstream answered", Err: errors.Join(context.Cause(parent), err)}
+				Message: "the request deadline expired before the upstream answered", Err: errors.Join(context.Cause(ctx), err)}
 		}
 		return &apierror.Error{Status: apierror.StatusClientClosed, Type: apierror.TypeInvalidRequest, Code: CodeClientClosed,
-			Message: "the client closed the request", Err: errors.Join(context.Cause(parent), err)}
+			Message: "the client closed the request", Err: errors.Join(context.Cause(ctx), err)}
 	}
 	var te *TimeoutError
-	if ctx.Err() != nil && errors.As(context.Cause(ctx), &te) {
-		return timeoutError(te.Phase, te.Limit, err)
+	if errors.As(err, &te) {
+		return timeoutError(te.Phase, te.Limit, te.Err)
 	}
 	var he *h1.TimeoutError
 	if errors.As(err, &he) {

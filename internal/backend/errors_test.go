@@ -42,7 +42,7 @@ func TestClassifyDialErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			got := classify(ctx, ctx, limits, tc.err)
+			got := classify(ctx, limits, tc.err)
 			if got.Status != tc.status || got.Code != tc.code || got.Type != apierror.TypeFor(tc.status) {
 				t.Errorf("classify = %d %s %s, want %d %s", got.Status, got.Type, got.Code, tc.status, tc.code)
 			}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,7 +38,7 @@ var transportKinds = []struct {
 	make func(config.Deployment) http.RoundTripper
 }{
 	{"h1", NewTransport},
-	{"net-http", func(d config.Deployment) http.RoundTripper { return newHTTPTransport(d) }},
+	{"net-http", func(d config.Deployment) http.RoundTripper { return newHTTPTransport(keyOf(d), nil) }},
 }
 
 // newBackendOn builds an OpenAI backend for d on tr.
@@ -386,7 +387,7 @@ func TestOpenAIResponseNamesRequest(t *testing.T) {
 		t.Run(kind.name, func(t *testing.T) {
 			d := config.Deployment{URL: srv.URL + "/v1"}
 			o := newBackendOn(t, d, kind.make(d))
-			if fast := o.h1 != nil; fast != (kind.name == "h1") {
+			if _, fast := o.send.(*h1Sender); fast != (kind.name == "h1") {
 				t.Errorf("fast path %v for %s", fast, kind.name)
 			}
 			resp, err := o.Do(context.Background(), chatRequest(t, `{"model":"m"}`, "m", false))
@@ -431,5 +432,55 @@ func TestOpenAIRetryAfterPassedOn(t *testing.T) {
 	var ae *apierror.Error
 	if !errors.As(err, &ae) || ae.Status != http.StatusTooManyRequests || ae.RetryAfter != 7*time.Second {
 		t.Fatalf("err = %#v, want a 429 with RetryAfter 7 s", err)
+	}
+}
+
+// TestOpenAIEngineErrorsForClients: an engine's error reaches the client
+// without the deployment's internals, and one that blames the gateway's own
+// configuration as the gateway's error; the engine's answer stays in the
+// cause, for the logs.
+func TestOpenAIEngineErrorsForClients(t *testing.T) {
+	const internal = "Qwen/Secret-Internal-Model-v7"
+	tests := []struct {
+		name       string
+		status     int
+		body       string
+		wantStatus int
+		wantCode   string
+		wantMsg    string
+	}{
+		{"message sanitised", 400,
+			`{"object":"error","message":"The model ` + "`" + internal + "`" + ` does not support tools (engine http://10.0.0.5:8000, key=sk-live-4f9a8b7c6d)","type":"BadRequestError","param":"tools","code":400}`,
+			400, "", "The model `qwen3-omni-7b` does not support tools (engine [url], key=[redacted])"},
+		{"wrong upstream_model", 404,
+			`{"object":"error","message":"The model ` + "`" + internal + "`" + ` does not exist.","type":"NotFoundError","param":"model","code":404}`,
+			502, CodeDeploymentMisconfigured, "The gateway could not use a deployment of qwen3-omni-7b: it is misconfigured."},
+		{"wrong engine key", 401, `{"error":{"message":"Incorrect API key provided: sk-live-abcd****wxyz.","type":"invalid_request_error","code":"invalid_api_key"}}`,
+			502, CodeDeploymentMisconfigured, "The gateway could not use a deployment of qwen3-omni-7b: it is misconfigured."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(tt.status)
+				io.WriteString(w, tt.body)
+			})
+			o := newBackend(t, config.Deployment{Name: "gpu-a", URL: srv.URL + "/v1", UpstreamModel: internal, Dialect: DialectVLLM})
+			_, err := o.Do(context.Background(), chatRequest(t, `{"model":"qwen3-omni-7b"}`, "qwen3-omni-7b", false))
+			ae := asAPIError(t, err, tt.wantStatus, tt.wantCode)
+			if ae.Message != tt.wantMsg {
+				t.Errorf("message %q, want %q", ae.Message, tt.wantMsg)
+			}
+			if !strings.Contains(ae.Err.Error(), tt.body) {
+				t.Errorf("cause %q lost the engine's answer", ae.Err)
+			}
+			var me *MisconfiguredError
+			if errors.As(err, &me) != (tt.wantCode == CodeDeploymentMisconfigured) {
+				t.Fatalf("*MisconfiguredError in the cause: %v", me != nil)
+			}
+			if me != nil && (me.Deployment != "gpu-a" || me.Status != tt.status) {
+				t.Errorf("marker %+v, want deployment gpu-a, status %d", me, tt.status)
+			}
+		})
 	}
 }

@@ -6,13 +6,24 @@ import (
 	"sync"
 )
 
-// modelRewriter wraps an upstream response body and replaces the value of the
-// top-level "model" member with the public name: once in a JSON document, or
-// once per "data:" line of an SSE stream. Every other byte is copied as is.
+// modelRewriter wraps an upstream response body and replaces the value of
+// every top-level "model" member with the public name, in the JSON document
+// or in each event of an SSE stream; every other byte is copied as is.
+// Keys are compared as a JSON decoder reads them (escapes decoded), in any
+// case (Go's encoding/json matches struct fields so), and every occurrence
+// of the key is rewritten (decoders keep the last), so the forwarded bytes
+// never show the upstream's name there.
+//
+// An SSE event's document is the data of its "data:" lines, which may be
+// spread over several of them (the spec joins them with LF, JSON white
+// space); a blank line ends the event. Lines end in LF, CRLF or a bare CR,
+// and a byte order mark may start the stream, as the spec has it. A data
+// line that starts after a whole document starts another one, for the
+// readers that take each data line for an event.
+//
 // It is a byte-at-a-time state machine, so a read may end anywhere, and it
-// jumps over string contents and the rest of a line with bytes.Index*.
-// JSON spread over several "data:" lines of one event is not rewritten (no
-// OpenAI-compatible server sends that).
+// jumps over string contents, nested values and the rest of a line with
+// byte-set scans and bytes.IndexByte.
 type modelRewriter struct {
 	src  io.ReadCloser
 	repl []byte // the public name as a JSON string
@@ -23,25 +34,31 @@ type modelRewriter struct {
 	err  error
 	pend []byte // rest of the replacement still to emit
 
-	mode   uint8
-	prefix int // bytes of "data:" matched at the start of a line
+	// SSE: where in a line the stream is.
+	line    uint8
+	prefix  int  // bytes of "data:" matched at the start of a line
+	afterCR bool // the last byte was a CR ending a line: a LF now belongs to it
+	bom     int  // bytes of a byte order mark matched at the start; -1: past it
 
-	// JSON scanning state for the current document.
+	// The current document: the body, or an SSE event's data.
+	done     bool // nothing more to rewrite in it (ended, not an object, broken)
 	depth    int
 	inStr    bool
 	esc      bool
-	skipping bool // inside the old model value, which is dropped
+	skipping bool // inside an old model value, which is dropped
 	phase    uint8
-	keyN     int
-	keyOK    bool
+	keyN     int  // bytes of "model" matched by the key so far
+	keyOK    bool // the key may still be "model"
+	keyHex   int  // hex digits of a \u escape in the key still to read
+	keyRune  rune // the \u escape read so far
 	isModel  bool
 }
 
+// Where an SSE line is.
 const (
-	modeLine     uint8 = iota // SSE: at the start of a line, matching "data:"
-	modeJSON                  // scanning a document for its top-level "model"
-	modeSkipLine              // SSE: copying up to the next line end
-	modePass                  // JSON: done, copying the rest
+	lineStart uint8 = iota // at its start, matching "data:"
+	lineData               // in the value of a data line
+	lineOther              // in any other line
 )
 
 // Phases of the member being read at depth 1.
@@ -53,17 +70,16 @@ const (
 	phOther              // inside or after a value
 )
 
-const dataPrefix = "data:"
+const (
+	dataPrefix = "data:"
+	bom        = "\xef\xbb\xbf"
+)
 
 // newModelRewriter wraps src. When src has WriteTo (the h1 fast path), so
 // does the result: see modelRewriterTo.
 func newModelRewriter(src io.ReadCloser, public string, sse bool) io.ReadCloser {
 	m := &modelRewriter{src: src, repl: quoteJSON(public), sse: sse}
-	if sse {
-		m.mode = modeLine
-	} else {
-		m.mode = modeJSON
-	}
+	m.resetDoc()
 	if wt, ok := src.(io.WriterTo); ok {
 		return &modelRewriterTo{modelRewriter: m, wt: wt}
 	}
@@ -164,7 +180,7 @@ func (m *modelRewriter) Read(p []byte) (int, error) {
 			continue
 		}
 		if m.r == m.w {
-			if m.err != nil || m.mode == modePass {
+			if m.err != nil || m.passing() {
 				m.release()
 			}
 			if n > 0 {
@@ -173,7 +189,7 @@ func (m *modelRewriter) Read(p []byte) (int, error) {
 			if m.err != nil {
 				return 0, m.err
 			}
-			if m.mode == modePass {
+			if m.passing() {
 				return m.src.Read(p)
 			}
 			if m.buf == nil {
@@ -207,75 +223,103 @@ func (m *modelRewriter) release() {
 func (m *modelRewriter) Close() error { return m.src.Close() }
 
 func (m *modelRewriter) resetDoc() {
-	m.depth, m.inStr, m.esc, m.skipping = 0, false, false, false
-	m.phase, m.keyN, m.keyOK, m.isModel = phKey, 0, false, false
+	m.done, m.depth, m.inStr, m.esc, m.skipping = false, 0, false, false, false
+	m.phase, m.keyN, m.keyOK, m.keyHex, m.isModel = phKey, 0, false, 0, false
 }
 
-// docDone stops scanning the current document.
-func (m *modelRewriter) docDone() {
-	if m.sse {
-		m.mode = modeSkipLine
-	} else {
-		m.mode = modePass
+// passing reports that the rest of the body is copied as is.
+func (m *modelRewriter) passing() bool { return !m.sse && m.done }
+
+// endLine notes the end of an SSE line.
+func (m *modelRewriter) endLine() {
+	switch {
+	case m.line == lineStart && m.prefix == 0: // a blank line ends the event
+		m.resetDoc()
+	case m.line == lineData || (m.line == lineStart && m.prefix == len("data")): // "data" alone: an empty data line
+		// The data lines are joined with a LF: white space between JSON
+		// tokens, the end of a document broken inside a string.
+		if m.inStr || m.skipping {
+			m.done = true
+		}
 	}
+	m.line, m.prefix, m.bom = lineStart, 0, -1
+}
+
+// The bytes the fast paths stop at: in a string a quote or a backslash, in
+// a nested value a quote or a bracket, after a member's value also a
+// comma, and in a stream a line end anywhere.
+var (
+	stopsJSON  = newByteSet("\"\\")
+	stopsSSE   = newByteSet("\"\\\r\n")
+	nestedJSON = newByteSet("\"{}[]")
+	nestedSSE  = newByteSet("\"{}[]\r\n")
+	afterJSON  = newByteSet("\"{}[],")
+	afterSSE   = newByteSet("\"{}[],\r\n")
+)
+
+// byteSet is a set of bytes to look for. Unlike bytes.IndexAny, which
+// builds its set on every call, it costs nothing to start a search, and
+// most runs here are a few bytes long.
+type byteSet [256]bool
+
+func newByteSet(chars string) *byteSet {
+	var s byteSet
+	for i := 0; i < len(chars); i++ {
+		s[chars[i]] = true
+	}
+	return &s
+}
+
+// index returns the index of the first byte of b in s, or -1.
+func (s *byteSet) index(b []byte) int {
+	for i, c := range b {
+		if s[c] {
+			return i
+		}
+	}
+	return -1
+}
+
+// lineEnd returns the index of the first CR or LF in b, or -1.
+func lineEnd(b []byte) int {
+	k := bytes.IndexByte(b, '\n')
+	if k >= 0 {
+		b = b[:k] // a CR only matters before it
+	}
+	if cr := bytes.IndexByte(b, '\r'); cr >= 0 {
+		return cr
+	}
+	return k
 }
 
 // process copies in to out, transforming, until one of them is used up or a
 // replacement begins (left in m.pend). It returns the bytes consumed from in
 // and written to out.
 func (m *modelRewriter) process(in, out []byte) (i, j int) {
+	stops, nested, after := stopsJSON, nestedJSON, afterJSON
+	if m.sse {
+		stops, nested, after = stopsSSE, nestedSSE, afterSSE
+	}
 	for i < len(in) && j < len(out) {
-		switch m.mode {
-		case modePass:
-			c := copy(out[j:], in[i:])
-			return i + c, j + c
-		case modeSkipLine:
-			k := bytes.IndexByte(in[i:], '\n')
-			end := len(in)
-			if k >= 0 {
-				end = i + k + 1
-			}
-			c := copy(out[j:], in[i:end])
-			i, j = i+c, j+c
-			if k >= 0 && i == end {
-				m.mode, m.prefix = modeLine, 0
-			}
+		c := in[i]
+		if m.sse && (m.afterCR || c == '\r' || c == '\n' || m.line != lineData || m.done) {
+			ni, nj := m.sseLine(in[i:], out[j:])
+			i, j = i+ni, j+nj
 			continue
-		case modeLine:
-			c := in[i]
-			switch {
-			case c == dataPrefix[m.prefix]:
-				m.prefix++
-				if m.prefix == len(dataPrefix) {
-					m.mode = modeJSON
-					m.resetDoc()
-				}
-			case c == '\n':
-				m.prefix = 0
-			default:
-				m.mode = modeSkipLine
-				continue
-			}
-			out[j] = c
-			i, j = i+1, j+1
-			continue
+		}
+		if m.done { // the rest of a JSON body
+			n := copy(out[j:], in[i:])
+			return i + n, j + n
 		}
 
-		// modeJSON
-		c := in[i]
-		if m.sse && c == '\n' { // a raw LF cannot be inside a JSON value
-			m.mode, m.prefix = modeLine, 0
-			out[j] = c
-			i, j = i+1, j+1
-			continue
-		}
+		// In the document.
 		if m.skipping {
 			if m.esc {
 				m.esc = false
 				i++
 				continue
 			}
-			k := bytes.IndexAny(in[i:], "\"\\\n")
+			k := stops.index(in[i:])
 			if k < 0 {
 				i = len(in)
 				continue
@@ -286,57 +330,78 @@ func (m *modelRewriter) process(in, out []byte) (i, j int) {
 				m.esc = true
 				i++
 			case '"':
-				m.skipping = false
-				m.docDone()
+				m.skipping, m.phase = false, phOther
 				i++
-			default: // a raw LF in the old value: SSE resyncs on it above
-				if !m.sse {
-					i++
-				}
-			}
+			} // a line end: handled above, next round
 			continue
 		}
 		if m.inStr {
-			if !m.esc && m.phase != phInKey {
-				// Fast path through string contents.
-				k := bytes.IndexAny(in[i:], "\"\\\n")
-				if k < 0 {
-					k = len(in) - i
-				}
-				if k > 0 {
-					c := copy(out[j:], in[i:i+k])
-					i, j = i+c, j+c
+			if m.phase == phInKey {
+				if m.esc || m.keyHex > 0 || stops[c] {
+					m.keyByte(c)
+					out[j] = c
+					i, j = i+1, j+1
 					continue
 				}
+				// The key's plain bytes, at once.
+				k := i
+				for k < len(in) && k-i < len(out)-j && !stops[in[k]] {
+					m.keyChar(rune(in[k]))
+					k++
+				}
+				n := copy(out[j:], in[i:k])
+				i, j = i+n, j+n
+				continue
 			}
-			switch {
-			case m.esc:
+			if m.esc {
 				m.esc = false
-			case c == '\\':
+				out[j] = c
+				i, j = i+1, j+1
+				continue
+			}
+			// Through the string's contents at once.
+			k := stops.index(in[i:])
+			if k < 0 {
+				k = len(in) - i
+			}
+			if k > 0 {
+				n := copy(out[j:], in[i:i+k])
+				i, j = i+n, j+n
+				continue
+			}
+			switch c {
+			case '\\':
 				m.esc = true
-				m.keyOK = false // an escaped key is never matched
-			case c == '"':
+			case '"':
 				m.inStr = false
-				if m.phase == phInKey {
-					m.isModel = m.keyOK && m.keyN == len("model")
-					m.phase = phColon
-				}
-			case m.phase == phInKey:
-				if m.keyN < len("model") && c == "model"[m.keyN] {
-					m.keyN++
-				} else {
-					m.keyOK = false
-				}
 			}
 			out[j] = c
 			i, j = i+1, j+1
 			continue
 		}
+		if m.depth > 1 || m.phase == phOther {
+			// Inside a nested value only strings and brackets matter, and
+			// after a member's value only what ends it: a number, a
+			// literal, white space go at once.
+			set := nested
+			if m.depth == 1 {
+				set = after
+			}
+			k := set.index(in[i:])
+			if k < 0 {
+				k = len(in) - i
+			}
+			if k > 0 {
+				n := copy(out[j:], in[i:i+k])
+				i, j = i+n, j+n
+				continue
+			}
+		}
 		switch c {
 		case '"':
 			switch {
 			case m.depth == 1 && m.phase == phKey:
-				m.phase, m.keyN, m.keyOK = phInKey, 0, true
+				m.phase, m.keyN, m.keyOK, m.keyHex = phInKey, 0, true, 0
 			case m.depth == 1 && m.phase == phValue && m.isModel:
 				m.skipping = true
 				m.pend = m.repl
@@ -347,7 +412,7 @@ func (m *modelRewriter) process(in, out []byte) (i, j int) {
 			m.inStr = true
 		case '{', '[':
 			if m.depth == 0 && c == '[' {
-				m.docDone()
+				m.done = true
 			}
 			if m.depth == 1 && m.phase == phValue {
 				m.phase = phOther
@@ -356,7 +421,7 @@ func (m *modelRewriter) process(in, out []byte) (i, j int) {
 		case '}', ']':
 			m.depth--
 			if m.depth <= 0 {
-				m.docDone()
+				m.done = true
 			}
 		case ':':
 			if m.depth == 1 && m.phase == phColon {
@@ -369,7 +434,7 @@ func (m *modelRewriter) process(in, out []byte) (i, j int) {
 		case ' ', '\t', '\r', '\n':
 		default:
 			if m.depth == 0 {
-				m.docDone() // not an object: "[DONE]" or junk
+				m.done = true // not an object: "[DONE]" or junk
 			} else if m.depth == 1 && m.phase == phValue {
 				m.phase = phOther // a non-string model value is left alone
 			}
@@ -378,6 +443,123 @@ func (m *modelRewriter) process(in, out []byte) (i, j int) {
 		i, j = i+1, j+1
 	}
 	return i, j
+}
+
+// sseLine processes what in starts with outside a document: a line end,
+// the start of a line, or a line (or its rest) with nothing to rewrite. It
+// consumes at least one byte.
+func (m *modelRewriter) sseLine(in, out []byte) (i, j int) {
+	c := in[0]
+	if m.afterCR {
+		m.afterCR = false
+		if c == '\n' { // the LF of a CRLF
+			out[0] = c
+			return 1, 1
+		}
+	}
+	if c == '\r' || c == '\n' {
+		m.endLine()
+		m.afterCR = c == '\r'
+		out[0] = c
+		return 1, 1
+	}
+	if m.line == lineStart {
+		if m.bom >= 0 && m.prefix == 0 {
+			if c == bom[m.bom] {
+				if m.bom++; m.bom == len(bom) {
+					m.bom = -1
+				}
+				out[0] = c
+				return 1, 1
+			}
+			broken := m.bom > 0 // the line is no field a client reads
+			m.bom = -1
+			if broken {
+				m.line = lineOther
+				return m.sseLine(in, out)
+			}
+		}
+		if m.prefix < len(dataPrefix) && c == dataPrefix[m.prefix] {
+			if m.prefix++; m.prefix == len(dataPrefix) {
+				m.line = lineData
+				if m.done {
+					// A data line after a whole document: readers that take
+					// each line for an event see a document of its own.
+					m.resetDoc()
+				}
+			}
+			out[0] = c
+			return 1, 1
+		}
+		m.line = lineOther
+	}
+	// The rest of a line that is not data, or whose document is done.
+	end := len(in)
+	if k := lineEnd(in); k >= 0 {
+		end = k
+	}
+	n := copy(out, in[:end])
+	return n, n
+}
+
+// keyByte reads byte c of a key at depth 1, decoding escapes to compare
+// the key with "model" as a JSON decoder would read it.
+func (m *modelRewriter) keyByte(c byte) {
+	switch {
+	case m.keyHex > 0:
+		v, ok := unhex(c)
+		if !ok {
+			m.keyHex, m.keyOK = 0, false
+			return
+		}
+		m.keyRune = m.keyRune<<4 | v
+		if m.keyHex--; m.keyHex == 0 {
+			m.keyChar(m.keyRune)
+		}
+	case m.esc:
+		m.esc = false
+		switch c {
+		case 'u':
+			m.keyHex, m.keyRune = 4, 0
+		case '"', '\\', '/':
+			m.keyChar(rune(c))
+		default: // \b \f \n \r \t, or invalid: no byte of "model"
+			m.keyOK = false
+		}
+	case c == '\\':
+		m.esc = true
+	case c == '"':
+		m.inStr = false
+		m.isModel = m.keyOK && m.keyN == len("model")
+		m.phase = phColon
+	default:
+		m.keyChar(rune(c))
+	}
+}
+
+// keyChar matches the next character of a key against "model", in any
+// case.
+func (m *modelRewriter) keyChar(r rune) {
+	if 'A' <= r && r <= 'Z' {
+		r += 'a' - 'A'
+	}
+	if m.keyOK && m.keyN < len("model") && r == rune("model"[m.keyN]) {
+		m.keyN++
+	} else {
+		m.keyOK = false
+	}
+}
+
+func unhex(c byte) (rune, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return rune(c - '0'), true
+	case 'a' <= c && c <= 'f':
+		return rune(c-'a') + 10, true
+	case 'A' <= c && c <= 'F':
+		return rune(c-'A') + 10, true
+	}
+	return 0, false
 }
 
 var _ io.ReadCloser = (*modelRewriter)(nil)

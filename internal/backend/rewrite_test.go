@@ -97,15 +97,15 @@ func TestModelRewriter(t *testing.T) {
 		{"json models key is not model", false,
 			`{"models":"a","mode":"b","model":"c"}`,
 			`{"models":"a","mode":"b","model":"qwen3-omni-7b"}`},
-		{"json escaped key not matched", false,
-			`{"mod\u0065l":"a"}`,
-			`{"mod\u0065l":"a"}`},
+		{"json escaped key is the same key", false,
+			`{"mod\u0065l":"a","\u006D\u006f\u0064\u0065\u006c":"b","m\/odel":"c","model\u0000":"d","\"model":"e"}`,
+			`{"mod\u0065l":"qwen3-omni-7b","\u006D\u006f\u0064\u0065\u006c":"qwen3-omni-7b","m\/odel":"c","model\u0000":"d","\"model":"e"}`},
 		{"json null model left", false,
 			`{"model":null,"x":"model"}`,
 			`{"model":null,"x":"model"}`},
-		{"json only the first model", false,
-			`{"model":"a","model":"b"}`,
-			`{"model":"qwen3-omni-7b","model":"b"}`},
+		{"json every model of a duplicate key", false,
+			`{"model":"a","x":{"model":"n"},"model":"b" , "model":null,"model":"c"}`,
+			`{"model":"qwen3-omni-7b","x":{"model":"n"},"model":"qwen3-omni-7b" , "model":null,"model":"qwen3-omni-7b"}`},
 		{"json array top level", false,
 			`[{"model":"a"}]`,
 			`[{"model":"a"}]`},
@@ -128,6 +128,27 @@ func TestModelRewriter(t *testing.T) {
 		{"sse data-like lines", true,
 			"dat: {\"model\":\"up\"}\nxdata: {\"model\":\"up\"}\ndata: {\"model\":\"up\"}\n\n",
 			"dat: {\"model\":\"up\"}\nxdata: {\"model\":\"up\"}\ndata: {\"model\":\"qwen3-omni-7b\"}\n\n"},
+		{"sse bare CR line ends", true,
+			"data: {\"model\":\"up\"}\r\rdata: {\"id\":1,\"model\":\"up\"}\r\r: c\rdata: {\"model\":\"up\"}\r\r",
+			"data: {\"model\":\"qwen3-omni-7b\"}\r\rdata: {\"id\":1,\"model\":\"qwen3-omni-7b\"}\r\r: c\rdata: {\"model\":\"qwen3-omni-7b\"}\r\r"},
+		{"sse one event over several data lines", true,
+			"data: {\"id\":\"1\",\ndata: \"model\":\ndata:\"up\",\nid: 7\ndata: \"choices\":[]}\n\n" +
+				"data: {\"a\":1,\r\ndata: \"model\":\"up\"}\r\n\r\n" +
+				"data: {\"a\":\rdata\rdata: 2, \"model\": \"up\"}\r\r" +
+				"data: {\"model\":\"up\"}\n\n",
+			"data: {\"id\":\"1\",\ndata: \"model\":\ndata:\"qwen3-omni-7b\",\nid: 7\ndata: \"choices\":[]}\n\n" +
+				"data: {\"a\":1,\r\ndata: \"model\":\"qwen3-omni-7b\"}\r\n\r\n" +
+				"data: {\"a\":\rdata\rdata: 2, \"model\": \"qwen3-omni-7b\"}\r\r" +
+				"data: {\"model\":\"qwen3-omni-7b\"}\n\n"},
+		{"sse events end at a blank line only", true,
+			"data: {\"a\":{\n\ndata: \"model\":\"up\"}\n\n",
+			"data: {\"a\":{\n\ndata: \"model\":\"up\"}\n\n"},
+		{"sse a document per data line, as line readers take them", true,
+			"data: {\"a\":1}\ndata: {\"model\":\"up\"}\ndata: [1]\ndata: {\"model\":\"up\"}\n\n",
+			"data: {\"a\":1}\ndata: {\"model\":\"qwen3-omni-7b\"}\ndata: [1]\ndata: {\"model\":\"qwen3-omni-7b\"}\n\n"},
+		{"sse duplicate model", true,
+			"data: {\"model\":\"up\",\"model\":\"up\"}\n\n",
+			"data: {\"model\":\"qwen3-omni-7b\",\"model\":\"qwen3-omni-7b\"}\n\n"},
 		{"sse broken json resyncs at line end", true,
 			"data: {\"model\":\"up\n\ndata: {\"model\":\"up\"}\n\n",
 			"data: {\"model\":\"qwen3-omni-7b\"\n\ndata: {\"model\":\"qwen3-omni-7b\"}\n\n"},
@@ -214,13 +235,22 @@ func BenchmarkModelRewriterSSE(b *testing.B) {
 	}
 }
 
-// FuzzModelRewriter checks that read boundaries never change the output, and
-// that a JSON object with a string "model" comes out valid with the public
-// name in it.
+// FuzzModelRewriter checks that read boundaries never change the output,
+// and that what a client decodes never shows the upstream's name: a JSON
+// object, or an SSE event whose data is one, comes out as valid JSON with
+// every top-level "model" string the public name and nothing else changed.
 func FuzzModelRewriter(f *testing.F) {
 	for _, s := range []string{`{"model":"a","x":[1,{"model":"b"}]}`, `{"a":"\"","model":"\\"}`, "data: {\"model\":\"a\"}\n\n", `[]`} {
 		f.Add([]byte(s), uint8(3), false)
 	}
+	// What the rewriter once let through.
+	f.Add([]byte(`{"model":"a","model":"b"}`), uint8(5), false)
+	f.Add([]byte(`{"mod\u0065l":"a","MODEL":"b"}`), uint8(9), false)
+	f.Add([]byte("data: {\"model\":\"a\"}\r\rdata: {\"model\":\"a\"}\r\r"), uint8(4), true)
+	f.Add([]byte("data: {\"id\":1,\ndata: \"model\":\"a\"}\n\n"), uint8(11), true)
+	f.Add([]byte("data: {\"x\":1,\rdata:\"model\"\r\ndata::\"a\"}\r\n\r\n"), uint8(2), true)
+	f.Add([]byte("data: {\"model\":\"a\",\"model\":\"a\"}\n\n"), uint8(7), true)
+	f.Add([]byte("\xef\xbb\xbfdata: {\"model\":\"a\"}\n\n"), uint8(1), true)
 	f.Fuzz(func(t *testing.T, in []byte, split uint8, sse bool) {
 		whole, err := io.ReadAll(newModelRewriter(io.NopCloser(bytes.NewReader(in)), "pub<>", sse))
 		if err != nil {
@@ -243,17 +273,111 @@ func FuzzModelRewriter(f *testing.F) {
 		if !bytes.Equal(whole, viaWriteTo.Bytes()) {
 			t.Fatalf("WriteTo, split at %d, changed the output:\n%q\n%q", k, whole, viaWriteTo.Bytes())
 		}
-		var doc map[string]any
-		if !sse && json.Unmarshal(in, &doc) == nil {
-			if _, isString := doc["model"].(string); isString && bytes.Count(in, []byte(`"model"`)) == 1 && bytes.IndexByte(in, '\\') < 0 {
-				var out map[string]any
-				if err := json.Unmarshal(whole, &out); err != nil {
-					t.Fatalf("output %q not JSON: %v", whole, err)
-				}
-				if out["model"] != "pub<>" {
-					t.Fatalf("model = %v in %q", out["model"], whole)
-				}
-			}
+		if !sse {
+			checkRewritten(t, in, whole)
+			return
+		}
+		ins, outs := sseData(in), sseData(whole)
+		if len(ins) != len(outs) {
+			t.Fatalf("%d events in, %d out:\n%q\n%q", len(ins), len(outs), in, whole)
+		}
+		for i := range ins {
+			checkRewritten(t, ins[i], outs[i])
 		}
 	})
+}
+
+// checkRewritten checks out is in rewritten, when in is a JSON object: out
+// is valid JSON, its top-level "model" strings (in any case, as Go's
+// encoding/json matches them) are "pub<>", and the rest is in's.
+func checkRewritten(t *testing.T, in, out []byte) {
+	t.Helper()
+	inMembers, ok := topMembers(in)
+	if !ok {
+		return
+	}
+	outMembers, ok := topMembers(out)
+	if !ok {
+		t.Fatalf("output %q of the object %q is not a JSON object", out, in)
+	}
+	if len(inMembers) != len(outMembers) {
+		t.Fatalf("%d members in, %d out: %q → %q", len(inMembers), len(outMembers), in, out)
+	}
+	for i, m := range inMembers {
+		want := m
+		if _, isString := m.value.(string); isString && strings.EqualFold(m.key, "model") {
+			want.value = "pub<>"
+		}
+		if diff := cmp.Diff(want, outMembers[i], cmp.AllowUnexported(member{})); diff != "" {
+			t.Fatalf("member %d of %q → %q (-want +got):\n%s", i, in, out, diff)
+		}
+	}
+}
+
+// member is one top-level member of an object, as a decoder reads it.
+type member struct {
+	key   string
+	value any
+}
+
+// topMembers decodes the members of the JSON object doc, keeping
+// duplicate keys; false when doc is not one.
+func topMembers(doc []byte) ([]member, bool) {
+	if !json.Valid(doc) {
+		return nil, false
+	}
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, false
+	}
+	var ms []member
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, false
+		}
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			return nil, false
+		}
+		ms = append(ms, member{tok.(string), v})
+	}
+	return ms, true
+}
+
+// sseData returns the data of each event of an SSE stream, read as the
+// spec says a client reads it: a leading byte order mark skipped, lines
+// ending in CRLF, LF or CR, "data" fields joined with LF, a blank line
+// dispatching.
+func sseData(stream []byte) [][]byte {
+	stream = bytes.TrimPrefix(stream, []byte("\xef\xbb\xbf"))
+	var events [][]byte
+	var data []byte
+	has := false
+	for {
+		end := bytes.IndexAny(stream, "\r\n")
+		if end < 0 {
+			break // an unterminated last line is never dispatched
+		}
+		line := stream[:end]
+		crlf := stream[end] == '\r' && end+1 < len(stream) && stream[end+1] == '\n'
+		stream = stream[end+1:]
+		if crlf {
+			stream = stream[1:]
+		}
+		if len(line) == 0 {
+			if has {
+				events = append(events, bytes.TrimSuffix(data, []byte("\n")))
+			}
+			data, has = nil, false
+			continue
+		}
+		field, value, _ := bytes.Cut(line, []byte(":"))
+		value = bytes.TrimPrefix(value, []byte(" "))
+		if string(field) == "data" {
+			data = append(append(data, value...), '\n')
+			has = true
+		}
+	}
+	return events
 }

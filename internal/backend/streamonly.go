@@ -163,10 +163,11 @@ func (a *audioMerge) finish() (*audioOut, error) {
 }
 
 // aggregate reads the SSE stream of resp and returns a synthetic 200 with
-// the merged JSON document. public, when set, replaces the model name.
-func (o *OpenAI) aggregate(resp *http.Response, public string) (*http.Response, error) {
+// the merged JSON document. public, when set, replaces the model name; src
+// is where an error event came from.
+func (o *OpenAI) aggregate(resp *http.Response, src ErrorSource, public string) (*http.Response, error) {
 	defer resp.Body.Close()
-	doc, err := aggregateStream(resp.Body, o.dialect, public)
+	doc, err := aggregateStream(resp.Body, src, public)
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +191,7 @@ func (o *OpenAI) aggregate(resp *http.Response, public string) (*http.Response, 
 // aggregateStream merges an OpenAI chunk stream into one document. A stream
 // that errors, carries an error event or ends before any finish_reason is a
 // 502 (timeouts keep their own *apierror.Error).
-func aggregateStream(body io.Reader, dialect, public string) ([]byte, error) {
+func aggregateStream(body io.Reader, src ErrorSource, public string) ([]byte, error) {
 	rd := sse.NewReader(body)
 	var (
 		out      completion
@@ -219,7 +220,7 @@ func aggregateStream(body io.Reader, dialect, public string) ([]byte, error) {
 			return nil, midStream("the upstream sent a malformed stream event", err)
 		}
 		if len(c.Error) > 0 && string(c.Error) != "null" {
-			e := NormalizeError(dialect, http.StatusBadGateway, ev.Data)
+			e := NormalizeError(src, http.StatusBadGateway, ev.Data)
 			e.Status, e.Type = http.StatusBadGateway, apierror.TypeServer
 			return nil, e
 		}

@@ -97,6 +97,11 @@ type Deployment struct {
 	Timeouts Timeouts `yaml:"timeouts"`
 	// MaxIdleConns is the keep-alive pool size to this upstream. Default 256.
 	MaxIdleConns int `yaml:"max_idle_conns"`
+	// IdleConnTimeout is how long a keep-alive connection may sit idle and
+	// still be reused. Keep it below the engine's own keep-alive timeout
+	// (uvicorn's, under vLLM and SGLang, is 5 s), past which the engine
+	// closes the connection. Default 4s.
+	IdleConnTimeout Duration `yaml:"idle_conn_timeout"`
 }
 
 // Timeouts bound one upstream attempt.

@@ -16,6 +16,8 @@ const (
 	DefaultWeight       = 1
 	DefaultDialect      = DialectOpenAI
 	DefaultMaxIdleConns = 256
+	// DefaultIdleConnTimeout is below uvicorn's 5 s keep-alive (vLLM, SGLang).
+	DefaultIdleConnTimeout = 4 * time.Second
 
 	DefaultConnectTimeout    = 2 * time.Second
 	DefaultFirstTokenTimeout = 30 * time.Second
@@ -101,6 +103,7 @@ func (d *Deployment) applyDefaults(model string) {
 		setDefault(&d.Dialect, DefaultDialect)
 		setDefault(&d.UpstreamModel, model)
 		setDefault(&d.MaxIdleConns, DefaultMaxIdleConns)
+		setDefault(&d.IdleConnTimeout, Duration(DefaultIdleConnTimeout))
 	}
 	// Timeouts apply to both kinds: the simulator can hang or stall on purpose.
 	t := &d.Timeouts

@@ -168,7 +168,7 @@ models:
       - {name: up, url: "http://h:8000/v1"}
       - {name: s, profile: p}
       - {name: custom, kind: openai, url: "http://h/v1", upstream_model: U, dialect: vllm, weight: 3,
-         max_idle_conns: 4, timeouts: {connect: 1s, total: 1m}}
+         max_idle_conns: 4, idle_conn_timeout: 1s, timeouts: {connect: 1s, total: 1m}}
 `)
 	cfg, err := Parse(data, "d.yaml")
 	if err != nil {
@@ -194,10 +194,10 @@ models:
 			},
 			Deployments: []Deployment{
 				{Name: "up", Kind: "openai", URL: "http://h:8000/v1", UpstreamModel: "m", Dialect: "openai",
-					Weight: 1, Timeouts: defaultTimeouts, MaxIdleConns: 256},
+					Weight: 1, Timeouts: defaultTimeouts, MaxIdleConns: 256, IdleConnTimeout: Duration(4 * time.Second)},
 				{Name: "s", Kind: "sim", Profile: "p", Weight: 1, Timeouts: defaultTimeouts},
 				{Name: "custom", Kind: "openai", URL: "http://h/v1", UpstreamModel: "U", Dialect: "vllm", Weight: 3,
-					MaxIdleConns: 4, Timeouts: Timeouts{
+					MaxIdleConns: 4, IdleConnTimeout: Duration(time.Second), Timeouts: Timeouts{
 						Connect: Duration(time.Second), FirstToken: Duration(30 * time.Second),
 						Idle: Duration(30 * time.Second), Total: Duration(time.Minute),
 					}},

@@ -297,6 +297,7 @@ func (v *validator) simDeployment(p string, d *Deployment) {
 		{"dialect", d.Dialect != ""},
 		{"stream_only", d.StreamOnly},
 		{"max_idle_conns", d.MaxIdleConns != 0},
+		{"idle_conn_timeout", d.IdleConnTimeout != 0},
 	} {
 		if f.set {
 			v.add(p+"."+f.key, "applies only to kind openai")
@@ -328,6 +329,7 @@ func (v *validator) openAIDeployment(p string, d *Deployment) {
 	if d.MaxIdleConns < 0 {
 		v.add(p+".max_idle_conns", "must be >= 0, got %d", d.MaxIdleConns)
 	}
+	v.nonNegative(p+".idle_conn_timeout", d.IdleConnTimeout)
 }
 
 func (v *validator) upstreamURL(p, raw string) {

@@ -4,6 +4,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -122,8 +123,9 @@ func TestValidate(t *testing.T) {
 			[]string{"models[0].deployments[0].profile"}, "needs a profile"},
 		{"sim with openai-only keys", func(c *Config) {
 			d := &c.Models[0].Deployments[0]
-			d.URL, d.Dialect, d.StreamOnly = "http://x/v1", DialectVLLM, true
-		}, []string{"models[0].deployments[0].url", "models[0].deployments[0].dialect", "models[0].deployments[0].stream_only"}, "only to kind openai"},
+			d.URL, d.Dialect, d.StreamOnly, d.IdleConnTimeout = "http://x/v1", DialectVLLM, true, Duration(time.Second)
+		}, []string{"models[0].deployments[0].url", "models[0].deployments[0].dialect", "models[0].deployments[0].stream_only",
+			"models[0].deployments[0].idle_conn_timeout"}, "only to kind openai"},
 		{"openai with profile", func(c *Config) { c.Models[1].Deployments[0].Profile = "p" },
 			[]string{"models[1].deployments[0].profile"}, "only to kind sim"},
 		{"openai without url", func(c *Config) { c.Models[1].Deployments[0].URL = "" },
@@ -152,6 +154,8 @@ func TestValidate(t *testing.T) {
 		{"negative timeouts", func(c *Config) {
 			c.Models[1].Deployments[0].Timeouts = Timeouts{Connect: -1, Total: -1}
 		}, []string{"models[1].deployments[0].timeouts.connect", "models[1].deployments[0].timeouts.total"}, "must be >= 0"},
+		{"negative idle_conn_timeout", func(c *Config) { c.Models[1].Deployments[0].IdleConnTimeout = -1 },
+			[]string{"models[1].deployments[0].idle_conn_timeout"}, "must be >= 0"},
 		{"bad api_key_env name", func(c *Config) { c.Models[1].Deployments[0].APIKeyEnv = "1-KEY" },
 			[]string{"models[1].deployments[0].api_key_env"}, "not an environment variable name"},
 		{"bad header name", func(c *Config) { c.Models[1].Deployments[1].Headers = map[string]string{"X Team": "a"} },

@@ -97,6 +97,25 @@ func newConn(nc net.Conn, h *hostConns, bufs *sync.Pool, size int) *conn {
 
 func (c *conn) close() { c.nc.Close() }
 
+// usable reports whether an idle connection can carry another request: the
+// server has not closed or reset it, nor sent anything nobody asked for,
+// while it was idle. net/http learns this from the read goroutine each of
+// its connections has; here one read that does not wait asks the socket.
+// Where that is not possible (not a socket) the connection is taken on
+// trust, and a failure before any answer is retried on a new connection.
+func (c *conn) usable(now time.Time) bool {
+	if c.br.Buffered() > 0 {
+		return false
+	}
+	if c.br.raw == nil {
+		return true
+	}
+	if !c.rdl.IsZero() && !now.Before(c.rdl) {
+		c.setReadDeadline(time.Time{}) // the last exchange's: a read would fail at once
+	}
+	return c.br.quiet()
+}
+
 // setDeadline sets both deadlines, skipping the call when nothing changes.
 func (c *conn) setDeadline(d time.Time) {
 	if d.Equal(c.rdl) && d.Equal(c.wdl) {

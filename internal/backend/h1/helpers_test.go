@@ -126,3 +126,18 @@ func get(t testing.TB, tr http.RoundTripper, url string) (*http.Response, string
 	}
 	return resp, string(b)
 }
+
+// idleCount reports the idle connections to addr.
+func (t *Transport) idleCount(addr string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.idleCount0(addr)
+}
+
+// idleCount0 is idleCount with t.mu held.
+func (t *Transport) idleCount0(addr string) int {
+	if h := t.hosts[addr]; h != nil {
+		return len(h.idle)
+	}
+	return 0
+}

@@ -37,6 +37,11 @@ type reader struct {
 	dst   []byte
 	n     int
 	rerr  error
+
+	// The check that an idle connection has nothing to read (see quiet).
+	probeFn  func(fd uintptr) bool
+	probeBuf [1]byte
+	silent   bool
 }
 
 func newReader(cr *connReader, src io.Reader, pool *sync.Pool, size int) *reader {
@@ -45,9 +50,20 @@ func newReader(cr *connReader, src io.Reader, pool *sync.Pool, size int) *reader
 		if raw, err := sc.SyscallConn(); err == nil {
 			b.raw = raw
 			b.rawFn = b.readRaw
+			b.probeFn = b.probe
 		}
 	}
 	return b
+}
+
+// quiet reports whether the socket has nothing to read now: no byte, no
+// end of stream, no error. It never waits; it needs raw.
+func (b *reader) quiet() bool {
+	b.silent = false
+	if err := b.raw.Read(b.probeFn); err != nil {
+		return false
+	}
+	return b.silent
 }
 
 // Buffered returns the number of bytes that can be read from the buffer.

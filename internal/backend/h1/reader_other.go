@@ -6,3 +6,5 @@ package h1
 const canReadRaw = false
 
 func (b *reader) readRaw(fd uintptr) bool { panic("h1: no raw reads on this platform") }
+
+func (b *reader) probe(fd uintptr) bool { panic("h1: no raw reads on this platform") }

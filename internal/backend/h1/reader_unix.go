@@ -44,3 +44,17 @@ func (b *reader) readRaw(fd uintptr) bool {
 		return true
 	}
 }
+
+// probe is the syscall.RawConn read function of quiet: one read that finds
+// nothing (EAGAIN) means silence; a byte, the end of the stream or an error
+// mean the connection cannot carry a request. It never asks to wait.
+func (b *reader) probe(fd uintptr) bool {
+	for {
+		_, err := syscall.Read(int(fd), b.probeBuf[:])
+		if err == syscall.EINTR {
+			continue
+		}
+		b.silent = err == syscall.EAGAIN
+		return true
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 )
@@ -49,8 +50,10 @@ type Transport struct {
 	// MaxIdleConns bounds the idle connections kept per host; zero:
 	// DefaultMaxIdleConns, negative: no keep-alive.
 	MaxIdleConns int
-	// IdleConnTimeout is how long an idle connection is kept; zero:
-	// DefaultIdleConnTimeout.
+	// IdleConnTimeout is how long an idle connection is kept and may be
+	// reused; zero: DefaultIdleConnTimeout. Set it below the server's
+	// keep-alive timeout, after which the server closes the connection and
+	// a request sent on it as it does fails.
 	IdleConnTimeout time.Duration
 	// ReadBufferSize is the size of each connection's read buffer; zero:
 	// DefaultReadBufferSize. A connection holds its buffer only while it
@@ -111,10 +114,10 @@ func (t *Transport) idleTimeout() time.Duration {
 	return t.IdleConnTimeout
 }
 
-// getConn returns an idle connection to addr, or dials one. deadline, when
-// set, bounds the dial and phase names the limit it stands for.
-func (t *Transport) getConn(ctx context.Context, addr string, deadline time.Time, phase Phase) (*conn, error) {
+// host returns the pool of addr, making it on first use.
+func (t *Transport) host(addr string) *hostConns {
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	h := t.hosts[addr]
 	if h == nil {
 		if t.hosts == nil {
@@ -123,16 +126,46 @@ func (t *Transport) getConn(ctx context.Context, addr string, deadline time.Time
 		h = &hostConns{addr: addr}
 		t.hosts[addr] = h
 	}
-	if n := len(h.idle); n > 0 {
+	return h
+}
+
+// getConn returns an idle connection of h that can still carry a request,
+// or dials one. An idle connection is dropped when it has been idle for
+// IdleConnTimeout (the server's keep-alive may have ended it without a
+// word) or when the server closed it, reset it or sent something while it
+// was idle. deadline, when set, bounds the dial and phase names the limit
+// it stands for.
+func (t *Transport) getConn(ctx context.Context, h *hostConns, deadline time.Time, phase Phase) (*conn, error) {
+	for {
+		now := time.Now()
+		t.mu.Lock()
+		n := len(h.idle)
+		if n == 0 {
+			t.mu.Unlock()
+			return t.dialConn(ctx, h, deadline, phase)
+		}
 		c := h.idle[n-1]
+		if now.Sub(c.idleAt) >= t.idleTimeout() {
+			// The most recent is past its time, and the others are older.
+			dead := slices.Clone(h.idle)
+			clear(h.idle)
+			h.idle = h.idle[:0]
+			t.mu.Unlock()
+			for _, d := range dead {
+				d.close()
+			}
+			continue
+		}
 		h.idle[n-1] = nil
 		h.idle = h.idle[:n-1]
 		t.mu.Unlock()
+		if !c.usable(now) {
+			c.close()
+			continue
+		}
 		c.reused = true
 		return c, nil
 	}
-	t.mu.Unlock()
-	return t.dialConn(ctx, h, deadline, phase)
 }
 
 func (t *Transport) dialConn(ctx context.Context, h *hostConns, deadline time.Time, phase Phase) (*conn, error) {
@@ -231,23 +264,10 @@ func (t *Transport) CloseIdleConnections() {
 	}
 }
 
-// idleCount reports the idle connections to addr (for tests).
-func (t *Transport) idleCount(addr string) int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.idleCount0(addr)
-}
-
-func (t *Transport) idleCount0(addr string) int {
-	if h := t.hosts[addr]; h != nil {
-		return len(h.idle)
-	}
-	return 0
-}
-
-// do runs one exchange, retrying once on a fresh connection when a pooled
-// one turns out to have been closed by the server before any of the
-// response arrived.
+// do runs one exchange. A request that fails on a reused connection
+// before any byte of the response arrived (the server most likely closed
+// it as the request went out) is sent once more, when its body can be, on
+// a new connection: the next pooled one may have died the same way.
 func (t *Transport) do(ctx context.Context, x *exchange) (*http.Response, error) {
 	if ctx.Err() != nil {
 		if x.stream != nil {
@@ -261,26 +281,29 @@ func (t *Transport) do(ctx context.Context, x *exchange) (*http.Response, error)
 			headDeadline, headPhase = d, PhaseHead
 		}
 	}
-	for attempt := 0; ; attempt++ {
-		c, err := t.getConn(ctx, x.addr, headDeadline, headPhase)
-		if err != nil {
-			if x.stream != nil {
-				x.stream.Close()
-			}
-			return nil, err
+	h := t.host(x.addr)
+	c, err := t.getConn(ctx, h, headDeadline, headPhase)
+	if err != nil {
+		if x.stream != nil {
+			x.stream.Close()
 		}
-		resp, err := c.roundTrip(ctx, t, x, headDeadline, headPhase)
-		if err == nil {
-			return resp, nil
-		}
-		var se *staleError
-		if !errors.As(err, &se) {
-			return nil, err
-		}
-		if attempt > 0 || !x.replayable {
-			return nil, se.err
-		}
+		return nil, err
 	}
+	resp, err := c.roundTrip(ctx, t, x, headDeadline, headPhase)
+	if err == nil {
+		return resp, nil
+	}
+	var se *staleError // declared here: it escapes, and costs an allocation
+	if !errors.As(err, &se) {
+		return nil, err
+	}
+	if !x.replayable {
+		return nil, se.err
+	}
+	if c, err = t.dialConn(ctx, h, headDeadline, headPhase); err != nil {
+		return nil, err
+	}
+	return c.roundTrip(ctx, t, x, headDeadline, headPhase) // a new connection: never stale
 }
 
 // Send sends r and returns the response; see Request. Cancelling ctx aborts

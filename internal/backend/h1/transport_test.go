@@ -203,13 +203,16 @@ func TestTruncatedBody(t *testing.T) {
 	}
 }
 
-// keepThenClose serves one request per connection with keep-alive, then
-// closes the connection (as a server whose keep-alive timeout passed),
-// reporting on closed.
-func keepThenClose(closed chan<- int) func(c net.Conn, br *bufio.Reader, i int) {
+// closeOnSecond serves one request per connection with keep-alive, then
+// closes the connection when the next request arrives, without answering
+// it: a server whose keep-alive ended just as the request went out, so
+// the connection looked alive when it was taken from the pool. It reports
+// each connection closed on closed.
+func closeOnSecond(closed chan<- int) func(c net.Conn, br *bufio.Reader, i int) {
 	return func(c net.Conn, br *bufio.Reader, i int) {
 		if _, _, ok := readRequest(br); ok {
 			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n%d", i)
+			readRequest(br)
 		}
 		c.Close()
 		closed <- i
@@ -218,13 +221,12 @@ func keepThenClose(closed chan<- int) func(c net.Conn, br *bufio.Reader, i int) 
 
 func TestStaleConnRetried(t *testing.T) {
 	closed := make(chan int, 4)
-	srv := newRawServer(t, keepThenClose(closed))
+	srv := newRawServer(t, closeOnSecond(closed))
 	tr := newTransport(t)
 	url := "http://" + srv.addr + "/"
 	if _, body := get(t, tr, url); body != "0" {
 		t.Fatalf("first body %q", body)
 	}
-	<-closed // the pooled connection is dead now
 	tests := []struct {
 		name string
 		send func() (*http.Response, error)
@@ -243,12 +245,12 @@ func TestStaleConnRetried(t *testing.T) {
 			if err != nil {
 				t.Fatalf("stale connection not retried: %v", err)
 			}
+			<-closed // the connection the request met first
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if want := fmt.Sprint(i + 1); string(b) != want {
 				t.Errorf("body %q, want %q (answer of a fresh connection)", b, want)
 			}
-			<-closed
 		})
 	}
 	if n := srv.count.Load(); n != 3 {
@@ -258,10 +260,9 @@ func TestStaleConnRetried(t *testing.T) {
 
 func TestStreamedBodyNotRetried(t *testing.T) {
 	closed := make(chan int, 4)
-	srv := newRawServer(t, keepThenClose(closed))
+	srv := newRawServer(t, closeOnSecond(closed))
 	tr := newTransport(t)
 	get(t, tr, "http://"+srv.addr+"/")
-	<-closed
 	// A body of unknown length is streamed: it cannot be sent twice.
 	req, _ := http.NewRequest("POST", "http://"+srv.addr+"/", io.MultiReader(strings.NewReader("x")))
 	if resp, err := tr.RoundTrip(req); err == nil {
