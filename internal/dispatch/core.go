@@ -246,6 +246,11 @@ func (c *Core) end(ctx context.Context, m *Model, d *balance.Deployment, err err
 	if v.outcome != "client_closed" {
 		m.Metrics.Upstream(d.Config.Name, v.outcome)
 	}
+	if v.outcome == "misconfigured" {
+		// The operator must hear of it: the client only learns that the
+		// gateway is at fault (the breaker bounds how often this logs).
+		c.log.Error("deployment misconfigured", "model", m.Name, "deployment", d.Config.Name, "err", err)
+	}
 	from, to := d.Breaker.End(v.health, c.clock.Now())
 	if from != to {
 		c.log.Warn("breaker", "model", m.Name, "deployment", d.Config.Name, "from", from.String(), "to", to.String(), "err", err)

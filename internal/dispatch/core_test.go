@@ -243,6 +243,7 @@ func TestFailuresThatCountAgainstADeployment(t *testing.T) {
 		{"upstream 503", err503, true, true},
 		{"upstream 500", &apierror.Error{Status: 500, Upstream: true}, true, false},
 		{"connection reset", &apierror.Error{Status: 502, Err: &backend.ConnError{Err: errors.New("reset")}}, true, true},
+		{"misconfigured", &apierror.Error{Status: 502, Code: "deployment_misconfigured", Err: &backend.MisconfiguredError{Deployment: "b1", Status: 401}}, true, true},
 		{"upstream 400", err400, false, false},
 		{"upstream 429", tooMany, false, false},
 		{"gateway out of files", errLocal, false, false},

@@ -45,8 +45,13 @@ func judge(ctx context.Context, err error) verdict {
 	}
 	var te *backend.TimeoutError
 	var ce *backend.ConnError
+	var me *backend.MisconfiguredError
 	v := verdict{outcome: statusLabel(e.Status)}
 	switch {
+	case errors.As(err, &me):
+		// The deployment cannot serve anyone as configured (its key, its
+		// upstream model or its URL); another deployment may.
+		v.health, v.retry, v.outcome = balance.Failure, true, "misconfigured"
 	case errors.As(err, &te):
 		// A connect timeout never reached the engine; a later one may
 		// have, and is not retried (yet) so the engine is not asked twice.
