@@ -54,8 +54,8 @@ func (s *Server) relay(ctx context.Context, w http.ResponseWriter, a *dispatch.A
 		e := apierror.New(http.StatusBadGateway, "upstream_stream_error", "The upstream stream ended abnormally.")
 		e.Err = err
 		fw.Write([]byte("data: "))
-		fw.Write(e.JSON())
-		fw.Write([]byte("\n\n"))
+		fw.Write(e.JSON()) // ends in a newline: one more ends the event
+		fw.Write([]byte("\n"))
 		fw.Flush()
 		s.opt.Log.Warn("stream cut", "request_id", reqID, "err", err)
 		return http.StatusBadGateway, err

@@ -1,0 +1,123 @@
+package app
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/omnigate/omnigate/internal/config"
+)
+
+// syncBuffer is a log sink safe for the gateway's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startLogged serves a gateway in front of upstream whose log lines land in
+// the returned buffer.
+func startLogged(t *testing.T, upstream http.Handler) (*httptest.Server, *syncBuffer) {
+	t.Helper()
+	up := httptest.NewServer(upstream)
+	t.Cleanup(up.Close)
+	cfg := &config.Config{Models: []config.Model{{Name: "m",
+		Deployments: []config.Deployment{{Name: "up", Kind: "openai", URL: up.URL + "/v1"}}}}}
+	cfg.ApplyDefaults()
+	logs := &syncBuffer{}
+	gw, err := NewGateway(cfg, slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(gw)
+	t.Cleanup(func() { srv.Close(); gw.Close() })
+	return srv, logs
+}
+
+// waitFor polls the log until it holds every want, or fails.
+func waitFor(t *testing.T, logs *syncBuffer, want ...string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		all := true
+		for _, w := range want {
+			all = all && strings.Contains(logs.String(), w)
+		}
+		if all {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("log lacks %q:\n%s", want, logs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+const streamReq = `{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`
+
+// TestStreamCutByTheEngine: the client gets an error event and no [DONE],
+// and the log line names the request.
+func TestStreamCutByTheEngine(t *testing.T) {
+	srv, logs := startLogged(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n")
+		w.(http.Flusher).Flush()
+		conn, _, _ := w.(http.Hijacker).Hijack() // the engine dies mid-stream
+		conn.(*net.TCPConn).SetLinger(0)
+		conn.Close()
+	}))
+	resp, b := post(t, srv.URL+"/v1/chat/completions", "application/json", streamReq, "X-Request-Id", "cut-1")
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	body := string(b)
+	if !strings.Contains(body, `"content":"a"`) || !strings.Contains(body, `"code":"upstream_stream_error"`) || strings.Contains(body, "[DONE]") {
+		t.Errorf("stream %q: want the first event, then an error event and no [DONE]", body)
+	}
+	if !strings.HasSuffix(body, "}\n\n") {
+		t.Errorf("the error event is not terminated by a blank line: %q", body)
+	}
+	waitFor(t, logs, `msg="stream cut"`, "request_id=cut-1")
+}
+
+// TestAbandonedStreamIsLogged: a client that leaves mid-stream is logged
+// with its request id.
+func TestAbandonedStreamIsLogged(t *testing.T) {
+	srv, logs := startLogged(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: {\"choices\":[]}\n\n")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}))
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+"/v1/chat/completions", strings.NewReader(streamReq))
+	req.Header.Set("X-Request-Id", "gone-1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bufio.NewReader(resp.Body).ReadString('\n')
+	cancel()
+	resp.Body.Close()
+	waitFor(t, logs, `msg="client went away"`, "request_id=gone-1")
+}
