@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	httppprof "net/http/pprof"
+	"net/netip"
 	"os"
 	"runtime/pprof"
 	"time"
@@ -78,19 +79,31 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return serveUntilDone(ctx, ln, gw, cfg.Server, log)
 }
 
+// errGraceOver ends the requests still running when the grace period is
+// over: a cause of its own, so the half-close rule (openai.Wire) tells it
+// from a client's end of input.
+var errGraceOver = errors.New("shutdown grace period over")
+
 // serveUntilDone serves until ctx ends, then shuts down gracefully: stop
 // accepting, let in-flight requests and streams finish within the grace
 // period, then cancel what is left.
 func serveUntilDone(ctx context.Context, ln net.Listener, h http.Handler, sc config.Server, log *slog.Logger) error {
-	base, cancelBase := context.WithCancel(context.Background())
-	defer cancelBase()
+	base, cancelBase := context.WithCancelCause(context.Background())
+	defer cancelBase(nil)
 	srv := &http.Server{
-		Handler:           h,
+		Handler: openai.NewWire(h, openai.WireOptions{
+			ReadTimeout: sc.ReadTimeout.D(), MaxBufferedBytes: sc.MaxBufferedBytes,
+		}),
 		ReadHeaderTimeout: sc.ReadHeaderTimeout.D(),
 		IdleTimeout:       2 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return base },
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		// net/http's own messages; accept errors, the ones an operator
+		// must see, are logged as warnings by limitConns.
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
+	limited := limitConns(ln, sc.MaxConns, sc.MaxConnsPerClient, log)
+	srv.ConnState = limited.connState
+	ln = limited
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -105,7 +118,7 @@ func serveUntilDone(ctx context.Context, ln net.Listener, h http.Handler, sc con
 	err := srv.Shutdown(sctx)
 	if errors.Is(err, context.DeadlineExceeded) {
 		log.Warn("grace period over; cancelling the requests still running")
-		cancelBase()
+		cancelBase(errGraceOver)
 		// Handlers see their context cancelled and return; give them a moment.
 		c2, cancel2 := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel2()
@@ -246,11 +259,20 @@ func newBackend(d config.Deployment, public string, transports *backend.Transpor
 	return nil, nil, fmt.Errorf("unknown deployment kind %q", d.Kind)
 }
 
-// serveDebug exposes net/http/pprof on its own listener, never on the API port.
+// serveDebug exposes net/http/pprof on its own listener, never on the API
+// port, and only on loopback: profiles show the gateway's memory, and a
+// CPU profile costs what it measures.
 func serveDebug(addr string, log *slog.Logger) error {
+	if err := checkLoopback(addr); err != nil {
+		return fmt.Errorf("--debug-addr: %w", err)
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("--debug-addr: %w", err)
+	}
+	if ta, ok := ln.Addr().(*net.TCPAddr); !ok || !ta.IP.IsLoopback() {
+		ln.Close() // "localhost" that /etc/hosts sends elsewhere
+		return fmt.Errorf("--debug-addr: %q listens on %s, which is not a loopback address", addr, ln.Addr())
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", httppprof.Index)
@@ -260,4 +282,24 @@ func serveDebug(addr string, log *slog.Logger) error {
 	log.Info("debug endpoints", "addr", ln.Addr().String())
 	go http.Serve(ln, mux)
 	return nil
+}
+
+// checkLoopback accepts host:port whose host is localhost or a loopback IP
+// (127.0.0.0/8, ::1). Any other name is refused rather than resolved: a
+// name can resolve to other addresses tomorrow.
+func checkLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.Unmap().IsLoopback() {
+		return nil
+	}
+	if host == "" {
+		host = "every interface"
+	}
+	return fmt.Errorf("%q is not a loopback address (%s); use 127.0.0.1, [::1] or localhost", addr, host)
 }

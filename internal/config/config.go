@@ -21,6 +21,17 @@ type Server struct {
 	ShutdownGrace Duration `yaml:"shutdown_grace"`
 	// ReadHeaderTimeout bounds slow clients. Default 10s.
 	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	// ReadTimeout bounds reading one request body, from the end of its
+	// headers to its last byte; a slower body is answered 408. Default 30s.
+	ReadTimeout Duration `yaml:"read_timeout"`
+	// MaxBufferedBytes bounds the request-body bytes the process holds at
+	// once; a body that finds no room is answered 503. Default 256 MiB.
+	MaxBufferedBytes int64 `yaml:"max_buffered_bytes"`
+	// MaxConns bounds the client connections open at once. Default 16384.
+	MaxConns int `yaml:"max_conns"`
+	// MaxConnsPerClient bounds the connections open at once from one remote
+	// IP address; loopback peers count only against MaxConns. Default 256.
+	MaxConnsPerClient int `yaml:"max_conns_per_client"`
 }
 
 // Model is one public model name and the deployments that serve it.

@@ -8,6 +8,10 @@ const (
 	DefaultMaxBodyBytes      = 32 << 20
 	DefaultShutdownGrace     = 15 * time.Second
 	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadTimeout       = 30 * time.Second
+	DefaultMaxBufferedBytes  = 256 << 20
+	DefaultMaxConns          = 16384
+	DefaultMaxConnsPerClient = 256
 
 	DefaultContextWindow = 32768
 	DefaultMaxN          = 8
@@ -57,6 +61,10 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&s.MaxBodyBytes, DefaultMaxBodyBytes)
 	setDefault(&s.ShutdownGrace, Duration(DefaultShutdownGrace))
 	setDefault(&s.ReadHeaderTimeout, Duration(DefaultReadHeaderTimeout))
+	setDefault(&s.ReadTimeout, Duration(DefaultReadTimeout))
+	setDefault(&s.MaxBufferedBytes, DefaultMaxBufferedBytes)
+	setDefault(&s.MaxConns, DefaultMaxConns)
+	setDefault(&s.MaxConnsPerClient, DefaultMaxConnsPerClient)
 	for i := range c.Models {
 		c.Models[i].applyDefaults()
 	}

@@ -183,6 +183,8 @@ models:
 		Server: Server{
 			Addr: "127.0.0.1:8080", MaxBodyBytes: 33554432,
 			ShutdownGrace: Duration(15 * time.Second), ReadHeaderTimeout: Duration(10 * time.Second),
+			ReadTimeout: Duration(30 * time.Second), MaxBufferedBytes: 256 << 20,
+			MaxConns: 16384, MaxConnsPerClient: 256,
 		},
 		Models: []Model{{
 			Name:          "m",
@@ -231,6 +233,8 @@ func TestDefault(t *testing.T) {
 		Server: Server{
 			Addr: "127.0.0.1:8080", MaxBodyBytes: 33554432,
 			ShutdownGrace: Duration(15 * time.Second), ReadHeaderTimeout: Duration(10 * time.Second),
+			ReadTimeout: Duration(30 * time.Second), MaxBufferedBytes: 256 << 20,
+			MaxConns: 16384, MaxConnsPerClient: 256,
 		},
 		Models: []Model{
 			{

@@ -103,6 +103,20 @@ func (v *validator) server(s *Server) {
 	}
 	v.nonNegative("server.shutdown_grace", s.ShutdownGrace)
 	v.nonNegative("server.read_header_timeout", s.ReadHeaderTimeout)
+	v.nonNegative("server.read_timeout", s.ReadTimeout)
+	switch {
+	case s.MaxBufferedBytes < 0:
+		v.add("server.max_buffered_bytes", "must be > 0, got %d", s.MaxBufferedBytes)
+	case s.MaxBodyBytes > 0 && s.MaxBufferedBytes < s.MaxBodyBytes:
+		v.add("server.max_buffered_bytes", "%d is less than server.max_body_bytes (%d): a body of the largest size could never be read",
+			s.MaxBufferedBytes, s.MaxBodyBytes)
+	}
+	if s.MaxConns < 0 {
+		v.add("server.max_conns", "must be > 0, got %d", s.MaxConns)
+	}
+	if s.MaxConnsPerClient < 0 {
+		v.add("server.max_conns_per_client", "must be > 0, got %d", s.MaxConnsPerClient)
+	}
 }
 
 func unwrapAddrErr(err error) string {

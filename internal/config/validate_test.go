@@ -194,6 +194,18 @@ func TestValidate(t *testing.T) {
 			[]string{"server.max_body_bytes"}, "must be > 0"},
 		{"negative shutdown grace", func(c *Config) { c.Server.ShutdownGrace = -1 },
 			[]string{"server.shutdown_grace"}, "must be >= 0"},
+		{"negative read timeout", func(c *Config) { c.Server.ReadTimeout = -1 },
+			[]string{"server.read_timeout"}, "must be >= 0"},
+		{"negative max_buffered_bytes", func(c *Config) { c.Server.MaxBufferedBytes = -1 },
+			[]string{"server.max_buffered_bytes"}, "must be > 0"},
+		{"max_buffered_bytes below max_body_bytes", func(c *Config) { c.Server.MaxBufferedBytes = 1 << 20 },
+			[]string{"server.max_buffered_bytes"}, "less than server.max_body_bytes (33554432)"},
+		{"max_body_bytes raised alone", func(c *Config) { c.Server.MaxBodyBytes = 512 << 20 },
+			[]string{"server.max_buffered_bytes"}, "268435456 is less than server.max_body_bytes (536870912)"},
+		{"negative max_conns", func(c *Config) { c.Server.MaxConns = -1 },
+			[]string{"server.max_conns"}, "must be > 0"},
+		{"negative max_conns_per_client", func(c *Config) { c.Server.MaxConnsPerClient = -1 },
+			[]string{"server.max_conns_per_client"}, "must be > 0"},
 		{"every problem is reported", func(c *Config) {
 			c.Server.Addr = "nope"
 			c.Models[0].Name = ""

@@ -54,8 +54,12 @@ func NewServer(opt Options) *Server {
 // keeps every unknown path in the OpenAI error shape. The model endpoints
 // are served from a shallow, small frame: a stream parks its goroutine for
 // minutes, and every byte of stack under it is paid per open stream.
+//
+// Routing reads the path as the client wrote it: /v1/chat%2Fcompletions is
+// not /v1/chat/completions (a proxy in front may route, filter or log the
+// two differently), so only the exact spellings match.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	switch r.URL.Path {
+	switch r.URL.EscapedPath() {
 	case "/v1/chat/completions":
 		s.proxy(w, r, request.Chat)
 	case "/v1/completions":
@@ -67,25 +71,39 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// serveInfo serves the GET endpoints and the unknown paths.
+// serveInfo serves the GET endpoints and the unknown paths. Every answer
+// carries an X-Request-Id, as the model endpoints' do.
 func (s *Server) serveInfo(w http.ResponseWriter, r *http.Request) {
-	switch p := r.URL.Path; p {
+	s.requestID(w, r)
+	switch p := r.URL.EscapedPath(); p {
 	case "/v1/models":
 		if !allowGet(w, r) {
 			return
 		}
 		writeJSON(w, http.StatusOK, s.modelList().all)
 	case "/healthz":
+		if !allowGet(w, r) {
+			return
+		}
 		writeJSON(w, http.StatusOK, []byte(`{"status":"ok"}`+"\n"))
 	case "/readyz":
+		if !allowGet(w, r) {
+			return
+		}
 		s.ready(w)
 	case "/metrics":
+		if !allowGet(w, r) {
+			return
+		}
 		s.opt.Metrics.Handler().ServeHTTP(w, r)
 	default:
-		if id, ok := strings.CutPrefix(p, "/v1/models/"); ok {
+		if strings.HasPrefix(p, "/v1/models/") {
 			if !allowGet(w, r) {
 				return
 			}
+			// The escaped path has the prefix, so the decoded one does:
+			// the rest is the model name, %2F and all decoded.
+			id := strings.TrimPrefix(r.URL.Path, "/v1/models/")
 			if b, ok := s.modelList().byID[id]; ok {
 				writeJSON(w, http.StatusOK, b)
 				return
@@ -103,8 +121,8 @@ func allowGet(w http.ResponseWriter, r *http.Request) bool {
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
 		return true
 	}
-	w.Header().Set("Allow", "GET")
-	apierror.Write(w, apierror.New(http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed on %s; use GET.", r.Method, r.URL.Path))
+	w.Header().Set("Allow", "GET, HEAD")
+	apierror.Write(w, apierror.New(http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed on %s; use GET.", r.Method, r.URL.EscapedPath()))
 	return false
 }
 
