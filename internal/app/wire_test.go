@@ -399,24 +399,6 @@ func TestAcceptErrorsAreWarnings(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestDebugAddrIsLoopbackOnly: --debug-addr takes localhost and loopback
 // IPs and refuses anything else, before listening.
 func TestDebugAddrIsLoopbackOnly(t *testing.T) {
