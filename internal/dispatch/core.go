@@ -55,6 +55,7 @@ type Core struct {
 	metrics *telemetry.Metrics
 	log     *slog.Logger
 	views   sync.Pool // *request.Request, working copies for clamps and defaults
+	answers sync.Pool // *Answer, back once Done
 }
 
 // New returns a core serving snap.
@@ -70,6 +71,7 @@ func New(snap *Snapshot, opt Options) *Core {
 		c.log = slog.Default()
 	}
 	c.views.New = func() any { return new(request.Request) }
+	c.answers.New = func() any { return new(Answer) }
 	c.snap.Store(snap)
 	return c
 }
@@ -228,7 +230,9 @@ func (c *Core) send(ctx context.Context, call *Call, m *Model, view *request.Req
 		})
 		if err == nil {
 			m.Metrics.Upstream(d.Config.Name, statusLabel(resp.StatusCode))
-			return &Answer{Resp: resp, Model: m, Deployment: d}, nil
+			a := c.answers.Get().(*Answer)
+			*a = Answer{Resp: resp, Model: m, Deployment: d}
+			return a, nil
 		}
 		v := c.end(ctx, m, d, err)
 		if !v.retry {
@@ -261,7 +265,7 @@ func (c *Core) end(ctx context.Context, m *Model, d *balance.Deployment, err err
 // Done ends a call: a (nil when Do failed) has been relayed with the
 // client-facing status, and err is what broke the relay, if anything (a
 // stream the upstream cut counts against its deployment). It records the
-// request's metrics.
+// request's metrics. a belongs to the core again afterwards.
 func (c *Core) Done(call *Call, a *Answer, status int, err error) {
 	if a != nil {
 		if err == nil && status == apierror.StatusClientClosed {
@@ -280,6 +284,8 @@ func (c *Core) Done(call *Call, a *Answer, status int, err error) {
 		if u, ok := a.usage.usage(); ok {
 			a.Model.Metrics.Tokens(u.PromptTokens, u.CompletionTokens)
 		}
+		*a = Answer{}
+		c.answers.Put(a)
 	}
 	if status < 400 {
 		m.Metrics.Latency.Observe(c.clock.Now().Sub(call.start).Seconds())

@@ -154,13 +154,15 @@ func (h *harness) doCtx(t *testing.T, ctx context.Context, body string) (*Answer
 	call := &Call{Req: &req, Body: []byte(body), RequestID: "t"}
 	a, err := h.core.Do(ctx, call)
 	status := 200
+	var seen *Answer // a goes back to the core at Done
 	if err != nil {
 		status = apierror.From(err).Status
 	} else {
 		a.Resp.Body.Close()
+		seen = &Answer{Resp: a.Resp, Model: a.Model, Deployment: a.Deployment, Clamped: a.Clamped}
 	}
 	h.core.Done(call, a, status, nil)
-	return a, err
+	return seen, err
 }
 
 const chat = `{"model":"big","messages":[{"role":"user","content":"hi"}]}`

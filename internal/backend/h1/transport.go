@@ -159,7 +159,7 @@ func (t *Transport) getConn(ctx context.Context, h *hostConns, deadline time.Tim
 		h.idle[n-1] = nil
 		h.idle = h.idle[:n-1]
 		t.mu.Unlock()
-		if !c.usable(now) {
+		if now.Sub(c.idleAt) >= probeAfter && !c.usable(now) {
 			c.close()
 			continue
 		}
@@ -167,6 +167,13 @@ func (t *Transport) getConn(ctx context.Context, h *hostConns, deadline time.Tim
 		return c, nil
 	}
 }
+
+// probeAfter is how long a connection must have been idle before getConn
+// asks the socket whether the server closed it. Under load connections come
+// back within microseconds, when a close is all but impossible and the
+// read would be a system call per request; a connection that does turn
+// out closed is retried on a new one (see roundTrip).
+const probeAfter = 20 * time.Millisecond
 
 func (t *Transport) dialConn(ctx context.Context, h *hostConns, deadline time.Time, phase Phase) (*conn, error) {
 	t.init()
