@@ -119,12 +119,13 @@ func TestPickPipeline(t *testing.T) {
 func TestBreaker(t *testing.T) {
 	t0 := time.Unix(100, 0)
 	var b Breaker
-	fail := func(at time.Time) {
+	fail := func(at time.Time) (from, to BreakerState) {
 		t.Helper()
-		if !b.Begin(at) {
+		tk := b.Begin(at)
+		if !tk.OK() {
 			t.Fatalf("Begin refused at %v", at.Sub(t0))
 		}
-		b.End(Failure, at)
+		return b.End(tk, Failure, at)
 	}
 	for range FailuresToOpen - 1 {
 		fail(t0)
@@ -132,11 +133,10 @@ func TestBreaker(t *testing.T) {
 	if st, _ := b.State(t0); st != Closed {
 		t.Fatalf("state %v before %d failures", st, FailuresToOpen)
 	}
-	b.Begin(t0)
-	if from, to := b.End(Failure, t0); from != Closed || to != Open {
+	if from, to := fail(t0); from != Closed || to != Open {
 		t.Fatalf("transition %v → %v, want closed → open", from, to)
 	}
-	if b.Ready(t0.Add(Cooldown-time.Millisecond)) || b.Begin(t0.Add(Cooldown-time.Millisecond)) {
+	if b.Ready(t0.Add(Cooldown-time.Millisecond)) || b.Begin(t0.Add(Cooldown-time.Millisecond)).OK() {
 		t.Fatal("admits a request while open")
 	}
 	if st, wait := b.State(t0.Add(time.Second)); st != Open || wait != Cooldown-time.Second {
@@ -145,31 +145,37 @@ func TestBreaker(t *testing.T) {
 
 	// Half-open: exactly one probe.
 	t1 := t0.Add(Cooldown)
-	if !b.Ready(t1) || !b.Begin(t1) {
+	if !b.Ready(t1) {
+		t.Fatal("not ready after the cool-down")
+	}
+	probe := b.Begin(t1)
+	if !probe.OK() {
 		t.Fatal("no probe admitted after the cool-down")
 	}
-	if b.Ready(t1) || b.Begin(t1) {
+	if b.Ready(t1) || b.Begin(t1).OK() {
 		t.Fatal("a second request admitted while the probe is in flight")
 	}
 	// A failed probe re-opens with twice the cool-down.
-	if from, to := b.End(Failure, t1); from != HalfOpen || to != Open {
+	if from, to := b.End(probe, Failure, t1); from != HalfOpen || to != Open {
 		t.Fatalf("failed probe: %v → %v", from, to)
 	}
-	if b.Begin(t1.Add(2*Cooldown - time.Millisecond)) {
+	if b.Begin(t1.Add(2*Cooldown - time.Millisecond)).OK() {
 		t.Fatal("re-opened breaker did not double its cool-down")
 	}
 	t2 := t1.Add(2 * Cooldown)
-	if !b.Begin(t2) {
+	probe = b.Begin(t2)
+	if !probe.OK() {
 		t.Fatal("no probe after the doubled cool-down")
 	}
 	// A neutral end (the client left) frees the probe slot, changes nothing.
-	if _, to := b.End(Neutral, t2); to != HalfOpen {
+	if _, to := b.End(probe, Neutral, t2); to != HalfOpen {
 		t.Fatalf("neutral probe end: state %v", to)
 	}
-	if !b.Begin(t2) {
+	probe = b.Begin(t2)
+	if !probe.OK() {
 		t.Fatal("probe slot not freed by a neutral end")
 	}
-	if from, to := b.End(Success, t2); from != HalfOpen || to != Closed {
+	if from, to := b.End(probe, Success, t2); from != HalfOpen || to != Closed {
 		t.Fatalf("successful probe: %v → %v", from, to)
 	}
 	// Closed again with the count and cool-down reset.
@@ -179,10 +185,34 @@ func TestBreaker(t *testing.T) {
 	if st, _ := b.State(t2); st != Closed {
 		t.Fatal("failure count not reset by the successful probe")
 	}
-	b.Begin(t2)
-	b.End(Failure, t2)
-	if b.Begin(t2.Add(Cooldown)) != true {
+	fail(t2)
+	if !b.Begin(t2.Add(Cooldown)).OK() {
 		t.Fatal("cool-down not reset to the default after closing")
+	}
+}
+
+// TestBreakerLateAnswers: requests admitted before the breaker opened
+// neither close it nor take the probe's place when they end.
+func TestBreakerLateAnswers(t *testing.T) {
+	now := time.Unix(0, 0)
+	var b Breaker
+	late := b.Begin(now)
+	for range FailuresToOpen {
+		b.End(b.Begin(now), Failure, now)
+	}
+	now = now.Add(Cooldown)
+	probe := b.Begin(now)
+	if !probe.OK() {
+		t.Fatal("no probe")
+	}
+	if _, to := b.End(late, Success, now); to != HalfOpen {
+		t.Fatalf("a late success moved the breaker to %v", to)
+	}
+	if b.Begin(now).OK() {
+		t.Fatal("a late answer freed the probe slot")
+	}
+	if _, to := b.End(probe, Success, now); to != Closed {
+		t.Fatalf("probe success: %v", to)
 	}
 }
 
@@ -190,16 +220,16 @@ func TestBreakerCooldownCapped(t *testing.T) {
 	now := time.Unix(0, 0)
 	var b Breaker
 	for range FailuresToOpen {
-		b.Begin(now)
-		b.End(Failure, now)
+		b.End(b.Begin(now), Failure, now)
 	}
 	for range 10 {
 		_, wait := b.State(now)
 		now = now.Add(wait)
-		if !b.Begin(now) {
+		tk := b.Begin(now)
+		if !tk.OK() {
 			t.Fatal("no probe after the cool-down")
 		}
-		b.End(Failure, now)
+		b.End(tk, Failure, now)
 	}
 	if _, wait := b.State(now); wait != MaxCooldown {
 		t.Errorf("cool-down %v after many failed probes, want the cap %v", wait, MaxCooldown)
@@ -212,8 +242,7 @@ func TestUsableAndUpAgain(t *testing.T) {
 	pool := []*Deployment{a, b}
 	open := func(d *Deployment, at time.Time) {
 		for range FailuresToOpen {
-			d.Breaker.Begin(at)
-			d.Breaker.End(Failure, at)
+			d.Breaker.End(d.Breaker.Begin(at), Failure, at)
 		}
 	}
 	open(a, now)
@@ -266,10 +295,10 @@ func BenchmarkPick(b *testing.B) {
 			for b.Loop() {
 				var tried Tried
 				d := pool[p.Pick(now, pool, &tried)]
-				d.Breaker.Begin(now)
+				tk := d.Breaker.Begin(now)
 				d.Acquire()
 				d.Release()
-				d.Breaker.End(Success, now)
+				d.Breaker.End(tk, Success, now)
 			}
 		})
 	}

@@ -2,6 +2,7 @@ package balance
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -40,11 +41,14 @@ const (
 // Breaker is one deployment's circuit breaker. Consecutive failures open
 // it; after the cool-down exactly one request probes the deployment. The
 // zero value is closed with the defaults. It is safe for concurrent use;
-// the common case (closed, success) takes the lock only to read.
+// while it is closed, admitting requests and counting their outcomes take
+// no lock: only the failure that opens it, and what follows, do.
 type Breaker struct {
+	tripped  atomic.Bool  // open or half-open; false in the zero value
+	failures atomic.Int32 // consecutive
+
 	mu        sync.Mutex
 	state     BreakerState
-	failures  int
 	openUntil time.Time
 	cooldown  time.Duration // the current one; grows while probes fail
 	probing   bool          // a half-open probe is in flight
@@ -53,6 +57,9 @@ type Breaker struct {
 // Ready reports, without side effects, whether a request could be sent at
 // now: closed, or past the cool-down with no probe in flight.
 func (b *Breaker) Ready(now time.Time) bool {
+	if !b.tripped.Load() {
+		return true
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	switch b.state {
@@ -64,27 +71,39 @@ func (b *Breaker) Ready(now time.Time) bool {
 	return !b.probing
 }
 
+// Ticket is what Begin hands an admitted request, for its End.
+type Ticket struct {
+	ok    bool
+	probe bool // the half-open probe: its outcome decides the state
+}
+
+// OK reports whether the request was admitted.
+func (t Ticket) OK() bool { return t.ok }
+
 // Begin admits one request at now, taking the probe slot when the breaker
-// is half-open (or its cool-down just ended). false: another request won
-// the slot, or the breaker is open. Every admitted request is followed by
-// exactly one End.
-func (b *Breaker) Begin(now time.Time) bool {
+// is half-open (or its cool-down just ended). A ticket that is not OK:
+// another request holds the slot, or the breaker is open. Every admitted
+// request is followed by exactly one End with its ticket.
+func (b *Breaker) Begin(now time.Time) Ticket {
+	if !b.tripped.Load() {
+		return Ticket{ok: true}
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	switch b.state {
 	case Closed:
-		return true
+		return Ticket{ok: true}
 	case Open:
 		if now.Before(b.openUntil) {
-			return false
+			return Ticket{}
 		}
 		b.state = HalfOpen
 	}
 	if b.probing {
-		return false
+		return Ticket{}
 	}
 	b.probing = true
-	return true
+	return Ticket{ok: true, probe: true}
 }
 
 // Outcome is what one attempt says about the deployment.
@@ -99,32 +118,43 @@ const (
 	Failure
 )
 
-// End records the outcome of a request admitted by Begin. It returns the
+// End records the outcome of a request admitted with t. It returns the
 // state before and after, so callers can count transitions.
-func (b *Breaker) End(o Outcome, now time.Time) (from, to BreakerState) {
+func (b *Breaker) End(t Ticket, o Outcome, now time.Time) (from, to BreakerState) {
+	if !t.probe && !b.tripped.Load() {
+		switch o {
+		case Success:
+			if b.failures.Load() != 0 {
+				b.failures.Store(0)
+			}
+			return Closed, Closed
+		case Neutral:
+			return Closed, Closed
+		}
+		if b.failures.Add(1) < FailuresToOpen {
+			return Closed, Closed
+		}
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	from = b.state
-	probe := b.state == HalfOpen && b.probing
-	if probe {
+	if t.probe {
 		b.probing = false
-	}
-	switch o {
-	case Success:
-		b.failures = 0
-		if probe { // a late answer from before the breaker opened proves less
+		switch o {
+		case Success:
+			b.failures.Store(0)
 			b.state, b.cooldown = Closed, 0
-		}
-	case Failure:
-		b.failures++
-		switch {
-		case probe:
+			b.tripped.Store(false)
+		case Failure:
 			b.cooldown = min(2*b.cooldown, MaxCooldown)
 			b.open(now)
-		case b.state == Closed && b.failures >= FailuresToOpen:
-			b.cooldown = Cooldown
-			b.open(now)
 		}
+		return from, b.state
+	}
+	// A request admitted before the breaker opened proves little either way.
+	if o == Failure && b.state == Closed && b.failures.Load() >= FailuresToOpen {
+		b.cooldown = Cooldown
+		b.open(now)
 	}
 	return from, b.state
 }
@@ -134,11 +164,15 @@ func (b *Breaker) open(now time.Time) {
 		b.cooldown = Cooldown
 	}
 	b.state, b.openUntil = Open, now.Add(b.cooldown)
+	b.tripped.Store(true)
 }
 
 // State returns the state at now (an open breaker past its cool-down reads
 // half-open) and, when open, how long until a probe may go.
 func (b *Breaker) State(now time.Time) (BreakerState, time.Duration) {
+	if !b.tripped.Load() {
+		return Closed, 0
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.state == Open {

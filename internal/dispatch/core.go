@@ -111,7 +111,8 @@ type Answer struct {
 	// X-Omnigate-Clamped header: "max_tokens=4096, temperature=2".
 	Clamped string
 
-	usage usageTap
+	ticket balance.Ticket // the breaker's, for the end of the relay
+	usage  usageTap
 }
 
 // Tap is what the front end feeds the relayed bytes to.
@@ -220,7 +221,8 @@ func (c *Core) send(ctx context.Context, call *Call, m *Model, view *request.Req
 		}
 		tried.Add(i)
 		d := m.Pool[i]
-		if !d.Breaker.Begin(now) {
+		ticket := d.Breaker.Begin(now)
+		if !ticket.OK() {
 			continue // another request took the half-open probe
 		}
 		d.Acquire()
@@ -231,10 +233,10 @@ func (c *Core) send(ctx context.Context, call *Call, m *Model, view *request.Req
 		if err == nil {
 			m.Metrics.Upstream(d.Config.Name, statusLabel(resp.StatusCode))
 			a := c.answers.Get().(*Answer)
-			*a = Answer{Resp: resp, Model: m, Deployment: d}
+			*a = Answer{Resp: resp, Model: m, Deployment: d, ticket: ticket}
 			return a, nil
 		}
-		v := c.end(ctx, m, d, err)
+		v := c.end(ctx, m, d, ticket, err)
 		if !v.retry {
 			return nil, err
 		}
@@ -244,7 +246,7 @@ func (c *Core) send(ctx context.Context, call *Call, m *Model, view *request.Req
 
 // end closes one attempt on d: the verdict feeds the breaker and the
 // upstream metric, and the in-flight count drops.
-func (c *Core) end(ctx context.Context, m *Model, d *balance.Deployment, err error) verdict {
+func (c *Core) end(ctx context.Context, m *Model, d *balance.Deployment, t balance.Ticket, err error) verdict {
 	d.Release()
 	v := judge(ctx, err)
 	if v.outcome != "client_closed" {
@@ -255,7 +257,7 @@ func (c *Core) end(ctx context.Context, m *Model, d *balance.Deployment, err err
 		// gateway is at fault (the breaker bounds how often this logs).
 		c.log.Error("deployment misconfigured", "model", m.Name, "deployment", d.Config.Name, "err", err)
 	}
-	from, to := d.Breaker.End(v.health, c.clock.Now())
+	from, to := d.Breaker.End(t, v.health, c.clock.Now())
 	if from != to {
 		c.log.Warn("breaker", "model", m.Name, "deployment", d.Config.Name, "from", from.String(), "to", to.String(), "err", err)
 	}
@@ -303,7 +305,7 @@ func (c *Core) endRelay(a *Answer, err error) {
 	case err != nil:
 		health = judge(context.Background(), err).health
 	}
-	from, to := d.Breaker.End(health, c.clock.Now())
+	from, to := d.Breaker.End(a.ticket, health, c.clock.Now())
 	if from != to {
 		c.log.Warn("breaker", "model", a.Model.Name, "deployment", d.Config.Name, "from", from.String(), "to", to.String(), "err", err)
 	}
