@@ -24,6 +24,10 @@ func (d *Decoder) Offset() int { return d.off }
 // Data returns the slice being decoded.
 func (d *Decoder) Data() []byte { return d.data }
 
+// OffsetOf returns where b starts in the data being decoded; b must be a
+// slice of it that the Decoder returned (a raw string or key, a number).
+func (d *Decoder) OffsetOf(b []byte) int { return cap(d.data) - cap(b) }
+
 func (d *Decoder) errAt(i int, msg string) error { return &Error{Offset: i, Msg: msg} }
 
 func (d *Decoder) unexpected(i int) error { return d.errAt(i, describe(d.data, i)) }
@@ -60,7 +64,7 @@ func (d *Decoder) Skip() ([]byte, error) {
 	start := d.off
 	switch k {
 	case Object:
-		err = d.Object(nil)
+		err = d.object(nil, nil)
 	case Array:
 		err = d.Array(nil)
 	case String:
@@ -85,11 +89,25 @@ func (d *Decoder) enter() error {
 }
 
 // Object reads an object, calling fn for each member with the key (decoded;
-// it aliases the input unless the key has escapes) and the Decoder positioned
-// at the member's value. fn may read that value with any Read method, or
-// leave it, and Object skips it. fn may be nil. An error from fn is returned
-// as is.
+// it aliases the input unless the key has escapes, and is then a new
+// allocation) and the Decoder positioned at the member's value. fn may read
+// that value with any Read method, or leave it, and Object skips it. fn may
+// be nil. An error from fn is returned as is.
 func (d *Decoder) Object(fn func(key []byte) error) error {
+	return d.object(nil, fn)
+}
+
+// ObjectUnique is Object for an object whose keys must be unique. fn knows
+// the keys whose values it reads and rejects a repeat of those itself (a
+// flag per key is enough); ObjectUnique rejects, with a *DuplicateKeyError,
+// a repeat among the keys whose values fn leaves unread, compared decoded.
+// keys holds those for this object and the objects nested in it (one Keys
+// serves a whole document); after an error it must be zeroed to be reused.
+func (d *Decoder) ObjectUnique(keys *Keys, fn func(key []byte) error) error {
+	return d.object(keys, fn)
+}
+
+func (d *Decoder) object(keys *Keys, fn func(key []byte) error) error {
 	k, err := d.Peek()
 	if err != nil {
 		return err
@@ -107,16 +125,15 @@ func (d *Decoder) Object(fn func(key []byte) error) error {
 		d.depth--
 		return nil
 	}
+	var unread objectKeys // with keys: the keys fn left unread
 	for {
 		if d.off >= len(d.data) || d.data[d.off] != '"' {
 			return d.errAt(d.off, describe(d.data, d.off)+", expected object key")
 		}
+		keyAt := d.off
 		key, esc, err := d.scanString()
 		if err != nil {
 			return err
-		}
-		if esc {
-			key = AppendUnescaped(nil, key)
 		}
 		d.off = skipWS(d.data, d.off)
 		if d.off >= len(d.data) || d.data[d.off] != ':' {
@@ -125,11 +142,19 @@ func (d *Decoder) Object(fn func(key []byte) error) error {
 		d.off = skipWS(d.data, d.off+1)
 		start := d.off
 		if fn != nil {
+			if esc {
+				key = AppendUnescaped(nil, key)
+			}
 			if err := fn(key); err != nil {
 				return err
 			}
 		}
 		if d.off == start {
+			if keys != nil {
+				if err := unread.add(keys, d, keyAt); err != nil {
+					return err
+				}
+			}
 			if _, err := d.Skip(); err != nil {
 				return err
 			}
@@ -143,6 +168,9 @@ func (d *Decoder) Object(fn func(key []byte) error) error {
 			case '}':
 				d.off++
 				d.depth--
+				if unread.started {
+					keys.n = unread.base // this object's keys are done with
+				}
 				return nil
 			}
 		}

@@ -206,18 +206,57 @@ func TestParseInt(t *testing.T) {
 	tests := []struct {
 		in   string
 		want int64
-		ok   bool
+		err  error // nil: ok
 	}{
-		{"0", 0, true}, {"-7", -7, true}, {"123456789012345678", 123456789012345678, true},
-		{"9223372036854775807", 0, false}, // > 18 digits go via float64: 2^63 exactly, out of range
-		{"-9223372036854775808", -9223372036854775808, true},
-		{"1e3", 1000, true}, {"2.0", 2, true}, {"2.5", 0, false}, {"1e19", 0, false},
+		{"0", 0, nil}, {"-0", 0, nil}, {"-7", -7, nil}, {"123456789012345678", 123456789012345678, nil},
+		// exact at the int64 bounds, not rounded through float64
+		{"9223372036854775807", 9223372036854775807, nil},
+		{"-9223372036854775808", -9223372036854775808, nil},
+		{"9223372036854775808", 0, ErrRange},
+		{"-9223372036854775809", 0, ErrRange},
+		{"9223372036854775807.0", 9223372036854775807, nil},
+		{"92233720368547758070e-1", 9223372036854775807, nil},
+		{"9.223372036854775807e18", 9223372036854775807, nil},
+		{"9.223372036854775808e18", 0, ErrRange},
+		{"1e3", 1000, nil}, {"1E+1", 10, nil}, {"2.0", 2, nil}, {"2.500e1", 25, nil}, {"100e-2", 1, nil},
+		{"0.0", 0, nil}, {"0e999999999", 0, nil}, {"-0.0e-5", 0, nil},
+		{"2.5", 0, ErrNotInteger}, {"25e-1", 0, ErrNotInteger}, {"1.0000000000000000000001", 0, ErrNotInteger},
+		{"1e-999999999", 0, ErrNotInteger},
+		{"1e19", 0, ErrRange}, {"1.5e300", 0, ErrRange}, {"1e999999999", 0, ErrRange},
 	}
 	for _, tt := range tests {
 		got, err := ParseInt([]byte(tt.in))
-		if (err == nil) != tt.ok || got != tt.want {
-			t.Errorf("ParseInt(%s) = %d, %v; want %d ok=%v", tt.in, got, err, tt.want, tt.ok)
+		if err != tt.err || got != tt.want {
+			t.Errorf("ParseInt(%s) = %d, %v; want %d, %v", tt.in, got, err, tt.want, tt.err)
 		}
+	}
+}
+
+func TestEqualRaw(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want bool
+	}{
+		{`max_tokens`, `max_tokens`, true},
+		{`max\u005ftokens`, `max_tokens`, true},
+		{`max_tokens`, `max\u005Ftokens`, true},
+		{`\u006d\u0061x`, `m\u0061\u0078`, true},
+		{`a\/b`, `a/b`, true},
+		{`a\\u0062`, `ab`, false}, // an escaped backslash, then "u0062"
+		{`ab`, `abc`, false},
+		{`ab\u0063`, `ab`, false},
+		{`\ud83d\ude00`, "😀", true},
+	}
+	for _, tt := range tests {
+		if got := EqualRaw([]byte(tt.a), []byte(tt.b)); got != tt.want {
+			t.Errorf("EqualRaw(%s, %s) = %v, want %v", tt.a, tt.b, got, tt.want)
+		}
+		if got := EqualRaw([]byte(tt.b), []byte(tt.a)); got != tt.want {
+			t.Errorf("EqualRaw(%s, %s) = %v, want %v", tt.b, tt.a, got, tt.want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { EqualRaw([]byte(`max\u005ftokens`), []byte(`m\u0061x_tokens`)) }); n != 0 {
+		t.Errorf("EqualRaw with escapes allocates %v times", n)
 	}
 }
 

@@ -93,6 +93,37 @@ func Equal(raw []byte, s string) bool {
 	return string(raw) == s
 }
 
+// EqualRaw reports whether a and b, the validated contents of two JSON
+// strings between their quotes, decode to the same string. It does not
+// allocate unless one is longer than 128 bytes and has escapes.
+func EqualRaw(a, b []byte) bool {
+	ea, eb := hasEscape(a), hasEscape(b)
+	if !ea && !eb {
+		return string(a) == string(b)
+	}
+	if !ea && len(a) > len(b) || !eb && len(b) > len(a) {
+		return false // decoding never makes a string longer
+	}
+	var bufA, bufB [128]byte
+	da, db := a, b
+	if ea {
+		da = AppendUnescaped(bufA[:0], a)
+	}
+	if eb {
+		db = AppendUnescaped(bufB[:0], b)
+	}
+	return string(da) == string(db)
+}
+
+func hasEscape(raw []byte) bool {
+	for _, c := range raw {
+		if c == '\\' {
+			return true
+		}
+	}
+	return false
+}
+
 // AppendString appends s to dst as a JSON string with quotes: '"', '\\' and
 // control characters are escaped, as are U+2028 and U+2029 (which break
 // JavaScript), and each byte of invalid UTF-8 becomes \ufffd.

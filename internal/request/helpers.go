@@ -1,7 +1,7 @@
 package request
 
 import (
-	"math"
+	"errors"
 	"strconv"
 
 	"github.com/omnigate/omnigate/internal/apierror"
@@ -34,6 +34,8 @@ func (q path) index(n int) path {
 
 func (q path) child(key string) path {
 	switch {
+	case q.top == "": // the body itself
+		q.top = key
 	case q.leaf == "":
 		q.leaf = key
 	case q.tail == "":
@@ -80,6 +82,15 @@ func badValue(at path, raw []byte, supported string) error {
 func emptyArray(at path) error {
 	param := at.String()
 	return apierror.Invalid(param, "Invalid '%s': empty array. Expected an array with minimum length 1, but got an empty array instead.", param)
+}
+
+// outOfRangeInt: got, an integer literal, is below lo (or above hi).
+func outOfRangeInt(at path, got string, below bool, lo, hi int64) error {
+	param := at.String()
+	if below {
+		return apierror.Invalid(param, "Invalid '%s': integer below minimum value. Expected a value >= %d, but got %s instead.", param, lo, got)
+	}
+	return apierror.Invalid(param, "Invalid '%s': integer above maximum value. Expected a value <= %d, but got %s instead.", param, hi, got)
 }
 
 func outOfRange(at path, kind, got string, lo, hi float64) error {
@@ -166,7 +177,9 @@ func (p *parser) optFloat(at path) (v float64, ok bool, err error) {
 	return 0, false, typeErr(at, "a decimal", p.got())
 }
 
-// optInt reads an integer in [lo, hi] or null (ok false).
+// optInt reads an integer in [lo, hi] or null (ok false). Any integral
+// number is an integer, 10.0 and 1e1 too; those are listed in
+// Request.NonCanonical for Normalize.
 func (p *parser) optInt(at path, lo, hi int64) (v int64, ok bool, err error) {
 	k, err := p.d.Peek()
 	if err != nil {
@@ -176,25 +189,62 @@ func (p *parser) optInt(at path, lo, hi int64) (v int64, ok bool, err error) {
 	case jsonscan.Null:
 		return 0, false, p.d.ReadNull()
 	case jsonscan.Number:
-		save := p.d
 		lit, err := p.d.ReadNumber()
 		if err != nil {
 			return 0, false, err
 		}
 		v, err := jsonscan.ParseInt(lit)
-		if err != nil {
-			if f, ferr := jsonscan.ParseFloat(lit); ferr == nil && f == math.Trunc(f) {
-				return 0, false, outOfRange(at, "integer", string(lit), float64(lo), float64(hi))
-			}
-			p.d = save
-			return 0, false, typeErr(at, "an integer", p.got())
+		if err != nil || v < lo || v > hi {
+			return 0, false, intErr(&at, lit, v, err, lo, hi)
 		}
-		if v < lo || v > hi {
-			return 0, false, outOfRange(at, "integer", strconv.FormatInt(v, 10), float64(lo), float64(hi))
+		if !plainInt(lit) {
+			return v, true, p.nonCanonical(&at, lit, v)
 		}
 		return v, true, nil
 	}
 	return 0, false, typeErr(at, "an integer", p.got())
+}
+
+// intValue converts an integer literal, which must be integral and in [lo, hi].
+func intValue(at *path, lit []byte, lo, hi int64) (int64, error) {
+	v, err := jsonscan.ParseInt(lit)
+	if err != nil || v < lo || v > hi {
+		return 0, intErr(at, lit, v, err, lo, hi)
+	}
+	return v, nil
+}
+
+func intErr(at *path, lit []byte, v int64, err error, lo, hi int64) error {
+	switch {
+	case errors.Is(err, jsonscan.ErrRange):
+		return outOfRangeInt(*at, string(lit), lit[0] == '-', lo, hi)
+	case err != nil:
+		return typeErr(*at, "an integer", "a decimal")
+	}
+	return outOfRangeInt(*at, strconv.FormatInt(v, 10), v < lo, lo, hi)
+}
+
+// nonCanonical records an integer parameter written with a fraction or an
+// exponent, for Normalize.
+func (p *parser) nonCanonical(at *path, lit []byte, v int64) error {
+	r := p.r
+	if r.NumNonCanonical == len(r.NonCanonical) { // cannot happen: each integer parameter comes once
+		return typeErr(*at, "an integer", "a decimal")
+	}
+	start := p.d.OffsetOf(lit)
+	r.NonCanonical[r.NumNonCanonical] = IntValue{Span: [2]int{start, start + len(lit)}, Value: v}
+	r.NumNonCanonical++
+	return nil
+}
+
+// plainInt reports whether a number literal has neither fraction nor exponent.
+func plainInt(lit []byte) bool {
+	for _, c := range lit {
+		if c == '.' || c == 'e' || c == 'E' {
+			return false
+		}
+	}
+	return true
 }
 
 // optBool reads a boolean or null (ok false).
@@ -238,7 +288,7 @@ func (p *parser) optObject(at path, fn func(key []byte) error) error {
 	case jsonscan.Null:
 		return p.d.ReadNull()
 	case jsonscan.Object:
-		return p.d.Object(fn)
+		return p.members(at, fn)
 	}
 	return typeErr(at, "an object", p.got())
 }
@@ -252,7 +302,22 @@ func (p *parser) reqObject(at path, fn func(key []byte) error) error {
 	if k != jsonscan.Object {
 		return typeErr(at, "an object", p.got())
 	}
-	return p.d.Object(fn)
+	if err := p.d.ObjectUnique(&p.keys, fn); err != nil {
+		return duplicateErr(at, err)
+	}
+	return nil
+}
+
+// unescapeShort decodes raw, the contents of a string with escapes, into
+// buf (on the caller's stack), or returns raw as is if it may not fit: a
+// short value to compare (a role, a part type, a function name) that
+// escaped is longer than buf is none of those, and raw with its
+// backslashes matches none.
+func unescapeShort(buf []byte, raw []byte) []byte {
+	if len(raw) > len(buf) {
+		return raw
+	}
+	return jsonscan.AppendUnescaped(buf[:0], raw) // never longer than raw
 }
 
 // oneOf reports whether raw string contents equal one of values.

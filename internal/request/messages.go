@@ -20,6 +20,7 @@ const (
 	roleFunction
 )
 
+// parseRole reads a role from string contents, decoded.
 func parseRole(raw []byte) int {
 	switch string(raw) {
 	case "system":
@@ -54,6 +55,7 @@ var partKeys = [...]string{"", "text", "image_url", "input_audio", "audio_url", 
 
 const partTypes = "'text', 'image_url', 'input_audio', 'audio_url', 'video_url', 'video', and 'refusal'"
 
+// parsePartType reads a part type from string contents, decoded, or a key.
 func parsePartType(raw []byte) int {
 	for t := partText; t < len(partKeys); t++ {
 		if string(raw) == partKeys[t] {
@@ -77,49 +79,69 @@ func (p *parser) messages() error {
 		n++
 		return p.message(i)
 	})
-	if err != nil {
-		return err
-	}
-	if n == 0 {
+	if err == nil && n == 0 {
 		return emptyArray(at)
 	}
-	p.r.NumMessages = n
-	return nil
+	return err
 }
 
 func (p *parser) message(i int) error {
 	at := path{top: "messages", i: i, j: -1}
 	role := roleNone
-	var hasRole, hasContent, hasCalls, hasCallID bool
+	var hasContent, hasCalls, hasCallID bool
+	var saw struct{ role, content, name, callID, calls, functionCall bool }
 	err := p.reqObject(at, func(key []byte) error {
 		switch string(key) {
 		case "role":
-			raw, _, err := p.reqString(at.child("role"))
+			if again(&saw.role) {
+				return duplicate(at, key)
+			}
+			raw, esc, err := p.reqString(at.child("role"))
 			if err != nil {
 				return err
 			}
-			hasRole, role = true, parseRole(raw)
+			name := raw
+			if esc { // "\u0075ser" is user
+				var buf [64]byte // 10 characters as \uXXXX
+				name = unescapeShort(buf[:], raw)
+			}
+			role = parseRole(name)
 			if role == roleNone {
 				return badValue(at.child("role"), raw, "'system', 'assistant', 'user', 'function', 'tool', and 'developer'")
 			}
 		case "content":
+			if again(&saw.content) {
+				return duplicate(at, key)
+			}
 			ok, err := p.content(i)
 			hasContent = ok
 			return err
 		case "name":
+			if again(&saw.name) {
+				return duplicate(at, key)
+			}
 			_, _, err := p.optString(at.child("name"))
 			return err
 		case "tool_call_id":
+			if again(&saw.callID) {
+				return duplicate(at, key)
+			}
 			_, ok, err := p.optString(at.child("tool_call_id"))
 			hasCallID = ok
 			return err
 		case "tool_calls":
+			if again(&saw.calls) {
+				return duplicate(at, key)
+			}
 			start := p.d.Offset()
 			n, err := p.toolCalls(path{top: "messages", i: i, sub: "tool_calls", j: -1})
 			p.r.PromptChars += p.d.Offset() - start
 			hasCalls = hasCalls || n > 0
 			return err
 		case "function_call":
+			if again(&saw.functionCall) {
+				return duplicate(at, key)
+			}
 			start := p.d.Offset()
 			err := p.optObject(at.child("function_call"), nil)
 			hasCalls = hasCalls || p.d.Offset()-start > len("null")
@@ -131,7 +153,7 @@ func (p *parser) message(i int) error {
 		return err
 	}
 	switch {
-	case !hasRole:
+	case !saw.role:
 		return missing(at.child("role").String())
 	case role == roleAssistant:
 		if !hasContent && !hasCalls {
@@ -185,13 +207,25 @@ func (p *parser) part(at path, ref PartRef) error {
 	err := p.reqObject(at, func(key []byte) error {
 		t := parsePartType(key)
 		if t != partNone {
+			if has&(1<<t) != 0 {
+				return duplicate(at, key)
+			}
 			has |= 1 << t
 		}
 		switch t {
 		case partNone:
 			if string(key) == "type" {
-				raw, _, err := p.reqString(at.child("type"))
-				typRaw, hasType, typ = raw, true, parsePartType(raw)
+				if again(&hasType) {
+					return duplicate(at, key)
+				}
+				raw, esc, err := p.reqString(at.child("type"))
+				typRaw = raw
+				name := raw
+				if esc { // "te\u0078t" is text
+					var buf [72]byte // 11 characters as \uXXXX
+					name = unescapeShort(buf[:], raw)
+				}
+				typ = parsePartType(name)
 				return err
 			}
 		case partText, partRefusal:
@@ -238,17 +272,22 @@ func (p *parser) part(at path, ref PartRef) error {
 
 // urlObject reads {"url": ..., "detail": ...}; detail only for images.
 func (p *parser) urlObject(at path, media string, image bool) error {
-	hasURL := false
+	var hasURL, hasDetail bool
 	err := p.reqObject(at, func(key []byte) error {
 		switch string(key) {
 		case "url":
-			hasURL = true
+			if again(&hasURL) {
+				return duplicate(at, key)
+			}
 			raw, esc, err := p.reqString(at.child("url"))
 			if err != nil {
 				return err
 			}
 			return checkURL(at.child("url"), raw, esc, media, !image)
 		case "detail":
+			if again(&hasDetail) {
+				return duplicate(at, key)
+			}
 			if !image {
 				return nil
 			}
@@ -272,7 +311,9 @@ func (p *parser) inputAudio(at path) error {
 	err := p.reqObject(at, func(key []byte) error {
 		switch string(key) {
 		case "data":
-			hasData = true
+			if again(&hasData) {
+				return duplicate(at, key)
+			}
 			raw, esc, err := p.reqString(at.child("data"))
 			if err != nil {
 				return err
@@ -285,7 +326,9 @@ func (p *parser) inputAudio(at path) error {
 				return apierror.Invalid(param, "Invalid '%s': expected base64-encoded audio data.", param)
 			}
 		case "format":
-			hasFormat = true
+			if again(&hasFormat) {
+				return duplicate(at, key)
+			}
 			raw, _, err := p.reqString(at.child("format"))
 			if err == nil && len(raw) == 0 {
 				return badValue(at.child("format"), raw, "'wav', 'mp3' and other audio formats")
@@ -421,21 +464,30 @@ func (p *parser) toolCalls(at path) (int, error) {
 	err := p.optArray(at, func(c int) error {
 		n++
 		cat := at.index(c)
-		hasFunc := false
+		var hasType, hasID, hasFunc bool
 		err := p.reqObject(cat, func(key []byte) error {
 			switch string(key) {
 			case "type":
+				if again(&hasType) {
+					return duplicate(cat, key)
+				}
 				raw, _, err := p.reqString(cat.child("type"))
 				if err == nil && !jsonscan.Equal(raw, "function") {
 					return badValue(cat.child("type"), raw, "'function'")
 				}
 				return err
 			case "id":
+				if again(&hasID) {
+					return duplicate(cat, key)
+				}
 				_, _, err := p.reqString(cat.child("id"))
 				return err
 			case "function":
-				hasFunc = true
-				return p.function(cat.child("function"), false)
+				if again(&hasFunc) {
+					return duplicate(cat, key)
+				}
+				_, err := p.function(cat.child("function"), false)
+				return err
 			}
 			return nil
 		})

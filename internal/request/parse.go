@@ -116,14 +116,13 @@ type Request struct {
 	Model     string
 	ModelSpan [2]int
 
-	Stream       bool
-	StreamSpan   [2]int
-	IncludeUsage bool // stream_options.include_usage
-	// StreamOptionsSpan is where the stream_options value sits, null too.
-	StreamOptionsSpan [2]int
+	Stream bool
 
 	// MaxTokens is max_tokens or max_completion_tokens, whichever was sent
-	// (MaxTokensParam says which); 0 and "" when absent.
+	// (MaxTokensParam says which, MaxTokensSpan where its value is); 0 and
+	// "" when absent. Sent as null, MaxTokens is 0 but the name and the
+	// span of null are kept, so that SetMaxTokens replaces the null rather
+	// than adding a second key.
 	MaxTokens      int
 	MaxTokensParam string
 	MaxTokensSpan  [2]int
@@ -149,8 +148,25 @@ type Request struct {
 	// of message text, the bytes of tool definitions, 4 per token of token
 	// prompts. It feeds token estimates and routing.
 	PromptChars int
-	NumMessages int // chat
-	NumInputs   int // prompts (completions) or inputs (embeddings)
+
+	// NonCanonical lists the integer parameters written with a fraction or
+	// an exponent (10.0, 1e1), in body order. Being integral they are
+	// accepted, as OpenAI accepts them, but engines differ on that (Go's and
+	// Rust's decoders refuse them), so Normalize writes them as plain
+	// integers before the body is forwarded. Token ids must be plain.
+	NonCanonical    [maxNonCanonical]IntValue
+	NumNonCanonical int
+}
+
+// maxNonCanonical is the number of integer parameters one body may have
+// (max_tokens, n, seed, logprobs, best_of…; each once, duplicates being
+// rejected).
+const maxNonCanonical = 5
+
+// IntValue is an integer parameter's value and the span of its literal.
+type IntValue struct {
+	Span  [2]int
+	Value int64
 }
 
 // reset clears r for reuse, keeping the Model string so that a pooled
@@ -167,7 +183,8 @@ func (r *Request) reset(ep Endpoint) {
 // valid input. Errors are *apierror.Error 400s naming the parameter.
 func Parse(ep Endpoint, body []byte, r *Request) error {
 	r.reset(ep)
-	p := parser{d: jsonscan.NewDecoder(body), r: r}
+	var p parser // set field by field: a composite literal is built, then copied
+	p.d, p.r = jsonscan.NewDecoder(body), r
 	err := p.parse()
 	if err == nil {
 		return nil
@@ -187,14 +204,143 @@ func Parse(ep Endpoint, body []byte, r *Request) error {
 	return err
 }
 
+// param numbers the top-level parameters Parse reads, on any endpoint;
+// bit k of parser.seen says the body has had parameter k, to reject a
+// second one.
+type param uint8
+
+// The top-level parameters.
+const (
+	pModel param = iota
+	pMessages
+	pMaxCompletionTokens
+	pLogprobs
+	pTopLogprobs
+	pResponseFormat
+	pTools
+	pToolChoice
+	pModalities
+	pAudio
+	pParallelToolCalls
+	pStore
+	pPrompt
+	pEcho
+	pBestOf
+	pSuffix
+	pInput
+	pEncodingFormat
+	pDimensions
+	pUser
+	pStream
+	pStreamOptions
+	pMaxTokens
+	pTemperature
+	pTopP
+	pN
+	pStop
+	pSeed
+	pPresencePenalty
+	pFrequencyPenalty
+	pLogitBias
+
+	pUnknown // not a parameter Parse reads: left to the engine
+)
+
+// param numbers the top-level key (decoded), and rejects a second one.
+// pUnknown keys are left unread, and ObjectUnique checks those.
+func (p *parser) param(key []byte) (param, error) {
+	var k param
+	switch string(key) {
+	case "model":
+		k = pModel
+	case "messages":
+		k = pMessages
+	case "max_completion_tokens":
+		k = pMaxCompletionTokens
+	case "logprobs":
+		k = pLogprobs
+	case "top_logprobs":
+		k = pTopLogprobs
+	case "response_format":
+		k = pResponseFormat
+	case "tools":
+		k = pTools
+	case "tool_choice":
+		k = pToolChoice
+	case "modalities":
+		k = pModalities
+	case "audio":
+		k = pAudio
+	case "parallel_tool_calls":
+		k = pParallelToolCalls
+	case "store":
+		k = pStore
+	case "prompt":
+		k = pPrompt
+	case "echo":
+		k = pEcho
+	case "best_of":
+		k = pBestOf
+	case "suffix":
+		k = pSuffix
+	case "input":
+		k = pInput
+	case "encoding_format":
+		k = pEncodingFormat
+	case "dimensions":
+		k = pDimensions
+	case "user":
+		k = pUser
+	case "stream":
+		k = pStream
+	case "stream_options":
+		k = pStreamOptions
+	case "max_tokens":
+		k = pMaxTokens
+	case "temperature":
+		k = pTemperature
+	case "top_p":
+		k = pTopP
+	case "n":
+		k = pN
+	case "stop":
+		k = pStop
+	case "seed":
+		k = pSeed
+	case "presence_penalty":
+		k = pPresencePenalty
+	case "frequency_penalty":
+		k = pFrequencyPenalty
+	case "logit_bias":
+		k = pLogitBias
+	default:
+		return pUnknown, nil
+	}
+	if p.sent(k) {
+		return k, duplicateParam(key)
+	}
+	p.seen |= 1 << k
+	return k, nil
+}
+
+// sent reports whether the body has parameter k (null included: a null
+// required parameter fails when it is read).
+func (p *parser) sent(k param) bool { return p.seen&(1<<k) != 0 }
+
 type parser struct {
-	d        jsonscan.Decoder
-	r        *Request
-	hasModel bool
+	d    jsonscan.Decoder
+	keys jsonscan.Keys // for the keys of inspected objects Parse leaves unread
+	seen uint64        // bit k: the body has had param k
+	r    *Request
 	// set when a parameter was sent (and not null)
-	hasStreamOptions, hasAudio, hasLogprobs, hasTopLogprobs, hasMessages, hasInput bool
-	logprobs                                                                       bool
-	maxTokensParams                                                                int
+	hasStreamOptions, hasAudio, hasTopLogprobs bool
+	logprobs                                   bool
+	maxTokensParams                            int // null included
+	// tools and tool_choice, checked together once both may have come
+	hasTools      bool   // a non-empty tools array
+	toolsSpan     [2]int // where it is
+	choosesTool   bool   // a tool_choice other than none and null
+	toolChoiceFor []byte // the function it names (raw), if it names one
 }
 
 func (p *parser) parse() error {
@@ -216,7 +362,7 @@ func (p *parser) parse() error {
 	default:
 		return apierror.Invalid("", "Unknown endpoint %v.", p.r.Endpoint)
 	}
-	if err := p.d.Object(field); err != nil {
+	if err := p.members(top(""), field); err != nil {
 		return err
 	}
 	if err := p.d.End(); err != nil {
@@ -228,21 +374,21 @@ func (p *parser) parse() error {
 // finish checks required parameters and those that depend on each other.
 func (p *parser) finish() error {
 	r := p.r
-	if !p.hasModel {
+	if !p.sent(pModel) {
 		r.Model = ""
 		return missing("model")
 	}
 	switch r.Endpoint {
 	case Chat:
-		if !p.hasMessages {
+		if !p.sent(pMessages) {
 			return missing("messages")
 		}
 	case Completions:
-		if !p.hasInput {
+		if !p.sent(pPrompt) {
 			return missing("prompt")
 		}
 	case Embeddings:
-		if !p.hasInput {
+		if !p.sent(pInput) {
 			return missing("input")
 		}
 	}
@@ -258,76 +404,89 @@ func (p *parser) finish() error {
 	if r.Modalities.Has(catalog.Audio) && !p.hasAudio {
 		return apierror.Invalid("audio", "The 'audio' parameter is required when 'modalities' includes 'audio'.")
 	}
-	return nil
+	return p.checkToolChoice()
 }
 
 // chatField reads one top-level member of a chat completions body.
 func (p *parser) chatField(key []byte) error {
-	switch string(key) {
-	case "messages":
-		p.hasMessages = true
-		return p.messages()
-	case "max_completion_tokens":
-		return p.maxTokens("max_completion_tokens")
-	case "logprobs":
-		v, ok, err := p.optBool(top("logprobs"))
-		p.logprobs, p.hasLogprobs = v, ok
+	k, err := p.param(key)
+	if err != nil {
 		return err
-	case "top_logprobs":
+	}
+	switch k {
+	case pMessages:
+		return p.messages()
+	case pMaxCompletionTokens:
+		return p.maxTokens("max_completion_tokens")
+	case pLogprobs:
+		v, _, err := p.optBool(top("logprobs"))
+		p.logprobs = v
+		return err
+	case pTopLogprobs:
 		_, ok, err := p.optInt(top("top_logprobs"), 0, 20)
 		p.hasTopLogprobs = ok
 		return err
-	case "response_format":
+	case pResponseFormat:
 		return p.responseFormat()
-	case "tools":
+	case pTools:
 		start := p.d.Offset()
-		err := p.tools()
+		n, err := p.tools()
 		p.r.PromptChars += p.d.Offset() - start
+		p.hasTools, p.toolsSpan = n > 0, [2]int{start, p.d.Offset()}
 		return err
-	case "tool_choice":
+	case pToolChoice:
 		return p.toolChoice()
-	case "modalities":
+	case pModalities:
 		return p.modalities()
-	case "audio":
+	case pAudio:
 		return p.audio()
-	case "parallel_tool_calls", "store":
-		_, _, err := p.optBool(top(string(key)))
+	case pParallelToolCalls:
+		_, _, err := p.optBool(top("parallel_tool_calls"))
+		return err
+	case pStore:
+		_, _, err := p.optBool(top("store"))
 		return err
 	}
-	return p.samplingField(key)
+	return p.samplingField(k)
 }
 
 // completionsField reads one top-level member of a completions body.
 func (p *parser) completionsField(key []byte) error {
-	switch string(key) {
-	case "prompt":
-		p.hasInput = true
+	k, err := p.param(key)
+	if err != nil {
+		return err
+	}
+	switch k {
+	case pPrompt:
 		return p.inputs(top("prompt"))
-	case "logprobs": // an integer here, unlike chat
+	case pLogprobs: // an integer here, unlike chat
 		_, _, err := p.optInt(top("logprobs"), 0, 5)
 		return err
-	case "echo":
+	case pEcho:
 		_, _, err := p.optBool(top("echo"))
 		return err
-	case "best_of":
+	case pBestOf:
 		_, _, err := p.optInt(top("best_of"), 1, 20)
 		return err
-	case "suffix":
+	case pSuffix:
 		_, _, err := p.optString(top("suffix"))
 		return err
 	}
-	return p.samplingField(key)
+	return p.samplingField(k)
 }
 
 // embeddingsField reads one top-level member of an embeddings body.
 func (p *parser) embeddingsField(key []byte) error {
-	switch string(key) {
-	case "model":
+	k, err := p.param(key)
+	if err != nil {
+		return err
+	}
+	switch k {
+	case pModel:
 		return p.model()
-	case "input":
-		p.hasInput = true
+	case pInput:
 		return p.inputs(top("input"))
-	case "encoding_format":
+	case pEncodingFormat:
 		raw, ok, err := p.optString(top("encoding_format"))
 		if err != nil || !ok {
 			return err
@@ -335,10 +494,10 @@ func (p *parser) embeddingsField(key []byte) error {
 		if !jsonscan.Equal(raw, "float") && !jsonscan.Equal(raw, "base64") {
 			return badValue(top("encoding_format"), raw, "'float' and 'base64'")
 		}
-	case "dimensions":
+	case pDimensions:
 		_, _, err := p.optInt(top("dimensions"), 1, 1<<20)
 		return err
-	case "user":
+	case pUser:
 		_, _, err := p.optString(top("user"))
 		return err
 	}
@@ -346,58 +505,53 @@ func (p *parser) embeddingsField(key []byte) error {
 }
 
 // samplingField reads the members chat and completions share.
-func (p *parser) samplingField(key []byte) error {
+func (p *parser) samplingField(k param) error {
 	r := p.r
-	switch string(key) {
-	case "model":
+	switch k {
+	case pModel:
 		return p.model()
-	case "stream":
-		start := p.d.Offset()
-		v, ok, err := p.optBool(top("stream"))
-		if ok {
-			r.Stream, r.StreamSpan = v, [2]int{start, p.d.Offset()}
-		}
+	case pStream:
+		v, _, err := p.optBool(top("stream"))
+		r.Stream = v
 		return err
-	case "stream_options":
+	case pStreamOptions:
 		return p.streamOptions()
-	case "max_tokens":
+	case pMaxTokens:
 		return p.maxTokens("max_tokens")
-	case "temperature":
+	case pTemperature:
 		start := p.d.Offset()
 		v, ok, err := p.optFloat(top("temperature"))
 		if ok {
 			r.Temperature, r.HasTemperature, r.TemperatureSpan = v, true, [2]int{start, p.d.Offset()}
 		}
 		return err
-	case "top_p":
+	case pTopP:
 		start := p.d.Offset()
 		v, ok, err := p.optFloat(top("top_p"))
 		if ok {
 			r.TopP, r.HasTopP, r.TopPSpan = v, true, [2]int{start, p.d.Offset()}
 		}
 		return err
-	case "n":
+	case pN:
 		start := p.d.Offset()
 		v, ok, err := p.optInt(top("n"), 1, 1<<20)
 		if ok {
 			r.N, r.NSpan = int(v), [2]int{start, p.d.Offset()}
 		}
 		return err
-	case "stop":
+	case pStop:
 		return p.stop()
-	case "seed":
+	case pSeed:
 		_, _, err := p.optInt(top("seed"), -1<<63, 1<<63-1)
 		return err
-	case "presence_penalty", "frequency_penalty":
-		v, ok, err := p.optFloat(top(string(key)))
-		if ok && (v < -2 || v > 2) {
-			return outOfRange(top(string(key)), "decimal", fmtFloat(v), -2, 2)
-		}
-		return err
-	case "user":
+	case pPresencePenalty:
+		return p.penalty(top("presence_penalty"))
+	case pFrequencyPenalty:
+		return p.penalty(top("frequency_penalty"))
+	case pUser:
 		_, _, err := p.optString(top("user"))
 		return err
-	case "logit_bias":
+	case pLogitBias:
 		return p.optObject(top("logit_bias"), nil)
 	}
 	return nil
@@ -406,18 +560,14 @@ func (p *parser) samplingField(key []byte) error {
 func (p *parser) model() error {
 	at := top("model")
 	start := p.d.Offset()
-	raw, ok, err := p.optString(at)
+	raw, esc, err := p.reqString(at)
 	if err != nil {
 		return err
 	}
-	if !ok {
-		return typeErr(at, "a string", "null")
-	}
-	p.hasModel = true
 	p.r.ModelSpan = [2]int{start, p.d.Offset()}
 	var buf [128]byte
 	name := raw
-	if hasBackslash(raw) {
+	if esc {
 		name = jsonscan.AppendUnescaped(buf[:0], raw)
 	}
 	if p.r.Model != string(name) {
@@ -426,25 +576,30 @@ func (p *parser) model() error {
 	return nil
 }
 
+// maxTokens reads max_tokens or max_completion_tokens. null is recorded
+// too (MaxTokens 0), as sent: it counts for "only one of", and a default
+// limit replaces it in place.
 func (p *parser) maxTokens(param string) error {
 	start := p.d.Offset()
-	v, ok, err := p.optInt(top(param), 1, 1<<62)
-	if ok && err == nil {
-		p.maxTokensParams++
-		r := p.r
-		r.MaxTokens, r.MaxTokensParam, r.MaxTokensSpan = int(v), param, [2]int{start, p.d.Offset()}
+	v, _, err := p.optInt(top(param), 1, 1<<62)
+	if err != nil {
+		return err
+	}
+	p.maxTokensParams++
+	r := p.r
+	r.MaxTokens, r.MaxTokensParam, r.MaxTokensSpan = int(v), param, [2]int{start, p.d.Offset()}
+	return nil
+}
+
+func (p *parser) penalty(at path) error {
+	v, ok, err := p.optFloat(at)
+	if ok && (v < -2 || v > 2) {
+		return outOfRange(at, "decimal", fmtFloat(v), -2, 2)
 	}
 	return err
 }
 
 func (p *parser) streamOptions() error {
-	start := p.d.Offset()
-	err := p.streamOptionsValue()
-	p.r.StreamOptionsSpan = [2]int{start, p.d.Offset()}
-	return err
-}
-
-func (p *parser) streamOptionsValue() error {
 	if k, err := p.d.Peek(); err != nil || k == jsonscan.Null {
 		if err != nil {
 			return err
@@ -452,10 +607,13 @@ func (p *parser) streamOptionsValue() error {
 		return p.d.ReadNull()
 	}
 	p.hasStreamOptions = true
+	var hasUsage bool
 	return p.reqObject(top("stream_options"), func(key []byte) error {
 		if string(key) == "include_usage" {
-			v, _, err := p.optBool(path{top: "stream_options", i: -1, j: -1, leaf: "include_usage"})
-			p.r.IncludeUsage = v
+			if again(&hasUsage) {
+				return duplicate(top("stream_options"), key)
+			}
+			_, _, err := p.optBool(top("stream_options").child("include_usage"))
 			return err
 		}
 		return nil
@@ -501,7 +659,6 @@ func (p *parser) inputs(at path) error {
 	case jsonscan.String:
 		raw, _, err := p.d.ReadRawString()
 		r.PromptChars += utf8.RuneCount(raw)
-		r.NumInputs = 1
 		return err
 	case jsonscan.Array:
 	default:
@@ -549,30 +706,28 @@ func (p *parser) inputs(at path) error {
 	if n == 0 {
 		return emptyArray(at)
 	}
-	if first == jsonscan.Array || first == jsonscan.String {
-		r.NumInputs = n
-	} else {
-		r.NumInputs = 1
-	}
 	return nil
 }
 
+// token reads a token id. Unlike other integers it must be written plain:
+// a prompt has any number of them, too many to rewrite.
 func (p *parser) token(at path) error {
-	_, ok, err := p.optInt(at, 0, 1<<31-1)
-	if err == nil && !ok {
-		return typeErr(at, "an integer", "null")
+	k, err := p.d.Peek()
+	if err != nil {
+		return err
 	}
+	if k != jsonscan.Number {
+		return typeErr(at, "an integer", p.got())
+	}
+	lit, err := p.d.ReadNumber()
+	if err != nil {
+		return err
+	}
+	if !plainInt(lit) {
+		return typeErr(at, "an integer", "a decimal")
+	}
+	_, err = intValue(&at, lit, 0, 1<<31-1)
 	return err
-}
-
-// hasBackslash reports whether raw string contents contain an escape.
-func hasBackslash(raw []byte) bool {
-	for _, c := range raw {
-		if c == '\\' {
-			return true
-		}
-	}
-	return false
 }
 
 func fmtFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }

@@ -30,14 +30,18 @@ type errView struct {
 	Param  string
 }
 
+// errCase is a body Parse rejects, the parameter the 400 names and part of
+// its message.
+type errCase struct {
+	name  string
+	ep    Endpoint
+	body  string
+	param string
+	msg   string
+}
+
 func TestParseErrors(t *testing.T) {
-	tests := []struct {
-		name  string
-		ep    Endpoint
-		body  string
-		param string
-		msg   string
-	}{
+	tests := []errCase{
 		{"syntax", Chat, `{"model":"m",}`, "", "invalid JSON at byte 13"},
 		{"truncated", Chat, `{"model":"m","messages":[`, "", "unexpected end of input"},
 		{"syntax wins over semantics", Chat, `{"model":1,"messages":[}`, "", "invalid JSON at byte 23"},
@@ -137,7 +141,47 @@ func TestParseErrors(t *testing.T) {
 		{"input number", Embeddings, `{"model":"m","input":5}`, "input", "Invalid type for 'input'"},
 		{"encoding_format", Embeddings, `{"model":"m","input":"a","encoding_format":"int8"}`, "encoding_format", "Invalid value: 'int8'. Supported values are: 'float' and 'base64'."},
 		{"dimensions", Embeddings, `{"model":"m","input":"a","dimensions":0}`, "dimensions", "below minimum value"},
+
+		// A token limit sent as null counts as sent.
+		{"both max tokens, one null", Chat, chat(`"max_tokens":null,"max_completion_tokens":5`), "max_tokens", "Only one of"},
+		{"both max tokens null", Chat, chat(`"max_completion_tokens":null,"max_tokens":null`), "max_tokens", "Only one of"},
+
+		// Integers: any integral number, nothing else.
+		{"max_tokens fraction", Chat, chat(`"max_tokens":1.55e1`), "max_tokens", "expected an integer, but got a decimal"},
+		{"n tiny", Chat, chat(`"n":1e-400`), "n", "expected an integer, but got a decimal"},
+		{"max_tokens huge", Chat, chat(`"max_tokens":1e400`), "max_tokens", "integer above maximum value. Expected a value <= 4611686018427387904, but got 1e400 instead."},
+		{"seed 2^63", Chat, chat(`"seed":9223372036854775808`), "seed",
+			"Invalid 'seed': integer above maximum value. Expected a value <= 9223372036854775807, but got 9223372036854775808 instead."},
+		{"seed -2^63-1", Chat, chat(`"seed":-9223372036854775809`), "seed",
+			"Invalid 'seed': integer below minimum value. Expected a value >= -9223372036854775808, but got -9223372036854775809 instead."},
+		{"seed 2^63 as decimal", Chat, chat(`"seed":9.223372036854775808e18`), "seed", "integer above maximum value"},
+		{"token id decimal", Completions, `{"model":"m","prompt":[1,2.0]}`, "prompt[1]", "expected an integer, but got a decimal"},
+		{"token id exponent", Embeddings, `{"model":"m","input":[[1e1]]}`, "input[0][0]", "expected an integer, but got a decimal"},
+		{"token id null", Completions, `{"model":"m","prompt":[[1,null]]}`, "prompt[0][1]", "expected an integer, but got null"},
+
+		// Enumerated values are compared decoded, and named so.
+		{"role escaped bad", Chat, msgs(`{"role":"r\u006fbot","content":"x"}`), "messages[0].role", "Invalid value: 'robot'. Supported values are"},
+		{"part type escaped bad", Chat, part(`{"type":"fil\u0065","file":{}}`), "messages[0].content[0].type", "Invalid value: 'file'."},
+		{"tool name escaped bad", Chat, chat(`"tools":[{"type":"function","function":{"name":"get\u0020weather"}}]`), "tools[0].function.name", "does not match pattern"},
+
+		// tool_choice needs tools, and the function it names among them.
+		{"tool_choice without tools", Chat, chat(`"tool_choice":"auto"`), "tool_choice",
+			"Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified."},
+		{"tool_choice required, tools null", Chat, chat(`"tools":null,"tool_choice":"required"`), "tool_choice", "only allowed when 'tools' are specified"},
+		{"tool_choice, tools empty", Chat, chat(`"tool_choice":"auto","tools":[]`), "tool_choice", "only allowed when 'tools' are specified"},
+		{"tool_choice function without tools", Chat, chat(`"tool_choice":{"type":"function","function":{"name":"f"}}`), "tool_choice", "only allowed when 'tools'"},
+		{"tool_choice function not in tools", Chat, chat(`"tool_choice":{"type":"function","function":{"name":"f"}},` +
+			`"tools":[{"type":"function","function":{"name":"g"}},{"type":"function","function":{"name":"ff"}}]`), "tool_choice",
+			"Invalid value for 'tool_choice': function 'f' is not in 'tools'."},
+		{"tool_choice function named escaped", Chat, chat(`"tools":[{"type":"function","function":{"name":"g"}}],` +
+			`"tool_choice":{"type":"function","function":{"name":"\u0066"}}`), "tool_choice", "function 'f' is not in 'tools'"},
 	}
+	checkErrors(t, tests)
+}
+
+// checkErrors checks that Parse rejects each body as the case says.
+func checkErrors(t *testing.T, tests []errCase) {
+	t.Helper()
 	var r Request
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -168,16 +212,20 @@ func TestParseGood(t *testing.T) {
 		want Request
 	}{
 		{"minimal", Chat, `{"model":"qwen3-omni-7b","messages":[{"role":"user","content":"Hello!"}]}`,
-			Request{Endpoint: Chat, Model: "qwen3-omni-7b", ModelSpan: [2]int{9, 24}, N: 1, PromptChars: 6, NumMessages: 1}},
+			Request{Endpoint: Chat, Model: "qwen3-omni-7b", ModelSpan: [2]int{9, 24}, N: 1, PromptChars: 6}},
 		{"sampling", Chat, `{"model":"small","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi ☃"}],` +
 			`"temperature":0.7,"top_p":1,"max_tokens":100,"n":2,"stream":true,"stream_options":{"include_usage":true},"stop":["\n"],"seed":-5,` +
 			`"presence_penalty":0,"frequency_penalty":-2,"logprobs":true,"top_logprobs":2,"user":"u1","top_k":20,"chat_template_kwargs":{"enable_thinking":false}}`,
-			Request{Endpoint: Chat, Model: "small", ModelSpan: [2]int{9, 16}, Stream: true, IncludeUsage: true,
+			Request{Endpoint: Chat, Model: "small", ModelSpan: [2]int{9, 16}, Stream: true,
 				MaxTokens: 100, MaxTokensParam: "max_tokens",
 				Temperature: 0.7, HasTemperature: true, TopP: 1, HasTopP: true,
-				N: 2, PromptChars: 13, NumMessages: 2}},
-		{"nulls are absent", Chat, chat(`"temperature":null,"max_tokens":null,"stop":null,"tools":null,"stream":null,"stream_options":null,"response_format":null,"audio":null,"modalities":null`),
-			Request{Endpoint: Chat, Model: "m", ModelSpan: [2]int{9, 12}, N: 1, PromptChars: 2 + 4, NumMessages: 1}},
+				N: 2, PromptChars: 13}},
+		{"nulls are absent", Chat, chat(`"temperature":null,"stop":null,"tools":null,"stream":null,"stream_options":null,"response_format":null,"audio":null,"modalities":null,"tool_choice":null`),
+			Request{Endpoint: Chat, Model: "m", ModelSpan: [2]int{9, 12}, N: 1, PromptChars: 2 + 4}},
+		{"null max_tokens is kept, to be replaced", Chat, chat(`"max_tokens":null`),
+			Request{Endpoint: Chat, Model: "m", ModelSpan: [2]int{9, 12}, N: 1, PromptChars: 2, MaxTokensParam: "max_tokens"}},
+		{"null max_completion_tokens", Chat, chat(`"max_completion_tokens":null`),
+			Request{Endpoint: Chat, Model: "m", ModelSpan: [2]int{9, 12}, N: 1, PromptChars: 2, MaxTokensParam: "max_completion_tokens"}},
 		{"multimodal", Chat, msgs(`{"role":"user","content":[{"type":"text","text":"What is in these?"},` +
 			`{"type":"image_url","image_url":{"url":"https://example.com/a.jpg","detail":"low"}},` +
 			`{"image_url":{"url":"data:image/png;base64,` + png + `"},"type":"image_url"},` +
@@ -185,7 +233,7 @@ func TestParseGood(t *testing.T) {
 			`{"type":"input_audio","input_audio":{"data":"data:;base64,SUQzBAAAAAAA","format":"mp3"}}]},` +
 			`{"role":"assistant","content":"ok"},{"role":"user","content":[{"type":"video_url","video_url":{"url":"https:\/\/example.com\/v.mp4"}},` +
 			`{"type":"video","video":["https://x/1.jpg","https://x/2.jpg"]},{"type":"audio_url","audio_url":{"url":"http://x/a.wav"}}]}`),
-			Request{Endpoint: Chat, Model: "m", ModelSpan: [2]int{9, 12}, N: 1, PromptChars: 17 + 2, NumMessages: 3,
+			Request{Endpoint: Chat, Model: "m", ModelSpan: [2]int{9, 12}, N: 1, PromptChars: 17 + 2,
 				Media: Media{Image: 2, Audio: 3, Video: 2,
 					FirstImage: PartRef{0, 1}, LastImage: PartRef{0, 2}, FirstAudio: PartRef{0, 3}, LastAudio: PartRef{2, 2},
 					FirstVideo: PartRef{2, 0}, LastVideo: PartRef{2, 1}}}},
@@ -195,22 +243,38 @@ func TestParseGood(t *testing.T) {
 			`"tools":[{"type":"function","function":{"name":"get_weather","description":"d","parameters":{"type":"object","properties":{}},"strict":true}}],` +
 			`"tool_choice":{"type":"function","function":{"name":"get_weather"}},"parallel_tool_calls":false,` +
 			`"response_format":{"type":"json_schema","json_schema":{"name":"w","schema":{"type":"object"},"strict":true}}}`,
-			Request{Endpoint: Chat, Model: "m", ModelSpan: [2]int{9, 12}, N: 1, NumMessages: 3,
+			Request{Endpoint: Chat, Model: "m", ModelSpan: [2]int{9, 12}, N: 1,
 				PromptChars: 8 + 5 + len(`[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{}"}}]`) +
 					len(`[{"type":"function","function":{"name":"get_weather","description":"d","parameters":{"type":"object","properties":{}},"strict":true}}]`)}},
-		{"audio out", Chat, chat(`"modalities":["text","audio"],"audio":{"voice":"Cherry","format":"wav"},"max_completion_tokens":50,"tool_choice":"auto","response_format":{"type":"json_object"}`),
-			Request{Endpoint: Chat, Model: "m", ModelSpan: [2]int{9, 12}, N: 1, PromptChars: 2, NumMessages: 1,
+		{"audio out", Chat, chat(`"modalities":["text","audio"],"audio":{"voice":"Cherry","format":"wav"},"max_completion_tokens":50,"tool_choice":"none","response_format":{"type":"json_object"}`),
+			Request{Endpoint: Chat, Model: "m", ModelSpan: [2]int{9, 12}, N: 1, PromptChars: 2,
 				Modalities: catalog.Modalities(catalog.Text | catalog.Audio), AudioRequested: true,
 				MaxTokens: 50, MaxTokensParam: "max_completion_tokens"}},
 		{"escaped model", Chat, `{"model":"qwen\u0033","messages":[{"role":"developer","content":[{"type":"text","text":"x"}]}]}`,
-			Request{Endpoint: Chat, Model: "qwen3", ModelSpan: [2]int{9, 21}, N: 1, PromptChars: 1, NumMessages: 1}},
+			Request{Endpoint: Chat, Model: "qwen3", ModelSpan: [2]int{9, 21}, N: 1, PromptChars: 1}},
 		{"completions", Completions, `{"model":"m","prompt":["ab","cde"],"max_tokens":16,"echo":true,"logprobs":2,"best_of":2,"suffix":null}`,
-			Request{Endpoint: Completions, Model: "m", ModelSpan: [2]int{9, 12}, N: 1, PromptChars: 5, NumInputs: 2,
+			Request{Endpoint: Completions, Model: "m", ModelSpan: [2]int{9, 12}, N: 1, PromptChars: 5,
 				MaxTokens: 16, MaxTokensParam: "max_tokens"}},
 		{"completions tokens", Completions, `{"model":"m","prompt":[[1,2],[3]]}`,
-			Request{Endpoint: Completions, Model: "m", ModelSpan: [2]int{9, 12}, N: 1, PromptChars: 12, NumInputs: 2}},
+			Request{Endpoint: Completions, Model: "m", ModelSpan: [2]int{9, 12}, N: 1, PromptChars: 12}},
 		{"embeddings", Embeddings, `{"model":"m","input":"héllo","encoding_format":"base64","dimensions":256,"user":"u"}`,
-			Request{Endpoint: Embeddings, Model: "m", ModelSpan: [2]int{9, 12}, N: 1, PromptChars: 5, NumInputs: 1}},
+			Request{Endpoint: Embeddings, Model: "m", ModelSpan: [2]int{9, 12}, N: 1, PromptChars: 5}},
+		{"escaped role and part type", Chat, msgs(`{"role":"\u0075ser","content":[{"type":"te\u0078t","text":"hi"}]},{"role":"\u0061ssistant","content":"ok"}`),
+			Request{Endpoint: Chat, Model: "m", ModelSpan: [2]int{9, 12}, N: 1, PromptChars: 4}},
+		{"seed at the int64 bounds", Chat, chat(`"seed":9223372036854775807,"user":"u","n":2,"stop":"x"`),
+			Request{Endpoint: Chat, Model: "m", ModelSpan: [2]int{9, 12}, N: 2, PromptChars: 2}},
+		{"seed at the int64 bounds, negative", Completions, `{"model":"m","prompt":"ab","seed":-9223372036854775808}`,
+			Request{Endpoint: Completions, Model: "m", ModelSpan: [2]int{9, 12}, N: 1, PromptChars: 2}},
+		{"tool_choice before tools", Chat, chat(`"tool_choice":{"type":"function","function":{"name":"get_w\u0065ather"}},` +
+			`"tools":[{"type":"function","function":{"name":"other"}},{"type":"function","function":{"name":"get_weather"}}]`),
+			Request{Endpoint: Chat, Model: "m", ModelSpan: [2]int{9, 12}, N: 1,
+				PromptChars: 2 + len(`[{"type":"function","function":{"name":"other"}},{"type":"function","function":{"name":"get_weather"}}]`)}},
+		{"tool_choice none without tools", Chat, chat(`"tool_choice":"none"`),
+			Request{Endpoint: Chat, Model: "m", ModelSpan: [2]int{9, 12}, N: 1, PromptChars: 2}},
+		{"repeats inside skipped objects are the engine's", Chat, chat(`"logit_bias":{"1":2,"1":3},` +
+			`"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","type":"object"}}}]`),
+			Request{Endpoint: Chat, Model: "m", ModelSpan: [2]int{9, 12}, N: 1,
+				PromptChars: 2 + len(`[{"type":"function","function":{"name":"f","parameters":{"type":"object","type":"object"}}}]`)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -226,26 +290,18 @@ func TestParseGood(t *testing.T) {
 			for _, f := range []struct {
 				key  string
 				span *[2]int
-			}{{"stream", &want.StreamSpan}, {want.MaxTokensParam, &want.MaxTokensSpan}, {"temperature", &want.TemperatureSpan}, {"top_p", &want.TopPSpan}, {"n", &want.NSpan}} {
-				if f.key == "" || (f.key == "temperature" && !want.HasTemperature) || (f.key == "top_p" && !want.HasTopP) || (f.key == "stream" && !want.Stream) || (f.key == "n" && want.N == 1) {
+			}{{want.MaxTokensParam, &want.MaxTokensSpan}, {"temperature", &want.TemperatureSpan}, {"top_p", &want.TopPSpan}, {"n", &want.NSpan}} {
+				if f.key == "" || (f.key == "temperature" && !want.HasTemperature) || (f.key == "top_p" && !want.HasTopP) || (f.key == "n" && want.N == 1) {
 					continue
 				}
 				at := strings.Index(body, `"`+f.key+`":`) + len(f.key) + 3
 				end := at + strings.IndexAny(body[at:], ",}")
 				*f.span = [2]int{at, end}
 			}
-			if at := strings.Index(body, `"stream_options":`); at >= 0 {
-				at += len(`"stream_options":`)
-				end := at + len("null")
-				if body[at] == '{' {
-					end = at + strings.IndexByte(body[at:], '}') + 1
-				}
-				want.StreamOptionsSpan = [2]int{at, end}
-			}
 			if diff := cmp.Diff(want, r); diff != "" {
 				t.Errorf("Parse (-want +got):\n%s", diff)
 			}
-			for _, sp := range [][2]int{r.ModelSpan, r.MaxTokensSpan, r.TemperatureSpan, r.StreamSpan} {
+			for _, sp := range [][2]int{r.ModelSpan, r.MaxTokensSpan, r.TemperatureSpan, r.TopPSpan, r.NSpan} {
 				if sp != [2]int{} && !json.Valid([]byte(tt.body[sp[0]:sp[1]])) {
 					t.Errorf("span %v = %q is not a JSON value", sp, tt.body[sp[0]:sp[1]])
 				}
@@ -267,7 +323,36 @@ func TestParseNoAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(50, func() { _ = Parse(Chat, mm, &r) }); n != 0 {
 		t.Errorf("Parse of a multimodal chat body allocates %v times; want 0", n)
 	}
+	for _, tt := range []struct {
+		ep   Endpoint
+		body string
+	}{
+		{Chat, chatEverything},
+		{Completions, `{"model":"m","prompt":[[1,2],[3]],"max_tokens":1.6e1,"echo":true,"logprobs":2,"best_of":2.0,"suffix":"s","n":1,"top_k":5}`},
+		{Embeddings, `{"model":"m","input":["a","b"],"encoding_format":"float","dimensions":256.0,"user":"u","extra":{"a":1}}`},
+	} {
+		body := []byte(tt.body)
+		if err := Parse(tt.ep, body, &r); err != nil {
+			t.Fatal(err)
+		}
+		if n := testing.AllocsPerRun(50, func() { _ = Parse(tt.ep, body, &r) }); n != 0 {
+			t.Errorf("Parse of %s allocates %v times; want 0", body, n)
+		}
+	}
 }
+
+// chatEverything has every parameter Parse reads, values with escapes,
+// integers written as decimals, and parameters it does not know.
+const chatEverything = `{"model":"qwen3","messages":[{"role":"system","content":"Be brief."},` +
+	`{"role":"\u0075ser","name":"u","content":[{"type":"te\u0078t","text":"hi"},{"type":"image_url","image_url":{"url":"https:\/\/x\/a.png","detail":"low"}}]},` +
+	`{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"get_weather","arguments":"{}"}}]},` +
+	`{"role":"tool","tool_call_id":"c1","content":"sunny"}],` +
+	`"tool_choice":{"type":"function","function":{"name":"get_w\u0065ather"}},` +
+	`"tools":[{"type":"function","function":{"name":"get_weather","description":"d","parameters":{"type":"object"},"strict":true}}],` +
+	`"parallel_tool_calls":false,"store":false,"response_format":{"type":"json_schema","json_schema":{"name":"w","schema":{},"strict":true,"description":"d"}},` +
+	`"modalities":["text","audio"],"audio":{"voice":"Cherry","format":"wav"},"max_completion_tokens":5.12e2,"temperature":0.7,"top_p":1,` +
+	`"n":1.0,"stream":true,"stream_options":{"include_usage":true},"stop":["\n"],"seed":9223372036854775807,"presence_penalty":0,` +
+	`"frequency_penalty":0,"logprobs":true,"top_logprobs":2,"user":"u","logit_bias":{"1":-100},"top_k":20,"chat_template_kwargs":{"enable_thinking":false}}`
 
 const chatSmall = `{"model":"qwen3-omni-7b","messages":[{"role":"system","content":"You are a helpful assistant."},` +
 	`{"role":"user","content":"What is the capital of France? Answer in one word."}],` +

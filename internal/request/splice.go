@@ -6,9 +6,9 @@ import (
 )
 
 // The gateway forwards the client's bytes; what it must change (the model
-// name, a clamped or defaulted value, stream for a stream-only engine) it
-// splices in at the spans Parse recorded. This file is the one toolkit for
-// that: Splice for a one-off change, Request.Edit when the view must keep
+// name, a clamped or defaulted value, an integer written 10.0) it splices
+// in at the spans Parse recorded. This file is the one toolkit for that:
+// Splice for a one-off change, Request.Edit when the view must keep
 // describing the new body.
 
 // Edit replaces body[Span[0]:Span[1]] with Value. An empty span inserts.
@@ -58,8 +58,9 @@ func splice(body []byte, sorted []Edit) []byte {
 // Edit returns body (the body r was parsed from) with the edits applied,
 // and moves r's spans so that r describes the new body exactly as a fresh
 // Parse of it would, with no re-scan. An edit that replaces a recorded
-// value must cover exactly its span; the caller updates the parsed field
-// itself (see SetMaxTokens).
+// value must cover exactly its span, and writes it canonically (it leaves
+// NonCanonical); the caller updates the parsed field itself (see
+// SetMaxTokens).
 func (r *Request) Edit(body []byte, edits ...Edit) []byte {
 	var arr [8]Edit
 	sorted := sortEdits(arr[:0], edits, len(body))
@@ -68,12 +69,50 @@ func (r *Request) Edit(body []byte, edits ...Edit) []byte {
 			*sp = moveSpan(*sp, sorted)
 		}
 	}
+	kept := r.NonCanonical[:0]
+	for _, x := range r.NonCanonical[:r.NumNonCanonical] {
+		if !replaced(x.Span, sorted) {
+			x.Span = moveSpan(x.Span, sorted)
+			kept = append(kept, x)
+		}
+	}
+	clear(r.NonCanonical[len(kept):r.NumNonCanonical])
+	r.NumNonCanonical = len(kept)
 	return splice(body, sorted)
 }
 
 // spans lists the recorded spans, for Edit.
-func (r *Request) spans() [7]*[2]int {
-	return [...]*[2]int{&r.ModelSpan, &r.StreamSpan, &r.StreamOptionsSpan, &r.MaxTokensSpan, &r.TemperatureSpan, &r.TopPSpan, &r.NSpan}
+func (r *Request) spans() [5]*[2]int {
+	return [...]*[2]int{&r.ModelSpan, &r.MaxTokensSpan, &r.TemperatureSpan, &r.TopPSpan, &r.NSpan}
+}
+
+// replaced reports whether one of the edits replaces the value at sp.
+func replaced(sp [2]int, edits []Edit) bool {
+	for _, e := range edits {
+		if e.Span == sp {
+			return true
+		}
+	}
+	return false
+}
+
+// Normalize returns body with the integers listed in r.NonCanonical
+// written plainly (10 for 10.0 or 1e1), so that no engine sees a form it
+// may refuse, and updates r to describe the result. Without any it returns
+// body itself. Call it right after Parse, before any other edit.
+func (r *Request) Normalize(body []byte) []byte {
+	if r.NumNonCanonical == 0 {
+		return body
+	}
+	var edits [maxNonCanonical]Edit
+	var digits [maxNonCanonical * 20]byte // an int64 has at most 20 characters
+	buf := digits[:0]
+	for i, x := range r.NonCanonical[:r.NumNonCanonical] {
+		start := len(buf)
+		buf = strconv.AppendInt(buf, x.Value, 10)
+		edits[i] = Edit{Span: x.Span, Value: buf[start:]}
+	}
+	return r.Edit(body, edits[:r.NumNonCanonical]...)
 }
 
 // moveSpan is where sp lands after the sorted edits.

@@ -2,9 +2,11 @@ package request
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 func TestSplice(t *testing.T) {
@@ -127,6 +129,15 @@ func TestSetMaxTokens(t *testing.T) {
 			`{"model":"m","messages":[{"role":"user","content":"hi"}],"max_completion_tokens":64}`},
 		{"leading space", " \n{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
 			" \n{\"max_tokens\":64,\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"},
+		// null is replaced where it stands: no second key for engines that keep the last
+		{"null", `{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":null}`,
+			`{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":64}`},
+		{"null, other name", `{"max_completion_tokens": null ,"model":"m","messages":[{"role":"user","content":"hi"}]}`,
+			`{"max_completion_tokens": 64 ,"model":"m","messages":[{"role":"user","content":"hi"}]}`},
+		{"escaped name", `{"model":"m","messages":[{"role":"user","content":"hi"}],"max\u005ftokens":null}`,
+			`{"model":"m","messages":[{"role":"user","content":"hi"}],"max\u005ftokens":64}`},
+		{"non-canonical", `{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":1e5}`,
+			`{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":64}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -146,5 +157,80 @@ func TestSetMaxTokens(t *testing.T) {
 				t.Errorf("view differs from a re-parse (-reparse +edited):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestNormalize: integers written 10.0 or 1e1 are forwarded as plain
+// integers, and the view describes the result as a re-parse does.
+func TestNormalize(t *testing.T) {
+	tests := []struct {
+		name     string
+		ep       Endpoint
+		body     string
+		want     string
+		wantVals []IntValue // NonCanonical, spans as literals' offsets in body
+	}{
+		{"none", Chat, chat(`"max_tokens":100,"n":2,"seed":-1`), chat(`"max_tokens":100,"n":2,"seed":-1`), nil},
+		{"chat", Chat, chat(`"max_tokens":1e2,"temperature":1.0,"n":2.0,"seed":-3E+1,"logprobs":true,"top_logprobs":2.000`),
+			chat(`"max_tokens":100,"temperature":1.0,"n":2,"seed":-30,"logprobs":true,"top_logprobs":2`),
+			[]IntValue{{Value: 100}, {Value: 2}, {Value: -30}, {Value: 2}}},
+		{"seed at the bound", Chat, chat(`"seed":9223372036854775807.0`), chat(`"seed":9223372036854775807`), []IntValue{{Value: 1<<63 - 1}}},
+		{"completions", Completions, `{"model":"m","prompt":[1,2],"max_tokens":16.0,"logprobs":5e0,"best_of":2.0}`,
+			`{"model":"m","prompt":[1,2],"max_tokens":16,"logprobs":5,"best_of":2}`, []IntValue{{Value: 16}, {Value: 5}, {Value: 2}}},
+		{"embeddings", Embeddings, `{"model":"m","input":"a","dimensions":2.56e2}`, `{"model":"m","input":"a","dimensions":256}`, []IntValue{{Value: 256}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var r Request
+			if err := Parse(tt.ep, []byte(tt.body), &r); err != nil {
+				t.Fatal(err)
+			}
+			got := r.NonCanonical[:r.NumNonCanonical]
+			for i := range tt.wantVals {
+				if i < len(got) {
+					tt.wantVals[i].Span = got[i].Span
+					if lit := tt.body[got[i].Span[0]:got[i].Span[1]]; !strings.ContainsAny(lit, ".eE") {
+						t.Errorf("NonCanonical[%d] is at %q", i, lit)
+					}
+				}
+			}
+			if diff := cmp.Diff(tt.wantVals, got, cmpopts.EquateEmpty()); diff != "" {
+				t.Fatalf("NonCanonical (-want +got):\n%s", diff)
+			}
+			out := r.Normalize([]byte(tt.body))
+			if diff := cmp.Diff(tt.want, string(out)); diff != "" {
+				t.Errorf("Normalize (-want +got):\n%s", diff)
+			}
+			var r2 Request
+			if err := Parse(tt.ep, out, &r2); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(r2, r); diff != "" {
+				t.Errorf("view differs from a re-parse (-reparse +normalized):\n%s", diff)
+			}
+		})
+	}
+	var r Request
+	body := []byte(chat(`"max_tokens":100`))
+	if err := Parse(Chat, body, &r); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(10, func() { r.Normalize(body) }); n != 0 {
+		t.Errorf("Normalize of a plain body allocates %v times", n)
+	}
+}
+
+// TestEditSupersedesNonCanonical: an edit that rewrites a non-canonical
+// value (a clamp) takes it off the list, so Normalize cannot undo it.
+func TestEditSupersedesNonCanonical(t *testing.T) {
+	body := []byte(chat(`"n":4.0,"max_tokens":1e5`))
+	var r Request
+	if err := Parse(Chat, body, &r); err != nil {
+		t.Fatal(err)
+	}
+	out := r.Edit(body, Edit{Span: r.MaxTokensSpan, Value: []byte("4096")})
+	out = r.Normalize(out)
+	if diff := cmp.Diff(chat(`"n":4,"max_tokens":4096`), string(out)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
