@@ -38,7 +38,9 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ep request.Endpoi
 	}
 	// The call lives in this frame, a few frames from the top of the
 	// stack: a stream parks here for its whole life (see ServeHTTP).
-	call := dispatch.Call{Req: req, Body: *buf, RequestID: reqID}
+	// Integers written 10.0 or 1e1 are forwarded as 10: engines differ on
+	// the other forms.
+	call := dispatch.Call{Req: req, Body: req.Normalize(*buf), RequestID: reqID}
 	a, err := s.opt.Core.Do(r.Context(), &call)
 	stream := req.Stream
 	s.views.Put(req) // a stream may stay open for minutes: keep nothing it does not need
