@@ -80,8 +80,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 // errGraceOver ends the requests still running when the grace period is
-// over: a cause of its own, so the half-close rule (openai.Wire) tells it
-// from a client's end of input.
+// over: a cause of its own, so the half-close rule (openai.halfClosed)
+// tells it from a client's end of input.
 var errGraceOver = errors.New("shutdown grace period over")
 
 // serveUntilDone serves until ctx ends, then shuts down gracefully: stop
@@ -91,12 +91,12 @@ func serveUntilDone(ctx context.Context, ln net.Listener, h http.Handler, sc con
 	base, cancelBase := context.WithCancelCause(context.Background())
 	defer cancelBase(nil)
 	srv := &http.Server{
-		Handler: openai.NewWire(h, openai.WireOptions{
-			ReadTimeout: sc.ReadTimeout.D(), MaxBufferedBytes: sc.MaxBufferedBytes,
-		}),
+		Handler:           h,
 		ReadHeaderTimeout: sc.ReadHeaderTimeout.D(),
 		IdleTimeout:       2 * time.Minute,
-		BaseContext:       func(net.Listener) context.Context { return base },
+		// The base context's end (the grace running out) reaches requests
+		// served detached from their own after a client's half-close.
+		BaseContext: func(net.Listener) context.Context { return openai.WithShutdown(base) },
 		// net/http's own messages; accept errors, the ones an operator
 		// must see, are logged as warnings by limitConns.
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
@@ -155,7 +155,8 @@ func NewGateway(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	}
 	g.core = dispatch.New(snap, dispatch.Options{Metrics: g.metrics, Log: log})
 	g.Handler = openai.NewServer(openai.Options{
-		Core: g.core, Metrics: g.metrics, MaxBodyBytes: cfg.Server.MaxBodyBytes, Log: log,
+		Core: g.core, Metrics: g.metrics, Log: log,
+		MaxBodyBytes: cfg.Server.MaxBodyBytes, MaxBufferedBytes: cfg.Server.MaxBufferedBytes, ReadTimeout: cfg.Server.ReadTimeout.D(),
 	})
 	return g, nil
 }

@@ -294,6 +294,22 @@ func (c *Core) Done(call *Call, a *Answer, status int, err error) {
 	}
 }
 
+// Abandon undoes a call the front end will serve again (its client only
+// half-closed, and the context that ended the attempt was not the
+// client's): a, when the attempt had answered, is released as neutral,
+// and the call counts as nothing yet.
+func (c *Core) Abandon(call *Call, a *Answer) {
+	if a != nil {
+		c.endRelay(a, context.Canceled)
+		*a = Answer{}
+		c.answers.Put(a)
+	}
+	if call.requested != nil {
+		call.requested.Metrics.Inflight.Dec()
+		call.requested = nil
+	}
+}
+
 // endRelay gives the relay's outcome to the deployment that answered.
 func (c *Core) endRelay(a *Answer, err error) {
 	d := a.Deployment

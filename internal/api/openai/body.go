@@ -6,10 +6,10 @@ import (
 	"compress/gzip"
 	"compress/zlib"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,7 +38,7 @@ func checkContentType(ct string) error {
 
 // bufferedBytes is the capacity of the request-body buffers the process
 // holds right now. It is process-wide, like the memory it stands for: every
-// Server's bodies count, and a Wire's MaxBufferedBytes bounds the sum.
+// Server's bodies count, and Options.MaxBufferedBytes bounds the sum.
 var bufferedBytes atomic.Int64
 
 // BufferedBytes reports the bytes of request-body buffers held right now.
@@ -114,10 +114,6 @@ func putBuf(b *[]byte) {
 	}
 }
 
-// bodyBudget is a request body that brings the bound on the bytes the
-// process may hold in request bodies (a Wire's does).
-type bodyBudget interface{ bufferLimit() int64 }
-
 // firstBodyBuf is what a body buffer starts with: it grows only as bytes
 // arrive, so a Content-Length alone reserves nothing.
 const firstBodyBuf = 4096
@@ -127,14 +123,18 @@ const firstBodyBuf = 4096
 // never past what the body may hold, and every byte of its capacity is
 // reserved in the process-wide budget first: a client that declares a
 // large Content-Length and sends little costs little.
-func (s *Server) readBody(r *http.Request) (*[]byte, error) {
+//
+// With deadline, a read that fails at the connection's read deadline
+// (Options.ReadTimeout) is answered 408.
+func (s *Server) readBody(r *http.Request, deadline bool) (*[]byte, error) {
 	limit := s.opt.MaxBodyBytes
 	if r.ContentLength > limit {
 		return nil, tooLarge(limit)
 	}
-	var budget int64
-	if bb, ok := r.Body.(bodyBudget); ok {
-		budget = bb.bufferLimit()
+	budget := s.opt.MaxBufferedBytes
+	var timeout time.Duration
+	if deadline {
+		timeout = s.opt.ReadTimeout
 	}
 	src, dec, err := decodeBody(r)
 	if err != nil {
@@ -174,7 +174,7 @@ func (s *Server) readBody(r *http.Request) (*[]byte, error) {
 				if err == io.EOF {
 					break
 				}
-				return fail(readError(err, dec))
+				return fail(readError(err, dec, timeout))
 			}
 			next := min(2*int64(cap(b)), most)
 			if !reserve(next-int64(cap(b)), budget) {
@@ -191,7 +191,7 @@ func (s *Server) readBody(r *http.Request) (*[]byte, error) {
 			break
 		}
 		if err != nil {
-			return fail(readError(err, dec))
+			return fail(readError(err, dec, timeout))
 		}
 	}
 	*buf = b
@@ -222,23 +222,12 @@ func overloaded() error {
 	return e
 }
 
-// bodyTimeout is a body that did not arrive within the read timeout.
-type bodyTimeout struct {
-	limit time.Duration
-	err   error
-}
-
-func (e *bodyTimeout) Error() string {
-	return fmt.Sprintf("request body not read within %s: %v", e.limit, e.err)
-}
-
-func (e *bodyTimeout) Unwrap() error { return e.err }
-
-func readError(err error, dec *decoder) error {
-	var te *bodyTimeout
-	if errors.As(err, &te) {
+// readError renders a failed body read; timeout is the read deadline's
+// length, 0 when none was set.
+func readError(err error, dec *decoder, timeout time.Duration) error {
+	if timeout > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
 		e := apierror.New(http.StatusRequestTimeout, "request_timeout",
-			"The request body did not arrive within %s.", te.limit)
+			"The request body did not arrive within %s.", timeout)
 		e.Err = err
 		return e
 	}
@@ -312,7 +301,7 @@ func decodeBody(r *http.Request) (io.Reader, *decoder, error) {
 	}
 	if err != nil {
 		d.release()
-		return nil, nil, readError(err, d)
+		return nil, nil, readError(err, d, 0)
 	}
 	return d.r, d, nil
 }

@@ -1,7 +1,9 @@
 package openai
 
 import (
+	"context"
 	"net/http"
+	"time"
 
 	"github.com/omnigate/omnigate/internal/apierror"
 	"github.com/omnigate/omnigate/internal/dispatch"
@@ -13,19 +15,9 @@ import (
 // answer or renders the error; every decision is the core's.
 func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ep request.Endpoint) {
 	reqID := s.requestID(w, r)
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
-		s.reject(w, r, apierror.New(http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed on %s; use POST.", r.Method, r.URL.Path), reqID)
-		return
-	}
-	if err := checkContentType(r.Header.Get("Content-Type")); err != nil {
-		s.reject(w, r, err, reqID)
-		return
-	}
-	buf, err := s.readBody(r)
-	if err != nil {
-		s.reject(w, r, err, reqID)
-		return
+	buf, bodyEnd := s.readRequest(w, r, reqID)
+	if buf == nil {
+		return // answered
 	}
 	held := heldBody{buf: buf}
 	defer held.release()
@@ -42,24 +34,112 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ep request.Endpoi
 	// the other forms.
 	call := dispatch.Call{Req: req, Body: req.Normalize(*buf), RequestID: reqID}
 	a, err := s.opt.Core.Do(r.Context(), &call)
-	stream := req.Stream
-	s.views.Put(req) // a stream may stay open for minutes: keep nothing it does not need
-	call.Req = nil
 	if err != nil {
-		s.opt.Core.Done(&call, nil, s.fail(w, r, err, reqID), nil)
+		if s.halfClosed(r, bodyEnd) {
+			s.serveDetached(w, r, &call, nil)
+			return
+		}
+		s.views.Put(req)
+		status := s.fail(r.Context(), w, r, err, reqID)
+		s.opt.Core.Done(&call, nil, status, nil)
+		abortIfSilent(status)
 		return
 	}
 	if a.Clamped != "" {
 		w.Header().Set("X-Omnigate-Clamped", a.Clamped)
 	}
+	stream := req.Stream
 	if stream {
-		// No retry can need the body once the answer streams: hand the
-		// buffer back and drop every reference to it.
-		call.Body = nil
+		// No retry can need the request once the answer streams: hand
+		// the view and the buffer back and drop every reference to them.
+		s.views.Put(req)
+		call.Req, call.Body = nil, nil
 		held.release()
 	}
-	status, rerr := s.relay(r.Context(), w, a, reqID)
+	status, wrote, rerr := s.relay(r.Context(), w, a, reqID)
+	if !wrote && !stream && status == apierror.StatusClientClosed && s.halfClosed(r, bodyEnd) {
+		s.serveDetached(w, r, &call, a)
+		return
+	}
+	if !stream {
+		s.views.Put(req)
+	}
 	s.opt.Core.Done(&call, a, status, rerr)
+	if !wrote {
+		abortIfSilent(status)
+	}
+}
+
+// serveDetached serves call again for a client that only half-closed (see
+// halfclose.go), in a context its end of input does not cancel. a is the
+// answer the cut attempt got, if any. It is off the common path, so its
+// frame is not on every stream's stack.
+func (s *Server) serveDetached(w http.ResponseWriter, r *http.Request, call *dispatch.Call, a *dispatch.Answer) {
+	ctx, stop := detach(r)
+	defer stop()
+	req := call.Req
+	defer s.views.Put(req)
+	s.opt.Core.Abandon(call, a)
+	a, err := s.opt.Core.Do(ctx, call)
+	if err != nil {
+		status := s.fail(ctx, w, r, err, call.RequestID)
+		s.opt.Core.Done(call, nil, status, nil)
+		abortIfSilent(status)
+		return
+	}
+	if a.Clamped != "" {
+		w.Header().Set("X-Omnigate-Clamped", a.Clamped)
+	}
+	status, wrote, rerr := s.relay(ctx, w, a, call.RequestID)
+	s.opt.Core.Done(call, a, status, rerr)
+	if !wrote {
+		abortIfSilent(status)
+	}
+}
+
+// readRequest checks the method and the content type and reads the body,
+// and when the body is in returns it and when it ended; else it answers
+// and returns nil. Its frame is gone before a stream parks.
+func (s *Server) readRequest(w http.ResponseWriter, r *http.Request, reqID string) (*[]byte, time.Time) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		s.reject(w, r, apierror.New(http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed on %s; use POST.", r.Method, r.URL.Path), reqID)
+		return nil, time.Time{}
+	}
+	if err := checkContentType(r.Header.Get("Content-Type")); err != nil {
+		s.reject(w, r, err, reqID)
+		return nil, time.Time{}
+	}
+	// The read deadline bounds the body only: it is cleared once the body
+	// is in, or a long answer would be cut by the connection's next read.
+	deadline := s.opt.ReadTimeout > 0 && setReadDeadline(w, time.Now().Add(s.opt.ReadTimeout)) == nil
+	buf, err := s.readBody(r, deadline)
+	if err == nil {
+		if deadline {
+			setReadDeadline(w, time.Time{})
+		}
+		return buf, s.now()
+	}
+	// Kept after a failed read: net/http then drains the rest of the body
+	// before closing, and would wait on a trickle without it. Answered
+	// even when the context has ended: a read deadline cancels it too
+	// (net/http takes the failed read for the client leaving), and the
+	// client is owed its 408.
+	e := apierror.From(err)
+	if e.Status == http.StatusRequestTimeout {
+		w.Header().Set("Connection", "close")
+	}
+	s.opt.Core.Done(&dispatch.Call{}, nil, apierror.Write(w, e).Status, nil)
+	return nil, time.Time{}
+}
+
+// abortIfSilent ends a request whose client is taken for gone without an
+// answer by aborting the connection: returning would have net/http send
+// 200 with an empty body.
+func abortIfSilent(status int) {
+	if status == apierror.StatusClientClosed {
+		panic(http.ErrAbortHandler)
+	}
 }
 
 // requestID is the request's X-Request-Id: the client's when it is valid,
@@ -74,9 +154,9 @@ func (s *Server) requestID(w http.ResponseWriter, r *http.Request) string {
 }
 
 // fail renders err to the client and logs it; it returns the status
-// sent. A client that went away is 499 and gets nothing.
-func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error, reqID string) int {
-	if r.Context().Err() != nil {
+// sent. A client that went away (ctx ended) is 499 and gets nothing.
+func (s *Server) fail(ctx context.Context, w http.ResponseWriter, r *http.Request, err error, reqID string) int {
+	if ctx.Err() != nil {
 		s.opt.Log.Info("client went away", "request_id", reqID, "path", r.URL.Path)
 		return apierror.StatusClientClosed
 	}
@@ -89,5 +169,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error, reqID s
 
 // reject fails a request the core never saw (bad method, body or JSON).
 func (s *Server) reject(w http.ResponseWriter, r *http.Request, err error, reqID string) {
-	s.opt.Core.Done(&dispatch.Call{}, nil, s.fail(w, r, err, reqID), nil)
+	status := s.fail(r.Context(), w, r, err, reqID)
+	s.opt.Core.Done(&dispatch.Call{}, nil, status, nil)
+	abortIfSilent(status)
 }

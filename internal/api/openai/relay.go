@@ -16,11 +16,11 @@ import (
 // relay copies the upstream answer to the client: an event stream piece by
 // piece, each flushed as it arrives; a JSON answer whole (relayWhole). The
 // answer's Content-Type decides, not the request: an engine that ignores
-// stream:true and answers JSON is relayed as JSON. It returns
-// the status the client saw and, when the upstream broke the answer, why
-// (a client that went away is 499 with no error: that is not the
-// upstream's doing).
-func (s *Server) relay(ctx context.Context, w http.ResponseWriter, a *dispatch.Answer, reqID string) (int, error) {
+// stream:true and answers JSON is relayed as JSON. It returns the status
+// the client saw, whether anything was written, and, when the upstream
+// broke the answer, why (a client that went away is 499 with no error:
+// that is not the upstream's doing).
+func (s *Server) relay(ctx context.Context, w http.ResponseWriter, a *dispatch.Answer, reqID string) (status int, wrote bool, err error) {
 	resp := a.Resp
 	defer resp.Body.Close()
 	h := w.Header()
@@ -36,7 +36,6 @@ func (s *Server) relay(ctx context.Context, w http.ResponseWriter, a *dispatch.A
 	w.WriteHeader(resp.StatusCode)
 	fw := &flushWriter{w: w, tap: a.Tap()}
 	fw.f, _ = w.(http.Flusher)
-	var err error
 	if wt, ok := resp.Body.(io.WriterTo); ok {
 		// The body writes each piece straight from its connection buffer:
 		// an idle stream holds no buffer here at all.
@@ -47,7 +46,7 @@ func (s *Server) relay(ctx context.Context, w http.ResponseWriter, a *dispatch.A
 	switch {
 	case fw.err != nil || (err != nil && ctx.Err() != nil):
 		s.opt.Log.Info("client went away", "request_id", reqID, "stream", true)
-		return apierror.StatusClientClosed, nil
+		return apierror.StatusClientClosed, true, nil
 	case err != nil:
 		// The status line is gone; tell the client in the stream, as
 		// OpenAI does, and end it without [DONE] so it never looks whole.
@@ -58,9 +57,9 @@ func (s *Server) relay(ctx context.Context, w http.ResponseWriter, a *dispatch.A
 		fw.Write([]byte("\n"))
 		fw.Flush()
 		s.opt.Log.Warn("stream cut", "request_id", reqID, "err", err)
-		return http.StatusBadGateway, err
+		return http.StatusBadGateway, true, err
 	}
-	return resp.StatusCode, nil
+	return resp.StatusCode, true, nil
 }
 
 // copyStream copies a body that has no WriteTo, flushing each read. Its
@@ -98,7 +97,7 @@ const wholeBody = 32 << 10
 // until then); an upstream that cuts it short gets the client a clear
 // error instead of a broken connection. A larger answer is copied as it
 // comes.
-func (s *Server) relayWhole(ctx context.Context, w http.ResponseWriter, resp *http.Response, tap dispatch.Tap, reqID string) (int, error) {
+func (s *Server) relayWhole(ctx context.Context, w http.ResponseWriter, resp *http.Response, tap dispatch.Tap, reqID string) (status int, wrote bool, err error) {
 	size := wholeBody
 	if resp.ContentLength >= 0 && resp.ContentLength < int64(size) {
 		size = int(resp.ContentLength) + 1 // +1 reads EOF with the last byte
@@ -114,21 +113,21 @@ func (s *Server) relayWhole(ctx context.Context, w http.ResponseWriter, resp *ht
 		e := apierror.New(http.StatusBadGateway, "upstream_invalid_response", "The upstream answered with a body that is not valid JSON.")
 		e.Err = fmt.Errorf("upstream body %q: %w", clip(p[:n]), jsonscan.Check(p[:n]))
 		s.opt.Log.Warn("invalid upstream answer", "request_id", reqID, "err", e.Err)
-		return apierror.Write(w, e).Status, e
+		return apierror.Write(w, e).Status, true, e
 	case err == io.EOF:
 		tap.Write(p[:n])
 		h.Set("Content-Length", strconv.Itoa(n))
 		w.WriteHeader(resp.StatusCode)
 		if _, werr := w.Write(p[:n]); werr != nil {
-			return apierror.StatusClientClosed, nil
+			return apierror.StatusClientClosed, true, nil
 		}
-		return resp.StatusCode, nil
+		return resp.StatusCode, true, nil
 	case err != nil:
 		if ctx.Err() != nil {
-			return apierror.StatusClientClosed, nil
+			return apierror.StatusClientClosed, false, nil
 		}
 		s.opt.Log.Warn("response cut", "request_id", reqID, "err", err)
-		return apierror.Write(w, err).Status, err
+		return apierror.Write(w, err).Status, true, err
 	}
 	if resp.ContentLength >= 0 {
 		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
@@ -138,15 +137,15 @@ func (s *Server) relayWhole(ctx context.Context, w http.ResponseWriter, resp *ht
 		if n > 0 {
 			tap.Write(p[:n])
 			if _, werr := w.Write(p[:n]); werr != nil {
-				return apierror.StatusClientClosed, nil
+				return apierror.StatusClientClosed, true, nil
 			}
 		}
 		if err == io.EOF {
-			return resp.StatusCode, nil
+			return resp.StatusCode, true, nil
 		}
 		if err != nil {
 			if ctx.Err() != nil {
-				return apierror.StatusClientClosed, nil
+				return apierror.StatusClientClosed, true, nil
 			}
 			// A truncated JSON body must not look complete: abort the connection.
 			s.opt.Log.Warn("response cut", "request_id", reqID, "err", err)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/omnigate/omnigate/internal/apierror"
 	"github.com/omnigate/omnigate/internal/balance"
@@ -25,13 +26,24 @@ type Options struct {
 	Core         *dispatch.Core
 	Metrics      *telemetry.Metrics
 	MaxBodyBytes int64
-	Log          *slog.Logger
+	// MaxBufferedBytes bounds the request-body bytes the process holds at
+	// once; a body that finds no room is answered 503. 0: no bound.
+	MaxBufferedBytes int64
+	// ReadTimeout bounds reading one request body; a slower one is
+	// answered 408. 0: no bound.
+	ReadTimeout time.Duration
+	// HalfCloseWindow: see halfclose.go; DefaultHalfCloseWindow when 0.
+	HalfCloseWindow time.Duration
+	Log             *slog.Logger
+	// Now is the clock; the core's when nil.
+	Now func() time.Time
 }
 
 // Server is the HTTP handler for the whole API surface.
 type Server struct {
 	opt    Options
 	models atomic.Pointer[modelList] // rendered for the current snapshot
+	now    func() time.Time
 	ids    requestIDs
 	views  sync.Pool // *request.Request
 }
@@ -44,7 +56,13 @@ func NewServer(opt Options) *Server {
 	if opt.MaxBodyBytes <= 0 {
 		opt.MaxBodyBytes = 32 << 20
 	}
-	s := &Server{opt: opt}
+	if opt.HalfCloseWindow <= 0 {
+		opt.HalfCloseWindow = DefaultHalfCloseWindow
+	}
+	s := &Server{opt: opt, now: opt.Now}
+	if s.now == nil {
+		s.now = opt.Core.Now
+	}
 	s.views.New = func() any { return new(request.Request) }
 	s.ids.init()
 	return s
