@@ -19,6 +19,9 @@ type Request struct {
 	// ModelSpan is where the "model" value (with its quotes) sits in Body:
 	// Body[ModelSpan[0]:ModelSpan[1]]. Zero when absent.
 	ModelSpan [2]int
+	// StreamSpan and StreamOptionsSpan are where those values sit (null
+	// included), zero when absent: a stream-only deployment rewrites them.
+	StreamSpan, StreamOptionsSpan [2]int
 	// PublicModel is the name the client asked for (after alias resolution);
 	// responses carry it back in their "model" field.
 	PublicModel string

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/omnigate/omnigate/internal/apierror"
 	"github.com/omnigate/omnigate/internal/backend/h1"
 	"github.com/omnigate/omnigate/internal/config"
 )
@@ -96,18 +95,9 @@ func NewOpenAI(d config.Deployment, t http.RoundTripper) (*OpenAI, error) {
 
 // Do sends r upstream. See Backend.
 func (o *OpenAI) Do(ctx context.Context, r *Request) (*http.Response, error) {
-	a := attempt{endpoint: r.Endpoint, body: r.Body, stream: r.Stream, requestID: r.RequestID, idle: o.idle, total: o.total}
-	if o.upstreamQ != nil {
-		a.body = spliceSpan(a.body, r.ModelSpan, o.upstreamQ)
-	}
 	aggregate := o.stream && !r.Stream
-	if aggregate {
-		var err error
-		if a.body, err = forceStream(a.body); err != nil {
-			return nil, apierror.Invalid("", "the request body is not a JSON object")
-		}
-		a.stream = true
-	}
+	a := attempt{endpoint: r.Endpoint, body: o.prepare(r, aggregate), stream: r.Stream || aggregate,
+		requestID: r.RequestID, idle: o.idle, total: o.total}
 	if a.stream {
 		a.head = o.firstToken
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/omnigate/omnigate/internal/apierror"
 	"github.com/omnigate/omnigate/internal/config"
+	"github.com/omnigate/omnigate/internal/jsonscan"
 )
 
 // upstream starts a real HTTP server for one test.
@@ -52,15 +53,27 @@ func newBackendOn(t testing.TB, d config.Deployment, tr http.RoundTripper) *Open
 	return o
 }
 
-// chatRequest builds a Request for body, finding the model span as the API
-// layer would.
+// chatRequest builds a Request for body, with the spans of its top-level
+// model, stream and stream_options as the parser records them.
 func chatRequest(t testing.TB, body, public string, stream bool) *Request {
 	t.Helper()
-	s, e, ok, err := topLevelValue([]byte(body), "model")
-	if err != nil || !ok {
-		t.Fatalf("no model in %s", body)
+	r := &Request{Endpoint: "chat/completions", Body: []byte(body), PublicModel: public, Stream: stream, RequestID: "req-1"}
+	err := jsonscan.ObjectEach([]byte(body), func(k, v []byte, off int) error {
+		span := [2]int{off, off + len(v)}
+		switch {
+		case jsonscan.Equal(k, "model"):
+			r.ModelSpan = span
+		case jsonscan.Equal(k, "stream"):
+			r.StreamSpan = span
+		case jsonscan.Equal(k, "stream_options"):
+			r.StreamOptionsSpan = span
+		}
+		return nil
+	})
+	if err != nil || r.ModelSpan == ([2]int{}) {
+		t.Fatalf("no model in %s (%v)", body, err)
 	}
-	return &Request{Endpoint: "chat/completions", Body: []byte(body), ModelSpan: [2]int{s, e}, PublicModel: public, Stream: stream, RequestID: "req-1"}
+	return r
 }
 
 type seen struct {

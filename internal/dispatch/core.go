@@ -228,6 +228,7 @@ func (c *Core) send(ctx context.Context, call *Call, m *Model, view *request.Req
 		d.Acquire()
 		resp, err := d.Backend.Do(ctx, &backend.Request{
 			Endpoint: view.Endpoint.Path(), Body: body, ModelSpan: view.ModelSpan,
+			StreamSpan: view.StreamSpan, StreamOptionsSpan: view.StreamOptionsSpan,
 			PublicModel: m.Name, Stream: view.Stream, RequestID: call.RequestID,
 		})
 		if err == nil {

@@ -240,17 +240,6 @@ func (d *Decoder) ReadRawString() (raw []byte, escaped bool, err error) {
 	return d.scanString()
 }
 
-// ReadString reads a string and returns it decoded: the input bytes
-// themselves when there are no escapes (no copy), else buf with the decoded
-// string appended.
-func (d *Decoder) ReadString(buf []byte) ([]byte, error) {
-	raw, esc, err := d.ReadRawString()
-	if err != nil || !esc {
-		return raw, err
-	}
-	return AppendUnescaped(buf, raw), nil
-}
-
 // ReadNumber reads a number and returns its literal.
 func (d *Decoder) ReadNumber() ([]byte, error) {
 	k, err := d.Peek()
@@ -279,22 +268,6 @@ func (d *Decoder) ReadFloat() (float64, error) {
 		return 0, d.errAt(start, err.Error())
 	}
 	return f, nil
-}
-
-// ReadInt reads a number that must be integral and fit an int64. Literals
-// with a fraction or exponent are accepted when their value is integral
-// (2.0, 1e3).
-func (d *Decoder) ReadInt() (int64, error) {
-	start := skipWS(d.data, d.off)
-	lit, err := d.ReadNumber()
-	if err != nil {
-		return 0, err
-	}
-	n, err := ParseInt(lit)
-	if err != nil {
-		return 0, d.errAt(start, err.Error())
-	}
-	return n, nil
 }
 
 // ReadBool reads true or false.

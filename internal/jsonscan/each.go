@@ -18,22 +18,3 @@ func ObjectEach(data []byte, fn func(key, value []byte, valueOffset int) error) 
 	}
 	return d.End()
 }
-
-// ArrayEach calls fn for each element of the array in data with its index,
-// its raw value and the value's offset in data, then checks that nothing but
-// whitespace follows the array. The whole input is validated.
-func ArrayEach(data []byte, fn func(i int, value []byte, valueOffset int) error) error {
-	d := NewDecoder(data)
-	err := d.Array(func(i int) error {
-		start := d.Offset()
-		v, err := d.Skip()
-		if err != nil {
-			return err
-		}
-		return fn(i, v, start)
-	})
-	if err != nil {
-		return err
-	}
-	return d.End()
-}

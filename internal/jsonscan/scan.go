@@ -89,11 +89,8 @@ func skipWS(data []byte, i int) int {
 	return i
 }
 
-// Valid reports whether data is exactly one JSON value, with optional
-// surrounding whitespace.
-func Valid(data []byte) bool { return Check(data) == nil }
-
-// Check is Valid with the reason: nil, or an *Error saying where and why.
+// Check reports whether data is exactly one JSON value, with optional
+// surrounding whitespace: nil, or an *Error saying where and why.
 func Check(data []byte) error {
 	d := NewDecoder(data)
 	if _, err := d.Skip(); err != nil {

@@ -117,6 +117,9 @@ type Request struct {
 	ModelSpan [2]int
 
 	Stream bool
+	// StreamSpan and StreamOptionsSpan are where stream and stream_options
+	// sit, null included: a stream-only deployment rewrites them.
+	StreamSpan, StreamOptionsSpan [2]int
 
 	// MaxTokens is max_tokens or max_completion_tokens, whichever was sent
 	// (MaxTokensParam says which, MaxTokensSpan where its value is); 0 and
@@ -511,11 +514,15 @@ func (p *parser) samplingField(k param) error {
 	case pModel:
 		return p.model()
 	case pStream:
+		start := p.d.Offset()
 		v, _, err := p.optBool(top("stream"))
-		r.Stream = v
+		r.Stream, r.StreamSpan = v, [2]int{start, p.d.Offset()}
 		return err
 	case pStreamOptions:
-		return p.streamOptions()
+		start := p.d.Offset()
+		err := p.streamOptions()
+		r.StreamOptionsSpan = [2]int{start, p.d.Offset()}
+		return err
 	case pMaxTokens:
 		return p.maxTokens("max_tokens")
 	case pTemperature:

@@ -298,10 +298,26 @@ func TestParseGood(t *testing.T) {
 				end := at + strings.IndexAny(body[at:], ",}")
 				*f.span = [2]int{at, end}
 			}
+			// stream and stream_options: their spans, null included.
+			for _, f := range []struct {
+				key  string
+				span *[2]int
+			}{{"stream", &want.StreamSpan}, {"stream_options", &want.StreamOptionsSpan}} {
+				at := strings.Index(body, `"`+f.key+`":`)
+				if at < 0 {
+					continue
+				}
+				at += len(f.key) + 3
+				end := at + strings.IndexAny(body[at:], ",}")
+				if body[at] == '{' {
+					end = at + strings.IndexByte(body[at:], '}') + 1
+				}
+				*f.span = [2]int{at, end}
+			}
 			if diff := cmp.Diff(want, r); diff != "" {
 				t.Errorf("Parse (-want +got):\n%s", diff)
 			}
-			for _, sp := range [][2]int{r.ModelSpan, r.MaxTokensSpan, r.TemperatureSpan, r.TopPSpan, r.NSpan} {
+			for _, sp := range [][2]int{r.ModelSpan, r.StreamSpan, r.StreamOptionsSpan, r.MaxTokensSpan, r.TemperatureSpan, r.TopPSpan, r.NSpan} {
 				if sp != [2]int{} && !json.Valid([]byte(tt.body[sp[0]:sp[1]])) {
 					t.Errorf("span %v = %q is not a JSON value", sp, tt.body[sp[0]:sp[1]])
 				}
