@@ -38,20 +38,10 @@ func startWithUpstream(t *testing.T, upstream http.Handler, edit func(*config.Co
 
 func post(t *testing.T, url, ct, body string, hdr ...string) (*http.Response, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
 	if ct != "" {
-		req.Header.Set("Content-Type", ct)
+		hdr = append([]string{"Content-Type", ct}, hdr...)
 	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	return resp, b
+	return send(t, "POST", url, body, hdr...)
 }
 
 // TestForwardsOriginalBytes: unknown vendor fields reach the upstream
@@ -222,17 +212,35 @@ func TestUpstreamErrorNormalised(t *testing.T) {
 // TestClientDisconnectCancelsUpstream: when the client goes away mid-stream,
 // the upstream request is cancelled at once.
 func TestClientDisconnectCancelsUpstream(t *testing.T) {
+	up, cancelled := heldStream()
+	srv := startWithUpstream(t, up, nil)
+	leaveMidStream(t, srv.URL, "")
+	waitClosed(t, cancelled)
+}
+
+// heldStream is an upstream that sends one event, then holds the stream
+// open until its request is cancelled, which closes the channel.
+func heldStream() (http.Handler, chan struct{}) {
 	cancelled := make(chan struct{})
-	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		io.WriteString(w, "data: {\"choices\":[]}\n\n")
 		w.(http.Flusher).Flush()
 		<-r.Context().Done()
 		close(cancelled)
-	})
-	srv := startWithUpstream(t, up, nil)
+	}), cancelled
+}
+
+// leaveMidStream opens a stream at the gateway at base, reads its first
+// line and goes away.
+func leaveMidStream(t *testing.T, base, requestID string) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+"/v1/chat/completions", strings.NewReader(`{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+	req, _ := http.NewRequestWithContext(ctx, "POST", base+"/v1/chat/completions",
+		strings.NewReader(`{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+	if requestID != "" {
+		req.Header.Set("X-Request-Id", requestID)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -240,6 +248,11 @@ func TestClientDisconnectCancelsUpstream(t *testing.T) {
 	bufio.NewReader(resp.Body).ReadString('\n')
 	cancel()
 	resp.Body.Close()
+}
+
+// waitClosed fails unless the upstream request was cancelled soon.
+func waitClosed(t *testing.T, cancelled chan struct{}) {
+	t.Helper()
 	select {
 	case <-cancelled:
 	case <-time.After(10 * time.Second):

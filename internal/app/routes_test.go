@@ -10,15 +10,23 @@ import (
 	"github.com/omnigate/omnigate/internal/config"
 )
 
-// do sends method path with body to the server at base and returns the answer.
+// do sends method path with body (as JSON) to the server at base and
+// returns the answer.
 func do(t *testing.T, base, method, path, body string, hdr ...string) (*http.Response, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, base+path, strings.NewReader(body))
+	if body != "" {
+		hdr = append([]string{"Content-Type", "application/json"}, hdr...)
+	}
+	return send(t, method, base+path, body, hdr...)
+}
+
+// send sends method url with body and the header pairs in hdr, and returns
+// the answer with its body read.
+func send(t *testing.T, method, url, body string, hdr ...string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])

@@ -1,9 +1,7 @@
 package app
 
 import (
-	"bufio"
 	"bytes"
-	"context"
 	"io"
 	"log/slog"
 	"net"
@@ -103,21 +101,9 @@ func TestStreamCutByTheEngine(t *testing.T) {
 // TestAbandonedStreamIsLogged: a client that leaves mid-stream is logged
 // with its request id.
 func TestAbandonedStreamIsLogged(t *testing.T) {
-	srv, logs := startLogged(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		io.WriteString(w, "data: {\"choices\":[]}\n\n")
-		w.(http.Flusher).Flush()
-		<-r.Context().Done()
-	}))
-	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+"/v1/chat/completions", strings.NewReader(streamReq))
-	req.Header.Set("X-Request-Id", "gone-1")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bufio.NewReader(resp.Body).ReadString('\n')
-	cancel()
-	resp.Body.Close()
+	up, cancelled := heldStream()
+	srv, logs := startLogged(t, up)
+	leaveMidStream(t, srv.URL, "gone-1")
+	waitClosed(t, cancelled)
 	waitFor(t, logs, `msg="client went away"`, "request_id=gone-1")
 }

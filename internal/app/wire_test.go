@@ -162,29 +162,10 @@ func TestClientLeavingWhileWaiting(t *testing.T) {
 // client that goes away mid-stream has its upstream request cancelled at
 // once.
 func TestClientLeavingMidStreamCancelsUpstream(t *testing.T) {
-	cancelled := make(chan struct{})
-	addr := serveReal(t, upstreamConfig(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		io.WriteString(w, "data: {\"choices\":[]}\n\n")
-		w.(http.Flusher).Flush()
-		<-r.Context().Done()
-		close(cancelled)
-	})))
-	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+addr+"/v1/chat/completions",
-		strings.NewReader(`{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bufio.NewReader(resp.Body).ReadString('\n')
-	cancel()
-	resp.Body.Close()
-	select {
-	case <-cancelled:
-	case <-time.After(10 * time.Second):
-		t.Fatal("upstream request was not cancelled after the client went away")
-	}
+	up, cancelled := heldStream()
+	addr := serveReal(t, upstreamConfig(t, up))
+	leaveMidStream(t, "http://"+addr, "")
+	waitClosed(t, cancelled)
 }
 
 // TestBodyBudget: request bodies share server.max_buffered_bytes; a request
