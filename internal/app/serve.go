@@ -304,3 +304,8 @@ func checkLoopback(addr string) error {
 	}
 	return fmt.Errorf("%q is not a loopback address (%s); use 127.0.0.1, [::1] or localhost", addr, host)
 }
+
+var (
+	_ dispatch.Router = (*router.Router)(nil)
+	_ http.Handler    = (*Gateway)(nil)
+)

@@ -327,3 +327,5 @@ func (c *Core) endRelay(a *Answer, err error) {
 		c.log.Warn("breaker", "model", a.Model.Name, "deployment", d.Config.Name, "from", from.String(), "to", to.String(), "err", err)
 	}
 }
+
+var _ Picker = (*balance.Picker)(nil)

@@ -37,3 +37,16 @@ func (s *Snapshot) Close() {
 		c()
 	}
 }
+
+// Unready lists the models of the current snapshot that no deployment can
+// serve now (every breaker open), for readiness checks.
+func (c *Core) Unready() []string {
+	now := c.clock.Now()
+	var down []string
+	for _, m := range c.Snapshot().Models {
+		if !balance.Usable(m.Pool, now) {
+			down = append(down, m.Name)
+		}
+	}
+	return down
+}

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/omnigate/omnigate/internal/apierror"
-	"github.com/omnigate/omnigate/internal/balance"
 	"github.com/omnigate/omnigate/internal/catalog"
 	"github.com/omnigate/omnigate/internal/dispatch"
 	"github.com/omnigate/omnigate/internal/request"
@@ -152,14 +151,7 @@ func writeJSON(w http.ResponseWriter, status int, b []byte) {
 
 // ready answers 200 when every model has at least one usable deployment.
 func (s *Server) ready(w http.ResponseWriter) {
-	snap := s.opt.Core.Snapshot()
-	now := s.opt.Core.Now()
-	var down []string
-	for _, m := range snap.Models {
-		if !balance.Usable(m.Pool, now) {
-			down = append(down, m.Name)
-		}
-	}
+	down := s.opt.Core.Unready()
 	if len(down) == 0 {
 		writeJSON(w, http.StatusOK, []byte(`{"status":"ready"}`+"\n"))
 		return
