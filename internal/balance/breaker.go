@@ -52,6 +52,7 @@ type Breaker struct {
 	openUntil time.Time
 	cooldown  time.Duration // the current one; grows while probes fail
 	probing   bool          // a half-open probe is in flight
+	changed   time.Time     // when state last changed; zero: never
 }
 
 // Ready reports, without side effects, whether a request could be sent at
@@ -97,7 +98,7 @@ func (b *Breaker) Begin(now time.Time) Ticket {
 		if now.Before(b.openUntil) {
 			return Ticket{}
 		}
-		b.state = HalfOpen
+		b.state, b.changed = HalfOpen, now
 	}
 	if b.probing {
 		return Ticket{}
@@ -143,7 +144,7 @@ func (b *Breaker) End(t Ticket, o Outcome, now time.Time) (from, to BreakerState
 		switch o {
 		case Success:
 			b.failures.Store(0)
-			b.state, b.cooldown = Closed, 0
+			b.state, b.cooldown, b.changed = Closed, 0, now
 			b.tripped.Store(false)
 		case Failure:
 			b.cooldown = min(2*b.cooldown, MaxCooldown)
@@ -163,7 +164,7 @@ func (b *Breaker) open(now time.Time) {
 	if b.cooldown <= 0 {
 		b.cooldown = Cooldown
 	}
-	b.state, b.openUntil = Open, now.Add(b.cooldown)
+	b.state, b.openUntil, b.changed = Open, now.Add(b.cooldown), now
 	b.tripped.Store(true)
 }
 
@@ -182,4 +183,21 @@ func (b *Breaker) State(now time.Time) (BreakerState, time.Duration) {
 		return HalfOpen, 0
 	}
 	return b.state, 0
+}
+
+// BreakerSnapshot is a breaker's state for the status API.
+type BreakerSnapshot struct {
+	State    BreakerState
+	Failures int           // consecutive
+	RetryIn  time.Duration // while open: until a probe may go
+	Changed  time.Time     // when the state last changed; zero: never
+}
+
+// Snapshot reads the breaker at now.
+func (b *Breaker) Snapshot(now time.Time) BreakerSnapshot {
+	st, wait := b.State(now)
+	b.mu.Lock()
+	changed := b.changed
+	b.mu.Unlock()
+	return BreakerSnapshot{State: st, Failures: int(b.failures.Load()), RetryIn: wait, Changed: changed}
 }

@@ -21,7 +21,23 @@ type State struct {
 	Breaker  Breaker
 	// Engine is the last engine metrics scrape (nil until one lands).
 	Engine atomic.Pointer[EngineMetrics]
+	// last is the last failure the deployment was held to (nil: none).
+	last atomic.Pointer[Failed]
 }
+
+// Failed is a failure a deployment was held to, and when.
+type Failed struct {
+	At     time.Time
+	Reason  string // the outcome class: 503, unreachable, misconfigured, stream_504…
+	Message string // what a client was told: no internal names or addresses
+}
+
+// NoteFailure records f as the deployment's last failure. Failures are
+// the rare path: the allocation here is not on the common one.
+func (s *State) NoteFailure(f Failed) { s.last.Store(&f) }
+
+// LastFailure returns the last failure recorded, nil when none.
+func (s *State) LastFailure() *Failed { return s.last.Load() }
 
 // EngineMetrics is what an engine's own /metrics said, and when.
 type EngineMetrics struct {

@@ -258,7 +258,11 @@ func (c *Core) end(ctx context.Context, m *Model, d *balance.Deployment, t balan
 		// gateway is at fault (the breaker bounds how often this logs).
 		c.log.Error("deployment misconfigured", "model", m.Name, "deployment", d.Config.Name, "err", err)
 	}
-	from, to := d.Breaker.End(t, v.health, c.clock.Now())
+	now := c.clock.Now()
+	if v.health == balance.Failure {
+		d.NoteFailure(balance.Failed{At: now, Reason: v.outcome, Message: apierror.From(err).Message})
+	}
+	from, to := d.Breaker.End(t, v.health, now)
 	if from != to {
 		c.log.Warn("breaker", "model", m.Name, "deployment", d.Config.Name, "from", from.String(), "to", to.String(), "err", err)
 	}
@@ -320,7 +324,11 @@ func (c *Core) endRelay(a *Answer, err error) {
 	case err == context.Canceled:
 		health = balance.Neutral // the client left
 	case err != nil:
-		health = judge(context.Background(), err).health
+		v := judge(context.Background(), err)
+		health = v.health
+		if health == balance.Failure {
+			d.NoteFailure(balance.Failed{At: c.clock.Now(), Reason: "stream_" + v.outcome, Message: apierror.From(err).Message})
+		}
 	}
 	from, to := d.Breaker.End(a.ticket, health, c.clock.Now())
 	if from != to {

@@ -50,3 +50,27 @@ func (c *Core) Unready() []string {
 	}
 	return down
 }
+
+// DeploymentStatus is one deployment's live state, as the status API
+// shows it.
+type DeploymentStatus struct {
+	Model, Deployment, Kind string
+	Weight                  int
+	InFlight                int64
+	Breaker                 balance.BreakerSnapshot
+	LastFailure             *balance.Failed
+}
+
+// Deployments reports every deployment of the current snapshot, in config
+// order.
+func (c *Core) Deployments() []DeploymentStatus {
+	now := c.clock.Now()
+	var out []DeploymentStatus
+	for _, m := range c.Snapshot().Models {
+		for _, d := range m.Pool {
+			out = append(out, DeploymentStatus{Model: m.Name, Deployment: d.Config.Name, Kind: d.Config.Kind,
+				Weight: max(d.Config.Weight, 1), InFlight: d.InFlight(), Breaker: d.Breaker.Snapshot(now), LastFailure: d.LastFailure()})
+		}
+	}
+	return out
+}

@@ -1,0 +1,53 @@
+package openai
+
+import (
+	"time"
+
+	"github.com/omnigate/omnigate/internal/dispatch"
+)
+
+// deploymentObject is one row of GET /admin/deployments: live state only,
+// nothing of the deployment's address, keys or upstream names.
+type deploymentObject struct {
+	Model       string         `json:"model"`
+	Deployment  string         `json:"deployment"`
+	Kind        string         `json:"kind"`
+	Weight      int            `json:"weight"`
+	InFlight    int64          `json:"in_flight"`
+	Breaker     breakerObject  `json:"breaker"`
+	LastFailure *failureObject `json:"last_failure"`
+}
+
+type breakerObject struct {
+	State    string     `json:"state"`
+	Failures int        `json:"consecutive_failures"`
+	RetryInS float64    `json:"retry_in_s,omitempty"`
+	Changed  *time.Time `json:"changed_at"`
+}
+
+type failureObject struct {
+	At      time.Time `json:"at"`
+	Reason  string    `json:"reason"`
+	Message string    `json:"message"`
+}
+
+// renderDeployments is the body of GET /admin/deployments.
+func renderDeployments(ds []dispatch.DeploymentStatus) []byte {
+	out := struct {
+		Object string             `json:"object"`
+		Data   []deploymentObject `json:"data"`
+	}{Object: "list", Data: []deploymentObject{}}
+	for _, d := range ds {
+		o := deploymentObject{Model: d.Model, Deployment: d.Deployment, Kind: d.Kind, Weight: d.Weight, InFlight: d.InFlight,
+			Breaker: breakerObject{State: d.Breaker.State.String(), Failures: d.Breaker.Failures, RetryInS: d.Breaker.RetryIn.Seconds()}}
+		if !d.Breaker.Changed.IsZero() {
+			t := d.Breaker.Changed.UTC()
+			o.Breaker.Changed = &t
+		}
+		if f := d.LastFailure; f != nil {
+			o.LastFailure = &failureObject{At: f.At.UTC(), Reason: f.Reason, Message: f.Message}
+		}
+		out.Data = append(out.Data, o)
+	}
+	return mustJSON(out)
+}
