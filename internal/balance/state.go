@@ -27,7 +27,7 @@ type State struct {
 
 // Failed is a failure a deployment was held to, and when.
 type Failed struct {
-	At     time.Time
+	At      time.Time
 	Reason  string // the outcome class: 503, unreachable, misconfigured, stream_504…
 	Message string // what a client was told: no internal names or addresses
 }
