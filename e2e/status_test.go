@@ -15,6 +15,7 @@ type deploymentRow struct {
 	Model      string `json:"model"`
 	Deployment string `json:"deployment"`
 	InFlight   int64  `json:"in_flight"`
+	Health     string `json:"health"`
 	Breaker    struct {
 		State    string     `json:"state"`
 		Failures int        `json:"consecutive_failures"`
@@ -51,7 +52,17 @@ func deployments(t *testing.T, base string) map[string]deploymentRow {
 func TestDeploymentStatus(t *testing.T) {
 	large := start(t, "sim", "--profile", "instant", "--model", "qwen3-omni-30b", "--addr", "127.0.0.1:0")
 	small := start(t, "sim", "--profile", "instant", "--model", "qwen3-omni-7b", "--addr", "127.0.0.1:0")
-	gw := start(t, "serve", "--config", tiersConfig(t, large.URL, small.URL, "{}"))
+	// No active check here: the breaker alone must take large-1 out.
+	gw := start(t, "serve", "--config", writeConfig(t, `
+server: {addr: "127.0.0.1:0"}
+models:
+  - name: qwen3-omni-30b
+    deployments: [{name: large-1, kind: openai, url: "`+large.URL+`/v1", dialect: vllm, health_check: {enabled: false}}]
+  - name: qwen3-omni-7b
+    deployments: [{name: small-1, kind: openai, url: "`+small.URL+`/v1", dialect: vllm, health_check: {enabled: false}}]
+routing:
+  fallbacks: {qwen3-omni-30b: [qwen3-omni-7b]}
+`))
 
 	rows := deployments(t, gw.URL)
 	if len(rows) != 2 || rows["large-1"].Breaker.State != "closed" || rows["large-1"].LastFailure != nil || rows["large-1"].Breaker.Changed != nil {
@@ -84,5 +95,67 @@ func TestDeploymentStatus(t *testing.T) {
 	}
 	if s := deployments(t, gw.URL)["small-1"]; s.Breaker.State != "closed" || s.InFlight != 0 {
 		t.Errorf("small-1: %+v", s)
+	}
+}
+
+// TestActiveHealthCheck: a killed engine leaves rotation and /readyz
+// within its check interval, with no request sent to it, and comes back by
+// itself once it answers again on the same address.
+func TestActiveHealthCheck(t *testing.T) {
+	addr := freeAddr(t)
+	engine := start(t, "sim", "--profile", "instant", "--model", "m", "--addr", addr)
+	cfg := writeConfig(t, `
+server: {addr: "127.0.0.1:0"}
+models:
+  - name: m
+    deployments:
+      - {name: d1, kind: openai, url: "http://`+addr+`/v1", dialect: vllm,
+         health_check: {interval: 100ms, timeout: 100ms}}
+`)
+	gw := start(t, "serve", "--config", cfg)
+	ready := func() int {
+		resp, err := http.Get(gw.URL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	waitUntil := func(what string, cond func() bool) time.Duration {
+		t.Helper()
+		start := time.Now()
+		for !cond() {
+			if time.Since(start) > 10*time.Second {
+				t.Fatalf("%s: not within 10 s", what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		return time.Since(start)
+	}
+	waitUntil("up at start", func() bool { return deployments(t, gw.URL)["d1"].Health == "up" && ready() == 200 })
+
+	engine.cmd.Process.Kill()
+	engine.cmd.Wait()
+	took := waitUntil("out of rotation", func() bool { return ready() == 503 })
+	if r := deployments(t, gw.URL)["d1"]; r.Health != "down" || r.Breaker.State != "closed" {
+		t.Errorf("after the kill: %+v; want health down with no request having failed", r)
+	}
+	t.Logf("out of rotation %v after the kill (interval 100 ms)", took.Round(time.Millisecond))
+
+	start(t, "sim", "--profile", "instant", "--model", "m", "--addr", addr)
+	waitUntil("back in rotation", func() bool { return ready() == 200 })
+	resp, err := chat(context.Background(), gw.URL, `{"model":"m","max_tokens":4,"messages":[{"role":"user","content":"hi"}]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("after the engine came back: %d", resp.StatusCode)
+	}
+	// The gateway's log, read once it has stopped writing it.
+	gw.cmd.Process.Kill()
+	gw.cmd.Wait()
+	if log := gw.stderr.String(); !strings.Contains(log, "deployment out of rotation") || !strings.Contains(log, "deployment back in rotation") {
+		t.Errorf("state changes not logged:\n%s", log)
 	}
 }

@@ -202,7 +202,11 @@ func TestUpstreamErrorNormalised(t *testing.T) {
 		w.WriteHeader(400)
 		io.WriteString(w, `{"object":"error","message":"This model's maximum context length is 32768 tokens. However, you requested 40000 tokens.","type":"BadRequestError","param":null,"code":400}`)
 	})
-	srv := startWithUpstream(t, up, func(c *config.Config) { c.Models[0].Deployments[0].Dialect = "vllm-legacy" })
+	off := false // the stand-in answers every path 400, /health too
+	srv := startWithUpstream(t, up, func(c *config.Config) {
+		c.Models[0].Deployments[0].Dialect = "vllm-legacy"
+		c.Models[0].Deployments[0].HealthCheck.Enabled = &off
+	})
 	resp, b := post(t, srv.URL+"/v1/chat/completions", "application/json", `{"model":"m","messages":[{"role":"user","content":"hi"}]}`)
 	if resp.StatusCode != 400 || !bytes.Contains(b, []byte(`"type":"invalid_request_error"`)) || !bytes.Contains(b, []byte(`maximum context length`)) {
 		t.Errorf("got %d %s", resp.StatusCode, b)

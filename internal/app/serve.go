@@ -18,8 +18,10 @@ import (
 	"github.com/omnigate/omnigate/internal/backend"
 	"github.com/omnigate/omnigate/internal/balance"
 	"github.com/omnigate/omnigate/internal/catalog"
+	"github.com/omnigate/omnigate/internal/clock"
 	"github.com/omnigate/omnigate/internal/config"
 	"github.com/omnigate/omnigate/internal/dispatch"
+	"github.com/omnigate/omnigate/internal/health"
 	"github.com/omnigate/omnigate/internal/router"
 	"github.com/omnigate/omnigate/internal/sim"
 	"github.com/omnigate/omnigate/internal/telemetry"
@@ -212,6 +214,7 @@ func (g *Gateway) build(cfg *config.Config) (*dispatch.Snapshot, error) {
 		return nil, err
 	}
 	snap := &dispatch.Snapshot{Catalog: cat, Router: rt}
+	var checks []health.Target
 	for _, cm := range cat.Models() {
 		m := &dispatch.Model{Model: cm, Metrics: g.metrics.Model(cm.Name)}
 		for _, d := range cm.Deployments {
@@ -223,9 +226,21 @@ func (g *Gateway) build(cfg *config.Config) (*dispatch.Snapshot, error) {
 			if closer != nil {
 				snap.Closers = append(snap.Closers, closer)
 			}
-			m.Pool = append(m.Pool, &balance.Deployment{Config: d, Backend: b, State: g.registry.State(balance.Key(cm.Name, d.Name))})
+			dep := &balance.Deployment{Config: d, Backend: b, State: g.registry.State(balance.Key(cm.Name, d.Name))}
+			m.Pool = append(m.Pool, dep)
+			if d.Kind == config.KindOpenAI && d.HealthCheck.On() {
+				p, err := backend.NewProber(d, g.transports.For(d))
+				if err != nil {
+					snap.Close()
+					return nil, fmt.Errorf("model %s, deployment %s: %w", cm.Name, d.Name, err)
+				}
+				checks = append(checks, health.Target{Model: cm.Name, Deployment: d.Name, Prober: p, State: dep.State, Check: d.HealthCheck})
+			}
 		}
 		snap.Models = append(snap.Models, m)
+	}
+	if len(checks) > 0 {
+		snap.Closers = append(snap.Closers, health.Start(checks, clock.Real{}, g.log).Stop)
 	}
 	return snap, nil
 }

@@ -33,6 +33,23 @@ type OpenAI struct {
 	limits                  map[string]time.Duration
 }
 
+// deploymentHeader is what every request to d carries: its key from the
+// environment (read once, here) and its static headers.
+func deploymentHeader(d config.Deployment) (http.Header, error) {
+	h := http.Header{}
+	if d.APIKeyEnv != "" {
+		key := os.Getenv(d.APIKeyEnv)
+		if key == "" {
+			return nil, fmt.Errorf("deployment %q: environment variable %s (api_key_env) is empty", d.Name, d.APIKeyEnv)
+		}
+		h.Set("Authorization", "Bearer "+key)
+	}
+	for k, v := range d.Headers { // may replace Authorization for upstreams that want another scheme
+		h.Set(k, v)
+	}
+	return h, nil
+}
+
 // endpoints are the paths Request.Endpoint names; their URLs are made once.
 var endpoints = []string{"chat/completions", "completions", "embeddings"}
 
@@ -64,16 +81,9 @@ func NewOpenAI(d config.Deployment, t http.RoundTripper) (*OpenAI, error) {
 	if d.UpstreamModel != "" {
 		o.upstreamQ = quoteJSON(d.UpstreamModel)
 	}
-	h := http.Header{}
-	if d.APIKeyEnv != "" {
-		key := os.Getenv(d.APIKeyEnv)
-		if key == "" {
-			return nil, fmt.Errorf("deployment %q: environment variable %s (api_key_env) is empty", d.Name, d.APIKeyEnv)
-		}
-		h.Set("Authorization", "Bearer "+key)
-	}
-	for k, v := range d.Headers { // may replace Authorization for upstreams that want another scheme
-		h.Set(k, v)
+	h, err := deploymentHeader(d)
+	if err != nil {
+		return nil, err
 	}
 	h.Set("Content-Type", "application/json")
 	jsonHdr := h.Clone()

@@ -31,9 +31,13 @@ type Picker struct {
 
 // DefaultFilters and DefaultScorers are what the zero Picker uses.
 var (
-	DefaultFilters = []Filter{BreakerReady}
+	DefaultFilters = []Filter{InRotation, BreakerReady}
 	DefaultScorers = []Weighted{{Score: LeastLoaded, Weight: 1}}
 )
+
+// InRotation passes deployments the active health check has not taken
+// out of rotation.
+func InRotation(d *Deployment, _ time.Time) bool { return d.State.InRotation() }
 
 // BreakerReady passes deployments whose breaker would admit a request.
 func BreakerReady(d *Deployment, now time.Time) bool { return d.Breaker.Ready(now) }
@@ -152,11 +156,12 @@ func UpAgain(pool []*Deployment, now time.Time) time.Duration {
 	return first
 }
 
-// Usable reports whether any deployment in pool takes traffic at now (a
-// half-open breaker counts: it is being probed).
+// Usable reports whether any deployment in pool takes traffic at now: in
+// rotation, and its breaker not open (a half-open one counts: it is being
+// probed).
 func Usable(pool []*Deployment, now time.Time) bool {
 	for _, d := range pool {
-		if st, _ := d.Breaker.State(now); st != Open {
+		if st, _ := d.Breaker.State(now); st != Open && d.InRotation() {
 			return true
 		}
 	}

@@ -23,7 +23,40 @@ type State struct {
 	Engine atomic.Pointer[EngineMetrics]
 	// last is the last failure the deployment was held to (nil: none).
 	last atomic.Pointer[Failed]
+	// health is what the active health check says: Unchecked, Up or Down.
+	health atomic.Int32
 }
+
+// Health is what a deployment's active health check last concluded.
+type Health int32
+
+// Unchecked (no active check), Up, Down (out of rotation).
+const (
+	Unchecked Health = iota
+	Up
+	Down
+)
+
+// String names the health as the status API does.
+func (h Health) String() string {
+	switch h {
+	case Up:
+		return "up"
+	case Down:
+		return "down"
+	}
+	return "unchecked"
+}
+
+// Health returns the active health check's conclusion.
+func (s *State) Health() Health { return Health(s.health.Load()) }
+
+// SetHealth records the active health check's conclusion.
+func (s *State) SetHealth(h Health) { s.health.Store(int32(h)) }
+
+// InRotation reports whether the deployment may be picked: its active
+// health check, if any, has not taken it out.
+func (s *State) InRotation() bool { return Health(s.health.Load()) != Down }
 
 // Failed is a failure a deployment was held to, and when.
 type Failed struct {

@@ -113,7 +113,32 @@ type Deployment struct {
 	// (uvicorn's, under vLLM and SGLang, is 5 s), past which the engine
 	// closes the connection. Default 4s.
 	IdleConnTimeout Duration `yaml:"idle_conn_timeout"`
+	// HealthCheck probes the engine in the background (kind openai).
+	HealthCheck HealthCheck `yaml:"health_check"`
 }
+
+// HealthCheck is a deployment's active health check: a GET every
+// Interval; Failures in a row take the deployment out of rotation, and
+// Successes in a row bring it back.
+type HealthCheck struct {
+	// Enabled: default true for self-hosted engines (dialects vllm,
+	// vllm-legacy, sglang, llamacpp, ollama), false for the openai and
+	// modelstudio dialects, which are often hosted APIs that meter or
+	// rate-limit every call. The in-process simulator is never probed.
+	Enabled *bool `yaml:"enabled"`
+	// Path is requested at the engine's root (not under the base URL's
+	// /v1) when it starts with "/"; the default follows the dialect:
+	// /health (vLLM, SGLang, llama.cpp), /api/version (Ollama), the base
+	// URL's models (OpenAI, Model Studio).
+	Path      string   `yaml:"path"`
+	Interval  Duration `yaml:"interval"`  // default 2s
+	Timeout   Duration `yaml:"timeout"`   // default 1s
+	Failures  int      `yaml:"failures"`  // default 1
+	Successes int      `yaml:"successes"` // default 1
+}
+
+// On reports whether the check runs (after ApplyDefaults).
+func (h HealthCheck) On() bool { return h.Enabled != nil && *h.Enabled }
 
 // Timeouts bound one upstream attempt.
 type Timeouts struct {

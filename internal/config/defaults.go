@@ -22,6 +22,12 @@ const (
 	DefaultMaxIdleConns = 256
 	// DefaultIdleConnTimeout is below uvicorn's 5 s keep-alive (vLLM, SGLang).
 	DefaultIdleConnTimeout = 4 * time.Second
+	// Active health checks: a dead engine leaves rotation within about
+	// one interval, and returns within one of answering again.
+	DefaultHealthInterval  = 2 * time.Second
+	DefaultHealthTimeout   = time.Second
+	DefaultHealthFailures  = 1
+	DefaultHealthSuccesses = 1
 
 	DefaultConnectTimeout    = 2 * time.Second
 	DefaultFirstTokenTimeout = 30 * time.Second
@@ -112,6 +118,16 @@ func (d *Deployment) applyDefaults(model string) {
 		setDefault(&d.UpstreamModel, model)
 		setDefault(&d.MaxIdleConns, DefaultMaxIdleConns)
 		setDefault(&d.IdleConnTimeout, Duration(DefaultIdleConnTimeout))
+		h := &d.HealthCheck
+		if h.Enabled == nil {
+			on := healthPath(d.Dialect) != "models" // a self-hosted engine
+			h.Enabled = &on
+		}
+		setDefault(&h.Path, healthPath(d.Dialect))
+		setDefault(&h.Interval, Duration(DefaultHealthInterval))
+		setDefault(&h.Timeout, Duration(DefaultHealthTimeout))
+		setDefault(&h.Failures, DefaultHealthFailures)
+		setDefault(&h.Successes, DefaultHealthSuccesses)
 	}
 	// Timeouts apply to both kinds: the simulator can hang or stall on purpose.
 	t := &d.Timeouts
@@ -127,4 +143,16 @@ func setDefault[T comparable](p *T, def T) {
 	if *p == zero {
 		*p = def
 	}
+}
+
+// healthPath is the default health check path for a dialect: a path at
+// the engine's root, or a relative one below the base URL.
+func healthPath(dialect string) string {
+	switch dialect {
+	case DialectVLLM, DialectVLLMLegacy, DialectSGLang, DialectLlamaCpp:
+		return "/health"
+	case DialectOllama:
+		return "/api/version"
+	}
+	return "models" // the OpenAI API's own listing, below the base URL
 }

@@ -196,13 +196,14 @@ models:
 			},
 			Deployments: []Deployment{
 				{Name: "up", Kind: "openai", URL: "http://h:8000/v1", UpstreamModel: "m", Dialect: "openai",
-					Weight: 1, Timeouts: defaultTimeouts, MaxIdleConns: 256, IdleConnTimeout: Duration(4 * time.Second)},
+					Weight: 1, Timeouts: defaultTimeouts, MaxIdleConns: 256, IdleConnTimeout: Duration(4 * time.Second),
+					HealthCheck: defaultHealth("models")},
 				{Name: "s", Kind: "sim", Profile: "p", Weight: 1, Timeouts: defaultTimeouts},
 				{Name: "custom", Kind: "openai", URL: "http://h/v1", UpstreamModel: "U", Dialect: "vllm", Weight: 3,
 					MaxIdleConns: 4, IdleConnTimeout: Duration(time.Second), Timeouts: Timeouts{
 						Connect: Duration(time.Second), FirstToken: Duration(30 * time.Second),
 						Idle: Duration(30 * time.Second), Total: Duration(time.Minute),
-					}},
+					}, HealthCheck: defaultHealth("/health")},
 			},
 		}},
 	}
@@ -376,4 +377,12 @@ func TestShippedConfigsValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// defaultHealth is the health check ApplyDefaults gives a kind openai
+// deployment whose dialect's path is path: on for engines, off for the
+// openai dialect (path models).
+func defaultHealth(path string) HealthCheck {
+	on := path != "models"
+	return HealthCheck{Enabled: &on, Path: path, Interval: Duration(2 * time.Second), Timeout: Duration(time.Second), Failures: 1, Successes: 1}
 }

@@ -312,6 +312,7 @@ func (v *validator) simDeployment(p string, d *Deployment) {
 		{"stream_only", d.StreamOnly},
 		{"max_idle_conns", d.MaxIdleConns != 0},
 		{"idle_conn_timeout", d.IdleConnTimeout != 0},
+		{"health_check", d.HealthCheck != (HealthCheck{})},
 	} {
 		if f.set {
 			v.add(p+"."+f.key, "applies only to kind openai")
@@ -344,6 +345,24 @@ func (v *validator) openAIDeployment(p string, d *Deployment) {
 		v.add(p+".max_idle_conns", "must be >= 0, got %d", d.MaxIdleConns)
 	}
 	v.nonNegative(p+".idle_conn_timeout", d.IdleConnTimeout)
+	if h := d.HealthCheck; h.On() {
+		hp := p + ".health_check"
+		if h.Interval <= 0 {
+			v.add(hp+".interval", "must be > 0, got %s", h.Interval)
+		}
+		if h.Timeout <= 0 || h.Timeout > h.Interval {
+			v.add(hp+".timeout", "must be > 0 and at most the interval (%s), got %s", h.Interval, h.Timeout)
+		}
+		if h.Failures < 1 {
+			v.add(hp+".failures", "must be >= 1, got %d", h.Failures)
+		}
+		if h.Successes < 1 {
+			v.add(hp+".successes", "must be >= 1, got %d", h.Successes)
+		}
+		if h.Path == "" || strings.ContainsAny(h.Path, " ?#") || strings.Contains(h.Path, "://") {
+			v.add(hp+".path", "%q is not a path (/health at the engine's root, or models below the base URL)", h.Path)
+		}
+	}
 }
 
 func (v *validator) upstreamURL(p, raw string) {

@@ -156,6 +156,17 @@ func TestValidate(t *testing.T) {
 		}, []string{"models[1].deployments[0].timeouts.connect", "models[1].deployments[0].timeouts.total"}, "must be >= 0"},
 		{"negative idle_conn_timeout", func(c *Config) { c.Models[1].Deployments[0].IdleConnTimeout = -1 },
 			[]string{"models[1].deployments[0].idle_conn_timeout"}, "must be >= 0"},
+		{"health check interval", func(c *Config) { c.Models[1].Deployments[0].HealthCheck.Interval = -1 },
+			[]string{"models[1].deployments[0].health_check.interval", "models[1].deployments[0].health_check.timeout"}, "must be > 0"},
+		{"health check timeout past the interval", func(c *Config) { c.Models[1].Deployments[0].HealthCheck.Timeout = Duration(time.Minute) },
+			[]string{"models[1].deployments[0].health_check.timeout"}, "at most the interval"},
+		{"health check thresholds", func(c *Config) {
+			c.Models[1].Deployments[0].HealthCheck.Failures, c.Models[1].Deployments[0].HealthCheck.Successes = -1, -1
+		}, []string{"models[1].deployments[0].health_check.failures", "models[1].deployments[0].health_check.successes"}, "must be >= 1"},
+		{"health check path", func(c *Config) { c.Models[1].Deployments[0].HealthCheck.Path = "http://x/health" },
+			[]string{"models[1].deployments[0].health_check.path"}, "is not a path"},
+		{"health check on the simulator", func(c *Config) { c.Models[0].Deployments[0].HealthCheck.Path = "/health" },
+			[]string{"models[0].deployments[0].health_check"}, "only to kind openai"},
 		{"bad api_key_env name", func(c *Config) { c.Models[1].Deployments[0].APIKeyEnv = "1-KEY" },
 			[]string{"models[1].deployments[0].api_key_env"}, "not an environment variable name"},
 		{"bad header name", func(c *Config) { c.Models[1].Deployments[1].Headers = map[string]string{"X Team": "a"} },

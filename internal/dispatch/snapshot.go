@@ -39,7 +39,8 @@ func (s *Snapshot) Close() {
 }
 
 // Unready lists the models of the current snapshot that no deployment can
-// serve now (every breaker open), for readiness checks.
+// serve now (each out of rotation or its breaker open), for readiness
+// checks.
 func (c *Core) Unready() []string {
 	now := c.clock.Now()
 	var down []string
@@ -57,6 +58,7 @@ type DeploymentStatus struct {
 	Model, Deployment, Kind string
 	Weight                  int
 	InFlight                int64
+	Health                  balance.Health
 	Breaker                 balance.BreakerSnapshot
 	LastFailure             *balance.Failed
 }
@@ -69,7 +71,7 @@ func (c *Core) Deployments() []DeploymentStatus {
 	for _, m := range c.Snapshot().Models {
 		for _, d := range m.Pool {
 			out = append(out, DeploymentStatus{Model: m.Name, Deployment: d.Config.Name, Kind: d.Config.Kind,
-				Weight: max(d.Config.Weight, 1), InFlight: d.InFlight(), Breaker: d.Breaker.Snapshot(now), LastFailure: d.LastFailure()})
+				Weight: max(d.Config.Weight, 1), InFlight: d.InFlight(), Health: d.Health(), Breaker: d.Breaker.Snapshot(now), LastFailure: d.LastFailure()})
 		}
 	}
 	return out

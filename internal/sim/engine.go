@@ -85,13 +85,23 @@ func New(p Profile, opts Options) *Engine {
 	mux.HandleFunc("POST /v1/embeddings", e.serveEmbeddings)
 	mux.HandleFunc("GET /v1/models", e.serveModels)
 	mux.HandleFunc("GET /health", e.serveHealth)
+	// Ollama's liveness answer, for gateways that check an Ollama-dialect
+	// deployment the way they would check Ollama.
+	mux.HandleFunc("GET /api/version", func(w http.ResponseWriter, r *http.Request) {
+		if e.isClosed() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"version":"0.0.0-omnigate-sim"}`)
+	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(e.metrics.reg, promhttp.HandlerOpts{}))
 	e.handler = mux
 	return e
 }
 
 // Handler serves /v1/chat/completions, /v1/completions, /v1/embeddings,
-// /v1/models, /metrics and /health.
+// /v1/models, /metrics, /health and Ollama's /api/version.
 func (e *Engine) Handler() http.Handler { return e.handler }
 
 // Close stops the scheduler; in-flight requests get a 503 (or an error

@@ -455,6 +455,9 @@ func TestModelsHealthMetrics(t *testing.T) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
+	if code := getStatus(t, srv, "/api/version"); code != 200 {
+		t.Errorf("/api/version = %d while serving", code)
+	}
 	if code := getStatus(t, srv, "/health"); code != 200 {
 		t.Errorf("health %d", code)
 	}

@@ -14,6 +14,7 @@ type deploymentObject struct {
 	Kind        string         `json:"kind"`
 	Weight      int            `json:"weight"`
 	InFlight    int64          `json:"in_flight"`
+	Health      string         `json:"health"`
 	Breaker     breakerObject  `json:"breaker"`
 	LastFailure *failureObject `json:"last_failure"`
 }
@@ -38,7 +39,7 @@ func renderDeployments(ds []dispatch.DeploymentStatus) []byte {
 		Data   []deploymentObject `json:"data"`
 	}{Object: "list", Data: []deploymentObject{}}
 	for _, d := range ds {
-		o := deploymentObject{Model: d.Model, Deployment: d.Deployment, Kind: d.Kind, Weight: d.Weight, InFlight: d.InFlight,
+		o := deploymentObject{Model: d.Model, Deployment: d.Deployment, Kind: d.Kind, Weight: d.Weight, InFlight: d.InFlight, Health: d.Health.String(),
 			Breaker: breakerObject{State: d.Breaker.State.String(), Failures: d.Breaker.Failures, RetryInS: d.Breaker.RetryIn.Seconds()}}
 		if !d.Breaker.Changed.IsZero() {
 			t := d.Breaker.Changed.UTC()
