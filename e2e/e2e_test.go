@@ -395,6 +395,9 @@ func TestOverloadedTierFallsBack(t *testing.T) {
 		if resp.StatusCode != 200 || !strings.Contains(string(b), `"model":"qwen3-omni-7b"`) {
 			t.Fatalf("request %d: %d %s", i, resp.StatusCode, b)
 		}
+		if m, f := resp.Header.Get("X-Omnigate-Model"), resp.Header.Get("X-Omnigate-Fallback"); m != "qwen3-omni-7b" || f != "qwen3-omni-30b; reason=503" {
+			t.Errorf("request %d: X-Omnigate-Model %q, X-Omnigate-Fallback %q", i, m, f)
+		}
 	}
 	resp, err := http.Get(gw.URL + "/metrics")
 	if err != nil {

@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -158,4 +160,40 @@ models:
 	if log := gw.stderr.String(); !strings.Contains(log, "deployment out of rotation") || !strings.Contains(log, "deployment back in rotation") {
 		t.Errorf("state changes not logged:\n%s", log)
 	}
+}
+
+// TestShutdownGraceEndsStreamsWithAnError: a stream still open when the
+// shutdown grace runs out ends with an error event, never with a clean
+// end that looks complete.
+func TestShutdownGraceEndsStreamsWithAnError(t *testing.T) {
+	cfg := writeConfig(t, `
+server: {addr: "127.0.0.1:0", shutdown_grace: 200ms}
+models:
+  - name: m
+    limits: {max_tokens: 8192}
+    deployments: [{name: d, kind: sim, profile: qwen3-omni-30b}]
+`)
+	gw := start(t, "serve", "--config", cfg)
+	resp, err := chat(context.Background(), gw.URL, `{"model":"m","stream":true,"max_tokens":8000,"messages":[{"role":"user","content":"a very long story"}]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(resp.Body)
+	if _, err := br.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	gw.cmd.Process.Signal(syscall.SIGTERM)
+	rest, _ := io.ReadAll(br)
+	resp.Body.Close()
+	if strings.Contains(string(rest), "[DONE]") || !strings.Contains(string(rest), `"code":"gateway_shutting_down"`) {
+		t.Errorf("a stream cut by the shutdown ended with %q", tail(string(rest), 300))
+	}
+	gw.cmd.Wait()
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
 }

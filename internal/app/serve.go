@@ -81,11 +81,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return serveUntilDone(ctx, ln, gw, cfg.Server, log)
 }
 
-// errGraceOver ends the requests still running when the grace period is
-// over: a cause of its own, so the half-close rule (openai.halfClosed)
-// tells it from a client's end of input.
-var errGraceOver = errors.New("shutdown grace period over")
-
 // serveUntilDone serves until ctx ends, then shuts down gracefully: stop
 // accepting, let in-flight requests and streams finish within the grace
 // period, then cancel what is left.
@@ -120,7 +115,7 @@ func serveUntilDone(ctx context.Context, ln net.Listener, h http.Handler, sc con
 	err := srv.Shutdown(sctx)
 	if errors.Is(err, context.DeadlineExceeded) {
 		log.Warn("grace period over; cancelling the requests still running")
-		cancelBase(errGraceOver)
+		cancelBase(openai.ErrShutdown) // a cause of its own: streams say so, the half-close rule tells it from a client's end of input
 		// Handlers see their context cancelled and return; give them a moment.
 		c2, cancel2 := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel2()

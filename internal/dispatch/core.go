@@ -98,6 +98,15 @@ type Call struct {
 	requested *Model // after routing; nil when routing failed
 }
 
+// Requested is the public name of the model the request was routed to
+// first (after aliases); "" before routing.
+func (c *Call) Requested() string {
+	if c.requested == nil {
+		return ""
+	}
+	return c.requested.Name
+}
+
 // Answer is an upstream answer for the front end to relay.
 type Answer struct {
 	// Resp is the 2xx upstream response: its Body is JSON, or an SSE
@@ -110,6 +119,11 @@ type Answer struct {
 	// Clamped lists the parameters clamped to the model's limits, for the
 	// X-Omnigate-Clamped header: "max_tokens=4096, temperature=2".
 	Clamped string
+
+	// FallbackReason is set when a fallback answered: why the models
+	// before it did not (the verdict's outcome class: 503, unreachable,
+	// misconfigured…, or limits when they could not take the request).
+	FallbackReason string
 
 	ticket balance.Ticket // the breaker's, for the end of the relay
 	usage  usageTap
@@ -136,6 +150,9 @@ func (c *Core) Do(ctx context.Context, call *Call) (*Answer, error) {
 		m := snap.Model(cm)
 		a, err, next := c.tryModel(ctx, call, m, i == 0)
 		if err == nil {
+			if i > 0 {
+				a.FallbackReason = fallbackReason(ctx, lastErr)
+			}
 			return a, nil
 		}
 		if !next {
@@ -143,12 +160,23 @@ func (c *Core) Do(ctx context.Context, call *Call) (*Answer, error) {
 		}
 		if err != errSkip {
 			lastErr = err
+		} else if lastErr == nil {
+			lastErr = err
 		}
 	}
 	if lastErr == nil {
 		lastErr = apierror.New(http.StatusServiceUnavailable, "no_deployment", "No deployment of %q is available.", call.requested.Name)
 	}
 	return nil, lastErr
+}
+
+// fallbackReason names why the chain moved on, from the last error of the
+// models before the one that answered.
+func fallbackReason(ctx context.Context, err error) string {
+	if err == errSkip || err == nil {
+		return "limits"
+	}
+	return judge(ctx, err).outcome
 }
 
 // errSkip marks a fallback model that cannot take the request as sent.

@@ -159,7 +159,7 @@ func (h *harness) doCtx(t *testing.T, ctx context.Context, body string) (*Answer
 		status = apierror.From(err).Status
 	} else {
 		a.Resp.Body.Close()
-		seen = &Answer{Resp: a.Resp, Model: a.Model, Deployment: a.Deployment, Clamped: a.Clamped}
+		seen = &Answer{Resp: a.Resp, Model: a.Model, Deployment: a.Deployment, Clamped: a.Clamped, FallbackReason: a.FallbackReason}
 	}
 	h.core.Done(call, a, status, nil)
 	return seen, err
@@ -311,6 +311,9 @@ func TestFallsBackToTheNextModel(t *testing.T) {
 	a, err := h.do(t, chat)
 	if err != nil || a.Model.Name != "small" {
 		t.Fatalf("got %v, %v; want the fallback small to answer", a, err)
+	}
+	if a.FallbackReason != "unreachable" { // b2's dial error was big's last
+		t.Errorf("FallbackReason %q", a.FallbackReason)
 	}
 	// The fallback applies its own limits: its ceiling is the default.
 	if got := h.backends["s1"].sent[0]; !strings.HasPrefix(got, `{"max_tokens":50,`) {

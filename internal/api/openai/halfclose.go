@@ -26,6 +26,11 @@ import (
 // retransmission.
 const DefaultHalfCloseWindow = time.Second
 
+// ErrShutdown is the cause the server's base context ends with when the
+// shutdown grace runs out: a stream still open then is told so in an
+// error event, never ended cleanly as if it were complete.
+var ErrShutdown = errors.New("the gateway is shutting down")
+
 // shutdownKey carries the server's base context, whose end (the shutdown
 // grace running out) must still reach a detached request.
 type shutdownKey struct{}

@@ -45,9 +45,7 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ep request.Endpoi
 		abortIfSilent(status)
 		return
 	}
-	if a.Clamped != "" {
-		w.Header().Set("X-Omnigate-Clamped", a.Clamped)
-	}
+	answerHeader(w.Header(), &call, a)
 	stream := req.Stream
 	if stream {
 		// No retry can need the request once the answer streams: hand
@@ -87,9 +85,7 @@ func (s *Server) serveDetached(w http.ResponseWriter, r *http.Request, call *dis
 		abortIfSilent(status)
 		return
 	}
-	if a.Clamped != "" {
-		w.Header().Set("X-Omnigate-Clamped", a.Clamped)
-	}
+	answerHeader(w.Header(), call, a)
 	status, wrote, rerr := s.relay(ctx, w, a, call.RequestID)
 	s.opt.Core.Done(call, a, status, rerr)
 	if !wrote {
@@ -131,6 +127,19 @@ func (s *Server) readRequest(w http.ResponseWriter, r *http.Request, reqID strin
 	}
 	s.opt.Core.Done(&dispatch.Call{}, nil, apierror.Write(w, e).Status, nil)
 	return nil, time.Time{}
+}
+
+// answerHeader says what the core did: which model answered
+// (X-Omnigate-Model), why the request moved down its fallback chain
+// (X-Omnigate-Fallback: "qwen3-omni-30b; reason=503"), and what it clamped.
+func answerHeader(h http.Header, call *dispatch.Call, a *dispatch.Answer) {
+	h["X-Omnigate-Model"] = []string{a.Model.Name}
+	if a.FallbackReason != "" {
+		h["X-Omnigate-Fallback"] = []string{call.Requested() + "; reason=" + a.FallbackReason}
+	}
+	if a.Clamped != "" {
+		h["X-Omnigate-Clamped"] = []string{a.Clamped}
+	}
 }
 
 // abortIfSilent ends a request whose client is taken for gone without an

@@ -3,6 +3,7 @@ package openai
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -44,6 +45,14 @@ func (s *Server) relay(ctx context.Context, w http.ResponseWriter, a *dispatch.A
 		err = s.copyStream(fw, resp.Body)
 	}
 	switch {
+	case fw.err == nil && err != nil && errors.Is(context.Cause(ctx), ErrShutdown):
+		fw.Write([]byte("data: "))
+		fw.Write(apierror.New(http.StatusServiceUnavailable, "gateway_shutting_down",
+			"The gateway is shutting down; the answer is incomplete.").JSON())
+		fw.Write([]byte("\n"))
+		fw.Flush()
+		s.opt.Log.Warn("stream ended by shutdown", "request_id", reqID)
+		return http.StatusServiceUnavailable, true, context.Canceled // not the deployment's doing
 	case fw.err != nil || (err != nil && ctx.Err() != nil):
 		s.opt.Log.Info("client went away", "request_id", reqID, "stream", true)
 		return apierror.StatusClientClosed, true, nil
