@@ -59,6 +59,16 @@ func (e *ConnError) Error() string { return "upstream connection: " + e.Err.Erro
 // Unwrap returns the cause.
 func (e *ConnError) Unwrap() error { return e.Err }
 
+// DeadlineError means the caller's own deadline (a client's
+// X-Request-Timeout) passed: nothing is learnt about the upstream.
+type DeadlineError struct{ Err error }
+
+// Error describes the expired deadline.
+func (e *DeadlineError) Error() string { return "request deadline: " + e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *DeadlineError) Unwrap() error { return e.Err }
+
 // LocalError means the gateway itself lacked a resource to make the call:
 // it ran out of file descriptors (EMFILE, ENFILE) before a socket to the
 // upstream existed. It says nothing about the upstream, so it must not
@@ -133,7 +143,7 @@ func classify(ctx context.Context, limits map[string]time.Duration, err error) *
 	if perr := ctx.Err(); perr != nil {
 		if errors.Is(perr, context.DeadlineExceeded) {
 			return &apierror.Error{Status: http.StatusGatewayTimeout, Type: apierror.TypeTimeout, Code: CodeDeadlineExceeded,
-				Message: "the request deadline expired before the upstream answered", Err: errors.Join(context.Cause(ctx), err)}
+				Message: "the request's deadline passed before the upstream answered", Err: &DeadlineError{Err: errors.Join(context.Cause(ctx), err)}}
 		}
 		return &apierror.Error{Status: apierror.StatusClientClosed, Type: apierror.TypeInvalidRequest, Code: CodeClientClosed,
 			Message: "the client closed the request", Err: errors.Join(context.Cause(ctx), err)}

@@ -93,7 +93,12 @@ type Call struct {
 	Req       *request.Request
 	Body      []byte
 	RequestID string
+	// Deadline, when set, is the client's (X-Request-Timeout): the core
+	// does no work past it, retries and fallbacks included, and the
+	// upstream call is cancelled when it passes.
+	Deadline time.Time
 
+	cancel    context.CancelFunc // ends the deadline's context, at Done
 	start     time.Time
 	requested *Model // after routing; nil when routing failed
 }
@@ -137,6 +142,9 @@ func (a *Answer) Tap() Tap { return &a.usage }
 // *apierror.Error values ready to render.
 func (c *Core) Do(ctx context.Context, call *Call) (*Answer, error) {
 	call.start = c.clock.Now()
+	if !call.Deadline.IsZero() && call.cancel == nil {
+		ctx, call.cancel = context.WithDeadline(ctx, call.Deadline)
+	}
 	snap := c.snap.Load()
 	chain, err := snap.Router.Route(call.Req)
 	if err != nil {
@@ -302,6 +310,10 @@ func (c *Core) end(ctx context.Context, m *Model, d *balance.Deployment, t balan
 // stream the upstream cut counts against its deployment). It records the
 // request's metrics. a belongs to the core again afterwards.
 func (c *Core) Done(call *Call, a *Answer, status int, err error) {
+	if call.cancel != nil {
+		call.cancel()
+		call.cancel = nil
+	}
 	if a != nil {
 		if err == nil && status == apierror.StatusClientClosed {
 			err = context.Canceled
@@ -340,6 +352,10 @@ func (c *Core) Abandon(call *Call, a *Answer) {
 	if call.requested != nil {
 		call.requested.Metrics.Inflight.Dec()
 		call.requested = nil
+	}
+	if call.cancel != nil {
+		call.cancel()
+		call.cancel = nil
 	}
 }
 

@@ -35,6 +35,12 @@ func judge(ctx context.Context, err error) verdict {
 		// same way, and it says nothing about this one.
 		return verdict{health: balance.Neutral, outcome: "gateway_limit"}
 	}
+	var dl *backend.DeadlineError
+	if errors.As(err, &dl) {
+		// The client's deadline passed (seen here after the relay, where
+		// ctx is no longer the request's): not the deployment's doing.
+		return verdict{health: balance.Neutral, outcome: "deadline"}
+	}
 	var dial *backend.DialError
 	if errors.As(err, &dial) {
 		return verdict{health: balance.Failure, retry: true, outcome: "unreachable"}

@@ -3,6 +3,8 @@ package openai
 import (
 	"context"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/omnigate/omnigate/internal/apierror"
@@ -33,16 +35,14 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ep request.Endpoi
 	// Integers written 10.0 or 1e1 are forwarded as 10: engines differ on
 	// the other forms.
 	call := dispatch.Call{Req: req, Body: req.Normalize(*buf), RequestID: reqID}
+	if err := s.clientDeadline(r, &call); err != nil {
+		s.views.Put(req)
+		s.reject(w, r, err, reqID)
+		return
+	}
 	a, err := s.opt.Core.Do(r.Context(), &call)
 	if err != nil {
-		if s.halfClosed(r, bodyEnd) {
-			s.serveDetached(w, r, &call, nil)
-			return
-		}
-		s.views.Put(req)
-		status := s.fail(r.Context(), w, r, err, reqID)
-		s.opt.Core.Done(&call, nil, status, nil)
-		abortIfSilent(status)
+		s.failCall(w, r, &call, err, bodyEnd)
 		return
 	}
 	answerHeader(w.Header(), &call, a)
@@ -66,6 +66,19 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ep request.Endpoi
 	if !wrote {
 		abortIfSilent(status)
 	}
+}
+
+// failCall answers a call the core could not serve, unless the client
+// only half-closed, in which case it is served again. Off the common path.
+func (s *Server) failCall(w http.ResponseWriter, r *http.Request, call *dispatch.Call, err error, bodyEnd time.Time) {
+	if s.halfClosed(r, bodyEnd) {
+		s.serveDetached(w, r, call, nil)
+		return
+	}
+	s.views.Put(call.Req)
+	status := s.fail(r.Context(), w, r, err, call.RequestID)
+	s.opt.Core.Done(call, nil, status, nil)
+	abortIfSilent(status)
 }
 
 // serveDetached serves call again for a client that only half-closed (see
@@ -127,6 +140,42 @@ func (s *Server) readRequest(w http.ResponseWriter, r *http.Request, reqID strin
 	}
 	s.opt.Core.Done(&dispatch.Call{}, nil, apierror.Write(w, e).Status, nil)
 	return nil, time.Time{}
+}
+
+// maxClientTimeout bounds a client's X-Request-Timeout.
+const maxClientTimeout = 24 * time.Hour
+
+// clientDeadline sets call.Deadline from the client's timeout, counted
+// from now: X-Request-Timeout (seconds; a bad value is a 400 naming it),
+// or X-Stainless-Timeout, which the official OpenAI SDKs send with their
+// configured timeout (a bad one is ignored: the client did not write it).
+// With both, the sooner wins.
+func (s *Server) clientDeadline(r *http.Request, call *dispatch.Call) error {
+	h := r.Header
+	if len(h["X-Request-Timeout"]) == 0 && len(h["X-Stainless-Timeout"]) == 0 {
+		return nil
+	}
+	var d time.Duration
+	if v := h.Get("X-Request-Timeout"); v != "" {
+		secs, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil || !(secs > 0) || secs > maxClientTimeout.Seconds() {
+			e := apierror.Invalid("X-Request-Timeout", "The X-Request-Timeout header must be a number of seconds above 0 and at most %d, not %q.",
+				int(maxClientTimeout.Seconds()), v)
+			return e
+		}
+		d = time.Duration(secs * float64(time.Second))
+	}
+	if v := h.Get("X-Stainless-Timeout"); v != "" {
+		if secs, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil && secs > 0 && secs <= maxClientTimeout.Seconds() {
+			if sd := time.Duration(secs * float64(time.Second)); d == 0 || sd < d {
+				d = sd
+			}
+		}
+	}
+	if d > 0 {
+		call.Deadline = s.now().Add(d)
+	}
+	return nil
 }
 
 // answerHeader says what the core did: which model answered

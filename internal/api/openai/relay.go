@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/omnigate/omnigate/internal/apierror"
+	"github.com/omnigate/omnigate/internal/backend"
 	"github.com/omnigate/omnigate/internal/dispatch"
 )
 
@@ -44,6 +45,19 @@ func (s *Server) relay(ctx context.Context, w http.ResponseWriter, a *dispatch.A
 	} else {
 		err = s.copyStream(fw, resp.Body)
 	}
+	status, err = s.endStream(ctx, fw, err, reqID)
+	if status == 0 {
+		status = resp.StatusCode
+	}
+	return status, true, err
+}
+
+// endStream says how a relayed stream ended, given what the copy
+// returned: 0 and nil when it ended whole; the client's leaving; or, when
+// it broke, an error event for the client (the status line is gone) and
+// the status to record. Kept apart from relay so that its frame is not on
+// the stack of every parked stream.
+func (s *Server) endStream(ctx context.Context, fw *flushWriter, err error, reqID string) (int, error) {
 	switch {
 	case fw.err == nil && err != nil && errors.Is(context.Cause(ctx), ErrShutdown):
 		fw.Write([]byte("data: "))
@@ -52,23 +66,26 @@ func (s *Server) relay(ctx context.Context, w http.ResponseWriter, a *dispatch.A
 		fw.Write([]byte("\n"))
 		fw.Flush()
 		s.opt.Log.Warn("stream ended by shutdown", "request_id", reqID)
-		return http.StatusServiceUnavailable, true, context.Canceled // not the deployment's doing
+		return http.StatusServiceUnavailable, context.Canceled // not the deployment's doing
 	case fw.err != nil || (err != nil && ctx.Err() != nil):
 		s.opt.Log.Info("client went away", "request_id", reqID, "stream", true)
-		return apierror.StatusClientClosed, true, nil
+		return apierror.StatusClientClosed, nil
 	case err != nil:
 		// The status line is gone; tell the client in the stream, as
 		// OpenAI does, and end it without [DONE] so it never looks whole.
 		e := apierror.New(http.StatusBadGateway, "upstream_stream_error", "The upstream stream ended abnormally.")
 		e.Err = err
+		if ae := apierror.From(err); ae.Code == backend.CodeDeadlineExceeded {
+			e = ae // the client's own deadline passed: say that
+		}
 		fw.Write([]byte("data: "))
 		fw.Write(e.JSON()) // ends in a newline: one more ends the event
 		fw.Write([]byte("\n"))
 		fw.Flush()
 		s.opt.Log.Warn("stream cut", "request_id", reqID, "err", err)
-		return http.StatusBadGateway, true, err
+		return e.Status, err
 	}
-	return resp.StatusCode, true, nil
+	return 0, nil
 }
 
 // copyStream copies a body that has no WriteTo, flushing each read. Its

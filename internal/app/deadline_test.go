@@ -1,0 +1,62 @@
+package app
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestClientDeadline: the gateway works no longer than the client's
+// X-Request-Timeout (or the SDKs' X-Stainless-Timeout), answers 504 when
+// it passes — in the stream when one has started — and never holds that
+// against the deployment.
+func TestClientDeadline(t *testing.T) {
+	var cancelled atomic.Int64
+	srv := startWithUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if strings.Contains(string(b), `"stream":true`) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			io.WriteString(w, "data: {\"choices\":[]}\n\n")
+			w.(http.Flusher).Flush()
+		}
+		select { // an engine far slower than the client will wait
+		case <-r.Context().Done():
+			cancelled.Add(1)
+		case <-time.After(10 * time.Second):
+		}
+	}), nil)
+	const chat = `{"model":"m","messages":[{"role":"user","content":"hi"}]}`
+	const stream = `{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`
+
+	for i := range 4 { // more than the breaker's three: none may count
+		start := time.Now()
+		resp, b := post(t, srv.URL+"/v1/chat/completions", "application/json", chat, "X-Request-Timeout", "0.2")
+		if took := time.Since(start); resp.StatusCode != 504 || !strings.Contains(string(b), `"code":"deadline_exceeded"`) || took > 5*time.Second {
+			t.Fatalf("request %d: %d %s after %v, want 504 deadline_exceeded after about 0.2 s", i, resp.StatusCode, b, took)
+		}
+	}
+	resp, b := post(t, srv.URL+"/v1/chat/completions", "application/json", stream, "X-Stainless-Timeout", "0.2")
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"code":"deadline_exceeded"`) || strings.Contains(string(b), "[DONE]") {
+		t.Errorf("stream past its deadline: %d %q", resp.StatusCode, b)
+	}
+	for end := time.Now().Add(5 * time.Second); cancelled.Load() < 5 && time.Now().Before(end); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := cancelled.Load(); n != 5 {
+		t.Errorf("the engine saw %d of 5 requests cancelled at the deadline", n)
+	}
+	_, status := get(t, srv.URL+"/admin/deployments")
+	if !strings.Contains(string(status), `"state":"closed"`) {
+		t.Errorf("clients' deadlines counted against the deployment: %s", status)
+	}
+
+	for _, bad := range []string{"0", "-1", "soon", "1e9"} {
+		resp, b := post(t, srv.URL+"/v1/chat/completions", "application/json", chat, "X-Request-Timeout", bad)
+		if resp.StatusCode != 400 || !strings.Contains(string(b), `"param":"X-Request-Timeout"`) {
+			t.Errorf("X-Request-Timeout %q: %d %s", bad, resp.StatusCode, b)
+		}
+	}
+}
