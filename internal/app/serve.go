@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime/pprof"
+	"sync"
 	"time"
 
 	"github.com/omnigate/omnigate/internal/api/openai"
@@ -22,6 +23,7 @@ import (
 	"github.com/omnigate/omnigate/internal/config"
 	"github.com/omnigate/omnigate/internal/dispatch"
 	"github.com/omnigate/omnigate/internal/health"
+	"github.com/omnigate/omnigate/internal/resilience"
 	"github.com/omnigate/omnigate/internal/router"
 	"github.com/omnigate/omnigate/internal/sim"
 	"github.com/omnigate/omnigate/internal/telemetry"
@@ -133,6 +135,10 @@ type Gateway struct {
 	http.Handler
 	core     *dispatch.Core
 	registry *balance.Registry
+	// budgets are the models' retry budgets, by name: live state kept
+	// across reloads, like the registry's.
+	budgets   map[string]*resilience.Budget
+	budgetsMu sync.Mutex
 	// transports are the upstream connection pools, one per upstream and
 	// pool settings, shared by every snapshot so a reload keeps them warm.
 	transports backend.Transports
@@ -145,7 +151,7 @@ func (g *Gateway) Close() { g.core.Snapshot().Close() }
 
 // NewGateway builds the whole request path from a validated config.
 func NewGateway(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
-	g := &Gateway{registry: &balance.Registry{}, metrics: telemetry.New(), log: log}
+	g := &Gateway{registry: &balance.Registry{}, budgets: map[string]*resilience.Budget{}, metrics: telemetry.New(), log: log}
 	snap, err := g.build(cfg)
 	if err != nil {
 		return nil, err
@@ -211,7 +217,7 @@ func (g *Gateway) build(cfg *config.Config) (*dispatch.Snapshot, error) {
 	snap := &dispatch.Snapshot{Catalog: cat, Router: rt}
 	var checks []health.Target
 	for _, cm := range cat.Models() {
-		m := &dispatch.Model{Model: cm, Metrics: g.metrics.Model(cm.Name)}
+		m := &dispatch.Model{Model: cm, Metrics: g.metrics.Model(cm.Name), Budget: g.budget(cm)}
 		for _, d := range cm.Deployments {
 			b, closer, err := newBackend(d, cm.Name, &g.transports)
 			if err != nil {
@@ -238,6 +244,20 @@ func (g *Gateway) build(cfg *config.Config) (*dispatch.Snapshot, error) {
 		snap.Closers = append(snap.Closers, health.Start(checks, clock.Real{}, g.log).Stop)
 	}
 	return snap, nil
+}
+
+// budget returns the model's retry budget, made on first use and set to
+// the model's policy on every build (the counts are kept).
+func (g *Gateway) budget(m *catalog.Model) *resilience.Budget {
+	g.budgetsMu.Lock()
+	defer g.budgetsMu.Unlock()
+	b, ok := g.budgets[m.Name]
+	if !ok {
+		b = resilience.NewBudget(m.Retry.Budget, m.Retry.MinRetries)
+		g.budgets[m.Name] = b
+	}
+	b.Set(m.Retry.Budget, m.Retry.MinRetries)
+	return b
 }
 
 // newBackend makes the backend for one deployment. A sim deployment is the

@@ -67,6 +67,7 @@ type Model struct {
 	Output        Modalities
 	Endpoints     []string
 	Limits        config.Limits
+	Retry         config.Retry
 	Deployments   []config.Deployment
 	// AudioOut: audio output is declared by the model and by at least one deployment.
 	AudioOut bool
@@ -92,7 +93,7 @@ func New(cfg *config.Config) (*Catalog, error) {
 	for i, mc := range cfg.Models {
 		m := &Model{
 			Name: mc.Name, Aliases: mc.Aliases, Tier: mc.Tier, ContextWindow: mc.ContextWindow,
-			Endpoints: mc.Capabilities.Endpoints, Limits: mc.Limits, Deployments: mc.Deployments, Index: i,
+			Endpoints: mc.Capabilities.Endpoints, Limits: mc.Limits, Retry: mc.Retry, Deployments: mc.Deployments, Index: i,
 		}
 		for _, s := range mc.Capabilities.Input {
 			mod, ok := ParseModality(s)

@@ -42,7 +42,22 @@ type Model struct {
 	ContextWindow int          `yaml:"context_window"` // tokens; default 32768
 	Capabilities  Capabilities `yaml:"capabilities"`
 	Limits        Limits       `yaml:"limits"`
+	Retry         Retry        `yaml:"retry"`
 	Deployments   []Deployment `yaml:"deployments"`
+}
+
+// Retry is how a model's failed attempts are tried again: each on another
+// deployment while one is left untried, then, after a backoff with full
+// jitter, on the pool again. Only failures the verdict calls retryable are
+// (nothing the client has seen part of). The budget bounds retries to a
+// share of the model's requests over the last 10 s, so a failing tier is
+// not hammered.
+type Retry struct {
+	Attempts   int      `yaml:"attempts"`    // per model, the first included; default 3
+	Backoff    Duration `yaml:"backoff"`     // the first wait's upper bound; default 25ms
+	MaxBackoff Duration `yaml:"max_backoff"` // the cap; default 1s
+	Budget     float64  `yaml:"budget"`      // retries per request, over 10 s; default 0.2
+	MinRetries int      `yaml:"min_retries"` // retries allowed per 10 s whatever the share; default 10
 }
 
 // Capabilities lists the modalities a model takes and gives, and the

@@ -28,6 +28,13 @@ const (
 	DefaultHealthTimeout   = time.Second
 	DefaultHealthFailures  = 1
 	DefaultHealthSuccesses = 1
+	// Retries: interactive defaults, far below the seconds a batch client
+	// against a remote cluster would wait.
+	DefaultRetryAttempts   = 3
+	DefaultRetryBackoff    = 25 * time.Millisecond
+	DefaultRetryMaxBackoff = time.Second
+	DefaultRetryBudget     = 0.2
+	DefaultRetryMinRetries = 10
 
 	DefaultConnectTimeout    = 2 * time.Second
 	DefaultFirstTokenTimeout = 30 * time.Second
@@ -78,6 +85,12 @@ func (c *Config) ApplyDefaults() {
 
 func (m *Model) applyDefaults() {
 	setDefault(&m.ContextWindow, DefaultContextWindow)
+	r := &m.Retry
+	setDefault(&r.Attempts, DefaultRetryAttempts)
+	setDefault(&r.Backoff, Duration(DefaultRetryBackoff))
+	setDefault(&r.MaxBackoff, Duration(DefaultRetryMaxBackoff))
+	setDefault(&r.Budget, DefaultRetryBudget)
+	setDefault(&r.MinRetries, DefaultRetryMinRetries)
 	if len(m.Capabilities.Input) == 0 {
 		m.Capabilities.Input = []string{"text"}
 	}

@@ -194,6 +194,7 @@ models:
 				Temperature: &Range{Min: 0, Max: 2}, TopP: &Range{Min: 0, Max: 1},
 				MaxN: 8, OnViolation: "reject",
 			},
+			Retry: defaultRetry,
 			Deployments: []Deployment{
 				{Name: "up", Kind: "openai", URL: "http://h:8000/v1", UpstreamModel: "m", Dialect: "openai",
 					Weight: 1, Timeouts: defaultTimeouts, MaxIdleConns: 256, IdleConnTimeout: Duration(4 * time.Second),
@@ -245,6 +246,7 @@ func TestDefault(t *testing.T) {
 					Endpoints: []string{"chat", "completions"},
 				},
 				Limits: limits(8192, MediaLimit{Image: intp(5), Audio: intp(3), Video: intp(1)}),
+				Retry:  defaultRetry,
 				Deployments: []Deployment{{Name: "sim-7b", Kind: "sim", Profile: "qwen3-omni-7b", AudioOutput: true,
 					Weight: 1, Timeouts: timeouts}},
 			},
@@ -255,6 +257,7 @@ func TestDefault(t *testing.T) {
 					Endpoints: []string{"chat", "completions"},
 				},
 				Limits:      limits(4096, MediaLimit{}),
+				Retry:       defaultRetry,
 				Deployments: []Deployment{{Name: "sim-30b", Kind: "sim", Profile: "qwen3-omni-30b", AudioOutput: true, Weight: 1, Timeouts: timeouts}},
 			},
 		},
@@ -386,3 +389,6 @@ func defaultHealth(path string) HealthCheck {
 	on := path != "models"
 	return HealthCheck{Enabled: &on, Path: path, Interval: Duration(2 * time.Second), Timeout: Duration(time.Second), Failures: 1, Successes: 1}
 }
+
+// defaultRetry is the retry policy ApplyDefaults gives every model.
+var defaultRetry = Retry{Attempts: 3, Backoff: Duration(25 * time.Millisecond), MaxBackoff: Duration(time.Second), Budget: 0.2, MinRetries: 10}

@@ -146,6 +146,9 @@ func (v *validator) name(path, what, s string) bool {
 }
 
 func (v *validator) model(p string, m *Model, owners map[string]string) {
+	if r := m.Retry; r.Attempts < 1 || r.Backoff < 0 || r.MaxBackoff < r.Backoff || r.Budget < 0 || r.Budget > 1 || r.MinRetries < 0 {
+		v.add(p+".retry", "attempts must be >= 1, 0 <= backoff <= max_backoff, budget in [0, 1], min_retries >= 0; got %+v", r)
+	}
 	if v.name(p+".name", "name", m.Name) {
 		v.publicName(p+".name", m.Name, p, owners)
 	}

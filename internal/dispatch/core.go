@@ -24,6 +24,7 @@ import (
 	"github.com/omnigate/omnigate/internal/clock"
 	"github.com/omnigate/omnigate/internal/limits"
 	"github.com/omnigate/omnigate/internal/request"
+	"github.com/omnigate/omnigate/internal/resilience"
 	"github.com/omnigate/omnigate/internal/telemetry"
 )
 
@@ -156,7 +157,7 @@ func (c *Core) Do(ctx context.Context, call *Call) (*Answer, error) {
 	var lastErr error
 	for i, cm := range chain {
 		m := snap.Model(cm)
-		a, err, next := c.tryModel(ctx, call, m, i == 0)
+		a, err, next := c.tryModel(ctx, call, m, i == 0, i == len(chain)-1)
 		if err == nil {
 			if i > 0 {
 				a.FallbackReason = fallbackReason(ctx, lastErr)
@@ -193,7 +194,7 @@ var errSkip = &apierror.Error{Status: http.StatusBadRequest, Message: "skipped"}
 // tryModel checks the request against one model of the chain and sends it
 // to the model's deployments. next reports whether the chain goes on to
 // the next model after err.
-func (c *Core) tryModel(ctx context.Context, call *Call, m *Model, first bool) (a *Answer, err error, next bool) {
+func (c *Core) tryModel(ctx context.Context, call *Call, m *Model, first, last bool) (a *Answer, err error, next bool) {
 	r := call.Req
 	if !m.Serves(r.Endpoint.String()) {
 		if first {
@@ -229,7 +230,7 @@ func (c *Core) tryModel(ctx context.Context, call *Call, m *Model, first bool) (
 	if !first {
 		call.requested.Metrics.Fallback(m.Name)
 	}
-	a, err = c.send(ctx, call, m, view, body)
+	a, err = c.send(ctx, call, m, view, body, last)
 	if err != nil {
 		return nil, err, judge(ctx, err).retry
 	}
@@ -240,13 +241,31 @@ func (c *Core) tryModel(ctx context.Context, call *Call, m *Model, first bool) (
 }
 
 // send tries the model's deployments until one answers or the verdict on
-// a failure says another would not do better.
-func (c *Core) send(ctx context.Context, call *Call, m *Model, view *request.Request, body []byte) (*Answer, error) {
+// a failure says another would not do better: each once, at once, then,
+// when m is the last model of the chain (a fallback is quicker than a
+// wait), in rounds after a backoff, up to the model's attempts and within
+// its retry budget.
+func (c *Core) send(ctx context.Context, call *Call, m *Model, view *request.Request, body []byte, last bool) (*Answer, error) {
 	var tried balance.Tried
 	var lastErr error
+	attempts, rounds := 0, 0
+	if m.Budget != nil {
+		m.Budget.Request(c.clock.Now())
+	}
 	for {
 		now := c.clock.Now()
 		i := c.picker.Pick(now, m.Pool, &tried)
+		if i < 0 && last && lastErr != nil && attempts < m.Retry.Attempts && c.anyReady(m, now) && c.retryAllowed(m, now) {
+			// Every deployment was tried this round: wait, then the pool
+			// again (those whose breaker opened stay out).
+			rounds++
+			if !c.sleep(ctx, resilience.Backoff(rounds, m.Retry.Backoff.D(), m.Retry.MaxBackoff.D())) {
+				return nil, lastErr
+			}
+			tried = balance.Tried{}
+			m.Metrics.Retry()
+			continue
+		}
 		if i < 0 {
 			if lastErr == nil {
 				e := apierror.New(http.StatusServiceUnavailable, "no_deployment", "No deployment of %q is available.", m.Name)
@@ -261,6 +280,7 @@ func (c *Core) send(ctx context.Context, call *Call, m *Model, view *request.Req
 		if !ticket.OK() {
 			continue // another request took the half-open probe
 		}
+		attempts++
 		d.Acquire()
 		resp, err := d.Backend.Do(ctx, &backend.Request{
 			Endpoint: view.Endpoint.Path(), Body: body, ModelSpan: view.ModelSpan,
@@ -274,10 +294,57 @@ func (c *Core) send(ctx context.Context, call *Call, m *Model, view *request.Req
 			return a, nil
 		}
 		v := c.end(ctx, m, d, ticket, err)
-		if !v.retry {
+		lastErr = err
+		if !v.retry || attempts >= m.Retry.Attempts {
 			return nil, err
 		}
-		lastErr = err
+		// Another deployment, at once, if one is left this round and the
+		// budget allows; else the round ends above.
+		if c.untried(m, &tried, now) {
+			if !c.retryAllowed(m, now) {
+				return nil, err
+			}
+			m.Metrics.Retry()
+		}
+	}
+}
+
+// untried reports whether a deployment of m not yet tried this round
+// could take the request.
+func (c *Core) untried(m *Model, tried *balance.Tried, now time.Time) bool {
+	for i, d := range m.Pool {
+		if !tried.Has(i) && d.InRotation() && d.Breaker.Ready(now) {
+			return true
+		}
+	}
+	return false
+}
+
+// anyReady reports whether any deployment of m could take a request now.
+func (c *Core) anyReady(m *Model, now time.Time) bool {
+	for _, d := range m.Pool {
+		if d.InRotation() && d.Breaker.Ready(now) {
+			return true
+		}
+	}
+	return false
+}
+
+// retryAllowed asks the model's retry budget for one retry.
+func (c *Core) retryAllowed(m *Model, now time.Time) bool {
+	return m.Budget == nil || m.Budget.Retry(now)
+}
+
+// sleep waits d on the core's clock, or until ctx ends (false).
+func (c *Core) sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	select {
+	case <-c.clock.After(d):
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 

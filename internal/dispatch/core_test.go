@@ -21,6 +21,7 @@ import (
 	"github.com/omnigate/omnigate/internal/clock"
 	"github.com/omnigate/omnigate/internal/config"
 	"github.com/omnigate/omnigate/internal/request"
+	"github.com/omnigate/omnigate/internal/resilience"
 	"github.com/omnigate/omnigate/internal/router"
 	"github.com/omnigate/omnigate/internal/telemetry"
 )
@@ -91,9 +92,11 @@ func (inOrder) Pick(now time.Time, pool []*balance.Deployment, tried *balance.Tr
 func testConfig() *config.Config {
 	cfg := &config.Config{
 		Models: []config.Model{
-			{Name: "big", Limits: config.Limits{MaxTokens: 4096, OnViolation: "clamp"},
+			// Attempts as many as deployments: each is tried once, with no
+			// backoff round (TestRetryRounds covers those).
+			{Name: "big", Limits: config.Limits{MaxTokens: 4096, OnViolation: "clamp"}, Retry: config.Retry{Attempts: 2},
 				Deployments: []config.Deployment{{Name: "b1", Kind: "openai", URL: "http://b1/v1"}, {Name: "b2", Kind: "openai", URL: "http://b2/v1"}}},
-			{Name: "small", ContextWindow: 100, Limits: config.Limits{MaxTokens: 50},
+			{Name: "small", ContextWindow: 100, Limits: config.Limits{MaxTokens: 50}, Retry: config.Retry{Attempts: 1},
 				Deployments: []config.Deployment{{Name: "s1", Kind: "openai", URL: "http://s1/v1"}}},
 		},
 		Routing: config.Routing{Fallbacks: map[string][]string{"big": {"small"}}},
@@ -427,5 +430,94 @@ func BenchmarkDo(b *testing.B) {
 			b.Fatal(err)
 		}
 		h.core.Done(&call, a, 200, nil)
+	}
+}
+
+// soloHarness is a core over one model "solo" with one deployment "s",
+// retried per retry, with a budget of ratio and floor min.
+func soloHarness(t *testing.T, retry config.Retry, ratio float64, min int, script ...func() (*http.Response, error)) *harness {
+	t.Helper()
+	cfg := &config.Config{Models: []config.Model{{Name: "solo", Retry: retry,
+		Deployments: []config.Deployment{{Name: "s", Kind: "openai", URL: "http://s/v1"}}}}}
+	cfg.ApplyDefaults()
+	h := &harness{clk: clock.NewFake(time.Unix(1_000, 0)), backends: map[string]*fakeBackend{},
+		registry: &balance.Registry{}, metrics: telemetry.New()}
+	snap := h.snapshot(t, cfg, map[string][]func() (*http.Response, error){"s": script})
+	snap.Models[0].Budget = resilience.NewBudget(ratio, min)
+	h.core = New(snap, Options{Metrics: h.metrics, Clock: h.clk, Picker: inOrder{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	return h
+}
+
+// driven runs one request while moving the fake clock past every wait.
+func (h *harness) driven(t *testing.T, body string) (*Answer, error, time.Duration) {
+	t.Helper()
+	start := h.clk.Now()
+	type result struct {
+		a   *Answer
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		a, err := h.do(t, body)
+		done <- result{a, err}
+	}()
+	for {
+		select {
+		case r := <-done:
+			return r.a, r.err, h.clk.Now().Sub(start)
+		case <-time.After(time.Millisecond):
+			h.clk.AdvanceToNext()
+		}
+	}
+}
+
+const soloChat = `{"model":"solo","messages":[{"role":"user","content":"hi"}]}`
+
+// TestRetryRounds: with one deployment, a retryable failure is tried again
+// after a backoff, up to the attempts; a non-retryable one is not.
+func TestRetryRounds(t *testing.T) {
+	retry := config.Retry{Attempts: 3, Backoff: config.Duration(100 * time.Millisecond), MaxBackoff: config.Duration(time.Second)}
+	h := soloHarness(t, retry, 1, 100, fails(err503), fails(errDial), ok)
+	a, err, waited := h.driven(t, soloChat)
+	if err != nil || a == nil {
+		t.Fatalf("third attempt should answer: %v", err)
+	}
+	if n := h.backends["s"].calls(); n != 3 {
+		t.Errorf("%d attempts, want 3", n)
+	}
+	if waited >= 100*time.Millisecond+200*time.Millisecond {
+		t.Errorf("waited %v: more than the two backoffs' bounds (100 + 200 ms)", waited)
+	}
+	h = soloHarness(t, retry, 1, 100, fails(err503))
+	if _, err, _ := h.driven(t, soloChat); apierror.From(err).Status != 503 {
+		t.Errorf("after 3 attempts: %v, want the last 503", err)
+	}
+	if n := h.backends["s"].calls(); n != 3 {
+		t.Errorf("%d attempts of a deployment that always fails, want 3", n)
+	}
+	h = soloHarness(t, retry, 1, 100, fails(err400))
+	if _, err, _ := h.driven(t, soloChat); apierror.From(err).Status != 400 || h.backends["s"].calls() != 1 {
+		t.Errorf("a client error was retried: %v, %d calls", err, h.backends["s"].calls())
+	}
+}
+
+// TestRetryBudget: a model failing every request gets at most about
+// (1 + ratio) times the clients' requests, whatever the attempts.
+func TestRetryBudget(t *testing.T) {
+	retry := config.Retry{Attempts: 5, Backoff: config.Duration(time.Millisecond), MaxBackoff: config.Duration(time.Millisecond)}
+	h := soloHarness(t, retry, 0.2, 2, fails(err503))
+	const requests = 50
+	for range requests {
+		h.driven(t, soloChat)
+		// The breaker would stop the flood by itself: close it again so
+		// the budget alone is what is measured.
+		h.core.Snapshot().Models[0].Pool[0].Breaker = balance.Breaker{}
+	}
+	calls := h.backends["s"].calls()
+	if max := requests + requests*2/10 + 2; calls > max {
+		t.Errorf("%d upstream attempts for %d requests, want at most %d (budget 20 %% + 2)", calls, requests, max)
+	}
+	if calls <= requests {
+		t.Errorf("%d attempts for %d requests: the budget allowed no retry at all", calls, requests)
 	}
 }

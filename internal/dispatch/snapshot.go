@@ -3,6 +3,7 @@ package dispatch
 import (
 	"github.com/omnigate/omnigate/internal/balance"
 	"github.com/omnigate/omnigate/internal/catalog"
+	"github.com/omnigate/omnigate/internal/resilience"
 	"github.com/omnigate/omnigate/internal/telemetry"
 )
 
@@ -26,6 +27,9 @@ type Model struct {
 	*catalog.Model
 	Pool    []*balance.Deployment
 	Metrics *telemetry.ModelMetrics
+	// Budget is the model's retry budget: live state, kept across
+	// snapshots by whoever builds them. nil: no budget.
+	Budget *resilience.Budget
 }
 
 // Model returns the runtime object of a catalog model of this snapshot.

@@ -27,6 +27,7 @@ type Metrics struct {
 	fallbacks *prometheus.CounterVec
 	clamped   *prometheus.CounterVec
 	tokens    *prometheus.CounterVec
+	retries   *prometheus.CounterVec
 
 	mu    sync.RWMutex
 	byKey map[reqKey]prometheus.Counter
@@ -70,9 +71,13 @@ func New() *Metrics {
 			Name: "omnigate_tokens_total",
 			Help: "Tokens in answers' usage, by the model that answered and kind (prompt, completion).",
 		}, []string{"model", "kind"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "omnigate_retries_total",
+			Help: "Attempts sent again after a retryable failure, by model.",
+		}, []string{"model"}),
 		byKey: make(map[reqKey]prometheus.Counter),
 	}
-	m.reg.MustRegister(m.latency, m.requests, m.upstream, m.inflight, m.fallbacks, m.clamped, m.tokens,
+	m.reg.MustRegister(m.latency, m.requests, m.upstream, m.inflight, m.fallbacks, m.clamped, m.tokens, m.retries,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -88,7 +93,8 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 // Model returns the per-model handles, resolved once at startup.
 func (m *Metrics) Model(name string) *ModelMetrics {
 	return &ModelMetrics{m: m, name: name, Latency: m.latency.WithLabelValues(name), Inflight: m.inflight.WithLabelValues(name),
-		prompt: m.tokens.WithLabelValues(name, "prompt"), completion: m.tokens.WithLabelValues(name, "completion")}
+		prompt: m.tokens.WithLabelValues(name, "prompt"), completion: m.tokens.WithLabelValues(name, "completion"),
+		retries: m.retries.WithLabelValues(name)}
 }
 
 // ModelMetrics are one model's pre-resolved metric handles.
@@ -99,7 +105,11 @@ type ModelMetrics struct {
 	Inflight prometheus.Gauge
 
 	prompt, completion prometheus.Counter
+	retries            prometheus.Counter
 }
+
+// Retry counts one attempt sent again.
+func (mm *ModelMetrics) Retry() { mm.retries.Inc() }
 
 // Tokens counts the usage of one answer.
 func (mm *ModelMetrics) Tokens(prompt, completion int64) {

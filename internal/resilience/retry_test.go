@@ -1,0 +1,49 @@
+package resilience
+
+import (
+	"testing"
+	"time"
+)
+
+func TestBudget(t *testing.T) {
+	now := time.Unix(100, 0)
+	b := NewBudget(0.2, 2)
+	// The floor: 2 retries with no requests at all.
+	if !b.Retry(now) || !b.Retry(now) || b.Retry(now) {
+		t.Fatal("the floor of 2 retries is not what is allowed")
+	}
+	// 100 requests allow 20 retries in the window, the 2 spent included.
+	for range 100 {
+		b.Request(now)
+	}
+	n := 2
+	for b.Retry(now) {
+		n++
+	}
+	if n != 20 {
+		t.Fatalf("%d retries for 100 requests, want 20", n)
+	}
+	// Half a window later the counts are still there; a whole window
+	// later they have aged out.
+	if b.Retry(now.Add(Window / 2)) {
+		t.Error("retries came back after half a window")
+	}
+	later := now.Add(Window + time.Second)
+	if !b.Retry(later) {
+		t.Error("no retry a window later")
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	base, cap := 25*time.Millisecond, time.Second
+	for n, bound := range map[int]time.Duration{1: 25 * time.Millisecond, 2: 50 * time.Millisecond, 3: 100 * time.Millisecond, 10: time.Second, 40: time.Second} {
+		for range 200 {
+			if d := Backoff(n, base, cap); d < 0 || d >= bound {
+				t.Fatalf("Backoff(%d) = %v, want in [0, %v)", n, d, bound)
+			}
+		}
+	}
+	if Backoff(1, 0, cap) != 0 || Backoff(0, base, cap) != 0 {
+		t.Error("no base or no round should mean no wait")
+	}
+}
