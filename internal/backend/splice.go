@@ -14,13 +14,8 @@ import (
 
 // Values the edits write.
 var (
-	streamTrue       = []byte("true")
-	includeUsage     = []byte(`{"include_usage":true}`)
-	streamInsertions = map[[2]bool][]byte{ // [need stream, need options]
-		{true, true}:  []byte(`"stream":true,"stream_options":{"include_usage":true},`),
-		{true, false}: []byte(`"stream":true,`),
-		{false, true}: []byte(`"stream_options":{"include_usage":true},`),
-	}
+	streamTrue   = []byte("true")
+	includeUsage = []byte(`{"include_usage":true}`)
 )
 
 // prepare returns the body to send for r: the upstream model name in
@@ -45,7 +40,14 @@ func (o *OpenAI) prepare(r *Request, aggregate bool) []byte {
 		if !needOpts && bytes.Equal(body[opts[0]:opts[1]], []byte("null")) {
 			edits = append(edits, request.Edit{Span: opts, Value: includeUsage})
 		}
-		if ins := streamInsertions[[2]bool{needStream, needOpts}]; ins != nil {
+		var ins []byte
+		if needStream {
+			ins = append(ins, `"stream":true,`...)
+		}
+		if needOpts {
+			ins = append(ins, `"stream_options":{"include_usage":true},`...)
+		}
+		if ins != nil {
 			at := request.InsertAt(body)
 			edits = append(edits, request.Edit{Span: [2]int{at, at}, Value: ins})
 		}

@@ -255,7 +255,7 @@ func (c *Core) send(ctx context.Context, call *Call, m *Model, view *request.Req
 	for {
 		now := c.clock.Now()
 		i := c.picker.Pick(now, m.Pool, &tried)
-		if i < 0 && last && lastErr != nil && attempts < m.Retry.Attempts && c.anyReady(m, now) && c.retryAllowed(m, now) {
+		if i < 0 && last && lastErr != nil && attempts < m.Retry.Attempts && available(m, nil, now) && c.retryAllowed(m, now) {
 			// Every deployment was tried this round: wait, then the pool
 			// again (those whose breaker opened stay out).
 			rounds++
@@ -300,7 +300,7 @@ func (c *Core) send(ctx context.Context, call *Call, m *Model, view *request.Req
 		}
 		// Another deployment, at once, if one is left this round and the
 		// budget allows; else the round ends above.
-		if c.untried(m, &tried, now) {
+		if available(m, &tried, now) {
 			if !c.retryAllowed(m, now) {
 				return nil, err
 			}
@@ -309,21 +309,11 @@ func (c *Core) send(ctx context.Context, call *Call, m *Model, view *request.Req
 	}
 }
 
-// untried reports whether a deployment of m not yet tried this round
-// could take the request.
-func (c *Core) untried(m *Model, tried *balance.Tried, now time.Time) bool {
+// available reports whether a deployment of m outside tried (nil: none
+// tried) could take a request at now.
+func available(m *Model, tried *balance.Tried, now time.Time) bool {
 	for i, d := range m.Pool {
-		if !tried.Has(i) && d.InRotation() && d.Breaker.Ready(now) {
-			return true
-		}
-	}
-	return false
-}
-
-// anyReady reports whether any deployment of m could take a request now.
-func (c *Core) anyReady(m *Model, now time.Time) bool {
-	for _, d := range m.Pool {
-		if d.InRotation() && d.Breaker.Ready(now) {
+		if (tried == nil || !tried.Has(i)) && d.InRotation() && d.Breaker.Ready(now) {
 			return true
 		}
 	}
@@ -361,15 +351,21 @@ func (c *Core) end(ctx context.Context, m *Model, d *balance.Deployment, t balan
 		// gateway is at fault (the breaker bounds how often this logs).
 		c.log.Error("deployment misconfigured", "model", m.Name, "deployment", d.Config.Name, "err", err)
 	}
+	c.settle(m, d, t, v.health, v.outcome, err)
+	return v
+}
+
+// settle gives a deployment the outcome of one of its attempts (health,
+// with reason the outcome class and err what happened): the last failure
+// it is held to, and its breaker, whose changes are logged.
+func (c *Core) settle(m *Model, d *balance.Deployment, t balance.Ticket, health balance.Outcome, reason string, err error) {
 	now := c.clock.Now()
-	if v.health == balance.Failure {
-		d.NoteFailure(balance.Failed{At: now, Reason: v.outcome, Message: apierror.From(err).Message})
+	if health == balance.Failure {
+		d.NoteFailure(balance.Failed{At: now, Reason: reason, Message: apierror.From(err).Message})
 	}
-	from, to := d.Breaker.End(t, v.health, now)
-	if from != to {
+	if from, to := d.Breaker.End(t, health, now); from != to {
 		c.log.Warn("breaker", "model", m.Name, "deployment", d.Config.Name, "from", from.String(), "to", to.String(), "err", err)
 	}
-	return v
 }
 
 // Done ends a call: a (nil when Do failed) has been relayed with the
@@ -428,23 +424,16 @@ func (c *Core) Abandon(call *Call, a *Answer) {
 
 // endRelay gives the relay's outcome to the deployment that answered.
 func (c *Core) endRelay(a *Answer, err error) {
-	d := a.Deployment
-	d.Release()
-	health := balance.Success
+	a.Deployment.Release()
+	health, reason := balance.Success, ""
 	switch {
 	case err == context.Canceled:
 		health = balance.Neutral // the client left
 	case err != nil:
 		v := judge(context.Background(), err)
-		health = v.health
-		if health == balance.Failure {
-			d.NoteFailure(balance.Failed{At: c.clock.Now(), Reason: "stream_" + v.outcome, Message: apierror.From(err).Message})
-		}
+		health, reason = v.health, "stream_"+v.outcome
 	}
-	from, to := d.Breaker.End(a.ticket, health, c.clock.Now())
-	if from != to {
-		c.log.Warn("breaker", "model", a.Model.Name, "deployment", d.Config.Name, "from", from.String(), "to", to.String(), "err", err)
-	}
+	c.settle(a.Model, a.Deployment, a.ticket, health, reason, err)
 }
 
 var _ Picker = (*balance.Picker)(nil)

@@ -60,11 +60,8 @@ func (s *Server) relay(ctx context.Context, w http.ResponseWriter, a *dispatch.A
 func (s *Server) endStream(ctx context.Context, fw *flushWriter, err error, reqID string) (int, error) {
 	switch {
 	case fw.err == nil && err != nil && errors.Is(context.Cause(ctx), ErrShutdown):
-		fw.Write([]byte("data: "))
-		fw.Write(apierror.New(http.StatusServiceUnavailable, "gateway_shutting_down",
-			"The gateway is shutting down; the answer is incomplete.").JSON())
-		fw.Write([]byte("\n"))
-		fw.Flush()
+		errorEvent(fw, apierror.New(http.StatusServiceUnavailable, "gateway_shutting_down",
+			"The gateway is shutting down; the answer is incomplete."))
 		s.opt.Log.Warn("stream ended by shutdown", "request_id", reqID)
 		return http.StatusServiceUnavailable, context.Canceled // not the deployment's doing
 	case fw.err != nil || (err != nil && ctx.Err() != nil):
@@ -78,14 +75,20 @@ func (s *Server) endStream(ctx context.Context, fw *flushWriter, err error, reqI
 		if ae := apierror.From(err); ae.Code == backend.CodeDeadlineExceeded {
 			e = ae // the client's own deadline passed: say that
 		}
-		fw.Write([]byte("data: "))
-		fw.Write(e.JSON()) // ends in a newline: one more ends the event
-		fw.Write([]byte("\n"))
-		fw.Flush()
+		errorEvent(fw, e)
 		s.opt.Log.Warn("stream cut", "request_id", reqID, "err", err)
 		return e.Status, err
 	}
 	return 0, nil
+}
+
+// errorEvent ends a stream, whose status line is gone, with e as an SSE
+// event, as OpenAI does, and no [DONE], so it never looks whole.
+func errorEvent(fw *flushWriter, e *apierror.Error) {
+	fw.Write([]byte("data: "))
+	fw.Write(e.JSON()) // ends in a newline: one more ends the event
+	fw.Write([]byte("\n"))
+	fw.Flush()
 }
 
 // copyStream copies a body that has no WriteTo, flushing each read. Its
