@@ -239,18 +239,8 @@ func TestSimKilledMidRequestFallsBack(t *testing.T) {
 // process exits 0 and stops accepting.
 func TestGracefulShutdown(t *testing.T) {
 	gw := start(t, "serve", "--addr", "127.0.0.1:0")
-	resp, err := chat(context.Background(), gw.URL, `{"model":"qwen3-omni-7b","stream":true,"max_tokens":30,"messages":[{"role":"user","content":"count"}]}`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(resp.Body)
-	if _, err := br.ReadString('\n'); err != nil {
-		t.Fatal(err)
-	}
-	gw.cmd.Process.Signal(syscall.SIGTERM)
-	rest, err := io.ReadAll(br)
-	resp.Body.Close()
-	if err != nil || !strings.HasSuffix(string(rest), "data: [DONE]\n\n") {
+	rest, err := streamThroughSIGTERM(t, gw, `{"model":"qwen3-omni-7b","stream":true,"max_tokens":30,"messages":[{"role":"user","content":"count"}]}`)
+	if err != nil || !strings.HasSuffix(rest, "data: [DONE]\n\n") {
 		t.Fatalf("stream did not finish during the grace period: err %v, %q", err, rest)
 	}
 	done := make(chan error, 1)
@@ -266,6 +256,24 @@ func TestGracefulShutdown(t *testing.T) {
 	if _, err := http.Get(gw.URL + "/healthz"); err == nil {
 		t.Error("gateway still accepting after shutdown")
 	}
+}
+
+// streamThroughSIGTERM opens a stream at gw, reads its first line, sends
+// gw SIGTERM and returns the rest of the stream.
+func streamThroughSIGTERM(t *testing.T, gw *proc, body string) (string, error) {
+	t.Helper()
+	resp, err := chat(context.Background(), gw.URL, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	if _, err := br.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	gw.cmd.Process.Signal(syscall.SIGTERM)
+	rest, err := io.ReadAll(br)
+	return string(rest), err
 }
 
 // TestEnvOverrides: OMNIGATE_CONFIG and OMNIGATE_ADDR configure serve without flags.

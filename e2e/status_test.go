@@ -1,13 +1,11 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -174,19 +172,9 @@ models:
     deployments: [{name: d, kind: sim, profile: qwen3-omni-30b}]
 `)
 	gw := start(t, "serve", "--config", cfg)
-	resp, err := chat(context.Background(), gw.URL, `{"model":"m","stream":true,"max_tokens":8000,"messages":[{"role":"user","content":"a very long story"}]}`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(resp.Body)
-	if _, err := br.ReadString('\n'); err != nil {
-		t.Fatal(err)
-	}
-	gw.cmd.Process.Signal(syscall.SIGTERM)
-	rest, _ := io.ReadAll(br)
-	resp.Body.Close()
-	if strings.Contains(string(rest), "[DONE]") || !strings.Contains(string(rest), `"code":"gateway_shutting_down"`) {
-		t.Errorf("a stream cut by the shutdown ended with %q", tail(string(rest), 300))
+	rest, _ := streamThroughSIGTERM(t, gw, `{"model":"m","stream":true,"max_tokens":8000,"messages":[{"role":"user","content":"a very long story"}]}`)
+	if strings.Contains(rest, "[DONE]") || !strings.Contains(rest, `"code":"gateway_shutting_down"`) {
+		t.Errorf("a stream cut by the shutdown ended with %q", tail(rest, 300))
 	}
 	gw.cmd.Wait()
 }

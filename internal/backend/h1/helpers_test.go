@@ -2,6 +2,8 @@ package h1
 
 import (
 	"bufio"
+	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -140,4 +142,19 @@ func (t *Transport) idleCount0(addr string) int {
 		return len(h.idle)
 	}
 	return 0
+}
+
+// echo POSTs want to addr, whose server echoes bodies, and checks the
+// answer is want.
+func echo(tr *Transport, addr, want string) error {
+	resp, err := tr.Send(context.Background(), &Request{Method: "POST", Addr: addr, Host: addr, Target: "/", Body: []byte(want)})
+	if err != nil {
+		return err
+	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || string(got) != want {
+		return fmt.Errorf("got %q, %v; want %q", got, err, want)
+	}
+	return nil
 }

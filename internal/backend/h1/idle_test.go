@@ -45,16 +45,8 @@ func burst(tr *Transport, addr string, n int) []error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			want := fmt.Sprintf("r%d", i)
-			resp, err := tr.Send(context.Background(), &Request{Method: "POST", Addr: addr, Host: addr, Target: "/", Body: []byte(want)})
-			if err != nil {
+			if err := echo(tr, addr, fmt.Sprintf("r%d", i)); err != nil {
 				errs <- err
-				return
-			}
-			got, err := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if err != nil || string(got) != want {
-				errs <- fmt.Errorf("got %q, %v; want %q", got, err, want)
 			}
 		}()
 	}
