@@ -373,30 +373,16 @@ func (c *Core) settle(m *Model, d *balance.Deployment, t balance.Ticket, health 
 // stream the upstream cut counts against its deployment). It records the
 // request's metrics. a belongs to the core again afterwards.
 func (c *Core) Done(call *Call, a *Answer, status int, err error) {
-	if call.cancel != nil {
-		call.cancel()
-		call.cancel = nil
-	}
-	if a != nil {
-		if err == nil && status == apierror.StatusClientClosed {
-			err = context.Canceled
-		}
-		c.endRelay(a, err)
+	if a != nil && err == nil && status == apierror.StatusClientClosed {
+		err = context.Canceled
 	}
 	m := call.requested
+	c.finish(call, a, err)
 	if m == nil {
 		c.metrics.Request("", status)
 		return
 	}
-	m.Metrics.Inflight.Dec()
 	m.Metrics.Request(status)
-	if a != nil {
-		if u, ok := a.usage.usage(); ok {
-			a.Model.Metrics.Tokens(u.PromptTokens, u.CompletionTokens)
-		}
-		*a = Answer{}
-		c.answers.Put(a)
-	}
 	if status < 400 {
 		m.Metrics.Latency.Observe(c.clock.Now().Sub(call.start).Seconds())
 	}
@@ -407,18 +393,28 @@ func (c *Core) Done(call *Call, a *Answer, status int, err error) {
 // client's): a, when the attempt had answered, is released as neutral,
 // and the call counts as nothing yet.
 func (c *Core) Abandon(call *Call, a *Answer) {
+	c.finish(call, a, context.Canceled)
+	call.requested = nil
+}
+
+// finish releases what a call holds: its deadline, its answer (whose relay
+// ended with err; the tokens it reported are counted) and its place in
+// the model's in-flight count.
+func (c *Core) finish(call *Call, a *Answer, err error) {
+	if call.cancel != nil {
+		call.cancel()
+		call.cancel = nil
+	}
 	if a != nil {
-		c.endRelay(a, context.Canceled)
+		c.endRelay(a, err)
+		if u, ok := a.usage.usage(); ok {
+			a.Model.Metrics.Tokens(u.PromptTokens, u.CompletionTokens)
+		}
 		*a = Answer{}
 		c.answers.Put(a)
 	}
 	if call.requested != nil {
 		call.requested.Metrics.Inflight.Dec()
-		call.requested = nil
-	}
-	if call.cancel != nil {
-		call.cancel()
-		call.cancel = nil
 	}
 }
 
