@@ -107,10 +107,7 @@ func NewOpenAI(d config.Deployment, t http.RoundTripper) (*OpenAI, error) {
 func (o *OpenAI) Do(ctx context.Context, r *Request) (*http.Response, error) {
 	aggregate := o.stream && !r.Stream
 	a := attempt{endpoint: r.Endpoint, body: o.prepare(r, aggregate), stream: r.Stream || aggregate,
-		requestID: r.RequestID, idle: o.idle, total: o.total}
-	if a.stream {
-		a.head = o.firstToken
-	}
+		requestID: r.RequestID, head: o.firstToken, idle: o.idle, total: o.total}
 	resp, err := o.send.send(ctx, a)
 	if err != nil {
 		return nil, classify(ctx, o.limits, err)
@@ -145,6 +142,15 @@ func (o *OpenAI) answer(resp *http.Response, r *Request, stream, aggregate bool)
 	}
 	if aggregate && sse { // else the upstream ignored stream:true and sent JSON
 		return o.aggregate(resp, o.errorSource(r), public)
+	}
+	if sse {
+		// A stream's headers are no sign of life: until its first bytes
+		// come (within first_token), nothing is relayed, so a silent or
+		// failing engine can still be left for another.
+		if err := resp.Body.(readier).Ready(); err != nil {
+			resp.Body.Close()
+			return nil, err
+		}
 	}
 	if public != "" {
 		resp.Body = newModelRewriter(resp.Body, public, sse)
@@ -194,6 +200,23 @@ func (b *attemptBody) Read(p []byte) (int, error) {
 
 // Close closes the upstream body.
 func (b *attemptBody) Close() error { return b.rc.Close() }
+
+// readier is a body that can wait for its first bytes without consuming
+// them: h1's, and the roundTripSender's.
+type readier interface{ Ready() error }
+
+// Ready waits for the body's first bytes; a failure is classified as a
+// Read's would be.
+func (b *attemptBody) Ready() error {
+	r, ok := b.rc.(readier)
+	if !ok {
+		return nil
+	}
+	if err := r.Ready(); err != nil {
+		return classify(b.ctx, b.limits, err)
+	}
+	return nil
+}
 
 // attemptWriterBody is an attemptBody over a body that has WriteTo (the
 // h1 sender's), so a caller can copy it with no buffer of its own.

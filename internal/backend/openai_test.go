@@ -219,6 +219,7 @@ func TestOpenAITimeouts(t *testing.T) {
 	}{
 		{"first token", config.Timeouts{FirstToken: ms(50)}, nil, PhaseFirstToken},
 		{"total before header", config.Timeouts{Total: ms(50)}, nil, PhaseTotal},
+		{"first token after the headers", config.Timeouts{FirstToken: ms(50), Idle: ms(5000)}, []string{""}, PhaseFirstToken},
 		{"idle while streaming", config.Timeouts{FirstToken: ms(5000), Idle: ms(50)}, []string{"data: {\"a\":1}\n\n"}, PhaseIdle},
 		{"total while streaming", config.Timeouts{Total: ms(80)}, []string{"data: {\"a\":1}\n\n"}, PhaseTotal},
 	}
@@ -230,10 +231,7 @@ func TestOpenAITimeouts(t *testing.T) {
 				d := config.Deployment{URL: srv.URL + "/v1", Timeouts: tt.timeouts}
 				o := newBackendOn(t, d, kind.make(d))
 				resp, err := o.Do(context.Background(), chatRequest(t, `{"model":"m","stream":true}`, "m", true))
-				if len(tt.events) > 0 {
-					if err != nil {
-						t.Fatalf("Do: %v", err)
-					}
+				if err == nil { // a stream started: the limit ends it
 					defer resp.Body.Close()
 					_, err = io.ReadAll(resp.Body)
 				}
@@ -248,18 +246,28 @@ func TestOpenAITimeouts(t *testing.T) {
 	}
 }
 
-func TestOpenAIFirstTokenOnlyForStreams(t *testing.T) {
-	srv := upstream(t, func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		time.Sleep(30 * time.Millisecond) // far past first_token: a slow non-streaming answer
-		io.WriteString(w, `{"model":"m"}`)
-	})
-	o := newBackend(t, config.Deployment{URL: srv.URL + "/v1", Timeouts: config.Timeouts{FirstToken: config.Duration(time.Millisecond)}})
-	resp, err := o.Do(context.Background(), chatRequest(t, `{"model":"m"}`, "m", false))
-	if err != nil {
-		t.Fatalf("non-streaming request hit first_token: %v", err)
+// A non-streaming answer comes whole: first_token bounds all of it.
+func TestOpenAIFirstTokenBoundsNonStreaming(t *testing.T) {
+	for _, kind := range transportKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			srv := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				select {
+				case <-time.After(2 * time.Second):
+				case <-r.Context().Done():
+				}
+				io.WriteString(w, `{"model":"m"}`)
+			})
+			d := config.Deployment{URL: srv.URL + "/v1", Timeouts: config.Timeouts{FirstToken: config.Duration(30 * time.Millisecond)}}
+			o := newBackendOn(t, d, kind.make(d))
+			_, err := o.Do(context.Background(), chatRequest(t, `{"model":"m"}`, "m", false))
+			ae := asAPIError(t, err, http.StatusGatewayTimeout, CodeUpstreamTimeout)
+			var te *TimeoutError
+			if !errors.As(ae, &te) || te.Phase != PhaseFirstToken {
+				t.Fatalf("cause %v, want a first_token *TimeoutError", ae.Err)
+			}
+		})
 	}
-	resp.Body.Close()
 }
 
 func TestOpenAIClientCancel(t *testing.T) {

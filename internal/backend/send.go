@@ -21,8 +21,9 @@ type attempt struct {
 	body      []byte // as it goes upstream
 	stream    bool   // asks for an SSE stream
 	requestID string
-	// The time limits, 0 for none: until the response head (first_token,
-	// for streams only: a non-streaming head comes with the whole answer),
+	// The time limits, 0 for none: until the response head and the first
+	// byte of its body (first_token: for a stream, its first event; a
+	// non-streaming answer comes whole, so it bounds the whole answer),
 	// between body reads (idle), and for the whole attempt (total).
 	head, idle, total time.Duration
 }
@@ -177,16 +178,15 @@ func (s *roundTripSender) send(ctx context.Context, a attempt) (*http.Response, 
 		head = time.AfterFunc(a.head, func() { cancel(&TimeoutError{Phase: PhaseFirstToken, Limit: a.head}) })
 	}
 	resp, err := s.rt.RoundTrip(req)
-	if head != nil && !head.Stop() && err == nil {
-		// The timer fired as the head arrived: the attempt is cancelled.
-		resp.Body.Close()
-		err = context.Cause(actx)
-	}
 	if err != nil {
+		if head != nil {
+			head.Stop()
+		}
 		cancel(nil)
 		return nil, expired(ctx, actx, err)
 	}
-	b := &timerBody{rc: resp.Body, parent: ctx, ctx: actx, cancel: cancel, idle: a.idle}
+	// The head timer runs on until the body's first byte (timerBody.Read).
+	b := &timerBody{rc: resp.Body, parent: ctx, ctx: actx, cancel: cancel, idle: a.idle, head: head}
 	if a.idle > 0 {
 		b.timer = time.AfterFunc(a.idle, func() { cancel(&TimeoutError{Phase: PhaseIdle, Limit: a.idle}) })
 		b.timer.Stop()
@@ -226,10 +226,24 @@ type timerBody struct {
 	cancel context.CancelCauseFunc
 	idle   time.Duration
 	timer  *time.Timer // nil without an idle limit
+	head   *time.Timer // the first_token timer, until the first byte; nil after
+
+	started  bool   // Read was called
+	first    []byte // read by Ready, for the next Reads
+	firstErr error  // what the read that got first returned
 }
 
 // Read reads the upstream body, bounded by the idle limit.
 func (b *timerBody) Read(p []byte) (int, error) {
+	b.started = true
+	if b.first != nil {
+		n := copy(p, b.first)
+		if b.first = b.first[n:]; len(b.first) == 0 {
+			b.first = nil
+			return n, b.firstErr
+		}
+		return n, nil
+	}
 	if b.timer != nil {
 		b.timer.Reset(b.idle)
 	}
@@ -237,16 +251,38 @@ func (b *timerBody) Read(p []byte) (int, error) {
 	if b.timer != nil {
 		b.timer.Stop()
 	}
+	if b.head != nil && (n > 0 || err != nil) {
+		b.head.Stop()
+		b.head = nil
+	}
 	if err != nil && err != io.EOF {
 		err = expired(b.parent, b.ctx, err)
 	}
 	return n, err
 }
 
+// Ready waits for the body's first bytes (see h1's body.Ready) and keeps
+// them for the next Read.
+func (b *timerBody) Ready() error {
+	if b.started {
+		return nil
+	}
+	buf := make([]byte, 512)
+	n, err := b.Read(buf)
+	b.first, b.firstErr = buf[:n], err
+	if err == io.EOF {
+		return nil
+	}
+	return err
+}
+
 // Close closes the upstream body and releases the attempt's context.
 func (b *timerBody) Close() error {
 	if b.timer != nil {
 		b.timer.Stop()
+	}
+	if b.head != nil {
+		b.head.Stop()
 	}
 	err := b.rc.Close()
 	b.cancel(nil)

@@ -43,7 +43,10 @@ type Model struct {
 	Capabilities  Capabilities `yaml:"capabilities"`
 	Limits        Limits       `yaml:"limits"`
 	Retry         Retry        `yaml:"retry"`
-	Deployments   []Deployment `yaml:"deployments"`
+	// Timeouts are the defaults of the model's deployments, each of which
+	// may set its own; unset keys follow the tier (see TierTimeouts).
+	Timeouts    Timeouts     `yaml:"timeouts"`
+	Deployments []Deployment `yaml:"deployments"`
 }
 
 // Retry is how a model's failed attempts are tried again: each on another
@@ -155,12 +158,17 @@ type HealthCheck struct {
 // On reports whether the check runs (after ApplyDefaults).
 func (h HealthCheck) On() bool { return h.Enabled != nil && *h.Enabled }
 
-// Timeouts bound one upstream attempt.
+// Timeouts bound one upstream attempt. Defaults follow the model's tier
+// (TierTimeouts).
 type Timeouts struct {
-	Connect    Duration `yaml:"connect"`     // default 2s
-	FirstToken Duration `yaml:"first_token"` // response headers; default 30s
-	Idle       Duration `yaml:"idle"`        // gap between stream chunks; default 30s
-	Total      Duration `yaml:"total"`       // default 10m
+	Connect Duration `yaml:"connect"`
+	// FirstToken bounds the wait from sending to the first byte of the
+	// answer: a stream's first event (its headers alone do not count),
+	// and, since an engine sends a non-streaming answer whole, all of a
+	// non-streaming answer.
+	FirstToken Duration `yaml:"first_token"`
+	Idle       Duration `yaml:"idle"` // the gap between two reads of a stream
+	Total      Duration `yaml:"total"`
 }
 
 // Routing holds cross-model policy.

@@ -36,11 +36,25 @@ const (
 	DefaultRetryBudget     = 0.2
 	DefaultRetryMinRetries = 10
 
-	DefaultConnectTimeout    = 2 * time.Second
-	DefaultFirstTokenTimeout = 30 * time.Second
-	DefaultIdleTimeout       = 30 * time.Second
-	DefaultTotalTimeout      = 10 * time.Minute
+	// DefaultConnectTimeout is the connect timeout of a model with no
+	// known tier (see TierTimeouts).
+	DefaultConnectTimeout = 2 * time.Second
+
+	TierSmall = "small"
+	TierLarge = "large"
 )
+
+// TierTimeouts are the default timeouts of a tier's deployments; "" is
+// the default of a model of another tier, or of none. A small tier (one
+// GPU, answers in under a second) fails fast, so a retry elsewhere comes
+// soon; a large one (tensor parallel, seconds per answer, busier) waits
+// longer before it gives up. first_token bounds all of a non-streaming
+// answer: its default leaves room for a long one.
+var TierTimeouts = map[string]Timeouts{
+	TierSmall: {Connect: Duration(time.Second), FirstToken: Duration(10 * time.Second), Idle: Duration(5 * time.Second), Total: Duration(5 * time.Minute)},
+	TierLarge: {Connect: Duration(2 * time.Second), FirstToken: Duration(60 * time.Second), Idle: Duration(15 * time.Second), Total: Duration(10 * time.Minute)},
+	"":        {Connect: Duration(DefaultConnectTimeout), FirstToken: Duration(30 * time.Second), Idle: Duration(30 * time.Second), Total: Duration(10 * time.Minute)},
+}
 
 // Words with meaning in the config.
 const (
@@ -109,12 +123,25 @@ func (m *Model) applyDefaults() {
 	}
 	setDefault(&l.MaxN, DefaultMaxN)
 	setDefault(&l.OnViolation, DefaultOnViolation)
+	tier, ok := TierTimeouts[m.Tier]
+	if !ok {
+		tier = TierTimeouts[""]
+	}
+	m.Timeouts.applyDefaults(tier)
 	for i := range m.Deployments {
-		m.Deployments[i].applyDefaults(m.Name)
+		m.Deployments[i].applyDefaults(m.Name, m.Timeouts)
 	}
 }
 
-func (d *Deployment) applyDefaults(model string) {
+// applyDefaults sets each unset timeout from def.
+func (t *Timeouts) applyDefaults(def Timeouts) {
+	setDefault(&t.Connect, def.Connect)
+	setDefault(&t.FirstToken, def.FirstToken)
+	setDefault(&t.Idle, def.Idle)
+	setDefault(&t.Total, def.Total)
+}
+
+func (d *Deployment) applyDefaults(model string, timeouts Timeouts) {
 	if d.Kind == "" {
 		switch {
 		case d.URL != "":
@@ -143,11 +170,7 @@ func (d *Deployment) applyDefaults(model string) {
 		setDefault(&h.Successes, DefaultHealthSuccesses)
 	}
 	// Timeouts apply to both kinds: the simulator can hang or stall on purpose.
-	t := &d.Timeouts
-	setDefault(&t.Connect, Duration(DefaultConnectTimeout))
-	setDefault(&t.FirstToken, Duration(DefaultFirstTokenTimeout))
-	setDefault(&t.Idle, Duration(DefaultIdleTimeout))
-	setDefault(&t.Total, Duration(DefaultTotalTimeout))
+	d.Timeouts.applyDefaults(timeouts)
 }
 
 // setDefault sets *p to def when *p is the zero value.

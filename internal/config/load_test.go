@@ -164,6 +164,7 @@ func TestApplyDefaults(t *testing.T) {
 	data := []byte(`
 models:
   - name: m
+    timeouts: {idle: 7s}
     deployments:
       - {name: up, url: "http://h:8000/v1"}
       - {name: s, profile: p}
@@ -175,9 +176,11 @@ models:
 		t.Fatal(err)
 	}
 	cfg.ApplyDefaults()
+	// No tier: the model's timeouts are the general defaults but for what
+	// it sets, and its deployments take them but for what they set.
 	defaultTimeouts := Timeouts{
 		Connect: Duration(2 * time.Second), FirstToken: Duration(30 * time.Second),
-		Idle: Duration(30 * time.Second), Total: Duration(10 * time.Minute),
+		Idle: Duration(7 * time.Second), Total: Duration(10 * time.Minute),
 	}
 	want := &Config{
 		Server: Server{
@@ -194,7 +197,8 @@ models:
 				Temperature: &Range{Min: 0, Max: 2}, TopP: &Range{Min: 0, Max: 1},
 				MaxN: 8, OnViolation: "reject",
 			},
-			Retry: defaultRetry,
+			Retry:    defaultRetry,
+			Timeouts: defaultTimeouts,
 			Deployments: []Deployment{
 				{Name: "up", Kind: "openai", URL: "http://h:8000/v1", UpstreamModel: "m", Dialect: "openai",
 					Weight: 1, Timeouts: defaultTimeouts, MaxIdleConns: 256, IdleConnTimeout: Duration(4 * time.Second),
@@ -203,7 +207,7 @@ models:
 				{Name: "custom", Kind: "openai", URL: "http://h/v1", UpstreamModel: "U", Dialect: "vllm", Weight: 3,
 					MaxIdleConns: 4, IdleConnTimeout: Duration(time.Second), Timeouts: Timeouts{
 						Connect: Duration(time.Second), FirstToken: Duration(30 * time.Second),
-						Idle: Duration(30 * time.Second), Total: Duration(time.Minute),
+						Idle: Duration(7 * time.Second), Total: Duration(time.Minute),
 					}, HealthCheck: defaultHealth("/health")},
 			},
 		}},
@@ -223,9 +227,13 @@ models:
 }
 
 func TestDefault(t *testing.T) {
-	timeouts := Timeouts{
-		Connect: Duration(2 * time.Second), FirstToken: Duration(30 * time.Second),
-		Idle: Duration(30 * time.Second), Total: Duration(10 * time.Minute),
+	small := Timeouts{ // the tiers' defaults
+		Connect: Duration(time.Second), FirstToken: Duration(10 * time.Second),
+		Idle: Duration(5 * time.Second), Total: Duration(5 * time.Minute),
+	}
+	large := Timeouts{
+		Connect: Duration(2 * time.Second), FirstToken: Duration(60 * time.Second),
+		Idle: Duration(15 * time.Second), Total: Duration(10 * time.Minute),
 	}
 	limits := func(maxTokens int, media MediaLimit) Limits {
 		return Limits{MaxTokens: maxTokens, Temperature: &Range{Min: 0, Max: 2}, TopP: &Range{Min: 0, Max: 1},
@@ -245,10 +253,11 @@ func TestDefault(t *testing.T) {
 					Input: []string{"text", "image", "audio", "video"}, Output: []string{"text", "audio"},
 					Endpoints: []string{"chat", "completions"},
 				},
-				Limits: limits(8192, MediaLimit{Image: intp(5), Audio: intp(3), Video: intp(1)}),
-				Retry:  defaultRetry,
+				Limits:   limits(8192, MediaLimit{Image: intp(5), Audio: intp(3), Video: intp(1)}),
+				Retry:    defaultRetry,
+				Timeouts: small,
 				Deployments: []Deployment{{Name: "sim-7b", Kind: "sim", Profile: "qwen3-omni-7b", AudioOutput: true,
-					Weight: 1, Timeouts: timeouts}},
+					Weight: 1, Timeouts: small}},
 			},
 			{
 				Name: "qwen3-omni-30b", Aliases: []string{"large"}, Tier: "large", ContextWindow: 65536,
@@ -258,7 +267,8 @@ func TestDefault(t *testing.T) {
 				},
 				Limits:      limits(4096, MediaLimit{}),
 				Retry:       defaultRetry,
-				Deployments: []Deployment{{Name: "sim-30b", Kind: "sim", Profile: "qwen3-omni-30b", AudioOutput: true, Weight: 1, Timeouts: timeouts}},
+				Timeouts:    large,
+				Deployments: []Deployment{{Name: "sim-30b", Kind: "sim", Profile: "qwen3-omni-30b", AudioOutput: true, Weight: 1, Timeouts: large}},
 			},
 		},
 		Routing: Routing{Fallbacks: map[string][]string{"qwen3-omni-30b": {"qwen3-omni-7b"}}},

@@ -168,6 +168,7 @@ func (v *validator) model(p string, m *Model, owners map[string]string) {
 	}
 	v.capabilities(p+".capabilities", m)
 	v.limits(p+".limits", m)
+	v.timeouts(p+".timeouts", m.Timeouts)
 	if len(m.Deployments) == 0 {
 		v.add(p+".deployments", "at least one deployment is required")
 	}
@@ -291,10 +292,14 @@ func (v *validator) deployment(p string, d *Deployment) {
 	if d.Weight < 1 {
 		v.add(p+".weight", "must be >= 1, got %d", d.Weight)
 	}
-	v.nonNegative(p+".timeouts.connect", d.Timeouts.Connect)
-	v.nonNegative(p+".timeouts.first_token", d.Timeouts.FirstToken)
-	v.nonNegative(p+".timeouts.idle", d.Timeouts.Idle)
-	v.nonNegative(p+".timeouts.total", d.Timeouts.Total)
+	v.timeouts(p+".timeouts", d.Timeouts)
+}
+
+func (v *validator) timeouts(p string, t Timeouts) {
+	v.nonNegative(p+".connect", t.Connect)
+	v.nonNegative(p+".first_token", t.FirstToken)
+	v.nonNegative(p+".idle", t.Idle)
+	v.nonNegative(p+".total", t.Total)
 }
 
 func (v *validator) simDeployment(p string, d *Deployment) {

@@ -154,6 +154,8 @@ func TestValidate(t *testing.T) {
 		{"negative timeouts", func(c *Config) {
 			c.Models[1].Deployments[0].Timeouts = Timeouts{Connect: -1, Total: -1}
 		}, []string{"models[1].deployments[0].timeouts.connect", "models[1].deployments[0].timeouts.total"}, "must be >= 0"},
+		{"negative model timeouts", func(c *Config) { c.Models[0].Timeouts.FirstToken = -1 },
+			[]string{"models[0].timeouts.first_token", "models[0].deployments[0].timeouts.first_token"}, "must be >= 0"}, // inherited
 		{"negative idle_conn_timeout", func(c *Config) { c.Models[1].Deployments[0].IdleConnTimeout = -1 },
 			[]string{"models[1].deployments[0].idle_conn_timeout"}, "must be >= 0"},
 		{"health check interval", func(c *Config) { c.Models[1].Deployments[0].HealthCheck.Interval = -1 },

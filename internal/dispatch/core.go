@@ -11,6 +11,7 @@ package dispatch
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -259,7 +260,8 @@ func (c *Core) send(ctx context.Context, call *Call, m *Model, view *request.Req
 			// Every deployment was tried this round: wait, then the pool
 			// again (those whose breaker opened stay out).
 			rounds++
-			if !c.sleep(ctx, resilience.Backoff(rounds, m.Retry.Backoff.D(), m.Retry.MaxBackoff.D())) {
+			wait, ok := c.roundWait(ctx, m, rounds, lastErr)
+			if !ok || !c.sleep(ctx, wait) {
 				return nil, lastErr
 			}
 			tried = balance.Tried{}
@@ -307,6 +309,25 @@ func (c *Core) send(ctx context.Context, call *Call, m *Model, view *request.Req
 			m.Metrics.Retry()
 		}
 	}
+}
+
+// roundWait is the wait before round n of m's retries after err: the
+// jittered backoff, or the engine's Retry-After when longer. ok is false
+// when the wait is not worth it: a Retry-After past the model's
+// max_backoff (the client hears it instead), or a wait that would end
+// past the client's deadline.
+func (c *Core) roundWait(ctx context.Context, m *Model, n int, err error) (wait time.Duration, ok bool) {
+	wait = resilience.Backoff(n, m.Retry.Backoff.D(), m.Retry.MaxBackoff.D())
+	if e := (*apierror.Error)(nil); errors.As(err, &e) && e.RetryAfter > 0 {
+		if e.RetryAfter > m.Retry.MaxBackoff.D() {
+			return 0, false
+		}
+		wait = max(wait, e.RetryAfter)
+	}
+	if dl, has := ctx.Deadline(); has && time.Until(dl) < wait { // a context's deadline is on the real clock
+		return 0, false
+	}
+	return wait, true
 }
 
 // available reports whether a deployment of m outside tried (nil: none

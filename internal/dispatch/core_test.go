@@ -74,6 +74,7 @@ type harness struct {
 	backends map[string]*fakeBackend
 	registry *balance.Registry
 	metrics  *telemetry.Metrics
+	deadline time.Duration // > 0: each call's, from now (real time)
 }
 
 // inOrder picks the first untried deployment that passes the filters, so
@@ -155,6 +156,9 @@ func (h *harness) doCtx(t *testing.T, ctx context.Context, body string) (*Answer
 		t.Fatal(err)
 	}
 	call := &Call{Req: &req, Body: []byte(body), RequestID: "t"}
+	if h.deadline > 0 {
+		call.Deadline = time.Now().Add(h.deadline)
+	}
 	a, err := h.core.Do(ctx, call)
 	status := 200
 	var seen *Answer // a goes back to the core at Done
@@ -244,13 +248,14 @@ func TestFailuresThatCountAgainstADeployment(t *testing.T) {
 		retry bool
 	}{
 		{"dial", errDial, true, true},
-		{"first-token timeout", errTimeout, true, false},
+		{"first-token timeout", errTimeout, true, true},
 		{"upstream 503", err503, true, true},
-		{"upstream 500", &apierror.Error{Status: 500, Upstream: true}, true, false},
+		{"upstream 500", &apierror.Error{Status: 500, Upstream: true}, true, true},
+		{"upstream 501", &apierror.Error{Status: 501, Upstream: true}, true, false},
 		{"connection reset", &apierror.Error{Status: 502, Err: &backend.ConnError{Err: errors.New("reset")}}, true, true},
 		{"misconfigured", &apierror.Error{Status: 502, Code: "deployment_misconfigured", Err: &backend.MisconfiguredError{Deployment: "b1", Status: 401}}, true, true},
 		{"upstream 400", err400, false, false},
-		{"upstream 429", tooMany, false, false},
+		{"upstream 429", tooMany, false, true},
 		{"gateway out of files", errLocal, false, false},
 	}
 	for _, tt := range tests {
@@ -498,6 +503,47 @@ func TestRetryRounds(t *testing.T) {
 	h = soloHarness(t, retry, 1, 100, fails(err400))
 	if _, err, _ := h.driven(t, soloChat); apierror.From(err).Status != 400 || h.backends["s"].calls() != 1 {
 		t.Errorf("a client error was retried: %v, %d calls", err, h.backends["s"].calls())
+	}
+}
+
+// TestRetryAfter: a 429 is tried again after the engine's Retry-After when
+// it is within max_backoff and the client's deadline; a longer one goes
+// back to the client at once, with its Retry-After.
+func TestRetryAfter(t *testing.T) {
+	retry := config.Retry{Attempts: 3, Backoff: config.Duration(time.Millisecond), MaxBackoff: config.Duration(2 * time.Second)}
+	busy := func(after time.Duration) error {
+		return &apierror.Error{Status: 429, Type: apierror.TypeRateLimit, Upstream: true, RetryAfter: after}
+	}
+	tests := []struct {
+		name     string
+		after    time.Duration
+		deadline time.Duration // 0: none
+		calls    int
+		answered bool
+		waited   time.Duration // at least
+	}{
+		{"short: waited out", time.Second, 0, 2, true, time.Second},
+		{"past max_backoff: to the client", 5 * time.Second, 0, 1, false, 0},
+		{"past the deadline: to the client", time.Second, 500 * time.Millisecond, 1, false, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := soloHarness(t, retry, 1, 100, fails(busy(tt.after)), ok)
+			h.deadline = tt.deadline
+			a, err, waited := h.driven(t, soloChat)
+			if got := a != nil; got != tt.answered {
+				t.Fatalf("answered %v, want %v (err %v)", got, tt.answered, err)
+			}
+			if !tt.answered && apierror.From(err).RetryAfter != tt.after {
+				t.Errorf("err %v: want the engine's 429 with its Retry-After %v", err, tt.after)
+			}
+			if n := h.backends["s"].calls(); n != tt.calls {
+				t.Errorf("%d attempts, want %d", n, tt.calls)
+			}
+			if waited < tt.waited {
+				t.Errorf("waited %v, want at least %v", waited, tt.waited)
+			}
+		})
 	}
 }
 

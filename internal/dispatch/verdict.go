@@ -59,17 +59,21 @@ func judge(ctx context.Context, err error) verdict {
 		// upstream model or its URL); another deployment may.
 		v.health, v.retry, v.outcome = balance.Failure, true, "misconfigured"
 	case errors.As(err, &te):
-		// A connect timeout never reached the engine; a later one may
-		// have, and is not retried (yet) so the engine is not asked twice.
-		v.health, v.retry = balance.Failure, te.Phase == backend.PhaseConnect
+		// Before the first byte (connect, first_token) the client has
+		// nothing yet, and the attempt is cancelled (which aborts it in
+		// the engine): another deployment may answer. Later, the client
+		// has part of an answer, and only a continuation could go on.
+		v.health, v.retry = balance.Failure, te.Phase == backend.PhaseConnect || te.Phase == backend.PhaseFirstToken
 	case errors.As(err, &ce):
 		v.health, v.retry = balance.Failure, true
 	case e.Status == http.StatusTooManyRequests:
-		v.health = balance.Neutral // busy, not broken
-	case e.Status == http.StatusBadGateway || e.Status == http.StatusServiceUnavailable:
-		v.health, v.retry = balance.Failure, true
+		// Busy, not broken: another deployment may have room, and this
+		// one after its Retry-After.
+		v.health, v.retry = balance.Neutral, true
+	case e.Status == http.StatusNotImplemented || e.Status == http.StatusHTTPVersionNotSupported:
+		v.health = balance.Failure // it will say the same again
 	case e.Status >= 500:
-		v.health = balance.Failure
+		v.health, v.retry = balance.Failure, true
 	default:
 		v.health = balance.Success // it answered; the request was at fault
 	}

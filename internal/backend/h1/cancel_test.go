@@ -96,6 +96,10 @@ func TestTimeouts(t *testing.T) {
 		{"idle", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", Request{HeadTimeout: time.Hour, IdleTimeout: limit}, PhaseIdle},
 		{"deadline in body", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", Request{Deadline: time.Now().Add(limit), IdleTimeout: time.Hour}, PhaseDeadline},
 		{"deadline in body, no idle", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", Request{Deadline: time.Now().Add(limit)}, PhaseDeadline},
+		// A head alone (an SSE stream's headers) is no first byte.
+		{"head, then no body", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", Request{HeadTimeout: limit, IdleTimeout: time.Hour}, PhaseHead},
+		{"head, then no body, no idle", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", Request{HeadTimeout: limit}, PhaseHead},
+		{"idle after the first byte", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", Request{HeadTimeout: limit, IdleTimeout: 3 * limit}, PhaseIdle},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -141,7 +141,10 @@ type connReader struct {
 	n        int64         // bytes read in this exchange
 	idle     time.Duration // > 0: body phase with an idle timeout
 	deadline time.Time     // the exchange's deadline, in the body phase
-	phase    Phase         // the limit the read deadline now stands for
+	// first, until the body's first byte has arrived, is the head
+	// timeout's deadline: HeadTimeout bounds the wait for that byte too.
+	first time.Time
+	phase Phase // the limit the read deadline now stands for
 	// flush, set during WriteTo to a writer that can flush, is called
 	// before the body waits for the socket: what was written so far goes
 	// out then, and data that arrived together goes out together.
@@ -150,13 +153,33 @@ type connReader struct {
 
 // beforeRead sets the read deadline for the next read from the socket.
 func (r *connReader) beforeRead() {
+	if r.idle <= 0 && r.first.IsZero() {
+		return
+	}
+	d, ph := r.deadline, PhaseDeadline
 	if r.idle > 0 {
-		d, ph := time.Now().Add(r.idle), PhaseIdle
-		if !r.deadline.IsZero() && r.deadline.Before(d) {
-			d, ph = r.deadline, PhaseDeadline
+		if i := time.Now().Add(r.idle); d.IsZero() || i.Before(d) {
+			d, ph = i, PhaseIdle
 		}
-		r.c.setReadDeadline(d)
-		r.phase = ph
+	}
+	if !r.first.IsZero() && (d.IsZero() || r.first.Before(d)) {
+		d, ph = r.first, PhaseHead
+	}
+	r.c.setReadDeadline(d)
+	r.phase = ph
+}
+
+// got notes n bytes read from the socket: once the body has its first
+// byte, the head timeout no longer applies. With no idle timeout the
+// read deadline goes back to the exchange's.
+func (r *connReader) got(n int) {
+	r.n += int64(n)
+	if n > 0 && !r.first.IsZero() {
+		r.first = time.Time{}
+		if r.idle <= 0 {
+			r.phase = PhaseDeadline
+			r.c.setReadDeadline(r.deadline)
+		}
 	}
 }
 
@@ -191,7 +214,7 @@ func (c *conn) roundTrip(ctx context.Context, t *Transport, x *exchange, headDea
 	if ctx.Done() != nil {
 		stop = context.AfterFunc(ctx, c.abort)
 	}
-	c.rd.n, c.rd.idle, c.rd.phase = 0, 0, headPhase
+	c.rd.n, c.rd.idle, c.rd.first, c.rd.phase = 0, 0, time.Time{}, headPhase
 	c.setDeadline(headDeadline)
 	err := c.write(x)
 	var resp *http.Response
@@ -213,6 +236,9 @@ func (c *conn) roundTrip(ctx context.Context, t *Transport, x *exchange, headDea
 		} // else no answer: report the write error
 	}
 	if err == nil {
+		if headPhase == PhaseHead && !early {
+			c.rd.first = headDeadline // see connReader.first
+		}
 		err = c.startBody(ctx, t, x, resp, stop, early)
 	}
 	if err != nil {

@@ -127,7 +127,7 @@ func (b *reader) read(dst []byte) (int, error) {
 			dst = b.buf[b.w:]
 		}
 		n, err := b.src.Read(dst)
-		b.cr.n += int64(n)
+		b.cr.got(n)
 		return n, err
 	}
 	b.dst, b.n, b.rerr = dst, 0, nil
@@ -136,7 +136,7 @@ func (b *reader) read(dst []byte) (int, error) {
 		return 0, err
 	}
 	b.dst = nil
-	b.cr.n += int64(b.n)
+	b.cr.got(b.n)
 	return b.n, b.rerr
 }
 

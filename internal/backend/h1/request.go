@@ -40,7 +40,8 @@ type Request struct {
 	// response head and every body read.
 	Deadline time.Time
 	// HeadTimeout, when positive, bounds the wait from Send until the
-	// response head has arrived.
+	// response head and the first byte of its body have arrived (an SSE
+	// stream's headers alone are no sign of life).
 	HeadTimeout time.Duration
 	// IdleTimeout, when positive, bounds each wait for response body bytes.
 	IdleTimeout time.Duration

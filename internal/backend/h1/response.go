@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 )
 
 var (
@@ -172,9 +173,14 @@ func (c *conn) startBody(ctx context.Context, t *Transport, x *exchange, resp *h
 	}
 	resp.Close = closing
 	b := &body{c: c, t: t, ctx: ctx, stop: stop, mode: uint8(mode), n: length, keep: !closing}
-	// From here the idle timeout bounds each wait, or the deadline alone.
+	// From here the idle timeout bounds each wait, or the deadline alone;
+	// the head timeout still bounds the wait for the body's first byte
+	// unless it came with the head.
 	c.rd.deadline, c.rd.idle = x.deadline, x.idleTimeout
-	if x.idleTimeout <= 0 {
+	if c.br.Buffered() > 0 {
+		c.rd.first = time.Time{} // the first byte came with the head
+	}
+	if c.rd.first.IsZero() && x.idleTimeout <= 0 {
 		c.rd.phase = PhaseDeadline
 		c.setReadDeadline(x.deadline)
 	}
@@ -261,6 +267,33 @@ func (b *body) Read(p []byte) (int, error) {
 		b.end(err)
 	}
 	return n, b.err
+}
+
+// Ready waits until the first bytes of the body have arrived, or the body
+// failed or ended, and consumes none: a caller learns that the upstream
+// is producing (and the head timeout is over) before it commits to
+// relaying. It returns the error a Read would.
+func (b *body) Ready() error {
+	if b.c == nil {
+		if b.err == io.EOF {
+			return nil
+		}
+		return b.err
+	}
+	if b.c.br.Buffered() > 0 || (b.mode == bodyLength && b.n == 0) {
+		return nil
+	}
+	if _, err := b.c.br.Peek(1); err != nil && b.c.br.Buffered() == 0 {
+		if err == io.EOF && b.mode != bodyEOF {
+			err = io.ErrUnexpectedEOF
+		}
+		b.end(err)
+		if b.err == io.EOF {
+			return nil // an empty body, read to its end
+		}
+		return b.err
+	}
+	return nil
 }
 
 // readTrailer skips the trailer section after the last chunk.
