@@ -168,7 +168,7 @@ func TestFallbackOnUnavailable(t *testing.T) {
 	srv := startWithUpstream(t, up, func(c *config.Config) {
 		c.Models = append(c.Models, config.Model{Name: "backup",
 			Deployments: []config.Deployment{{Name: "sim", Kind: "sim", Profile: "instant"}}})
-		c.Routing.Fallbacks = map[string][]string{"m": {"backup"}}
+		c.Routing.Fallbacks = map[string][]config.Fallback{"m": {{Model: "backup"}}}
 	})
 	resp, b := post(t, srv.URL+"/v1/chat/completions", "application/json", `{"model":"m","max_tokens":3,"messages":[{"role":"user","content":"hi"}]}`)
 	if resp.StatusCode != 200 || !strings.Contains(string(b), `"model":"backup"`) || calls.Load() != 1 {

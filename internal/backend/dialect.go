@@ -104,8 +104,41 @@ func NormalizeError(src ErrorSource, status int, body []byte) *apierror.Error {
 	}
 	if isContextLength(u, e.Status) {
 		e.Status, e.Type, e.Code = http.StatusBadRequest, apierror.TypeInvalidRequest, CodeContextLength
+	} else if oom, tooLarge := outOfMemory(u.message); oom {
+		// Not the client's fault whatever status the engine chose (the
+		// simulator says 400, llama.cpp 500): 503, which clients retry.
+		e.Status, e.Type, e.Code = http.StatusServiceUnavailable, apierror.TypeUnavailable, CodeOutOfMemory
+		e.Err = &OverloadError{TooLarge: tooLarge, Cause: e.Err}
 	}
 	return misconfigured(e, src)
+}
+
+// outOfMemory recognises an engine that ran out of GPU memory or KV cache
+// in its message: PyTorch's "CUDA out of memory" (vLLM, SGLang), Ollama's
+// "requires more system memory", llama.cpp's "failed to find free space in
+// the KV cache", SGLang's "KV cache pool is full", and the KV-cache
+// capacity errors of vLLM and the simulator, which say the request can
+// never fit (tooLarge).
+func outOfMemory(message string) (oom, tooLarge bool) {
+	m := strings.ToLower(message)
+	switch {
+	case strings.Contains(m, "kv cache") || strings.Contains(m, "kv-cache"):
+		for _, s := range []string{"holds only", "can be stored in kv cache", "larger than"} {
+			if strings.Contains(m, s) {
+				return true, true
+			}
+		}
+		for _, s := range []string{"free space", "is full", "out of memory", "exhausted", "no space", "not enough"} {
+			if strings.Contains(m, s) {
+				return true, false
+			}
+		}
+	case strings.Contains(m, "out of memory"), strings.Contains(m, "outofmemory"),
+		strings.Contains(m, "insufficient memory"), strings.Contains(m, "more system memory"),
+		strings.Contains(m, "not enough memory"), strings.Contains(m, "failed to allocate"):
+		return true, false
+	}
+	return false, false
 }
 
 // misconfigured returns e, or in its place the gateway's own error when e

@@ -95,6 +95,10 @@ func TestNormalizeErrorRules(t *testing.T) {
 		{"model studio api key is the gateway's", DialectModelStudio, 400, `{"code":"InvalidApiKey","message":"bad key"}`, 502, "server_error", CodeDeploymentMisconfigured, ""},
 		{"model studio content filter", DialectModelStudio, 400, `{"code":"DataInspectionFailed","message":"no"}`, 400, "invalid_request_error", CodeContentFilter, ""},
 		{"model studio codes only for its dialect", DialectOpenAI, 400, `{"code":"Throttling","message":"slow down"}`, 400, "invalid_request_error", "Throttling", ""},
+		{"vllm cuda oom", DialectVLLM, 500, `{"error":{"message":"CUDA out of memory. Tried to allocate 2.00 GiB","type":"InternalServerError","code":500}}`, 503, "service_unavailable_error", CodeOutOfMemory, ""},
+		{"simulator kv capacity", DialectVLLM, 400, `{"error":{"message":"the request needs 9000 KV-cache tokens (100 in the messages, 8900 generated) but this engine's KV cache holds only 8192 tokens","type":"BadRequestError","code":400}}`, 503, "service_unavailable_error", CodeOutOfMemory, ""},
+		{"llama.cpp kv full", DialectLlamaCpp, 500, `{"error":{"code":500,"message":"failed to find free space in the KV cache","type":"server_error"}}`, 503, "service_unavailable_error", CodeOutOfMemory, ""},
+		{"memory words in a context error stay context", DialectVLLM, 400, `{"error":{"message":"maximum context length is 10 tokens; out of memory otherwise","type":"BadRequestError"}}`, 400, "invalid_request_error", CodeContextLength, ""},
 		{"html", DialectVLLM, 502, `<html>bad gateway</html>`, 502, "server_error", "", ""},
 		{"empty", DialectVLLM, 503, ``, 503, "service_unavailable_error", "", ""},
 		{"json without error fields", DialectVLLM, 500, `{"foo":1}`, 500, "server_error", "", ""},
@@ -214,5 +218,29 @@ func TestSanitize(t *testing.T) {
 	}
 	if got := sanitize("model Qwen/X missing", "Qwen/X", ""); got != "model [model] missing" {
 		t.Errorf("without a public name: %q", got)
+	}
+}
+
+func TestOutOfMemory(t *testing.T) {
+	tests := []struct {
+		message       string
+		oom, tooLarge bool
+	}{
+		{"CUDA out of memory. Tried to allocate 20.00 MiB", true, false},
+		{"torch.OutOfMemoryError: CUDA", true, false},
+		{"failed to find free space in the KV cache", true, false},
+		{"KV cache pool is full", true, false},
+		{"model requires more system memory (21.5 GiB) than is available (12.3 GiB)", true, false},
+		{"the request needs 9000 KV-cache tokens (…) but this engine's KV cache holds only 8192 tokens", true, true},
+		{"The model's max seq len (40960) is larger than the maximum number of tokens that can be stored in KV cache (16384)", true, true},
+		{"temperature must be in [0, 2]", false, false},
+		{"KV cache usage is 40%", false, false},
+		{"", false, false},
+	}
+	for _, tt := range tests {
+		oom, tooLarge := outOfMemory(tt.message)
+		if oom != tt.oom || tooLarge != tt.tooLarge {
+			t.Errorf("%q: oom %v, too large %v; want %v, %v", tt.message, oom, tooLarge, tt.oom, tt.tooLarge)
+		}
 	}
 }

@@ -69,6 +69,24 @@ func (e *DeadlineError) Error() string { return "request deadline: " + e.Err.Err
 // Unwrap returns the cause.
 func (e *DeadlineError) Unwrap() error { return e.Err }
 
+// OverloadError means the engine ran out of memory for the request: GPU
+// memory, or room in its KV cache. Another replica, another tier, or the
+// same request with a smaller max_tokens may succeed. The dialect parser
+// recognises the engine's words once, at the edge (NormalizeError).
+type OverloadError struct {
+	// TooLarge: the engine said the request can never fit its KV cache
+	// (the simulator's and vLLM's wording), not only that memory is short
+	// now.
+	TooLarge bool
+	Cause    error // the engine's answer
+}
+
+// Error describes the overload.
+func (e *OverloadError) Error() string { return "engine out of memory: " + e.Cause.Error() }
+
+// Unwrap returns the cause.
+func (e *OverloadError) Unwrap() error { return e.Cause }
+
 // LocalError means the gateway itself lacked a resource to make the call:
 // it ran out of file descriptors (EMFILE, ENFILE) before a socket to the
 // upstream existed. It says nothing about the upstream, so it must not
@@ -127,6 +145,8 @@ const (
 	CodeClientClosed        = "client_closed"
 	CodeDeadlineExceeded    = "deadline_exceeded"
 	CodeGatewayOverloaded   = "gateway_overloaded"
+	// CodeOutOfMemory: the engine ran out of GPU memory or KV cache.
+	CodeOutOfMemory = "upstream_out_of_memory"
 	// CodeDeploymentMisconfigured: the engine refused the gateway's own
 	// key, or does not know the model or path it was sent.
 	CodeDeploymentMisconfigured = "deployment_misconfigured"

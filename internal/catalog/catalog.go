@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	"github.com/omnigate/omnigate/internal/config"
+	"github.com/omnigate/omnigate/internal/resilience"
 )
 
 // Modality is one kind of content, as a bit so sets are one word.
@@ -56,6 +57,13 @@ type Modalities uint8
 
 // Has reports whether m is in the set.
 func (s Modalities) Has(m Modality) bool { return uint8(s)&uint8(m) != 0 }
+
+// Link is one model of a fallback chain and the error classes of the
+// model before it that lead to it (the first link's are all of them).
+type Link struct {
+	Model *Model
+	On    resilience.Class
+}
 
 // Model is one public model with its limits resolved (defaults applied).
 type Model struct {

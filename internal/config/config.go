@@ -173,9 +173,18 @@ type Timeouts struct {
 
 // Routing holds cross-model policy.
 type Routing struct {
-	// Fallbacks: public model name → the models to try, in order, when it has
-	// no usable deployment or its attempt fails before any byte is sent.
-	Fallbacks map[string][]string `yaml:"fallbacks"`
+	// Fallbacks: public model name → the models to try, in order, when it
+	// could not answer before any byte was sent. Each entry is a model name
+	// (tried for every error class) or {model, on: [classes]}.
+	Fallbacks map[string][]Fallback `yaml:"fallbacks"`
+}
+
+// Fallback is one model of a fallback chain, and the error classes it is
+// tried for: unavailable, timeout, rate_limited, overloaded,
+// context_length (resilience.ClassNames); none listed means all.
+type Fallback struct {
+	Model string   `yaml:"model"`
+	On    []string `yaml:"on"`
 }
 
 // Duration is a time.Duration written as "1.5s" in YAML.

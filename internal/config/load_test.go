@@ -271,7 +271,7 @@ func TestDefault(t *testing.T) {
 				Deployments: []Deployment{{Name: "sim-30b", Kind: "sim", Profile: "qwen3-omni-30b", AudioOutput: true, Weight: 1, Timeouts: large}},
 			},
 		},
-		Routing: Routing{Fallbacks: map[string][]string{"qwen3-omni-30b": {"qwen3-omni-7b"}}},
+		Routing: Routing{Fallbacks: map[string][]Fallback{"qwen3-omni-30b": {{Model: "qwen3-omni-7b"}}}},
 	}
 	got := Default()
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -402,3 +402,30 @@ func defaultHealth(path string) HealthCheck {
 
 // defaultRetry is the retry policy ApplyDefaults gives every model.
 var defaultRetry = Retry{Attempts: 3, Backoff: Duration(25 * time.Millisecond), MaxBackoff: Duration(time.Second), Budget: 0.2, MinRetries: 10}
+
+func TestFallbackForms(t *testing.T) {
+	cfg, err := Parse([]byte(`
+routing:
+  fallbacks:
+    large: [small, {model: other, on: [overloaded, timeout]}]
+`), "f.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Fallback{{Model: "small"}, {Model: "other", On: []string{"overloaded", "timeout"}}}
+	if diff := cmp.Diff(want, cfg.Routing.Fallbacks["large"]); diff != "" {
+		t.Errorf("fallbacks (-want +got):\n%s", diff)
+	}
+	out, err := yaml.Marshal(cfg.Routing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(out); !strings.Contains(got, "- small\n") || !strings.Contains(got, "model: other") {
+		t.Errorf("marshalled back as:\n%s", got)
+	}
+	for _, bad := range []string{"routing: {fallbacks: {large: [[a]]}}", "routing: {fallbacks: {large: [{model: a, when: [x]}]}}"} {
+		if _, err := Parse([]byte(bad), "bad.yaml"); err == nil {
+			t.Errorf("%s: parsed", bad)
+		}
+	}
+}

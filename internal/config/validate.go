@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+
+	"github.com/omnigate/omnigate/internal/resilience"
 )
 
 // ProfileExists, when set, reports whether a simulator profile name (or
@@ -398,7 +400,10 @@ func (v *validator) upstreamURL(p, raw string) {
 }
 
 // fallbacks checks routing.fallbacks: names exist, no self or repeated
-// targets, and no loops.
+// targets, known error classes. A chain is the model's own list, never
+// its fallbacks' lists too, so a ↔ b is no loop: a small tier may fall
+// back to the large one for a long prompt, and the large one to the
+// small one when it is down.
 func (v *validator) fallbacks(c *Config) {
 	models := map[string]bool{}
 	aliasOf := map[string]string{}
@@ -419,69 +424,27 @@ func (v *validator) fallbacks(c *Config) {
 		}
 		return false
 	}
-	graph := map[string][]string{}
-	keys := sortedKeys(c.Routing.Fallbacks)
-	for _, k := range keys {
+	for _, k := range sortedKeys(c.Routing.Fallbacks) {
 		kp := "routing.fallbacks." + k
-		keyOK := known(kp, k)
-		for j, t := range c.Routing.Fallbacks[k] {
+		known(kp, k)
+		list := c.Routing.Fallbacks[k]
+		for j, f := range list {
 			tp := fmt.Sprintf("%s[%d]", kp, j)
 			switch {
-			case t == k:
+			case f.Model == k:
 				v.add(tp, "a model cannot fall back to itself")
-			case slices.Index(c.Routing.Fallbacks[k], t) < j:
-				v.add(tp, "%q is listed twice", t)
-			case known(tp, t) && keyOK:
-				graph[k] = append(graph[k], t)
+			case slices.IndexFunc(list, func(o Fallback) bool { return o.Model == f.Model }) < j:
+				v.add(tp, "%q is listed twice", f.Model)
+			default:
+				known(tp, f.Model)
 			}
-		}
-	}
-	for _, cycle := range findCycles(keys, graph) {
-		v.add("routing.fallbacks."+cycle[0], "fallback loop: %s", strings.Join(cycle, " → "))
-	}
-}
-
-// findCycles returns each distinct cycle in graph once, rotated to start at
-// its least name and closed (a → b → a).
-func findCycles(nodes []string, graph map[string][]string) [][]string {
-	const (
-		unseen = iota
-		onStack
-		done
-	)
-	state := map[string]int{}
-	var stack []string
-	seen := map[string]bool{}
-	var cycles [][]string
-	var visit func(n string)
-	visit = func(n string) {
-		state[n] = onStack
-		stack = append(stack, n)
-		for _, t := range graph[n] {
-			switch state[t] {
-			case unseen:
-				visit(t)
-			case onStack:
-				i := slices.Index(stack, t)
-				cyc := slices.Clone(stack[i:])
-				least := slices.Index(cyc, slices.Min(cyc))
-				cyc = append(cyc[least:], cyc[:least]...)
-				cyc = append(cyc, cyc[0])
-				if key := strings.Join(cyc, "\x00"); !seen[key] {
-					seen[key] = true
-					cycles = append(cycles, cyc)
+			for n, class := range f.On {
+				if !slices.Contains(resilience.ClassNames(), class) {
+					v.add(fmt.Sprintf("%s.on[%d]", tp, n), "unknown error class %q (want one of %s)", class, strings.Join(resilience.ClassNames(), ", "))
 				}
 			}
 		}
-		stack = stack[:len(stack)-1]
-		state[n] = done
 	}
-	for _, n := range nodes {
-		if state[n] == unseen {
-			visit(n)
-		}
-	}
-	return cycles
 }
 
 // Warnings reports what depends on the environment and is not an error in

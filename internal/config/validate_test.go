@@ -29,7 +29,7 @@ func validConfig() *Config {
 				},
 			},
 		},
-		Routing: Routing{Fallbacks: map[string][]string{"large-model": {"small-model"}}},
+		Routing: Routing{Fallbacks: map[string][]Fallback{"large-model": {{Model: "small-model"}}}},
 	}
 }
 
@@ -175,27 +175,23 @@ func TestValidate(t *testing.T) {
 			[]string{"models[1].deployments[1].headers"}, "not a valid header name"},
 		{"header value with newline", func(c *Config) { c.Models[1].Deployments[1].Headers = map[string]string{"X-A": "a\r\nB: c"} },
 			[]string{"models[1].deployments[1].headers.X-A"}, "line break"},
-		{"fallback from unknown model", func(c *Config) { c.Routing.Fallbacks["nope"] = []string{"small-model"} },
+		{"fallback from unknown model", func(c *Config) { c.Routing.Fallbacks["nope"] = []Fallback{{Model: "small-model"}} },
 			[]string{"routing.fallbacks.nope"}, `unknown model "nope"`},
-		{"fallback to unknown model", func(c *Config) { c.Routing.Fallbacks["large-model"] = []string{"nope"} },
+		{"fallback to unknown model", func(c *Config) { c.Routing.Fallbacks["large-model"] = []Fallback{{Model: "nope"}} },
 			[]string{"routing.fallbacks.large-model[0]"}, `unknown model "nope"`},
-		{"fallback to an alias", func(c *Config) { c.Routing.Fallbacks["large-model"] = []string{"small"} },
+		{"fallback to an alias", func(c *Config) { c.Routing.Fallbacks["large-model"] = []Fallback{{Model: "small"}} },
 			[]string{"routing.fallbacks.large-model[0]"}, "alias of small-model"},
-		{"fallback to itself", func(c *Config) { c.Routing.Fallbacks["large-model"] = []string{"large-model"} },
+		{"fallback to itself", func(c *Config) { c.Routing.Fallbacks["large-model"] = []Fallback{{Model: "large-model"}} },
 			[]string{"routing.fallbacks.large-model[0]"}, "itself"},
 		{"fallback listed twice", func(c *Config) {
-			c.Routing.Fallbacks["large-model"] = []string{"small-model", "small-model"}
+			c.Routing.Fallbacks["large-model"] = []Fallback{{Model: "small-model"}, {Model: "small-model", On: []string{"timeout"}}}
 		}, []string{"routing.fallbacks.large-model[1]"}, "listed twice"},
-		{"fallback loop", func(c *Config) { c.Routing.Fallbacks["small-model"] = []string{"large-model"} },
-			[]string{"routing.fallbacks.large-model"}, "fallback loop: large-model → small-model → large-model"},
-		{"three-model loop reported once", func(c *Config) {
-			c.Models = append(c.Models, Model{Name: "c", Deployments: []Deployment{{Name: "s", Kind: KindSim, Profile: "p"}}})
-			c.Routing.Fallbacks = map[string][]string{"small-model": {"c"}, "c": {"large-model"}, "large-model": {"small-model"}}
-		}, []string{"routing.fallbacks.c"}, "fallback loop: c → large-model → small-model → c"},
-		{"chain without loop", func(c *Config) {
-			c.Models = append(c.Models, Model{Name: "c", Deployments: []Deployment{{Name: "s", Kind: KindSim, Profile: "p"}}})
-			c.Routing.Fallbacks = map[string][]string{"large-model": {"small-model", "c"}, "small-model": {"c"}}
+		{"fallback both ways is no loop", func(c *Config) {
+			c.Routing.Fallbacks["small-model"] = []Fallback{{Model: "large-model", On: []string{"context_length"}}}
 		}, nil, ""},
+		{"unknown error class", func(c *Config) {
+			c.Routing.Fallbacks["large-model"] = []Fallback{{Model: "small-model", On: []string{"timeout", "oops"}}}
+		}, []string{"routing.fallbacks.large-model[0].on[1]"}, `unknown error class "oops"`},
 		{"bad addr", func(c *Config) { c.Server.Addr = "localhost" },
 			[]string{"server.addr"}, "not host:port"},
 		{"non-numeric port", func(c *Config) { c.Server.Addr = "localhost:http" },

@@ -82,3 +82,36 @@ func (d Duration) String() string { return time.Duration(d).String() }
 func nodeError(n *yaml.Node, format string, args ...any) error {
 	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: ", n.Line) + fmt.Sprintf(format, args...)}}
 }
+
+// UnmarshalYAML reads a fallback written as a model name, or as a
+// mapping {model, on}.
+func (f *Fallback) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		*f = Fallback{Model: n.Value}
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		return nodeError(n, "a fallback is a model name or {model: NAME, on: [CLASSES]}")
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 { // Node.Decode does not check field names
+		if k := n.Content[i].Value; k != "model" && k != "on" {
+			return nodeError(n.Content[i], "field %s not found in a fallback (model, on)", k)
+		}
+	}
+	type plain Fallback // no UnmarshalYAML: decoded field by field
+	var p plain
+	if err := n.Decode(&p); err != nil {
+		return err
+	}
+	*f = Fallback(p)
+	return nil
+}
+
+// MarshalYAML writes a fallback without classes as its model name.
+func (f Fallback) MarshalYAML() (any, error) {
+	if len(f.On) == 0 {
+		return f.Model, nil
+	}
+	type plain Fallback
+	return plain(f), nil
+}

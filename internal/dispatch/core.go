@@ -14,6 +14,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,15 +24,17 @@ import (
 	"github.com/omnigate/omnigate/internal/balance"
 	"github.com/omnigate/omnigate/internal/catalog"
 	"github.com/omnigate/omnigate/internal/clock"
+	"github.com/omnigate/omnigate/internal/config"
 	"github.com/omnigate/omnigate/internal/limits"
 	"github.com/omnigate/omnigate/internal/request"
 	"github.com/omnigate/omnigate/internal/resilience"
 	"github.com/omnigate/omnigate/internal/telemetry"
 )
 
-// Router chooses the models that may serve a request, in the order to try.
+// Router chooses the models that may serve a request, in the order to
+// try, each with the error classes that lead to it.
 type Router interface {
-	Route(r *request.Request) ([]*catalog.Model, error)
+	Route(r *request.Request) ([]catalog.Link, error)
 }
 
 // Picker chooses a deployment of pool that is not in tried: its index, or
@@ -152,24 +155,28 @@ func (c *Core) Do(ctx context.Context, call *Call) (*Answer, error) {
 	if err != nil {
 		return nil, err
 	}
-	call.requested = snap.Model(chain[0])
+	call.requested = snap.Model(chain[0].Model)
 	call.requested.Metrics.Inflight.Inc()
 
 	var lastErr error
-	for i, cm := range chain {
-		m := snap.Model(cm)
-		a, err, next := c.tryModel(ctx, call, m, i == 0, i == len(chain)-1)
+	class := resilience.AnyClass // why the chain moves on
+	for i, link := range chain {
+		if !link.On.Has(class) {
+			continue // this fallback is not for that
+		}
+		m := snap.Model(link.Model)
+		a, err, cls := c.tryModel(ctx, call, m, i == 0, chain[i+1:])
 		if err == nil {
 			if i > 0 {
 				a.FallbackReason = fallbackReason(ctx, lastErr)
 			}
 			return a, nil
 		}
-		if !next {
+		if cls == 0 {
 			return nil, err
 		}
 		if err != errSkip {
-			lastErr = err
+			lastErr, class = err, cls
 		} else if lastErr == nil {
 			lastErr = err
 		}
@@ -178,6 +185,16 @@ func (c *Core) Do(ctx context.Context, call *Call) (*Answer, error) {
 		lastErr = apierror.New(http.StatusServiceUnavailable, "no_deployment", "No deployment of %q is available.", call.requested.Name)
 	}
 	return nil, lastErr
+}
+
+// takes reports whether a link of rest is tried for class.
+func takes(rest []catalog.Link, class resilience.Class) bool {
+	for _, l := range rest {
+		if l.On.Has(class) {
+			return true
+		}
+	}
+	return false
 }
 
 // fallbackReason names why the chain moved on, from the last error of the
@@ -193,22 +210,22 @@ func fallbackReason(ctx context.Context, err error) string {
 var errSkip = &apierror.Error{Status: http.StatusBadRequest, Message: "skipped"}
 
 // tryModel checks the request against one model of the chain and sends it
-// to the model's deployments. next reports whether the chain goes on to
-// the next model after err.
-func (c *Core) tryModel(ctx context.Context, call *Call, m *Model, first, last bool) (a *Answer, err error, next bool) {
+// to the model's deployments; rest is the chain after it. class is the
+// error class the chain goes on with after err (0: it stops there).
+func (c *Core) tryModel(ctx context.Context, call *Call, m *Model, first bool, rest []catalog.Link) (a *Answer, err error, class resilience.Class) {
 	r := call.Req
 	if !m.Serves(r.Endpoint.String()) {
 		if first {
-			return nil, apierror.Invalid("model", "The model %q does not serve /v1/%s.", m.Name, r.Endpoint.Path()), false
+			return nil, apierror.Invalid("model", "The model %q does not serve /v1/%s.", m.Name, r.Endpoint.Path()), 0
 		}
-		return nil, errSkip, true
+		return nil, errSkip, resilience.AnyClass
 	}
 	clamp, err := limits.Check(r, m.Model)
 	if err != nil {
 		if first {
-			return nil, err, false
+			return nil, err, judge(ctx, err).class // a longer window may take it
 		}
-		return nil, errSkip, true // this fallback cannot take the request as sent
+		return nil, errSkip, resilience.AnyClass // this fallback cannot take the request as sent
 	}
 	// Clamps and defaults go into a working copy of the view, whose
 	// spans Edit keeps exact, so the body is never parsed twice.
@@ -231,24 +248,60 @@ func (c *Core) tryModel(ctx context.Context, call *Call, m *Model, first, last b
 	if !first {
 		call.requested.Metrics.Fallback(m.Name)
 	}
-	a, err = c.send(ctx, call, m, view, body, last)
+	a, err = c.send(ctx, call, m, view, body, rest)
 	if err != nil {
-		return nil, err, judge(ctx, err).retry
+		v := judge(ctx, err)
+		if v.class == resilience.Overloaded && !takes(rest, v.class) {
+			return c.shrink(ctx, call, m, view, body, rest, clamp, err)
+		}
+		return nil, err, v.class
 	}
 	if len(clamp) > 0 {
 		a.Clamped = clamp.Header()
 	}
-	return a, nil, false
+	return a, nil, 0
 }
+
+// shrink is the last resort of a model whose engines ran out of memory
+// (err) and that no fallback takes over from: one more attempt with half
+// the max_tokens, when the model clamps rather than rejects. The answer
+// says so in X-Omnigate-Clamped: "max_tokens=1024 (out_of_memory)".
+func (c *Core) shrink(ctx context.Context, call *Call, m *Model, view *request.Request, body []byte, rest []catalog.Link,
+	clamp limits.Clamp, err error) (*Answer, error, resilience.Class) {
+	n := view.MaxTokens / 2
+	if m.Limits.OnViolation != config.OnViolationClamp || n < minShrunkTokens || !c.retryAllowed(m, c.clock.Now()) {
+		return nil, err, resilience.Overloaded
+	}
+	small := c.views.Get().(*request.Request)
+	defer c.views.Put(small)
+	*small = *view
+	body = small.SetMaxTokens(body, n)
+	m.Metrics.Retry()
+	a, err2 := c.send(ctx, call, m, small, body, rest)
+	if err2 != nil {
+		return nil, err2, judge(ctx, err2).class
+	}
+	a.Clamped = clamp.Header()
+	if a.Clamped != "" {
+		a.Clamped += ", "
+	}
+	a.Clamped += "max_tokens=" + strconv.Itoa(n) + " (out_of_memory)"
+	return a, nil, 0
+}
+
+// minShrunkTokens is the smallest max_tokens shrink asks for: below it an
+// answer is hardly worth having.
+const minShrunkTokens = 16
 
 // send tries the model's deployments until one answers or the verdict on
 // a failure says another would not do better: each once, at once, then,
-// when m is the last model of the chain (a fallback is quicker than a
-// wait), in rounds after a backoff, up to the model's attempts and within
-// its retry budget.
-func (c *Core) send(ctx context.Context, call *Call, m *Model, view *request.Request, body []byte, last bool) (*Answer, error) {
+// when no model of rest (the chain after m) is tried for the failure's
+// class (a fallback is quicker than a wait), in rounds after a backoff,
+// up to the model's attempts and within its retry budget.
+func (c *Core) send(ctx context.Context, call *Call, m *Model, view *request.Request, body []byte, rest []catalog.Link) (*Answer, error) {
 	var tried balance.Tried
 	var lastErr error
+	var lastClass resilience.Class
 	attempts, rounds := 0, 0
 	if m.Budget != nil {
 		m.Budget.Request(c.clock.Now())
@@ -256,7 +309,7 @@ func (c *Core) send(ctx context.Context, call *Call, m *Model, view *request.Req
 	for {
 		now := c.clock.Now()
 		i := c.picker.Pick(now, m.Pool, &tried)
-		if i < 0 && last && lastErr != nil && attempts < m.Retry.Attempts && available(m, nil, now) && c.retryAllowed(m, now) {
+		if i < 0 && lastErr != nil && !takes(rest, lastClass) && attempts < m.Retry.Attempts && available(m, nil, now) && c.retryAllowed(m, now) {
 			// Every deployment was tried this round: wait, then the pool
 			// again (those whose breaker opened stay out).
 			rounds++
@@ -296,7 +349,7 @@ func (c *Core) send(ctx context.Context, call *Call, m *Model, view *request.Req
 			return a, nil
 		}
 		v := c.end(ctx, m, d, ticket, err)
-		lastErr = err
+		lastErr, lastClass = err, v.class
 		if !v.retry || attempts >= m.Retry.Attempts {
 			return nil, err
 		}

@@ -100,7 +100,7 @@ func testConfig() *config.Config {
 			{Name: "small", ContextWindow: 100, Limits: config.Limits{MaxTokens: 50}, Retry: config.Retry{Attempts: 1},
 				Deployments: []config.Deployment{{Name: "s1", Kind: "openai", URL: "http://s1/v1"}}},
 		},
-		Routing: config.Routing{Fallbacks: map[string][]string{"big": {"small"}}},
+		Routing: config.Routing{Fallbacks: map[string][]config.Fallback{"big": {{Model: "small"}}}},
 	}
 	cfg.ApplyDefaults()
 	return cfg
@@ -565,5 +565,88 @@ func TestRetryBudget(t *testing.T) {
 	}
 	if calls <= requests {
 		t.Errorf("%d attempts for %d requests: the budget allowed no retry at all", calls, requests)
+	}
+}
+
+// classHarness is newHarness with the fallbacks replaced.
+func classHarness(t *testing.T, fallbacks map[string][]config.Fallback, scripts map[string][]func() (*http.Response, error)) *harness {
+	t.Helper()
+	cfg := testConfig()
+	cfg.Routing.Fallbacks = fallbacks
+	h := &harness{clk: clock.NewFake(time.Unix(1_000, 0)), backends: map[string]*fakeBackend{},
+		registry: &balance.Registry{}, metrics: telemetry.New()}
+	h.core = New(h.snapshot(t, cfg, scripts), Options{Metrics: h.metrics, Clock: h.clk, Picker: inOrder{},
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	return h
+}
+
+var errOOM = &apierror.Error{Status: 503, Type: apierror.TypeUnavailable, Code: backend.CodeOutOfMemory, Upstream: true,
+	Err: &backend.OverloadError{Cause: errors.New("CUDA out of memory")}}
+
+// TestFallbackByClass: a fallback listed for some error classes is tried
+// for those only.
+func TestFallbackByClass(t *testing.T) {
+	long := `{"model":"small","messages":[{"role":"user","content":"` + strings.Repeat("many words ", 200) + `"}]}`
+	smallChat := `{"model":"small","messages":[{"role":"user","content":"hi"}]}`
+	on := func(from, to string, classes ...string) map[string][]config.Fallback {
+		return map[string][]config.Fallback{from: {{Model: to, On: classes}}}
+	}
+	tests := []struct {
+		name       string
+		fallbacks  map[string][]config.Fallback
+		scripts    map[string][]func() (*http.Response, error)
+		body       string
+		answeredBy string // "": the client gets an error
+		reason     string
+	}{
+		{"a long prompt moves to the larger window", on("small", "big", "context_length"), nil, long, "big", "context_length"},
+		{"not when unavailable", on("small", "big", "context_length"), map[string][]func() (*http.Response, error){"s1": {fails(err503)}}, smallChat, "", ""},
+		{"overloaded", on("big", "small", "overloaded"), map[string][]func() (*http.Response, error){"b1": {fails(errOOM)}, "b2": {fails(errOOM)}}, chat, "small", "out_of_memory"},
+		{"not on a timeout", on("big", "small", "overloaded"), map[string][]func() (*http.Response, error){"b1": {fails(errTimeout)}, "b2": {fails(errTimeout)}}, chat, "", ""},
+		{"every class when none listed", on("big", "small"), map[string][]func() (*http.Response, error){"b1": {fails(errTimeout)}, "b2": {fails(errTimeout)}}, chat, "small", "504"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := classHarness(t, tt.fallbacks, tt.scripts)
+			a, err := h.do(t, tt.body)
+			if tt.answeredBy == "" {
+				if err == nil {
+					t.Fatalf("answered by %s, want the error", a.Model.Name)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("err %v, want an answer from %s", err, tt.answeredBy)
+			}
+			if a.Model.Name != tt.answeredBy || a.FallbackReason != tt.reason {
+				t.Errorf("answered by %s (reason %q), want %s (reason %q)", a.Model.Name, a.FallbackReason, tt.answeredBy, tt.reason)
+			}
+		})
+	}
+}
+
+// TestShrinkOnOutOfMemory: a model that clamps, whose engines all ran out
+// of memory and that no fallback takes over from, is tried once more with
+// half the max_tokens, and the answer says so.
+func TestShrinkOnOutOfMemory(t *testing.T) {
+	h := classHarness(t, nil, map[string][]func() (*http.Response, error){"b1": {fails(errOOM), ok}, "b2": {fails(errOOM)}})
+	a, err := h.do(t, chat)
+	if err != nil {
+		t.Fatalf("err %v, want the shrunk answer", err)
+	}
+	if want := "max_tokens=2048 (out_of_memory)"; a.Clamped != want {
+		t.Errorf("X-Omnigate-Clamped %q, want %q", a.Clamped, want)
+	}
+	b1 := h.backends["b1"]
+	if len(b1.sent) != 2 || !strings.Contains(b1.sent[1], `"max_tokens":2048`) || !strings.Contains(b1.sent[0], `"max_tokens":4096`) {
+		t.Errorf("b1 was sent %q", b1.sent)
+	}
+	// A model that rejects rather than clamps is not shrunk.
+	h = classHarness(t, nil, map[string][]func() (*http.Response, error){"s1": {fails(errOOM), ok}})
+	if _, err := h.do(t, `{"model":"small","messages":[{"role":"user","content":"hi"}]}`); apierror.From(err).Code != backend.CodeOutOfMemory {
+		t.Errorf("err %v, want the engine's out-of-memory error", err)
+	}
+	if n := h.backends["s1"].calls(); n != 1 {
+		t.Errorf("%d attempts on a model that rejects, want 1", n)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/omnigate/omnigate/internal/apierror"
 	"github.com/omnigate/omnigate/internal/backend"
 	"github.com/omnigate/omnigate/internal/balance"
+	"github.com/omnigate/omnigate/internal/resilience"
 )
 
 // verdict is what one attempt's outcome means: for the deployment's
@@ -17,7 +18,8 @@ import (
 // decides it; nothing else reads errors to make these calls.
 type verdict struct {
 	health  balance.Outcome
-	retry   bool
+	retry   bool             // another deployment of the model may do better
+	class   resilience.Class // for the fallback chain; 0: no fallback
 	outcome string
 }
 
@@ -43,37 +45,55 @@ func judge(ctx context.Context, err error) verdict {
 	}
 	var dial *backend.DialError
 	if errors.As(err, &dial) {
-		return verdict{health: balance.Failure, retry: true, outcome: "unreachable"}
+		return verdict{health: balance.Failure, retry: true, class: resilience.Unavailable, outcome: "unreachable"}
 	}
 	var e *apierror.Error
 	if !errors.As(err, &e) {
-		return verdict{health: balance.Failure, outcome: "error"}
+		return verdict{health: balance.Failure, class: resilience.Unavailable, outcome: "error"}
 	}
 	var te *backend.TimeoutError
 	var ce *backend.ConnError
 	var me *backend.MisconfiguredError
+	var oe *backend.OverloadError
 	v := verdict{outcome: statusLabel(e.Status)}
 	switch {
 	case errors.As(err, &me):
 		// The deployment cannot serve anyone as configured (its key, its
 		// upstream model or its URL); another deployment may.
-		v.health, v.retry, v.outcome = balance.Failure, true, "misconfigured"
+		v.health, v.retry, v.class, v.outcome = balance.Failure, true, resilience.Unavailable, "misconfigured"
 	case errors.As(err, &te):
 		// Before the first byte (connect, first_token) the client has
 		// nothing yet, and the attempt is cancelled (which aborts it in
 		// the engine): another deployment may answer. Later, the client
 		// has part of an answer, and only a continuation could go on.
-		v.health, v.retry = balance.Failure, te.Phase == backend.PhaseConnect || te.Phase == backend.PhaseFirstToken
+		v.health, v.class = balance.Failure, resilience.Timeout
+		v.retry = te.Phase == backend.PhaseConnect || te.Phase == backend.PhaseFirstToken
 	case errors.As(err, &ce):
-		v.health, v.retry = balance.Failure, true
+		v.health, v.retry, v.class = balance.Failure, true, resilience.Unavailable
+	case errors.As(err, &oe):
+		// Out of memory now: another replica may have room, and the
+		// engine is in trouble. A request that can never fit this
+		// engine's KV cache says nothing against it, and another
+		// replica of it would refuse it the same way; another tier, or
+		// a smaller max_tokens, may not.
+		v.class, v.outcome = resilience.Overloaded, "out_of_memory"
+		if oe.TooLarge {
+			v.health = balance.Neutral
+		} else {
+			v.health, v.retry = balance.Failure, true
+		}
+	case e.Code == backend.CodeContextLength:
+		// Too long for this model: no replica of it will differ, a model
+		// with a larger window may not.
+		v.health, v.class, v.outcome = balance.Success, resilience.ContextLength, "context_length"
 	case e.Status == http.StatusTooManyRequests:
 		// Busy, not broken: another deployment may have room, and this
 		// one after its Retry-After.
-		v.health, v.retry = balance.Neutral, true
+		v.health, v.retry, v.class = balance.Neutral, true, resilience.RateLimited
 	case e.Status == http.StatusNotImplemented || e.Status == http.StatusHTTPVersionNotSupported:
-		v.health = balance.Failure // it will say the same again
+		v.health, v.class = balance.Failure, resilience.Unavailable // it will say the same again
 	case e.Status >= 500:
-		v.health, v.retry = balance.Failure, true
+		v.health, v.retry, v.class = balance.Failure, true, resilience.Unavailable
 	default:
 		v.health = balance.Success // it answered; the request was at fault
 	}

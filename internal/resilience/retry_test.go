@@ -47,3 +47,21 @@ func TestBackoff(t *testing.T) {
 		t.Error("no base or no round should mean no wait")
 	}
 }
+
+func TestClass(t *testing.T) {
+	for _, name := range ClassNames() {
+		c := ParseClass(name)
+		if c == 0 || c.String() != name || !AnyClass.Has(c) {
+			t.Errorf("class %q: parsed %v, %q", name, c, c.String())
+		}
+	}
+	if ParseClass("nope") != 0 {
+		t.Error("an unknown name parsed")
+	}
+	if (Unavailable | Timeout).Has(Overloaded) || !(Unavailable | Timeout).Has(Timeout) || AnyClass.Has(0) {
+		t.Error("Has")
+	}
+	if got := (Timeout | ContextLength).String(); got != "timeout+context_length" {
+		t.Errorf("String = %q", got)
+	}
+}

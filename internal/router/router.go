@@ -9,28 +9,43 @@ import (
 
 	"github.com/omnigate/omnigate/internal/apierror"
 	"github.com/omnigate/omnigate/internal/catalog"
+	"github.com/omnigate/omnigate/internal/config"
 	"github.com/omnigate/omnigate/internal/request"
+	"github.com/omnigate/omnigate/internal/resilience"
 )
 
 // Router resolves model names to a chain of models to try in order.
 type Router struct {
 	cat    *catalog.Catalog
-	chains map[*catalog.Model][]*catalog.Model
+	chains map[*catalog.Model][]catalog.Link
 }
 
-// New builds the chains from the fallbacks map (public name → names to try
-// next). Names must resolve in the catalog; config validation checks that.
-func New(cat *catalog.Catalog, fallbacks map[string][]string) (*Router, error) {
-	r := &Router{cat: cat, chains: make(map[*catalog.Model][]*catalog.Model)}
+// New builds the chains from the fallbacks map (public name → models to
+// try next, each for its error classes; none listed: all). A chain is the
+// model's own list, not its fallbacks' too. Names must resolve in the
+// catalog; config validation checks that.
+func New(cat *catalog.Catalog, fallbacks map[string][]config.Fallback) (*Router, error) {
+	r := &Router{cat: cat, chains: make(map[*catalog.Model][]catalog.Link)}
 	for _, m := range cat.Models() {
-		chain := []*catalog.Model{m}
-		for _, name := range fallbacks[m.Name] {
-			fm, ok := cat.Lookup(name)
+		chain := []catalog.Link{{Model: m, On: resilience.AnyClass}}
+		for _, f := range fallbacks[m.Name] {
+			fm, ok := cat.Lookup(f.Model)
 			if !ok {
-				return nil, fmt.Errorf("routing.fallbacks.%s: unknown model %q", m.Name, name)
+				return nil, fmt.Errorf("routing.fallbacks.%s: unknown model %q", m.Name, f.Model)
+			}
+			on := resilience.AnyClass
+			if len(f.On) > 0 {
+				on = 0
+				for _, name := range f.On {
+					c := resilience.ParseClass(name)
+					if c == 0 {
+						return nil, fmt.Errorf("routing.fallbacks.%s: unknown error class %q", m.Name, name)
+					}
+					on |= c
+				}
 			}
 			if !containsModel(chain, fm) {
-				chain = append(chain, fm)
+				chain = append(chain, catalog.Link{Model: fm, On: on})
 			}
 		}
 		r.chains[m] = chain
@@ -39,13 +54,13 @@ func New(cat *catalog.Catalog, fallbacks map[string][]string) (*Router, error) {
 }
 
 // Route returns the models to try for a request, the one it names first.
-func (r *Router) Route(req *request.Request) ([]*catalog.Model, error) {
+func (r *Router) Route(req *request.Request) ([]catalog.Link, error) {
 	return r.Resolve(req.Model)
 }
 
 // Resolve returns the models to try for a public name or alias, that model
 // first. An unknown name is a 404 whose message lists the available names.
-func (r *Router) Resolve(name string) ([]*catalog.Model, error) {
+func (r *Router) Resolve(name string) ([]catalog.Link, error) {
 	m, ok := r.cat.Lookup(name)
 	if !ok {
 		e := apierror.New(http.StatusNotFound, "model_not_found",
@@ -56,9 +71,9 @@ func (r *Router) Resolve(name string) ([]*catalog.Model, error) {
 	return r.chains[m], nil
 }
 
-func containsModel(s []*catalog.Model, m *catalog.Model) bool {
+func containsModel(s []catalog.Link, m *catalog.Model) bool {
 	for _, x := range s {
-		if x == m {
+		if x.Model == m {
 			return true
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/omnigate/omnigate/internal/catalog"
 	"github.com/omnigate/omnigate/internal/config"
 	"github.com/omnigate/omnigate/internal/request"
+	"github.com/omnigate/omnigate/internal/resilience"
 )
 
 func testCatalog(t *testing.T) *catalog.Catalog {
@@ -23,17 +24,26 @@ func testCatalog(t *testing.T) *catalog.Catalog {
 	return cat
 }
 
-func names(ms []*catalog.Model) []string {
+// names renders a chain as "model" or "model(classes)" for links that
+// are not tried for every class.
+func names(chain []catalog.Link) []string {
 	var out []string
-	for _, m := range ms {
-		out = append(out, m.Name)
+	for _, l := range chain {
+		n := l.Model.Name
+		if l.On != resilience.AnyClass {
+			n += "(" + l.On.String() + ")"
+		}
+		out = append(out, n)
 	}
 	return out
 }
 
 func TestRoute(t *testing.T) {
 	cat := testCatalog(t)
-	r, err := New(cat, map[string][]string{"qwen3-omni-30b": {"qwen3-omni-7b", "qwen3-omni-30b"}})
+	r, err := New(cat, map[string][]config.Fallback{
+		"qwen3-omni-30b": {{Model: "qwen3-omni-7b"}, {Model: "qwen3-omni-30b"}},
+		"qwen3-omni-7b":  {{Model: "qwen3-omni-30b", On: []string{"context_length", "overloaded"}}},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,8 +53,8 @@ func TestRoute(t *testing.T) {
 	}{
 		{"qwen3-omni-30b", []string{"qwen3-omni-30b", "qwen3-omni-7b"}}, // itself is not repeated
 		{"large", []string{"qwen3-omni-30b", "qwen3-omni-7b"}},
-		{"qwen3-omni-7b", []string{"qwen3-omni-7b"}},
-		{"small", []string{"qwen3-omni-7b"}},
+		{"qwen3-omni-7b", []string{"qwen3-omni-7b", "qwen3-omni-30b(overloaded+context_length)"}}, // not on to 30b's own fallbacks
+		{"small", []string{"qwen3-omni-7b", "qwen3-omni-30b(overloaded+context_length)"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -80,8 +90,11 @@ func TestRouteUnknownModel(t *testing.T) {
 }
 
 func TestNewRejectsUnknownFallback(t *testing.T) {
-	if _, err := New(testCatalog(t), map[string][]string{"qwen3-omni-30b": {"nope"}}); err == nil {
+	if _, err := New(testCatalog(t), map[string][]config.Fallback{"qwen3-omni-30b": {{Model: "nope"}}}); err == nil {
 		t.Error("unknown fallback accepted")
+	}
+	if _, err := New(testCatalog(t), map[string][]config.Fallback{"qwen3-omni-30b": {{Model: "qwen3-omni-7b", On: []string{"nope"}}}}); err == nil {
+		t.Error("unknown error class accepted")
 	}
 }
 
@@ -90,7 +103,7 @@ func BenchmarkRoute(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	r, err := New(cat, map[string][]string{"qwen3-omni-30b": {"qwen3-omni-7b"}})
+	r, err := New(cat, map[string][]config.Fallback{"qwen3-omni-30b": {{Model: "qwen3-omni-7b"}}})
 	if err != nil {
 		b.Fatal(err)
 	}
