@@ -135,7 +135,8 @@ type Answer struct {
 	// misconfigured…, or limits when they could not take the request).
 	FallbackReason string
 
-	ticket balance.Ticket // the breaker's, for the end of the relay
+	ticket balance.Ticket     // the breaker's, for the end of the relay
+	cancel context.CancelFunc // a hedged attempt's own context, ended at Done
 	usage  usageTap
 }
 
@@ -337,15 +338,25 @@ func (c *Core) send(ctx context.Context, call *Call, m *Model, view *request.Req
 		}
 		attempts++
 		d.Acquire()
-		resp, err := d.Backend.Do(ctx, &backend.Request{
+		req := &backend.Request{
 			Endpoint: view.Endpoint.Path(), Body: body, ModelSpan: view.ModelSpan,
 			StreamSpan: view.StreamSpan, StreamOptionsSpan: view.StreamOptionsSpan,
 			PublicModel: m.Name, Stream: view.Stream, RequestID: call.RequestID,
-		})
+		}
+		var resp *http.Response
+		var err error
+		var cancel context.CancelFunc
+		if m.Hedge.After > 0 {
+			var r attempt
+			r, attempts = c.hedge(ctx, m, req, attempt{d: d, ticket: ticket}, &tried, attempts)
+			resp, err, d, ticket, cancel = r.resp, r.err, r.d, r.ticket, r.cancel
+		} else {
+			resp, err = d.Backend.Do(ctx, req)
+		}
 		if err == nil {
 			m.Metrics.Upstream(d.Config.Name, statusLabel(resp.StatusCode))
 			a := c.answers.Get().(*Answer)
-			*a = Answer{Resp: resp, Model: m, Deployment: d, ticket: ticket}
+			*a = Answer{Resp: resp, Model: m, Deployment: d, ticket: ticket, cancel: cancel}
 			return a, nil
 		}
 		v := c.end(ctx, m, d, ticket, err)
@@ -480,6 +491,9 @@ func (c *Core) finish(call *Call, a *Answer, err error) {
 		call.cancel = nil
 	}
 	if a != nil {
+		if a.cancel != nil {
+			a.cancel()
+		}
 		c.endRelay(a, err)
 		if u, ok := a.usage.usage(); ok {
 			a.Model.Metrics.Tokens(u.PromptTokens, u.CompletionTokens)

@@ -28,6 +28,7 @@ type Metrics struct {
 	clamped   *prometheus.CounterVec
 	tokens    *prometheus.CounterVec
 	retries   *prometheus.CounterVec
+	hedges    *prometheus.CounterVec
 
 	mu    sync.RWMutex
 	byKey map[reqKey]prometheus.Counter
@@ -75,9 +76,13 @@ func New() *Metrics {
 			Name: "omnigate_retries_total",
 			Help: "Attempts sent again after a retryable failure, by model.",
 		}, []string{"model"}),
+		hedges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "omnigate_hedges_total",
+			Help: "Second attempts sent because the first had not started answering in time, by model.",
+		}, []string{"model"}),
 		byKey: make(map[reqKey]prometheus.Counter),
 	}
-	m.reg.MustRegister(m.latency, m.requests, m.upstream, m.inflight, m.fallbacks, m.clamped, m.tokens, m.retries,
+	m.reg.MustRegister(m.latency, m.requests, m.upstream, m.inflight, m.fallbacks, m.clamped, m.tokens, m.retries, m.hedges,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -94,7 +99,7 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 func (m *Metrics) Model(name string) *ModelMetrics {
 	return &ModelMetrics{m: m, name: name, Latency: m.latency.WithLabelValues(name), Inflight: m.inflight.WithLabelValues(name),
 		prompt: m.tokens.WithLabelValues(name, "prompt"), completion: m.tokens.WithLabelValues(name, "completion"),
-		retries: m.retries.WithLabelValues(name)}
+		retries: m.retries.WithLabelValues(name), hedges: m.hedges.WithLabelValues(name)}
 }
 
 // ModelMetrics are one model's pre-resolved metric handles.
@@ -106,10 +111,14 @@ type ModelMetrics struct {
 
 	prompt, completion prometheus.Counter
 	retries            prometheus.Counter
+	hedges             prometheus.Counter
 }
 
 // Retry counts one attempt sent again.
 func (mm *ModelMetrics) Retry() { mm.retries.Inc() }
+
+// Hedge counts one hedged attempt.
+func (mm *ModelMetrics) Hedge() { mm.hedges.Inc() }
 
 // Tokens counts the usage of one answer.
 func (mm *ModelMetrics) Tokens(prompt, completion int64) {
