@@ -128,6 +128,11 @@ type Deployment struct {
 	// StreamOnly: the upstream accepts only stream:true (Model Studio's Omni
 	// models); non-streaming requests are streamed and aggregated.
 	StreamOnly bool `yaml:"stream_only"`
+	// Continuation: the engine can continue a final assistant message
+	// (vLLM's continue_final_message with add_generation_prompt false), so
+	// a stream cut on another replica can be resumed here. Default true for
+	// the simulator and the vllm and vllm-legacy dialects, false otherwise.
+	Continuation *bool `yaml:"continuation"`
 	// AudioOutput: the deployment can answer with audio (vllm-omni, SGLang-Omni,
 	// Model Studio, simulator profiles that declare it).
 	AudioOutput bool `yaml:"audio_output"`
@@ -164,6 +169,10 @@ type HealthCheck struct {
 	Failures  int      `yaml:"failures"`  // default 1
 	Successes int      `yaml:"successes"` // default 1
 }
+
+// CanContinue reports whether the deployment can continue a final
+// assistant message (after ApplyDefaults).
+func (d *Deployment) CanContinue() bool { return d.Continuation != nil && *d.Continuation }
 
 // On reports whether the check runs (after ApplyDefaults).
 func (h HealthCheck) On() bool { return h.Enabled != nil && *h.Enabled }

@@ -138,10 +138,16 @@ type Answer struct {
 	ticket balance.Ticket     // the breaker's, for the end of the relay
 	cancel context.CancelFunc // a hedged attempt's own context, ended at Done
 	usage  usageTap
+	cont   *continuation // a continuable stream's request and record
 }
 
 // Tap is what the front end feeds the relayed bytes to.
-func (a *Answer) Tap() Tap { return &a.usage }
+func (a *Answer) Tap() Tap {
+	if a.cont != nil {
+		return &a.cont.rec
+	}
+	return &a.usage
+}
 
 // Do serves call up to the upstream answer. With an Answer the front end
 // relays it; either way it then calls Done once. Errors are
@@ -260,6 +266,9 @@ func (c *Core) tryModel(ctx context.Context, call *Call, m *Model, first bool, r
 	if len(clamp) > 0 {
 		a.Clamped = clamp.Header()
 	}
+	if continuable(m, view, body) {
+		a.record(view, body)
+	}
 	return a, nil, 0
 }
 
@@ -300,7 +309,12 @@ const minShrunkTokens = 16
 // class (a fallback is quicker than a wait), in rounds after a backoff,
 // up to the model's attempts and within its retry budget.
 func (c *Core) send(ctx context.Context, call *Call, m *Model, view *request.Request, body []byte, rest []catalog.Link) (*Answer, error) {
-	var tried balance.Tried
+	return c.sendFrom(ctx, call, m, view, body, rest, balance.Tried{})
+}
+
+// sendFrom is send with the deployments of skip left out.
+func (c *Core) sendFrom(ctx context.Context, call *Call, m *Model, view *request.Request, body []byte, rest []catalog.Link, skip balance.Tried) (*Answer, error) {
+	tried := skip
 	var lastErr error
 	var lastClass resilience.Class
 	attempts, rounds := 0, 0
@@ -318,7 +332,7 @@ func (c *Core) send(ctx context.Context, call *Call, m *Model, view *request.Req
 			if !ok || !c.sleep(ctx, wait) {
 				return nil, lastErr
 			}
-			tried = balance.Tried{}
+			tried = skip
 			m.Metrics.Retry()
 			continue
 		}
