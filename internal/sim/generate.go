@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -17,6 +18,7 @@ type choice struct {
 	prompt  int    // prompt tokens
 	seed    uint64 // what drew the answer (and its logprobs)
 	ans     answer
+	first   int // the position of ans.tokens[0] in the whole answer: >0 when continuing
 	audioID string
 }
 
@@ -103,7 +105,13 @@ func (e *Engine) prepare(req *genRequest) ([]*choice, int, error) {
 		}
 		for i := range req.n {
 			c := &choice{index: pi*req.n + i, prompt: p.tokens, seed: choiceSeed(p.hash, req.seed, req.temperature, i)}
-			c.ans = req.answerFor(c.seed, e.p.AnswerTokens, limit)
+			if req.cont != nil {
+				if err := req.continueChoice(c, e.p.AnswerTokens, limit); err != nil {
+					return nil, 0, err
+				}
+			} else {
+				c.ans = req.answerFor(c.seed, e.p.AnswerTokens, limit)
+			}
 			if need := p.tokens + len(c.ans.tokens); !e.fits(need) {
 				return nil, 0, apierror.Invalid("", "the request needs %d KV-cache tokens (%d in the %s, %d generated) but this engine's KV cache holds only %d tokens",
 					need, p.tokens, what, len(c.ans.tokens), e.p.KVCacheTokens)
@@ -126,10 +134,15 @@ func (r *genRequest) answerFor(seed uint64, lengths [2]int, limit int) answer {
 			return toolAnswer(seed, calls, limit)
 		}
 	}
+	return r.draw(seed, lengths, limit, r.stops)
+}
+
+// draw draws a text answer, or JSON when response_format asks for it.
+func (r *genRequest) draw(seed uint64, lengths [2]int, limit int, stops []string) answer {
 	if r.format != nil {
-		return r.format.answer(seed, lengths, limit, r.stops)
+		return r.format.answer(seed, lengths, limit, stops)
 	}
-	return generate(seed, lengths, limit, r.stops)
+	return generate(seed, lengths, limit, stops)
 }
 
 // run moves every choice through the engine and calls onToken for each
@@ -147,6 +160,12 @@ func (e *Engine) run(ctx context.Context, choices []*choice, slow time.Duration,
 				onToken(c, k)
 			}
 		}
+		return nil
+	}
+	// A continuation of a finished answer has no token to generate; it
+	// never enters the engine.
+	choices = slices.DeleteFunc(slices.Clone(choices), func(c *choice) bool { return len(c.ans.tokens) == 0 })
+	if len(choices) == 0 {
 		return nil
 	}
 	st := newStream(len(choices))
@@ -344,9 +363,9 @@ func (g *generation) logprobs(c *choice) json.RawMessage {
 	case !g.req.logprobs || c.ans.calls != nil:
 		return null
 	case g.req.chat:
-		return appendChatLogprobs(nil, c.seed, c.ans.tokens, 0, g.req.topLogprobs)
+		return appendChatLogprobs(nil, c.seed, c.ans.tokens, c.first, g.req.topLogprobs)
 	}
-	return appendCompletionLogprobs(nil, c.seed, c.ans.tokens, 0, g.req.topLogprobs, 0)
+	return appendCompletionLogprobs(nil, c.seed, c.ans.tokens, c.first, g.req.topLogprobs, 0)
 }
 
 // stream answers a streaming request, one SSE event per token.
@@ -371,9 +390,9 @@ func (g *generation) stream(ctx context.Context) {
 		switch {
 		case !g.req.logprobs || c.ans.calls != nil:
 		case g.req.chat:
-			s.enc.lp = appendChatLogprobs(s.enc.lp, c.seed, c.ans.tokens[k:k+1], k, g.req.topLogprobs)
+			s.enc.lp = appendChatLogprobs(s.enc.lp, c.seed, c.ans.tokens[k:k+1], c.first+k, g.req.topLogprobs)
 		default:
-			s.enc.lp = appendCompletionLogprobs(s.enc.lp, c.seed, c.ans.tokens[k:k+1], k, g.req.topLogprobs, offsets[i])
+			s.enc.lp = appendCompletionLogprobs(s.enc.lp, c.seed, c.ans.tokens[k:k+1], c.first+k, g.req.topLogprobs, offsets[i])
 			offsets[i] += utf8.RuneCountInString(tok)
 		}
 		switch {
@@ -412,6 +431,7 @@ func (g *generation) stream(ctx context.Context) {
 		_, b := errorBody(g.plan.dialect, g.id, err)
 		s.enc.errorEvent(b)
 	default:
+		g.finishEmpty(s)
 		g.succeeded()
 		if g.req.includeUsage {
 			s.enc.usage(g.promptTokens, g.completionTokens())
@@ -420,6 +440,23 @@ func (g *generation) stream(ctx context.Context) {
 	}
 	s.enc.done()
 	s.flush()
+}
+
+// finishEmpty sends the role and finish chunks of the choices that had no
+// token to generate (a continuation of a finished answer), which run never
+// reports.
+func (g *generation) finishEmpty(s *sseWriter) {
+	for _, c := range g.choices {
+		if len(c.ans.tokens) > 0 {
+			continue
+		}
+		if g.req.chat {
+			s.enc.role(c.index)
+			s.event()
+		}
+		s.enc.finish(c.index, c.ans.finish)
+		s.event()
+	}
 }
 
 // sseWriter sends a stream's events, flushing each one (or, for the
