@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
-
-	"github.com/omnigate/omnigate/internal/apierror"
 )
 
 // choice is one answer of a request: the prompt it answers and its text.
@@ -61,17 +59,8 @@ func (e *Engine) serveGen(w http.ResponseWriter, r *http.Request, chat bool) {
 		writeError(w, plan.dialect, id, err)
 		return
 	}
-	if plan.fail != 0 {
-		writeError(w, plan.dialect, id, injectedError(plan.fail))
-		return
-	}
 	ctx := r.Context()
-	if plan.hang {
-		select {
-		case <-ctx.Done():
-		case <-e.closed:
-			writeError(w, plan.dialect, id, errClosed)
-		}
+	if e.inject(ctx, w, plan, id, req.stream) {
 		return
 	}
 	g := &generation{e: e, w: w, req: req, plan: plan, id: id, created: e.clock.Now().Unix(), arrival: e.clock.Now(), choices: choices, promptTokens: promptTokens}
@@ -112,9 +101,8 @@ func (e *Engine) prepare(req *genRequest) ([]*choice, int, error) {
 			} else {
 				c.ans = req.answerFor(c.seed, e.p.AnswerTokens, limit)
 			}
-			if need := p.tokens + len(c.ans.tokens); !e.fits(need) {
-				return nil, 0, apierror.Invalid("", "the request needs %d KV-cache tokens (%d in the %s, %d generated) but this engine's KV cache holds only %d tokens",
-					need, p.tokens, what, len(c.ans.tokens), e.p.KVCacheTokens)
+			if !e.fits(p.tokens + len(c.ans.tokens)) {
+				return nil, 0, kvOverflowError(p.tokens, len(c.ans.tokens), e.p.KVCacheTokens, what)
 			}
 			if req.audio != nil && c.ans.calls == nil {
 				c.audioID = "audio_" + e.newID("")
