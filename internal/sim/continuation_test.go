@@ -117,6 +117,7 @@ func chunksDelivered(chunks []string, p int) int {
 	return len(chunks)
 }
 
+// user is a user message of text.
 func user(text string) map[string]any { return map[string]any{"role": "user", "content": text} }
 
 // continuationCases are the requests the continuation tests cut: plain,
