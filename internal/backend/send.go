@@ -227,23 +227,10 @@ type timerBody struct {
 	idle   time.Duration
 	timer  *time.Timer // nil without an idle limit
 	head   *time.Timer // the first_token timer, until the first byte; nil after
-
-	started  bool   // Read was called
-	first    []byte // read by Ready, for the next Reads
-	firstErr error  // what the read that got first returned
 }
 
 // Read reads the upstream body, bounded by the idle limit.
 func (b *timerBody) Read(p []byte) (int, error) {
-	b.started = true
-	if b.first != nil {
-		n := copy(p, b.first)
-		if b.first = b.first[n:]; len(b.first) == 0 {
-			b.first = nil
-			return n, b.firstErr
-		}
-		return n, nil
-	}
 	if b.timer != nil {
 		b.timer.Reset(b.idle)
 	}
@@ -259,21 +246,6 @@ func (b *timerBody) Read(p []byte) (int, error) {
 		err = expired(b.parent, b.ctx, err)
 	}
 	return n, err
-}
-
-// Ready waits for the body's first bytes (see h1's body.Ready) and keeps
-// them for the next Read.
-func (b *timerBody) Ready() error {
-	if b.started {
-		return nil
-	}
-	buf := make([]byte, 512)
-	n, err := b.Read(buf)
-	b.first, b.firstErr = buf[:n], err
-	if err == io.EOF {
-		return nil
-	}
-	return err
 }
 
 // Close closes the upstream body and releases the attempt's context.
