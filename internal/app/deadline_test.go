@@ -3,6 +3,7 @@ package app
 import (
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -58,5 +59,27 @@ func TestClientDeadline(t *testing.T) {
 		if resp.StatusCode != 400 || !strings.Contains(string(b), `"param":"X-Request-Timeout"`) {
 			t.Errorf("X-Request-Timeout %q: %d %s", bad, resp.StatusCode, b)
 		}
+	}
+}
+
+// TestDeadlinePropagates: the time a client has left goes upstream as
+// X-Request-Timeout, so the gateway or engine behind can stop in time.
+func TestDeadlinePropagates(t *testing.T) {
+	var got atomic.Value
+	srv := startWithUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		got.Store(r.Header.Get("X-Request-Timeout"))
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"id":"x","object":"chat.completion","choices":[]}`)
+	}), nil)
+	const chat = `{"model":"m","messages":[{"role":"user","content":"hi"}]}`
+	post(t, srv.URL+"/v1/chat/completions", "application/json", chat, "X-Stainless-Timeout", "30")
+	left, err := strconv.ParseFloat(got.Load().(string), 64)
+	if err != nil || left <= 0 || left > 30 {
+		t.Errorf("upstream X-Request-Timeout %q, want the seconds left of 30", got.Load())
+	}
+	post(t, srv.URL+"/v1/chat/completions", "application/json", chat)
+	if v := got.Load().(string); v != "" {
+		t.Errorf("X-Request-Timeout %q sent upstream for a client without a deadline", v)
 	}
 }

@@ -355,7 +355,7 @@ func (c *Core) sendFrom(ctx context.Context, call *Call, m *Model, view *request
 		req := &backend.Request{
 			Endpoint: view.Endpoint.Path(), Body: body, ModelSpan: view.ModelSpan,
 			StreamSpan: view.StreamSpan, StreamOptionsSpan: view.StreamOptionsSpan,
-			PublicModel: m.Name, Stream: view.Stream, RequestID: call.RequestID,
+			PublicModel: m.Name, Stream: view.Stream, RequestID: call.RequestID, Deadline: call.Deadline,
 		}
 		var resp *http.Response
 		var err error
