@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/omnigate/omnigate/internal/apierror"
 	"github.com/omnigate/omnigate/internal/backend"
@@ -29,6 +30,7 @@ func (s *Server) relay(ctx context.Context, w http.ResponseWriter, call *dispatc
 	a, reqID := *ap, call.RequestID
 	resp := a.Resp
 	defer resp.Body.Close()
+	writeUntil(w, a.Until)
 	h := w.Header()
 	ct := resp.Header.Get("Content-Type")
 	if ct != "" {
@@ -110,6 +112,7 @@ func (s *Server) resume(ctx context.Context, fw *flushWriter, call *dispatch.Cal
 		s.opt.Log.Warn("stream continued", "request_id", call.RequestID, "cause", cause, "deployment", next.Deployment.Config.Name)
 		*ap = next
 		fw.tap, fw.carry = next.Tap(), fw.carry[:0] // the client never saw a cut event
+		writeUntil(fw.w.(http.ResponseWriter), next.Until)
 		err = s.copyStream(fw, next.Resp.Body)
 		next.Resp.Body.Close()
 		if err == nil {
@@ -119,6 +122,15 @@ func (s *Server) resume(ctx context.Context, fw *flushWriter, call *dispatch.Cal
 			return err
 		}
 		cause = err
+	}
+}
+
+// writeUntil bounds the writes of an answer to the client by until (the
+// attempt's total timeout): a client that stops reading cannot hold the
+// engine's connection past it. net/http clears it after the request.
+func writeUntil(w http.ResponseWriter, until time.Time) {
+	if !until.IsZero() {
+		http.NewResponseController(w).SetWriteDeadline(until)
 	}
 }
 
