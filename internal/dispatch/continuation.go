@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/omnigate/omnigate/internal/apierror"
+	"github.com/omnigate/omnigate/internal/backend"
 	"github.com/omnigate/omnigate/internal/balance"
 	"github.com/omnigate/omnigate/internal/request"
 )
@@ -160,6 +162,15 @@ func (a *Answer) record(view *request.Request, body []byte) {
 // Continuable reports whether the front end must write whole events only
 // (and offer a broken stream to Continue).
 func (a *Answer) Continuable() bool { return a.cont != nil }
+
+// StreamDone reports whether the stream relayed so far ended as a stream
+// must: with [DONE].
+func (a *Answer) StreamDone() bool { return a.usage.done() }
+
+// ErrStreamIncomplete is a stream that ended without [DONE]: cut, however
+// cleanly its connection ended.
+var ErrStreamIncomplete = &apierror.Error{Status: http.StatusBadGateway, Type: apierror.TypeServer, Code: "upstream_stream_error",
+	Message: "The upstream stream ended without [DONE].", Err: &backend.ConnError{Err: errors.New("stream ended without [DONE]")}}
 
 // errNoContinuation marks a stream that cannot be continued; the front end
 // then reports the original failure.

@@ -535,6 +535,8 @@ func (c *Core) endRelay(a *Answer, err error) {
 	switch {
 	case err == context.Canceled:
 		health = balance.Neutral // the client left
+	case err == nil && a.usage.errEvent:
+		health, reason = balance.Failure, "stream_error_event" // passed on as it came
 	case err != nil:
 		v := judge(context.Background(), err)
 		health, reason = v.health, "stream_"+v.outcome
