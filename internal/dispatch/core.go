@@ -329,23 +329,24 @@ func (c *Core) sendFrom(ctx context.Context, call *Call, m *Model, view *request
 	for {
 		now := c.clock.Now()
 		i := c.picker.Pick(now, m.Pool, &tried)
-		if i < 0 && lastErr != nil && !takes(rest, lastClass) && attempts < m.Retry.Attempts && available(m, nil, now) && c.retryAllowed(m, now) {
+		if i < 0 && lastErr != nil && !takes(rest, lastClass) && attempts < m.Retry.Attempts && available(m, nil, now) {
 			// Every deployment was tried this round: wait, then the pool
-			// again (those whose breaker opened stay out).
-			rounds++
-			wait, ok := c.roundWait(ctx, m, rounds, lastErr)
-			if !ok || !c.sleep(ctx, wait) {
-				return nil, lastErr
+			// again (those whose breaker opened stay out). A wait that is
+			// not worth it costs no retry.
+			wait, ok := c.roundWait(ctx, m, rounds+1, lastErr, now)
+			if ok && c.retryAllowed(m, now) {
+				rounds++
+				if !c.sleep(ctx, wait) {
+					return nil, lastErr
+				}
+				tried = skip
+				m.Metrics.Retry()
+				continue
 			}
-			tried = skip
-			m.Metrics.Retry()
-			continue
 		}
 		if i < 0 {
 			if lastErr == nil {
-				e := apierror.New(http.StatusServiceUnavailable, "no_deployment", "No deployment of %q is available.", m.Name)
-				e.RetryAfter = balance.UpAgain(m.Pool, now) // every breaker is open
-				lastErr = e
+				lastErr = noDeployment(m, now)
 			}
 			return nil, lastErr
 		}
@@ -402,18 +403,36 @@ func (c *Core) sendFrom(ctx context.Context, call *Call, m *Model, view *request
 // when the wait is not worth it: a Retry-After past the model's
 // max_backoff (the client hears it instead), or a wait that would end
 // past the client's deadline.
-func (c *Core) roundWait(ctx context.Context, m *Model, n int, err error) (wait time.Duration, ok bool) {
+func (c *Core) roundWait(ctx context.Context, m *Model, n int, err error, now time.Time) (wait time.Duration, ok bool) {
 	wait = resilience.Backoff(n, m.Retry.Backoff.D(), m.Retry.MaxBackoff.D())
-	if e := (*apierror.Error)(nil); errors.As(err, &e) && e.RetryAfter > 0 {
-		if e.RetryAfter > m.Retry.MaxBackoff.D() {
-			return 0, false
-		}
-		wait = max(wait, e.RetryAfter)
+	after := balance.UpAgain(m.Pool, now) // no deployment free before
+	if e := (*apierror.Error)(nil); errors.As(err, &e) {
+		after = max(after, e.RetryAfter)
 	}
+	if after > m.Retry.MaxBackoff.D() {
+		return 0, false
+	}
+	wait = max(wait, after)
 	if dl, has := ctx.Deadline(); has && time.Until(dl) < wait { // a context's deadline is on the real clock
 		return 0, false
 	}
 	return wait, true
+}
+
+// noDeployment is the error of a model none of whose deployments can take
+// a request now: 429 rate_limited when some are only busy (they asked,
+// with a Retry-After, to be left alone), else 503 no_deployment; either
+// way with the time until the first may again.
+func noDeployment(m *Model, now time.Time) *apierror.Error {
+	e := apierror.New(http.StatusServiceUnavailable, "no_deployment", "No deployment of %q is available.", m.Name)
+	for _, d := range m.Pool {
+		if d.InRotation() && d.Breaker.Ready(now) && d.BusyFor(now) > 0 {
+			e = apierror.New(http.StatusTooManyRequests, "rate_limited", "Every deployment of %q is rate limited; try again later.", m.Name)
+			break
+		}
+	}
+	e.RetryAfter = balance.UpAgain(m.Pool, now)
+	return e
 }
 
 // available reports whether a deployment of m outside tried (nil: none

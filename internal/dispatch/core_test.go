@@ -673,3 +673,30 @@ func TestBusyDeploymentIsLeftAlone(t *testing.T) {
 		t.Errorf("the deployment got no request after its Retry-After (%d in all)", n)
 	}
 }
+
+// TestEveryDeploymentBusy: with every deployment busy after its 429, the
+// client hears that the model is rate limited (not down), with when to
+// come back, a rate_limited fallback takes over, and rounds that could
+// send nothing count no retry.
+func TestEveryDeploymentBusy(t *testing.T) {
+	busy := &apierror.Error{Status: 429, Type: apierror.TypeRateLimit, Upstream: true, RetryAfter: 30 * time.Second}
+	scripts := map[string][]func() (*http.Response, error){"b1": {fails(busy)}, "b2": {fails(busy)}}
+	h := classHarness(t, nil, scripts)
+	h.core.picker = &balance.Picker{}
+	h.do(t, chat) // both answer 429 and turn busy
+	_, err := h.do(t, chat)
+	if e := apierror.From(err); e.Status != 429 || e.Code != "rate_limited" || e.RetryAfter <= 0 {
+		t.Errorf("every deployment busy: %v (status %d, Retry-After %v), want 429 rate_limited with a Retry-After", err, e.Status, e.RetryAfter)
+	}
+	if n := h.backends["b1"].calls() + h.backends["b2"].calls(); n != 2 {
+		t.Errorf("%d attempts on busy deployments, want the 2 that made them busy", n)
+	}
+
+	h = classHarness(t, map[string][]config.Fallback{"big": {{Model: "small", On: []string{"rate_limited"}}}}, scripts)
+	h.core.picker = &balance.Picker{}
+	for range 3 {
+		if a, err := h.do(t, chat); err != nil || a.Model.Name != "small" {
+			t.Fatalf("answer %+v, err %v: want the rate_limited fallback", a, err)
+		}
+	}
+}
