@@ -13,6 +13,35 @@ import (
 	"github.com/omnigate/omnigate/internal/sim"
 )
 
+// simHeaders are the per-request fault headers omnigate sim --help lists:
+// the header with its value, and what it does.
+var simHeaders = [][2]string{
+	{sim.HeaderFail + ": STATUS", "answer with that error status"},
+	{sim.HeaderFailHTML + ": STATUS", "answer with nginx's HTML error page"},
+	{sim.HeaderOOM + ": 1", "answer as the dialect's engine out of memory"},
+	{sim.HeaderHang + ": 1", "hang before the first token"},
+	{sim.HeaderStall + ": 1", "send 200 and the headers, then nothing"},
+	{sim.HeaderRetryAfter + ": SECONDS", "Retry-After on injected 429 and 503 answers"},
+	{sim.HeaderCutAfter + ": N", "drop the connection after N stream chunks"},
+	{sim.HeaderSlow + ": 50ms", "extra delay before every token"},
+	{sim.HeaderErrorDialect + ": DIALECT", "error body shape"},
+}
+
+// printSimUsageTail ends omnigate sim --help: how faults combine, the
+// per-request headers and what is served.
+func printSimUsageTail(w io.Writer) {
+	fmt.Fprint(w, "\nA request draws at most one of --fail, --fail-html and --oom (their rates add\n"+
+		"up to at most 1) and at most one of --hang-rate and --stall-after-headers.\n\n"+
+		"Per-request overrides (headers):\n")
+	for _, h := range simHeaders {
+		fmt.Fprintf(w, "  %-31s %s\n", h[0], h[1])
+	}
+	fmt.Fprint(w, "\nChat requests may continue a final assistant message as vLLM does\n"+
+		"(\"continue_final_message\": true, \"add_generation_prompt\": false): the answer\n"+
+		"goes on exactly where the given text of the same request's answer stops.\n\n"+
+		"Serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models, /metrics, /health.\n")
+}
+
 // runSim runs the built-in engine simulator as a standalone OpenAI-compatible
 // server, until ctx is cancelled.
 func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -21,8 +50,12 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	addr := fs.String("addr", "127.0.0.1:8001", "listen address (port 0 picks a free port)")
 	model := fs.String("model", "", "model name to serve and report (default: the profile's name)")
 	fail := fs.String("fail", "", "inject errors: comma-separated STATUS=RATE, e.g. 503=0.2,500=0.05")
+	failHTML := fs.Float64("fail-html", 0, "fraction of requests answered 502 with nginx's HTML error page, as a proxy in front of a dead engine answers")
+	oom := fs.Float64("oom", 0, "fraction of requests answered the way the error dialect's engine reports running out of GPU or KV-cache memory")
 	hang := fs.Float64("hang-rate", 0, "fraction of requests that hang before the first token until the client leaves")
-	cut := fs.Int("cut-after", 0, "drop every stream's connection after N chunks, without [DONE] (0: off)")
+	stall := fs.Float64("stall-after-headers", 0, "fraction of requests answered 200 with their headers flushed, then nothing until the client leaves")
+	retryAfter := fs.Int("retry-after", 0, "Retry-After `seconds` on injected 429 and 503 answers (0: none)")
+	cut := fs.Int("cut-after", 0, "drop every stream's connection after N chunks, abruptly: no [DONE], no chunked terminator (0: off)")
 	slow := fs.Duration("slow", 0, "extra delay before every token, e.g. 50ms")
 	dialect := fs.String("error-dialect", sim.DialectVLLM, "error body shape: "+strings.Join(sim.Dialects(), ", "))
 	seed := fs.Uint64("seed", 0, "seed for the random fault draws (0: random)")
@@ -31,8 +64,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	flagsUsage := fs.Usage
 	fs.Usage = func() {
 		flagsUsage()
-		fmt.Fprintf(stderr, "\nPer-request overrides (headers): %s: STATUS, %s: 1, %s: N, %s: 50ms, %s: DIALECT.\nServes /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models, /metrics, /health.\n",
-			sim.HeaderFail, sim.HeaderHang, sim.HeaderCutAfter, sim.HeaderSlow, sim.HeaderErrorDialect)
+		printSimUsageTail(stderr)
 	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -56,7 +88,8 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	faults := sim.Faults{HangRate: *hang, CutAfter: *cut, Slow: *slow, ErrorDialect: *dialect, Seed: *seed}
+	faults := sim.Faults{FailHTMLRate: *failHTML, OOMRate: *oom, HangRate: *hang, StallRate: *stall,
+		RetryAfter: time.Duration(*retryAfter) * time.Second, CutAfter: *cut, Slow: *slow, ErrorDialect: *dialect, Seed: *seed}
 	if *fail != "" {
 		if faults.Fail, err = sim.ParseFailRates(*fail); err != nil {
 			return fmt.Errorf("--fail: %w", err)

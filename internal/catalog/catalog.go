@@ -76,6 +76,7 @@ type Model struct {
 	Endpoints     []string
 	Limits        config.Limits
 	Retry         config.Retry
+	Hedge         config.Hedge
 	Deployments   []config.Deployment
 	// AudioOut: audio output is declared by the model and by at least one deployment.
 	AudioOut bool

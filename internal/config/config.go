@@ -43,6 +43,7 @@ type Model struct {
 	Capabilities  Capabilities `yaml:"capabilities"`
 	Limits        Limits       `yaml:"limits"`
 	Retry         Retry        `yaml:"retry"`
+	Hedge         Hedge        `yaml:"hedge"`
 	// Timeouts are the defaults of the model's deployments, each of which
 	// may set its own; unset keys follow the tier (see TierTimeouts).
 	Timeouts    Timeouts     `yaml:"timeouts"`
@@ -61,6 +62,15 @@ type Retry struct {
 	MaxBackoff Duration `yaml:"max_backoff"` // the cap; default 1s
 	Budget     float64  `yaml:"budget"`      // retries per request, over 10 s; default 0.2
 	MinRetries int      `yaml:"min_retries"` // retries allowed per 10 s whatever the share; default 10
+}
+
+// Hedge sends a second attempt of a request to another deployment when
+// the first has not started answering within After, keeps whichever
+// starts first and cancels the other. Off by default: it spends engine
+// time to cut the tail of the time to first token. Hedges are retries for
+// the model's retry budget.
+type Hedge struct {
+	After Duration `yaml:"after"` // 0: off
 }
 
 // Capabilities lists the modalities a model takes and gives, and the
@@ -118,6 +128,11 @@ type Deployment struct {
 	// StreamOnly: the upstream accepts only stream:true (Model Studio's Omni
 	// models); non-streaming requests are streamed and aggregated.
 	StreamOnly bool `yaml:"stream_only"`
+	// Continuation: the engine can continue a final assistant message
+	// (vLLM's continue_final_message with add_generation_prompt false), so
+	// a stream cut on another replica can be resumed here. Default true for
+	// the simulator and the vllm and vllm-legacy dialects, false otherwise.
+	Continuation *bool `yaml:"continuation"`
 	// AudioOutput: the deployment can answer with audio (vllm-omni, SGLang-Omni,
 	// Model Studio, simulator profiles that declare it).
 	AudioOutput bool `yaml:"audio_output"`
@@ -154,6 +169,10 @@ type HealthCheck struct {
 	Failures  int      `yaml:"failures"`  // default 1
 	Successes int      `yaml:"successes"` // default 1
 }
+
+// CanContinue reports whether the deployment can continue a final
+// assistant message (after ApplyDefaults).
+func (d *Deployment) CanContinue() bool { return d.Continuation != nil && *d.Continuation }
 
 // On reports whether the check runs (after ApplyDefaults).
 func (h HealthCheck) On() bool { return h.Enabled != nil && *h.Enabled }

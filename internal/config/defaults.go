@@ -169,6 +169,10 @@ func (d *Deployment) applyDefaults(model string, timeouts Timeouts) {
 		setDefault(&h.Failures, DefaultHealthFailures)
 		setDefault(&h.Successes, DefaultHealthSuccesses)
 	}
+	if d.Continuation == nil {
+		on := d.Kind == KindSim || d.Dialect == DialectVLLM || d.Dialect == DialectVLLMLegacy
+		d.Continuation = &on
+	}
 	// Timeouts apply to both kinds: the simulator can hang or stall on purpose.
 	d.Timeouts.applyDefaults(timeouts)
 }

@@ -201,10 +201,10 @@ models:
 			Timeouts: defaultTimeouts,
 			Deployments: []Deployment{
 				{Name: "up", Kind: "openai", URL: "http://h:8000/v1", UpstreamModel: "m", Dialect: "openai",
-					Weight: 1, Timeouts: defaultTimeouts, MaxIdleConns: 256, IdleConnTimeout: Duration(4 * time.Second),
+					Weight: 1, Timeouts: defaultTimeouts, Continuation: boolp(false), MaxIdleConns: 256, IdleConnTimeout: Duration(4 * time.Second),
 					HealthCheck: defaultHealth("models")},
-				{Name: "s", Kind: "sim", Profile: "p", Weight: 1, Timeouts: defaultTimeouts},
-				{Name: "custom", Kind: "openai", URL: "http://h/v1", UpstreamModel: "U", Dialect: "vllm", Weight: 3,
+				{Name: "s", Kind: "sim", Profile: "p", Weight: 1, Timeouts: defaultTimeouts, Continuation: boolp(true)},
+				{Name: "custom", Kind: "openai", URL: "http://h/v1", UpstreamModel: "U", Dialect: "vllm", Weight: 3, Continuation: boolp(true),
 					MaxIdleConns: 4, IdleConnTimeout: Duration(time.Second), Timeouts: Timeouts{
 						Connect: Duration(time.Second), FirstToken: Duration(30 * time.Second),
 						Idle: Duration(7 * time.Second), Total: Duration(time.Minute),
@@ -257,7 +257,7 @@ func TestDefault(t *testing.T) {
 				Retry:    defaultRetry,
 				Timeouts: small,
 				Deployments: []Deployment{{Name: "sim-7b", Kind: "sim", Profile: "qwen3-omni-7b", AudioOutput: true,
-					Weight: 1, Timeouts: small}},
+					Weight: 1, Timeouts: small, Continuation: boolp(true)}},
 			},
 			{
 				Name: "qwen3-omni-30b", Aliases: []string{"large"}, Tier: "large", ContextWindow: 65536,
@@ -268,7 +268,7 @@ func TestDefault(t *testing.T) {
 				Limits:      limits(4096, MediaLimit{}),
 				Retry:       defaultRetry,
 				Timeouts:    large,
-				Deployments: []Deployment{{Name: "sim-30b", Kind: "sim", Profile: "qwen3-omni-30b", AudioOutput: true, Weight: 1, Timeouts: large}},
+				Deployments: []Deployment{{Name: "sim-30b", Kind: "sim", Profile: "qwen3-omni-30b", AudioOutput: true, Weight: 1, Timeouts: large, Continuation: boolp(true)}},
 			},
 		},
 		Routing: Routing{Fallbacks: map[string][]Fallback{"qwen3-omni-30b": {{Model: "qwen3-omni-7b"}}}},
@@ -395,6 +395,8 @@ func TestShippedConfigsValidate(t *testing.T) {
 // defaultHealth is the health check ApplyDefaults gives a kind openai
 // deployment whose dialect's path is path: on for engines, off for the
 // openai dialect (path models).
+func boolp(b bool) *bool { return &b }
+
 func defaultHealth(path string) HealthCheck {
 	on := path != "models"
 	return HealthCheck{Enabled: &on, Path: path, Interval: Duration(2 * time.Second), Timeout: Duration(time.Second), Failures: 1, Successes: 1}

@@ -171,6 +171,7 @@ func (v *validator) model(p string, m *Model, owners map[string]string) {
 	v.capabilities(p+".capabilities", m)
 	v.limits(p+".limits", m)
 	v.timeouts(p+".timeouts", m.Timeouts)
+	v.nonNegative(p+".hedge.after", m.Hedge.After)
 	if len(m.Deployments) == 0 {
 		v.add(p+".deployments", "at least one deployment is required")
 	}

@@ -135,12 +135,19 @@ type Answer struct {
 	// misconfigured…, or limits when they could not take the request).
 	FallbackReason string
 
-	ticket balance.Ticket // the breaker's, for the end of the relay
+	ticket balance.Ticket     // the breaker's, for the end of the relay
+	cancel context.CancelFunc // a hedged attempt's own context, ended at Done
 	usage  usageTap
+	cont   *continuation // a continuable stream's request and record
 }
 
 // Tap is what the front end feeds the relayed bytes to.
-func (a *Answer) Tap() Tap { return &a.usage }
+func (a *Answer) Tap() Tap {
+	if a.cont != nil {
+		return &a.cont.rec
+	}
+	return &a.usage
+}
 
 // Do serves call up to the upstream answer. With an Answer the front end
 // relays it; either way it then calls Done once. Errors are
@@ -259,6 +266,9 @@ func (c *Core) tryModel(ctx context.Context, call *Call, m *Model, first bool, r
 	if len(clamp) > 0 {
 		a.Clamped = clamp.Header()
 	}
+	if continuable(m, view, body) {
+		a.record(view, body)
+	}
 	return a, nil, 0
 }
 
@@ -299,7 +309,12 @@ const minShrunkTokens = 16
 // class (a fallback is quicker than a wait), in rounds after a backoff,
 // up to the model's attempts and within its retry budget.
 func (c *Core) send(ctx context.Context, call *Call, m *Model, view *request.Request, body []byte, rest []catalog.Link) (*Answer, error) {
-	var tried balance.Tried
+	return c.sendFrom(ctx, call, m, view, body, rest, balance.Tried{})
+}
+
+// sendFrom is send with the deployments of skip left out.
+func (c *Core) sendFrom(ctx context.Context, call *Call, m *Model, view *request.Request, body []byte, rest []catalog.Link, skip balance.Tried) (*Answer, error) {
+	tried := skip
 	var lastErr error
 	var lastClass resilience.Class
 	attempts, rounds := 0, 0
@@ -317,7 +332,7 @@ func (c *Core) send(ctx context.Context, call *Call, m *Model, view *request.Req
 			if !ok || !c.sleep(ctx, wait) {
 				return nil, lastErr
 			}
-			tried = balance.Tried{}
+			tried = skip
 			m.Metrics.Retry()
 			continue
 		}
@@ -337,15 +352,25 @@ func (c *Core) send(ctx context.Context, call *Call, m *Model, view *request.Req
 		}
 		attempts++
 		d.Acquire()
-		resp, err := d.Backend.Do(ctx, &backend.Request{
+		req := &backend.Request{
 			Endpoint: view.Endpoint.Path(), Body: body, ModelSpan: view.ModelSpan,
 			StreamSpan: view.StreamSpan, StreamOptionsSpan: view.StreamOptionsSpan,
 			PublicModel: m.Name, Stream: view.Stream, RequestID: call.RequestID,
-		})
+		}
+		var resp *http.Response
+		var err error
+		var cancel context.CancelFunc
+		if m.Hedge.After > 0 {
+			var r attempt
+			r, attempts = c.hedge(ctx, m, req, attempt{d: d, ticket: ticket}, &tried, attempts)
+			resp, err, d, ticket, cancel = r.resp, r.err, r.d, r.ticket, r.cancel
+		} else {
+			resp, err = d.Backend.Do(ctx, req)
+		}
 		if err == nil {
 			m.Metrics.Upstream(d.Config.Name, statusLabel(resp.StatusCode))
 			a := c.answers.Get().(*Answer)
-			*a = Answer{Resp: resp, Model: m, Deployment: d, ticket: ticket}
+			*a = Answer{Resp: resp, Model: m, Deployment: d, ticket: ticket, cancel: cancel}
 			return a, nil
 		}
 		v := c.end(ctx, m, d, ticket, err)
@@ -480,6 +505,9 @@ func (c *Core) finish(call *Call, a *Answer, err error) {
 		call.cancel = nil
 	}
 	if a != nil {
+		if a.cancel != nil {
+			a.cancel()
+		}
 		c.endRelay(a, err)
 		if u, ok := a.usage.usage(); ok {
 			a.Model.Metrics.Tokens(u.PromptTokens, u.CompletionTokens)

@@ -82,6 +82,9 @@ func (p *parser) messages() error {
 	if err == nil && n == 0 {
 		return emptyArray(at)
 	}
+	if end := p.d.Offset(); err == nil {
+		p.r.MessagesClose = [2]int{end - 1, end}
+	}
 	return err
 }
 

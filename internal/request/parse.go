@@ -140,6 +140,10 @@ type Request struct {
 	N     int // 1 when absent
 	NSpan [2]int
 
+	// MessagesClose is the span of the "]" that closes a chat request's
+	// messages, before which a message can be appended (a continuation's).
+	MessagesClose [2]int
+
 	Media Media
 	// Modalities is the requested output modalities (catalog.Text, catalog.Audio);
 	// zero when the request does not say.

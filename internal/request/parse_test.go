@@ -314,6 +314,15 @@ func TestParseGood(t *testing.T) {
 				}
 				*f.span = [2]int{at, end}
 			}
+			// messages: the span of its closing bracket.
+			if at := strings.Index(body, `"messages":`); at >= 0 {
+				c := r.MessagesClose
+				start := at + len(`"messages":`)
+				if c[1] != c[0]+1 || body[c[0]] != ']' || !json.Valid([]byte(body[start:c[1]])) {
+					t.Errorf("MessagesClose %v does not close the messages array", c)
+				}
+				want.MessagesClose = c
+			}
 			if diff := cmp.Diff(want, r); diff != "" {
 				t.Errorf("Parse (-want +got):\n%s", diff)
 			}

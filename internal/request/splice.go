@@ -82,8 +82,8 @@ func (r *Request) Edit(body []byte, edits ...Edit) []byte {
 }
 
 // spans lists the recorded spans, for Edit.
-func (r *Request) spans() [7]*[2]int {
-	return [...]*[2]int{&r.ModelSpan, &r.StreamSpan, &r.StreamOptionsSpan, &r.MaxTokensSpan, &r.TemperatureSpan, &r.TopPSpan, &r.NSpan}
+func (r *Request) spans() [8]*[2]int {
+	return [...]*[2]int{&r.ModelSpan, &r.StreamSpan, &r.StreamOptionsSpan, &r.MaxTokensSpan, &r.TemperatureSpan, &r.TopPSpan, &r.NSpan, &r.MessagesClose}
 }
 
 // replaced reports whether one of the edits replaces the value at sp.

@@ -79,8 +79,7 @@ func (e *Engine) serveEmbeddings(w http.ResponseWriter, r *http.Request) {
 		}
 		total += in.tokens
 	}
-	if plan.fail != 0 {
-		writeError(w, plan.dialect, reqID, injectedError(plan.fail))
+	if plan.failure(w, reqID, false) {
 		return
 	}
 	if !e.wait(r.Context().Done(), e.p.PrefillPerToken*time.Duration(total)) {

@@ -52,12 +52,36 @@ func overflowError(prompt, completion, maxLen int, what string) *apierror.Error 
 	return e
 }
 
+// kvOverflow is the cause of a request that can never fit the KV cache:
+// its prompt and its answer need more than the cache holds.
+type kvOverflow struct {
+	prompt, generated, capacity int
+}
+
+func (k *kvOverflow) Error() string {
+	return fmt.Sprintf("KV cache overflow: %d tokens needed, %d held", k.prompt+k.generated, k.capacity)
+}
+
+// kvOverflowError is the 400 for a request that can never fit the KV
+// cache. vLLM refuses to start with a max_model_len its cache cannot hold,
+// so it never answers this; the message takes that refusal's words ("larger
+// than the maximum number of tokens that can be stored in KV cache"), so a
+// classifier keyed on them knows it. llama.cpp, whose KV cache is its
+// context, answers it as a context overflow.
+func kvOverflowError(prompt, generated, capacity int, what string) *apierror.Error {
+	e := apierror.Invalid("", "This request needs %d KV-cache tokens (%d in the %s, %d generated), which is larger than the maximum number of tokens that can be stored in KV cache (%d).",
+		prompt+generated, prompt, what, generated, capacity)
+	e.Err = &kvOverflow{prompt: prompt, generated: generated, capacity: capacity}
+	return e
+}
+
 // writeError renders err in the dialect, with the status it carries.
 func writeError(w http.ResponseWriter, dialect, requestID string, err error) {
 	status, b := errorBody(dialect, requestID, err)
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(b)))
+	setRetryAfter(h, apierror.From(err).RetryAfter)
 	w.WriteHeader(status)
 	w.Write(b)
 }
@@ -89,11 +113,16 @@ func errorBody(dialect, requestID string, err error) (int, []byte) {
 		}
 		le := lerr{Code: e.Status, Message: e.Message, Type: "invalid_request_error"}
 		var co *contextOverflow
+		var ko *kvOverflow
 		switch {
 		case errors.As(e, &co):
 			le.Type = "exceed_context_size_error"
 			le.Message = "the request exceeds the available context size, try increasing it"
 			le.NPrompt, le.NCtx = co.prompt, co.maxLen
+		case errors.As(e, &ko):
+			le.Type = "exceed_context_size_error"
+			le.Message = "the request exceeds the available context size, try increasing it"
+			le.NPrompt, le.NCtx = ko.prompt, ko.capacity
 		case e.Status == http.StatusServiceUnavailable:
 			le.Type = "unavailable_error"
 		case e.Status >= 500:

@@ -4,11 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
-
-	"github.com/omnigate/omnigate/internal/apierror"
 )
 
 // choice is one answer of a request: the prompt it answers and its text.
@@ -17,6 +16,7 @@ type choice struct {
 	prompt  int    // prompt tokens
 	seed    uint64 // what drew the answer (and its logprobs)
 	ans     answer
+	first   int // the position of ans.tokens[0] in the whole answer: >0 when continuing
 	audioID string
 }
 
@@ -59,17 +59,8 @@ func (e *Engine) serveGen(w http.ResponseWriter, r *http.Request, chat bool) {
 		writeError(w, plan.dialect, id, err)
 		return
 	}
-	if plan.fail != 0 {
-		writeError(w, plan.dialect, id, injectedError(plan.fail))
-		return
-	}
 	ctx := r.Context()
-	if plan.hang {
-		select {
-		case <-ctx.Done():
-		case <-e.closed:
-			writeError(w, plan.dialect, id, errClosed)
-		}
+	if e.inject(ctx, w, plan, id, req.stream) {
 		return
 	}
 	g := &generation{e: e, w: w, req: req, plan: plan, id: id, created: e.clock.Now().Unix(), arrival: e.clock.Now(), choices: choices, promptTokens: promptTokens}
@@ -103,10 +94,15 @@ func (e *Engine) prepare(req *genRequest) ([]*choice, int, error) {
 		}
 		for i := range req.n {
 			c := &choice{index: pi*req.n + i, prompt: p.tokens, seed: choiceSeed(p.hash, req.seed, req.temperature, i)}
-			c.ans = req.answerFor(c.seed, e.p.AnswerTokens, limit)
-			if need := p.tokens + len(c.ans.tokens); !e.fits(need) {
-				return nil, 0, apierror.Invalid("", "the request needs %d KV-cache tokens (%d in the %s, %d generated) but this engine's KV cache holds only %d tokens",
-					need, p.tokens, what, len(c.ans.tokens), e.p.KVCacheTokens)
+			if req.cont != nil {
+				if err := req.continueChoice(c, e.p.AnswerTokens, limit); err != nil {
+					return nil, 0, err
+				}
+			} else {
+				c.ans = req.answerFor(c.seed, e.p.AnswerTokens, limit)
+			}
+			if !e.fits(p.tokens + len(c.ans.tokens)) {
+				return nil, 0, kvOverflowError(p.tokens, len(c.ans.tokens), e.p.KVCacheTokens, what)
 			}
 			if req.audio != nil && c.ans.calls == nil {
 				c.audioID = "audio_" + e.newID("")
@@ -126,10 +122,15 @@ func (r *genRequest) answerFor(seed uint64, lengths [2]int, limit int) answer {
 			return toolAnswer(seed, calls, limit)
 		}
 	}
+	return r.draw(seed, lengths, limit, r.stops)
+}
+
+// draw draws a text answer, or JSON when response_format asks for it.
+func (r *genRequest) draw(seed uint64, lengths [2]int, limit int, stops []string) answer {
 	if r.format != nil {
-		return r.format.answer(seed, lengths, limit, r.stops)
+		return r.format.answer(seed, lengths, limit, stops)
 	}
-	return generate(seed, lengths, limit, r.stops)
+	return generate(seed, lengths, limit, stops)
 }
 
 // run moves every choice through the engine and calls onToken for each
@@ -147,6 +148,12 @@ func (e *Engine) run(ctx context.Context, choices []*choice, slow time.Duration,
 				onToken(c, k)
 			}
 		}
+		return nil
+	}
+	// A continuation of a finished answer has no token to generate; it
+	// never enters the engine.
+	choices = slices.DeleteFunc(slices.Clone(choices), func(c *choice) bool { return len(c.ans.tokens) == 0 })
+	if len(choices) == 0 {
 		return nil
 	}
 	st := newStream(len(choices))
@@ -344,9 +351,9 @@ func (g *generation) logprobs(c *choice) json.RawMessage {
 	case !g.req.logprobs || c.ans.calls != nil:
 		return null
 	case g.req.chat:
-		return appendChatLogprobs(nil, c.seed, c.ans.tokens, 0, g.req.topLogprobs)
+		return appendChatLogprobs(nil, c.seed, c.ans.tokens, c.first, g.req.topLogprobs)
 	}
-	return appendCompletionLogprobs(nil, c.seed, c.ans.tokens, 0, g.req.topLogprobs, 0)
+	return appendCompletionLogprobs(nil, c.seed, c.ans.tokens, c.first, g.req.topLogprobs, 0)
 }
 
 // stream answers a streaming request, one SSE event per token.
@@ -371,9 +378,9 @@ func (g *generation) stream(ctx context.Context) {
 		switch {
 		case !g.req.logprobs || c.ans.calls != nil:
 		case g.req.chat:
-			s.enc.lp = appendChatLogprobs(s.enc.lp, c.seed, c.ans.tokens[k:k+1], k, g.req.topLogprobs)
+			s.enc.lp = appendChatLogprobs(s.enc.lp, c.seed, c.ans.tokens[k:k+1], c.first+k, g.req.topLogprobs)
 		default:
-			s.enc.lp = appendCompletionLogprobs(s.enc.lp, c.seed, c.ans.tokens[k:k+1], k, g.req.topLogprobs, offsets[i])
+			s.enc.lp = appendCompletionLogprobs(s.enc.lp, c.seed, c.ans.tokens[k:k+1], c.first+k, g.req.topLogprobs, offsets[i])
 			offsets[i] += utf8.RuneCountInString(tok)
 		}
 		switch {
@@ -412,6 +419,7 @@ func (g *generation) stream(ctx context.Context) {
 		_, b := errorBody(g.plan.dialect, g.id, err)
 		s.enc.errorEvent(b)
 	default:
+		g.finishEmpty(s)
 		g.succeeded()
 		if g.req.includeUsage {
 			s.enc.usage(g.promptTokens, g.completionTokens())
@@ -420,6 +428,23 @@ func (g *generation) stream(ctx context.Context) {
 	}
 	s.enc.done()
 	s.flush()
+}
+
+// finishEmpty sends the role and finish chunks of the choices that had no
+// token to generate (a continuation of a finished answer), which run never
+// reports.
+func (g *generation) finishEmpty(s *sseWriter) {
+	for _, c := range g.choices {
+		if len(c.ans.tokens) > 0 {
+			continue
+		}
+		if g.req.chat {
+			s.enc.role(c.index)
+			s.event()
+		}
+		s.enc.finish(c.index, c.ans.finish)
+		s.event()
+	}
 }
 
 // sseWriter sends a stream's events, flushing each one (or, for the

@@ -35,6 +35,8 @@ type genRequest struct {
 	parallelTools bool
 	lastUser      string // the text of the last user message
 	afterTool     bool   // the last message is a tool result
+
+	cont *continuation // continue_final_message: the final assistant message
 }
 
 // promptInfo is one prompt's token count and the hash that seeds its answers.
@@ -71,6 +73,9 @@ type (
 		ResponseFormat      *responseFormat   `json:"response_format"`
 		Logprobs            *bool             `json:"logprobs"`
 		TopLogprobs         *int              `json:"top_logprobs"`
+		// vLLM's chat-template parameters.
+		ContinueFinalMessage bool  `json:"continue_final_message"`
+		AddGenerationPrompt  *bool `json:"add_generation_prompt"`
 	}
 	streamOptions struct {
 		IncludeUsage bool `json:"include_usage"`
@@ -191,9 +196,22 @@ func parseChat(body []byte, p *Profile) (*genRequest, error) {
 	if r.format, err = parseResponseFormat(b.ResponseFormat); err != nil {
 		return nil, err
 	}
-	pi, tail, err := chatPrompt(b.Messages, p)
+	if err := r.template(&b); err != nil {
+		return nil, err
+	}
+	msgs := b.Messages
+	if r.cont != nil {
+		msgs = msgs[:len(msgs)-1] // the answer is seeded without it
+	}
+	pi, tail, err := chatPrompt(msgs, p)
 	if err != nil {
 		return nil, err
+	}
+	switch {
+	case r.cont != nil: // the open assistant turn replaces the generation prompt
+		pi.tokens += countTokens(r.cont.prefix)
+	case b.AddGenerationPrompt != nil && !*b.AddGenerationPrompt:
+		pi.tokens -= tokensForAssistant
 	}
 	r.lastUser, r.afterTool = tail.lastUser, tail.afterTool
 	if err := r.parseTools(&b, &pi); err != nil {
@@ -201,6 +219,26 @@ func parseChat(body []byte, p *Profile) (*genRequest, error) {
 	}
 	r.prompts = []promptInfo{pi}
 	return r, nil
+}
+
+// template reads continue_final_message: it needs add_generation_prompt
+// false and a final assistant message, and one choice of text.
+func (r *genRequest) template(b *chatBody) error {
+	if !b.ContinueFinalMessage {
+		return nil
+	}
+	cont, err := finalMessage(b.Messages, b.AddGenerationPrompt)
+	if err != nil {
+		return err
+	}
+	switch {
+	case r.n != 1:
+		return apierror.Invalid("n", "n must be 1 with `continue_final_message`, got %d", r.n)
+	case r.audio != nil:
+		return apierror.Invalid("continue_final_message", "`continue_final_message` cannot continue an audio answer; only text can be continued.")
+	}
+	r.cont = cont
+	return nil
 }
 
 // common validates and copies the parameters chat and completions share.

@@ -28,6 +28,8 @@ type Metrics struct {
 	clamped   *prometheus.CounterVec
 	tokens    *prometheus.CounterVec
 	retries   *prometheus.CounterVec
+	hedges    *prometheus.CounterVec
+	continued *prometheus.CounterVec
 
 	mu    sync.RWMutex
 	byKey map[reqKey]prometheus.Counter
@@ -75,9 +77,17 @@ func New() *Metrics {
 			Name: "omnigate_retries_total",
 			Help: "Attempts sent again after a retryable failure, by model.",
 		}, []string{"model"}),
+		hedges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "omnigate_hedges_total",
+			Help: "Second attempts sent because the first had not started answering in time, by model.",
+		}, []string{"model"}),
+		continued: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "omnigate_continuations_total",
+			Help: "Streams cut by their upstream and continued on another deployment, by model.",
+		}, []string{"model"}),
 		byKey: make(map[reqKey]prometheus.Counter),
 	}
-	m.reg.MustRegister(m.latency, m.requests, m.upstream, m.inflight, m.fallbacks, m.clamped, m.tokens, m.retries,
+	m.reg.MustRegister(m.latency, m.requests, m.upstream, m.inflight, m.fallbacks, m.clamped, m.tokens, m.retries, m.hedges, m.continued,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -94,7 +104,8 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 func (m *Metrics) Model(name string) *ModelMetrics {
 	return &ModelMetrics{m: m, name: name, Latency: m.latency.WithLabelValues(name), Inflight: m.inflight.WithLabelValues(name),
 		prompt: m.tokens.WithLabelValues(name, "prompt"), completion: m.tokens.WithLabelValues(name, "completion"),
-		retries: m.retries.WithLabelValues(name)}
+		retries: m.retries.WithLabelValues(name), hedges: m.hedges.WithLabelValues(name),
+		continued: m.continued.WithLabelValues(name)}
 }
 
 // ModelMetrics are one model's pre-resolved metric handles.
@@ -106,10 +117,18 @@ type ModelMetrics struct {
 
 	prompt, completion prometheus.Counter
 	retries            prometheus.Counter
+	hedges             prometheus.Counter
+	continued          prometheus.Counter
 }
 
 // Retry counts one attempt sent again.
 func (mm *ModelMetrics) Retry() { mm.retries.Inc() }
+
+// Hedge counts one hedged attempt.
+func (mm *ModelMetrics) Hedge() { mm.hedges.Inc() }
+
+// Continued counts one stream continued on another deployment.
+func (mm *ModelMetrics) Continued() { mm.continued.Inc() }
 
 // Tokens counts the usage of one answer.
 func (mm *ModelMetrics) Tokens(prompt, completion int64) {

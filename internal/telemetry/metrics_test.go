@@ -18,6 +18,7 @@ func TestMetricsExposition(t *testing.T) {
 	mm.Upstream("sim-7b", "200")
 	mm.Fallback("qwen3-omni-30b")
 	mm.Clamped("max_tokens")
+	mm.Hedge()
 	m.Request("", 404)
 	w := httptest.NewRecorder()
 	m.Handler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
@@ -34,6 +35,7 @@ func TestMetricsExposition(t *testing.T) {
 		`omnigate_upstream_requests_total{deployment="sim-7b",model="qwen3-omni-7b",outcome="200"} 1`,
 		`omnigate_fallbacks_total{from="qwen3-omni-7b",to="qwen3-omni-30b"} 1`,
 		`omnigate_clamped_params_total{model="qwen3-omni-7b",param="max_tokens"} 1`,
+		`omnigate_hedges_total{model="qwen3-omni-7b"} 1`,
 		`go_goroutines `,
 	} {
 		if !strings.Contains(string(body), want) {

@@ -1,6 +1,7 @@
 package openai
 
 import (
+	"bytes"
 	"io"
 	"net/http"
 
@@ -13,11 +14,17 @@ import (
 // without a buffer of our own and without a flush per piece. It keeps the
 // first write error, so the relay can tell a client that went away from an
 // upstream that broke.
+//
+// For a continuable stream (whole) it writes whole events only, holding
+// back the start of one until its end arrives: a stream cut inside an
+// event and continued elsewhere must not leave the client half an event.
 type flushWriter struct {
-	w   io.Writer
-	f   http.Flusher // nil: no flushing
-	tap dispatch.Tap // sees every piece written
-	err error
+	w     io.Writer
+	f     http.Flusher // nil: no flushing
+	tap   dispatch.Tap // sees every piece written
+	err   error
+	whole bool
+	carry []byte // with whole: the start of an event not yet written
 }
 
 // Write writes p to the client.
@@ -25,6 +32,60 @@ func (fw *flushWriter) Write(p []byte) (int, error) {
 	if fw.err != nil {
 		return 0, fw.err
 	}
+	if fw.whole {
+		return fw.writeWhole(p)
+	}
+	return fw.write(p)
+}
+
+// writeWhole writes the whole events of carry and p, and keeps the rest.
+func (fw *flushWriter) writeWhole(p []byte) (int, error) {
+	buf := p
+	if len(fw.carry) > 0 {
+		fw.carry = append(fw.carry, p...)
+		buf = fw.carry
+	}
+	end := bytes.LastIndex(buf, eventEnd)
+	if end < 0 {
+		if len(fw.carry) == 0 {
+			fw.carry = append(fw.carry, p...)
+		}
+		if len(fw.carry) > maxEvent { // no events here: pass it on as it is
+			fw.whole = false
+			fw.end()
+		}
+		return len(p), nil
+	}
+	end += len(eventEnd)
+	if _, err := fw.write(buf[:end]); err != nil {
+		return 0, err
+	}
+	rest := buf[end:]
+	if len(fw.carry) > 0 { // buf is carry
+		fw.carry = fw.carry[:copy(fw.carry, rest)]
+	} else { // buf is p, which the caller reuses
+		fw.carry = append(fw.carry[:0], rest...)
+	}
+	return len(p), nil
+}
+
+// maxEvent bounds what a whole-events stream holds back.
+const maxEvent = 1 << 20
+
+var eventEnd = []byte("\n\n")
+
+// end writes what a whole-events stream still holds once it ended: a last
+// event without its blank line.
+func (fw *flushWriter) end() {
+	if len(fw.carry) > 0 && fw.err == nil {
+		fw.write(fw.carry)
+		fw.carry = fw.carry[:0]
+		fw.Flush()
+	}
+}
+
+// write writes p to the client as it is.
+func (fw *flushWriter) write(p []byte) (int, error) {
 	fw.tap.Write(p)
 	n, err := fw.w.Write(p)
 	if err != nil {

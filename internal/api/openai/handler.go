@@ -54,7 +54,7 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ep request.Endpoi
 		call.Req, call.Body = nil, nil
 		held.release()
 	}
-	status, wrote, rerr := s.relay(r.Context(), w, a, reqID)
+	status, wrote, rerr := s.relay(r.Context(), w, &call, &a)
 	if !wrote && !stream && status == apierror.StatusClientClosed && s.halfClosed(r, bodyEnd) {
 		s.serveDetached(w, r, &call, a)
 		return
@@ -99,7 +99,7 @@ func (s *Server) serveDetached(w http.ResponseWriter, r *http.Request, call *dis
 		return
 	}
 	answerHeader(w.Header(), call, a)
-	status, wrote, rerr := s.relay(ctx, w, a, call.RequestID)
+	status, wrote, rerr := s.relay(ctx, w, call, &a)
 	s.opt.Core.Done(call, a, status, rerr)
 	if !wrote {
 		abortIfSilent(status)

@@ -22,7 +22,11 @@ import (
 // the client saw, whether anything was written, and, when the upstream
 // broke the answer, why (a client that went away is 499 with no error:
 // that is not the upstream's doing).
-func (s *Server) relay(ctx context.Context, w http.ResponseWriter, a *dispatch.Answer, reqID string) (status int, wrote bool, err error) {
+//
+// A continuable stream that its upstream breaks is continued on another
+// deployment (resume): *ap is then the answer that carried it on.
+func (s *Server) relay(ctx context.Context, w http.ResponseWriter, call *dispatch.Call, ap **dispatch.Answer) (status int, wrote bool, err error) {
+	a, reqID := *ap, call.RequestID
 	resp := a.Resp
 	defer resp.Body.Close()
 	h := w.Header()
@@ -36,7 +40,7 @@ func (s *Server) relay(ctx context.Context, w http.ResponseWriter, a *dispatch.A
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(resp.StatusCode)
-	fw := &flushWriter{w: w, tap: a.Tap()}
+	fw := &flushWriter{w: w, tap: a.Tap(), whole: a.Continuable()}
 	fw.f, _ = w.(http.Flusher)
 	if wt, ok := resp.Body.(io.WriterTo); ok {
 		// The body writes each piece straight from its connection buffer:
@@ -45,7 +49,7 @@ func (s *Server) relay(ctx context.Context, w http.ResponseWriter, a *dispatch.A
 	} else {
 		err = s.copyStream(fw, resp.Body)
 	}
-	status, err = s.endStream(ctx, fw, err, reqID)
+	status, err = s.endStream(ctx, fw, err, call, ap)
 	if status == 0 {
 		status = resp.StatusCode
 	}
@@ -57,7 +61,16 @@ func (s *Server) relay(ctx context.Context, w http.ResponseWriter, a *dispatch.A
 // it broke, an error event for the client (the status line is gone) and
 // the status to record. Kept apart from relay so that its frame is not on
 // the stack of every parked stream.
-func (s *Server) endStream(ctx context.Context, fw *flushWriter, err error, reqID string) (int, error) {
+func (s *Server) endStream(ctx context.Context, fw *flushWriter, err error, call *dispatch.Call, ap **dispatch.Answer) (int, error) {
+	reqID := call.RequestID
+	if err != nil && fw.err == nil && ctx.Err() == nil && (*ap).Continuable() && apierror.From(err).Code != backend.CodeDeadlineExceeded {
+		if err = s.resume(ctx, fw, call, ap, err); err == nil {
+			return 0, nil
+		}
+	}
+	if err == nil {
+		fw.end()
+	}
 	switch {
 	case fw.err == nil && err != nil && errors.Is(context.Cause(ctx), ErrShutdown):
 		errorEvent(fw, apierror.New(http.StatusServiceUnavailable, "gateway_shutting_down",
@@ -80,6 +93,33 @@ func (s *Server) endStream(ctx context.Context, fw *flushWriter, err error, reqI
 		return e.Status, err
 	}
 	return 0, nil
+}
+
+// resume continues the stream of *ap, which its upstream broke with
+// cause, on another deployment, for as long as it breaks and the core can
+// continue it; *ap becomes the answer that carries it on. It returns nil
+// when the stream then ended whole, else what to report: the last
+// upstream failure, never why a continuation could not be had.
+func (s *Server) resume(ctx context.Context, fw *flushWriter, call *dispatch.Call, ap **dispatch.Answer, cause error) error {
+	for {
+		next, err := s.opt.Core.Continue(ctx, call, *ap, cause)
+		if err != nil {
+			s.opt.Log.Info("stream not continued", "request_id", call.RequestID, "cause", cause, "err", err)
+			return cause
+		}
+		s.opt.Log.Warn("stream continued", "request_id", call.RequestID, "cause", cause, "deployment", next.Deployment.Config.Name)
+		*ap = next
+		fw.tap, fw.carry = next.Tap(), fw.carry[:0] // the client never saw a cut event
+		err = s.copyStream(fw, next.Resp.Body)
+		next.Resp.Body.Close()
+		if err == nil {
+			fw.end()
+		}
+		if err == nil || fw.err != nil || ctx.Err() != nil {
+			return err
+		}
+		cause = err
+	}
 }
 
 // errorEvent ends a stream, whose status line is gone, with e as an SSE

@@ -1,0 +1,106 @@
+package dispatch
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/omnigate/omnigate/internal/backend"
+	"github.com/omnigate/omnigate/internal/balance"
+)
+
+// attempt is one upstream attempt of a hedged request: where it went,
+// its breaker ticket, its own context, and, once done, its outcome.
+type attempt struct {
+	d      *balance.Deployment
+	ticket balance.Ticket
+	ctx    context.Context
+	cancel context.CancelFunc
+	resp   *http.Response
+	err    error
+}
+
+// hedge runs first (begun and acquired by send) and, when it has not
+// answered within the model's hedge.after and another deployment outside
+// tried can take it within the retry budget, a second attempt there. The
+// first to answer wins; the other is cancelled, and its outcome says
+// nothing against its deployment. A failure while the other still runs
+// waits for the other; the last failure is returned for send to judge.
+// attempts is send's count, with the hedge added.
+func (c *Core) hedge(ctx context.Context, m *Model, req *backend.Request, first attempt, tried *balance.Tried, attempts int) (attempt, int) {
+	done := make(chan attempt, 2)
+	run := func(a attempt) attempt {
+		a.ctx, a.cancel = context.WithCancel(ctx)
+		go func(a attempt) {
+			a.resp, a.err = a.d.Backend.Do(a.ctx, req)
+			done <- a
+		}(a)
+		return a
+	}
+	running := []attempt{run(first)}
+	timer := c.clock.After(m.Hedge.After.D())
+	for {
+		select {
+		case <-timer:
+			timer = nil
+			if second, ok := c.second(m, tried); ok && attempts < m.Retry.Attempts {
+				attempts++
+				m.Metrics.Hedge()
+				running = append(running, run(second))
+			}
+		case a := <-done:
+			running = without(running, a.d)
+			switch {
+			case a.err == nil:
+				for _, r := range running {
+					r.cancel()
+					go c.discard(m, done)
+				}
+				return a, attempts
+			case len(running) > 0:
+				a.cancel()
+				c.end(ctx, m, a.d, a.ticket, a.err) // the other may still answer
+			default:
+				a.cancel()
+				return a, attempts
+			}
+		}
+	}
+}
+
+// second begins the hedge: a deployment outside tried that can take it,
+// within the retry budget.
+func (c *Core) second(m *Model, tried *balance.Tried) (attempt, bool) {
+	now := c.clock.Now()
+	i := c.picker.Pick(now, m.Pool, tried)
+	if i < 0 || !c.retryAllowed(m, now) {
+		return attempt{}, false
+	}
+	tried.Add(i)
+	d := m.Pool[i]
+	t := d.Breaker.Begin(now)
+	if !t.OK() {
+		return attempt{}, false
+	}
+	d.Acquire()
+	return attempt{d: d, ticket: t}, true
+}
+
+// discard ends the cancelled loser of a hedge when it comes back: its
+// answer, if it had one, is closed, and its outcome is neutral.
+func (c *Core) discard(m *Model, done <-chan attempt) {
+	a := <-done
+	if a.resp != nil {
+		a.resp.Body.Close()
+	}
+	c.end(a.ctx, m, a.d, a.ticket, context.Canceled)
+}
+
+// without returns running less the attempt on d.
+func without(running []attempt, d *balance.Deployment) []attempt {
+	for i, r := range running {
+		if r.d == d {
+			return append(running[:i], running[i+1:]...)
+		}
+	}
+	return running
+}
