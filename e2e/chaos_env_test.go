@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,20 +21,28 @@ const chaosHealthCheck = `{interval: 100ms, timeout: 100ms, failures: 2}`
 
 // replica is one `omnigate sim` process behind the gateway, on an address
 // of its own so that it can be killed and started again on the same one.
+// It serves the profile's name, qwen3-omni-7b, which the gateway's
+// deployments name as their upstream_model.
 type replica struct {
-	name string // the deployment's name in the gateway config
-	addr string
-	args []string // omnigate's arguments: sim and its flags
-	p    *proc    // nil while it is down
+	name    string // the deployment's name in the gateway config
+	dialect string // its --error-dialect, and the deployment's dialect
+	addr    string
+	args    []string // omnigate's arguments: sim and its flags
+	p       *proc    // nil while it is down
 }
 
-// newReplica starts a simulator serving model as deployment name, with
-// the fault flags faults.
-func newReplica(t *testing.T, name, model string, faults []string) *replica {
+// newReplica starts a simulator known to the gateway as deployment name,
+// with the fault flags faults. Every replica draws the same answer for the
+// same request (the seed is the prompt's), so a stream continued on
+// another one is the uncut answer byte for byte.
+func newReplica(t *testing.T, name string, faults []string) *replica {
 	t.Helper()
 	addr := freeAddr(t)
-	args := append([]string{"sim", "--profile", "qwen3-omni-7b", "--model", model, "--addr", addr, "--seed", "1"}, faults...)
-	r := &replica{name: name, addr: addr, args: args}
+	args := append([]string{"sim", "--profile", "qwen3-omni-7b", "--addr", addr, "--seed", "1"}, faults...)
+	r := &replica{name: name, dialect: "vllm", addr: addr, args: args}
+	if i := slices.Index(faults, "--error-dialect"); i >= 0 {
+		r.dialect = faults[i+1]
+	}
 	r.start(t)
 	return r
 }
@@ -50,15 +60,19 @@ func (r *replica) kill() {
 	r.p = nil
 }
 
-// deploymentYAML is the replica's entry in the gateway's deployments.
-func (r *replica) deploymentYAML() string {
-	return fmt.Sprintf(`{name: %s, kind: openai, url: "http://%s/v1", dialect: vllm, idle_conn_timeout: 1s, health_check: %s}`,
-		r.name, r.addr, chaosHealthCheck)
+// deploymentYAML is the replica's entry in a model's deployments, with
+// the scenario's extra keys (a YAML flow map's entries; "" for none).
+func (r *replica) deploymentYAML(extra string) string {
+	if extra != "" {
+		extra = ", " + extra
+	}
+	return fmt.Sprintf(`{name: %s, kind: openai, url: "http://%s/v1", upstream_model: qwen3-omni-7b, dialect: %s, idle_conn_timeout: 1s, health_check: %s%s}`,
+		r.name, r.addr, r.dialect, chaosHealthCheck, extra)
 }
 
 // chaosConfig is the gateway's config: one model per scenario, each with
-// its own replicas, so that one gateway process serves the whole suite
-// and its goroutines and memory can be compared before and after.
+// its replicas, so that one gateway process serves the whole suite and
+// its goroutines and memory can be compared before and after.
 func chaosConfig(t *testing.T, models []chaosModel) string {
 	t.Helper()
 	var b strings.Builder
@@ -70,7 +84,7 @@ func chaosConfig(t *testing.T, models []chaosModel) string {
 		}
 		b.WriteString("    deployments:\n")
 		for _, r := range m.replicas {
-			fmt.Fprintf(&b, "      - %s\n", r.deploymentYAML())
+			fmt.Fprintf(&b, "      - %s\n", r.deploymentYAML(m.deployment))
 		}
 	}
 	return writeConfig(t, b.String())
@@ -78,9 +92,10 @@ func chaosConfig(t *testing.T, models []chaosModel) string {
 
 // chaosModel is one scenario's model in the gateway config.
 type chaosModel struct {
-	name     string
-	timeouts string // YAML flow map; "" for the small tier's
-	replicas []*replica
+	name       string
+	timeouts   string // YAML flow map; "" for the small tier's
+	deployment string // extra keys of each deployment
+	replicas   []*replica
 }
 
 // sample is one series of a Prometheus scrape.
@@ -195,4 +210,33 @@ func poll(limit time.Duration, cond func() bool) (time.Duration, bool) {
 // now: its health check took it out, or its breaker is open.
 func outOfRotation(r deploymentRow) bool {
 	return r.Health == "down" || r.Breaker.State == "open"
+}
+
+// deploymentRows reads GET /admin/deployments: every model's deployments
+// (the suite's healthy replicas appear once per model).
+func deploymentRows(t *testing.T, base string) []deploymentRow {
+	t.Helper()
+	resp, err := http.Get(base + "/admin/deployments")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var out struct{ Data []deploymentRow }
+	if resp.StatusCode != 200 || json.Unmarshal(b, &out) != nil {
+		t.Fatalf("/admin/deployments: %d %s", resp.StatusCode, b)
+	}
+	return out.Data
+}
+
+// row is r's state as a deployment of the scenario's model.
+func (s *scenarioRun) row(t *testing.T, r *replica) deploymentRow {
+	t.Helper()
+	for _, d := range deploymentRows(t, s.gw) {
+		if d.Model == s.model && d.Deployment == r.name {
+			return d
+		}
+	}
+	t.Fatalf("%s is not a deployment of %s", r.name, s.model)
+	return deploymentRow{}
 }

@@ -27,6 +27,8 @@ type loadResult struct {
 	// failed counts the failed requests by status; a stream that ended
 	// with a well-formed error event counts under its error code.
 	failed map[string]int
+	// texts counts the whole streams' texts.
+	texts map[string]int
 	// broken are answers that break the contract whatever the fault: an
 	// error body that is not the OpenAI JSON (an HTML page), a stream
 	// that ends with neither [DONE] nor an error event, a connection
@@ -97,7 +99,7 @@ func newLoader(base, model string) *loader {
 // up to maxLoadFactor times as many; it returns what they got.
 func (l *loader) run(spec loadSpec, more func() bool) loadResult {
 	l.mu.Lock()
-	l.res = loadResult{failed: map[string]int{}}
+	l.res = loadResult{failed: map[string]int{}, texts: map[string]int{}}
 	l.mu.Unlock()
 	var next atomic.Int64
 	goOn := func() bool {
@@ -135,46 +137,55 @@ func (l *loader) one(stream bool) {
 	body := fmt.Sprintf(`{"model":%q,"stream":%t,"max_tokens":8,"messages":[{"role":"user","content":"hello"}]}`, l.model, stream)
 	resp, err := l.client.Post(l.base+"/v1/chat/completions", "application/json", strings.NewReader(body))
 	if err != nil {
-		l.record("", "", fmt.Sprintf("no answer: %v", err))
+		l.record(answer{broken: fmt.Sprintf("no answer: %v", err)})
 		return
 	}
 	b, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if err != nil {
-		l.record("", "", fmt.Sprintf("%d, body cut on the client: %v after %q", resp.StatusCode, err, tail(string(b), 200)))
+		l.record(answer{broken: fmt.Sprintf("%d, body cut on the client: %v after %q", resp.StatusCode, err, tail(string(b), 200))})
 		return
 	}
 	l.record(judgeAnswer(resp, b, stream))
 }
 
-// record counts one answer: ok, failed under a status (or code), or
-// broken with a description.
-func (l *loader) record(failed, ok, broken string) {
+// answer is how one request went: ok (a stream's text with it), failed
+// (the status and code), or broken (what is wrong with it).
+type answer struct {
+	ok             bool
+	text           string
+	failed, broken string
+}
+
+// record counts one answer.
+func (l *loader) record(a answer) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.res.sent++
 	switch {
-	case broken != "":
+	case a.broken != "":
 		l.res.failed["broken"]++
 		if len(l.res.broken) < 5 {
-			l.res.broken = append(l.res.broken, broken)
+			l.res.broken = append(l.res.broken, a.broken)
 		}
-	case ok != "":
+	case a.ok:
 		l.res.ok++
+		if a.text != "" {
+			l.res.texts[a.text]++
+		}
 	default:
-		l.res.failed[failed]++
+		l.res.failed[a.failed]++
 	}
 }
 
-// judgeAnswer classifies one whole answer: a failure's status (with its
-// code), "ok", or what makes it broken.
-func judgeAnswer(resp *http.Response, b []byte, stream bool) (failed, ok, broken string) {
+// judgeAnswer classifies one whole answer.
+func judgeAnswer(resp *http.Response, b []byte, stream bool) answer {
 	if resp.StatusCode != http.StatusOK {
 		code, err := errorCode(b)
 		if err != nil {
-			return "", "", fmt.Sprintf("%d with a body that is not an OpenAI error: %v: %q", resp.StatusCode, err, tail(string(b), 200))
+			return answer{broken: fmt.Sprintf("%d with a body that is not an OpenAI error: %v: %q", resp.StatusCode, err, tail(string(b), 200))}
 		}
-		return strings.TrimSpace(fmt.Sprintf("%d %s", resp.StatusCode, code)), "", ""
+		return answer{failed: strings.TrimSpace(fmt.Sprintf("%d %s", resp.StatusCode, code))}
 	}
 	if !stream {
 		var c struct {
@@ -182,33 +193,93 @@ func judgeAnswer(resp *http.Response, b []byte, stream bool) (failed, ok, broken
 			Choices []json.RawMessage
 		}
 		if err := json.Unmarshal(b, &c); err != nil || c.Object != "chat.completion" || len(c.Choices) == 0 {
-			return "", "", fmt.Sprintf("200 that is not a chat completion: %q", tail(string(b), 200))
+			return answer{broken: fmt.Sprintf("200 that is not a chat completion: %q", tail(string(b), 200))}
 		}
-		return "", "ok", ""
+		return answer{ok: true}
 	}
 	return judgeStream(b)
 }
 
-// judgeStream classifies a 200 event stream: whole (ends with [DONE]),
-// failed (ends with one well-formed error event and no [DONE]), or broken.
-func judgeStream(b []byte) (failed, ok, broken string) {
+// judgeStream classifies a 200 event stream: whole (ends with [DONE],
+// with one id, one role chunk and one finish_reason), failed (ends with
+// one well-formed error event and no [DONE]), or broken.
+func judgeStream(b []byte) answer {
+	if !bytes.HasSuffix(b, []byte("\n\n")) {
+		return answer{broken: fmt.Sprintf("stream cut mid-event: %q", tail(string(b), 200))}
+	}
+	var sum streamSummary
 	events := bytes.Split(bytes.TrimSuffix(b, []byte("\n\n")), []byte("\n\n"))
-	last := events[len(events)-1]
-	data, isData := bytes.CutPrefix(last, []byte("data: "))
-	switch {
-	case !bytes.HasSuffix(b, []byte("\n\n")) || !isData:
-		return "", "", fmt.Sprintf("stream cut mid-event: %q", tail(string(b), 200))
-	case bytes.Equal(data, []byte("[DONE]")):
-		if bytes.Count(b, []byte("[DONE]")) != 1 || bytes.Contains(b, []byte(`{"error"`)) {
-			return "", "", fmt.Sprintf("stream with an error event and [DONE]: %q", tail(string(b), 300))
+	for i, ev := range events {
+		data, isData := bytes.CutPrefix(ev, []byte("data: "))
+		last := i == len(events)-1
+		switch {
+		case !isData:
+			return answer{broken: fmt.Sprintf("not a data event: %q", ev)}
+		case bytes.Equal(data, []byte("[DONE]")) && last:
+			if err := sum.whole(); err != nil {
+				return answer{broken: fmt.Sprintf("%v: %q", err, tail(string(b), 300))}
+			}
+			return answer{ok: true, text: sum.text.String()}
+		case bytes.HasPrefix(data, []byte(`{"error"`)) && !last:
+			return answer{broken: fmt.Sprintf("an error event followed by more: %q", tail(string(b), 300))}
+		case bytes.HasPrefix(data, []byte(`{"error"`)):
+			code, err := errorCode(data)
+			if err != nil {
+				return answer{broken: fmt.Sprintf("a malformed error event: %v: %q", err, data)}
+			}
+			return answer{failed: "stream " + code}
 		}
-		return "", "ok", ""
+		if err := sum.add(data); err != nil {
+			return answer{broken: fmt.Sprintf("event %d: %v: %q", i, err, data)}
+		}
 	}
-	code, err := errorCode(data)
-	if err != nil {
-		return "", "", fmt.Sprintf("stream ended with neither [DONE] nor an error event: %q", tail(string(b), 200))
+	return answer{broken: fmt.Sprintf("stream ended with neither [DONE] nor an error event: %q", tail(string(b), 200))}
+}
+
+// streamSummary is what a stream's chunks said.
+type streamSummary struct {
+	ids             map[string]bool
+	roles, finishes int
+	text            strings.Builder
+}
+
+// add reads one chunk.
+func (s *streamSummary) add(data []byte) error {
+	var c struct {
+		ID      string
+		Choices []struct {
+			Delta struct {
+				Role    string
+				Content string
+			}
+			FinishReason *string `json:"finish_reason"`
+		}
 	}
-	return "stream " + code, "", ""
+	if err := json.Unmarshal(data, &c); err != nil {
+		return err
+	}
+	if s.ids == nil {
+		s.ids = map[string]bool{}
+	}
+	s.ids[c.ID] = true
+	for _, ch := range c.Choices {
+		if ch.Delta.Role != "" {
+			s.roles++
+		}
+		if ch.FinishReason != nil {
+			s.finishes++
+		}
+		s.text.WriteString(ch.Delta.Content)
+	}
+	return nil
+}
+
+// whole reports what is wrong with a stream that ended with [DONE].
+func (s *streamSummary) whole() error {
+	if len(s.ids) != 1 || s.roles != 1 || s.finishes != 1 {
+		return fmt.Errorf("a stream with %d ids, %d role chunks and %d finish reasons, want one of each", len(s.ids), s.roles, s.finishes)
+	}
+	return nil
 }
 
 // errorCode is the code of an OpenAI error body, which must have a

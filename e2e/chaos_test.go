@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -55,17 +56,28 @@ func currentScale() chaosScale {
 type chaosScenario struct {
 	name string // the model's name is "chaos-" and this
 	what string // for the table
-	// replicas are the fault flags of each replica (nil: a healthy one).
-	replicas [][]string
-	timeouts string // the model's timeouts (YAML flow map); "" for the small tier's
-	traffic  loadSpec
+	// faulty are the fault flags of each of the scenario's own replicas
+	// (nil: none, for one to kill); healthy is how many of the suite's
+	// healthy replicas the model has besides.
+	faulty  [][]string
+	healthy int
+	// timeouts are the model's (YAML flow map; "" for the small tier's),
+	// deployment extra keys of each of its deployments.
+	timeouts, deployment string
+	traffic              loadSpec
 	// fault runs on the test goroutine while the load runs (nil: none):
 	// it kills, restarts and watches replicas. With faultNeedsTraffic
 	// the load goes on past its requests until the fault is done.
 	fault             func(t *testing.T, s *scenarioRun)
 	faultNeedsTraffic bool
-	// check asserts the scenario's targets once the load is done.
+	// check asserts the scenario's targets once the load is done; fails
+	// are the failures (status and code) it expects the clients to see.
 	check func(t *testing.T, s *scenarioRun)
+	fails []string
+	// gap, when set, is the gateway's known gap (docs/chaos.md) that
+	// keeps the scenario from its target: its figures are measured and
+	// logged, its checks skipped. Remove it with the fix.
+	gap string
 }
 
 // scenarioRun is one scenario's live state and its figures.
@@ -74,9 +86,11 @@ type scenarioRun struct {
 	scale    chaosScale
 	gw       string
 	model    string
-	replicas []*replica
-	load     *loader
-	started  time.Time
+	replicas []*replica // its own first, then the suite's healthy ones
+	// reference is the text of the answer to the suite's request.
+	reference string
+	load      *loader
+	started   time.Time
 	// keepLoading holds the load past its requests while the fault
 	// needs traffic.
 	keepLoading atomic.Bool
@@ -95,60 +109,79 @@ func (s *scenarioRun) note(format string, args ...any) {
 
 // chaosScenarios is the suite's table.
 func chaosScenarios(sc chaosScale) []*chaosScenario {
-	healthy := []string(nil)
+	calls := loadSpec{requests: sc.requests, concurrency: 10}
+	streams := loadSpec{requests: sc.streams, concurrency: 10, stream: true}
+	failing := loadSpec{requests: sc.failing, concurrency: 10}
+	twice := func(f ...string) [][]string { return [][]string{f, f} }
+	const breakersOpen = "503 no_deployment"
 	return []*chaosScenario{
-		{
-			name: "kill", what: "3 replicas, one SIGKILLed under load, then restarted",
-			replicas: [][]string{healthy, healthy, healthy},
-			traffic:  loadSpec{requests: sc.requests, concurrency: 10},
-			fault:    killAndRestart, faultNeedsTraffic: true, check: allSucceed,
-		},
-		{
-			name: "hang", what: "3 replicas, one accepts and never answers (first_token 1s)",
-			replicas: [][]string{{"--hang-rate", "1"}, healthy, healthy},
-			timeouts: "{first_token: 1s}",
-			traffic:  loadSpec{requests: sc.requests, concurrency: 10},
-			fault:    watchLeave, check: checkBreakerHolds,
-		},
-		{
-			name: "hang-stream", what: "3 replicas, one accepts streams and never answers (first_token 1s)",
-			replicas: [][]string{{"--hang-rate", "1"}, healthy, healthy},
-			timeouts: "{first_token: 1s}",
-			traffic:  loadSpec{requests: sc.streams, concurrency: 10, stream: true},
-			fault:    watchLeave, check: checkBreakerHolds,
-		},
-		{
-			name: "cut", what: "3 replicas, one cuts every stream after 3 chunks",
-			replicas: [][]string{{"--cut-after", "3"}, healthy, healthy},
-			traffic:  loadSpec{requests: sc.streams, concurrency: 10, stream: true},
-			check:    checkCutStreams,
-		},
-		{
-			name: "cut-json", what: "3 replicas, one cuts every non-streaming answer halfway",
-			replicas: [][]string{{"--cut-after", "3"}, healthy, healthy},
-			traffic:  loadSpec{requests: sc.requests, concurrency: 10},
-			check:    checkCutAnswers,
-		},
-		{
-			name: "503", what: "3 replicas, one answers 503 to everything",
-			replicas: [][]string{{"--fail", "503=1"}, healthy, healthy},
-			traffic:  loadSpec{requests: sc.requests, concurrency: 10},
-			fault:    watchLeave, check: checkBreakerHolds,
-		},
-		{
-			name: "all-503", what: "3 replicas, all answer 503 to everything",
-			replicas: [][]string{{"--fail", "503=1"}, {"--fail", "503=1"}, {"--fail", "503=1"}},
-			traffic:  loadSpec{requests: sc.failing, concurrency: 10},
-			check:    checkBudget,
-		},
-		{
-			name: "all-429", what: "3 replicas, all answer 429 to everything (no breaker opens)",
-			replicas: [][]string{{"--fail", "429=1"}, {"--fail", "429=1"}, {"--fail", "429=1"}},
-			traffic:  loadSpec{requests: sc.failing, concurrency: 10},
-			check:    checkBudget,
-		},
+		{name: "kill", what: "3 replicas, one SIGKILLed under load, then restarted",
+			faulty: [][]string{nil}, healthy: 2, traffic: calls,
+			fault: killAndRestart, faultNeedsTraffic: true, check: allSucceed},
+		{name: "hang", what: "3 replicas, one accepts and never answers (first_token 1s)",
+			faulty: [][]string{{"--hang-rate", "1"}}, healthy: 2, timeouts: "{first_token: 1s}", traffic: calls,
+			fault: watchLeave, check: checkBreakerHolds},
+		{name: "hang-stream", what: "the same, streaming",
+			faulty: [][]string{{"--hang-rate", "1"}}, healthy: 2, timeouts: "{first_token: 1s}", traffic: streams,
+			fault: watchLeave, check: checkBreakerHolds},
+		{name: "stall", what: "3 replicas, one sends 200 and its headers, then nothing (first_token 1s)",
+			faulty: [][]string{{"--stall-after-headers", "1"}}, healthy: 2, timeouts: "{first_token: 1s}", traffic: calls,
+			fault: watchLeave, check: checkBreakerHolds, gap: gapBodyAfterHead},
+		{name: "stall-stream", what: "the same, streaming",
+			faulty: [][]string{{"--stall-after-headers", "1"}}, healthy: 2, timeouts: "{first_token: 1s}", traffic: streams,
+			fault: watchLeave, check: checkBreakerHolds},
+		{name: "cut", what: "3 replicas, one cuts every stream after 3 chunks",
+			faulty: [][]string{{"--cut-after", "3"}}, healthy: 2, traffic: streams,
+			check: checkContinued},
+		{name: "cut-nocont", what: "the same, continuation off",
+			faulty: [][]string{{"--cut-after", "3"}}, healthy: 2, deployment: "continuation: false", traffic: streams,
+			check: checkCutStreams},
+		{name: "cut-json", what: "3 replicas, one cuts every non-streaming answer halfway",
+			faulty: [][]string{{"--cut-after", "3"}}, healthy: 2, traffic: calls,
+			check: checkBreakerHolds, gap: gapBodyAfterHead},
+		{name: "503", what: "3 replicas, one answers 503 to everything",
+			faulty: [][]string{{"--fail", "503=1"}}, healthy: 2, traffic: calls,
+			fault: watchLeave, check: checkBreakerHolds},
+		{name: "429", what: "3 replicas, one answers 429 with Retry-After: 1 to everything",
+			faulty: [][]string{{"--fail", "429=1", "--retry-after", "1"}}, healthy: 2, traffic: calls,
+			check: checkRateLimited, gap: gapRetryAfter},
+		{name: "oom", what: "3 replicas, one answers out of memory (vLLM: 500, no body)",
+			faulty: [][]string{{"--oom", "1"}}, healthy: 2, traffic: calls,
+			fault: watchLeave, check: checkBreakerHolds},
+		{name: "oom-stream", what: "the same, streaming (vLLM: 200, an error event, [DONE])",
+			faulty: [][]string{{"--oom", "1"}}, healthy: 2, traffic: streams,
+			check: checkBreakerHolds, gap: gapErrorEvent},
+		{name: "oom-ollama", what: "3 replicas, one Ollama answers out of memory",
+			faulty: [][]string{{"--oom", "1", "--error-dialect", "ollama"}}, healthy: 2, traffic: calls,
+			fault: watchLeave, check: checkBreakerHolds},
+		{name: "html", what: "3 replicas, one answers 502 with an HTML page",
+			faulty: [][]string{{"--fail-html", "1"}}, healthy: 2, traffic: calls,
+			fault: watchLeave, check: checkBreakerHolds},
+		{name: "all-503", what: "2 replicas, both answer 503 to everything",
+			faulty: twice("--fail", "503=1"), traffic: failing, check: checkBudget, fails: []string{"503", breakersOpen}},
+		{name: "all-429", what: "2 replicas, both answer 429 to everything (no breaker opens)",
+			faulty: twice("--fail", "429=1"), traffic: failing, check: checkBudget, fails: []string{"429"}},
+		{name: "all-oom", what: "2 replicas, both answer out of memory (vLLM: 500, no body)",
+			faulty: twice("--oom", "1"), traffic: failing, check: checkBudget, fails: []string{"500", breakersOpen}},
+		{name: "all-oom-ollama", what: "2 Ollama replicas, both answer out of memory",
+			faulty: twice("--oom", "1", "--error-dialect", "ollama"), traffic: failing, check: checkBudget,
+			fails: []string{"503 upstream_out_of_memory", breakersOpen}},
+		{name: "all-oom-llamacpp", what: "2 llama.cpp replicas, both answer out of memory",
+			faulty: twice("--oom", "1", "--error-dialect", "llamacpp"), traffic: failing, check: checkBudget,
+			fails: []string{"503 upstream_out_of_memory", breakersOpen}, gap: gapLlamaCppOOM},
+		{name: "all-html", what: "2 replicas, both answer 502 with an HTML page",
+			faulty: twice("--fail-html", "1"), traffic: failing, check: checkBudget, fails: []string{"502", breakersOpen}},
 	}
 }
+
+// The gateway's known gaps, each keeping a scenario from its target
+// (docs/chaos.md has them with a way to reproduce each).
+const (
+	gapBodyAfterHead = "a non-streaming answer that fails after its head (cut, or silent) is not retried on another replica"
+	gapRetryAfter    = "a replica's 429 with Retry-After does not keep it out of rotation for that time, so retries exhaust the budget"
+	gapErrorEvent    = "a stream whose first event is an error (vLLM's dead engine) is relayed as a success, then [DONE]"
+	gapLlamaCppOOM   = "llama.cpp's out-of-memory answer (500 \"Context size has been exceeded.\") is not recognised"
+)
 
 // TestChaos runs the gateway in front of simulator processes, injects one
 // fault per scenario under a bounded load, checks the targets (every
@@ -188,15 +221,18 @@ func TestChaos(t *testing.T) {
 // waits until every replica is in rotation.
 func startChaos(t *testing.T, sc chaosScale) (*proc, string, []*scenarioRun) {
 	t.Helper()
+	healthy := []*replica{newReplica(t, "healthy-1", nil), newReplica(t, "healthy-2", nil)}
+	ref := reference(t, healthy[0])
 	var runs []*scenarioRun
 	var models []chaosModel
 	for _, s := range chaosScenarios(sc) {
-		r := &scenarioRun{chaosScenario: s, scale: sc, model: "chaos-" + s.name}
-		for i, faults := range s.replicas {
-			r.replicas = append(r.replicas, newReplica(t, fmt.Sprintf("%s-%d", s.name, i+1), r.model, faults))
+		r := &scenarioRun{chaosScenario: s, scale: sc, model: "chaos-" + s.name, reference: ref}
+		for i, faults := range s.faulty {
+			r.replicas = append(r.replicas, newReplica(t, fmt.Sprintf("%s-%d", s.name, i+1), faults))
 		}
+		r.replicas = append(r.replicas, healthy[:s.healthy]...)
 		runs = append(runs, r)
-		models = append(models, chaosModel{name: r.model, timeouts: s.timeouts, replicas: r.replicas})
+		models = append(models, chaosModel{name: r.model, timeouts: s.timeouts, deployment: s.deployment, replicas: r.replicas})
 	}
 	debug := freeAddr(t)
 	// Warnings are one a failed request: the suite makes thousands.
@@ -205,17 +241,34 @@ func startChaos(t *testing.T, sc chaosScale) (*proc, string, []*scenarioRun) {
 		r.gw = gw.URL
 		r.load = newLoader(gw.URL, r.model)
 	}
+	var rows []deploymentRow
 	if _, ok := poll(10*time.Second, func() bool {
-		for _, d := range deployments(t, gw.URL) {
+		rows = deploymentRows(t, gw.URL)
+		for _, d := range rows {
 			if d.Health != "up" {
 				return false
 			}
 		}
 		return true
 	}); !ok {
-		t.Fatalf("replicas not all in rotation: %+v", deployments(t, gw.URL))
+		t.Fatalf("replicas not all in rotation: %+v", rows)
 	}
 	return gw, debug, runs
+}
+
+// reference is the answer every replica streams for the suite's request,
+// asked of a healthy one directly.
+func reference(t *testing.T, r *replica) string {
+	t.Helper()
+	l := newLoader("http://"+r.addr, "qwen3-omni-7b")
+	res := l.run(loadSpec{requests: 1, concurrency: 1, stream: true}, nil)
+	if res.ok != 1 || len(res.texts) != 1 {
+		t.Fatalf("%s streamed %+v", r.name, res)
+	}
+	for text := range res.texts {
+		return text
+	}
+	return ""
 }
 
 // run is one scenario: the load, with the fault alongside, then the checks.
@@ -231,10 +284,24 @@ func (s *scenarioRun) run(t *testing.T) {
 	s.keepLoading.Store(false)
 	s.res = <-done
 	s.after = scrapeMetrics(t, s.gw)
+	if s.gap != "" {
+		s.skipGap(t)
+	}
 	for _, b := range s.res.broken {
 		t.Errorf("an answer that breaks the contract: %s", b)
 	}
 	s.check(t, s)
+}
+
+// skipGap notes whether the scenario met its target in spite of its
+// known gap and skips its checks.
+func (s *scenarioRun) skipGap(t *testing.T) {
+	missed := "target missed"
+	if s.res.ok == s.res.sent {
+		missed = "target met: the gap may be closed"
+	}
+	s.note("%s (known gap: %s)", missed, s.gap)
+	t.Skipf("known gap: %s; %d of %d requests succeeded (%s)", s.gap, s.res.ok, s.res.sent, s.res.failedString())
 }
 
 // killAndRestart SIGKILLs the first replica a third of the way into each
@@ -266,7 +333,7 @@ func killAndRestart(t *testing.T, s *scenarioRun) {
 		served := scrapeMetrics(t, s.gw).upstream(s.model, r.name, "200")
 		took, ok := poll(20*time.Second, func() bool { return scrapeMetrics(t, s.gw).upstream(s.model, r.name, "200") > served })
 		if !ok {
-			t.Fatalf("cycle %d: the restarted replica served nothing in %v: %+v", c+1, took, deployments(t, s.gw)[r.name])
+			t.Fatalf("cycle %d: the restarted replica served nothing in %v: %+v", c+1, took, s.row(t, r))
 		}
 		back = append(back, took)
 	}
@@ -307,7 +374,7 @@ func (s *scenarioRun) waitLeave(t *testing.T, r *replica, from time.Time, health
 	var l leave
 	var row deploymentRow
 	_, ok := poll(15*time.Second, func() bool {
-		row = deployments(t, s.gw)[r.name]
+		row = s.row(t, r)
 		now := time.Since(from)
 		if l.by == "" && outOfRotation(row) {
 			l.after, l.by = now, "breaker"
@@ -339,7 +406,7 @@ func allSucceed(t *testing.T, s *scenarioRun) {
 func checkBreakerHolds(t *testing.T, s *scenarioRun) {
 	allSucceed(t, s)
 	r := s.replicas[0]
-	row := deployments(t, s.gw)[r.name]
+	row := s.row(t, r)
 	if row.Breaker.State == "closed" || row.Breaker.Changed == nil {
 		t.Errorf("%s's breaker is %s after the load; want it open", r.name, row.Breaker.State)
 	}
@@ -367,37 +434,48 @@ func checkCutStreams(t *testing.T, s *scenarioRun) {
 	if s.res.ok != whole {
 		t.Errorf("%d whole streams; the healthy replicas answered %d", s.res.ok, whole)
 	}
-	row := deployments(t, s.gw)[r.name]
+	checkTexts(t, s)
+	row := s.row(t, r)
 	s.note("%d streams cut, each ended with an upstream_stream_error event; %s's breaker %s", cut, r.name, row.Breaker.State)
 }
 
-// checkCutAnswers: a non-streaming answer its replica cut short reaches
-// the client as a clean 502 JSON error (never a truncated body: run counts
-// those as broken), and the replica's breaker opens after a few.
-//
-// The target is that every request succeeds, as nothing had reached the
-// client and healthy replicas were left; the gateway does not retry a cut
-// answer yet (see docs/chaos.md), so this checks the failures are clean
-// and bounded, and passes as well once none fail.
-func checkCutAnswers(t *testing.T, s *scenarioRun) {
-	cut := s.res.failed["502 upstream_unavailable"]
-	if cut != s.res.failures() {
-		t.Errorf("failures other than cut answers: %s", s.res.failedString())
-	}
+// checkContinued: every stream the replica cut is continued on another
+// one, and reaches the client whole: one id, one role chunk, the uncut
+// answer's text byte for byte, [DONE].
+func checkContinued(t *testing.T, s *scenarioRun) {
+	allSucceed(t, s)
+	checkTexts(t, s)
 	r := s.replicas[0]
-	got := s.after.upstream(s.model, r.name, "")
-	bound := balance.FailuresToOpen + s.traffic.concurrency + 1 + int(s.res.took/balance.Cooldown)
-	if cut > got || got > bound {
-		t.Errorf("%d answers cut; %s got %d attempts, its breaker should have held it to %d", cut, r.name, got, bound)
+	cut := s.after.upstream(s.model, r.name, "200")
+	continued := int(s.after.sum("omnigate_continuations_total", map[string]string{"model": s.model}))
+	if continued != cut || cut == 0 {
+		t.Errorf("%s answered %d streams and cut them; %d were continued (want as many, and some)", r.name, cut, continued)
 	}
-	row := deployments(t, s.gw)[r.name]
-	if row.Breaker.State == "closed" || row.Breaker.Changed == nil {
-		t.Errorf("%s's breaker is %s after the load; want it open", r.name, row.Breaker.State)
+	s.note("%d streams cut and continued on another replica, each whole and the uncut answer byte for byte; %s's breaker %s",
+		continued, r.name, s.row(t, r).Breaker.State)
+}
+
+// checkTexts: every whole stream has the text of the uncut answer (every
+// request of the suite is the same, and so is every replica's answer).
+func checkTexts(t *testing.T, s *scenarioRun) {
+	for text, n := range s.res.texts {
+		if text != s.reference {
+			t.Errorf("%d whole streams have the text %q; the uncut answer is %q", n, text, s.reference)
+		}
 	}
-	if cut > 0 {
-		s.note("target missed: %d cut answers reached clients as 502, not retried on a healthy replica", cut)
+}
+
+// checkRateLimited: a replica answering 429 with Retry-After costs no
+// request: each goes at once to another replica, and the breaker stays
+// out of it (busy is not broken).
+func checkRateLimited(t *testing.T, s *scenarioRun) {
+	allSucceed(t, s)
+	r := s.replicas[0]
+	row := s.row(t, r)
+	if row.Breaker.State != "closed" {
+		t.Errorf("%s's breaker is %s; a 429 says nothing against the replica", r.name, row.Breaker.State)
 	}
-	s.note("%s got %d attempts; breaker %s", r.name, got, row.Breaker.State)
+	s.note("%s got %d attempts (%s); breaker %s", r.name, s.after.upstream(s.model, r.name, ""), outcomes(s.after, s.model, r.name), row.Breaker.State)
 }
 
 // checkBudget: a model whose every replica fails every request sends at
@@ -408,6 +486,7 @@ func checkBudget(t *testing.T, s *scenarioRun) {
 	if s.res.ok != 0 {
 		t.Errorf("%d requests succeeded on replicas that fail everything", s.res.ok)
 	}
+	checkFailures(t, s)
 	got := s.after.upstream(s.model, "", "")
 	halves := 1 + int(s.res.took/(resilience.Window/2))
 	bound := int((1+config.DefaultRetryBudget)*float64(s.res.sent)) + config.DefaultRetryMinRetries*halves
@@ -417,6 +496,21 @@ func checkBudget(t *testing.T, s *scenarioRun) {
 		t.Errorf("%d upstream attempts for %d requests; want between %d and %d", got, s.res.sent, tried, bound)
 	}
 	s.note("%d upstream attempts for %d requests (%.2f×, bound %d)", got, s.res.sent, float64(got)/float64(s.res.sent), bound)
+}
+
+// checkFailures: the clients saw every one of the scenario's expected
+// failures, and nothing else.
+func checkFailures(t *testing.T, s *scenarioRun) {
+	for _, f := range s.fails {
+		if s.res.failed[f] == 0 {
+			t.Errorf("no request failed with %s: %s", f, s.res.failedString())
+		}
+	}
+	for f := range s.res.failed {
+		if !slices.Contains(s.fails, f) {
+			t.Errorf("requests failed with %s, want only %v: %s", f, s.fails, s.res.failedString())
+		}
+	}
 }
 
 // outcomes renders a deployment's attempts by outcome: "504: 4".
