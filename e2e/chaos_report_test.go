@@ -37,12 +37,16 @@ func settledStats(t *testing.T, gw *proc, debug string, baseline *gatewayStats) 
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
-// reportTable renders the scenarios' figures as a markdown table.
+// reportTable renders the figures of the scenarios that ran (-run may
+// have left some out) as a markdown table.
 func reportTable(runs []*scenarioRun) string {
 	var b strings.Builder
 	b.WriteString("| Scenario | Requests | Succeeded | Failed (by status) | Retried | Upstream attempts | Out of rotation after | Took | Notes |\n")
 	b.WriteString("|---|---:|---:|---|---:|---:|---|---:|---|\n")
 	for _, s := range runs {
+		if s.after == nil {
+			continue // not run
+		}
 		left := s.leftRotation
 		if left == "" {
 			left = "—"

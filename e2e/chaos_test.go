@@ -67,10 +67,9 @@ type chaosScenario struct {
 	// are the failures (status and code) it expects the clients to see.
 	check func(t *testing.T, s *scenarioRun)
 	fails []string
-	// gap, when set, is the gateway's known gap (docs/chaos.md) that
-	// keeps the scenario from its target: its figures are measured and
-	// logged, its checks skipped. Remove it with the fix.
-	gap string
+	// gap, when set, keeps the scenario from its target: its figures are
+	// measured and logged, its checks skipped. Remove it with the fix.
+	gap *knownGap
 }
 
 // scenarioRun is one scenario's live state and its figures.
@@ -167,13 +166,19 @@ func chaosScenarios(sc chaosScale) []*chaosScenario {
 	}
 }
 
-// The gateway's known gaps, each keeping a scenario from its target
-// (docs/chaos.md has them with a way to reproduce each).
-const (
-	gapBodyAfterHead = "a non-streaming answer that fails after its head (cut, or silent) is not retried on another replica"
-	gapRetryAfter    = "a replica's 429 with Retry-After does not keep it out of rotation for that time, so retries exhaust the budget"
-	gapErrorEvent    = "a stream whose first event is an error (vLLM's dead engine) is relayed as a success, then [DONE]"
-	gapLlamaCppOOM   = "llama.cpp's out-of-memory answer (500 \"Context size has been exceeded.\") is not recognised"
+// knownGap is a gap of the gateway that keeps a scenario from its
+// target, numbered as in docs/chaos.md, which has a way to reproduce it.
+type knownGap struct {
+	n    int
+	what string
+}
+
+// The gateway's known gaps.
+var (
+	gapBodyAfterHead = &knownGap{1, "a non-streaming answer that fails after its head (cut, or silent) is not retried on another replica"}
+	gapRetryAfter    = &knownGap{2, "a replica's 429 with Retry-After does not keep it out of rotation for that time, so retries exhaust the budget"}
+	gapErrorEvent    = &knownGap{3, "a stream whose first event is an error (vLLM's dead engine) is relayed as a success, then [DONE]"}
+	gapLlamaCppOOM   = &knownGap{4, "llama.cpp's out-of-memory answer (500 \"Context size has been exceeded.\") is not recognised"}
 )
 
 // TestChaos runs the gateway in front of simulator processes, injects one
@@ -277,7 +282,7 @@ func (s *scenarioRun) run(t *testing.T) {
 	s.keepLoading.Store(false)
 	s.res = <-done
 	s.after = scrapeMetrics(t, s.gw)
-	if s.gap != "" {
+	if s.gap != nil {
 		s.skipGap(t)
 	}
 	for _, b := range s.res.broken {
@@ -293,6 +298,6 @@ func (s *scenarioRun) skipGap(t *testing.T) {
 	if s.res.ok == s.res.sent {
 		missed = "target met: the gap may be closed"
 	}
-	s.note("%s (known gap: %s)", missed, s.gap)
-	t.Skipf("known gap: %s; %d of %d requests succeeded (%s)", s.gap, s.res.ok, s.res.sent, s.res.failedString())
+	s.note("%s (known gap %d)", missed, s.gap.n)
+	t.Skipf("known gap %d (docs/chaos.md): %s; %d of %d requests succeeded (%s)", s.gap.n, s.gap.what, s.res.ok, s.res.sent, s.res.failedString())
 }
