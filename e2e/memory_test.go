@@ -40,6 +40,8 @@ func TestOpenStreamMemoryBudget(t *testing.T) {
 	for _, tc := range []struct{ name, deployment string }{
 		{"same name", `{name: up, kind: openai, url: "%s/v1"}`},
 		{"renamed", `{name: up, kind: openai, url: "%s/v1", upstream_model: bench-model}`},
+		// Recorded for continuation: the request and the text delivered.
+		{"continuable", `{name: up, kind: openai, url: "%s/v1", dialect: vllm}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) { streamMemory(t, fmt.Sprintf(tc.deployment, up.URL)) })
 	}

@@ -107,3 +107,35 @@ func TestAbandonedStreamIsLogged(t *testing.T) {
 	waitClosed(t, cancelled)
 	waitFor(t, logs, `msg="client went away"`, "request_id=gone-1")
 }
+
+// TestStreamEndsWithoutDone: a stream whose engine ends it, however
+// cleanly, without [DONE] was cut: the client gets an error event, and
+// one that passes on an error event of the engine's counts against it.
+func TestStreamEndsWithoutDone(t *testing.T) {
+	tests := []struct {
+		name, events string
+		errEvent     string // what the client's last event says
+	}{
+		{"no [DONE]", "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n", "upstream_stream_error"},
+		{"the engine's error event", "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"error\":{\"message\":\"engine died\",\"code\":500}}\n\ndata: [DONE]\n\n", "engine died"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := startWithUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				w.Header().Set("Content-Type", "text/event-stream")
+				io.WriteString(w, tt.events)
+			}), nil)
+			const stream = `{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`
+			for range 3 { // the breaker opens after three failures in a row
+				_, b := post(t, srv.URL+"/v1/chat/completions", "application/json", stream)
+				if !strings.Contains(string(b), tt.errEvent) {
+					t.Fatalf("stream %q lacks %q", b, tt.errEvent)
+				}
+			}
+			if _, status := get(t, srv.URL+"/admin/deployments"); !strings.Contains(string(status), `"state":"open"`) {
+				t.Errorf("three broken streams did not open the breaker: %s", status)
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ package backend
 import (
 	"context"
 	"net/http"
+	"time"
 )
 
 // Request is one upstream attempt.
@@ -27,6 +28,10 @@ type Request struct {
 	PublicModel string
 	Stream      bool
 	RequestID   string
+	// Deadline, when set, is the client's: the time left is sent upstream
+	// as X-Request-Timeout (seconds), so a gateway or engine behind this one
+	// can stop when the client would.
+	Deadline time.Time
 }
 
 // Backend sends one request to one deployment. A 2xx upstream answer comes

@@ -115,8 +115,10 @@ func NormalizeError(src ErrorSource, status int, body []byte) *apierror.Error {
 
 // outOfMemory recognises an engine that ran out of GPU memory or KV cache
 // in its message: PyTorch's "CUDA out of memory" (vLLM, SGLang), Ollama's
-// "requires more system memory", llama.cpp's "failed to find free space in
-// the KV cache", SGLang's "KV cache pool is full", and the KV-cache
+// "requires more system memory" and "cudaMalloc failed: out of memory",
+// llama.cpp's "failed to find free space in the KV cache" and "Context
+// size has been exceeded" (a 500), SGLang's "KV cache pool is full", and
+// the KV-cache
 // capacity errors of vLLM and the simulator, which say the request can
 // never fit (tooLarge).
 func outOfMemory(message string) (oom, tooLarge bool) {
@@ -133,6 +135,10 @@ func outOfMemory(message string) (oom, tooLarge bool) {
 				return true, false
 			}
 		}
+	case strings.Contains(m, "context size has been exceeded"):
+		// llama.cpp, when a slot's share of the KV cache runs out
+		// mid-answer (a prompt too long is a 400 of its own, seen before).
+		return true, false
 	case strings.Contains(m, "out of memory"), strings.Contains(m, "outofmemory"),
 		strings.Contains(m, "insufficient memory"), strings.Contains(m, "more system memory"),
 		strings.Contains(m, "not enough memory"), strings.Contains(m, "failed to allocate"):

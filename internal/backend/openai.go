@@ -1,7 +1,9 @@
 package backend
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -107,7 +109,7 @@ func NewOpenAI(d config.Deployment, t http.RoundTripper) (*OpenAI, error) {
 func (o *OpenAI) Do(ctx context.Context, r *Request) (*http.Response, error) {
 	aggregate := o.stream && !r.Stream
 	a := attempt{endpoint: r.Endpoint, body: o.prepare(r, aggregate), stream: r.Stream || aggregate,
-		requestID: r.RequestID, head: o.firstToken, idle: o.idle, total: o.total}
+		requestID: r.RequestID, deadline: r.Deadline, head: o.firstToken, idle: o.idle, total: o.total}
 	resp, err := o.send.send(ctx, a)
 	if err != nil {
 		return nil, classify(ctx, o.limits, err)
@@ -146,10 +148,16 @@ func (o *OpenAI) answer(resp *http.Response, r *Request, stream, aggregate bool)
 	if sse {
 		// A stream's headers are no sign of life: until its first bytes
 		// come (within first_token), nothing is relayed, so a silent or
-		// failing engine can still be left for another.
-		if err := resp.Body.(readier).Ready(); err != nil {
+		// failing engine can still be left for another. An engine that
+		// fails after its 200 (vLLM, out of memory) says so in its first
+		// event: that is its answer.
+		ab := attemptOf(resp.Body)
+		if err := ab.start(); err != nil {
 			resp.Body.Close()
 			return nil, err
+		}
+		if errorEvent(ab.first) {
+			return nil, o.streamError(resp, ab, r)
 		}
 	}
 	if public != "" {
@@ -187,10 +195,43 @@ type attemptBody struct {
 	rc     io.ReadCloser
 	ctx    context.Context // the caller's
 	limits map[string]time.Duration
+	// first holds a stream's first bytes, read by start, until the next
+	// Read or WriteTo; firstErr is what that read returned with them.
+	first    []byte
+	firstErr error
+}
+
+// firstRead is how much start reads: an engine's first event or two.
+const firstRead = 512
+
+// start waits for the body's first bytes, within first_token, and keeps
+// them for the next read.
+func (b *attemptBody) start() error {
+	buf := make([]byte, firstRead)
+	n, err := b.rc.Read(buf)
+	b.first = buf[:n]
+	if err != nil && err != io.EOF {
+		return classify(b.ctx, b.limits, err)
+	}
+	b.firstErr = err
+	return nil
+}
+
+// takeFirst copies the bytes start kept into p.
+func (b *attemptBody) takeFirst(p []byte) (int, error) {
+	n := copy(p, b.first)
+	if b.first = b.first[n:]; len(b.first) == 0 {
+		b.first = nil
+		return n, b.firstErr
+	}
+	return n, nil
 }
 
 // Read reads the upstream body.
 func (b *attemptBody) Read(p []byte) (int, error) {
+	if b.first != nil {
+		return b.takeFirst(p)
+	}
 	n, err := b.rc.Read(p)
 	if err != nil && err != io.EOF {
 		return n, classify(b.ctx, b.limits, err)
@@ -201,21 +242,12 @@ func (b *attemptBody) Read(p []byte) (int, error) {
 // Close closes the upstream body.
 func (b *attemptBody) Close() error { return b.rc.Close() }
 
-// readier is a body that can wait for its first bytes without consuming
-// them: h1's, and the roundTripSender's.
-type readier interface{ Ready() error }
-
-// Ready waits for the body's first bytes; a failure is classified as a
-// Read's would be.
-func (b *attemptBody) Ready() error {
-	r, ok := b.rc.(readier)
-	if !ok {
-		return nil
+// attemptOf returns the attemptBody that body, as Do made it, is.
+func attemptOf(body io.ReadCloser) *attemptBody {
+	if wb, ok := body.(*attemptWriterBody); ok {
+		return wb.attemptBody
 	}
-	if err := r.Ready(); err != nil {
-		return classify(b.ctx, b.limits, err)
-	}
-	return nil
+	return body.(*attemptBody)
 }
 
 // attemptWriterBody is an attemptBody over a body that has WriteTo (the
@@ -228,7 +260,16 @@ type attemptWriterBody struct {
 // WriteTo writes the body to w. A *h1.WriteError (w failed) comes back as
 // is; read errors are classified as Read classifies them.
 func (b *attemptWriterBody) WriteTo(w io.Writer) (int64, error) {
+	var first int64
+	if b.first != nil {
+		k, err := w.Write(b.first)
+		first, b.first = int64(k), nil
+		if err != nil || b.firstErr != nil {
+			return first, err // nil at io.EOF: the body ended with its first bytes
+		}
+	}
 	n, err := b.wt.WriteTo(w)
+	n += first
 	var we *h1.WriteError
 	if err != nil && !errors.As(err, &we) {
 		err = classify(b.ctx, b.limits, err)
@@ -241,3 +282,64 @@ var (
 	_ io.ReadCloser = (*attemptBody)(nil)
 	_ io.WriterTo   = (*attemptWriterBody)(nil)
 )
+
+// errorEvent reports whether a stream's first bytes are an error event
+// ("data: {"error": ...}"), as vLLM sends when it fails after its 200.
+func errorEvent(first []byte) bool {
+	b := bytes.TrimLeft(first, " \t\r\n")
+	if rest, ok := bytes.CutPrefix(b, []byte("event: error")); ok {
+		return len(rest) == 0 || rest[0] == '\n' || rest[0] == '\r'
+	}
+	b, ok := bytes.CutPrefix(b, []byte("data:"))
+	if !ok {
+		return false
+	}
+	b = bytes.TrimLeft(b, " ")
+	if !bytes.HasPrefix(b, []byte("{")) {
+		return false
+	}
+	b = bytes.TrimLeft(b[1:], " \t\r\n")
+	return bytes.HasPrefix(b, []byte(`"error"`))
+}
+
+// streamError turns a stream that opened with an error event into the
+// attempt's error, as if the engine had answered with its status: the
+// event's code when it is an HTTP error status, else 502.
+func (o *OpenAI) streamError(resp *http.Response, ab *attemptBody, r *Request) error {
+	defer resp.Body.Close()
+	ev := append([]byte(nil), ab.first...)
+	ab.first = nil
+	for !bytes.Contains(ev, []byte("\n\n")) && len(ev) < maxErrorBody {
+		buf := make([]byte, 4<<10)
+		n, err := ab.rc.Read(buf)
+		ev = append(ev, buf[:n]...)
+		if err != nil {
+			break
+		}
+	}
+	if i := bytes.Index(ev, []byte("\n\n")); i >= 0 {
+		ev = ev[:i]
+	}
+	var data []byte // the event's data lines, joined
+	for line := range bytes.SplitSeq(ev, []byte("\n")) {
+		if d, ok := bytes.CutPrefix(bytes.TrimRight(line, "\r"), []byte("data:")); ok {
+			data = append(data, bytes.TrimLeft(d, " ")...)
+		}
+	}
+	status := http.StatusBadGateway
+	var code struct {
+		Error struct {
+			Code json.RawMessage `json:"code"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(data, &code) == nil {
+		if n, err := strconv.Atoi(string(code.Error.Code)); err == nil && n >= 400 && n <= 599 {
+			status = n
+		}
+	}
+	e := NormalizeError(o.errorSource(r), status, data)
+	if e.Code == "" && e.Status == http.StatusBadGateway {
+		e.Code = CodeUpstreamUnavailable
+	}
+	return e
+}

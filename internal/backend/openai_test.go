@@ -505,3 +505,60 @@ func TestOpenAIEngineErrorsForClients(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenAIStreamOpeningWithAnError: an engine that fails after its 200
+// and says so in its first event (vLLM, out of memory) has failed the
+// attempt, as if it had answered with the event's code.
+func TestOpenAIStreamOpeningWithAnError(t *testing.T) {
+	tests := []struct {
+		name   string
+		events []string
+		status int
+	}{
+		{"vllm engine dead", []string{`data: {"error":{"message":"EngineCore encountered an issue. See stack trace (above) for the root cause.","type":"InternalServerError","param":null,"code":500}}` + "\n\n", "data: [DONE]\n\n"}, 500},
+		{"split across writes", []string{`data: {"error": {"message":"busy",`, `"type":"ServiceUnavailableError","code":503}}` + "\n\n"}, 503},
+		{"no code", []string{`data: {"error":{"message":"boom"}}` + "\n\n"}, 502},
+	}
+	for _, kind := range transportKinds {
+		for _, tt := range tests {
+			t.Run(kind.name+"/"+tt.name, func(t *testing.T) {
+				srv := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+					io.Copy(io.Discard, r.Body)
+					w.Header().Set("Content-Type", "text/event-stream")
+					for _, ev := range tt.events {
+						io.WriteString(w, ev)
+						w.(http.Flusher).Flush()
+						time.Sleep(5 * time.Millisecond)
+					}
+				})
+				d := config.Deployment{URL: srv.URL + "/v1"}
+				o := newBackendOn(t, d, kind.make(d))
+				resp, err := o.Do(context.Background(), chatRequest(t, `{"model":"m","stream":true}`, "m", true))
+				if err == nil {
+					resp.Body.Close()
+					t.Fatal("the stream's error event was passed on as an answer")
+				}
+				if ae := apierror.From(err); ae.Status != tt.status || !ae.Upstream {
+					t.Errorf("err %v (status %d), want the engine's %d", err, ae.Status, tt.status)
+				}
+			})
+		}
+	}
+}
+
+func TestErrorEvent(t *testing.T) {
+	for in, want := range map[string]bool{
+		`data: {"error":{"message":"x"}}`:         true,
+		`data:{"error":"x"}`:                      true,
+		"event: error\ndata: {\"message\":\"x\"}": true,
+		`data: {"id":"chatcmpl-1","choices":[]}`:  false,
+		`data: {"id":"1","error":null}`:           false,
+		": keep-alive\n\ndata: {\"error\":{}}":    false, // a comment first: not the engine's first event
+		`data: [DONE]`:                            false,
+		"":                                        false,
+	} {
+		if got := errorEvent([]byte(in)); got != want {
+			t.Errorf("errorEvent(%q) = %v, want %v", in, got, want)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +22,7 @@ type attempt struct {
 	body      []byte // as it goes upstream
 	stream    bool   // asks for an SSE stream
 	requestID string
+	deadline  time.Time // the client's, sent as X-Request-Timeout; zero: none
 	// The time limits, 0 for none: until the response head and the first
 	// byte of its body (first_token: for a stream, its first event; a
 	// non-streaming answer comes whole, so it bounds the whole answer),
@@ -112,10 +114,18 @@ func (s *h1Sender) send(ctx context.Context, a attempt) (*http.Response, error) 
 	if a.stream {
 		req.Header = s.sseHdr
 	}
-	var fields [2]string
+	var fields [4]string
+	n := 0
 	if a.requestID != "" {
-		fields = [2]string{"X-Request-Id", a.requestID}
-		req.Fields = fields[:]
+		fields[0], fields[1] = "X-Request-Id", a.requestID
+		n = 2
+	}
+	if !a.deadline.IsZero() {
+		fields[n], fields[n+1] = "X-Request-Timeout", timeLeft(a.deadline)
+		n += 2
+	}
+	if n > 0 {
+		req.Fields = fields[:n]
 	}
 	if a.total > 0 {
 		req.Deadline = time.Now().Add(a.total)
@@ -173,6 +183,9 @@ func (s *roundTripSender) send(ctx context.Context, a attempt) (*http.Response, 
 	if a.requestID != "" {
 		req.Header["X-Request-Id"] = []string{a.requestID}
 	}
+	if !a.deadline.IsZero() {
+		req.Header["X-Request-Timeout"] = []string{timeLeft(a.deadline)}
+	}
 	var head *time.Timer
 	if a.head > 0 {
 		head = time.AfterFunc(a.head, func() { cancel(&TimeoutError{Phase: PhaseFirstToken, Limit: a.head}) })
@@ -193,6 +206,13 @@ func (s *roundTripSender) send(ctx context.Context, a attempt) (*http.Response, 
 	}
 	resp.Body = b
 	return resp, nil
+}
+
+// timeLeft renders the seconds left until deadline, to the millisecond
+// (at least one).
+func timeLeft(deadline time.Time) string {
+	ms := max(time.Until(deadline).Milliseconds(), 1)
+	return strconv.FormatFloat(float64(ms)/1000, 'f', -1, 64)
 }
 
 // attemptContext derives the attempt's context: the total limit, and a
@@ -227,23 +247,10 @@ type timerBody struct {
 	idle   time.Duration
 	timer  *time.Timer // nil without an idle limit
 	head   *time.Timer // the first_token timer, until the first byte; nil after
-
-	started  bool   // Read was called
-	first    []byte // read by Ready, for the next Reads
-	firstErr error  // what the read that got first returned
 }
 
 // Read reads the upstream body, bounded by the idle limit.
 func (b *timerBody) Read(p []byte) (int, error) {
-	b.started = true
-	if b.first != nil {
-		n := copy(p, b.first)
-		if b.first = b.first[n:]; len(b.first) == 0 {
-			b.first = nil
-			return n, b.firstErr
-		}
-		return n, nil
-	}
 	if b.timer != nil {
 		b.timer.Reset(b.idle)
 	}
@@ -259,21 +266,6 @@ func (b *timerBody) Read(p []byte) (int, error) {
 		err = expired(b.parent, b.ctx, err)
 	}
 	return n, err
-}
-
-// Ready waits for the body's first bytes (see h1's body.Ready) and keeps
-// them for the next Read.
-func (b *timerBody) Ready() error {
-	if b.started {
-		return nil
-	}
-	buf := make([]byte, 512)
-	n, err := b.Read(buf)
-	b.first, b.firstErr = buf[:n], err
-	if err == io.EOF {
-		return nil
-	}
-	return err
 }
 
 // Close closes the upstream body and releases the attempt's context.

@@ -71,6 +71,11 @@ type Retry struct {
 // the model's retry budget.
 type Hedge struct {
 	After Duration `yaml:"after"` // 0: off
+	// Percentile, when set (1–100), waits instead the model's recent
+	// time to first byte at that percentile, when longer than After
+	// (which then is the least wait, and the wait until 20 answers
+	// were seen).
+	Percentile int `yaml:"percentile"`
 }
 
 // Capabilities lists the modalities a model takes and gives, and the

@@ -172,6 +172,9 @@ func (v *validator) model(p string, m *Model, owners map[string]string) {
 	v.limits(p+".limits", m)
 	v.timeouts(p+".timeouts", m.Timeouts)
 	v.nonNegative(p+".hedge.after", m.Hedge.After)
+	if h := m.Hedge; h.Percentile < 0 || h.Percentile > 100 || (h.Percentile > 0 && h.After <= 0) {
+		v.add(p+".hedge", "percentile must be in [1, 100] and needs after > 0 (the least wait); got %+v", h)
+	}
 	if len(m.Deployments) == 0 {
 		v.add(p+".deployments", "at least one deployment is required")
 	}

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/omnigate/omnigate/internal/apierror"
+	"github.com/omnigate/omnigate/internal/backend"
 	"github.com/omnigate/omnigate/internal/balance"
 	"github.com/omnigate/omnigate/internal/request"
 )
@@ -161,6 +163,15 @@ func (a *Answer) record(view *request.Request, body []byte) {
 // (and offer a broken stream to Continue).
 func (a *Answer) Continuable() bool { return a.cont != nil }
 
+// StreamDone reports whether the stream relayed so far ended as a stream
+// must: with [DONE].
+func (a *Answer) StreamDone() bool { return a.usage.done() }
+
+// ErrStreamIncomplete is a stream that ended without [DONE]: cut, however
+// cleanly its connection ended.
+var ErrStreamIncomplete = &apierror.Error{Status: http.StatusBadGateway, Type: apierror.TypeServer, Code: "upstream_stream_error",
+	Message: "The upstream stream ended without [DONE].", Err: &backend.ConnError{Err: errors.New("stream ended without [DONE]")}}
+
 // errNoContinuation marks a stream that cannot be continued; the front end
 // then reports the original failure.
 var errNoContinuation = errors.New("dispatch: the stream cannot be continued")
@@ -177,20 +188,25 @@ func (c *Core) Continue(ctx context.Context, call *Call, a *Answer, cause error)
 	if k == nil || k.rec.stuck || k.rec.done || k.n >= maxContinuations || ctx.Err() != nil {
 		return nil, errNoContinuation
 	}
-	if k.rec.finish {
-		// All of the answer came but its [DONE]: end the stream here. The
-		// deployment answered; how its relay ends is judged at Done.
+	_, usageSeen := a.usage.usage()
+	usageOnly := k.rec.finish // all of the answer came, but its usage, if asked for, or [DONE]
+	if usageOnly && (usageSeen || !wantsUsage(&k.req, k.body)) {
+		// Only [DONE] is missing: end the stream here. The deployment
+		// answered; how its relay ended is judged at Done.
 		a.Resp.Body.Close()
 		a.Resp = doneResponse()
 		return a, nil
 	}
 	view := k.req
 	body := continueBody(&view, k.body, &k.rec)
-	if view.MaxTokens > 0 {
-		left := view.MaxTokens - k.rec.tokens
-		if left <= 0 {
-			return nil, errNoContinuation // it would have ended by length: nothing to ask for
-		}
+	switch left := view.MaxTokens - k.rec.tokens; {
+	case usageOnly:
+		// The usage is what is missing: a continuation of one token at
+		// most tells the prompt's size; its text is dropped.
+		body = view.SetMaxTokens(body, 1)
+	case view.MaxTokens > 0 && left <= 0:
+		return nil, errNoContinuation // it ended by length: only its end was missing
+	case view.MaxTokens > 0:
 		body = view.SetMaxTokens(body, left)
 	}
 	var skip balance.Tried
@@ -206,11 +222,11 @@ func (c *Core) Continue(ctx context.Context, call *Call, a *Answer, cause error)
 	a.Model.Metrics.Continued()
 	k.n++
 	resp := next.Resp
-	resp.Body = newSplicer(resp.Body, &k.rec)
+	resp.Body = newSplicer(resp.Body, &k.rec, usageOnly)
 	// next carries the stream on, with a's record, usage and headers; a
 	// is over, its deployment charged with cause.
 	*next = Answer{Resp: resp, Model: a.Model, Deployment: next.Deployment, ticket: next.ticket, cancel: next.cancel,
-		cont: k, usage: a.usage, Clamped: a.Clamped, FallbackReason: a.FallbackReason}
+		cont: k, usage: a.usage, Clamped: a.Clamped, FallbackReason: a.FallbackReason, Until: next.Until}
 	k.rec.usage = &next.usage
 	if a.cancel != nil {
 		a.cancel()
@@ -233,6 +249,22 @@ func continueBody(view *request.Request, body []byte, rec *record) []byte {
 		request.Insert(body, "continue_final_message", []byte(`true,"add_generation_prompt":false`)))
 }
 
+// wantsUsage reports whether the request asked for a final usage chunk
+// (stream_options.include_usage true).
+func wantsUsage(view *request.Request, body []byte) bool {
+	sp := view.StreamOptionsSpan
+	if sp == ([2]int{}) {
+		return false
+	}
+	opts := body[sp[0]:sp[1]]
+	i := bytes.Index(opts, []byte(`"include_usage"`))
+	if i < 0 {
+		return false
+	}
+	rest := bytes.TrimLeft(opts[i+len(`"include_usage"`):], " \t\r\n:")
+	return bytes.HasPrefix(rest, []byte("true"))
+}
+
 // doneResponse is a stream holding only its end.
 func doneResponse() *http.Response {
 	return &http.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {"text/event-stream"}},
@@ -242,18 +274,23 @@ func doneResponse() *http.Response {
 // splicer is a continuation's stream rewritten to carry on the client's:
 // the original id, no role chunk of its own, and usage counting the whole
 // answer (the delivered tokens were prompt tokens to the continuation).
+//
+// With usageOnly, the client had the whole answer and lacked its usage:
+// only the usage chunk (counting the delivered tokens as the completion)
+// and [DONE] are passed on.
 type splicer struct {
-	body io.ReadCloser
-	br   *bufio.Reader
-	rec  *record
-	base int    // tokens delivered before this continuation
-	ev   []byte // the event being read
-	out  []byte // rewritten bytes not yet read
-	err  error
+	body      io.ReadCloser
+	br        *bufio.Reader
+	rec       *record
+	base      int // tokens delivered before this continuation
+	usageOnly bool
+	ev        []byte // the event being read
+	out       []byte // rewritten bytes not yet read
+	err       error
 }
 
-func newSplicer(body io.ReadCloser, rec *record) *splicer {
-	return &splicer{body: body, br: bufio.NewReaderSize(body, 4<<10), rec: rec, base: rec.tokens}
+func newSplicer(body io.ReadCloser, rec *record, usageOnly bool) *splicer {
+	return &splicer{body: body, br: bufio.NewReaderSize(body, 4<<10), rec: rec, base: rec.tokens, usageOnly: usageOnly}
 }
 
 // Read returns the rewritten stream, an event at a time.
@@ -314,8 +351,16 @@ func (s *splicer) rewrite(ev []byte) []byte {
 	if s.rec.id != nil {
 		chunk["id"] = append(append([]byte{'"'}, s.rec.id...), '"')
 	}
+	u, hasUsage := chunk["usage"]
+	hasUsage = hasUsage && string(u) != "null"
+	if s.usageOnly {
+		if !hasUsage {
+			return nil
+		}
+		chunk["choices"] = json.RawMessage("[]")
+	}
 	empty := s.dropRole(chunk)
-	if u, ok := chunk["usage"]; ok && string(u) != "null" {
+	if hasUsage {
 		chunk["usage"] = s.usage(u)
 		empty = false
 	}
@@ -369,6 +414,9 @@ func (s *splicer) usage(raw json.RawMessage) json.RawMessage {
 		return raw
 	}
 	prompt, completion = max(prompt-s.base, 0), completion+s.base
+	if s.usageOnly {
+		completion = s.base // the one token asked for is not the client's
+	}
 	u["prompt_tokens"], _ = json.Marshal(prompt)
 	u["completion_tokens"], _ = json.Marshal(completion)
 	u["total_tokens"], _ = json.Marshal(prompt + completion)

@@ -135,6 +135,11 @@ type Answer struct {
 	// misconfigured…, or limits when they could not take the request).
 	FallbackReason string
 
+	// Until is when the attempt's total timeout ends: the front end stops
+	// writing to a client that stopped reading by then, so it cannot hold
+	// the engine's connection longer.
+	Until time.Time
+
 	ticket balance.Ticket     // the breaker's, for the end of the relay
 	cancel context.CancelFunc // a hedged attempt's own context, ended at Done
 	usage  usageTap
@@ -355,7 +360,7 @@ func (c *Core) sendFrom(ctx context.Context, call *Call, m *Model, view *request
 		req := &backend.Request{
 			Endpoint: view.Endpoint.Path(), Body: body, ModelSpan: view.ModelSpan,
 			StreamSpan: view.StreamSpan, StreamOptionsSpan: view.StreamOptionsSpan,
-			PublicModel: m.Name, Stream: view.Stream, RequestID: call.RequestID,
+			PublicModel: m.Name, Stream: view.Stream, RequestID: call.RequestID, Deadline: call.Deadline,
 		}
 		var resp *http.Response
 		var err error
@@ -371,6 +376,9 @@ func (c *Core) sendFrom(ctx context.Context, call *Call, m *Model, view *request
 			m.Metrics.Upstream(d.Config.Name, statusLabel(resp.StatusCode))
 			a := c.answers.Get().(*Answer)
 			*a = Answer{Resp: resp, Model: m, Deployment: d, ticket: ticket, cancel: cancel}
+			if total := d.Config.Timeouts.Total.D(); total > 0 {
+				a.Until = now.Add(total)
+			}
 			return a, nil
 		}
 		v := c.end(ctx, m, d, ticket, err)
@@ -527,6 +535,8 @@ func (c *Core) endRelay(a *Answer, err error) {
 	switch {
 	case err == context.Canceled:
 		health = balance.Neutral // the client left
+	case err == nil && a.usage.errEvent:
+		health, reason = balance.Failure, "stream_error_event" // passed on as it came
 	case err != nil:
 		v := judge(context.Background(), err)
 		health, reason = v.health, "stream_"+v.outcome

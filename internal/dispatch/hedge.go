@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/omnigate/omnigate/internal/backend"
 	"github.com/omnigate/omnigate/internal/balance"
@@ -36,8 +37,9 @@ func (c *Core) hedge(ctx context.Context, m *Model, req *backend.Request, first 
 		}(a)
 		return a
 	}
+	start := c.clock.Now()
 	running := []attempt{run(first)}
-	timer := c.clock.After(m.Hedge.After.D())
+	timer := c.clock.After(hedgeWait(m))
 	for {
 		select {
 		case <-timer:
@@ -51,6 +53,9 @@ func (c *Core) hedge(ctx context.Context, m *Model, req *backend.Request, first 
 			running = without(running, a.d)
 			switch {
 			case a.err == nil:
+				if m.Hedge.Percentile > 0 {
+					m.firstByte.Observe(c.clock.Now().Sub(start))
+				}
 				for _, r := range running {
 					r.cancel()
 					go c.discard(m, done)
@@ -65,6 +70,18 @@ func (c *Core) hedge(ctx context.Context, m *Model, req *backend.Request, first 
 			}
 		}
 	}
+}
+
+// hedgeWait is how long a first attempt of m runs alone: hedge.after, or
+// the recent time to first byte at hedge.percentile when longer.
+func hedgeWait(m *Model) time.Duration {
+	wait := m.Hedge.After.D()
+	if m.Hedge.Percentile > 0 {
+		if p, ok := m.firstByte.Percentile(m.Hedge.Percentile); ok && p > wait {
+			wait = p
+		}
+	}
+	return wait
 }
 
 // second begins the hedge: a deployment outside tried that can take it,

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/omnigate/omnigate/internal/backend"
+	"github.com/omnigate/omnigate/internal/catalog"
 	"github.com/omnigate/omnigate/internal/config"
 )
 
@@ -76,5 +77,25 @@ func TestHedgeNotNeeded(t *testing.T) {
 	}
 	if !strings.Contains(h.backends["b1"].sent[0], `"model"`) {
 		t.Error("b1 was not sent the request")
+	}
+}
+
+// TestHedgeWaitPercentile: with hedge.percentile, the first attempt runs
+// alone for the recent time to first byte at that percentile, and never
+// less than hedge.after.
+func TestHedgeWaitPercentile(t *testing.T) {
+	m := &Model{Model: &catalog.Model{Hedge: config.Hedge{After: config.Duration(10 * time.Millisecond), Percentile: 90}}}
+	if got := hedgeWait(m); got != 10*time.Millisecond {
+		t.Errorf("with no samples: %v, want hedge.after", got)
+	}
+	for i := range 100 {
+		m.firstByte.Observe(time.Duration(100+i) * time.Millisecond)
+	}
+	if got := hedgeWait(m); got != 190*time.Millisecond {
+		t.Errorf("p90 of 100–199 ms: %v, want 190ms", got)
+	}
+	m.Hedge.After = config.Duration(time.Second)
+	if got := hedgeWait(m); got != time.Second {
+		t.Errorf("%v, want hedge.after when it is longer", got)
 	}
 }

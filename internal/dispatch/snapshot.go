@@ -30,6 +30,9 @@ type Model struct {
 	// Budget is the model's retry budget: live state, kept across
 	// snapshots by whoever builds them. nil: no budget.
 	Budget *resilience.Budget
+
+	// firstByte is the recent time to first byte, for hedge.percentile.
+	firstByte resilience.Latencies
 }
 
 // Model returns the runtime object of a catalog model of this snapshot.

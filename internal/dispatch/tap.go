@@ -32,12 +32,22 @@ type usageTap struct {
 	// tail is the end of the last piece, for a key split across pieces.
 	tail  [8]byte
 	ntail int
+
+	// How a stream ended: its last bytes, and whether an error event went
+	// by (an engine failing after its 200, passed on as it came).
+	end      [16]byte
+	nend     int
+	errEvent bool
 }
 
 var usageKey = []byte(`"usage":`)
 
 // Write scans one relayed piece.
 func (t *usageTap) Write(p []byte) {
+	t.keepEnd(p)
+	if !t.errEvent && bytes.Contains(p, errorKey) {
+		t.errEvent = true
+	}
 	if !t.open && t.ntail > 0 {
 		// The key may have started at the end of the last piece.
 		var joint [2 * len(t.tail)]byte
@@ -76,6 +86,28 @@ func (t *usageTap) Write(p []byte) {
 			return // the object continues in the next piece
 		}
 	}
+}
+
+var (
+	errorKey = []byte(`{"error":`)
+	doneEnd  = []byte("data: [DONE]")
+)
+
+// keepEnd remembers the last bytes of the answer.
+func (t *usageTap) keepEnd(p []byte) {
+	if len(p) >= len(t.end) {
+		t.nend = copy(t.end[:], p[len(p)-len(t.end):])
+		return
+	}
+	keep := min(t.nend, len(t.end)-len(p))
+	copy(t.end[:], t.end[t.nend-keep:t.nend])
+	t.nend = keep + copy(t.end[keep:], p)
+}
+
+// done reports whether the bytes so far end a stream as it must end:
+// with [DONE].
+func (t *usageTap) done() bool {
+	return bytes.HasSuffix(bytes.TrimRight(t.end[:t.nend], " \r\n"), doneEnd)
 }
 
 // keepTail remembers the last bytes seen, which may begin the key.

@@ -5,6 +5,7 @@ package resilience
 
 import (
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 )
@@ -87,3 +88,51 @@ func Backoff(n int, base, cap time.Duration) time.Duration {
 	}
 	return time.Duration(rand.Int64N(int64(d)))
 }
+
+// Latencies keeps a model's recent times to first byte and their
+// percentiles, for a hedge that waits "about as long as it usually
+// takes". The zero value is ready; safe for concurrent use.
+type Latencies struct {
+	mu      sync.Mutex
+	samples [latencySamples]time.Duration
+	n, next int // samples held, and where the next goes
+	since   int // samples recorded since the cache was computed
+	cache   [101]time.Duration
+	cached  bool
+}
+
+// latencySamples is how many recent samples Latencies keeps.
+const latencySamples = 256
+
+// Observe records one latency.
+func (l *Latencies) Observe(d time.Duration) {
+	l.mu.Lock()
+	l.samples[l.next] = d
+	l.next = (l.next + 1) % latencySamples
+	l.n = min(l.n+1, latencySamples)
+	l.since++
+	l.mu.Unlock()
+}
+
+// Percentile returns the p-th percentile (0–100) of the recent samples,
+// and false with fewer than minLatencySamples. It sorts at most once per
+// 32 new samples.
+func (l *Latencies) Percentile(p int) (time.Duration, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.n < minLatencySamples {
+		return 0, false
+	}
+	if !l.cached || l.since >= 32 {
+		s := slices.Clone(l.samples[:l.n])
+		slices.Sort(s)
+		for q := range l.cache {
+			l.cache[q] = s[min(q*len(s)/100, len(s)-1)]
+		}
+		l.cached, l.since = true, 0
+	}
+	return l.cache[min(max(p, 0), 100)], true
+}
+
+// minLatencySamples is how many samples a percentile needs.
+const minLatencySamples = 20

@@ -65,3 +65,27 @@ func TestClass(t *testing.T) {
 		t.Errorf("String = %q", got)
 	}
 }
+
+func TestLatencies(t *testing.T) {
+	var l Latencies
+	if _, ok := l.Percentile(95); ok {
+		t.Error("a percentile of no samples")
+	}
+	for i := 1; i <= 100; i++ {
+		l.Observe(time.Duration(i) * time.Millisecond)
+	}
+	for _, tt := range []struct {
+		p    int
+		want time.Duration
+	}{{50, 51 * time.Millisecond}, {95, 96 * time.Millisecond}, {100, 100 * time.Millisecond}, {0, time.Millisecond}} {
+		if got, ok := l.Percentile(tt.p); !ok || got != tt.want {
+			t.Errorf("p%d = %v, want %v", tt.p, got, tt.want)
+		}
+	}
+	for range 2 * latencySamples { // old samples age out
+		l.Observe(time.Second)
+	}
+	if got, _ := l.Percentile(50); got != time.Second {
+		t.Errorf("p50 after the window moved on = %v", got)
+	}
+}

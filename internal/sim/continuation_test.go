@@ -103,20 +103,6 @@ func continued(body map[string]any, prefix string, delivered int) map[string]any
 	return out
 }
 
-// chunksDelivered is how many of an answer's token chunks lie wholly in its
-// first p bytes: the tokens a client that received them was billed for.
-// Empty chunks at the cut come after it.
-func chunksDelivered(chunks []string, p int) int {
-	off := 0
-	for k, c := range chunks {
-		if off >= p || off+len(c) > p {
-			return k
-		}
-		off += len(c)
-	}
-	return len(chunks)
-}
-
 // user is a user message of text.
 func user(text string) map[string]any { return map[string]any{"role": "user", "content": text} }
 
@@ -174,7 +160,7 @@ func TestContinueEveryCut(t *testing.T) {
 				t.Fatalf("stream and whole differ: %q %s, %q %s", uncut.text, uncut.finish, whole.text, whole.finish)
 			}
 			for p := 0; p <= len(uncut.text); p++ {
-				k := chunksDelivered(uncut.chunks, p)
+				k := delivered(uncut.chunks, p) // the chunks a client that got p bytes was billed for
 				if n, ok := body["max_tokens"].(int); ok && k == n {
 					continue // every token delivered: nothing is left to ask for
 				}
@@ -224,7 +210,7 @@ func checkContinuation(t *testing.T, at string, uncut, got chatTurn, p, k int) {
 // from the cut on: the rest of the token cut inside, then the others.
 func checkChunks(t *testing.T, p int, uncut, got []string) {
 	t.Helper()
-	k := chunksDelivered(uncut, p)
+	k := delivered(uncut, p)
 	want := append([]string(nil), uncut[k:]...)
 	if len(want) > 0 {
 		want[0] = want[0][p-len(strings.Join(uncut[:k], "")):]

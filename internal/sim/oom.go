@@ -1,7 +1,7 @@
 package sim
 
 import (
-	"encoding/json"
+	"bytes"
 	"errors"
 	"net/http"
 
@@ -99,31 +99,16 @@ func writeOOM(w http.ResponseWriter, dialect, requestID string, stream bool) {
 }
 
 // vllmDeadEvent is the SSE error event a vLLM stream gets when its engine
-// dies.
+// dies: vLLM's error body (errorBody), a 500 InternalServerError; before
+// 0.10.1 the flat body of a 400 BadRequestError, nested under "error".
 func vllmDeadEvent(dialect string) []byte {
-	var v any
+	var b []byte
 	if dialect == DialectVLLMLegacy {
-		type flat struct {
-			Object  string  `json:"object"`
-			Message string  `json:"message"`
-			Type    string  `json:"type"`
-			Param   *string `json:"param"`
-			Code    int     `json:"code"`
-		}
-		v = struct {
-			Error flat `json:"error"`
-		}{flat{"error", vllmDeadMessage, "BadRequestError", nil, http.StatusBadRequest}}
+		_, flat := errorBody(DialectVLLMLegacy, "", apierror.New(http.StatusBadRequest, "", vllmDeadMessage))
+		b = append(append([]byte(`{"error":`), bytes.TrimSpace(flat)...), '}')
 	} else {
-		type nested struct {
-			Message string  `json:"message"`
-			Type    string  `json:"type"`
-			Param   *string `json:"param"`
-			Code    int     `json:"code"`
-		}
-		v = struct {
-			Error nested `json:"error"`
-		}{nested{vllmDeadMessage, "InternalServerError", nil, http.StatusInternalServerError}}
+		_, nested := errorBody(DialectVLLM, "", apierror.New(http.StatusInternalServerError, "", vllmDeadMessage))
+		b = bytes.TrimSpace(nested)
 	}
-	b, _ := json.Marshal(v) // strings and ints only
 	return append(append([]byte("data: "), b...), "\n\n"...)
 }

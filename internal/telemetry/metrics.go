@@ -73,23 +73,19 @@ func New() *Metrics {
 			Name: "omnigate_tokens_total",
 			Help: "Tokens in answers' usage, by the model that answered and kind (prompt, completion).",
 		}, []string{"model", "kind"}),
-		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "omnigate_retries_total",
-			Help: "Attempts sent again after a retryable failure, by model.",
-		}, []string{"model"}),
-		hedges: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "omnigate_hedges_total",
-			Help: "Second attempts sent because the first had not started answering in time, by model.",
-		}, []string{"model"}),
-		continued: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "omnigate_continuations_total",
-			Help: "Streams cut by their upstream and continued on another deployment, by model.",
-		}, []string{"model"}),
-		byKey: make(map[reqKey]prometheus.Counter),
+		retries:   perModel("omnigate_retries_total", "Attempts sent again after a retryable failure, by model."),
+		hedges:    perModel("omnigate_hedges_total", "Second attempts sent because the first had not started answering in time, by model."),
+		continued: perModel("omnigate_continuations_total", "Streams cut by their upstream and continued on another deployment, by model."),
+		byKey:     make(map[reqKey]prometheus.Counter),
 	}
 	m.reg.MustRegister(m.latency, m.requests, m.upstream, m.inflight, m.fallbacks, m.clamped, m.tokens, m.retries, m.hedges, m.continued,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// perModel is a counter with a model label.
+func perModel(name, help string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"model"})
 }
 
 // Handler serves the Prometheus text format.

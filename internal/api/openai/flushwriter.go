@@ -52,7 +52,9 @@ func (fw *flushWriter) writeWhole(p []byte) (int, error) {
 		}
 		if len(fw.carry) > maxEvent { // no events here: pass it on as it is
 			fw.whole = false
-			fw.end()
+			_, err := fw.write(fw.carry)
+			fw.carry = fw.carry[:0]
+			return len(p), err
 		}
 		return len(p), nil
 	}
@@ -74,14 +76,15 @@ const maxEvent = 1 << 20
 
 var eventEnd = []byte("\n\n")
 
-// end writes what a whole-events stream still holds once it ended: a last
-// event without its blank line.
+// end writes what a whole-events stream still holds once it ended, when
+// it is a whole last event without its blank line ([DONE]); the start of
+// a cut event is dropped.
 func (fw *flushWriter) end() {
-	if len(fw.carry) > 0 && fw.err == nil {
+	if len(fw.carry) > 0 && fw.err == nil && bytes.Equal(bytes.TrimSpace(fw.carry), []byte("data: [DONE]")) {
 		fw.write(fw.carry)
-		fw.carry = fw.carry[:0]
 		fw.Flush()
 	}
+	fw.carry = fw.carry[:0]
 }
 
 // write writes p to the client as it is.

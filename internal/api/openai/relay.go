@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/omnigate/omnigate/internal/apierror"
 	"github.com/omnigate/omnigate/internal/backend"
@@ -29,6 +30,7 @@ func (s *Server) relay(ctx context.Context, w http.ResponseWriter, call *dispatc
 	a, reqID := *ap, call.RequestID
 	resp := a.Resp
 	defer resp.Body.Close()
+	writeUntil(w, a.Until)
 	h := w.Header()
 	ct := resp.Header.Get("Content-Type")
 	if ct != "" {
@@ -63,13 +65,13 @@ func (s *Server) relay(ctx context.Context, w http.ResponseWriter, call *dispatc
 // the stack of every parked stream.
 func (s *Server) endStream(ctx context.Context, fw *flushWriter, err error, call *dispatch.Call, ap **dispatch.Answer) (int, error) {
 	reqID := call.RequestID
+	if err == nil {
+		err = finish(fw, *ap)
+	}
 	if err != nil && fw.err == nil && ctx.Err() == nil && (*ap).Continuable() && apierror.From(err).Code != backend.CodeDeadlineExceeded {
 		if err = s.resume(ctx, fw, call, ap, err); err == nil {
 			return 0, nil
 		}
-	}
-	if err == nil {
-		fw.end()
 	}
 	switch {
 	case fw.err == nil && err != nil && errors.Is(context.Cause(ctx), ErrShutdown):
@@ -110,15 +112,35 @@ func (s *Server) resume(ctx context.Context, fw *flushWriter, call *dispatch.Cal
 		s.opt.Log.Warn("stream continued", "request_id", call.RequestID, "cause", cause, "deployment", next.Deployment.Config.Name)
 		*ap = next
 		fw.tap, fw.carry = next.Tap(), fw.carry[:0] // the client never saw a cut event
+		writeUntil(fw.w.(http.ResponseWriter), next.Until)
 		err = s.copyStream(fw, next.Resp.Body)
 		next.Resp.Body.Close()
 		if err == nil {
-			fw.end()
+			err = finish(fw, next)
 		}
 		if err == nil || fw.err != nil || ctx.Err() != nil {
 			return err
 		}
 		cause = err
+	}
+}
+
+// finish checks a stream whose upstream ended cleanly: it must have ended
+// with [DONE] (a whole-events stream may still hold it), else it was cut.
+func finish(fw *flushWriter, a *dispatch.Answer) error {
+	fw.end()
+	if !a.StreamDone() {
+		return dispatch.ErrStreamIncomplete
+	}
+	return nil
+}
+
+// writeUntil bounds the writes of an answer to the client by until (the
+// attempt's total timeout): a client that stops reading cannot hold the
+// engine's connection past it. net/http clears it after the request.
+func writeUntil(w http.ResponseWriter, until time.Time) {
+	if !until.IsZero() {
+		http.NewResponseController(w).SetWriteDeadline(until)
 	}
 }
 

@@ -269,33 +269,6 @@ func (b *body) Read(p []byte) (int, error) {
 	return n, b.err
 }
 
-// Ready waits until the first bytes of the body have arrived, or the body
-// failed or ended, and consumes none: a caller learns that the upstream
-// is producing (and the head timeout is over) before it commits to
-// relaying. It returns the error a Read would.
-func (b *body) Ready() error {
-	if b.c == nil {
-		if b.err == io.EOF {
-			return nil
-		}
-		return b.err
-	}
-	if b.c.br.Buffered() > 0 || (b.mode == bodyLength && b.n == 0) {
-		return nil
-	}
-	if _, err := b.c.br.Peek(1); err != nil && b.c.br.Buffered() == 0 {
-		if err == io.EOF && b.mode != bodyEOF {
-			err = io.ErrUnexpectedEOF
-		}
-		b.end(err)
-		if b.err == io.EOF {
-			return nil // an empty body, read to its end
-		}
-		return b.err
-	}
-	return nil
-}
-
 // readTrailer skips the trailer section after the last chunk.
 func (b *body) readTrailer() error {
 	total := 0

@@ -1,0 +1,162 @@
+package app
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/omnigate/omnigate/internal/config"
+	"github.com/omnigate/omnigate/internal/sim"
+)
+
+// streamed is what a client read from a chat stream.
+type streamed struct {
+	text, finish string
+	ids          map[string]bool
+	roles        int // chunks announcing the role
+	usage        struct{ Prompt, Completion, Total int }
+	done         bool   // [DONE] came
+	errEvent     string // an error event's message
+}
+
+// readStream reads an SSE chat stream.
+func readStream(t *testing.T, resp *http.Response) streamed {
+	t.Helper()
+	defer resp.Body.Close()
+	s := streamed{ids: map[string]bool{}}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		data, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		if data == "[DONE]" {
+			s.done = true
+			continue
+		}
+		var c struct {
+			ID      string `json:"id"`
+			Choices []struct {
+				Delta struct {
+					Role    string `json:"role"`
+					Content string `json:"content"`
+				} `json:"delta"`
+				FinishReason *string `json:"finish_reason"`
+			} `json:"choices"`
+			Usage *struct {
+				Prompt     int `json:"prompt_tokens"`
+				Completion int `json:"completion_tokens"`
+				Total      int `json:"total_tokens"`
+			} `json:"usage"`
+			Error *struct {
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		if err := json.Unmarshal([]byte(data), &c); err != nil {
+			t.Fatalf("event %q is not JSON: %v", data, err)
+		}
+		if c.Error != nil {
+			s.errEvent = c.Error.Message
+			continue
+		}
+		s.ids[c.ID] = true
+		for _, ch := range c.Choices {
+			if ch.Delta.Role != "" {
+				s.roles++
+			}
+			s.text += ch.Delta.Content
+			if ch.FinishReason != nil {
+				s.finish = *ch.FinishReason
+			}
+		}
+		if c.Usage != nil {
+			s.usage.Prompt, s.usage.Completion, s.usage.Total = c.Usage.Prompt, c.Usage.Completion, c.Usage.Total
+		}
+	}
+	return s
+}
+
+// simServer serves a simulator engine with faults over HTTP.
+func simServer(t *testing.T, faults sim.Faults) *httptest.Server {
+	t.Helper()
+	p, err := sim.LoadProfile("instant")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := sim.New(p, sim.Options{ModelName: "m", Faults: faults})
+	srv := httptest.NewServer(eng.Handler())
+	t.Cleanup(func() { srv.Close(); eng.Close() })
+	return srv
+}
+
+// TestMidStreamContinuation: a stream its replica cuts after some chunks
+// is continued on another replica, and the client reads one stream —
+// one id, one role chunk, [DONE] — whose text, finish reason and usage
+// are those of an uncut stream, wherever the cut fell.
+func TestMidStreamContinuation(t *testing.T) {
+	whole := simServer(t, sim.Faults{})
+	const body = `{"model":"m","stream":true,"stream_options":{"include_usage":true},"max_tokens":%d,
+		"messages":[{"role":"user","content":"Tell me about gateways %d"}]}`
+	for _, cut := range []int{1, 2, 5, 9} {
+		for _, maxTokens := range []int{7, 200} {
+			t.Run(fmt.Sprintf("cut after %d, max_tokens %d", cut, maxTokens), func(t *testing.T) {
+				cutter := simServer(t, sim.Faults{CutAfter: cut})
+				gw := startGateway(t, &config.Config{Models: []config.Model{{Name: "m",
+					Deployments: []config.Deployment{
+						// Weighted so that the first attempt goes to the cutter.
+						{Name: "cutter", URL: cutter.URL + "/v1", Dialect: "vllm", Weight: 1000},
+						{Name: "whole", URL: whole.URL + "/v1", Dialect: "vllm", Weight: 1},
+					}}}})
+				req := fmt.Sprintf(body, maxTokens, cut)
+				uncut := readStream(t, mustPost(t, whole.URL+"/v1/chat/completions", req))
+				got := readStream(t, mustPost(t, gw.URL+"/v1/chat/completions", req))
+				if got.errEvent != "" || !got.done {
+					t.Fatalf("stream ended with error %q, [DONE] %v", got.errEvent, got.done)
+				}
+				if got.text != uncut.text || got.finish != uncut.finish {
+					t.Errorf("continued stream %q (%s), uncut %q (%s)", got.text, got.finish, uncut.text, uncut.finish)
+				}
+				if got.usage != uncut.usage {
+					t.Errorf("usage %+v, uncut %+v", got.usage, uncut.usage)
+				}
+				if len(got.ids) != 1 || got.roles != 1 {
+					t.Errorf("ids %v, role chunks %d: want one of each", got.ids, got.roles)
+				}
+			})
+		}
+	}
+}
+
+// TestContinuationImpossible: with no replica that can continue, a cut
+// stream ends with an error event naming the real failure, never a clean
+// end.
+func TestContinuationImpossible(t *testing.T) {
+	cutter := simServer(t, sim.Faults{CutAfter: 2})
+	off := false
+	gw := startGateway(t, &config.Config{Models: []config.Model{{Name: "m",
+		Deployments: []config.Deployment{{Name: "cutter", URL: cutter.URL + "/v1", Dialect: "vllm", Continuation: &off}}}}})
+	got := readStream(t, mustPost(t, gw.URL+"/v1/chat/completions",
+		`{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+	if got.done || got.errEvent == "" {
+		t.Fatalf("[DONE] %v, error event %q: want the error event and no [DONE]", got.done, got.errEvent)
+	}
+	if !strings.Contains(got.errEvent, "ended abnormally") {
+		t.Errorf("error event %q does not name the upstream failure", got.errEvent)
+	}
+}
+
+func mustPost(t *testing.T, url, body string) *http.Response {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 {
+		t.Fatalf("POST %s: %s", url, resp.Status)
+	}
+	return resp
+}
