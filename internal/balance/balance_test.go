@@ -303,3 +303,22 @@ func BenchmarkPick(b *testing.B) {
 		})
 	}
 }
+
+func TestBusy(t *testing.T) {
+	now := time.Unix(100, 0)
+	d := &Deployment{State: &State{}}
+	if !NotBusy(d, now) || d.BusyFor(now) != 0 {
+		t.Fatal("a new deployment is busy")
+	}
+	d.Busy(now.Add(2 * time.Second))
+	d.Busy(now.Add(time.Second)) // an earlier time does not shorten it
+	if NotBusy(d, now) || d.BusyFor(now) != 2*time.Second {
+		t.Errorf("busy for %v, want 2s", d.BusyFor(now))
+	}
+	if got := UpAgain([]*Deployment{d}, now); got != 2*time.Second {
+		t.Errorf("UpAgain %v, want 2s", got)
+	}
+	if !NotBusy(d, now.Add(2*time.Second)) {
+		t.Error("still busy after its Retry-After")
+	}
+}

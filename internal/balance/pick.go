@@ -31,7 +31,7 @@ type Picker struct {
 
 // DefaultFilters and DefaultScorers are what the zero Picker uses.
 var (
-	DefaultFilters = []Filter{InRotation, BreakerReady}
+	DefaultFilters = []Filter{InRotation, BreakerReady, NotBusy}
 	DefaultScorers = []Weighted{{Score: LeastLoaded, Weight: 1}}
 )
 
@@ -41,6 +41,10 @@ func InRotation(d *Deployment, _ time.Time) bool { return d.State.InRotation() }
 
 // BreakerReady passes deployments whose breaker would admit a request.
 func BreakerReady(d *Deployment, now time.Time) bool { return d.Breaker.Ready(now) }
+
+// NotBusy passes deployments that did not ask, with a Retry-After, to be
+// left alone for now.
+func NotBusy(d *Deployment, now time.Time) bool { return d.State.BusyFor(now) == 0 }
 
 // LeastLoaded scores by requests in flight per unit of weight: an idle
 // deployment of weight w scores w/(w+1), and each request lowers it.
@@ -140,13 +144,18 @@ func (t *Tried) Has(i int) bool {
 	return t.high[i]
 }
 
-// UpAgain is how long until the first deployment in pool whose breaker is
-// open may be probed: 0 when one can take a request now.
+// UpAgain is how long until the first deployment in pool may take a
+// request again (its breaker open, or busy after a Retry-After): 0 when
+// one can now.
 func UpAgain(pool []*Deployment, now time.Time) time.Duration {
 	var first time.Duration
 	for _, d := range pool {
 		st, wait := d.Breaker.State(now)
 		if st != Open {
+			wait = 0
+		}
+		wait = max(wait, d.State.BusyFor(now))
+		if wait == 0 {
 			return 0
 		}
 		if first == 0 || wait < first {

@@ -25,6 +25,31 @@ type State struct {
 	last atomic.Pointer[Failed]
 	// health is what the active health check says: Unchecked, Up or Down.
 	health atomic.Int32
+	// busy is until when (Unix nanoseconds) the engine asked not to be
+	// sent more: its 429's or 503's Retry-After.
+	busy atomic.Int64
+}
+
+// Busy keeps the deployment out of the picker until until (a later time
+// already set stands).
+func (s *State) Busy(until time.Time) {
+	n := until.UnixNano()
+	for {
+		old := s.busy.Load()
+		if old >= n || s.busy.CompareAndSwap(old, n) {
+			return
+		}
+	}
+}
+
+// BusyFor returns how long the deployment stays busy after now; 0 when
+// it is not.
+func (s *State) BusyFor(now time.Time) time.Duration {
+	n := s.busy.Load()
+	if n == 0 {
+		return 0
+	}
+	return max(time.Duration(n-now.UnixNano()), 0)
 }
 
 // Health is what a deployment's active health check last concluded.

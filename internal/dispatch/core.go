@@ -417,10 +417,11 @@ func (c *Core) roundWait(ctx context.Context, m *Model, n int, err error) (wait 
 }
 
 // available reports whether a deployment of m outside tried (nil: none
-// tried) could take a request at now.
+// tried, and one that is busy counts: a round waits out a Retry-After)
+// could take a request at now.
 func available(m *Model, tried *balance.Tried, now time.Time) bool {
 	for i, d := range m.Pool {
-		if (tried == nil || !tried.Has(i)) && d.InRotation() && d.Breaker.Ready(now) {
+		if (tried == nil || !tried.Has(i) && d.BusyFor(now) == 0) && d.InRotation() && d.Breaker.Ready(now) {
 			return true
 		}
 	}
@@ -459,6 +460,9 @@ func (c *Core) end(ctx context.Context, m *Model, d *balance.Deployment, t balan
 		c.log.Error("deployment misconfigured", "model", m.Name, "deployment", d.Config.Name, "err", err)
 	}
 	c.settle(m, d, t, v.health, v.outcome, err)
+	if v.busy > 0 {
+		d.Busy(c.clock.Now().Add(v.busy))
+	}
 	return v
 }
 

@@ -650,3 +650,26 @@ func TestShrinkOnOutOfMemory(t *testing.T) {
 		t.Errorf("%d attempts on a model that rejects, want 1", n)
 	}
 }
+
+// TestBusyDeploymentIsLeftAlone: a deployment that answered 429 with a
+// Retry-After gets no request until then; the others take them.
+func TestBusyDeploymentIsLeftAlone(t *testing.T) {
+	busy := &apierror.Error{Status: 429, Type: apierror.TypeRateLimit, Upstream: true, RetryAfter: 2 * time.Second}
+	h := newHarness(t, map[string][]func() (*http.Response, error){"b1": {fails(busy)}})
+	h.core.picker = &balance.Picker{} // the real filters, NotBusy among them
+	for range 20 {
+		if _, err := h.do(t, chat); err != nil {
+			t.Fatalf("a request failed with a deployment free: %v", err)
+		}
+	}
+	if n := h.backends["b1"].calls(); n > 1 {
+		t.Errorf("the busy deployment got %d requests in its Retry-After, want at most the one that made it busy", n)
+	}
+	h.clk.Advance(2 * time.Second)
+	for range 20 {
+		h.do(t, chat)
+	}
+	if n := h.backends["b1"].calls(); n < 2 {
+		t.Errorf("the deployment got no request after its Retry-After (%d in all)", n)
+	}
+}

@@ -1,6 +1,8 @@
 package dispatch
 
 import (
+	"time"
+
 	"github.com/omnigate/omnigate/internal/balance"
 	"github.com/omnigate/omnigate/internal/catalog"
 	"github.com/omnigate/omnigate/internal/resilience"
@@ -68,6 +70,7 @@ type DeploymentStatus struct {
 	Health                  balance.Health
 	Breaker                 balance.BreakerSnapshot
 	LastFailure             *balance.Failed
+	BusyFor                 time.Duration // left of the engine's Retry-After
 }
 
 // Deployments reports every deployment of the current snapshot, in config
@@ -78,7 +81,8 @@ func (c *Core) Deployments() []DeploymentStatus {
 	for _, m := range c.Snapshot().Models {
 		for _, d := range m.Pool {
 			out = append(out, DeploymentStatus{Model: m.Name, Deployment: d.Config.Name, Kind: d.Config.Kind,
-				Weight: max(d.Config.Weight, 1), InFlight: d.InFlight(), Health: d.Health(), Breaker: d.Breaker.Snapshot(now), LastFailure: d.LastFailure()})
+				Weight: max(d.Config.Weight, 1), InFlight: d.InFlight(), Health: d.Health(), Breaker: d.Breaker.Snapshot(now), LastFailure: d.LastFailure(),
+				BusyFor: d.BusyFor(now)})
 		}
 	}
 	return out

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/omnigate/omnigate/internal/apierror"
 	"github.com/omnigate/omnigate/internal/backend"
@@ -21,6 +22,9 @@ type verdict struct {
 	retry   bool             // another deployment of the model may do better
 	class   resilience.Class // for the fallback chain; 0: no fallback
 	outcome string
+	// busy is how long the deployment asked to be left alone (its 429's
+	// or 503's Retry-After; a 429 without one, a second).
+	busy time.Duration
 }
 
 // judge classifies the outcome of an attempt (err nil: the deployment
@@ -90,10 +94,12 @@ func judge(ctx context.Context, err error) verdict {
 		// Busy, not broken: another deployment may have room, and this
 		// one after its Retry-After.
 		v.health, v.retry, v.class = balance.Neutral, true, resilience.RateLimited
+		v.busy = max(e.RetryAfter, time.Second)
 	case e.Status == http.StatusNotImplemented || e.Status == http.StatusHTTPVersionNotSupported:
 		v.health, v.class = balance.Failure, resilience.Unavailable // it will say the same again
 	case e.Status >= 500:
 		v.health, v.retry, v.class = balance.Failure, true, resilience.Unavailable
+		v.busy = e.RetryAfter // an engine that is loading says when it will be up
 	default:
 		v.health = balance.Success // it answered; the request was at fault
 	}

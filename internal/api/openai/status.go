@@ -17,6 +17,9 @@ type deploymentObject struct {
 	Health      string         `json:"health"`
 	Breaker     breakerObject  `json:"breaker"`
 	LastFailure *failureObject `json:"last_failure"`
+	// BusyForS is what is left of the engine's Retry-After, during which
+	// it gets no request.
+	BusyForS float64 `json:"busy_for_s,omitempty"`
 }
 
 type breakerObject struct {
@@ -45,6 +48,7 @@ func renderDeployments(ds []dispatch.DeploymentStatus) []byte {
 			t := d.Breaker.Changed.UTC()
 			o.Breaker.Changed = &t
 		}
+		o.BusyForS = d.BusyFor.Seconds()
 		if f := d.LastFailure; f != nil {
 			o.LastFailure = &failureObject{At: f.At.UTC(), Reason: f.Reason, Message: f.Message}
 		}
