@@ -98,6 +98,18 @@ func checkRateLimited(t *testing.T, s *scenarioRun) {
 	s.note("%s got %d attempts (%s); breaker %s", r.name, s.after.upstream(s.model, r.name, ""), outcomes(s.after, s.model, r.name), row.Breaker.State)
 }
 
+// checkFellBack: every request succeeds, each answered by the fallback
+// once the model's replicas are rate limited.
+func checkFellBack(t *testing.T, s *scenarioRun) {
+	allSucceed(t, s)
+	fb := s.model + "-fallback"
+	n := int(s.after.sum("omnigate_fallbacks_total", map[string]string{"from": s.model, "to": fb}))
+	if n != s.res.sent {
+		t.Errorf("%d of %d requests fell back to %s", n, s.res.sent, fb)
+	}
+	s.note("%d requests answered by %s", n, fb)
+}
+
 // checkBudget: a model whose every replica fails every request sends at
 // most 1.2 times the clients' requests upstream (the default budget, 0.2
 // retries a request), plus the budget's floor (10) for each half window
@@ -115,12 +127,15 @@ func checkBudget(t *testing.T, s *scenarioRun) {
 	if got > bound || got < tried {
 		t.Errorf("%d upstream attempts for %d requests; want between %d and %d", got, s.res.sent, tried, bound)
 	}
-	s.note("%d upstream attempts for %d requests (%.2f×, bound %d)", got, s.res.sent, float64(got)/float64(s.res.sent), bound)
+	s.note("%d upstream attempts for %d requests (%.2f×, bound %d); %d sent again", got, s.res.sent, float64(got)/float64(s.res.sent), bound, got-tried)
 }
 
 // checkFailures: the clients saw every one of the scenario's expected
-// failures, and nothing else.
+// failures, and nothing else (when it expects some).
 func checkFailures(t *testing.T, s *scenarioRun) {
+	if s.fails == nil {
+		return
+	}
 	for _, f := range s.fails {
 		if s.res.failed[f] == 0 {
 			t.Errorf("no request failed with %s: %s", f, s.res.failedString())

@@ -87,6 +87,12 @@ func chaosConfig(t *testing.T, models []chaosModel) string {
 			fmt.Fprintf(&b, "      - %s\n", r.deploymentYAML(m.deployment))
 		}
 	}
+	b.WriteString("routing:\n  fallbacks:\n")
+	for _, m := range models {
+		if m.fallback != "" {
+			fmt.Fprintf(&b, "    %s: [%s]\n", m.name, m.fallback)
+		}
+	}
 	return writeConfig(t, b.String())
 }
 
@@ -95,6 +101,7 @@ type chaosModel struct {
 	name       string
 	timeouts   string // YAML flow map; "" for the small tier's
 	deployment string // extra keys of each deployment
+	fallback   string // its fallbacks' entry (YAML flow map); "" for none
 	replicas   []*replica
 }
 

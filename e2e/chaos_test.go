@@ -57,14 +57,18 @@ type chaosScenario struct {
 	// timeouts are the model's (YAML flow map; "" for the small tier's),
 	// deployment extra keys of each of its deployments.
 	timeouts, deployment string
-	traffic              loadSpec
+	// fallbackOn, when set, gives the model a fallback for those error
+	// classes (a YAML list): a model of the suite's healthy replicas.
+	fallbackOn string
+	traffic    loadSpec
 	// fault runs on the test goroutine while the load runs (nil: none):
 	// it kills, restarts and watches replicas. With faultNeedsTraffic
 	// the load goes on past its requests until the fault is done.
 	fault             func(t *testing.T, s *scenarioRun)
 	faultNeedsTraffic bool
 	// check asserts the scenario's targets once the load is done; fails
-	// are the failures (status and code) it expects the clients to see.
+	// are the failures (status and code) it expects the clients to see
+	// (nil: any).
 	check func(t *testing.T, s *scenarioRun)
 	fails []string
 	// gap, when set, keeps the scenario from its target: its figures are
@@ -137,7 +141,7 @@ func chaosScenarios(sc chaosScale) []*chaosScenario {
 			fault: watchLeave, check: checkBreakerHolds},
 		{name: "429", what: "3 replicas, one answers 429 with Retry-After: 1 to everything",
 			faulty: [][]string{{"--fail", "429=1", "--retry-after", "1"}}, healthy: 2, traffic: calls,
-			check: checkRateLimited, gap: gapRetryAfter},
+			check: checkRateLimited},
 		{name: "oom", what: "3 replicas, one answers out of memory (vLLM: 500, no body)",
 			faulty: [][]string{{"--oom", "1"}}, healthy: 2, traffic: calls,
 			fault: watchLeave, check: checkBreakerHolds},
@@ -153,7 +157,9 @@ func chaosScenarios(sc chaosScale) []*chaosScenario {
 		{name: "all-503", what: "2 replicas, both answer 503 to everything",
 			faulty: twice("--fail", "503=1"), traffic: failing, check: checkBudget, fails: []string{"503", breakersOpen}},
 		{name: "all-429", what: "2 replicas, both answer 429 to everything (no breaker opens)",
-			faulty: twice("--fail", "429=1"), traffic: failing, check: checkBudget, fails: []string{"429"}},
+			faulty: twice("--fail", "429=1"), traffic: failing, check: checkBudget},
+		{name: "all-429-fallback", what: "the same, falling back on rate_limited to the healthy replicas",
+			faulty: twice("--fail", "429=1"), fallbackOn: "[rate_limited]", traffic: calls, check: checkFellBack, gap: gapAllBusy},
 		{name: "all-oom", what: "2 replicas, both answer out of memory (vLLM: 500, no body)",
 			faulty: twice("--oom", "1"), traffic: failing, check: checkBudget, fails: []string{"500", breakersOpen}},
 		{name: "all-oom-stream", what: "the same, streaming (vLLM: 200, an error event, [DONE])",
@@ -179,7 +185,7 @@ type knownGap struct {
 // The gateway's known gaps.
 var (
 	gapBodyAfterHead = &knownGap{1, "a non-streaming answer that fails after its head (cut, or silent) is not retried on another replica"}
-	gapRetryAfter    = &knownGap{2, "a replica's 429 with Retry-After does not keep it out of rotation for that time, so retries exhaust the budget"}
+	gapAllBusy       = &knownGap{2, "with every replica busy after a 429, a request gets 503 no_deployment: the rate limit (and its fallback) is lost"}
 )
 
 // TestChaos runs the gateway in front of simulator processes, injects one
@@ -231,7 +237,13 @@ func startChaos(t *testing.T, sc chaosScale) (*proc, string, []*scenarioRun) {
 		}
 		r.replicas = append(r.replicas, healthy[:s.healthy]...)
 		runs = append(runs, r)
-		models = append(models, chaosModel{name: r.model, timeouts: s.timeouts, deployment: s.deployment, replicas: r.replicas})
+		m := chaosModel{name: r.model, timeouts: s.timeouts, deployment: s.deployment, replicas: r.replicas}
+		if s.fallbackOn != "" {
+			fb := chaosModel{name: r.model + "-fallback", replicas: healthy}
+			m.fallback = fmt.Sprintf("{model: %s, on: %s}", fb.name, s.fallbackOn)
+			models = append(models, fb)
+		}
+		models = append(models, m)
 	}
 	debug := freeAddr(t)
 	// Warnings are one a failed request: the suite makes thousands.
