@@ -341,10 +341,16 @@ func TestNonStreamingBodies(t *testing.T) {
 		w.Write([]byte(body[:send]))
 		if send < len(body) {
 			w.(http.Flusher).Flush()
+			if send > 32<<10 {
+				// Past what the gateway reads before it answers: let it
+				// read that and start relaying, so the cut comes late.
+				time.Sleep(100 * time.Millisecond)
+			}
 			panic(http.ErrAbortHandler) // the engine dies mid-answer
 		}
 	})
-	srv := startWithUpstream(t, up, nil)
+	// One attempt each: a retried cut would open the only breaker.
+	srv := startWithUpstream(t, up, func(c *config.Config) { c.Models[0].Retry.Attempts = 1 })
 	ask := func(msg string) (*http.Response, string, error) {
 		resp, err := http.Post(srv.URL+"/v1/chat/completions", "application/json",
 			strings.NewReader(`{"model":"m","messages":[{"role":"user","content":"`+msg+`"}]}`))
@@ -374,7 +380,7 @@ func TestNonStreamingBodies(t *testing.T) {
 		t.Errorf("cut before the gateway wrote anything: %s %s, want a 502 error body", resp.Status, b)
 	}
 	if _, b, err := ask("big, cut late"); err == nil {
-		t.Errorf("a big answer cut after its first bytes went out read as complete (%d bytes)", len(b))
+		t.Errorf("a big answer cut after its first bytes went out read as complete (%d bytes: %.200s)", len(b), b)
 	}
 }
 

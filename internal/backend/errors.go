@@ -145,6 +145,9 @@ const (
 	CodeClientClosed        = "client_closed"
 	CodeDeadlineExceeded    = "deadline_exceeded"
 	CodeGatewayOverloaded   = "gateway_overloaded"
+	// CodeInvalidResponse: a 2xx whose body is no answer (not a JSON
+	// object: an HTML page, a body cut short).
+	CodeInvalidResponse = "upstream_invalid_response"
 	// CodeOutOfMemory: the engine ran out of GPU memory or KV cache.
 	CodeOutOfMemory = "upstream_out_of_memory"
 	// CodeDeploymentMisconfigured: the engine refused the gateway's own

@@ -14,7 +14,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/omnigate/omnigate/internal/apierror"
 	"github.com/omnigate/omnigate/internal/backend/h1"
+	"github.com/omnigate/omnigate/internal/bufpool"
 	"github.com/omnigate/omnigate/internal/config"
 )
 
@@ -160,6 +162,14 @@ func (o *OpenAI) answer(resp *http.Response, r *Request, stream, aggregate bool)
 			return nil, o.streamError(resp, ab, r)
 		}
 	}
+	if !sse {
+		// Read before it is relayed: a body cut or stalled after its head
+		// is then the attempt's failure, which another deployment can
+		// make good, not the client's.
+		if err := readWhole(resp); err != nil {
+			return nil, err
+		}
+	}
 	if public != "" {
 		resp.Body = newModelRewriter(resp.Body, public, sse)
 		resp.ContentLength = -1
@@ -195,10 +205,13 @@ type attemptBody struct {
 	rc     io.ReadCloser
 	ctx    context.Context // the caller's
 	limits map[string]time.Duration
-	// first holds a stream's first bytes, read by start, until the next
-	// Read or WriteTo; firstErr is what that read returned with them.
+	// first holds the bytes read ahead (a stream's first ones, by start;
+	// a whole answer, by readWhole) until the next Read or WriteTo;
+	// firstErr is what the read that got them returned (io.EOF: that was
+	// all). bp is their pooled buffer, given back at Close.
 	first    []byte
 	firstErr error
+	bp       *[]byte
 }
 
 // firstRead is how much start reads: an engine's first event or two.
@@ -207,7 +220,8 @@ const firstRead = 512
 // start waits for the body's first bytes, within first_token, and keeps
 // them for the next read.
 func (b *attemptBody) start() error {
-	buf := make([]byte, firstRead)
+	b.bp = bufpool.Get(firstRead)
+	buf := (*b.bp)[:firstRead]
 	n, err := b.rc.Read(buf)
 	b.first = buf[:n]
 	if err != nil && err != io.EOF {
@@ -217,14 +231,23 @@ func (b *attemptBody) start() error {
 	return nil
 }
 
-// takeFirst copies the bytes start kept into p.
+// takeFirst copies the bytes read ahead into p; their buffer goes back
+// once they are all taken (an open stream holds none).
 func (b *attemptBody) takeFirst(p []byte) (int, error) {
 	n := copy(p, b.first)
 	if b.first = b.first[n:]; len(b.first) == 0 {
-		b.first = nil
+		b.dropFirst()
 		return n, b.firstErr
 	}
 	return n, nil
+}
+
+// dropFirst gives back the read-ahead buffer.
+func (b *attemptBody) dropFirst() {
+	if b.bp != nil {
+		bufpool.Put(b.bp)
+	}
+	b.bp, b.first = nil, nil
 }
 
 // Read reads the upstream body.
@@ -239,8 +262,11 @@ func (b *attemptBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Close closes the upstream body.
-func (b *attemptBody) Close() error { return b.rc.Close() }
+// Close closes the upstream body and gives back the read-ahead buffer.
+func (b *attemptBody) Close() error {
+	b.dropFirst()
+	return b.rc.Close()
+}
 
 // attemptOf returns the attemptBody that body, as Do made it, is.
 func attemptOf(body io.ReadCloser) *attemptBody {
@@ -263,7 +289,8 @@ func (b *attemptWriterBody) WriteTo(w io.Writer) (int64, error) {
 	var first int64
 	if b.first != nil {
 		k, err := w.Write(b.first)
-		first, b.first = int64(k), nil
+		first = int64(k)
+		b.dropFirst()
 		if err != nil || b.firstErr != nil {
 			return first, err // nil at io.EOF: the body ended with its first bytes
 		}
@@ -342,4 +369,58 @@ func (o *OpenAI) streamError(resp *http.Response, ab *attemptBody, r *Request) e
 		e.Code = CodeUpstreamUnavailable
 	}
 	return e
+}
+
+// wholeLimit is the largest non-streaming answer read whole before Do
+// returns (most are far smaller); a larger one is read as it is relayed.
+const wholeLimit = 32 << 10
+
+// readWhole reads a non-streaming answer of up to wholeLimit bytes before
+// it is relayed, and checks it is a JSON object; the body then serves the
+// bytes read (and the rest of a larger body).
+func readWhole(resp *http.Response) error {
+	size := wholeLimit
+	if resp.ContentLength >= 0 && resp.ContentLength < wholeLimit {
+		size = int(resp.ContentLength) + 1 // +1 reads io.EOF with the last byte
+	}
+	ab := attemptOf(resp.Body)
+	ab.bp = bufpool.Get(size)
+	buf := (*ab.bp)[:size]
+	n, err := readFull(ab, buf)
+	ab.first = buf[:n]
+	switch {
+	case err == io.EOF:
+		ab.firstErr = io.EOF // all of it: the connection went back at once
+		if !jsonObject(ab.first) {
+			resp.Body.Close()
+			return &apierror.Error{Status: http.StatusBadGateway, Type: apierror.TypeServer, Code: CodeInvalidResponse,
+				Message: "The upstream answered with a body that is not a JSON object.",
+				Err:     &ConnError{Err: fmt.Errorf("upstream body %q", clip(buf[:n], 256))}}
+		}
+	case err != nil:
+		resp.Body.Close()
+		return err
+	}
+	return nil // larger than wholeLimit: the rest follows from the connection
+}
+
+// readFull reads into p until it is full (err nil) or the reader fails
+// (io.EOF at the end of the body).
+func readFull(r io.Reader, p []byte) (n int, err error) {
+	for n < len(p) && err == nil {
+		var m int
+		m, err = r.Read(p[n:])
+		n += m
+	}
+	return n, err
+}
+
+// jsonObject is the check a whole answer gets before it is passed on: it
+// starts with '{' and ends with '}'. That catches what engines and proxies
+// actually send in place of an answer (an HTML or text error page, a body
+// cut short) at the cost of two byte tests; a full validation cost 1 % of
+// the gateway's CPU per request.
+func jsonObject(b []byte) bool {
+	b = bytes.TrimSpace(b)
+	return len(b) >= 2 && b[0] == '{' && b[len(b)-1] == '}'
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -559,6 +560,54 @@ func TestErrorEvent(t *testing.T) {
 	} {
 		if got := errorEvent([]byte(in)); got != want {
 			t.Errorf("errorEvent(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
+
+// TestOpenAIWholeAnswerBeforeReturning: a non-streaming answer is read
+// before Do returns, so one cut or stalled after its head, or one that is
+// no JSON object, fails the attempt (and can go elsewhere) instead of
+// reaching the client broken.
+func TestOpenAIWholeAnswerBeforeReturning(t *testing.T) {
+	const answer = `{"id":"x","object":"chat.completion","choices":[]}`
+	tests := []struct {
+		name  string
+		serve func(w http.ResponseWriter)
+		code  string
+	}{
+		{"cut halfway", func(w http.ResponseWriter) {
+			w.Header().Set("Content-Length", strconv.Itoa(len(answer)))
+			io.WriteString(w, answer[:10])
+			w.(http.Flusher).Flush()
+			panic(http.ErrAbortHandler)
+		}, CodeUpstreamUnavailable},
+		{"stalled after the head", func(w http.ResponseWriter) {
+			w.Header().Set("Content-Length", strconv.Itoa(len(answer)))
+			w.WriteHeader(200)
+			w.(http.Flusher).Flush()
+			time.Sleep(time.Second)
+		}, CodeUpstreamTimeout},
+		{"not a JSON object", func(w http.ResponseWriter) { io.WriteString(w, "<html>proxy</html>") }, CodeInvalidResponse},
+	}
+	for _, kind := range transportKinds {
+		for _, tt := range tests {
+			t.Run(kind.name+"/"+tt.name, func(t *testing.T) {
+				srv := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+					io.Copy(io.Discard, r.Body)
+					w.Header().Set("Content-Type", "application/json")
+					tt.serve(w)
+				})
+				d := config.Deployment{URL: srv.URL + "/v1", Timeouts: config.Timeouts{FirstToken: config.Duration(100 * time.Millisecond)}}
+				o := newBackendOn(t, d, kind.make(d))
+				resp, err := o.Do(context.Background(), chatRequest(t, `{"model":"m"}`, "m", false))
+				if err == nil {
+					resp.Body.Close()
+					t.Fatal("a broken answer was returned as one")
+				}
+				if got := apierror.From(err).Code; got != tt.code {
+					t.Errorf("err %v: code %q, want %q", err, got, tt.code)
+				}
+			})
 		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/omnigate/omnigate/internal/apierror"
 	"github.com/omnigate/omnigate/internal/backend"
+	"github.com/omnigate/omnigate/internal/bufpool"
 )
 
 // checkContentType accepts application/json (any parameters) or no header.
@@ -80,39 +81,16 @@ func releaseBody(buf *[]byte) {
 		firstBufs.Put(buf)
 		return
 	}
-	putBuf(buf)
+	bufpool.Put(buf)
 }
 
 // firstBufs holds the buffers every body starts in, all of firstBodyBuf:
 // a small body never picks up (and counts in the budget) a large buffer
-// another request left in bufPool.
+// another request left in the shared pool.
 var firstBufs = sync.Pool{New: func() any {
 	b := make([]byte, 0, firstBodyBuf)
 	return &b
 }}
-
-var bufPool sync.Pool // *[]byte
-
-func getBuf(n int) *[]byte {
-	if v := bufPool.Get(); v != nil {
-		b := v.(*[]byte)
-		if cap(*b) >= n {
-			*b = (*b)[:0]
-			return b
-		}
-		bufPool.Put(v)
-	}
-	b := make([]byte, 0, max(n, 4096))
-	return &b
-}
-
-// putBuf returns a buffer; very large ones are dropped so one huge request
-// does not pin memory.
-func putBuf(b *[]byte) {
-	if cap(*b) <= 1<<20 {
-		bufPool.Put(b)
-	}
-}
 
 // firstBodyBuf is what a body buffer starts with: it grows only as bytes
 // arrive, so a Content-Length alone reserves nothing.
