@@ -4,7 +4,7 @@ GO      ?= go
 BIN     ?= bin/omnigate
 FUZZTIME ?= 10s
 
-.PHONY: run build test vet fuzz bench loadtest clean
+.PHONY: run build test vet fuzz bench loadtest chaos clean
 
 run:
 	$(GO) run ./cmd/omnigate serve
@@ -36,6 +36,12 @@ bench:
 
 loadtest: build
 	./scripts/bench.sh
+
+# The chaos suite's long mode (docs/chaos.md): ten times the requests and
+# five kills and restarts of a replica. Not in `test`, which runs the
+# short mode (`go test ./e2e -run TestChaos`).
+chaos:
+	OMNIGATE_CHAOS=long $(GO) test -count=1 -timeout 30m -run '^TestChaos$$' -v ./e2e
 
 clean:
 	rm -rf bin
