@@ -160,6 +160,19 @@ func (b *Breaker) End(t Ticket, o Outcome, now time.Time) (from, to BreakerState
 	return from, b.state
 }
 
+// ProbeNow ends an open breaker's cool-down at now, so the next request
+// probes the deployment: its health check saw it answer again.
+func (b *Breaker) ProbeNow(now time.Time) {
+	if !b.tripped.Load() {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.state == Open && now.Before(b.openUntil) {
+		b.openUntil = now
+	}
+}
+
 func (b *Breaker) open(now time.Time) {
 	if b.cooldown <= 0 {
 		b.cooldown = Cooldown

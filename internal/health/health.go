@@ -94,6 +94,9 @@ func (c *Checker) judge(t Target, err error, fails, oks int) {
 	case err == nil && (oks >= t.Check.Successes || was == balance.Unchecked) && was != balance.Up:
 		t.State.SetHealth(balance.Up)
 		if was == balance.Down {
+			// Back: its breaker, opened by the requests that failed on
+			// it, need not wait out its cool-down before a probe.
+			t.State.Breaker.ProbeNow(c.clock.Now())
 			c.log.Info("deployment back in rotation", "model", t.Model, "deployment", t.Deployment)
 		}
 	}

@@ -96,3 +96,34 @@ func TestCheckerStops(t *testing.T) {
 type proberFunc func(ctx context.Context) error
 
 func (f proberFunc) Probe(ctx context.Context) error { return f(ctx) }
+
+// TestBackEndsTheBreakersWait: a deployment whose health check answers
+// again gets its open breaker probed at once, not after its cool-down.
+func TestBackEndsTheBreakersWait(t *testing.T) {
+	clk := clock.NewFake(time.Unix(0, 0))
+	st := new(balance.State)
+	for range balance.FailuresToOpen { // requests failed on it: open
+		st.Breaker.End(st.Breaker.Begin(clk.Now()), balance.Failure, clk.Now())
+	}
+	if st.Breaker.Ready(clk.Now()) {
+		t.Fatal("the breaker did not open")
+	}
+	p := &scripted{script: []error{down, nil}, probed: make(chan int)}
+	c := Start([]Target{{Model: "m", Deployment: "d", Prober: p, State: st,
+		Check: config.HealthCheck{Failures: 1, Successes: 1, Interval: config.Duration(time.Second), Timeout: config.Duration(time.Second)}}},
+		clk, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer c.Stop()
+	for i := range 2 {
+		<-p.probed
+		for clk.Waiters() == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		if i == 0 {
+			clk.Advance(time.Second) // down; the next check answers
+		}
+	}
+	if st.Health() != balance.Up || !st.Breaker.Ready(clk.Now()) {
+		t.Errorf("health %v, breaker ready %v: want up and a probe allowed at once (1 s into a 5 s cool-down)",
+			st.Health(), st.Breaker.Ready(clk.Now()))
+	}
+}
