@@ -3,8 +3,6 @@ package e2e
 import (
 	"testing"
 	"time"
-
-	"github.com/omnigate/omnigate/internal/balance"
 )
 
 // killAndRestart SIGKILLs the first replica a third of the way into each
@@ -41,7 +39,7 @@ func killAndRestart(t *testing.T, s *scenarioRun) {
 		back = append(back, took)
 	}
 	s.leftRotation = spread(left) + " (first of breaker and health check; health check " + spread(health) + ")"
-	s.note("%d kill(s); served again %s after the restart (the breaker's %v cool-down)", s.scale.kills, spread(back), balance.Cooldown)
+	s.note("%d kill(s); served again %s after the restart (its health check ends the breaker's cool-down)", s.scale.kills, spread(back))
 }
 
 // watchLeave measures how long the first replica, faulty from the start,
