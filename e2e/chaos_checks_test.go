@@ -172,3 +172,17 @@ func spread(ds []time.Duration) string {
 	}
 	return lo.Round(time.Millisecond).String() + "–" + hi.Round(time.Millisecond).String()
 }
+
+// checkHedged: every request succeeds, and those that found the slow
+// replica were hedged on another (a hedge per request the slow one was
+// given, about) rather than waiting for it.
+func checkHedged(t *testing.T, s *scenarioRun) {
+	allSucceed(t, s)
+	hedges := int(s.after.sum("omnigate_hedges_total", map[string]string{"model": s.model}))
+	r := s.replicas[0]
+	slow := s.after.upstream(s.model, r.name, "")
+	if hedges == 0 {
+		t.Errorf("no request was hedged; the slow replica got %d attempts", slow)
+	}
+	s.note("%d requests hedged; the slow replica got %d attempts (%s)", hedges, slow, outcomes(s.after, s.model, r.name))
+}

@@ -82,6 +82,9 @@ func chaosConfig(t *testing.T, models []chaosModel) string {
 		if m.timeouts != "" {
 			fmt.Fprintf(&b, "    timeouts: %s\n", m.timeouts)
 		}
+		if m.hedge != "" {
+			fmt.Fprintf(&b, "    hedge: %s\n", m.hedge)
+		}
 		b.WriteString("    deployments:\n")
 		for _, r := range m.replicas {
 			fmt.Fprintf(&b, "      - %s\n", r.deploymentYAML(m.deployment))
@@ -100,6 +103,7 @@ func chaosConfig(t *testing.T, models []chaosModel) string {
 type chaosModel struct {
 	name       string
 	timeouts   string // YAML flow map; "" for the small tier's
+	hedge      string // YAML flow map; "" for none
 	deployment string // extra keys of each deployment
 	fallback   string // its fallbacks' entry (YAML flow map); "" for none
 	replicas   []*replica

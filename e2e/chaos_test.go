@@ -57,6 +57,8 @@ type chaosScenario struct {
 	// timeouts are the model's (YAML flow map; "" for the small tier's),
 	// deployment extra keys of each of its deployments.
 	timeouts, deployment string
+	// hedge is the model's hedge (YAML flow map; "" for none).
+	hedge string
 	// fallbackOn, when set, gives the model a fallback for those error
 	// classes (a YAML list): a model of the suite's healthy replicas.
 	fallbackOn string
@@ -142,6 +144,10 @@ func chaosScenarios(sc chaosScale) []*chaosScenario {
 		{name: "429", what: "3 replicas, one answers 429 with Retry-After: 1 to everything",
 			faulty: [][]string{{"--fail", "429=1", "--retry-after", "1"}}, healthy: 2, traffic: calls,
 			check: checkRateLimited},
+		{name: "slow", what: "3 replicas, one 300 ms slower a token; hedge after 300 ms",
+			faulty: [][]string{{"--slow", "300ms"}}, healthy: 2, hedge: "{after: 300ms}", traffic: calls, check: checkHedged},
+		{name: "slow-stream", what: "the same, streaming",
+			faulty: [][]string{{"--slow", "300ms"}}, healthy: 2, hedge: "{after: 300ms}", traffic: streams, check: checkHedged},
 		{name: "oom", what: "3 replicas, one answers out of memory (vLLM: 500, no body)",
 			faulty: [][]string{{"--oom", "1"}}, healthy: 2, traffic: calls,
 			fault: watchLeave, check: checkBreakerHolds},
@@ -231,7 +237,7 @@ func startChaos(t *testing.T, sc chaosScale) (*proc, string, []*scenarioRun) {
 		}
 		r.replicas = append(r.replicas, healthy[:s.healthy]...)
 		runs = append(runs, r)
-		m := chaosModel{name: r.model, timeouts: s.timeouts, deployment: s.deployment, replicas: r.replicas}
+		m := chaosModel{name: r.model, timeouts: s.timeouts, hedge: s.hedge, deployment: s.deployment, replicas: r.replicas}
 		if s.fallbackOn != "" {
 			fb := chaosModel{name: r.model + "-fallback", replicas: healthy}
 			m.fallback = fmt.Sprintf("{model: %s, on: %s}", fb.name, s.fallbackOn)

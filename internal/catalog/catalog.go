@@ -102,7 +102,7 @@ func New(cfg *config.Config) (*Catalog, error) {
 	for i, mc := range cfg.Models {
 		m := &Model{
 			Name: mc.Name, Aliases: mc.Aliases, Tier: mc.Tier, ContextWindow: mc.ContextWindow,
-			Endpoints: mc.Capabilities.Endpoints, Limits: mc.Limits, Retry: mc.Retry, Deployments: mc.Deployments, Index: i,
+			Endpoints: mc.Capabilities.Endpoints, Limits: mc.Limits, Retry: mc.Retry, Hedge: mc.Hedge, Deployments: mc.Deployments, Index: i,
 		}
 		for _, s := range mc.Capabilities.Input {
 			mod, ok := ParseModality(s)
