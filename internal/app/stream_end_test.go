@@ -109,8 +109,9 @@ func TestAbandonedStreamIsLogged(t *testing.T) {
 }
 
 // TestStreamEndsWithoutDone: a stream whose engine ends it, however
-// cleanly, without [DONE] was cut: the client gets an error event, and
-// one that passes on an error event of the engine's counts against it.
+// cleanly, without [DONE] was cut: the client gets an error event; one
+// that passes on an error event of the engine's, or a chunk that is no
+// JSON, counts against the engine.
 func TestStreamEndsWithoutDone(t *testing.T) {
 	tests := []struct {
 		name, events string
@@ -118,6 +119,7 @@ func TestStreamEndsWithoutDone(t *testing.T) {
 	}{
 		{"no [DONE]", "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n", "upstream_stream_error"},
 		{"the engine's error event", "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"error\":{\"message\":\"engine died\",\"code\":500}}\n\ndata: [DONE]\n\n", "engine died"},
+		{"a malformed chunk", "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\ndata: Traceback (most recent call last)\n\ndata: [DONE]\n\n", "Traceback"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -560,6 +560,8 @@ func (c *Core) endRelay(a *Answer, err error) {
 		health = balance.Neutral // the client left
 	case err == nil && a.usage.errEvent:
 		health, reason = balance.Failure, "stream_error_event" // passed on as it came
+	case err == nil && a.usage.malformed:
+		health, reason = balance.Failure, "stream_malformed"
 	case err != nil:
 		v := judge(context.Background(), err)
 		health, reason = v.health, "stream_"+v.outcome

@@ -38,6 +38,9 @@ type usageTap struct {
 	end      [16]byte
 	nend     int
 	errEvent bool
+	// malformed: an event's data was neither a JSON value nor [DONE].
+	malformed bool
+	started   bool // a piece was seen
 }
 
 var usageKey = []byte(`"usage":`)
@@ -47,6 +50,9 @@ func (t *usageTap) Write(p []byte) {
 	t.keepEnd(p)
 	if !t.errEvent && bytes.Contains(p, errorKey) {
 		t.errEvent = true
+	}
+	if !t.malformed {
+		t.checkData(p)
 	}
 	if !t.open && t.ntail > 0 {
 		// The key may have started at the end of the last piece.
@@ -92,6 +98,42 @@ var (
 	errorKey = []byte(`{"error":`)
 	doneEnd  = []byte("data: [DONE]")
 )
+
+var dataLine = []byte("\ndata:")
+
+// checkData looks at each event data line that starts in p: what follows
+// "data:" must be a JSON object or array, or [DONE]. A line split across
+// pieces goes unchecked; a JSON answer has no such line (a newline in its
+// strings is escaped).
+func (t *usageTap) checkData(p []byte) {
+	if !t.started {
+		t.started = true
+		if bytes.HasPrefix(p, dataLine[1:]) && !dataOK(p[len(dataLine)-1:]) {
+			t.malformed = true
+			return
+		}
+	}
+	for {
+		i := bytes.Index(p, dataLine)
+		if i < 0 {
+			return
+		}
+		p = p[i+len(dataLine):]
+		if !dataOK(p) {
+			t.malformed = true
+			return
+		}
+	}
+}
+
+// dataOK reports whether an event's data (after "data:") starts as a
+// chunk or [DONE] would; so far as p goes, it does.
+func dataOK(p []byte) bool {
+	if len(p) > 0 && p[0] == ' ' {
+		p = p[1:]
+	}
+	return len(p) == 0 || p[0] == '{' || p[0] == '['
+}
 
 // keepEnd remembers the last bytes of the answer.
 func (t *usageTap) keepEnd(p []byte) {

@@ -38,3 +38,33 @@ func TestUsageTap(t *testing.T) {
 		}
 	}
 }
+
+// TestMalformedEvents: an event whose data is neither JSON nor [DONE] is
+// noticed, wherever the pieces split; a JSON answer never is.
+func TestMalformedEvents(t *testing.T) {
+	ok := "data: {\"choices\":[{\"delta\":{\"content\":\"data: not a line\"}}]}\n\ndata: [DONE]\n\n"
+	tests := []struct {
+		name, answer string
+		malformed    bool
+	}{
+		{"chunks and [DONE]", ok, false},
+		{"a JSON answer", `{"choices":[{"message":{"content":"x\ndata: y"}}]}`, false},
+		{"a traceback", "data: {\"a\":1}\n\ndata: Traceback (most recent call last)\n\n", true},
+		{"first event", "data: oops\n\n", true},
+		{"no space", "data:{\"a\":1}\n\ndata:[DONE]\n\n", false},
+	}
+	for _, tt := range tests {
+		for _, size := range []int{1 << 20, 40} {
+			var u usageTap
+			for s := tt.answer; len(s) > 0; {
+				n := min(size, len(s))
+				u.Write([]byte(s[:n]))
+				s = s[n:]
+			}
+			// Split pieces may hide a line (no false alarm, maybe a miss).
+			if u.malformed != tt.malformed && (size > len(tt.answer) || u.malformed) {
+				t.Errorf("%s in pieces of %d: malformed %v, want %v", tt.name, size, u.malformed, tt.malformed)
+			}
+		}
+	}
+}
