@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -29,18 +28,8 @@ type deploymentRow struct {
 
 func deployments(t *testing.T, base string) map[string]deploymentRow {
 	t.Helper()
-	resp, err := http.Get(base + "/admin/deployments")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	var out struct{ Data []deploymentRow }
-	if resp.StatusCode != 200 || json.Unmarshal(b, &out) != nil {
-		t.Fatalf("/admin/deployments: %d %s", resp.StatusCode, b)
-	}
 	rows := map[string]deploymentRow{}
-	for _, r := range out.Data {
+	for _, r := range deploymentRows(t, base) {
 		rows[r.Deployment] = r
 	}
 	return rows

@@ -386,7 +386,7 @@ func readWhole(resp *http.Response) error {
 	ab := attemptOf(resp.Body)
 	ab.bp = bufpool.Get(size)
 	buf := (*ab.bp)[:size]
-	n, err := readFull(ab, buf)
+	n, err := bufpool.Fill(ab, buf)
 	ab.first = buf[:n]
 	switch {
 	case err == io.EOF:
@@ -402,17 +402,6 @@ func readWhole(resp *http.Response) error {
 		return err
 	}
 	return nil // larger than wholeLimit: the rest follows from the connection
-}
-
-// readFull reads into p until it is full (err nil) or the reader fails
-// (io.EOF at the end of the body).
-func readFull(r io.Reader, p []byte) (n int, err error) {
-	for n < len(p) && err == nil {
-		var m int
-		m, err = r.Read(p[n:])
-		n += m
-	}
-	return n, err
 }
 
 // jsonObject is the check a whole answer gets before it is passed on: it

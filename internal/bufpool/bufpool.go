@@ -3,7 +3,10 @@
 // gave back serves the next whatever it is for.
 package bufpool
 
-import "sync"
+import (
+	"io"
+	"sync"
+)
 
 var pool sync.Pool // *[]byte
 
@@ -30,4 +33,15 @@ func Put(b *[]byte) {
 	if cap(*b) <= maxKept {
 		pool.Put(b)
 	}
+}
+
+// Fill reads into p until it is full (err nil) or the reader fails
+// (io.EOF at the end of the body).
+func Fill(r io.Reader, p []byte) (n int, err error) {
+	for n < len(p) && err == nil {
+		var m int
+		m, err = r.Read(p[n:])
+		n += m
+	}
+	return n, err
 }

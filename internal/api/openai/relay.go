@@ -197,7 +197,7 @@ func (s *Server) relayWhole(ctx context.Context, w http.ResponseWriter, resp *ht
 	buf := bufpool.Get(size)
 	defer bufpool.Put(buf)
 	p := (*buf)[:size]
-	n, err := readFull(resp.Body, p)
+	n, err := bufpool.Fill(resp.Body, p)
 	h := w.Header()
 	switch { // the backend read a small answer whole, and checked it is a JSON object
 	case err == io.EOF:
@@ -239,15 +239,4 @@ func (s *Server) relayWhole(ctx context.Context, w http.ResponseWriter, resp *ht
 		}
 		n, err = resp.Body.Read(p)
 	}
-}
-
-// readFull reads into p until it is full (err nil) or the reader fails
-// (io.EOF at the end of the body).
-func readFull(r io.Reader, p []byte) (n int, err error) {
-	for n < len(p) && err == nil {
-		var m int
-		m, err = r.Read(p[n:])
-		n += m
-	}
-	return n, err
 }
