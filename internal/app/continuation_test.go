@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/omnigate/omnigate/internal/config"
@@ -159,4 +161,52 @@ func mustPost(t *testing.T, url, body string) *http.Response {
 		t.Fatalf("POST %s: %s", url, resp.Status)
 	}
 	return resp
+}
+
+// TestErrorEventMidStream: an engine that sends an error event after some
+// chunks (vLLM's engine dying mid-answer) is left for a replica that
+// continues the answer; with none, the client gets the engine's own error
+// event, and no [DONE].
+func TestErrorEventMidStream(t *testing.T) {
+	const chunk = `data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{%s},"finish_reason":%s}]}` + "\n\n"
+	dying := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, fmt.Sprintf(chunk, `"role":"assistant","content":""`, "null")+fmt.Sprintf(chunk, `"content":"Hel"`, "null")+
+			fmt.Sprintf(chunk, `"content":"lo"`, "null"))
+		w.(http.Flusher).Flush()
+		io.WriteString(w, `data: {"error":{"message":"EngineCore encountered an issue.","type":"InternalServerError","param":null,"code":500}}`+"\n\ndata: [DONE]\n\n")
+	})
+	var asked atomic.Value
+	continuer := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		asked.Store(string(b))
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, fmt.Sprintf(chunk, `"role":"assistant","content":""`, "null")+fmt.Sprintf(chunk, `"content":" world"`, "null")+
+			fmt.Sprintf(chunk, "", `"stop"`)+"data: [DONE]\n\n")
+	})
+	d := httptest.NewServer(dying)
+	c := httptest.NewServer(continuer)
+	t.Cleanup(func() { d.Close(); c.Close() })
+	const req = `{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`
+
+	gw := startGateway(t, &config.Config{Models: []config.Model{{Name: "m", Deployments: []config.Deployment{
+		{Name: "dying", URL: d.URL + "/v1", Dialect: "vllm", Weight: 1000},
+		{Name: "continuer", URL: c.URL + "/v1", Dialect: "vllm", Weight: 1}}}}})
+	got := readStream(t, mustPost(t, gw.URL+"/v1/chat/completions", req))
+	if got.text != "Hello world" || got.errEvent != "" || !got.done || got.roles != 1 || len(got.ids) != 1 {
+		t.Errorf("continued stream: %+v; want \"Hello world\", no error event, [DONE], one role chunk and id", got)
+	}
+	if b, _ := asked.Load().(string); !strings.Contains(b, `{"role":"assistant","content":"Hello"}`) || !strings.Contains(b, `"continue_final_message":true`) {
+		t.Errorf("the continuation was asked %s", b)
+	}
+
+	off := false
+	gw = startGateway(t, &config.Config{Models: []config.Model{{Name: "m", Deployments: []config.Deployment{
+		{Name: "dying", URL: d.URL + "/v1", Dialect: "vllm", Weight: 1000},
+		{Name: "other", URL: c.URL + "/v1", Dialect: "openai", Continuation: &off}}}}})
+	got = readStream(t, mustPost(t, gw.URL+"/v1/chat/completions", req))
+	if got.text != "Hello" || got.done || !strings.Contains(got.errEvent, "EngineCore") {
+		t.Errorf("stream cut by an error event, no replica to continue: %+v; want its text, the engine's event and no [DONE]", got)
+	}
 }

@@ -310,8 +310,11 @@ var (
 	_ io.WriterTo   = (*attemptWriterBody)(nil)
 )
 
-// errorEvent reports whether a stream's first bytes are an error event
-// ("data: {"error": ...}"), as vLLM sends when it fails after its 200.
+// ErrorEvent reports whether b starts with an error event ("data:
+// {"error": ...}"), as vLLM sends when it fails after its 200.
+func ErrorEvent(b []byte) bool { return errorEvent(b) }
+
+// errorEvent is ErrorEvent.
 func errorEvent(first []byte) bool {
 	b := bytes.TrimLeft(first, " \t\r\n")
 	if rest, ok := bytes.CutPrefix(b, []byte("event: error")); ok {

@@ -172,6 +172,11 @@ func (a *Answer) StreamDone() bool { return a.usage.done() }
 var ErrStreamIncomplete = &apierror.Error{Status: http.StatusBadGateway, Type: apierror.TypeServer, Code: "upstream_stream_error",
 	Message: "The upstream stream ended without [DONE].", Err: &backend.ConnError{Err: errors.New("stream ended without [DONE]")}}
 
+// ErrStreamErrorEvent is a stream whose engine sent an error event after
+// some chunks (vLLM, when its engine dies mid-answer).
+var ErrStreamErrorEvent = &apierror.Error{Status: http.StatusBadGateway, Type: apierror.TypeServer, Code: "upstream_stream_error",
+	Message: "The upstream sent an error event mid-stream.", Err: &backend.ConnError{Err: errors.New("error event mid-stream")}}
+
 // errNoContinuation marks a stream that cannot be continued; the front end
 // then reports the original failure.
 var errNoContinuation = errors.New("dispatch: the stream cannot be continued")

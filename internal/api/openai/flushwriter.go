@@ -2,9 +2,11 @@ package openai
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net/http"
 
+	"github.com/omnigate/omnigate/internal/backend"
 	"github.com/omnigate/omnigate/internal/dispatch"
 )
 
@@ -25,7 +27,14 @@ type flushWriter struct {
 	err   error
 	whole bool
 	carry []byte // with whole: the start of an event not yet written
+	// held is an error event of the upstream's that a whole-events stream
+	// did not pass on: the stream may yet be continued elsewhere.
+	held []byte
 }
+
+// errHeld is what Write returns once it held back an error event: the
+// upstream failed, the client is fine.
+var errHeld = errors.New("the upstream sent an error event")
 
 // Write writes p to the client.
 func (fw *flushWriter) Write(p []byte) (int, error) {
@@ -59,6 +68,19 @@ func (fw *flushWriter) writeWhole(p []byte) (int, error) {
 		return len(p), nil
 	}
 	end += len(eventEnd)
+	if i := errorEventAt(buf[:end]); i >= 0 {
+		// Up to the engine's error event, and no further.
+		if _, err := fw.write(buf[:i]); err != nil {
+			return 0, err
+		}
+		ev := buf[i:end]
+		if j := bytes.Index(ev, eventEnd); j >= 0 {
+			ev = ev[:j+len(eventEnd)]
+		}
+		fw.held = append(fw.held[:0], ev...)
+		fw.carry = fw.carry[:0]
+		return len(p), errHeld
+	}
 	if _, err := fw.write(buf[:end]); err != nil {
 		return 0, err
 	}
@@ -69,6 +91,22 @@ func (fw *flushWriter) writeWhole(p []byte) (int, error) {
 		fw.carry = append(fw.carry[:0], rest...)
 	}
 	return len(p), nil
+}
+
+// errorEventAt is the offset of the first error event among the whole
+// events of b, or -1.
+func errorEventAt(b []byte) int {
+	for off := 0; off < len(b); {
+		if backend.ErrorEvent(b[off:]) {
+			return off
+		}
+		i := bytes.Index(b[off:], eventEnd)
+		if i < 0 {
+			return -1
+		}
+		off += i + len(eventEnd)
+	}
+	return -1
 }
 
 // maxEvent bounds what a whole-events stream holds back.

@@ -66,6 +66,8 @@ func (s *Server) endStream(ctx context.Context, fw *flushWriter, err error, call
 	reqID := call.RequestID
 	if err == nil {
 		err = finish(fw, *ap)
+	} else if errors.Is(err, errHeld) {
+		err = dispatch.ErrStreamErrorEvent
 	}
 	if err != nil && fw.err == nil && ctx.Err() == nil && (*ap).Continuable() && apierror.From(err).Code != backend.CodeDeadlineExceeded {
 		if err = s.resume(ctx, fw, call, ap, err); err == nil {
@@ -89,7 +91,14 @@ func (s *Server) endStream(ctx context.Context, fw *flushWriter, err error, call
 		if ae := apierror.From(err); ae.Code == backend.CodeDeadlineExceeded {
 			e = ae // the client's own deadline passed: say that
 		}
-		errorEvent(fw, e)
+		if len(fw.held) > 0 {
+			// The engine's own error event, held back for a continuation
+			// that could not be had: it says best what happened.
+			fw.write(fw.held)
+			fw.Flush()
+		} else {
+			errorEvent(fw, e)
+		}
 		s.opt.Log.Warn("stream cut", "request_id", reqID, "err", err)
 		return e.Status, err
 	}
@@ -112,10 +121,13 @@ func (s *Server) resume(ctx context.Context, fw *flushWriter, call *dispatch.Cal
 		*ap = next
 		fw.tap, fw.carry = next.Tap(), fw.carry[:0] // the client never saw a cut event
 		writeUntil(fw.w.(http.ResponseWriter), next.Until)
+		fw.held = fw.held[:0]
 		err = s.copyStream(fw, next.Resp.Body)
 		next.Resp.Body.Close()
 		if err == nil {
 			err = finish(fw, next)
+		} else if errors.Is(err, errHeld) {
+			err = dispatch.ErrStreamErrorEvent
 		}
 		if err == nil || fw.err != nil || ctx.Err() != nil {
 			return err
@@ -147,10 +159,15 @@ func writeUntil(w http.ResponseWriter, until time.Time) {
 
 // errorEvent ends a stream, whose status line is gone, with e as an SSE
 // event, as OpenAI does, and no [DONE], so it never looks whole.
+// It is the gateway's own: it goes out as it is, past a whole-events
+// stream's holding back.
 func errorEvent(fw *flushWriter, e *apierror.Error) {
-	fw.Write([]byte("data: "))
-	fw.Write(e.JSON()) // ends in a newline: one more ends the event
-	fw.Write([]byte("\n"))
+	if fw.err != nil {
+		return
+	}
+	fw.write([]byte("data: "))
+	fw.write(e.JSON()) // ends in a newline: one more ends the event
+	fw.write([]byte("\n"))
 	fw.Flush()
 }
 
