@@ -158,7 +158,7 @@ func (o *OpenAI) answer(resp *http.Response, r *Request, stream, aggregate bool)
 			resp.Body.Close()
 			return nil, err
 		}
-		if errorEvent(ab.first) {
+		if ErrorEvent(ab.first) {
 			return nil, o.streamError(resp, ab, r)
 		}
 	}
@@ -310,12 +310,10 @@ var (
 	_ io.WriterTo   = (*attemptWriterBody)(nil)
 )
 
-// ErrorEvent reports whether b starts with an error event ("data:
-// {"error": ...}"), as vLLM sends when it fails after its 200.
-func ErrorEvent(b []byte) bool { return errorEvent(b) }
-
-// errorEvent is ErrorEvent.
-func errorEvent(first []byte) bool {
+// ErrorEvent reports whether first (a stream's first bytes, or an event)
+// is an error event ("data: {"error": ...}"), as vLLM sends when it fails
+// after its 200.
+func ErrorEvent(first []byte) bool {
 	b := bytes.TrimLeft(first, " \t\r\n")
 	if rest, ok := bytes.CutPrefix(b, []byte("event: error")); ok {
 		return len(rest) == 0 || rest[0] == '\n' || rest[0] == '\r'

@@ -558,8 +558,8 @@ func TestErrorEvent(t *testing.T) {
 		`data: [DONE]`:                            false,
 		"":                                        false,
 	} {
-		if got := errorEvent([]byte(in)); got != want {
-			t.Errorf("errorEvent(%q) = %v, want %v", in, got, want)
+		if got := ErrorEvent([]byte(in)); got != want {
+			t.Errorf("ErrorEvent(%q) = %v, want %v", in, got, want)
 		}
 	}
 }

@@ -64,11 +64,7 @@ func (s *Server) relay(ctx context.Context, w http.ResponseWriter, call *dispatc
 // the stack of every parked stream.
 func (s *Server) endStream(ctx context.Context, fw *flushWriter, err error, call *dispatch.Call, ap **dispatch.Answer) (int, error) {
 	reqID := call.RequestID
-	if err == nil {
-		err = finish(fw, *ap)
-	} else if errors.Is(err, errHeld) {
-		err = dispatch.ErrStreamErrorEvent
-	}
+	err = ended(fw, *ap, err)
 	if err != nil && fw.err == nil && ctx.Err() == nil && (*ap).Continuable() && apierror.From(err).Code != backend.CodeDeadlineExceeded {
 		if err = s.resume(ctx, fw, call, ap, err); err == nil {
 			return 0, nil
@@ -124,11 +120,7 @@ func (s *Server) resume(ctx context.Context, fw *flushWriter, call *dispatch.Cal
 		fw.held = fw.held[:0]
 		err = s.copyStream(fw, next.Resp.Body)
 		next.Resp.Body.Close()
-		if err == nil {
-			err = finish(fw, next)
-		} else if errors.Is(err, errHeld) {
-			err = dispatch.ErrStreamErrorEvent
-		}
+		err = ended(fw, next, err)
 		if err == nil || fw.err != nil || ctx.Err() != nil {
 			return err
 		}
@@ -136,14 +128,21 @@ func (s *Server) resume(ctx context.Context, fw *flushWriter, call *dispatch.Cal
 	}
 }
 
-// finish checks a stream whose upstream ended cleanly: it must have ended
-// with [DONE] (a whole-events stream may still hold it), else it was cut.
-func finish(fw *flushWriter, a *dispatch.Answer) error {
-	fw.end()
-	if !a.StreamDone() {
-		return dispatch.ErrStreamIncomplete
+// ended is how the relay of a's stream ended, given what the copy
+// returned: a clean end must have come with [DONE] (a whole-events stream
+// may still hold it), else the stream was cut; an error event held back
+// is the upstream's failure.
+func ended(fw *flushWriter, a *dispatch.Answer, err error) error {
+	switch {
+	case err == nil:
+		fw.end()
+		if !a.StreamDone() {
+			return dispatch.ErrStreamIncomplete
+		}
+	case errors.Is(err, errHeld):
+		return dispatch.ErrStreamErrorEvent
 	}
-	return nil
+	return err
 }
 
 // writeUntil bounds the writes of an answer to the client by until (the
