@@ -97,12 +97,33 @@ func (s *State) NoteFailure(f Failed) { s.last.Store(&f) }
 // LastFailure returns the last failure recorded, nil when none.
 func (s *State) LastFailure() *Failed { return s.last.Load() }
 
-// EngineMetrics is what an engine's own /metrics said, and when.
+// EngineMetrics is what an engine's own /metrics said, and when. An
+// engine that does not export a gauge leaves its Has flag false.
 type EngineMetrics struct {
 	At      time.Time
-	Running int     // requests the engine is decoding
+	Running int     // requests the engine is running (decoding or prefilling)
 	Waiting int     // requests queued in the engine
 	KVUsage float64 // KV-cache use, 0..1
+	HasKV   bool    // the engine exports its KV-cache use
+	// PrefixQueries and PrefixHits are the engine's cumulative prefix
+	// cache counters (tokens queried, tokens found cached); HasPrefix
+	// says whether it exports them.
+	PrefixQueries, PrefixHits float64
+	HasPrefix                 bool
+	// Local is the gateway's own in-flight count on the deployment when
+	// the scrape landed: the share of Running+Waiting that is its own, so
+	// that between scrapes the load is Local's change plus the rest.
+	Local int64
+}
+
+// Fresh returns the last scrape when it is younger than staleAfter at
+// now, else nil: stale data stops counting.
+func (s *State) Fresh(now time.Time, staleAfter time.Duration) *EngineMetrics {
+	m := s.Engine.Load()
+	if m == nil || now.Sub(m.At) > staleAfter {
+		return nil
+	}
+	return m
 }
 
 // InFlight is the number of requests the gateway has open on the deployment.

@@ -46,7 +46,11 @@ type Model struct {
 	Hedge         Hedge        `yaml:"hedge"`
 	// Timeouts are the defaults of the model's deployments, each of which
 	// may set its own; unset keys follow the tier (see TierTimeouts).
-	Timeouts    Timeouts     `yaml:"timeouts"`
+	Timeouts  Timeouts  `yaml:"timeouts"`
+	Balance   Balance   `yaml:"balance"`
+	Admission Admission `yaml:"admission"`
+	Batching  Batching  `yaml:"batching"`
+
 	Deployments []Deployment `yaml:"deployments"`
 }
 
@@ -153,6 +157,13 @@ type Deployment struct {
 	IdleConnTimeout Duration `yaml:"idle_conn_timeout"`
 	// HealthCheck probes the engine in the background (kind openai).
 	HealthCheck HealthCheck `yaml:"health_check"`
+	// Metrics scrapes the engine's own Prometheus metrics for balancing.
+	Metrics EngineMetrics `yaml:"metrics"`
+	// MaxNumSeqs is the engine's batch limit (vLLM --max-num-seqs): the
+	// most requests it runs at once, which bounds the model's admission
+	// limit. Default: the simulator profile's; 256 (vLLM's default)
+	// for kind openai.
+	MaxNumSeqs int `yaml:"max_num_seqs"`
 }
 
 // HealthCheck is a deployment's active health check: a GET every

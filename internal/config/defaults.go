@@ -128,6 +128,9 @@ func (m *Model) applyDefaults() {
 		tier = TierTimeouts[""]
 	}
 	m.Timeouts.applyDefaults(tier)
+	m.Balance.applyDefaults()
+	m.Admission.applyDefaults(m.Tier)
+	m.Batching.applyDefaults()
 	for i := range m.Deployments {
 		m.Deployments[i].applyDefaults(m.Name, m.Timeouts)
 	}
@@ -175,6 +178,10 @@ func (d *Deployment) applyDefaults(model string, timeouts Timeouts) {
 	}
 	// Timeouts apply to both kinds: the simulator can hang or stall on purpose.
 	d.Timeouts.applyDefaults(timeouts)
+	d.Metrics.applyDefaults(d.Kind, d.Dialect)
+	if d.Kind == KindOpenAI {
+		setDefault(&d.MaxNumSeqs, DefaultMaxNumSeqs) // a simulator's comes from its profile
+	}
 }
 
 // setDefault sets *p to def when *p is the zero value.

@@ -199,16 +199,17 @@ models:
 			},
 			Retry:    defaultRetry,
 			Timeouts: defaultTimeouts,
+			Balance:  defaultBalance(), Admission: defaultAdmission(""), Batching: defaultBatching,
 			Deployments: []Deployment{
 				{Name: "up", Kind: "openai", URL: "http://h:8000/v1", UpstreamModel: "m", Dialect: "openai",
 					Weight: 1, Timeouts: defaultTimeouts, Continuation: boolp(false), MaxIdleConns: 256, IdleConnTimeout: Duration(4 * time.Second),
-					HealthCheck: defaultHealth("models")},
-				{Name: "s", Kind: "sim", Profile: "p", Weight: 1, Timeouts: defaultTimeouts, Continuation: boolp(true)},
+					HealthCheck: defaultHealth("models"), Metrics: defaultMetrics(false), MaxNumSeqs: 256},
+				{Name: "s", Kind: "sim", Profile: "p", Weight: 1, Timeouts: defaultTimeouts, Continuation: boolp(true), Metrics: defaultMetrics(true)},
 				{Name: "custom", Kind: "openai", URL: "http://h/v1", UpstreamModel: "U", Dialect: "vllm", Weight: 3, Continuation: boolp(true),
 					MaxIdleConns: 4, IdleConnTimeout: Duration(time.Second), Timeouts: Timeouts{
 						Connect: Duration(time.Second), FirstToken: Duration(30 * time.Second),
 						Idle: Duration(7 * time.Second), Total: Duration(time.Minute),
-					}, HealthCheck: defaultHealth("/health")},
+					}, HealthCheck: defaultHealth("/health"), Metrics: defaultMetrics(true), MaxNumSeqs: 256},
 			},
 		}},
 	}
@@ -256,8 +257,9 @@ func TestDefault(t *testing.T) {
 				Limits:   limits(8192, MediaLimit{Image: intp(5), Audio: intp(3), Video: intp(1)}),
 				Retry:    defaultRetry,
 				Timeouts: small,
+				Balance:  defaultBalance(), Admission: defaultAdmission("small"), Batching: defaultBatching,
 				Deployments: []Deployment{{Name: "sim-7b", Kind: "sim", Profile: "qwen3-omni-7b", AudioOutput: true,
-					Weight: 1, Timeouts: small, Continuation: boolp(true)}},
+					Weight: 1, Timeouts: small, Continuation: boolp(true), Metrics: defaultMetrics(true)}},
 			},
 			{
 				Name: "qwen3-omni-30b", Aliases: []string{"large"}, Tier: "large", ContextWindow: 65536,
@@ -265,10 +267,12 @@ func TestDefault(t *testing.T) {
 					Input: []string{"text", "image", "audio", "video"}, Output: []string{"text", "audio"},
 					Endpoints: []string{"chat", "completions"},
 				},
-				Limits:      limits(4096, MediaLimit{}),
-				Retry:       defaultRetry,
-				Timeouts:    large,
-				Deployments: []Deployment{{Name: "sim-30b", Kind: "sim", Profile: "qwen3-omni-30b", AudioOutput: true, Weight: 1, Timeouts: large, Continuation: boolp(true)}},
+				Limits:   limits(4096, MediaLimit{}),
+				Retry:    defaultRetry,
+				Timeouts: large,
+				Balance:  defaultBalance(), Admission: defaultAdmission("large"), Batching: defaultBatching,
+				Deployments: []Deployment{{Name: "sim-30b", Kind: "sim", Profile: "qwen3-omni-30b", AudioOutput: true, Weight: 1, Timeouts: large,
+					Continuation: boolp(true), Metrics: defaultMetrics(true)}},
 			},
 		},
 		Routing: Routing{Fallbacks: map[string][]Fallback{"qwen3-omni-30b": {{Model: "qwen3-omni-7b"}}}},
@@ -400,6 +404,23 @@ func boolp(b bool) *bool { return &b }
 func defaultHealth(path string) HealthCheck {
 	on := path != "models"
 	return HealthCheck{Enabled: &on, Path: path, Interval: Duration(2 * time.Second), Timeout: Duration(time.Second), Failures: 1, Successes: 1}
+}
+
+// defaultBalance is the balancing ApplyDefaults gives every model.
+func defaultBalance() Balance {
+	return Balance{Strategy: "score", Picker: "best", SessionHeader: "X-Session-Id",
+		Weights: map[string]float64{"load": 1, "kv_cache": 0.25, "latency": 0.5, "prefix": 1, "session": 1},
+		Prefix:  PrefixAffinity{BlockBytes: 256, Entries: 65536}}
+}
+
+func defaultAdmission(tier string) Admission {
+	return Admission{QueueTimeout: map[string]Duration{"small": Duration(2 * time.Second), "large": Duration(10 * time.Second), "": Duration(5 * time.Second)}[tier]}
+}
+
+var defaultBatching = Batching{Window: Duration(2 * time.Millisecond), MaxInputs: 64}
+
+func defaultMetrics(on bool) EngineMetrics {
+	return EngineMetrics{Enabled: &on, Path: "/metrics", Interval: Duration(time.Second), Timeout: Duration(500 * time.Millisecond), StaleAfter: Duration(3 * time.Second)}
 }
 
 // defaultRetry is the retry policy ApplyDefaults gives every model.

@@ -175,6 +175,9 @@ func (v *validator) model(p string, m *Model, owners map[string]string) {
 	if h := m.Hedge; h.Percentile < 0 || h.Percentile > 100 || (h.Percentile > 0 && h.After <= 0) {
 		v.add(p+".hedge", "percentile must be in [1, 100] and needs after > 0 (the least wait); got %+v", h)
 	}
+	v.balance(p+".balance", &m.Balance)
+	v.admission(p+".admission", &m.Admission)
+	v.batching(p+".batching", &m.Batching)
 	if len(m.Deployments) == 0 {
 		v.add(p+".deployments", "at least one deployment is required")
 	}
@@ -299,6 +302,10 @@ func (v *validator) deployment(p string, d *Deployment) {
 		v.add(p+".weight", "must be >= 1, got %d", d.Weight)
 	}
 	v.timeouts(p+".timeouts", d.Timeouts)
+	if d.MaxNumSeqs < 0 {
+		v.add(p+".max_num_seqs", "must be >= 0, got %d", d.MaxNumSeqs)
+	}
+	v.engineMetrics(p+".metrics", &d.Metrics)
 }
 
 func (v *validator) timeouts(p string, t Timeouts) {
