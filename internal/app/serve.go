@@ -217,7 +217,7 @@ func (g *Gateway) build(cfg *config.Config) (*dispatch.Snapshot, error) {
 	snap := &dispatch.Snapshot{Catalog: cat, Router: rt}
 	var checks []health.Target
 	for _, cm := range cat.Models() {
-		m := &dispatch.Model{Model: cm, Metrics: g.metrics.Model(cm.Name), Budget: g.budget(cm)}
+		m := &dispatch.Model{Model: cm, Metrics: g.metrics.Model(cm.Name), Budget: g.budget(cm), Picker: balance.NewPicker(cm.Balance)}
 		for _, d := range cm.Deployments {
 			b, closer, err := newBackend(d, cm.Name, &g.transports)
 			if err != nil {
@@ -227,7 +227,7 @@ func (g *Gateway) build(cfg *config.Config) (*dispatch.Snapshot, error) {
 			if closer != nil {
 				snap.Closers = append(snap.Closers, closer)
 			}
-			dep := &balance.Deployment{Config: d, Backend: b, State: g.registry.State(balance.Key(cm.Name, d.Name))}
+			dep := balance.NewDeployment(d, b, g.registry.State(balance.Key(cm.Name, d.Name)))
 			m.Pool = append(m.Pool, dep)
 			if d.Kind == config.KindOpenAI && d.HealthCheck.On() {
 				p, err := backend.NewProber(d, g.transports.For(d))

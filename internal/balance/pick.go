@@ -1,39 +1,112 @@
 package balance
 
 import (
+	"math"
 	"math/rand/v2"
+	"slices"
+	"sync/atomic"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/omnigate/omnigate/internal/config"
 )
 
 // Filter reports whether d may take a request at now.
 type Filter func(d *Deployment, now time.Time) bool
 
-// Scorer rates d from 0 (worst) to 1 (best).
-type Scorer func(d *Deployment) float64
+// Strategy is how a Picker chooses among the deployments that pass its
+// filters.
+type Strategy int
 
-// Weighted is a scorer and its weight in the total score.
-type Weighted struct {
-	Score  Scorer
-	Weight float64
+// Score (the zero value: weighted scorers, then the best or the better
+// of two), LeastInflight (the better of two random ones by the
+// gateway's own in-flight count per weight), RoundRobin, Random.
+const (
+	Score Strategy = iota
+	LeastInflight
+	RoundRobin
+	Random
+)
+
+// ParseStrategy maps a config strategy name to its Strategy.
+func ParseStrategy(s string) Strategy {
+	switch s {
+	case config.StrategyLeastInflight:
+		return LeastInflight
+	case config.StrategyRoundRobin:
+		return RoundRobin
+	case config.StrategyRandom:
+		return Random
+	}
+	return Score
 }
 
-// Picker chooses a deployment in three steps: every filter must pass, the
-// weighted scorers rate the survivors, and of two random survivors the
-// better rated wins (two choices, so a burst does not all land on the one
-// that looked best a moment ago). The zero value filters on the breaker
-// and scores on load.
+// Weights are the weights of the Score strategy's scorers, each of which
+// rates a deployment in [0, 1].
+type Weights struct {
+	Load, KV, Latency, Prefix, Session float64
+}
+
+// WeightsOf reads a model's balance.weights.
+func WeightsOf(w map[string]float64) Weights {
+	return Weights{Load: w[config.ScoreLoad], KV: w[config.ScoreKV], Latency: w[config.ScoreLatency],
+		Prefix: w[config.ScorePrefix], Session: w[config.ScoreSession]}
+}
+
+// DefaultWeights are the zero Picker's.
+var DefaultWeights = WeightsOf(config.DefaultWeights)
+
+// Choice is what one pick knows of its request.
+type Choice struct {
+	Now   time.Time
+	Tried *Tried // pool indices already tried; nil: none
+	// Prefix holds the chained block hashes of the prompt (PrefixHashes).
+	Prefix []uint64
+	// Session is a hash of the request's session key; 0: none.
+	Session uint64
+	// Audio: the request asks for audio out, which only deployments
+	// with audio_output give.
+	Audio bool
+}
+
+// Picker chooses a deployment of a model's pool for a request, in three
+// steps: filters drop the deployments that cannot take it (out of
+// rotation, breaker open, busy after a Retry-After, no audio for an
+// audio request, and, while others are not, saturated: as many in
+// flight as the engine batches), weighted scorers rate the rest (load,
+// KV-cache headroom, latency, prefix affinity, session), and the best
+// wins (ties at random) or the better of two random ones. Prefix and
+// session scores count only for a deployment whose load is within 20%
+// of the pool's mean (consistent hashing with bounded loads): affinity
+// never piles work on one replica. The zero value uses DefaultWeights.
 type Picker struct {
+	Strategy   Strategy
+	TwoChoices bool
+	Weights    Weights
+	// Prefix is the model's prefix-affinity index; nil: no affinity.
+	Prefix *PrefixIndex
+	// Filters replace DefaultFilters when set.
 	Filters []Filter
-	Scorers []Weighted
 	// Rand returns a number in [0, n); math/rand/v2's IntN when nil.
 	Rand func(n int) int
+
+	rr  atomic.Uint64
+	log Decisions
 }
 
-// DefaultFilters and DefaultScorers are what the zero Picker uses.
-var (
-	DefaultFilters = []Filter{InRotation, BreakerReady, NotBusy}
-	DefaultScorers = []Weighted{{Score: LeastLoaded, Weight: 1}}
-)
+// NewPicker returns the picker a model's balance config describes, for
+// a pool of n deployments.
+func NewPicker(b config.Balance) *Picker {
+	p := &Picker{Strategy: ParseStrategy(b.Strategy), TwoChoices: b.Picker == config.PickerTwoChoices, Weights: WeightsOf(b.Weights)}
+	if b.Prefix.On() && p.Weights.Prefix > 0 && p.Strategy == Score {
+		p.Prefix = NewPrefixIndex(b.Prefix.Entries)
+	}
+	return p
+}
+
+// DefaultFilters are what a Picker without Filters applies.
+var DefaultFilters = []Filter{InRotation, BreakerReady, NotBusy}
 
 // InRotation passes deployments the active health check has not taken
 // out of rotation.
@@ -46,68 +119,222 @@ func BreakerReady(d *Deployment, now time.Time) bool { return d.Breaker.Ready(no
 // left alone for now.
 func NotBusy(d *Deployment, now time.Time) bool { return d.State.BusyFor(now) == 0 }
 
-// LeastLoaded scores by requests in flight per unit of weight: an idle
-// deployment of weight w scores w/(w+1), and each request lowers it.
-func LeastLoaded(d *Deployment) float64 {
-	w := d.weight()
-	return 1 / (1 + float64(d.InFlight()+1)/w)
+// boundedLoad is how far above the pool's mean load a deployment may be
+// and still win on affinity.
+const boundedLoad = 1.2
+
+// candidate is a deployment that passed the filters, with what its
+// scores are computed from.
+type candidate struct {
+	i         int            // pool index
+	load      float64        // per unit of weight
+	eng       *EngineMetrics // the last fresh scrape; nil: none
+	saturated bool
+	score     float64
 }
 
 // Pick returns the index in pool of the deployment to use, or -1 when no
-// deployment outside tried passes the filters.
-func (p *Picker) Pick(now time.Time, pool []*Deployment, tried *Tried) int {
-	a, b, n := -1, -1, 0
-	start := 0
-	if len(pool) > 1 {
-		start = p.intN(len(pool))
+// deployment outside c.Tried passes the filters. With prefix affinity on,
+// the chosen deployment is recorded as holding c.Prefix.
+func (p *Picker) Pick(c *Choice, pool []*Deployment) int {
+	n := len(pool)
+	var buf [64]candidate
+	cands := buf[:0]
+	if n > len(buf) {
+		cands = make([]candidate, 0, n)
 	}
-	for k := range pool {
-		i := (start + k) % len(pool)
-		if tried.Has(i) || !p.pass(pool[i], now) {
+	start := 0
+	if n > 1 && p.Strategy != RoundRobin {
+		start = p.intN(n)
+	}
+	now := c.Now // a copy: the filters see no more of c
+	unsaturated := 0
+	for k := range n {
+		i := start + k
+		if i >= n {
+			i -= n
+		}
+		d := pool[i]
+		if c.Tried != nil && c.Tried.Has(i) || !p.pass(d, now, c.Audio) {
 			continue
 		}
-		n++
-		switch {
-		case a < 0:
-			a = i
-		case b < 0:
-			b = i
-		case p.intN(n-1) == 0:
-			b = i // reservoir-sample the second, so every survivor can be chosen
+		eng := d.fresh(now)
+		load := d.load(eng)
+		sat := d.Config.MaxNumSeqs > 0 && load >= float64(d.Config.MaxNumSeqs)
+		if !sat {
+			unsaturated++
 		}
+		cands = append(cands, candidate{i: i, load: load / d.weight(), eng: eng, saturated: sat})
 	}
-	if b < 0 {
-		return a
+	if unsaturated > 0 && unsaturated < len(cands) {
+		cands = slices.DeleteFunc(cands, func(x candidate) bool { return x.saturated })
 	}
-	if p.score(pool[b]) > p.score(pool[a]) {
-		return b
+	var i int
+	switch {
+	case len(cands) == 0:
+		return -1
+	case len(cands) == 1:
+		i = cands[0].i
+	case p.Strategy == RoundRobin:
+		i = cands[int(p.rr.Add(1)-1)%len(cands)].i
+	case p.Strategy == Random:
+		i = cands[0].i // the scan began at random
+	case p.Strategy == LeastInflight:
+		a, b := p.two(cands)
+		if float64(pool[b.i].InFlight())/pool[b.i].weight() < float64(pool[a.i].InFlight())/pool[a.i].weight() {
+			a = b
+		}
+		i = a.i
+	default:
+		i = p.score(c, pool, cands)
 	}
-	return a
+	if p.Prefix != nil && len(c.Prefix) > 0 {
+		p.Prefix.Insert(c.Prefix, i)
+	}
+	return i
 }
 
-func (p *Picker) pass(d *Deployment, now time.Time) bool {
-	fs := p.Filters
-	if fs == nil {
-		fs = DefaultFilters
+// score rates every candidate and returns the chosen one's pool index.
+func (p *Picker) score(c *Choice, pool []*Deployment, cands []candidate) int {
+	w := p.Weights
+	if w == (Weights{}) {
+		w = DefaultWeights
 	}
-	for _, f := range fs {
-		if !f(d, now) {
+	var sum, minLoad, minFirst, minPer float64
+	minLoad = math.Inf(1)
+	for _, x := range cands {
+		sum += x.load
+		minLoad = min(minLoad, x.load)
+		if w.Latency > 0 {
+			f, t := pool[x.i].Latencies()
+			minFirst, minPer = minPositive(minFirst, f), minPositive(minPer, t)
+		}
+	}
+	bound := math.Ceil(boundedLoad * (sum + 1) / float64(len(cands)))
+	var matched [64]uint16
+	best := 0
+	if w.Prefix > 0 && p.Prefix != nil && len(c.Prefix) > 0 && len(pool) <= 64 {
+		best = p.Prefix.Match(c.Prefix, len(pool), &matched)
+	}
+	sticky := -1
+	if w.Session > 0 && c.Session != 0 {
+		sticky = rendezvous(c.Session, pool, cands)
+	}
+	for k := range cands {
+		x := &cands[k]
+		d := pool[x.i]
+		s := w.Load * (minLoad + 1) / (x.load + 1)
+		if w.KV > 0 {
+			s += w.KV * kvHeadroom(x.eng)
+		}
+		if w.Latency > 0 {
+			f, t := d.Latencies()
+			s += w.Latency * latencyScore(minFirst, f, minPer, t)
+		}
+		if x.load+1 <= bound {
+			if best > 0 {
+				s += w.Prefix * float64(matched[x.i]) / float64(len(c.Prefix))
+			}
+			if x.i == sticky {
+				s += w.Session
+			}
+		}
+		x.score = s
+	}
+	var win candidate
+	if p.TwoChoices {
+		a, b := p.two(cands)
+		win = a
+		if b.score > a.score {
+			win = b
+		}
+	} else {
+		win = cands[0] // the scan began at random: the first of equals is a random one
+		for _, x := range cands[1:] {
+			if x.score > win.score {
+				win = x
+			}
+		}
+	}
+	p.log.note(c.Now.UnixNano(), pool, cands, win.i) // not c.Now itself: c would escape
+	return win.i
+}
+
+// two returns two different random candidates (of at least two).
+func (p *Picker) two(cands []candidate) (candidate, candidate) {
+	a := p.intN(len(cands))
+	b := p.intN(len(cands) - 1)
+	if b >= a {
+		b++
+	}
+	return cands[a], cands[b]
+}
+
+// kvHeadroom is the share of the KV cache free by an engine's fresh
+// scrape m; 0.5 when unknown.
+func kvHeadroom(m *EngineMetrics) float64 {
+	if m != nil && m.HasKV {
+		return 1 - min(max(m.KVUsage, 0), 1)
+	}
+	return 0.5
+}
+
+// latencyScore rates a deployment's latency averages against the pool's
+// best: 1 at the best (or with no samples yet, so a new deployment is
+// tried), falling as best/own.
+func latencyScore(minFirst, first, minPer, per float64) float64 {
+	s, n := 0.0, 0
+	if first > 0 && minFirst > 0 {
+		s, n = s+minFirst/first, n+1
+	}
+	if per > 0 && minPer > 0 {
+		s, n = s+minPer/per, n+1
+	}
+	if n == 0 {
+		return 1
+	}
+	return s / float64(n)
+}
+
+func minPositive(a, b float64) float64 {
+	if b <= 0 || a > 0 && a <= b {
+		return a
+	}
+	return b
+}
+
+// rendezvous returns the pool index of the candidate a session sticks to:
+// the highest hash of session and deployment ID (rendezvous hashing), so
+// that every gateway replica agrees and a deployment leaving moves only
+// its own sessions.
+func rendezvous(session uint64, pool []*Deployment, cands []candidate) int {
+	best, top := -1, uint64(0)
+	for _, x := range cands {
+		id := pool[x.i].ID
+		if id == 0 {
+			id = xxhash.Sum64String(pool[x.i].Config.Name)
+		}
+		if h := chain(session, id); best < 0 || h > top {
+			best, top = x.i, h
+		}
+	}
+	return best
+}
+
+func (p *Picker) pass(d *Deployment, now time.Time, audio bool) bool {
+	if audio && !d.Config.AudioOutput {
+		return false
+	}
+	if p.Filters == nil { // DefaultFilters, called directly
+		return d.InRotation() && d.Breaker.Ready(now) && d.BusyFor(now) == 0
+	}
+	at := time.Unix(0, now.UnixNano()) // not now itself: the Choice would escape into the filters
+	for _, f := range p.Filters {
+		if !f(d, at) {
 			return false
 		}
 	}
 	return true
-}
-
-func (p *Picker) score(d *Deployment) float64 {
-	ss := p.Scorers
-	if ss == nil {
-		ss = DefaultScorers
-	}
-	var total float64
-	for _, s := range ss {
-		total += s.Weight * s.Score(d)
-	}
-	return total
 }
 
 func (p *Picker) intN(n int) int {
@@ -116,6 +343,9 @@ func (p *Picker) intN(n int) int {
 	}
 	return rand.IntN(n)
 }
+
+// Recent returns the picker's recent sampled decisions, newest first.
+func (p *Picker) Recent() []Decision { return p.log.recent() }
 
 // Tried is the set of pool indices a request has already tried. The zero
 // value is empty; pools of up to 64 deployments need no allocation.

@@ -6,9 +6,12 @@
 package balance
 
 import (
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/omnigate/omnigate/internal/backend"
 	"github.com/omnigate/omnigate/internal/config"
@@ -28,6 +31,43 @@ type State struct {
 	// busy is until when (Unix nanoseconds) the engine asked not to be
 	// sent more: its 429's or 503's Retry-After.
 	busy atomic.Int64
+	// ttft and perToken are moving averages (float64 bits, seconds; 0:
+	// no sample yet) of the time to a stream's first byte and of the
+	// time per output token of whole answers.
+	ttft, perToken atomic.Uint64
+}
+
+// latencyAlpha is the weight of a new sample in the latency averages:
+// after 20 samples an old level is down to a tenth.
+const latencyAlpha = 0.1
+
+// ObserveFirstByte adds a stream's time to first byte to its average.
+func (s *State) ObserveFirstByte(d time.Duration) { ewma(&s.ttft, d.Seconds()) }
+
+// ObservePerToken adds an answer's time per output token (its whole time
+// over its completion tokens) to its average.
+func (s *State) ObservePerToken(d time.Duration) { ewma(&s.perToken, d.Seconds()) }
+
+// Latencies returns the averages of time to first byte and per token,
+// in seconds; 0 for one without samples.
+func (s *State) Latencies() (firstByte, perToken float64) {
+	return math.Float64frombits(s.ttft.Load()), math.Float64frombits(s.perToken.Load())
+}
+
+func ewma(a *atomic.Uint64, v float64) {
+	if v <= 0 {
+		v = 1e-9 // keep 0 for "no sample"
+	}
+	for {
+		old := a.Load()
+		next := v
+		if old != 0 {
+			next = math.Float64frombits(old)*(1-latencyAlpha) + v*latencyAlpha
+		}
+		if a.CompareAndSwap(old, math.Float64bits(next)) {
+			return
+		}
+	}
 }
 
 // Busy keeps the deployment out of the picker until until (a later time
@@ -178,6 +218,49 @@ type Deployment struct {
 	Config  config.Deployment
 	Backend backend.Backend
 	*State
+	// ID is a stable hash of the deployment's name, for session
+	// stickiness that every gateway replica agrees on.
+	ID uint64
+	// NameHeader is the X-Omnigate-Deployment header's value, made once:
+	// []string{Config.Name}. Read only.
+	NameHeader []string
+}
+
+// NewDeployment returns a deployment of the snapshot being built.
+func NewDeployment(cfg config.Deployment, b backend.Backend, s *State) *Deployment {
+	return &Deployment{Config: cfg, Backend: b, State: s, ID: xxhash.Sum64String(cfg.Name), NameHeader: []string{cfg.Name}}
+}
+
+// Load is the deployment's load at now, in requests: the gateway's own
+// in flight, exact, plus what the engine's last fresh scrape said it runs
+// and queues beyond the gateway's share at the time (another gateway's
+// requests, a batch job, direct clients).
+func (d *Deployment) Load(now time.Time) float64 { return d.load(d.fresh(now)) }
+
+// fresh is the engine's last scrape while it counts (its stale_after).
+func (d *Deployment) fresh(now time.Time) *EngineMetrics {
+	m := d.Engine.Load()
+	if m == nil {
+		return nil
+	}
+	stale := d.Config.Metrics.StaleAfter.D()
+	if stale <= 0 {
+		stale = 3 * config.DefaultMetricsInterval
+	}
+	if now.Sub(m.At) > stale {
+		return nil
+	}
+	return m
+}
+
+func (d *Deployment) load(m *EngineMetrics) float64 {
+	local := d.InFlight()
+	if m != nil {
+		if ext := int64(m.Running+m.Waiting) - m.Local; ext > 0 {
+			return float64(local + ext)
+		}
+	}
+	return float64(local)
 }
 
 // weight is the configured weight, at least 1.

@@ -77,6 +77,9 @@ type Model struct {
 	Limits        config.Limits
 	Retry         config.Retry
 	Hedge         config.Hedge
+	Balance       config.Balance
+	Admission     config.Admission
+	Batching      config.Batching
 	Deployments   []config.Deployment
 	// AudioOut: audio output is declared by the model and by at least one deployment.
 	AudioOut bool
@@ -102,7 +105,8 @@ func New(cfg *config.Config) (*Catalog, error) {
 	for i, mc := range cfg.Models {
 		m := &Model{
 			Name: mc.Name, Aliases: mc.Aliases, Tier: mc.Tier, ContextWindow: mc.ContextWindow,
-			Endpoints: mc.Capabilities.Endpoints, Limits: mc.Limits, Retry: mc.Retry, Hedge: mc.Hedge, Deployments: mc.Deployments, Index: i,
+			Endpoints: mc.Capabilities.Endpoints, Limits: mc.Limits, Retry: mc.Retry, Hedge: mc.Hedge,
+			Balance: mc.Balance, Admission: mc.Admission, Batching: mc.Batching, Deployments: mc.Deployments, Index: i,
 		}
 		for _, s := range mc.Capabilities.Input {
 			mod, ok := ParseModality(s)

@@ -238,6 +238,13 @@ func (v *validator) balance(p string, b *Balance) {
 			v.add(p+".weights."+k, "must be in [0, 100], got %v", w)
 		}
 	}
+	var sum float64
+	for _, w := range b.Weights {
+		sum += w
+	}
+	if b.Strategy == StrategyScore && sum <= 0 {
+		v.add(p+".weights", "strategy score needs at least one weight above 0")
+	}
 	if b.Prefix.BlockBytes < 16 || b.Prefix.BlockBytes > 1<<20 {
 		v.add(p+".prefix.block_bytes", "must be in [16, 1048576], got %d", b.Prefix.BlockBytes)
 	}

@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
+
 	"github.com/omnigate/omnigate/internal/apierror"
 	"github.com/omnigate/omnigate/internal/backend"
 	"github.com/omnigate/omnigate/internal/balance"
@@ -37,17 +39,17 @@ type Router interface {
 	Route(r *request.Request) ([]catalog.Link, error)
 }
 
-// Picker chooses a deployment of pool that is not in tried: its index, or
-// -1 when there is none.
+// Picker chooses a deployment of pool for a request that is not in
+// c.Tried: its index, or -1 when there is none.
 type Picker interface {
-	Pick(now time.Time, pool []*balance.Deployment, tried *balance.Tried) int
+	Pick(c *balance.Choice, pool []*balance.Deployment) int
 }
 
 // Options configure a Core. Metrics is required.
 type Options struct {
 	Metrics *telemetry.Metrics
 	Clock   clock.Clock     // clock.Real when nil
-	Picker  Picker          // a zero balance.Picker when nil
+	Picker  Picker          // each model's own (Model.Picker) when nil
 	Log     *slog.Logger    // slog.Default when nil
 	OnSwap  func(*Snapshot) // called after a Swap with the new snapshot
 }
@@ -56,12 +58,16 @@ type Options struct {
 type Core struct {
 	snap    atomic.Pointer[Snapshot]
 	clock   clock.Clock
-	picker  Picker
+	picker  Picker // overrides the models' own; nil: none
 	metrics *telemetry.Metrics
 	log     *slog.Logger
 	views   sync.Pool // *request.Request, working copies for clamps and defaults
 	answers sync.Pool // *Answer, back once Done
+	hashes  sync.Pool // *[]uint64, a pick's prompt block hashes
 }
+
+// defaultPicker serves models with no picker of their own.
+var defaultPicker balance.Picker
 
 // New returns a core serving snap.
 func New(snap *Snapshot, opt Options) *Core {
@@ -69,14 +75,12 @@ func New(snap *Snapshot, opt Options) *Core {
 	if c.clock == nil {
 		c.clock = clock.Real{}
 	}
-	if c.picker == nil {
-		c.picker = &balance.Picker{}
-	}
 	if c.log == nil {
 		c.log = slog.Default()
 	}
 	c.views.New = func() any { return new(request.Request) }
 	c.answers.New = func() any { return new(Answer) }
+	c.hashes.New = func() any { b := make([]uint64, 0, balance.MaxPrefixBlocks); return &b }
 	c.snap.Store(snap)
 	return c
 }
@@ -98,6 +102,9 @@ type Call struct {
 	Req       *request.Request
 	Body      []byte
 	RequestID string
+	// Header is the client's request headers (read only), for the
+	// session header a model sticks sessions by; nil: none.
+	Header http.Header
 	// Deadline, when set, is the client's (X-Request-Timeout): the core
 	// does no work past it, retries and fallbacks included, and the
 	// upstream call is cancelled when it passes.
@@ -142,6 +149,7 @@ type Answer struct {
 
 	ticket balance.Ticket     // the breaker's, for the end of the relay
 	cancel context.CancelFunc // a hedged attempt's own context, ended at Done
+	sent   time.Time          // when the attempt that answered was sent
 	usage  usageTap
 	cont   *continuation // a continuable stream's request and record
 }
@@ -326,9 +334,14 @@ func (c *Core) sendFrom(ctx context.Context, call *Call, m *Model, view *request
 	if m.Budget != nil {
 		m.Budget.Request(c.clock.Now())
 	}
+	ch := balance.Choice{Tried: &tried, Audio: view.AudioRequested}
+	if hs := c.choose(call, m, &ch); hs != nil {
+		defer c.hashes.Put(hs)
+	}
 	for {
 		now := c.clock.Now()
-		i := c.picker.Pick(now, m.Pool, &tried)
+		ch.Now = now
+		i := c.pick(m, &ch)
 		if i < 0 && lastErr != nil && !takes(rest, lastClass) && attempts < m.Retry.Attempts && available(m, nil, now) {
 			// Every deployment was tried this round: wait, then the pool
 			// again (those whose breaker opened stay out). A wait that is
@@ -368,15 +381,18 @@ func (c *Core) sendFrom(ctx context.Context, call *Call, m *Model, view *request
 		var cancel context.CancelFunc
 		if m.Hedge.After > 0 {
 			var r attempt
-			r, attempts = c.hedge(ctx, m, req, attempt{d: d, ticket: ticket}, &tried, attempts)
+			r, attempts = c.hedge(ctx, m, req, attempt{d: d, ticket: ticket}, &ch, attempts)
 			resp, err, d, ticket, cancel = r.resp, r.err, r.d, r.ticket, r.cancel
 		} else {
 			resp, err = d.Backend.Do(ctx, req)
 		}
 		if err == nil {
 			m.Metrics.Upstream(d.Config.Name, statusLabel(resp.StatusCode))
+			if view.Stream {
+				d.ObserveFirstByte(c.clock.Now().Sub(now))
+			}
 			a := c.answers.Get().(*Answer)
-			*a = Answer{Resp: resp, Model: m, Deployment: d, ticket: ticket, cancel: cancel}
+			*a = Answer{Resp: resp, Model: m, Deployment: d, ticket: ticket, cancel: cancel, sent: now}
 			if total := d.Config.Timeouts.Total.D(); total > 0 {
 				a.Until = now.Add(total)
 			}
@@ -396,6 +412,50 @@ func (c *Core) sendFrom(ctx context.Context, call *Call, m *Model, view *request
 			m.Metrics.Retry()
 		}
 	}
+}
+
+// pick asks the model's picker (or the core's override) for a deployment.
+func (c *Core) pick(m *Model, ch *balance.Choice) int {
+	switch {
+	case c.picker != nil:
+		return c.picker.Pick(ch, m.Pool)
+	case m.Picker != nil:
+		return m.Picker.Pick(ch, m.Pool)
+	}
+	return defaultPicker.Pick(ch, m.Pool)
+}
+
+// choose fills what the picks of call on m know of it beyond the pool:
+// the prompt's block hashes when the model keeps prefix affinity (in a
+// pooled buffer, returned for the caller to put back) and the session.
+func (c *Core) choose(call *Call, m *Model, ch *balance.Choice) *[]uint64 {
+	r, body := call.Req, call.Body
+	var hs *[]uint64
+	if m.Picker != nil && m.Picker.Prefix != nil {
+		if sp := r.PromptSpan; sp[1] > sp[0] && sp[1] <= len(body) && sp[1]-sp[0] >= m.Balance.Prefix.BlockBytes {
+			hs = c.hashes.Get().(*[]uint64)
+			*hs = balance.PrefixHashes((*hs)[:0], body[sp[0]:sp[1]], m.Balance.Prefix.BlockBytes)
+			ch.Prefix = *hs
+		}
+	}
+	if m.Picker == nil || m.Picker.Weights.Session > 0 {
+		ch.Session = sessionKey(call, m)
+	}
+	return hs
+}
+
+// sessionKey hashes the request's session: the model's session header,
+// else the body's "user"; 0 when it has neither.
+func sessionKey(call *Call, m *Model) uint64 {
+	if call.Header != nil {
+		if v := call.Header[m.Balance.SessionHeader]; len(v) > 0 && v[0] != "" {
+			return xxhash.Sum64String(v[0]) | 1
+		}
+	}
+	if sp := call.Req.UserSpan; sp[1]-sp[0] > 2 && sp[1] <= len(call.Body) {
+		return xxhash.Sum64(call.Body[sp[0]:sp[1]]) | 1
+	}
+	return 0
 }
 
 // roundWait is the wait before round n of m's retries after err: the
@@ -542,6 +602,9 @@ func (c *Core) finish(call *Call, a *Answer, err error) {
 		c.endRelay(a, err)
 		if u, ok := a.usage.usage(); ok {
 			a.Model.Metrics.Tokens(u.PromptTokens, u.CompletionTokens)
+			if err == nil && u.CompletionTokens > 0 && !a.sent.IsZero() {
+				a.Deployment.ObservePerToken(c.clock.Now().Sub(a.sent) / time.Duration(u.CompletionTokens))
+			}
 		}
 		*a = Answer{}
 		c.answers.Put(a)

@@ -81,9 +81,9 @@ type harness struct {
 // tests know which one is tried next.
 type inOrder struct{}
 
-func (inOrder) Pick(now time.Time, pool []*balance.Deployment, tried *balance.Tried) int {
+func (inOrder) Pick(c *balance.Choice, pool []*balance.Deployment) int {
 	for i, d := range pool {
-		if !tried.Has(i) && d.Breaker.Ready(now) {
+		if !c.Tried.Has(i) && d.Breaker.Ready(c.Now) {
 			return i
 		}
 	}

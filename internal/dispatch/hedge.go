@@ -27,7 +27,7 @@ type attempt struct {
 // nothing against its deployment. A failure while the other still runs
 // waits for the other; the last failure is returned for send to judge.
 // attempts is send's count, with the hedge added.
-func (c *Core) hedge(ctx context.Context, m *Model, req *backend.Request, first attempt, tried *balance.Tried, attempts int) (attempt, int) {
+func (c *Core) hedge(ctx context.Context, m *Model, req *backend.Request, first attempt, ch *balance.Choice, attempts int) (attempt, int) {
 	done := make(chan attempt, 2)
 	run := func(a attempt) attempt {
 		a.ctx, a.cancel = context.WithCancel(ctx)
@@ -44,7 +44,7 @@ func (c *Core) hedge(ctx context.Context, m *Model, req *backend.Request, first 
 		select {
 		case <-timer:
 			timer = nil
-			if second, ok := c.second(m, tried); ok && attempts < m.Retry.Attempts {
+			if second, ok := c.second(m, ch); ok && attempts < m.Retry.Attempts {
 				attempts++
 				m.Metrics.Hedge()
 				running = append(running, run(second))
@@ -86,13 +86,14 @@ func hedgeWait(m *Model) time.Duration {
 
 // second begins the hedge: a deployment outside tried that can take it,
 // within the retry budget.
-func (c *Core) second(m *Model, tried *balance.Tried) (attempt, bool) {
+func (c *Core) second(m *Model, ch *balance.Choice) (attempt, bool) {
 	now := c.clock.Now()
-	i := c.picker.Pick(now, m.Pool, tried)
+	ch.Now = now
+	i := c.pick(m, ch)
 	if i < 0 || !c.retryAllowed(m, now) {
 		return attempt{}, false
 	}
-	tried.Add(i)
+	ch.Tried.Add(i)
 	d := m.Pool[i]
 	t := d.Breaker.Begin(now)
 	if !t.OK() {

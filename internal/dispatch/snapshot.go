@@ -29,6 +29,8 @@ type Model struct {
 	*catalog.Model
 	Pool    []*balance.Deployment
 	Metrics *telemetry.ModelMetrics
+	// Picker chooses among Pool; nil: a zero balance.Picker.
+	Picker *balance.Picker
 	// Budget is the model's retry budget: live state, kept across
 	// snapshots by whoever builds them. nil: no budget.
 	Budget *resilience.Budget

@@ -67,6 +67,7 @@ func parsePartType(raw []byte) int {
 
 func (p *parser) messages() error {
 	at := top("messages")
+	start := p.d.Offset()
 	k, err := p.d.Peek()
 	if err != nil {
 		return err
@@ -84,6 +85,7 @@ func (p *parser) messages() error {
 	}
 	if end := p.d.Offset(); err == nil {
 		p.r.MessagesClose = [2]int{end - 1, end}
+		p.r.PromptSpan = [2]int{start, end}
 	}
 	return err
 }

@@ -143,6 +143,12 @@ type Request struct {
 	// MessagesClose is the span of the "]" that closes a chat request's
 	// messages, before which a message can be appended (a continuation's).
 	MessagesClose [2]int
+	// PromptSpan is where a chat's messages or a completion's prompt sit
+	// (an edit inside, a message appended, grows it). Prefix affinity
+	// hashes these bytes.
+	PromptSpan [2]int
+	// UserSpan is where the value of "user" sits.
+	UserSpan [2]int
 
 	Media Media
 	// Modalities is the requested output modalities (catalog.Text, catalog.Audio);
@@ -465,7 +471,10 @@ func (p *parser) completionsField(key []byte) error {
 	}
 	switch k {
 	case pPrompt:
-		return p.inputs(top("prompt"))
+		start := p.d.Offset()
+		err := p.inputs(top("prompt"))
+		p.r.PromptSpan = [2]int{start, p.d.Offset()}
+		return err
 	case pLogprobs: // an integer here, unlike chat
 		_, _, err := p.optInt(top("logprobs"), 0, 5)
 		return err
@@ -505,10 +514,17 @@ func (p *parser) embeddingsField(key []byte) error {
 		_, _, err := p.optInt(top("dimensions"), 1, 1<<20)
 		return err
 	case pUser:
-		_, _, err := p.optString(top("user"))
-		return err
+		return p.user()
 	}
 	return nil
+}
+
+// user reads "user", the end user's id, and where it is.
+func (p *parser) user() error {
+	start := p.d.Offset()
+	_, _, err := p.optString(top("user"))
+	p.r.UserSpan = [2]int{start, p.d.Offset()}
+	return err
 }
 
 // samplingField reads the members chat and completions share.
@@ -560,8 +576,7 @@ func (p *parser) samplingField(k param) error {
 	case pFrequencyPenalty:
 		return p.penalty(top("frequency_penalty"))
 	case pUser:
-		_, _, err := p.optString(top("user"))
-		return err
+		return p.user()
 	case pLogitBias:
 		return p.optObject(top("logit_bias"), nil)
 	}

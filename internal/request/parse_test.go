@@ -322,6 +322,22 @@ func TestParseGood(t *testing.T) {
 					t.Errorf("MessagesClose %v does not close the messages array", c)
 				}
 				want.MessagesClose = c
+				if p := r.PromptSpan; p[1] != c[1] || !json.Valid([]byte(body[p[0]:p[1]])) {
+					t.Errorf("PromptSpan %v is not the messages array", p)
+				}
+				want.PromptSpan = r.PromptSpan
+			}
+			if at := strings.Index(body, `"prompt":`); at >= 0 && tt.ep == Completions {
+				if p := r.PromptSpan; !json.Valid([]byte(body[p[0]:p[1]])) {
+					t.Errorf("PromptSpan %v is not the prompt", p)
+				}
+				want.PromptSpan = r.PromptSpan
+			}
+			if at := strings.Index(body, `"user":`); at >= 0 {
+				if p := r.UserSpan; !json.Valid([]byte(body[p[0]:p[1]])) {
+					t.Errorf("UserSpan %v is not the user", p)
+				}
+				want.UserSpan = r.UserSpan
 			}
 			if diff := cmp.Diff(want, r); diff != "" {
 				t.Errorf("Parse (-want +got):\n%s", diff)

@@ -66,13 +66,16 @@ func (r *Request) Edit(body []byte, edits ...Edit) []byte {
 	sorted := sortEdits(arr[:0], edits, len(body))
 	for _, sp := range r.spans() {
 		if *sp != ([2]int{}) {
-			*sp = moveSpan(*sp, sorted)
+			*sp = moveSpan(*sp, sorted, false)
 		}
+	}
+	if r.PromptSpan != ([2]int{}) {
+		r.PromptSpan = moveSpan(r.PromptSpan, sorted, true)
 	}
 	kept := r.NonCanonical[:0]
 	for _, x := range r.NonCanonical[:r.NumNonCanonical] {
 		if !replaced(x.Span, sorted) {
-			x.Span = moveSpan(x.Span, sorted)
+			x.Span = moveSpan(x.Span, sorted, false)
 			kept = append(kept, x)
 		}
 	}
@@ -82,8 +85,10 @@ func (r *Request) Edit(body []byte, edits ...Edit) []byte {
 }
 
 // spans lists the recorded spans, for Edit.
-func (r *Request) spans() [8]*[2]int {
-	return [...]*[2]int{&r.ModelSpan, &r.StreamSpan, &r.StreamOptionsSpan, &r.MaxTokensSpan, &r.TemperatureSpan, &r.TopPSpan, &r.NSpan, &r.MessagesClose}
+// (PromptSpan, whose value edits may reach into, is moved apart.)
+func (r *Request) spans() [9]*[2]int {
+	return [...]*[2]int{&r.ModelSpan, &r.StreamSpan, &r.StreamOptionsSpan, &r.MaxTokensSpan, &r.TemperatureSpan, &r.TopPSpan, &r.NSpan, &r.MessagesClose,
+		&r.UserSpan}
 }
 
 // replaced reports whether one of the edits replaces the value at sp.
@@ -116,23 +121,25 @@ func (r *Request) Normalize(body []byte) []byte {
 }
 
 // moveSpan is where sp lands after the sorted edits.
-func moveSpan(sp [2]int, sorted []Edit) [2]int {
-	delta := 0
+func moveSpan(sp [2]int, sorted []Edit, container bool) [2]int {
+	start, end := 0, 0 // what the edits so far moved each end by
 	for _, e := range sorted {
 		d := len(e.Value) - (e.Span[1] - e.Span[0])
 		switch {
 		case e.Span == sp:
-			start := sp[0] + delta
-			return [2]int{start, start + len(e.Value)}
+			at := sp[0] + start
+			return [2]int{at, at + len(e.Value)}
 		case e.Span[1] <= sp[0]:
-			delta += d // wholly before the value (an insertion at its start too)
+			start, end = start+d, end+d // wholly before the value (an insertion at its start too)
 		case e.Span[0] >= sp[1]:
-			return [2]int{sp[0] + delta, sp[1] + delta}
+			return [2]int{sp[0] + start, sp[1] + end}
+		case container && e.Span[0] >= sp[0] && e.Span[1] <= sp[1]:
+			end += d // inside it (a message appended to the messages): the value grows
 		default:
 			panic("request.Edit: an edit cuts into a recorded value")
 		}
 	}
-	return [2]int{sp[0] + delta, sp[1] + delta}
+	return [2]int{sp[0] + start, sp[1] + end}
 }
 
 // InsertAt is the offset just after the body's opening brace, where

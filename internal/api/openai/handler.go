@@ -34,7 +34,7 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ep request.Endpoi
 	// stack: a stream parks here for its whole life (see ServeHTTP).
 	// Integers written 10.0 or 1e1 are forwarded as 10: engines differ on
 	// the other forms.
-	call := dispatch.Call{Req: req, Body: req.Normalize(*buf), RequestID: reqID}
+	call := dispatch.Call{Req: req, Body: req.Normalize(*buf), RequestID: reqID, Header: r.Header}
 	if err := s.clientDeadline(r, &call); err != nil {
 		s.views.Put(req)
 		s.reject(w, r, err, reqID)
@@ -183,6 +183,9 @@ func (s *Server) clientDeadline(r *http.Request, call *dispatch.Call) error {
 // (X-Omnigate-Fallback: "qwen3-omni-30b; reason=503"), and what it clamped.
 func answerHeader(h http.Header, call *dispatch.Call, a *dispatch.Answer) {
 	h["X-Omnigate-Model"] = []string{a.Model.Name}
+	if a.Deployment.NameHeader != nil {
+		h["X-Omnigate-Deployment"] = a.Deployment.NameHeader
+	}
 	if a.FallbackReason != "" {
 		h["X-Omnigate-Fallback"] = []string{call.Requested() + "; reason=" + a.FallbackReason}
 	}
