@@ -112,7 +112,8 @@ func wrap(b backend.Backend, cfg config.Batching, clk clock.Clock) *batcher {
 type batch struct {
 	key     string
 	members []*member
-	inputs  int           // the members' inputs, together
+	inputs  int // the members' inputs, together
+	window  <-chan time.Time
 	full    chan struct{} // closed when no more can join (full, or empty)
 	closed  bool          // full is closed: the batch is no longer in open
 	sent    bool          // the merged call has started
@@ -170,7 +171,8 @@ func (b *batcher) join(m *member, key string) *batch {
 		bt = nil
 	}
 	if bt == nil {
-		bt = &batch{key: key, full: make(chan struct{})}
+		// The window starts now, not when run gets to it.
+		bt = &batch{key: key, window: b.clock.After(b.window), full: make(chan struct{})}
 		b.open[key] = bt
 		go b.run(bt)
 	}
@@ -225,7 +227,7 @@ func (b *batcher) leave(bt *batch, m *member) {
 // run waits out bt's window, then sends it.
 func (b *batcher) run(bt *batch) {
 	select {
-	case <-b.clock.After(b.window):
+	case <-bt.window:
 	case <-bt.full:
 	}
 	b.mu.Lock()
