@@ -12,6 +12,12 @@ import (
 
 // BenchmarkEmbeddings64 sends 64 concurrent single-input embeddings
 // requests per op to the simulator over HTTP, direct and batched.
+//
+//	go test -run XXX -bench Embeddings64 -benchtime 200x -count 3 ./internal/batching
+//
+// On 2 shared cores: direct 5.3-5.9 ms/op, 1 call/req; batched 4.6-6.0
+// ms/op, 0.016 calls/req (one call per 64 requests). The instant profile
+// costs nothing per input, so only the call count shows the gain here.
 func BenchmarkEmbeddings64(b *testing.B) {
 	const clients = 64
 	bodies := make([][]byte, clients)
