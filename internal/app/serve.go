@@ -18,6 +18,7 @@ import (
 	"github.com/omnigate/omnigate/internal/api/openai"
 	"github.com/omnigate/omnigate/internal/backend"
 	"github.com/omnigate/omnigate/internal/balance"
+	"github.com/omnigate/omnigate/internal/batching"
 	"github.com/omnigate/omnigate/internal/catalog"
 	"github.com/omnigate/omnigate/internal/clock"
 	"github.com/omnigate/omnigate/internal/config"
@@ -226,6 +227,9 @@ func (g *Gateway) build(cfg *config.Config) (*dispatch.Snapshot, error) {
 			}
 			if closer != nil {
 				snap.Closers = append(snap.Closers, closer)
+			}
+			if cm.Batching.Enabled && cm.Serves(config.EndpointEmbeddings) {
+				b = batching.Wrap(b, cm.Batching)
 			}
 			dep := balance.NewDeployment(d, b, g.registry.State(balance.Key(cm.Name, d.Name)))
 			m.Pool = append(m.Pool, dep)

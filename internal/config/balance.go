@@ -110,9 +110,9 @@ var TierQueueTimeouts = map[string]Duration{
 	"":        Duration(5 * time.Second),
 }
 
-// Batching merges concurrent small requests to the same deployment into
-// one upstream call, split back per client: /v1/embeddings inputs and
-// /v1/completions prompt arrays. Off by default.
+// Batching merges concurrent small /v1/embeddings requests to the same
+// deployment into one upstream call, split back per client. Off by
+// default.
 type Batching struct {
 	Enabled bool `yaml:"enabled"`
 	// Window is how long the first request of a batch waits for others.
