@@ -24,6 +24,12 @@ type deploymentRow struct {
 		Reason  string `json:"reason"`
 		Message string `json:"message"`
 	} `json:"last_failure"`
+	Engine *struct {
+		Running int      `json:"running"`
+		KVUsage *float64 `json:"kv_cache_usage"`
+		AgeS    float64  `json:"age_s"`
+		Stale   bool     `json:"stale"`
+	} `json:"engine"`
 }
 
 func deployments(t *testing.T, base string) map[string]deploymentRow {
@@ -36,8 +42,8 @@ func deployments(t *testing.T, base string) map[string]deploymentRow {
 }
 
 // TestDeploymentStatus: GET /admin/deployments shows a killed engine's
-// breaker opening, with its last failure and when the state changed, and
-// never its address.
+// breaker opening, with its last failure and when the state changed, its
+// last engine metrics going stale, and never its address.
 func TestDeploymentStatus(t *testing.T) {
 	large := start(t, "sim", "--profile", "instant", "--model", "qwen3-omni-30b", "--addr", "127.0.0.1:0")
 	small := start(t, "sim", "--profile", "instant", "--model", "qwen3-omni-7b", "--addr", "127.0.0.1:0")
@@ -46,9 +52,11 @@ func TestDeploymentStatus(t *testing.T) {
 server: {addr: "127.0.0.1:0"}
 models:
   - name: qwen3-omni-30b
-    deployments: [{name: large-1, kind: openai, url: "`+large.URL+`/v1", dialect: vllm, health_check: {enabled: false}}]
+    deployments: [{name: large-1, kind: openai, url: "`+large.URL+`/v1", dialect: vllm, health_check: {enabled: false},
+                   metrics: {interval: 100ms, timeout: 100ms}}]
   - name: qwen3-omni-7b
-    deployments: [{name: small-1, kind: openai, url: "`+small.URL+`/v1", dialect: vllm, health_check: {enabled: false}}]
+    deployments: [{name: small-1, kind: openai, url: "`+small.URL+`/v1", dialect: vllm, health_check: {enabled: false},
+                   metrics: {interval: 100ms, timeout: 100ms}}]
 routing:
   fallbacks: {qwen3-omni-30b: [qwen3-omni-7b]}
 `))
@@ -57,8 +65,17 @@ routing:
 	if len(rows) != 2 || rows["large-1"].Breaker.State != "closed" || rows["large-1"].LastFailure != nil || rows["large-1"].Breaker.Changed != nil {
 		t.Fatalf("at start: %+v", rows)
 	}
+	scraped := func(name string, stale bool) func() bool {
+		return func() bool {
+			e := deployments(t, gw.URL)[name].Engine
+			return e != nil && e.KVUsage != nil && e.Stale == stale
+		}
+	}
+	waitFor(t, "both engines scraped", scraped("large-1", false))
+	waitFor(t, "both engines scraped", scraped("small-1", false))
 	large.cmd.Process.Kill()
 	large.cmd.Wait()
+	waitFor(t, "large-1's engine metrics stale", scraped("large-1", true))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for range 3 { // each fails on large-1 and falls back to the small tier
@@ -82,8 +99,18 @@ routing:
 	if host := strings.TrimPrefix(large.URL, "http://"); strings.Contains(string(b), host) {
 		t.Errorf("the status shows the engine's address %s: %s", host, b)
 	}
-	if s := deployments(t, gw.URL)["small-1"]; s.Breaker.State != "closed" || s.InFlight != 0 {
-		t.Errorf("small-1: %+v", s)
+	if s := deployments(t, gw.URL)["small-1"]; s.Breaker.State != "closed" || s.InFlight != 0 || s.Engine == nil || s.Engine.Stale {
+		t.Errorf("small-1: %+v (engine %+v)", s, s.Engine)
+	}
+}
+
+// waitFor polls cond for up to 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("%s: not within 10 s", what)
+		}
 	}
 }
 

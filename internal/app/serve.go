@@ -23,6 +23,7 @@ import (
 	"github.com/omnigate/omnigate/internal/clock"
 	"github.com/omnigate/omnigate/internal/config"
 	"github.com/omnigate/omnigate/internal/dispatch"
+	"github.com/omnigate/omnigate/internal/enginemetrics"
 	"github.com/omnigate/omnigate/internal/health"
 	"github.com/omnigate/omnigate/internal/resilience"
 	"github.com/omnigate/omnigate/internal/router"
@@ -217,29 +218,42 @@ func (g *Gateway) build(cfg *config.Config) (*dispatch.Snapshot, error) {
 	}
 	snap := &dispatch.Snapshot{Catalog: cat, Router: rt}
 	var checks []health.Target
+	var scrapes []enginemetrics.Target
 	for _, cm := range cat.Models() {
 		m := &dispatch.Model{Model: cm, Metrics: g.metrics.Model(cm.Name), Budget: g.budget(cm), Picker: balance.NewPicker(cm.Balance)}
 		for _, d := range cm.Deployments {
-			b, closer, err := newBackend(d, cm.Name, &g.transports)
+			up, err := newUpstream(d, cm.Name, &g.transports)
 			if err != nil {
 				snap.Close()
 				return nil, fmt.Errorf("model %s, deployment %s: %w", cm.Name, d.Name, err)
 			}
-			if closer != nil {
-				snap.Closers = append(snap.Closers, closer)
+			if up.close != nil {
+				snap.Closers = append(snap.Closers, up.close)
 			}
+			if d.Kind == config.KindSim && d.MaxNumSeqs == 0 { // later code relies on a batch limit
+				d.MaxNumSeqs = up.maxNumSeqs
+			}
+			b := up.backend
 			if cm.Batching.Enabled && cm.Serves(config.EndpointEmbeddings) {
 				b = batching.Wrap(b, cm.Batching)
 			}
 			dep := balance.NewDeployment(d, b, g.registry.State(balance.Key(cm.Name, d.Name)))
 			m.Pool = append(m.Pool, dep)
 			if d.Kind == config.KindOpenAI && d.HealthCheck.On() {
-				p, err := backend.NewProber(d, g.transports.For(d))
+				p, err := backend.NewProber(up.engine, up.rt)
 				if err != nil {
 					snap.Close()
 					return nil, fmt.Errorf("model %s, deployment %s: %w", cm.Name, d.Name, err)
 				}
 				checks = append(checks, health.Target{Model: cm.Name, Deployment: d.Name, Prober: p, State: dep.State, Check: d.HealthCheck})
+			}
+			if d.Metrics.On() {
+				mg, err := backend.NewGetter(up.engine, up.rt, d.Metrics.Path, metricsAccept)
+				if err != nil {
+					snap.Close()
+					return nil, fmt.Errorf("model %s, deployment %s: %w", cm.Name, d.Name, err)
+				}
+				scrapes = append(scrapes, enginemetrics.Target{Model: cm.Name, Deployment: d.Name, Get: mg.Get, State: dep.State, Config: d.Metrics})
 			}
 		}
 		snap.Models = append(snap.Models, m)
@@ -247,8 +261,15 @@ func (g *Gateway) build(cfg *config.Config) (*dispatch.Snapshot, error) {
 	if len(checks) > 0 {
 		snap.Closers = append(snap.Closers, health.Start(checks, clock.Real{}, g.log).Stop)
 	}
+	if len(scrapes) > 0 {
+		snap.Closers = append(snap.Closers, enginemetrics.Start(scrapes, clock.Real{}, g.log).Stop)
+	}
 	return snap, nil
 }
+
+// metricsAccept asks for the classic Prometheus text format, the one
+// enginemetrics reads (not OpenMetrics, not protobuf).
+const metricsAccept = "text/plain;version=0.0.4"
 
 // budget returns the model's retry budget, made on first use and set to
 // the model's policy on every build (the counts are kept).
@@ -264,34 +285,49 @@ func (g *Gateway) budget(m *catalog.Model) *resilience.Budget {
 	return b
 }
 
-// newBackend makes the backend for one deployment. A sim deployment is the
-// same OpenAI backend, talking to an in-process engine instead of a socket.
-func newBackend(d config.Deployment, public string, transports *backend.Transports) (backend.Backend, func(), error) {
+// upstream is how a deployment's engine is reached: the backend for
+// requests, and the transport and deployment config (with the URL used)
+// that the health check and the metrics scrape go through.
+type upstream struct {
+	backend backend.Backend
+	engine  config.Deployment
+	rt      http.RoundTripper
+	// maxNumSeqs is the simulator profile's batch limit (0 for kind openai).
+	maxNumSeqs int
+	close      func() // nil: nothing to release
+}
+
+// newUpstream makes the upstream of one deployment. A sim deployment is
+// the same OpenAI backend, talking to an in-process engine instead of a
+// socket.
+func newUpstream(d config.Deployment, public string, transports *backend.Transports) (upstream, error) {
 	switch d.Kind {
 	case "sim":
 		p, err := sim.LoadProfile(d.Profile)
 		if err != nil {
-			return nil, nil, err
+			return upstream{}, err
 		}
 		if d.AudioOutput && !p.AudioOutput() {
-			return nil, nil, fmt.Errorf("audio_output is set but simulator profile %q has no audio output", d.Profile)
+			return upstream{}, fmt.Errorf("audio_output is set but simulator profile %q has no audio output", d.Profile)
 		}
 		if d.UpstreamModel == "" {
 			d.UpstreamModel = public
 		}
 		eng := sim.New(p, sim.Options{ModelName: d.UpstreamModel})
 		d.URL = "http://sim.internal/v1"
-		b, err := backend.NewOpenAI(d, backend.HandlerTransport(eng.Handler()))
+		rt := backend.HandlerTransport(eng.Handler())
+		b, err := backend.NewOpenAI(d, rt)
 		if err != nil {
 			eng.Close()
-			return nil, nil, err
+			return upstream{}, err
 		}
-		return b, eng.Close, nil
+		return upstream{backend: b, engine: d, rt: rt, maxNumSeqs: p.MaxNumSeqs, close: eng.Close}, nil
 	case "openai":
-		b, err := backend.NewOpenAI(d, transports.For(d))
-		return b, nil, err
+		rt := transports.For(d)
+		b, err := backend.NewOpenAI(d, rt)
+		return upstream{backend: b, engine: d, rt: rt}, err
 	}
-	return nil, nil, fmt.Errorf("unknown deployment kind %q", d.Kind)
+	return upstream{}, fmt.Errorf("unknown deployment kind %q", d.Kind)
 }
 
 // serveDebug exposes net/http/pprof on its own listener, never on the API

@@ -150,10 +150,27 @@ type EngineMetrics struct {
 	// says whether it exports them.
 	PrefixQueries, PrefixHits float64
 	HasPrefix                 bool
+	// PrefixHitRate is the prefix cache hit rate (0..1) an engine that has
+	// no cumulative counters reports itself (SGLang's cache_hit_rate, over
+	// its recent batches); HasHitRate says whether it does.
+	PrefixHitRate float64
+	HasHitRate    bool
 	// Local is the gateway's own in-flight count on the deployment when
 	// the scrape landed: the share of Running+Waiting that is its own, so
 	// that between scrapes the load is Local's change plus the rest.
 	Local int64
+}
+
+// HitRate is the engine's prefix cache hit rate: the one it reports, else
+// its hits over its queries since it started; false when neither is known.
+func (m *EngineMetrics) HitRate() (float64, bool) {
+	switch {
+	case m.HasHitRate:
+		return m.PrefixHitRate, true
+	case m.HasPrefix && m.PrefixQueries > 0:
+		return m.PrefixHits / m.PrefixQueries, true
+	}
+	return 0, false
 }
 
 // Fresh returns the last scrape when it is younger than staleAfter at

@@ -73,6 +73,12 @@ type DeploymentStatus struct {
 	Breaker                 balance.BreakerSnapshot
 	LastFailure             *balance.Failed
 	BusyFor                 time.Duration // left of the engine's Retry-After
+	// Engine is the last engine metrics scrape (nil: none yet), EngineAge
+	// its age, EngineStale whether it is past the deployment's stale_after
+	// and no longer counts.
+	Engine      *balance.EngineMetrics
+	EngineAge   time.Duration
+	EngineStale bool
 }
 
 // Deployments reports every deployment of the current snapshot, in config
@@ -82,9 +88,14 @@ func (c *Core) Deployments() []DeploymentStatus {
 	var out []DeploymentStatus
 	for _, m := range c.Snapshot().Models {
 		for _, d := range m.Pool {
-			out = append(out, DeploymentStatus{Model: m.Name, Deployment: d.Config.Name, Kind: d.Config.Kind,
+			st := DeploymentStatus{Model: m.Name, Deployment: d.Config.Name, Kind: d.Config.Kind,
 				Weight: max(d.Config.Weight, 1), InFlight: d.InFlight(), Health: d.Health(), Breaker: d.Breaker.Snapshot(now), LastFailure: d.LastFailure(),
-				BusyFor: d.BusyFor(now)})
+				BusyFor: d.BusyFor(now)}
+			if e := d.Engine.Load(); e != nil {
+				st.Engine, st.EngineAge = e, now.Sub(e.At)
+				st.EngineStale = d.Fresh(now, d.Config.Metrics.StaleAfter.D()) == nil
+			}
+			out = append(out, st)
 		}
 	}
 	return out

@@ -20,6 +20,22 @@ type deploymentObject struct {
 	// BusyForS is what is left of the engine's Retry-After, during which
 	// it gets no request.
 	BusyForS float64 `json:"busy_for_s,omitempty"`
+	// Engine is what the engine's own metrics last said; null when they
+	// were never scraped.
+	Engine *engineObject `json:"engine"`
+}
+
+// engineObject is a deployment's last engine metrics scrape. The KV-cache
+// use and prefix cache hit rate are left out when the engine does not
+// export them; the hit rate is the engine's own (SGLang) or its hits over
+// its queries since it started (vLLM).
+type engineObject struct {
+	Running       int      `json:"running"`
+	Waiting       int      `json:"waiting"`
+	KVUsage       *float64 `json:"kv_cache_usage,omitempty"`
+	PrefixHitRate *float64 `json:"prefix_cache_hit_rate,omitempty"`
+	AgeS          float64  `json:"age_s"`
+	Stale         bool     `json:"stale"` // past stale_after: the balancer no longer counts it
 }
 
 type breakerObject struct {
@@ -49,6 +65,15 @@ func renderDeployments(ds []dispatch.DeploymentStatus) []byte {
 			o.Breaker.Changed = &t
 		}
 		o.BusyForS = d.BusyFor.Seconds()
+		if e := d.Engine; e != nil {
+			o.Engine = &engineObject{Running: e.Running, Waiting: e.Waiting, AgeS: max(d.EngineAge.Seconds(), 0), Stale: d.EngineStale}
+			if kv := e.KVUsage; e.HasKV {
+				o.Engine.KVUsage = &kv
+			}
+			if r, ok := e.HitRate(); ok {
+				o.Engine.PrefixHitRate = &r
+			}
+		}
 		if f := d.LastFailure; f != nil {
 			o.LastFailure = &failureObject{At: f.At.UTC(), Reason: f.Reason, Message: f.Message}
 		}

@@ -1,0 +1,105 @@
+package enginemetrics
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+
+	"github.com/omnigate/omnigate/internal/balance"
+	"github.com/omnigate/omnigate/internal/clock"
+	"github.com/omnigate/omnigate/internal/config"
+)
+
+// Target is one deployment to scrape.
+type Target struct {
+	Model, Deployment string
+	// Get fetches the engine's metrics page (backend.Getter.Get); the
+	// caller closes the body.
+	Get    func(ctx context.Context) (io.ReadCloser, error)
+	State  *balance.State
+	Config config.EngineMetrics
+}
+
+// Collector runs the scrapes of one configuration snapshot.
+type Collector struct {
+	clock  clock.Clock
+	log    *slog.Logger
+	ctx    context.Context // ends with Stop, and the scrapes in flight with it
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// Start begins scraping targets: each at once, then every interval. Stop
+// ends it.
+func Start(targets []Target, clk clock.Clock, log *slog.Logger) *Collector {
+	c := &Collector{clock: clk, log: log}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	for _, t := range targets {
+		c.wg.Add(1)
+		go c.run(t)
+	}
+	return c
+}
+
+// Stop ends every scrape and waits for them.
+func (c *Collector) Stop() {
+	c.cancel()
+	c.wg.Wait()
+}
+
+func (c *Collector) run(t Target) {
+	defer c.wg.Done()
+	ctx := c.ctx
+	failing := false
+	for {
+		err := c.scrape(ctx, t)
+		if ctx.Err() != nil {
+			return
+		}
+		// A failed scrape stores nothing: the last one ages until
+		// State.Fresh stops returning it. One warning when scrapes start
+		// failing, not one per interval.
+		switch {
+		case err != nil && !failing:
+			failing = true
+			c.log.Warn("engine metrics scrape failing", "model", t.Model, "deployment", t.Deployment, "err", err)
+		case err != nil:
+			c.log.Debug("engine metrics scrape failed", "model", t.Model, "deployment", t.Deployment, "err", err)
+		case failing:
+			failing = false
+			c.log.Info("engine metrics scrape working again", "model", t.Model, "deployment", t.Deployment)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.clock.After(t.Config.Interval.D()):
+		}
+	}
+}
+
+// scrape fetches and parses one metrics page and stores it in the
+// deployment's state.
+func (c *Collector) scrape(ctx context.Context, t Target) error {
+	ctx, cancel := context.WithTimeout(ctx, t.Config.Timeout.D())
+	defer cancel()
+	// The gateway's own requests, counted before the engine is asked: the
+	// engine's answer includes at least those still running by then.
+	local := t.State.InFlight()
+	body, err := t.Get(ctx)
+	if err != nil {
+		return err
+	}
+	b, err := readBody(body)
+	body.Close()
+	if err != nil {
+		return err
+	}
+	m, err := ParseBytes(b, c.clock.Now())
+	if err != nil {
+		return err
+	}
+	m.Local = local
+	t.State.Engine.Store(&m)
+	return nil
+}
