@@ -11,18 +11,22 @@
 // place, so the effect of one change is seen before the next. At the end
 // of a window with mean latency short:
 //
-//	floor    += (short-floor)·¼ when short < floor, (short-floor)/60 otherwise
-//	gradient  = clamp(1.5·floor/short, 0.5, 1)
-//	target    = limit·gradient + √limit
-//	target    = min(target, limit) unless every place was taken in the window
-//	limit     = clamp(0.8·limit + 0.2·target, min, max)
+//	floor    = floor + (short-floor)/4             when short < floor
+//	floor    = floor + min(short-floor, floor/100)  otherwise
+//	gradient = 1.5·floor/short
+//	target   = limit + √limit                       when gradient ≥ 1
+//	target   = limit·max(gradient, 0.5)             otherwise
+//	target   = min(target, limit)                   unless every place was taken in the window
+//	limit    = clamp(0.8·limit + 0.2·target, min, max)
 //
-// So the limit grows by about 0.2·√limit a window while latency stays
-// within 1.5× the floor and the places are all used (a limit nobody uses
-// does not grow), and shrinks once latency passes about 1.5·floor·(1+1/√limit)
-// — with latency doubled, toward 16 and below; the floor is the no-load
-// latency, falling fast to a lower window and creeping up over about 60.
-// Failed and cancelled attempts free their place but teach nothing.
+// So the limit grows by 0.2·√limit a window while latency stays within
+// 1.5× the floor and the places are all used (a limit nobody uses does
+// not grow), and past 1.5× the floor it shrinks by up to 10% a window.
+// The floor is the no-load latency: it falls fast to a lower window and
+// rises by at most 1% a window, so a latency that stays higher (a longer
+// prompt mix, slower hardware) becomes the new floor in about 70 windows
+// per doubling while a burst of overload is cut first. Failed and
+// cancelled attempts free their place but teach nothing.
 //
 // # Rules of thumb
 //

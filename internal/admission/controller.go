@@ -21,12 +21,14 @@ const (
 	minGradient = 0.5
 	// smoothing is the weight of the new estimate in the limit.
 	smoothing = 0.2
-	// floorDown and floorUp are how fast the floor follows a window's
-	// latency below and above it: down fast (the no-load latency is the
-	// low one), up over about 60 windows (a slower model or new hardware
-	// becomes the new normal, a burst of overload does not).
+	// floorDown and floorRise are how fast the floor follows a window's
+	// latency: down by a quarter of the gap (the no-load latency is the low
+	// one), up by at most 1% a window, so a latency that stays higher (a
+	// longer prompt mix, slower hardware) becomes the floor in about 70
+	// windows per doubling, while a burst of overload is not learned as
+	// normal before the limit has come down.
 	floorDown = 0.25
-	floorUp   = 1.0 / 60
+	floorRise = 0.01
 )
 
 // gradient is the adaptive concurrency limit. Not safe for concurrent
@@ -83,10 +85,16 @@ func (g *gradient) update(short float64, peak int) {
 	case short < g.floor:
 		g.floor += (short - g.floor) * floorDown
 	default:
-		g.floor += (short - g.floor) * floorUp
+		g.floor += math.Min(short-g.floor, g.floor*floorRise)
 	}
-	grad := math.Min(math.Max(tolerance*g.floor/short, minGradient), 1)
-	next := g.limit*grad + math.Sqrt(g.limit)
+	// Within tolerance, probe up by the queue allowance √limit; past it,
+	// cut by the gradient alone. (Gradient2 adds the allowance always,
+	// which with a tolerance cancels the cut at small limits: at 16 a
+	// doubled latency would give 0.75·16 + 4 = 16.)
+	next := g.limit + math.Sqrt(g.limit)
+	if grad := tolerance * g.floor / short; grad < 1 {
+		next = g.limit * math.Max(grad, minGradient)
+	}
 	if peak < g.places() {
 		// Not every place was taken: a limit nobody uses does not grow.
 		next = math.Min(next, g.limit)
