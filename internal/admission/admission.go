@@ -236,76 +236,17 @@ func (q *Queue) Acquire(ctx context.Context, p Priority, tenant string) (Permit,
 
 // wait queues the caller, q.mu held (and released).
 func (q *Queue) wait(ctx context.Context, p Priority, name string) (Permit, error) {
-	if err := ctx.Err(); err != nil {
-		q.counts.Cancelled++
-		q.mu.Unlock()
+	w, timer, byDeadline, err := q.enqueueLocked(ctx, p, name)
+	q.mu.Unlock()
+	if err != nil {
 		return Permit{}, err
 	}
-	now := q.clk.Now()
-	t := q.tenants[name]
-	n, mine := len(q.tenants), 0
-	if t == nil {
-		n++
-	} else {
-		mine = t.queued
-	}
-	share := max(1, q.cfg.MaxQueue/n)
-	if n > 1 && mine >= share {
-		q.counts.RateLimited++
-		q.mu.Unlock()
-		return Permit{}, rateLimited(mine, n, q.retryAfterLocked(now, q.aheadLocked(p)))
-	}
-	ahead := q.aheadLocked(p)
-	timeout, byDeadline := q.cfg.QueueTimeout.D(), false
-	if deadline, ok := ctx.Deadline(); ok {
-		left := deadline.Sub(now)
-		if left <= 0 {
-			q.counts.Cancelled++
-			q.mu.Unlock()
-			return Permit{}, context.DeadlineExceeded
-		}
-		if wait, known := q.expectedWaitLocked(now, ahead); known && wait > left {
-			q.counts.Deadline++
-			q.mu.Unlock()
-			return Permit{}, overloaded(retryAfter(wait), "the expected wait for a place (%s) is past the request's deadline (%s)",
-				wait.Round(time.Millisecond), left.Round(time.Millisecond))
-		}
-		if left < timeout {
-			timeout, byDeadline = left, true
-		}
-	}
-	if q.queued >= q.cfg.MaxQueue {
-		v := (*waiter)(nil)
-		if n > 1 {
-			v = q.victimLocked(name, share)
-		}
-		if v == nil {
-			q.counts.Full++
-			q.mu.Unlock()
-			return Permit{}, overloaded(q.retryAfterLocked(now, ahead), "the queue is full (%d waiting)", q.queued)
-		}
-		vt := v.tq.t
-		q.removeLocked(v)
-		q.counts.RateLimited++
-		v.state, v.err = refused, rateLimited(vt.queued, n, q.retryAfterLocked(now, q.aheadLocked(p)))
-		v.ready <- struct{}{}
-	}
-	if t == nil {
-		t = q.tenantLocked(name)
-	}
-	w := q.pool.Get().(*waiter)
-	q.pushLocked(w, t, p)
-	// Timer under the lock: once a waiter shows in Status, its timer is
-	// set (a Fake clock's tests rely on it).
-	timer := q.clk.After(timeout)
-	q.mu.Unlock()
 
-	var done <-chan struct{} = ctx.Done()
 	select {
 	case <-w.ready:
 		// Decided under the lock before the send.
 		return q.outcome(w)
-	case <-done:
+	case <-ctx.Done():
 	case <-timer:
 	}
 	q.mu.Lock()
@@ -319,15 +260,13 @@ func (q *Queue) wait(ctx context.Context, p Priority, name string) (Permit, erro
 			q.counts.Cancelled++
 			q.dispatchLocked()
 			q.mu.Unlock()
-			err := ctx.Err()
 			q.recycle(w)
-			return Permit{}, err
+			return Permit{}, ctx.Err()
 		}
 		q.mu.Unlock()
 		return q.outcome(w)
 	}
 	q.removeLocked(w)
-	var err error
 	switch {
 	case ctx.Err() != nil:
 		q.counts.Cancelled++
@@ -337,12 +276,78 @@ func (q *Queue) wait(ctx context.Context, p Priority, name string) (Permit, erro
 		err = context.DeadlineExceeded
 	default:
 		q.counts.Timeout++
-		now := q.clk.Now()
-		err = overloaded(q.retryAfterLocked(now, q.aheadLocked(p)), "no place after waiting %s", timeout)
+		r := q.rate.perSecond(q.clk.Now(), q.completions)
+		err = overloaded(retryAfter(expectedWait(q.aheadLocked(p), r)), "no place after waiting %s", q.cfg.QueueTimeout)
 	}
 	q.mu.Unlock()
 	q.recycle(w)
 	return Permit{}, err
+}
+
+// enqueueLocked queues a waiter of priority p for tenant name, or says
+// why not. The waiter's timer fires at the queue timeout, or at ctx's
+// deadline (byDeadline) if that is sooner. The timer is set under the
+// lock: once a waiter shows in Status, its timer is set (the Fake clock's
+// tests rely on it).
+func (q *Queue) enqueueLocked(ctx context.Context, p Priority, name string) (w *waiter, timer <-chan time.Time, byDeadline bool, err error) {
+	if err := ctx.Err(); err != nil {
+		q.counts.Cancelled++
+		return nil, nil, false, err
+	}
+	now := q.clk.Now()
+	rate := q.rate.perSecond(now, q.completions) // every slow path keeps the marks fresh
+	ahead := q.aheadLocked(p)
+	t := q.tenants[name]
+	n, mine := len(q.tenants), 0
+	if t == nil {
+		n++
+	} else {
+		mine = t.queued
+	}
+	share := max(1, q.cfg.MaxQueue/n)
+	if n > 1 && mine >= share {
+		q.counts.RateLimited++
+		return nil, nil, false, rateLimited(mine, n, retryAfter(expectedWait(ahead, rate)))
+	}
+	timeout := q.cfg.QueueTimeout.D()
+	if deadline, ok := ctx.Deadline(); ok {
+		left := deadline.Sub(now)
+		if left <= 0 {
+			q.counts.Cancelled++
+			return nil, nil, false, context.DeadlineExceeded
+		}
+		if wait := expectedWait(ahead, rate); wait > left {
+			q.counts.Deadline++
+			return nil, nil, false, overloaded(retryAfter(wait), "the expected wait for a place (%s) is past the request's deadline (%s)",
+				wait.Round(time.Millisecond), left.Round(time.Millisecond))
+		}
+		if left < timeout {
+			timeout, byDeadline = left, true
+		}
+	}
+	if q.queued >= q.cfg.MaxQueue {
+		var v *waiter
+		if n > 1 {
+			v = q.victimLocked(name, share)
+		}
+		if v == nil {
+			q.counts.Full++
+			return nil, nil, false, overloaded(retryAfter(expectedWait(ahead, rate)), "the queue is full (%d waiting)", q.queued)
+		}
+		vt := v.tq.t
+		vp := v.tq.prio
+		q.removeLocked(v)
+		q.counts.RateLimited++
+		v.state = refused
+		v.err = rateLimited(vt.queued, n, retryAfter(expectedWait(q.aheadLocked(vp), rate)))
+		v.ready <- struct{}{}
+	}
+	if t == nil {
+		t = q.tenantLocked(name)
+	}
+	w = q.pool.Get().(*waiter)
+	q.pushLocked(w, t, p)
+	return w, q.clk.After(timeout), byDeadline, nil
 }
 
 // outcome returns a decided waiter's permit or error, and recycles it.
@@ -394,24 +399,13 @@ func (q *Queue) Status() Status {
 	return s
 }
 
-// expectedWaitLocked is how long until ahead waiters and then one more
-// have had a place, at the recent completion rate; false when the rate is
-// not known.
-func (q *Queue) expectedWaitLocked(now time.Time, ahead int) (time.Duration, bool) {
-	r := q.rate.perSecond(now, q.completions)
-	if r <= 0 {
-		return 0, false
+// expectedWait is how long until ahead waiters and then one more have
+// had a place at rate completions a second; 0 when the rate is not known.
+func expectedWait(ahead int, rate float64) time.Duration {
+	if rate <= 0 {
+		return 0
 	}
-	return time.Duration(float64(ahead+1) / r * float64(time.Second)), true
-}
-
-// retryAfterLocked is the Retry-After of a refusal behind ahead waiters.
-func (q *Queue) retryAfterLocked(now time.Time, ahead int) time.Duration {
-	wait, ok := q.expectedWaitLocked(now, ahead)
-	if !ok {
-		return minRetryAfter
-	}
-	return retryAfter(wait)
+	return time.Duration(float64(ahead+1) / rate * float64(time.Second))
 }
 
 // retryAfter rounds an expected wait up to whole seconds in

@@ -28,6 +28,7 @@ type waiter struct {
 type tenantQueue struct {
 	t          *tenant
 	lv         *level
+	prio       Priority // of lv
 	head, tail *waiter
 	n          int
 	prev, next *tenantQueue // in lv's rotation
@@ -90,7 +91,7 @@ func (q *Queue) tenantLocked(name string) *tenant {
 	} else {
 		t = new(tenant)
 		for p := range t.q {
-			t.q[p].t, t.q[p].lv = t, &q.levels[p]
+			t.q[p].t, t.q[p].lv, t.q[p].prio = t, &q.levels[p], Priority(p)
 		}
 	}
 	t.name = name
