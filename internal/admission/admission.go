@@ -44,14 +44,18 @@
 // a priority, tenants (API key or user; "" is one anonymous tenant) take
 // turns, each with its own FIFO, a newcomer before the tenant just served.
 // While more than one tenant waits, one may have at most
-// max(1, MaxQueue/n) waiting, n the waiting tenants counting itself; past
-// it it is answered 429 rate_limited. When the queue is full, a tenant
-// under its share takes the place of the newest waiter of the tenant with
-// the most (which gets the 429); otherwise the newcomer gets 503
-// overloaded. A waiter gets 503 overloaded after QueueTimeout, and its
-// ctx's error when the client leaves or its deadline passes; one whose
-// expected wait is past its deadline is refused at once. Retry-After is
-// the waiters ahead divided by the recent completion rate, in [1s, 60s].
+// max(1, MaxQueue/n) requests waiting (in flight ones do not count), n
+// the waiting tenants counting itself; past it it is answered 429
+// rate_limited. When the queue is full, a tenant under its share takes
+// the place of the newest waiter (Batch first) of the tenant with the
+// most, which gets the 429; otherwise the newcomer gets 503 overloaded.
+// A waiter gets 503 overloaded after QueueTimeout, and its ctx's error
+// when the client leaves or its deadline passes; one whose expected wait
+// is past its deadline is refused at once with 503. The expected wait is
+// the waiters ahead, plus one, over the recent completion rate (permits
+// released in the last 1–2 s, measured on the slow path only; unknown
+// for the first second of queueing, when nothing is refused for it);
+// Retry-After is that wait rounded up to whole seconds in [1s, 60s].
 //
 // The uncontended path is one lock and unlock, no clock read, no
 // allocation; the package starts no goroutine.
@@ -159,7 +163,7 @@ type Status struct {
 
 // New returns a queue for cfg, which has been through
 // config.Admission.Resolve (an unresolved one is resolved as for one
-// deployment of unknown size).
+// deployment of unknown size, and a missing queue timeout is 5s).
 func New(cfg config.Admission, clk clock.Clock) *Queue {
 	cfg = normalize(cfg)
 	q := &Queue{clk: clk, cfg: cfg, tenants: make(map[string]*tenant)}
@@ -172,6 +176,9 @@ func New(cfg config.Admission, clk clock.Clock) *Queue {
 func normalize(cfg config.Admission) config.Admission {
 	if cfg.Limit.Max <= 0 {
 		cfg = cfg.Resolve(nil)
+	}
+	if cfg.QueueTimeout <= 0 {
+		cfg.QueueTimeout = config.TierQueueTimeouts[""]
 	}
 	l := &cfg.Limit
 	l.Min = min(max(l.Min, 1), l.Max)
@@ -343,7 +350,7 @@ func (q *Queue) enqueueLocked(ctx context.Context, p Priority, name string) (w *
 		v.ready <- struct{}{}
 	}
 	if t == nil {
-		t = q.tenantLocked(name)
+		t = q.addTenantLocked(name)
 	}
 	w = q.pool.Get().(*waiter)
 	q.pushLocked(w, t, p)

@@ -124,6 +124,18 @@ func order(t *testing.T, first Permit, chans ...<-chan result) []string {
 	return got
 }
 
+// An unresolved config still makes a working queue: one place, a queue
+// of 8, the default timeout.
+func TestNewUnresolved(t *testing.T) {
+	q, _ := newQueue(config.Admission{})
+	if s := q.Status(); s.Limit != 1 || s.Min != 1 || s.Max != 1 || s.MaxQueue != 8 {
+		t.Errorf("status %+v", s)
+	}
+	if q.cfg.QueueTimeout != config.TierQueueTimeouts[""] {
+		t.Errorf("queue timeout %v", q.cfg.QueueTimeout)
+	}
+}
+
 func TestFastPath(t *testing.T) {
 	q, _ := newQueue(admission(2, 10, time.Second))
 	ps := hold(t, q, 2)
@@ -445,6 +457,9 @@ func TestParsePriority(t *testing.T) {
 	for s, want := range map[string]Priority{"": Interactive, "interactive": Interactive, "HIGH": Interactive, "batch": Batch, "Low": Batch} {
 		if p, ok := ParsePriority(s); !ok || p != want {
 			t.Errorf("ParsePriority(%q) = %v, %v", s, p, ok)
+		}
+		if p, _ := ParsePriority(want.String()); p != want {
+			t.Errorf("%v does not parse back", want)
 		}
 	}
 	if _, ok := ParsePriority("urgent"); ok {

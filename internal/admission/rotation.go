@@ -79,12 +79,8 @@ func (lv *level) unlink(tq *tenantQueue) {
 	tq.prev, tq.next, tq.linked = nil, nil, false
 }
 
-// tenantLocked returns the tenant called name, adding it if it has no
-// waiter yet.
-func (q *Queue) tenantLocked(name string) *tenant {
-	if t := q.tenants[name]; t != nil {
-		return t
-	}
+// addTenantLocked adds the tenant called name, which has no waiter yet.
+func (q *Queue) addTenantLocked(name string) *tenant {
 	var t *tenant
 	if n := len(q.free); n > 0 {
 		t, q.free = q.free[n-1], q.free[:n-1]
