@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/omnigate/omnigate/internal/admission"
 	"github.com/omnigate/omnigate/internal/api/openai"
 	"github.com/omnigate/omnigate/internal/backend"
 	"github.com/omnigate/omnigate/internal/balance"
@@ -140,6 +141,7 @@ type Gateway struct {
 	// budgets are the models' retry budgets, by name: live state kept
 	// across reloads, like the registry's.
 	budgets   map[string]*resilience.Budget
+	queues    map[string]*admission.Queue // by model, live across reloads
 	budgetsMu sync.Mutex
 	// transports are the upstream connection pools, one per upstream and
 	// pool settings, shared by every snapshot so a reload keeps them warm.
@@ -153,7 +155,7 @@ func (g *Gateway) Close() { g.core.Snapshot().Close() }
 
 // NewGateway builds the whole request path from a validated config.
 func NewGateway(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
-	g := &Gateway{registry: &balance.Registry{}, budgets: map[string]*resilience.Budget{}, metrics: telemetry.New(), log: log}
+	g := &Gateway{registry: &balance.Registry{}, budgets: map[string]*resilience.Budget{}, queues: map[string]*admission.Queue{}, metrics: telemetry.New(), log: log}
 	snap, err := g.build(cfg)
 	if err != nil {
 		return nil, err
@@ -256,6 +258,7 @@ func (g *Gateway) build(cfg *config.Config) (*dispatch.Snapshot, error) {
 				scrapes = append(scrapes, enginemetrics.Target{Model: cm.Name, Deployment: d.Name, Get: mg.Get, State: dep.State, Config: d.Metrics})
 			}
 		}
+		m.Admission = g.admission(cm, m.Pool)
 		snap.Models = append(snap.Models, m)
 	}
 	if len(checks) > 0 {
@@ -270,6 +273,31 @@ func (g *Gateway) build(cfg *config.Config) (*dispatch.Snapshot, error) {
 // metricsAccept asks for the classic Prometheus text format, the one
 // enginemetrics reads (not OpenMetrics, not protobuf).
 const metricsAccept = "text/plain;version=0.0.4"
+
+// admission returns the model's admission queue, made on first use and
+// set to the model's policy and pool on every build (the learned limit
+// and the waiters are kept); nil when the model turns admission off.
+func (g *Gateway) admission(m *catalog.Model, pool []*balance.Deployment) *admission.Queue {
+	g.budgetsMu.Lock()
+	defer g.budgetsMu.Unlock()
+	if !m.Admission.On() {
+		delete(g.queues, m.Name)
+		return nil
+	}
+	seqs := make([]int, len(pool))
+	for i, d := range pool {
+		seqs[i] = d.Config.MaxNumSeqs
+	}
+	cfg := m.Admission.Resolve(seqs)
+	q, ok := g.queues[m.Name]
+	if !ok {
+		q = admission.New(cfg, clock.Real{})
+		g.queues[m.Name] = q
+	} else {
+		q.SetConfig(cfg)
+	}
+	return q
+}
 
 // budget returns the model's retry budget, made on first use and set to
 // the model's policy on every build (the counts are kept).

@@ -158,6 +158,10 @@ func (p *Picker) Pick(c *Choice, pool []*Deployment) int {
 		if c.Tried != nil && c.Tried.Has(i) || !p.pass(d, now, c.Audio) {
 			continue
 		}
+		if p.Strategy != Score { // the others see only the pool
+			cands = append(cands, candidate{i: i})
+			continue
+		}
 		eng := d.fresh(now)
 		load := d.load(eng)
 		sat := d.Config.MaxNumSeqs > 0 && load >= float64(d.Config.MaxNumSeqs)
@@ -200,11 +204,13 @@ func (p *Picker) score(c *Choice, pool []*Deployment, cands []candidate) int {
 	if w == (Weights{}) {
 		w = DefaultWeights
 	}
+	// The load score is 1/(1 + (load+1)/weight), against the pool's best:
+	// the +1 lets weight tell idle deployments apart.
 	var sum, minLoad, minFirst, minPer float64
 	minLoad = math.Inf(1)
 	for _, x := range cands {
 		sum += x.load
-		minLoad = min(minLoad, x.load)
+		minLoad = min(minLoad, x.load+1/pool[x.i].weight())
 		if w.Latency > 0 {
 			f, t := pool[x.i].Latencies()
 			minFirst, minPer = minPositive(minFirst, f), minPositive(minPer, t)
@@ -223,7 +229,7 @@ func (p *Picker) score(c *Choice, pool []*Deployment, cands []candidate) int {
 	for k := range cands {
 		x := &cands[k]
 		d := pool[x.i]
-		s := w.Load * (minLoad + 1) / (x.load + 1)
+		s := w.Load * (minLoad + 1) / (x.load + 1/d.weight() + 1)
 		if w.KV > 0 {
 			s += w.KV * kvHeadroom(x.eng)
 		}

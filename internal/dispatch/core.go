@@ -21,6 +21,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/omnigate/omnigate/internal/admission"
 	"github.com/omnigate/omnigate/internal/apierror"
 	"github.com/omnigate/omnigate/internal/backend"
 	"github.com/omnigate/omnigate/internal/balance"
@@ -150,6 +151,10 @@ type Answer struct {
 	ticket balance.Ticket     // the breaker's, for the end of the relay
 	cancel context.CancelFunc // a hedged attempt's own context, ended at Done
 	sent   time.Time          // when the attempt that answered was sent
+	// firstByte is how long the attempt took to answer (its time to first
+	// token, for a stream), for the admission controller.
+	firstByte time.Duration
+	permit    admission.Permit // the model's admission place, held to the end of the relay
 	usage  usageTap
 	cont   *continuation // a continuable stream's request and record
 }
@@ -268,14 +273,26 @@ func (c *Core) tryModel(ctx context.Context, call *Call, m *Model, first bool, r
 	if !first {
 		call.requested.Metrics.Fallback(m.Name)
 	}
+	permit, err, class := c.admit(ctx, call, m)
+	if err != nil {
+		return nil, err, class
+	}
 	a, err = c.send(ctx, call, m, view, body, rest)
 	if err != nil {
 		v := judge(ctx, err)
 		if v.class == resilience.Overloaded && !takes(rest, v.class) {
-			return c.shrink(ctx, call, m, view, body, rest, clamp, err)
+			a, err, class = c.shrink(ctx, call, m, view, body, rest, clamp, err)
+		} else {
+			class = v.class
 		}
-		return nil, err, v.class
+		if err != nil {
+			permit.Release(0, false)
+			return nil, err, class
+		}
+		a.permit = permit
+		return a, nil, 0
 	}
+	a.permit = permit
 	if len(clamp) > 0 {
 		a.Clamped = clamp.Header()
 	}
@@ -335,7 +352,7 @@ func (c *Core) sendFrom(ctx context.Context, call *Call, m *Model, view *request
 		m.Budget.Request(c.clock.Now())
 	}
 	ch := balance.Choice{Tried: &tried, Audio: view.AudioRequested}
-	if hs := c.choose(call, m, &ch); hs != nil {
+	if hs := c.choose(call.Header, m, view, body, &ch); hs != nil {
 		defer c.hashes.Put(hs)
 	}
 	for {
@@ -388,11 +405,12 @@ func (c *Core) sendFrom(ctx context.Context, call *Call, m *Model, view *request
 		}
 		if err == nil {
 			m.Metrics.Upstream(d.Config.Name, statusLabel(resp.StatusCode))
+			took := c.clock.Now().Sub(now)
 			if view.Stream {
-				d.ObserveFirstByte(c.clock.Now().Sub(now))
+				d.ObserveFirstByte(took)
 			}
 			a := c.answers.Get().(*Answer)
-			*a = Answer{Resp: resp, Model: m, Deployment: d, ticket: ticket, cancel: cancel, sent: now}
+			*a = Answer{Resp: resp, Model: m, Deployment: d, ticket: ticket, cancel: cancel, sent: now, firstByte: took}
 			if total := d.Config.Timeouts.Total.D(); total > 0 {
 				a.Until = now.Add(total)
 			}
@@ -425,11 +443,11 @@ func (c *Core) pick(m *Model, ch *balance.Choice) int {
 	return defaultPicker.Pick(ch, m.Pool)
 }
 
-// choose fills what the picks of call on m know of it beyond the pool:
-// the prompt's block hashes when the model keeps prefix affinity (in a
-// pooled buffer, returned for the caller to put back) and the session.
-func (c *Core) choose(call *Call, m *Model, ch *balance.Choice) *[]uint64 {
-	r, body := call.Req, call.Body
+// choose fills what the picks of a request (view and body, with the
+// client's header h) on m know of it beyond the pool: the prompt's block
+// hashes when the model keeps prefix affinity (in a pooled buffer,
+// returned for the caller to put back) and the session.
+func (c *Core) choose(h http.Header, m *Model, r *request.Request, body []byte, ch *balance.Choice) *[]uint64 {
 	var hs *[]uint64
 	if m.Picker != nil && m.Picker.Prefix != nil {
 		if sp := r.PromptSpan; sp[1] > sp[0] && sp[1] <= len(body) && sp[1]-sp[0] >= m.Balance.Prefix.BlockBytes {
@@ -439,21 +457,21 @@ func (c *Core) choose(call *Call, m *Model, ch *balance.Choice) *[]uint64 {
 		}
 	}
 	if m.Picker == nil || m.Picker.Weights.Session > 0 {
-		ch.Session = sessionKey(call, m)
+		ch.Session = sessionKey(h, m, r, body)
 	}
 	return hs
 }
 
 // sessionKey hashes the request's session: the model's session header,
 // else the body's "user"; 0 when it has neither.
-func sessionKey(call *Call, m *Model) uint64 {
-	if call.Header != nil {
-		if v := call.Header[m.Balance.SessionHeader]; len(v) > 0 && v[0] != "" {
+func sessionKey(h http.Header, m *Model, r *request.Request, body []byte) uint64 {
+	if h != nil {
+		if v := h[m.Balance.SessionHeader]; len(v) > 0 && v[0] != "" {
 			return xxhash.Sum64String(v[0]) | 1
 		}
 	}
-	if sp := call.Req.UserSpan; sp[1]-sp[0] > 2 && sp[1] <= len(call.Body) {
-		return xxhash.Sum64(call.Body[sp[0]:sp[1]]) | 1
+	if sp := r.UserSpan; sp[1]-sp[0] > 2 && sp[1] <= len(body) {
+		return xxhash.Sum64(body[sp[0]:sp[1]]) | 1
 	}
 	return 0
 }
@@ -600,6 +618,7 @@ func (c *Core) finish(call *Call, a *Answer, err error) {
 			a.cancel()
 		}
 		c.endRelay(a, err)
+		a.permit.Release(a.firstByte, err == nil)
 		if u, ok := a.usage.usage(); ok {
 			a.Model.Metrics.Tokens(u.PromptTokens, u.CompletionTokens)
 			if err == nil && u.CompletionTokens > 0 && !a.sent.IsZero() {

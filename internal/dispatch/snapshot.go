@@ -3,6 +3,7 @@ package dispatch
 import (
 	"time"
 
+	"github.com/omnigate/omnigate/internal/admission"
 	"github.com/omnigate/omnigate/internal/balance"
 	"github.com/omnigate/omnigate/internal/catalog"
 	"github.com/omnigate/omnigate/internal/resilience"
@@ -31,6 +32,9 @@ type Model struct {
 	Metrics *telemetry.ModelMetrics
 	// Picker chooses among Pool; nil: a zero balance.Picker.
 	Picker *balance.Picker
+	// Admission is the model's queue: live state, kept across snapshots
+	// by whoever builds them. nil: no admission control.
+	Admission *admission.Queue
 	// Budget is the model's retry budget: live state, kept across
 	// snapshots by whoever builds them. nil: no budget.
 	Budget *resilience.Budget

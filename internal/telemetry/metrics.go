@@ -30,6 +30,7 @@ type Metrics struct {
 	retries   *prometheus.CounterVec
 	hedges    *prometheus.CounterVec
 	continued *prometheus.CounterVec
+	shed      *prometheus.CounterVec
 
 	mu    sync.RWMutex
 	byKey map[reqKey]prometheus.Counter
@@ -76,9 +77,13 @@ func New() *Metrics {
 		retries:   perModel("omnigate_retries_total", "Attempts sent again after a retryable failure, by model."),
 		hedges:    perModel("omnigate_hedges_total", "Second attempts sent because the first had not started answering in time, by model."),
 		continued: perModel("omnigate_continuations_total", "Streams cut by their upstream and continued on another deployment, by model."),
-		byKey:     make(map[reqKey]prometheus.Counter),
+		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "omnigate_admission_rejected_total",
+			Help: "Requests the admission queue turned away, by model and reason (overloaded, rate_limited).",
+		}, []string{"model", "reason"}),
+		byKey: make(map[reqKey]prometheus.Counter),
 	}
-	m.reg.MustRegister(m.latency, m.requests, m.upstream, m.inflight, m.fallbacks, m.clamped, m.tokens, m.retries, m.hedges, m.continued,
+	m.reg.MustRegister(m.latency, m.requests, m.upstream, m.inflight, m.fallbacks, m.clamped, m.tokens, m.retries, m.hedges, m.continued, m.shed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -122,6 +127,9 @@ func (mm *ModelMetrics) Retry() { mm.retries.Inc() }
 
 // Hedge counts one hedged attempt.
 func (mm *ModelMetrics) Hedge() { mm.hedges.Inc() }
+
+// Rejected counts one request the admission queue turned away.
+func (mm *ModelMetrics) Rejected(reason string) { mm.m.shed.WithLabelValues(mm.name, reason).Inc() }
 
 // Continued counts one stream continued on another deployment.
 func (mm *ModelMetrics) Continued() { mm.continued.Inc() }
