@@ -104,7 +104,9 @@ func TestBalancePrefixAffinity(t *testing.T) {
 	for i := range 8 {
 		systems = append(systems, systemPrompt(i))
 	}
-	body := func(w, k int) string { return chatBody(systems[(w*7+k)%len(systems)], fmt.Sprintf("user %d asks question %d", w, k)) }
+	body := func(w, k int) string {
+		return chatBody(systems[(w*7+k)%len(systems)], fmt.Sprintf("user %d asks question %d", w, k))
+	}
 	type row struct {
 		strategy string
 		s        summary

@@ -155,8 +155,8 @@ type Answer struct {
 	// token, for a stream), for the admission controller.
 	firstByte time.Duration
 	permit    admission.Permit // the model's admission place, held to the end of the relay
-	usage  usageTap
-	cont   *continuation // a continuable stream's request and record
+	usage     usageTap
+	cont      *continuation // a continuable stream's request and record
 }
 
 // Tap is what the front end feeds the relayed bytes to.
