@@ -133,7 +133,7 @@ type EngineMetrics struct {
 	// Path at the engine's root. Default /metrics.
 	Path       string   `yaml:"path"`
 	Interval   Duration `yaml:"interval"`    // default 1s
-	Timeout    Duration `yaml:"timeout"`     // default 500ms
+	Timeout    Duration `yaml:"timeout"`     // default 500ms, or the interval when shorter
 	StaleAfter Duration `yaml:"stale_after"` // past it a scrape stops counting; default 3 × interval
 }
 
@@ -212,7 +212,7 @@ func (e *EngineMetrics) applyDefaults(kind, dialect string) {
 	}
 	setDefault(&e.Path, DefaultMetricsPath)
 	setDefault(&e.Interval, Duration(DefaultMetricsInterval))
-	setDefault(&e.Timeout, Duration(DefaultMetricsTimeout))
+	setDefault(&e.Timeout, min(Duration(DefaultMetricsTimeout), e.Interval))
 	setDefault(&e.StaleAfter, 3*e.Interval)
 }
 

@@ -83,6 +83,37 @@ type DeploymentStatus struct {
 	Engine      *balance.EngineMetrics
 	EngineAge   time.Duration
 	EngineStale bool
+	// Load is what the balancer counts: in flight plus the engine's own
+	// queue beyond the gateway's share. FirstByte and PerToken are the
+	// recent averages (0: no sample yet).
+	Load                float64
+	FirstByte, PerToken time.Duration
+}
+
+// ModelStatus is one model's admission queue and recent picks, as the
+// status API shows them.
+type ModelStatus struct {
+	Model     string
+	Strategy  string
+	Admission *admission.Status // nil: admission is off
+	Decisions []balance.Decision
+}
+
+// Models reports every model of the current snapshot, in config order.
+func (c *Core) Models() []ModelStatus {
+	var out []ModelStatus
+	for _, m := range c.Snapshot().Models {
+		st := ModelStatus{Model: m.Name, Strategy: m.Balance.Strategy}
+		if m.Admission != nil {
+			a := m.Admission.Status()
+			st.Admission = &a
+		}
+		if m.Picker != nil {
+			st.Decisions = m.Picker.Recent()
+		}
+		out = append(out, st)
+	}
+	return out
 }
 
 // Deployments reports every deployment of the current snapshot, in config
@@ -95,6 +126,8 @@ func (c *Core) Deployments() []DeploymentStatus {
 			st := DeploymentStatus{Model: m.Name, Deployment: d.Config.Name, Kind: d.Config.Kind,
 				Weight: max(d.Config.Weight, 1), InFlight: d.InFlight(), Health: d.Health(), Breaker: d.Breaker.Snapshot(now), LastFailure: d.LastFailure(),
 				BusyFor: d.BusyFor(now)}
+			first, per := d.Latencies()
+			st.Load, st.FirstByte, st.PerToken = d.Load(now), seconds(first), seconds(per)
 			if e := d.Engine.Load(); e != nil {
 				st.Engine, st.EngineAge = e, now.Sub(e.At)
 				st.EngineStale = d.Fresh(now, d.Config.Metrics.StaleAfter.D()) == nil
@@ -104,3 +137,5 @@ func (c *Core) Deployments() []DeploymentStatus {
 	}
 	return out
 }
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }

@@ -117,7 +117,7 @@ func (s *Server) serveInfo(w http.ResponseWriter, r *http.Request) {
 		if !allowGet(w, r) {
 			return
 		}
-		writeJSON(w, http.StatusOK, renderDeployments(s.opt.Core.Deployments()))
+		writeJSON(w, http.StatusOK, renderDeployments(s.opt.Core.Deployments(), s.opt.Core.Models()))
 	default:
 		if strings.HasPrefix(p, "/v1/models/") {
 			if !allowGet(w, r) {

@@ -3,6 +3,7 @@ package openai
 import (
 	"time"
 
+	"github.com/omnigate/omnigate/internal/admission"
 	"github.com/omnigate/omnigate/internal/dispatch"
 )
 
@@ -23,6 +24,49 @@ type deploymentObject struct {
 	// Engine is what the engine's own metrics last said; null when they
 	// were never scraped.
 	Engine *engineObject `json:"engine"`
+	// Load is what the balancer counts (in flight plus the engine's
+	// queue beyond the gateway's share); the averages are recent times
+	// to first byte and per output token, omitted before a sample.
+	Load       float64  `json:"load"`
+	FirstByteS float64  `json:"avg_first_byte_s,omitempty"`
+	PerTokenS  float64  `json:"avg_per_token_s,omitempty"`
+	LastScore  *float64 `json:"last_score,omitempty"` // in the model's latest sampled decision
+}
+
+// modelStatusObject is one model's admission queue and its recent sampled
+// balancing decisions.
+type modelStatusObject struct {
+	Model     string           `json:"model"`
+	Strategy  string           `json:"strategy"`
+	Admission *admissionObject `json:"admission"`
+	Decisions []decisionObject `json:"recent_decisions"`
+}
+
+type admissionObject struct {
+	Limit      int            `json:"limit"`
+	Min        int            `json:"min"`
+	Max        int            `json:"max"`
+	InFlight   int            `json:"in_flight"`
+	Queued     map[string]int `json:"queued"`
+	MaxQueue   int            `json:"max_queue"`
+	FloorS     float64        `json:"latency_floor_s"`
+	LatencyS   float64        `json:"latency_s"`
+	Admitted   uint64         `json:"admitted"`
+	Overloaded uint64         `json:"rejected_overloaded"`
+	Limited    uint64         `json:"rejected_rate_limited"`
+	Cancelled  uint64         `json:"cancelled"`
+}
+
+type decisionObject struct {
+	At         time.Time         `json:"at"`
+	Chosen     string            `json:"chosen"`
+	Candidates []candidateObject `json:"candidates"`
+}
+
+type candidateObject struct {
+	Deployment string  `json:"deployment"`
+	Score      float64 `json:"score"`
+	Load       float64 `json:"load"`
 }
 
 // engineObject is a deployment's last engine metrics scrape. The KV-cache
@@ -52,11 +96,33 @@ type failureObject struct {
 }
 
 // renderDeployments is the body of GET /admin/deployments.
-func renderDeployments(ds []dispatch.DeploymentStatus) []byte {
+func renderDeployments(ds []dispatch.DeploymentStatus, ms []dispatch.ModelStatus) []byte {
 	out := struct {
-		Object string             `json:"object"`
-		Data   []deploymentObject `json:"data"`
-	}{Object: "list", Data: []deploymentObject{}}
+		Object string              `json:"object"`
+		Data   []deploymentObject  `json:"data"`
+		Models []modelStatusObject `json:"models"`
+	}{Object: "list", Data: []deploymentObject{}, Models: []modelStatusObject{}}
+	scores := map[[2]string]float64{}
+	for _, m := range ms {
+		o := modelStatusObject{Model: m.Model, Strategy: m.Strategy, Decisions: []decisionObject{}}
+		if a := m.Admission; a != nil {
+			o.Admission = &admissionObject{Limit: a.Limit, Min: a.Min, Max: a.Max, InFlight: a.InFlight,
+				Queued: map[string]int{"interactive": a.Queued[admission.Interactive], "batch": a.Queued[admission.Batch]}, MaxQueue: a.MaxQueue,
+				FloorS: a.Floor.Seconds(), LatencyS: a.Latency.Seconds(), Admitted: a.Admitted,
+				Overloaded: a.Full + a.Timeout + a.Deadline, Limited: a.RateLimited, Cancelled: a.Cancelled}
+		}
+		for k, d := range m.Decisions {
+			do := decisionObject{At: d.At.UTC(), Chosen: d.Chosen}
+			for _, c := range d.Candidates {
+				do.Candidates = append(do.Candidates, candidateObject{Deployment: c.Deployment, Score: c.Score, Load: c.Load})
+				if k == 0 {
+					scores[[2]string{m.Model, c.Deployment}] = c.Score
+				}
+			}
+			o.Decisions = append(o.Decisions, do)
+		}
+		out.Models = append(out.Models, o)
+	}
 	for _, d := range ds {
 		o := deploymentObject{Model: d.Model, Deployment: d.Deployment, Kind: d.Kind, Weight: d.Weight, InFlight: d.InFlight, Health: d.Health.String(),
 			Breaker: breakerObject{State: d.Breaker.State.String(), Failures: d.Breaker.Failures, RetryInS: d.Breaker.RetryIn.Seconds()}}
@@ -65,6 +131,10 @@ func renderDeployments(ds []dispatch.DeploymentStatus) []byte {
 			o.Breaker.Changed = &t
 		}
 		o.BusyForS = d.BusyFor.Seconds()
+		o.Load, o.FirstByteS, o.PerTokenS = d.Load, d.FirstByte.Seconds(), d.PerToken.Seconds()
+		if sc, ok := scores[[2]string{d.Model, d.Deployment}]; ok {
+			o.LastScore = &sc
+		}
 		if e := d.Engine; e != nil {
 			o.Engine = &engineObject{Running: e.Running, Waiting: e.Waiting, AgeS: max(d.EngineAge.Seconds(), 0), Stale: d.EngineStale}
 			if kv := e.KVUsage; e.HasKV {
