@@ -24,23 +24,40 @@ func BenchmarkParseChat(b *testing.B) {
 }
 
 // BenchmarkCore runs 64 sequences of 1,000 prompt tokens and 32 generated
-// tokens through the continuous-batching core, in virtual time.
+// tokens through the continuous-batching core, in virtual time: without
+// block hashes, with a distinct prompt each, and all with the same prompt.
 func BenchmarkCore(b *testing.B) {
 	p := mustProfile(b, "qwen3-omni-7b")
-	b.ReportAllocs()
-	for b.Loop() {
-		c := newCore(p)
-		for i := range 64 {
-			c.add(benchSeq(i))
-		}
-		for !c.idle() {
-			for _, q := range c.complete(c.plan()) {
-				if q.generated == q.target {
-					c.remove(q)
-				}
-			}
+	distinct := make([][]uint64, 64)
+	for i := range distinct {
+		distinct[i] = make([]uint64, 1000/p.BlockSize)
+		for j := range distinct[i] {
+			distinct[i][j] = uint64(i)<<32 | uint64(j)
 		}
 	}
+	for _, tc := range []struct {
+		name   string
+		hashes func(i int) []uint64
+	}{
+		{"uncached", func(int) []uint64 { return nil }},
+		{"distinct", func(i int) []uint64 { return distinct[i] }},
+		{"shared", func(int) []uint64 { return distinct[0] }},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				c := newCore(p)
+				for i := range 64 {
+					c.add(&seq{prompt: 1000, target: 32, hashes: tc.hashes(i)})
+				}
+				for !c.idle() {
+					for _, q := range c.complete(c.plan()) {
+						if q.generated == q.target {
+							c.remove(q)
+						}
+					}
+				}
+			}
+		})
+	}
 }
-
-func benchSeq(int) *seq { return &seq{prompt: 1000, target: 32} }

@@ -25,6 +25,7 @@ type prefixCache struct {
 	lru       cachedBlock // sentinel: lru.next is the least recently freed
 	evictable int
 	spare     []*cachedBlock // evicted blocks, reused
+	slab      []cachedBlock  // new blocks come from here, a slab at a time
 }
 
 // maxEvictableUnlimited bounds what an unlimited KV cache keeps for reuse
@@ -62,10 +63,14 @@ func (pc *prefixCache) evictOldest() {
 
 func (pc *prefixCache) newBlock(hash uint64) *cachedBlock {
 	var b *cachedBlock
-	if n := len(pc.spare); n > 0 {
+	switch n := len(pc.spare); {
+	case n > 0:
 		b, pc.spare = pc.spare[n-1], pc.spare[:n-1]
-	} else {
-		b = new(cachedBlock)
+	default:
+		if len(pc.slab) == 0 {
+			pc.slab = make([]cachedBlock, 256)
+		}
+		b, pc.slab = &pc.slab[0], pc.slab[1:]
 	}
 	b.hash, b.refs = hash, 1
 	pc.byHash[hash] = b
@@ -102,6 +107,9 @@ func (c *core) acquire(s *seq, hit int) {
 			c.usedBlocks++
 		}
 		b.refs++
+		if s.refs == nil {
+			s.refs = make([]*cachedBlock, 0, len(s.hashes))
+		}
 		s.refs = append(s.refs, b)
 	}
 	s.blocks = hit
@@ -131,6 +139,9 @@ func (c *core) trim() {
 // cover. A block another sequence registered meanwhile stays s's own
 // (vLLM keeps such duplicates too).
 func (c *core) register(s *seq) {
+	if s.refs == nil {
+		s.refs = make([]*cachedBlock, 0, len(s.hashes))
+	}
 	for j := len(s.refs); j < len(s.hashes) && (j+1)*c.p.BlockSize <= s.computed; j++ {
 		if c.cache.byHash[s.hashes[j]] != nil {
 			s.refs = append(s.refs, nil)

@@ -27,11 +27,13 @@ type blockHasher struct {
 
 // newBlockHasher returns a hasher when p caches prefixes and has an engine
 // to cache them in, else nil.
-func newBlockHasher(p *Profile) *blockHasher {
+// sizeHint (the request body's length) sizes the hash list.
+func newBlockHasher(p *Profile, sizeHint int) *blockHasher {
 	if p == nil || !p.prefixCaching() || p.zeroLatency() {
 		return nil
 	}
-	return &blockHasher{size: p.BlockSize, h: 14695981039346656037, next: p.BlockSize}
+	n := min(sizeHint/(3*p.BlockSize), p.MaxModelLen/p.BlockSize) + 1 // ~3 bytes a token at least
+	return &blockHasher{size: p.BlockSize, h: 14695981039346656037, next: p.BlockSize, blocks: make([]uint64, 0, n)}
 }
 
 // token starts a token; when it starts a block, the previous block is
@@ -73,7 +75,7 @@ func (b *blockHasher) text(s string) {
 				run = 0
 				b.token()
 			}
-			b.byte(c)
+			b.h = (b.h ^ uint64(c)) * 1099511628211
 			i++
 			continue
 		}

@@ -205,7 +205,7 @@ func parseChat(body []byte, p *Profile) (*genRequest, error) {
 	if r.cont != nil {
 		msgs = msgs[:len(msgs)-1] // the answer is seeded without it
 	}
-	bh := newBlockHasher(p)
+	bh := newBlockHasher(p, len(body))
 	if bh != nil && len(b.Tools) > 0 { // the template writes tools first, into the system turn
 		toolBlocks(bh, b.Tools)
 	}
@@ -467,13 +467,13 @@ func completionPrompts(raw json.RawMessage, p *Profile) ([]promptInfo, error) {
 	textPrompt := func(s string) promptInfo {
 		h := newSeedHash()
 		h.str(s)
-		bh := newBlockHasher(p)
+		bh := newBlockHasher(p, len(s))
 		bh.text(s)
 		return promptInfo{tokens: countTokens(s), hash: h.h, blocks: bh.finish()}
 	}
 	tokenPrompt := func(ids []int64) promptInfo {
 		h := newSeedHash()
-		bh := newBlockHasher(p)
+		bh := newBlockHasher(p, 3*len(ids))
 		for _, id := range ids {
 			h.u64(uint64(id))
 			bh.id(uint64(id))
