@@ -97,12 +97,15 @@ func New(p Profile, opts Options) *Engine {
 		io.WriteString(w, `{"version":"0.0.0-omnigate-sim"}`)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(e.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /sim/slowdown", e.serveSlowdown)
+	mux.HandleFunc("POST /sim/slowdown", e.serveSlowdown)
 	e.handler = mux
 	return e
 }
 
 // Handler serves /v1/chat/completions, /v1/completions, /v1/embeddings,
-// /v1/models, /metrics, /health and Ollama's /api/version.
+// /v1/models, /metrics, /health, Ollama's /api/version and the simulator's
+// control /sim/slowdown (see SetSlowdown).
 func (e *Engine) Handler() http.Handler { return e.handler }
 
 // Close stops the scheduler; in-flight requests get a 503 (or an error
