@@ -39,7 +39,9 @@ func printSimUsageTail(w io.Writer) {
 	fmt.Fprint(w, "\nChat requests may continue a final assistant message as vLLM does\n"+
 		"(\"continue_final_message\": true, \"add_generation_prompt\": false): the answer\n"+
 		"goes on exactly where the given text of the same request's answer stops.\n\n"+
-		"Serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models, /metrics, /health.\n")
+		"POST /sim/slowdown {\"factor\": 3} makes every engine step three times as long\n"+
+		"from the next step on (1 restores the profile's speed); GET /sim/slowdown shows it.\n\n"+
+		"Serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models, /metrics, /health, /sim/slowdown.\n")
 }
 
 // runSim runs the built-in engine simulator as a standalone OpenAI-compatible
@@ -57,6 +59,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	retryAfter := fs.Int("retry-after", 0, "Retry-After `seconds` on injected 429 and 503 answers (0: none)")
 	cut := fs.Int("cut-after", 0, "drop every stream's connection after N chunks, abruptly: no [DONE], no chunked terminator (0: off)")
 	slow := fs.Duration("slow", 0, "extra delay before every token, e.g. 50ms")
+	slowdown := fs.Float64("slowdown", 1, "multiply the duration of every engine step by `F` (the whole batch slows; change it at runtime with POST /sim/slowdown)")
 	dialect := fs.String("error-dialect", sim.DialectVLLM, "error body shape: "+strings.Join(sim.Dialects(), ", "))
 	seed := fs.Uint64("seed", 0, "seed for the random fault draws (0: random)")
 	grace := fs.Duration("shutdown-grace", 5*time.Second, "how long in-flight requests may finish after shutdown starts")
@@ -101,6 +104,9 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 	eng := sim.New(p, sim.Options{Faults: faults, ModelName: *model})
 	defer eng.Close()
+	if err := eng.SetSlowdown(*slowdown); err != nil {
+		return fmt.Errorf("--slowdown: %w", err)
+	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err

@@ -60,6 +60,21 @@ func TestRunSimServesAndShutsDown(t *testing.T) {
 	}
 }
 
+// --slowdown sets the engine's starting step-time factor.
+func TestRunSimSlowdown(t *testing.T) {
+	url, stop := startSim(t, "--slowdown", "3")
+	defer stop()
+	resp, err := http.Get(url + "/sim/slowdown")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != `{"factor":3}`+"\n" {
+		t.Errorf("%d %s", resp.StatusCode, body)
+	}
+}
+
 // The fault flags reach the engine: each answers every request its way.
 func TestRunSimFaultFlags(t *testing.T) {
 	for _, tc := range []struct {
@@ -130,6 +145,8 @@ func TestRunSimFlags(t *testing.T) {
 		{"bad fail", []string{"--fail", "503"}, nil, "STATUS=RATE"},
 		{"bad dialect", []string{"--error-dialect", "klingon"}, nil, "klingon"},
 		{"unknown profile", []string{"--profile", "qwen9"}, nil, "qwen9"},
+		{"bad slowdown", []string{"--slowdown", "0"}, nil, "--slowdown: slowdown factor must be a number in (0, 1000], got 0"},
+		{"help lists slowdown", []string{"--help"}, flag.ErrHelp, "POST /sim/slowdown"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

@@ -18,26 +18,37 @@ import (
 // running sequence needs a new block and none is free, the newest running
 // sequence is preempted back to the head of the waiting queue and its KV
 // dropped (recompute preemption: on readmission it prefills its prompt and
-// the tokens it had generated again).
+// the tokens it had generated again). With prefix caching (prefixcache.go)
+// an admitted sequence starts past the leading blocks of its prompt that
+// are still cached.
 type core struct {
 	p           Profile
-	totalBlocks int // 0: unlimited
-	usedBlocks  int
+	totalBlocks int    // 0: unlimited
+	usedBlocks  int    // blocks held by running sequences; a shared block counts once
 	waiting     []*seq // FIFO; preempted sequences go back to the front
 	running     []*seq // in admission order; the last is the newest
 	preemptions int
+	cache       prefixCache
+	slowdown    float64 // step-time factor; 0 means 1
+
+	// Prefix-cache lookups at first admission, as vLLM counts them: prompt
+	// tokens looked up, and those found cached.
+	queries, hits int
 }
 
 // seq is one sequence (one choice of one request) inside the engine.
 type seq struct {
-	prompt int // prompt tokens
-	target int // tokens to generate
+	prompt int      // prompt tokens
+	target int      // tokens to generate
+	hashes []uint64 // the prompt's full blocks (blockHasher); nil: not cached
 
 	// Owned by the core.
-	generated int  // tokens produced so far
-	computed  int  // tokens whose KV is in the cache
-	blocks    int  // KV blocks held
-	state     int8 // stateNew, stateWaiting, stateRunning, stateDone
+	generated int            // tokens produced so far
+	computed  int            // tokens whose KV is in the cache
+	blocks    int            // KV blocks held
+	refs      []*cachedBlock // the first len(refs) blocks: cached ones, nil for private
+	queried   bool           // looked up in the prefix cache at a first admission
+	state     int8           // stateNew, stateWaiting, stateRunning, stateDone
 
 	// Owned by the scheduler goroutine and the handler, see scheduler.go.
 	out *stream
@@ -69,6 +80,7 @@ type stepWork struct {
 
 func newCore(p Profile) *core {
 	c := &core{p: p}
+	c.cache.init(p.prefixCaching())
 	if p.KVCacheTokens > 0 {
 		c.totalBlocks = p.KVCacheTokens / p.BlockSize
 	}
@@ -121,11 +133,6 @@ func (c *core) remove(s *seq) bool {
 	return true
 }
 
-func (c *core) release(s *seq) {
-	c.usedBlocks -= s.blocks
-	s.blocks = 0
-}
-
 // idle reports whether there is nothing to do.
 func (c *core) idle() bool { return len(c.running) == 0 && len(c.waiting) == 0 }
 
@@ -142,8 +149,7 @@ func (c *core) grow(s *seq, n int) bool {
 		}
 	}
 	if need > 0 {
-		s.blocks += need
-		c.usedBlocks += need
+		c.allocate(s, need)
 	}
 	return true
 }
@@ -179,16 +185,24 @@ func (c *core) plan() step {
 	// cache have room; like vLLM, admit nothing in a step that preempted.
 	for len(c.waiting) > 0 && len(c.running) < c.p.MaxNumSeqs && budget > 0 && c.preemptions == preemptedBefore {
 		s := c.waiting[0]
+		hit, revive := c.lookup(s)
+		s.computed = hit * c.p.BlockSize
 		w := c.work(s, budget)
-		need := c.blocksFor(w.tokens)
-		if need > c.freeBlocks() {
+		need := c.blocksFor(s.computed+w.tokens) - hit
+		if revive+need > c.freeBlocks() {
+			s.computed = 0
 			break
 		}
 		c.waiting = c.waiting[1:]
 		s.state = stateRunning
 		c.running = append(c.running, s)
-		s.blocks = need
-		c.usedBlocks += need
+		c.acquire(s, hit)
+		c.allocate(s, need)
+		if c.cache.on && !s.queried {
+			s.queried = true
+			c.queries += s.prompt
+			c.hits += s.computed
+		}
 		budget -= w.tokens
 		st.work = append(st.work, w)
 	}
@@ -201,6 +215,9 @@ func (c *core) plan() step {
 	}
 	if len(st.work) > 0 {
 		st.dur = c.p.DecodeBase + time.Duration(len(st.work))*c.p.DecodePerSeq + time.Duration(st.prefill)*c.p.PrefillPerToken
+		if c.slowdown > 0 && c.slowdown != 1 {
+			st.dur = time.Duration(float64(st.dur) * c.slowdown)
+		}
 	}
 	return st
 }
@@ -225,6 +242,9 @@ func (c *core) complete(st step) []*seq {
 			continue // aborted or preempted while the step ran
 		}
 		s.computed += w.tokens
+		if len(s.refs) < len(s.hashes) && c.cache.on {
+			c.register(s)
+		}
 		if w.emits {
 			s.generated++
 			out = append(out, s)

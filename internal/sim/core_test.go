@@ -22,6 +22,13 @@ type outcome struct {
 // in real time, and returns each sequence's outcome and the step plans.
 func simulate(t *testing.T, c *core, arr []arrival) ([]outcome, []step) {
 	t.Helper()
+	return simulateHashed(t, c, arr, nil, nil)
+}
+
+// simulateHashed is simulate with each sequence's prompt block hashes
+// (hashes[i], if any) and a check run after each step is planned.
+func simulateHashed(t *testing.T, c *core, arr []arrival, hashes [][]uint64, check func(step)) ([]outcome, []step) {
+	t.Helper()
 	seqs := make([]*seq, len(arr))
 	res := make([]outcome, len(arr))
 	var steps []step
@@ -29,6 +36,9 @@ func simulate(t *testing.T, c *core, arr []arrival) ([]outcome, []step) {
 	for left > 0 {
 		for next < len(arr) && arr[next].at <= now {
 			seqs[next] = &seq{prompt: arr[next].prompt, target: arr[next].target, idx: next}
+			if next < len(hashes) {
+				seqs[next].hashes = hashes[next]
+			}
 			c.add(seqs[next])
 			next++
 		}
@@ -39,6 +49,9 @@ func simulate(t *testing.T, c *core, arr []arrival) ([]outcome, []step) {
 		st := c.plan()
 		if len(st.work) == 0 {
 			t.Fatalf("at %v: nothing can run (waiting %d, running %d)", now, len(c.waiting), len(c.running))
+		}
+		if check != nil {
+			check(st)
 		}
 		steps = append(steps, st)
 		now += st.dur

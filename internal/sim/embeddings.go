@@ -50,7 +50,7 @@ func (e *Engine) serveEmbeddings(w http.ResponseWriter, r *http.Request) {
 		writeError(w, plan.dialect, reqID, modelNotFound(b.Model))
 		return
 	}
-	inputs, err := completionPrompts(b.Input)
+	inputs, err := completionPrompts(b.Input, nil)
 	if err != nil {
 		if ae, ok := err.(*apierror.Error); ok && ae.Param == "prompt" {
 			ae = &apierror.Error{Status: ae.Status, Type: ae.Type, Param: "input", Message: "input must be a non-empty string, an array of strings, an array of tokens or an array of token arrays"}

@@ -39,14 +39,15 @@ type Options struct {
 
 // Engine is one simulated engine: a scheduler and its HTTP API.
 type Engine struct {
-	p       Profile
-	name    string
-	clock   clock.Clock
-	dice    *faultDice
-	metrics *metrics
-	sched   *scheduler // nil for a zero-latency profile
-	fits    func(tokens int) bool
-	created int64
+	p        Profile
+	name     string
+	clock    clock.Clock
+	dice     *faultDice
+	metrics  *metrics
+	sched    *scheduler // nil for a zero-latency profile
+	slowdown factor     // engine-wide step-time factor, see SetSlowdown
+	fits     func(tokens int) bool
+	created  int64
 
 	idBase uint64
 	ids    atomic.Uint64
@@ -77,7 +78,7 @@ func New(p Profile, opts Options) *Engine {
 	c := newCore(p) // immutable parts only, for the fit check
 	e.fits = c.fits
 	if !p.zeroLatency() {
-		e.sched = newScheduler(p, e.clock, e.metrics)
+		e.sched = newScheduler(p, e.clock, e.metrics, &e.slowdown)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/chat/completions", func(w http.ResponseWriter, r *http.Request) { e.serveGen(w, r, true) })
@@ -96,12 +97,15 @@ func New(p Profile, opts Options) *Engine {
 		io.WriteString(w, `{"version":"0.0.0-omnigate-sim"}`)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(e.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /sim/slowdown", e.serveSlowdown)
+	mux.HandleFunc("POST /sim/slowdown", e.serveSlowdown)
 	e.handler = mux
 	return e
 }
 
 // Handler serves /v1/chat/completions, /v1/completions, /v1/embeddings,
-// /v1/models, /metrics, /health and Ollama's /api/version.
+// /v1/models, /metrics, /health, Ollama's /api/version and the simulator's
+// control /sim/slowdown (see SetSlowdown).
 func (e *Engine) Handler() http.Handler { return e.handler }
 
 // Close stops the scheduler; in-flight requests get a 503 (or an error

@@ -13,8 +13,9 @@ import (
 // choice is one answer of a request: the prompt it answers and its text.
 type choice struct {
 	index   int
-	prompt  int    // prompt tokens
-	seed    uint64 // what drew the answer (and its logprobs)
+	prompt  int      // prompt tokens
+	blocks  []uint64 // the prompt's block hashes, for prefix caching
+	seed    uint64   // what drew the answer (and its logprobs)
 	ans     answer
 	first   int // the position of ans.tokens[0] in the whole answer: >0 when continuing
 	audioID string
@@ -44,7 +45,7 @@ func (e *Engine) serveGen(w http.ResponseWriter, r *http.Request, chat bool) {
 	if chat {
 		req, err = parseChat(body, &e.p)
 	} else {
-		req, err = parseCompletion(body)
+		req, err = parseCompletion(body, &e.p)
 	}
 	if err != nil {
 		writeError(w, plan.dialect, id, err)
@@ -93,7 +94,7 @@ func (e *Engine) prepare(req *genRequest) ([]*choice, int, error) {
 			limit = req.maxTokens
 		}
 		for i := range req.n {
-			c := &choice{index: pi*req.n + i, prompt: p.tokens, seed: choiceSeed(p.hash, req.seed, req.temperature, i)}
+			c := &choice{index: pi*req.n + i, prompt: p.tokens, blocks: p.blocks, seed: choiceSeed(p.hash, req.seed, req.temperature, i)}
 			if req.cont != nil {
 				if err := req.continueChoice(c, e.p.AnswerTokens, limit); err != nil {
 					return nil, 0, err
@@ -160,7 +161,7 @@ func (e *Engine) run(ctx context.Context, choices []*choice, slow time.Duration,
 	seqs := make([]*seq, len(choices))
 	remaining := 0
 	for i, c := range choices {
-		seqs[i] = &seq{prompt: c.prompt, target: len(c.ans.tokens), out: st, idx: i}
+		seqs[i] = &seq{prompt: c.prompt, target: len(c.ans.tokens), hashes: c.blocks, out: st, idx: i}
 		remaining += len(c.ans.tokens)
 	}
 	if err := e.sched.submit(seqs); err != nil {

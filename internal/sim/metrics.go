@@ -15,6 +15,8 @@ type metrics struct {
 	preemptions prometheus.Counter
 	prompt      prometheus.Counter
 	generation  prometheus.Counter
+	pcQueries   prometheus.Counter
+	pcHits      prometheus.Counter
 	ttft        prometheus.Histogram
 	e2e         prometheus.Histogram
 	success     *prometheus.CounterVec
@@ -38,12 +40,14 @@ func newMetrics(model string) *metrics {
 		preemptions: prometheus.NewCounter(prometheus.CounterOpts{Name: "vllm:num_preemptions_total", Help: "Cumulative number of preemptions from the engine.", ConstLabels: l}),
 		prompt:      prometheus.NewCounter(prometheus.CounterOpts{Name: "vllm:prompt_tokens_total", Help: "Number of prefill tokens processed.", ConstLabels: l}),
 		generation:  prometheus.NewCounter(prometheus.CounterOpts{Name: "vllm:generation_tokens_total", Help: "Number of generation tokens processed.", ConstLabels: l}),
+		pcQueries:   prometheus.NewCounter(prometheus.CounterOpts{Name: "vllm:prefix_cache_queries_total", Help: "Prefix cache queries, in terms of number of queried tokens.", ConstLabels: l}),
+		pcHits:      prometheus.NewCounter(prometheus.CounterOpts{Name: "vllm:prefix_cache_hits_total", Help: "Prefix cache hits, in terms of number of cached tokens.", ConstLabels: l}),
 		ttft:        prometheus.NewHistogram(prometheus.HistogramOpts{Name: "vllm:time_to_first_token_seconds", Help: "Histogram of time to first token in seconds.", ConstLabels: l, Buckets: ttftBuckets}),
 		e2e:         prometheus.NewHistogram(prometheus.HistogramOpts{Name: "vllm:e2e_request_latency_seconds", Help: "Histogram of end to end request latency in seconds.", ConstLabels: l, Buckets: e2eBuckets}),
 		success:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vllm:request_success_total", Help: "Count of successfully processed requests.", ConstLabels: l}, []string{"finished_reason"}),
 		aborted:     prometheus.NewCounter(prometheus.CounterOpts{Name: "sim_requests_aborted_total", Help: "Sequences freed because their client went away (simulator only).", ConstLabels: l}),
 	}
-	m.reg.MustRegister(m.running, m.waiting, m.kvUsage, m.gpuCache, m.preemptions, m.prompt, m.generation, m.ttft, m.e2e, m.success, m.aborted)
+	m.reg.MustRegister(m.running, m.waiting, m.kvUsage, m.gpuCache, m.preemptions, m.prompt, m.generation, m.pcQueries, m.pcHits, m.ttft, m.e2e, m.success, m.aborted)
 	return m
 }
 

@@ -38,6 +38,14 @@ type Profile struct {
 	KVCacheTokens int `yaml:"kv_cache_tokens"`
 	// BlockSize is the KV-cache block size in tokens (vLLM --block-size). Default 16.
 	BlockSize int `yaml:"block_size"`
+	// PrefixCaching turns on automatic prefix caching, as vLLM V1 does by
+	// default (--enable-prefix-caching): a prompt's full KV blocks stay in
+	// the cache after its sequence ends, found again by a chained hash of
+	// their tokens, so a later prompt with the same beginning (system
+	// prompt, earlier turns, byte for byte) prefills only the rest; the
+	// least recently used are evicted when blocks are needed. Default true;
+	// false recomputes every prompt.
+	PrefixCaching *bool `yaml:"prefix_caching"`
 
 	// PrefillPerToken is the step time added per prompt token computed.
 	PrefillPerToken time.Duration `yaml:"prefill_per_token"`
@@ -66,6 +74,9 @@ type Profile struct {
 	// EmbeddingDims is the length of /v1/embeddings vectors.
 	EmbeddingDims int `yaml:"embedding_dims"`
 }
+
+// prefixCaching reports whether the engine caches prompt blocks (default on).
+func (p Profile) prefixCaching() bool { return p.PrefixCaching == nil || *p.PrefixCaching }
 
 // AudioOutput reports whether the profile can answer with audio.
 func (p Profile) AudioOutput() bool { return p.AudioOut }

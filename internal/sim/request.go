@@ -39,10 +39,12 @@ type genRequest struct {
 	cont *continuation // continue_final_message: the final assistant message
 }
 
-// promptInfo is one prompt's token count and the hash that seeds its answers.
+// promptInfo is one prompt's token count, the hash that seeds its answers
+// and, when the engine caches prefixes, its KV blocks' hashes.
 type promptInfo struct {
 	tokens int
 	hash   uint64
+	blocks []uint64 // see blockHasher
 }
 
 // audioParams is the chat "audio" parameter.
@@ -203,16 +205,25 @@ func parseChat(body []byte, p *Profile) (*genRequest, error) {
 	if r.cont != nil {
 		msgs = msgs[:len(msgs)-1] // the answer is seeded without it
 	}
-	pi, tail, err := chatPrompt(msgs, p)
+	bh := newBlockHasher(p, len(body))
+	if bh != nil && len(b.Tools) > 0 { // the template writes tools first, into the system turn
+		toolBlocks(bh, b.Tools)
+	}
+	pi, tail, err := chatPrompt(msgs, p, bh)
 	if err != nil {
 		return nil, err
 	}
 	switch {
 	case r.cont != nil: // the open assistant turn replaces the generation prompt
 		pi.tokens += countTokens(r.cont.prefix)
+		bh.segment("assistant", tokensForAssistant)
+		bh.text(r.cont.prefix)
 	case b.AddGenerationPrompt != nil && !*b.AddGenerationPrompt:
 		pi.tokens -= tokensForAssistant
+	default:
+		bh.segment("assistant", tokensForAssistant)
 	}
+	pi.blocks = bh.finish()
 	r.lastUser, r.afterTool = tail.lastUser, tail.afterTool
 	if err := r.parseTools(&b, &pi); err != nil {
 		return nil, err
@@ -294,7 +305,9 @@ type chatTail struct {
 
 // chatPrompt counts the prompt tokens of the messages and hashes what
 // decides the answer: roles, text, media references and earlier tool calls.
-func chatPrompt(msgs []chatMessage, p *Profile) (promptInfo, chatTail, error) {
+// It renders each message into bh (nil: no prefix caching); the caller adds
+// the generation prompt.
+func chatPrompt(msgs []chatMessage, p *Profile, bh *blockHasher) (promptInfo, chatTail, error) {
 	h := newSeedHash()
 	n := tokensForAssistant
 	var tail chatTail
@@ -306,9 +319,11 @@ func chatPrompt(msgs []chatMessage, p *Profile) (promptInfo, chatTail, error) {
 		}
 		h.str(m.Role)
 		n += tokensPerMessage
+		bh.segment(m.Role, tokensPerMessage-2) // "<|im_start|>role\n"
 		if tc := bytes.TrimSpace(m.ToolCalls); len(tc) > 0 && string(tc) != "null" {
 			h.str(string(tc))
 			n += countTokens(string(tc))
+			bh.text(string(tc))
 		}
 		tail.afterTool = m.Role == "tool" || m.Role == "function"
 		if m.Role == "user" {
@@ -327,6 +342,7 @@ func chatPrompt(msgs []chatMessage, p *Profile) (promptInfo, chatTail, error) {
 			}
 			h.str(s)
 			n += countTokens(s)
+			bh.text(s)
 			if m.Role == "user" {
 				tail.lastUser = s
 			}
@@ -336,7 +352,7 @@ func chatPrompt(msgs []chatMessage, p *Profile) (promptInfo, chatTail, error) {
 				return promptInfo{}, chatTail{}, apierror.Invalid(fmt.Sprintf("messages[%d].content", i), "messages[%d].content: %v", i, err)
 			}
 			for j, part := range parts {
-				t, err := partTokens(&part, p, &h)
+				t, err := partTokens(&part, p, &h, bh)
 				if err != nil {
 					err.Param = fmt.Sprintf("messages[%d].content[%d]", i, j)
 					err.Message = err.Param + ": " + err.Message
@@ -350,41 +366,48 @@ func chatPrompt(msgs []chatMessage, p *Profile) (promptInfo, chatTail, error) {
 		default:
 			return promptInfo{}, chatTail{}, apierror.Invalid(fmt.Sprintf("messages[%d].content", i), "messages[%d].content must be a string or an array of content parts", i)
 		}
+		bh.segment("", 2) // "<|im_end|>\n"
 	}
 	return promptInfo{tokens: n, hash: h.h}, tail, nil
 }
 
 // partTokens costs one content part: text by the tokenizer, media by the
-// profile's fixed per-item costs.
-func partTokens(c *contentPart, p *Profile, h *seedHash) (int, *apierror.Error) {
+// profile's fixed per-item costs. It renders the part into bh, media as
+// their cost in tokens identified by their bytes.
+func partTokens(c *contentPart, p *Profile, h *seedHash, bh *blockHasher) (int, *apierror.Error) {
 	h.str(c.Type)
 	switch c.Type {
 	case "text":
 		h.str(c.Text)
+		bh.text(c.Text)
 		return countTokens(c.Text), nil
 	case "image_url":
 		if c.ImageURL == nil || c.ImageURL.URL == "" {
 			return 0, apierror.Invalid("", "image_url.url is required")
 		}
 		h.str(c.ImageURL.URL)
+		bh.segment(c.ImageURL.URL, p.ImageTokens)
 		return p.ImageTokens, nil
 	case "input_audio":
 		if c.InputAudio == nil || c.InputAudio.Data == "" {
 			return 0, apierror.Invalid("", "input_audio.data is required")
 		}
 		h.str(c.InputAudio.Data)
+		bh.segment(c.InputAudio.Data, p.AudioTokens)
 		return p.AudioTokens, nil
 	case "audio_url":
 		if c.AudioURL == nil || c.AudioURL.URL == "" {
 			return 0, apierror.Invalid("", "audio_url.url is required")
 		}
 		h.str(c.AudioURL.URL)
+		bh.segment(c.AudioURL.URL, p.AudioTokens)
 		return p.AudioTokens, nil
 	case "video_url":
 		if c.VideoURL == nil || c.VideoURL.URL == "" {
 			return 0, apierror.Invalid("", "video_url.url is required")
 		}
 		h.str(c.VideoURL.URL)
+		bh.segment(c.VideoURL.URL, p.VideoTokens)
 		return p.VideoTokens, nil
 	case "video":
 		if len(c.Video) == 0 {
@@ -392,6 +415,7 @@ func partTokens(c *contentPart, p *Profile, h *seedHash) (int, *apierror.Error) 
 		}
 		for _, f := range c.Video {
 			h.str(f)
+			bh.segment(f, p.VideoFrameTokens)
 		}
 		return len(c.Video) * p.VideoFrameTokens, nil
 	}
@@ -399,7 +423,7 @@ func partTokens(c *contentPart, p *Profile, h *seedHash) (int, *apierror.Error) 
 }
 
 // parseCompletion decodes and validates a legacy completion request.
-func parseCompletion(body []byte) (*genRequest, error) {
+func parseCompletion(body []byte, p *Profile) (*genRequest, error) {
 	var b completionBody
 	if err := json.Unmarshal(body, &b); err != nil {
 		return nil, malformed(err)
@@ -424,7 +448,7 @@ func parseCompletion(body []byte) (*genRequest, error) {
 	if r.format, err = parseResponseFormat(b.ResponseFormat); err != nil {
 		return nil, err
 	}
-	prompts, err := completionPrompts(b.Prompt)
+	prompts, err := completionPrompts(b.Prompt, p)
 	if err != nil {
 		return nil, err
 	}
@@ -434,7 +458,7 @@ func parseCompletion(body []byte) (*genRequest, error) {
 
 // completionPrompts accepts a string, an array of strings, an array of
 // token ids or an array of such arrays.
-func completionPrompts(raw json.RawMessage) ([]promptInfo, error) {
+func completionPrompts(raw json.RawMessage, p *Profile) ([]promptInfo, error) {
 	raw = bytes.TrimSpace(raw)
 	bad := apierror.Invalid("prompt", "prompt must be a string, an array of strings, an array of tokens or an array of token arrays")
 	if len(raw) == 0 || string(raw) == "null" {
@@ -443,14 +467,18 @@ func completionPrompts(raw json.RawMessage) ([]promptInfo, error) {
 	textPrompt := func(s string) promptInfo {
 		h := newSeedHash()
 		h.str(s)
-		return promptInfo{tokens: countTokens(s), hash: h.h}
+		bh := newBlockHasher(p, len(s))
+		bh.text(s)
+		return promptInfo{tokens: countTokens(s), hash: h.h, blocks: bh.finish()}
 	}
 	tokenPrompt := func(ids []int64) promptInfo {
 		h := newSeedHash()
+		bh := newBlockHasher(p, 3*len(ids))
 		for _, id := range ids {
 			h.u64(uint64(id))
+			bh.id(uint64(id))
 		}
-		return promptInfo{tokens: len(ids), hash: h.h}
+		return promptInfo{tokens: len(ids), hash: h.h, blocks: bh.finish()}
 	}
 	if raw[0] == '"' {
 		var s string

@@ -1,7 +1,9 @@
 package sim
 
 import (
+	"math"
 	"sync"
+	"sync/atomic"
 
 	"github.com/omnigate/omnigate/internal/apierror"
 	"github.com/omnigate/omnigate/internal/clock"
@@ -57,22 +59,38 @@ func (st *stream) progress(dst []int) ([]int, error) {
 
 // scheduler runs the core in time: one goroutine, like vLLM's engine loop.
 type scheduler struct {
-	core    *core
-	clock   clock.Clock
-	metrics *metrics
-	in      chan schedMsg
-	stop    chan struct{}
-	done    chan struct{}
-	once    sync.Once
+	core     *core
+	clock    clock.Clock
+	metrics  *metrics
+	slowdown *factor // read before each step
+	in       chan schedMsg
+	stop     chan struct{}
+	done     chan struct{}
+	once     sync.Once
+
+	// What the metrics have been told of the core's prefix-cache counts.
+	queries, hits int
 }
+
+// factor is a float64 shared between goroutines; its zero value reads 1.
+type factor struct{ bits atomic.Uint64 }
+
+func (f *factor) load() float64 {
+	if v := math.Float64frombits(f.bits.Load()); v > 0 {
+		return v
+	}
+	return 1
+}
+
+func (f *factor) store(v float64) { f.bits.Store(math.Float64bits(v)) }
 
 // schedMsg adds or aborts the sequences of one request.
 type schedMsg struct {
 	add, abort []*seq
 }
 
-func newScheduler(p Profile, clk clock.Clock, m *metrics) *scheduler {
-	s := &scheduler{core: newCore(p), clock: clk, metrics: m, in: make(chan schedMsg), stop: make(chan struct{}), done: make(chan struct{})}
+func newScheduler(p Profile, clk clock.Clock, m *metrics, slowdown *factor) *scheduler {
+	s := &scheduler{core: newCore(p), clock: clk, metrics: m, slowdown: slowdown, in: make(chan schedMsg), stop: make(chan struct{}), done: make(chan struct{})}
 	go s.run()
 	return s
 }
@@ -133,10 +151,12 @@ func (s *scheduler) run() {
 			}
 		}
 		before := s.core.preemptions
+		s.core.slowdown = s.slowdown.load()
 		st := s.core.plan()
 		if n := s.core.preemptions - before; n > 0 {
 			s.metrics.preemptions.Add(float64(n))
 		}
+		s.prefixCounts()
 		s.gauges()
 		if len(st.work) == 0 {
 			if s.core.preemptions != before {
@@ -171,6 +191,18 @@ func (s *scheduler) run() {
 		}
 		s.metrics.generation.Add(float64(len(emitted)))
 		s.gauges()
+	}
+}
+
+// prefixCounts adds the prefix-cache lookups of the admissions just planned.
+func (s *scheduler) prefixCounts() {
+	if n := s.core.queries - s.queries; n > 0 {
+		s.metrics.pcQueries.Add(float64(n))
+		s.queries = s.core.queries
+	}
+	if n := s.core.hits - s.hits; n > 0 {
+		s.metrics.pcHits.Add(float64(n))
+		s.hits = s.core.hits
 	}
 }
 

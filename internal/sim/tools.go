@@ -91,6 +91,20 @@ func (r *genRequest) parseTools(b *chatBody, pi *promptInfo) error {
 	return r.parseToolChoice(b.ToolChoice)
 }
 
+// toolBlocks renders the tools into bh for prefix caching as the template
+// writes them, ahead of the messages: a preamble, then each definition's
+// compact JSON.
+func toolBlocks(bh *blockHasher, tools []json.RawMessage) {
+	bh.segment("tools", toolsPreambleTokens)
+	var buf bytes.Buffer
+	for _, raw := range tools {
+		buf.Reset()
+		if json.Compact(&buf, raw) == nil { // else parseTools rejects it
+			bh.text(buf.String())
+		}
+	}
+}
+
 // parseToolChoice reads "none" | "auto" | "required" |
 // {"type": "function", "function": {"name": …}}. Absent, it is "auto" when
 // there are tools and "none" otherwise, as in OpenAI's API.
