@@ -19,7 +19,9 @@ const (
 	// minGradient bounds one window's cut, so an outlier window cannot
 	// halve the limit more than once.
 	minGradient = 0.5
-	// smoothing is the weight of the new estimate in the limit.
+	// smoothing is the weight of a cut's estimate in the limit; a probe
+	// up by the queue allowance applies whole, so a limit that started
+	// low reaches the engines' capacity in a few windows.
 	smoothing = 0.2
 	// floorDown and floorRise are how fast the floor follows a window's
 	// latency: down by a quarter of the gap (the no-load latency is the low
@@ -93,12 +95,11 @@ func (g *gradient) update(short float64, peak int) {
 	// doubled latency would give 0.75·16 + 4 = 16.)
 	next := g.limit + math.Sqrt(g.limit)
 	if grad := tolerance * g.floor / short; grad < 1 {
-		next = g.limit * math.Max(grad, minGradient)
+		next = g.limit*(1-smoothing) + g.limit*math.Max(grad, minGradient)*smoothing
 	}
 	if peak < g.places() {
 		// Not every place was taken: a limit nobody uses does not grow.
 		next = math.Min(next, g.limit)
 	}
-	next = g.limit*(1-smoothing) + next*smoothing
 	g.limit = math.Min(math.Max(next, g.min), g.max)
 }
