@@ -7,6 +7,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/omnigate/omnigate/internal/tokenize"
 )
 
 // words is the generator's vocabulary: short English words (five letters at
@@ -28,56 +30,10 @@ var vocab = func() (v struct{ first, spaced, spacedCap []string }) {
 }()
 
 // charsPerToken is how many letters or digits make one token.
-const charsPerToken = 5
+const charsPerToken = tokenize.CharsPerToken
 
-// countTokens is the simulator's tokenizer, deterministic and cheap:
-//   - whitespace is free (it merges into the next token, as in BPE);
-//   - a run of letters and digits costs one token per started 5 characters
-//     ("hello" is 1, "tokenizer" 2, "internationalization" 4);
-//   - each CJK character (Han, Hiragana, Katakana, Hangul) is one token;
-//   - every other character (punctuation, symbols, emoji) is one token.
-//
-// Real BPE tokenizers give ~4 characters per token on English prose; this
-// lands close to that while staying exact for the generator's own words.
-func countTokens(s string) int {
-	n, run := 0, 0
-	flush := func() {
-		n += (run + charsPerToken - 1) / charsPerToken
-		run = 0
-	}
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			i++
-			switch {
-			case 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_':
-				run++
-			case c == ' ' || c == '\n' || c == '\t' || c == '\r':
-				flush()
-			default:
-				flush()
-				n++
-			}
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		i += size
-		switch {
-		case unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul):
-			flush()
-			n++
-		case unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r):
-			run++
-		case unicode.IsSpace(r):
-			flush()
-		default:
-			flush()
-			n++
-		}
-	}
-	flush()
-	return n
-}
+// countTokens is the simulator's tokenizer (package tokenize).
+func countTokens(s string) int { return tokenize.Count(s) }
 
 // splitTokens appends s cut into the pieces countTokens counts, so that
 // len(pieces) == countTokens(s) and the pieces concatenate to s: whitespace
