@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -119,6 +120,9 @@ func BreakerReady(d *Deployment, now time.Time) bool { return d.Breaker.Ready(no
 // left alone for now.
 func NotBusy(d *Deployment, now time.Time) bool { return d.State.BusyFor(now) == 0 }
 
+// candidatePool holds candidate slices for pools of more than 8.
+var candidatePool = sync.Pool{New: func() any { s := make([]candidate, 0, 64); return &s }}
+
 // boundedLoad is how far above the pool's mean load a deployment may be
 // and still win on affinity.
 const boundedLoad = 1.2
@@ -138,10 +142,14 @@ type candidate struct {
 // the chosen deployment is recorded as holding c.Prefix.
 func (p *Picker) Pick(c *Choice, pool []*Deployment) int {
 	n := len(pool)
-	var buf [64]candidate
+	// A few candidates on the stack, more from a pool: this frame sits
+	// below a stream's parked handler, whose stack must stay small.
+	var buf [8]candidate
 	cands := buf[:0]
 	if n > len(buf) {
-		cands = make([]candidate, 0, n)
+		big := candidatePool.Get().(*[]candidate)
+		defer candidatePool.Put(big)
+		cands = (*big)[:0]
 	}
 	start := 0
 	if n > 1 && p.Strategy != RoundRobin {

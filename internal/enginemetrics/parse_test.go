@@ -146,7 +146,7 @@ func TestParseSimulator(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v in\n%s", err, rec.Body)
 	}
-	if want := (balance.EngineMetrics{At: at, HasKV: true}); got != want {
+	if want := (balance.EngineMetrics{At: at, HasKV: true, HasPrefix: true}); got != want {
 		t.Errorf("idle simulator: %+v, want %+v", got, want)
 	}
 }

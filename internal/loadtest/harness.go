@@ -376,10 +376,14 @@ func writeGatewayConfig(upstream string, rename bool) (string, error) {
 	if rename {
 		extra = ", upstream_model: Qwen/Qwen3-Omni-30B-A3B-Instruct"
 	}
+	// The bench upstream has no batch limit of its own: a max_num_seqs
+	// and an admission limit past any load the harness makes keep
+	// admission (whose cost is measured) from queueing idle streams.
 	cfg := fmt.Sprintf(`server: {addr: "127.0.0.1:0"}
 models:
   - name: bench-model
-    deployments: [{name: up, kind: openai, url: %q%s}]
+    admission: {limit: {initial: 1000000}}
+    deployments: [{name: up, kind: openai, url: %q, max_num_seqs: 1000000%s}]
 `, upstream, extra)
 	path := filepath.Join(dir, "omnigate.yaml")
 	return path, os.WriteFile(path, []byte(cfg), 0o600)
