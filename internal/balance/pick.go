@@ -46,13 +46,13 @@ func ParseStrategy(s string) Strategy {
 // Weights are the weights of the Score strategy's scorers, each of which
 // rates a deployment in [0, 1].
 type Weights struct {
-	Load, KV, Latency, Prefix, Session float64
+	Load, KV, Latency, Prefix, Sticky float64
 }
 
 // WeightsOf reads a model's balance.weights.
 func WeightsOf(w map[string]float64) Weights {
 	return Weights{Load: w[config.ScoreLoad], KV: w[config.ScoreKV], Latency: w[config.ScoreLatency],
-		Prefix: w[config.ScorePrefix], Session: w[config.ScoreSession]}
+		Prefix: w[config.ScorePrefix], Sticky: w[config.ScoreSticky]}
 }
 
 // DefaultWeights are the zero Picker's.
@@ -64,8 +64,8 @@ type Choice struct {
 	Tried *Tried // pool indices already tried; nil: none
 	// Prefix holds the chained block hashes of the prompt (PrefixHashes).
 	Prefix []uint64
-	// Session is a hash of the request's session key; 0: none.
-	Session uint64
+	// Sticky is a hash of the request's sticky key; 0: none.
+	Sticky uint64
 	// Audio: the request asks for audio out, which only deployments
 	// with audio_output give.
 	Audio bool
@@ -76,9 +76,9 @@ type Choice struct {
 // rotation, breaker open, busy after a Retry-After, no audio for an
 // audio request, and, while others are not, saturated: as many in
 // flight as the engine batches), weighted scorers rate the rest (load,
-// KV-cache headroom, latency, prefix affinity, session), and the best
+// KV-cache headroom, latency, prefix affinity, sticky key), and the best
 // wins (ties at random) or the better of two random ones. Prefix and
-// session scores count only for a deployment whose load is within 20%
+// sticky scores count only for a deployment whose load is within 20%
 // of the pool's mean (consistent hashing with bounded loads): affinity
 // never piles work on one replica. The zero value uses DefaultWeights.
 type Picker struct {
@@ -231,8 +231,8 @@ func (p *Picker) score(c *Choice, pool []*Deployment, cands []candidate) int {
 		best = p.Prefix.Match(c.Prefix, len(pool), &matched)
 	}
 	sticky := -1
-	if w.Session > 0 && c.Session != 0 {
-		sticky = rendezvous(c.Session, pool, cands)
+	if w.Sticky > 0 && c.Sticky != 0 {
+		sticky = rendezvous(c.Sticky, pool, cands)
 	}
 	for k := range cands {
 		x := &cands[k]
@@ -250,7 +250,7 @@ func (p *Picker) score(c *Choice, pool []*Deployment, cands []candidate) int {
 				s += w.Prefix * float64(matched[x.i]) / float64(len(c.Prefix))
 			}
 			if x.i == sticky {
-				s += w.Session
+				s += w.Sticky
 			}
 		}
 		x.score = s
@@ -317,18 +317,18 @@ func minPositive(a, b float64) float64 {
 	return b
 }
 
-// rendezvous returns the pool index of the candidate a session sticks to:
-// the highest hash of session and deployment ID (rendezvous hashing), so
+// rendezvous returns the pool index of the candidate a sticky key sticks to:
+// the highest hash of the key and deployment ID (rendezvous hashing), so
 // that every gateway replica agrees and a deployment leaving moves only
-// its own sessions.
-func rendezvous(session uint64, pool []*Deployment, cands []candidate) int {
+// its own keys.
+func rendezvous(key uint64, pool []*Deployment, cands []candidate) int {
 	best, top := -1, uint64(0)
 	for _, x := range cands {
 		id := pool[x.i].ID
 		if id == 0 {
 			id = xxhash.Sum64String(pool[x.i].Config.Name)
 		}
-		if h := chain(session, id); best < 0 || h > top {
+		if h := chain(key, id); best < 0 || h > top {
 			best, top = x.i, h
 		}
 	}

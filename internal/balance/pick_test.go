@@ -99,23 +99,23 @@ func TestPickPrefixAffinity(t *testing.T) {
 	}
 }
 
-// TestPickSession: a session sticks to one deployment, the same for any
+// TestPickSticky: a sticky key sticks to one deployment, the same for any
 // picker (rendezvous hashing), while load allows.
-func TestPickSession(t *testing.T) {
+func TestPickSticky(t *testing.T) {
 	now := time.Unix(100, 0)
 	ps := pool(8)
 	seen := map[string]bool{}
 	for s := range uint64(64) {
 		key := s*0x9E3779B97F4A7C15 | 1
-		a := choose(NewPicker(defaultBalance()), Choice{Now: now, Session: key}, ps)
-		b := choose(NewPicker(defaultBalance()), Choice{Now: now, Session: key}, ps)
+		a := choose(NewPicker(defaultBalance()), Choice{Now: now, Sticky: key}, ps)
+		b := choose(NewPicker(defaultBalance()), Choice{Now: now, Sticky: key}, ps)
 		if a != b {
-			t.Fatalf("session %d: two pickers disagree (%s, %s)", s, a.Config.Name, b.Config.Name)
+			t.Fatalf("key %d: two pickers disagree (%s, %s)", s, a.Config.Name, b.Config.Name)
 		}
 		seen[a.Config.Name] = true
 	}
 	if len(seen) < 6 {
-		t.Errorf("64 sessions landed on %d of 8 deployments", len(seen))
+		t.Errorf("64 keys landed on %d of 8 deployments", len(seen))
 	}
 }
 
@@ -257,6 +257,6 @@ func BenchmarkPick64(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		var tried Tried
-		p.Pick(&Choice{Now: now, Tried: &tried, Prefix: prefix, Session: 12345}, ps)
+		p.Pick(&Choice{Now: now, Tried: &tried, Prefix: prefix, Sticky: 12345}, ps)
 	}
 }

@@ -235,8 +235,8 @@ type Deployment struct {
 	Config  config.Deployment
 	Backend backend.Backend
 	*State
-	// ID is a stable hash of the deployment's name, for session
-	// stickiness that every gateway replica agrees on.
+	// ID is a stable hash of the deployment's name, for sticky keys
+	// that every gateway replica maps alike.
 	ID uint64
 	// NameHeader is the X-Omnigate-Deployment header's value, made once:
 	// []string{Config.Name}. Read only.

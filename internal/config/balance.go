@@ -21,16 +21,17 @@ type Balance struct {
 	// Weights of the scorers, each rating a deployment in [0, 1]: load
 	// (in-flight and engine queue), kv_cache (free KV cache), latency
 	// (recent time to first token and per token), prefix (the share of
-	// the prompt the deployment likely has cached), session (the
-	// deployment a session sticks to). Keys left out keep their default;
-	// 0 turns a scorer off.
+	// the prompt the deployment likely has cached), sticky (the
+	// deployment the requests sharing a sticky key stick to). Keys left
+	// out keep their default; 0 turns a scorer off.
 	Weights map[string]float64 `yaml:"weights"`
 	// Prefix is the prefix-affinity index.
 	Prefix PrefixAffinity `yaml:"prefix"`
-	// SessionHeader names the request header whose value keeps a session
-	// on one deployment (the body's "user" when the header is absent).
-	// Default X-Session-Id.
-	SessionHeader string `yaml:"session_header"`
+	// StickyHeader names the request header whose value keeps the
+	// requests sharing it (a conversation, an end user) on one
+	// deployment (the body's "user" when the header is absent). Default
+	// X-Sticky-Key.
+	StickyHeader string `yaml:"sticky_header"`
 }
 
 // The balance strategies and pickers.
@@ -49,14 +50,14 @@ const (
 	ScoreKV      = "kv_cache"
 	ScoreLatency = "latency"
 	ScorePrefix  = "prefix"
-	ScoreSession = "session"
+	ScoreSticky  = "sticky"
 )
 
 // DefaultWeights are the scorer weights a model does not set. Prefix and
-// session outweigh load on purpose: a cached prefix saves a whole prefill,
+// sticky outweigh load on purpose: a cached prefix saves a whole prefill,
 // and a deployment loses its affinity only once it is clearly busier than
 // the others (the load scorer falls fast with queueing).
-var DefaultWeights = map[string]float64{ScoreLoad: 1, ScoreKV: 0.25, ScoreLatency: 0.5, ScorePrefix: 1, ScoreSession: 1}
+var DefaultWeights = map[string]float64{ScoreLoad: 1, ScoreKV: 0.25, ScoreLatency: 0.5, ScorePrefix: 1, ScoreSticky: 1}
 
 // PrefixAffinity is the index of which deployment was sent which prompt
 // prefixes: the prompt (messages, media by their bytes) is cut into blocks
@@ -144,7 +145,7 @@ func (e EngineMetrics) On() bool { return e.Enabled != nil && *e.Enabled }
 const (
 	DefaultPrefixBlockBytes    = 256
 	DefaultPrefixEntries       = 65536
-	DefaultSessionHeader       = "X-Session-Id"
+	DefaultStickyHeader        = "X-Sticky-Key"
 	DefaultBatchWindow         = 2 * time.Millisecond
 	DefaultBatchMaxInputs      = 64
 	DefaultMetricsPath         = "/metrics"
@@ -157,7 +158,7 @@ const (
 func (b *Balance) applyDefaults() {
 	setDefault(&b.Strategy, StrategyScore)
 	setDefault(&b.Picker, PickerBest)
-	setDefault(&b.SessionHeader, DefaultSessionHeader)
+	setDefault(&b.StickyHeader, DefaultStickyHeader)
 	w := make(map[string]float64, len(DefaultWeights))
 	for k, v := range DefaultWeights {
 		w[k] = v
@@ -230,7 +231,7 @@ func (v *validator) balance(p string, b *Balance) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	known := []string{ScoreLoad, ScoreKV, ScoreLatency, ScorePrefix, ScoreSession}
+	known := []string{ScoreLoad, ScoreKV, ScoreLatency, ScorePrefix, ScoreSticky}
 	for _, k := range keys {
 		if !slices.Contains(known, k) {
 			v.add(p+".weights."+k, "unknown scorer (want %s)", strings.Join(known, ", "))
@@ -251,8 +252,8 @@ func (v *validator) balance(p string, b *Balance) {
 	if b.Prefix.Entries < 64 || b.Prefix.Entries > 1<<26 {
 		v.add(p+".prefix.entries", "must be in [64, 67108864], got %d", b.Prefix.Entries)
 	}
-	if strings.TrimSpace(b.SessionHeader) == "" || strings.ContainsAny(b.SessionHeader, " \t:") {
-		v.add(p+".session_header", "%q is not a header name", b.SessionHeader)
+	if strings.TrimSpace(b.StickyHeader) == "" || strings.ContainsAny(b.StickyHeader, " \t:") {
+		v.add(p+".sticky_header", "%q is not a header name", b.StickyHeader)
 	}
 }
 

@@ -408,8 +408,8 @@ func defaultHealth(path string) HealthCheck {
 
 // defaultBalance is the balancing ApplyDefaults gives every model.
 func defaultBalance() Balance {
-	return Balance{Strategy: "score", Picker: "best", SessionHeader: "X-Session-Id",
-		Weights: map[string]float64{"load": 1, "kv_cache": 0.25, "latency": 0.5, "prefix": 1, "session": 1},
+	return Balance{Strategy: "score", Picker: "best", StickyHeader: "X-Sticky-Key",
+		Weights: map[string]float64{"load": 1, "kv_cache": 0.25, "latency": 0.5, "prefix": 1, "sticky": 1},
 		Prefix:  PrefixAffinity{BlockBytes: 256, Entries: 65536}}
 }
 

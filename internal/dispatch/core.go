@@ -104,7 +104,7 @@ type Call struct {
 	Body      []byte
 	RequestID string
 	// Header is the client's request headers (read only), for the
-	// session header a model sticks sessions by; nil: none.
+	// sticky header a model keeps requests together by; nil: none.
 	Header http.Header
 	// Deadline, when set, is the client's (X-Request-Timeout): the core
 	// does no work past it, retries and fallbacks included, and the
@@ -450,7 +450,7 @@ func (c *Core) pick(m *Model, ch *balance.Choice) int {
 // choose fills what the picks of a request (view and body, with the
 // client's header h) on m know of it beyond the pool: the prompt's block
 // hashes when the model keeps prefix affinity (in a pooled buffer,
-// returned for the caller to put back) and the session.
+// returned for the caller to put back) and the sticky key.
 //
 //go:noinline
 func (c *Core) choose(h http.Header, m *Model, r *request.Request, body []byte, ch *balance.Choice) *[]uint64 {
@@ -462,17 +462,17 @@ func (c *Core) choose(h http.Header, m *Model, r *request.Request, body []byte, 
 			ch.Prefix = *hs
 		}
 	}
-	if m.Picker == nil || m.Picker.Weights.Session > 0 {
-		ch.Session = sessionKey(h, m, r, body)
+	if m.Picker == nil || m.Picker.Weights.Sticky > 0 {
+		ch.Sticky = stickyKey(h, m, r, body)
 	}
 	return hs
 }
 
-// sessionKey hashes the request's session: the model's session header,
+// stickyKey hashes the request's sticky key: the model's sticky header,
 // else the body's "user"; 0 when it has neither.
-func sessionKey(h http.Header, m *Model, r *request.Request, body []byte) uint64 {
+func stickyKey(h http.Header, m *Model, r *request.Request, body []byte) uint64 {
 	if h != nil {
-		if v := h[m.Balance.SessionHeader]; len(v) > 0 && v[0] != "" {
+		if v := h[m.Balance.StickyHeader]; len(v) > 0 && v[0] != "" {
 			return xxhash.Sum64String(v[0]) | 1
 		}
 	}
