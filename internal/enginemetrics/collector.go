@@ -4,11 +4,11 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"sync"
 
 	"github.com/omnigate/omnigate/internal/balance"
 	"github.com/omnigate/omnigate/internal/clock"
 	"github.com/omnigate/omnigate/internal/config"
+	"github.com/omnigate/omnigate/internal/poll"
 )
 
 // Target is one deployment to scrape.
@@ -23,59 +23,37 @@ type Target struct {
 
 // Collector runs the scrapes of one configuration snapshot.
 type Collector struct {
-	clock  clock.Clock
-	log    *slog.Logger
-	ctx    context.Context // ends with Stop, and the scrapes in flight with it
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	*poll.Loops
+	log *slog.Logger
 }
 
 // Start begins scraping targets: each at once, then every interval. Stop
 // ends it.
 func Start(targets []Target, clk clock.Clock, log *slog.Logger) *Collector {
-	c := &Collector{clock: clk, log: log}
-	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c := &Collector{Loops: poll.New(clk), log: log}
 	for _, t := range targets {
-		c.wg.Add(1)
-		go c.run(t)
+		failing := false
+		c.Go(t.Config.Interval.D(), func(ctx context.Context) {
+			err := c.scrape(ctx, t)
+			if ctx.Err() != nil {
+				return
+			}
+			// A failed scrape stores nothing: the last one ages until
+			// State.Fresh stops returning it. One warning when scrapes
+			// start failing, not one per interval.
+			switch {
+			case err != nil && !failing:
+				failing = true
+				c.log.Warn("engine metrics scrape failing", "model", t.Model, "deployment", t.Deployment, "err", err)
+			case err != nil:
+				c.log.Debug("engine metrics scrape failed", "model", t.Model, "deployment", t.Deployment, "err", err)
+			case failing:
+				failing = false
+				c.log.Info("engine metrics scrape working again", "model", t.Model, "deployment", t.Deployment)
+			}
+		})
 	}
 	return c
-}
-
-// Stop ends every scrape and waits for them.
-func (c *Collector) Stop() {
-	c.cancel()
-	c.wg.Wait()
-}
-
-func (c *Collector) run(t Target) {
-	defer c.wg.Done()
-	ctx := c.ctx
-	failing := false
-	for {
-		err := c.scrape(ctx, t)
-		if ctx.Err() != nil {
-			return
-		}
-		// A failed scrape stores nothing: the last one ages until
-		// State.Fresh stops returning it. One warning when scrapes start
-		// failing, not one per interval.
-		switch {
-		case err != nil && !failing:
-			failing = true
-			c.log.Warn("engine metrics scrape failing", "model", t.Model, "deployment", t.Deployment, "err", err)
-		case err != nil:
-			c.log.Debug("engine metrics scrape failed", "model", t.Model, "deployment", t.Deployment, "err", err)
-		case failing:
-			failing = false
-			c.log.Info("engine metrics scrape working again", "model", t.Model, "deployment", t.Deployment)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-c.clock.After(t.Config.Interval.D()):
-		}
-	}
 }
 
 // scrape fetches and parses one metrics page and stores it in the
@@ -95,7 +73,7 @@ func (c *Collector) scrape(ctx context.Context, t Target) error {
 	if err != nil {
 		return err
 	}
-	m, err := ParseBytes(b, c.clock.Now())
+	m, err := ParseBytes(b, c.Now())
 	if err != nil {
 		return err
 	}

@@ -9,11 +9,11 @@ package health
 import (
 	"context"
 	"log/slog"
-	"sync"
 
 	"github.com/omnigate/omnigate/internal/balance"
 	"github.com/omnigate/omnigate/internal/clock"
 	"github.com/omnigate/omnigate/internal/config"
+	"github.com/omnigate/omnigate/internal/poll"
 )
 
 // Prober asks an engine whether it is up.
@@ -31,54 +31,32 @@ type Target struct {
 
 // Checker runs the checks of one configuration snapshot.
 type Checker struct {
-	clock  clock.Clock
-	log    *slog.Logger
-	ctx    context.Context // ends with Stop, and the probes in flight with it
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	*poll.Loops
+	log *slog.Logger
 }
 
 // Start begins checking targets: each is probed at once, then every
 // interval. Stop ends it.
 func Start(targets []Target, clk clock.Clock, log *slog.Logger) *Checker {
-	c := &Checker{clock: clk, log: log}
-	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c := &Checker{Loops: poll.New(clk), log: log}
 	for _, t := range targets {
-		c.wg.Add(1)
-		go c.run(t)
+		var fails, oks int
+		c.Go(t.Check.Interval.D(), func(ctx context.Context) {
+			pctx, pcancel := context.WithTimeout(ctx, t.Check.Timeout.D())
+			err := t.Prober.Probe(pctx)
+			pcancel()
+			if ctx.Err() != nil {
+				return // stopped: the probe's failure says nothing
+			}
+			if err == nil {
+				fails, oks = 0, oks+1
+			} else {
+				fails, oks = fails+1, 0
+			}
+			c.judge(t, err, fails, oks)
+		})
 	}
 	return c
-}
-
-// Stop ends every check and waits for them.
-func (c *Checker) Stop() {
-	c.cancel()
-	c.wg.Wait()
-}
-
-func (c *Checker) run(t Target) {
-	defer c.wg.Done()
-	ctx := c.ctx
-	var fails, oks int
-	for {
-		pctx, pcancel := context.WithTimeout(ctx, t.Check.Timeout.D())
-		err := t.Prober.Probe(pctx)
-		pcancel()
-		if ctx.Err() != nil {
-			return
-		}
-		if err == nil {
-			fails, oks = 0, oks+1
-		} else {
-			fails, oks = fails+1, 0
-		}
-		c.judge(t, err, fails, oks)
-		select {
-		case <-ctx.Done():
-			return
-		case <-c.clock.After(t.Check.Interval.D()):
-		}
-	}
 }
 
 // judge moves the deployment in or out of rotation once a run of probes
@@ -96,7 +74,7 @@ func (c *Checker) judge(t Target, err error, fails, oks int) {
 		if was == balance.Down {
 			// Back: its breaker, opened by the requests that failed on
 			// it, need not wait out its cool-down before a probe.
-			t.State.Breaker.ProbeNow(c.clock.Now())
+			t.State.Breaker.ProbeNow(c.Now())
 			c.log.Info("deployment back in rotation", "model", t.Model, "deployment", t.Deployment)
 		}
 	}
