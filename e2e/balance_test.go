@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -75,12 +76,7 @@ func externalLoad(addr string, n int) (stop func()) {
 }
 
 func drain(resp *http.Response) {
-	buf := make([]byte, 4096)
-	for {
-		if _, err := resp.Body.Read(buf); err != nil {
-			break
-		}
-	}
+	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 }
 

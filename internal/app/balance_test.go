@@ -3,6 +3,7 @@ package app
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -91,11 +92,6 @@ func TestBalanceStatus(t *testing.T) {
 }
 
 func drainBody(resp *http.Response) {
-	buf := make([]byte, 4096)
-	for {
-		if _, err := resp.Body.Read(buf); err != nil {
-			break
-		}
-	}
+	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 }

@@ -3,8 +3,6 @@ package app
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -28,16 +26,7 @@ func startDefault(t *testing.T) *httptest.Server {
 // loopback listener until the test ends.
 func startGateway(t *testing.T, cfg *config.Config) *httptest.Server {
 	t.Helper()
-	cfg.ApplyDefaults()
-	if p := cfg.Validate(); len(p) > 0 {
-		t.Fatalf("config: %v", p)
-	}
-	gw, err := NewGateway(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(gw)
-	t.Cleanup(func() { srv.Close(); gw.Close() })
+	_, srv := newTestGateway(t, cfg)
 	return srv
 }
 
