@@ -170,7 +170,7 @@ func (p *Picker) Pick(c *Choice, pool []*Deployment) int {
 			cands = append(cands, candidate{i: i})
 			continue
 		}
-		eng := d.fresh(now)
+		eng := d.EngineFresh(now)
 		load := d.load(eng)
 		sat := d.Config.MaxNumSeqs > 0 && load >= float64(d.Config.MaxNumSeqs)
 		if !sat {

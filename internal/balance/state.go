@@ -252,22 +252,16 @@ func NewDeployment(cfg config.Deployment, b backend.Backend, s *State) *Deployme
 // in flight, exact, plus what the engine's last fresh scrape said it runs
 // and queues beyond the gateway's share at the time (another gateway's
 // requests, a batch job, direct clients).
-func (d *Deployment) Load(now time.Time) float64 { return d.load(d.fresh(now)) }
+func (d *Deployment) Load(now time.Time) float64 { return d.load(d.EngineFresh(now)) }
 
-// fresh is the engine's last scrape while it counts (its stale_after).
-func (d *Deployment) fresh(now time.Time) *EngineMetrics {
-	m := d.Engine.Load()
-	if m == nil {
-		return nil
-	}
+// EngineFresh is the engine's last scrape while it counts: younger than
+// the deployment's metrics.stale_after; nil otherwise.
+func (d *Deployment) EngineFresh(now time.Time) *EngineMetrics {
 	stale := d.Config.Metrics.StaleAfter.D()
 	if stale <= 0 {
 		stale = 3 * config.DefaultMetricsInterval
 	}
-	if now.Sub(m.At) > stale {
-		return nil
-	}
-	return m
+	return d.Fresh(now, stale)
 }
 
 func (d *Deployment) load(m *EngineMetrics) float64 {

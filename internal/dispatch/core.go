@@ -277,22 +277,27 @@ func (c *Core) tryModel(ctx context.Context, call *Call, m *Model, first bool, r
 	if err != nil {
 		return nil, err, class
 	}
-	a, err = c.send(ctx, call, m, view, body, rest)
+	a, err, class = c.sendModel(ctx, call, m, view, body, rest, clamp)
+	if err != nil {
+		permit.Release(0, false)
+		return nil, err, class
+	}
+	a.permit = permit
+	return a, nil, 0
+}
+
+// sendModel sends the checked request (view and body, with the clamps
+// applied) to m's deployments, shrinking it when they ran out of memory.
+func (c *Core) sendModel(ctx context.Context, call *Call, m *Model, view *request.Request, body []byte, rest []catalog.Link,
+	clamp limits.Clamp) (*Answer, error, resilience.Class) {
+	a, err := c.send(ctx, call, m, view, body, rest)
 	if err != nil {
 		v := judge(ctx, err)
 		if v.class == resilience.Overloaded && !takes(rest, v.class) {
-			a, err, class = c.shrink(ctx, call, m, view, body, rest, clamp, err)
-		} else {
-			class = v.class
+			return c.shrink(ctx, call, m, view, body, rest, clamp, err)
 		}
-		if err != nil {
-			permit.Release(0, false)
-			return nil, err, class
-		}
-		a.permit = permit
-		return a, nil, 0
+		return nil, err, v.class
 	}
-	a.permit = permit
 	if len(clamp) > 0 {
 		a.Clamped = clamp.Header()
 	}

@@ -130,7 +130,7 @@ func (c *Core) Deployments() []DeploymentStatus {
 			st.Load, st.FirstByte, st.PerToken = d.Load(now), seconds(first), seconds(per)
 			if e := d.Engine.Load(); e != nil {
 				st.Engine, st.EngineAge = e, now.Sub(e.At)
-				st.EngineStale = d.Fresh(now, d.Config.Metrics.StaleAfter.D()) == nil
+				st.EngineStale = d.EngineFresh(now) == nil
 			}
 			out = append(out, st)
 		}
