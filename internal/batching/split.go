@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strconv"
 
 	"github.com/omnigate/omnigate/internal/apierror"
 	"github.com/omnigate/omnigate/internal/backend"
 	"github.com/omnigate/omnigate/internal/jsonscan"
+	"github.com/omnigate/omnigate/internal/request"
 )
 
 // answer is where the parts of a merged embeddings answer sit in its body.
@@ -30,12 +30,6 @@ type entry struct {
 type number struct {
 	span  [2]int
 	value int
-}
-
-// edit replaces body[span[0]:span[1]] with text.
-type edit struct {
-	span [2]int
-	text []byte
 }
 
 // splitResponse reads the merged answer and makes each member's.
@@ -65,12 +59,12 @@ func splitResponse(resp *http.Response, members []*member) ([]*http.Response, er
 	first := 0
 	for i, m := range members {
 		k := len(m.in.items)
-		edits := make([]edit, 0, 1+len(a.usage))
-		edits = append(edits, edit{span: a.data, text: memberData(body, a.entries[first:first+k])})
+		edits := make([]request.Edit, 0, 1+len(a.usage))
+		edits = append(edits, request.Edit{Span: a.data, Value: memberData(body, a.entries[first:first+k])})
 		for j, u := range a.usage {
-			edits = append(edits, edit{span: u.span, text: strconv.AppendInt(nil, int64(usage[j][i]), 10)})
+			edits = append(edits, request.Edit{Span: u.span, Value: strconv.AppendInt(nil, int64(usage[j][i]), 10)})
 		}
-		out[i] = newResponse(resp, applyEdits(body, edits), true)
+		out[i] = newResponse(resp, request.Splice(body, edits...), true)
 		first += k
 	}
 	return out, nil
@@ -222,23 +216,6 @@ func splitUsage(usage []number, members []*member) [][]int {
 		parts[j] = splitTotal(u.value, weights)
 	}
 	return parts
-}
-
-// applyEdits returns body with each edit made; edits do not overlap.
-func applyEdits(body []byte, edits []edit) []byte {
-	slices.SortFunc(edits, func(a, b edit) int { return a.span[0] - b.span[0] })
-	size := len(body)
-	for _, e := range edits {
-		size += len(e.text) - (e.span[1] - e.span[0])
-	}
-	out := make([]byte, 0, size)
-	at := 0
-	for _, e := range edits {
-		out = append(out, body[at:e.span[0]]...)
-		out = append(out, e.text...)
-		at = e.span[1]
-	}
-	return append(out, body[at:]...)
 }
 
 // newResponse is a member's own response: src's status and headers
