@@ -138,16 +138,8 @@ models:
 	if g1-g0 > streams*streamGoroutinesBudget+2 { // +2: a transient one, as the pprof handler's
 		t.Errorf("%.2f goroutines per stream, budget %d", g, streamGoroutinesBudget)
 	}
-	budget := streamStackBudget
-	if strings.Contains(deployment, "upstream_model") {
-		// A known regression: with the model name rewritten in every
-		// event, the handler's stack now grows past 8 KiB once (to 16 KiB)
-		// while a stream is set up; the cause is being looked for. Until
-		// then this case is held to 20 KiB so it cannot grow further.
-		budget = 20 << 10
-	}
-	if s > float64(budget) {
-		t.Errorf("%.0f B of stack per stream, budget %d", s, budget)
+	if s > streamStackBudget {
+		t.Errorf("%.0f B of stack per stream, budget %d", s, streamStackBudget)
 	}
 	if h > streamHeapBudget {
 		t.Errorf("%.0f B of heap per stream, budget %d", h, streamHeapBudget)

@@ -238,14 +238,11 @@ type Deployment struct {
 	// ID is a stable hash of the deployment's name, for sticky keys
 	// that every gateway replica maps alike.
 	ID uint64
-	// NameHeader is the X-Omnigate-Deployment header's value, made once:
-	// []string{Config.Name}. Read only.
-	NameHeader []string
 }
 
 // NewDeployment returns a deployment of the snapshot being built.
 func NewDeployment(cfg config.Deployment, b backend.Backend, s *State) *Deployment {
-	return &Deployment{Config: cfg, Backend: b, State: s, ID: xxhash.Sum64String(cfg.Name), NameHeader: []string{cfg.Name}}
+	return &Deployment{Config: cfg, Backend: b, State: s, ID: xxhash.Sum64String(cfg.Name)}
 }
 
 // Load is the deployment's load at now, in requests: the gateway's own

@@ -438,10 +438,6 @@ func (c *Core) sendFrom(ctx context.Context, call *Call, m *Model, view *request
 }
 
 // pick asks the model's picker (or the core's override) for a deployment.
-// Not inlined, as choose: sendFrom's frame sits under Backend.Do's deep
-// stack, and a stream's handler parks with it; their locals stay out.
-//
-//go:noinline
 func (c *Core) pick(m *Model, ch *balance.Choice) int {
 	switch {
 	case c.picker != nil:
@@ -457,7 +453,6 @@ func (c *Core) pick(m *Model, ch *balance.Choice) int {
 // hashes when the model keeps prefix affinity (in a pooled buffer,
 // returned for the caller to put back) and the sticky key.
 //
-//go:noinline
 func (c *Core) choose(h http.Header, m *Model, r *request.Request, body []byte, ch *balance.Choice) *[]uint64 {
 	var hs *[]uint64
 	if m.Picker != nil && m.Picker.Prefix != nil {

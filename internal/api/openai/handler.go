@@ -183,9 +183,7 @@ func (s *Server) clientDeadline(r *http.Request, call *dispatch.Call) error {
 // (X-Omnigate-Fallback: "qwen3-omni-30b; reason=503"), and what it clamped.
 func answerHeader(h http.Header, call *dispatch.Call, a *dispatch.Answer) {
 	h["X-Omnigate-Model"] = []string{a.Model.Name}
-	if a.Deployment.NameHeader != nil {
-		h["X-Omnigate-Deployment"] = a.Deployment.NameHeader
-	}
+	h["X-Omnigate-Deployment"] = []string{a.Deployment.Config.Name}
 	if a.FallbackReason != "" {
 		h["X-Omnigate-Fallback"] = []string{call.Requested() + "; reason=" + a.FallbackReason}
 	}
