@@ -223,6 +223,24 @@ func (p Permit) Release(latency time.Duration, ok bool) {
 	q.mu.Unlock()
 }
 
+// Observe teaches the controller the attempt's time to first token as
+// soon as it is known, while the place stays taken (a stream may hold it
+// for minutes); Release it later with ok false, so it is not counted
+// twice. A limit that only learnt at the end of long streams would stay
+// where it started while they run.
+func (p Permit) Observe(latency time.Duration) {
+	q := p.q
+	if q == nil || latency <= 0 {
+		return
+	}
+	q.mu.Lock()
+	if q.ctl.sample(latency, q.inflight+q.queued) {
+		q.places = q.ctl.places()
+		q.dispatchLocked()
+	}
+	q.mu.Unlock()
+}
+
 // Acquire waits for a place for a request of priority p from tenant. The
 // error is an *apierror.Error (503 overloaded or 429 rate_limited, with
 // RetryAfter) or ctx's error. A free place with nobody waiting is taken

@@ -453,6 +453,45 @@ func TestLimitAdapts(t *testing.T) {
 	}
 }
 
+// TestObserveWhileHeld: places held open (long streams) still teach the
+// controller, by their time to first token, and the limit grows to let
+// waiters in.
+func TestObserveWhileHeld(t *testing.T) {
+	q, _ := newQueue(config.Admission{Limit: config.LimitBounds{Initial: 8, Min: 2, Max: 64}, MaxQueue: 100, QueueTimeout: config.Duration(time.Minute)})
+	held := hold(t, q, 8)
+	waiting := make([]<-chan result, 0, 4)
+	for i := range 4 {
+		waiting = append(waiting, start(t, q, context.Background(), Interactive, "", fmt.Sprint(i)))
+	}
+	for _, p := range held[:8] {
+		p.Observe(100 * time.Millisecond) // a window of 10 samples is not full yet
+	}
+	if s := q.Status(); s.Limit != 8 || queued(s) != 4 {
+		t.Fatalf("before a window closed: %+v", s)
+	}
+	for _, p := range held[:2] {
+		p.Observe(100 * time.Millisecond)
+	}
+	for _, w := range waiting[:2] { // 8 + √8: two more places
+		r := <-w
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		held = append(held, r.p)
+	}
+	if s := q.Status(); s.Limit != 10 || s.InFlight != 10 {
+		t.Errorf("after one window at the floor: %+v, want limit 10 with 10 in flight", s)
+	}
+	for _, p := range held {
+		p.Release(0, false)
+	}
+	for _, w := range waiting[2:] {
+		if r := <-w; r.err == nil {
+			r.p.Release(0, false)
+		}
+	}
+}
+
 func TestParsePriority(t *testing.T) {
 	for s, want := range map[string]Priority{"": Interactive, "interactive": Interactive, "HIGH": Interactive, "batch": Batch, "Low": Batch} {
 		if p, ok := ParsePriority(s); !ok || p != want {

@@ -152,7 +152,7 @@ type Answer struct {
 	cancel context.CancelFunc // a hedged attempt's own context, ended at Done
 	sent   time.Time          // when the attempt that answered was sent
 	// firstByte is how long the attempt took to answer (its time to first
-	// token, for a stream), for the admission controller.
+	// token, for a stream).
 	firstByte time.Duration
 	permit    admission.Permit // the model's admission place, held to the end of the relay
 	usage     usageTap
@@ -282,6 +282,7 @@ func (c *Core) tryModel(ctx context.Context, call *Call, m *Model, first bool, r
 		permit.Release(0, false)
 		return nil, err, class
 	}
+	permit.Observe(a.firstByte) // now: a stream may hold its place for minutes
 	a.permit = permit
 	return a, nil, 0
 }
@@ -624,7 +625,7 @@ func (c *Core) finish(call *Call, a *Answer, err error) {
 			a.cancel()
 		}
 		c.endRelay(a, err)
-		a.permit.Release(a.firstByte, err == nil)
+		a.permit.Release(0, false) // its time to first token was observed when it came
 		if u, ok := a.usage.usage(); ok {
 			a.Model.Metrics.Tokens(u.PromptTokens, u.CompletionTokens)
 			if err == nil && u.CompletionTokens > 0 && !a.sent.IsZero() {
