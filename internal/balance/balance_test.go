@@ -26,7 +26,7 @@ func TestPickPrefersLessLoaded(t *testing.T) {
 	now := time.Unix(100, 0)
 	a, b := dep("a", 1), dep("b", 1)
 	for range 5 {
-		a.Acquire()
+		a.Acquire(0)
 	}
 	pool := []*Deployment{a, b}
 	for i := range 50 {
@@ -43,7 +43,7 @@ func TestPickRespectsWeight(t *testing.T) {
 	// Hand out 100 requests without releasing: load per weight stays level,
 	// so the weight-4 deployment ends with about four times as many.
 	for range 100 {
-		pick(&Picker{}, now, pool, nil).Acquire()
+		pick(&Picker{}, now, pool, nil).Acquire(0)
 	}
 	if h, l := heavy.InFlight(), light.InFlight(); h < 3*l || h+l != 100 {
 		t.Errorf("in flight: heavy %d, light %d; want about 4:1", h, l)
@@ -57,7 +57,7 @@ func TestPickSpreadsAcrossMany(t *testing.T) {
 		pool = append(pool, dep(n, 1))
 	}
 	for range 400 {
-		pick(&Picker{}, now, pool, nil).Acquire()
+		pick(&Picker{}, now, pool, nil).Acquire(0)
 	}
 	for _, d := range pool {
 		if n := d.InFlight(); n < 80 || n > 120 {
@@ -99,7 +99,7 @@ func TestPickFilters(t *testing.T) {
 	now := time.Unix(100, 0)
 	a, b, c := dep("a", 1), dep("b", 1), dep("c", 1)
 	pool := []*Deployment{a, b, c}
-	b.Acquire()
+	b.Acquire(0)
 	p := &Picker{Filters: []Filter{func(d *Deployment, _ time.Time) bool { return d != c }}}
 	for range 50 {
 		if got := pick(p, now, pool, nil); got != a {
@@ -262,7 +262,7 @@ func TestUsableAndUpAgain(t *testing.T) {
 func TestRegistryOutlivesSnapshots(t *testing.T) {
 	var r Registry
 	s := r.State(Key("m", "a"))
-	s.Acquire()
+	s.Acquire(0)
 	if r.State(Key("m", "a")) != s {
 		t.Fatal("same identity, new state")
 	}
@@ -289,8 +289,8 @@ func BenchmarkPick(b *testing.B) {
 				var tried Tried
 				d := pool[p.Pick(&Choice{Now: now, Tried: &tried}, pool)]
 				tk := d.Breaker.Begin(now)
-				d.Acquire()
-				d.Release()
+				d.Acquire(0)
+				d.Release(0)
 				d.Breaker.End(tk, Success, now)
 			}
 		})

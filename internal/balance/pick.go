@@ -69,6 +69,10 @@ type Choice struct {
 	// Audio: the request asks for audio out, which only deployments
 	// with audio_output give.
 	Audio bool
+	// Tokens is the request's estimated tokens in the engine (its prompt
+	// and the most it may generate), counted on the deployment it is
+	// sent to while it runs.
+	Tokens int64
 }
 
 // Picker chooses a deployment of a model's pool for a request, in three

@@ -92,7 +92,7 @@ func TestPickPrefixAffinity(t *testing.T) {
 	// Busier than the bound (1.2 × mean): load wins, and the prefix
 	// spreads to a second deployment.
 	for range 6 {
-		first.Acquire()
+		first.Acquire(0)
 	}
 	if got := choose(p, Choice{Now: now, Prefix: prefix}, ps); got == first {
 		t.Error("affinity piled a request on a deployment 6 requests busier than the others")
@@ -132,7 +132,7 @@ func TestPickExternalLoad(t *testing.T) {
 	counts := map[*Deployment]int{}
 	for range 30 {
 		d := choose(p, Choice{Now: now}, ps)
-		d.Acquire()
+		d.Acquire(0)
 		counts[d]++
 	}
 	if counts[ps[0]] > 8 {
@@ -151,10 +151,10 @@ func TestPickSaturated(t *testing.T) {
 	now := time.Unix(100, 0)
 	ps := pool(2)
 	ps[0].Config.MaxNumSeqs, ps[1].Config.MaxNumSeqs = 2, 100
-	ps[0].Acquire()
-	ps[0].Acquire()
+	ps[0].Acquire(0)
+	ps[0].Acquire(0)
 	for range 5 {
-		ps[1].Acquire()
+		ps[1].Acquire(0)
 	}
 	p := &Picker{Weights: Weights{Latency: 1}} // only latency: load would not tell them apart
 	for range 20 {
@@ -209,8 +209,8 @@ func TestPickStrategies(t *testing.T) {
 	if fmt.Sprint(got) != "[d0 d1 d2 d0 d1 d2]" {
 		t.Errorf("round robin: %v", got)
 	}
-	ps[0].Acquire()
-	ps[0].Acquire()
+	ps[0].Acquire(0)
+	ps[0].Acquire(0)
 	li := &Picker{Strategy: LeastInflight, Rand: func(n int) int { return 0 }}
 	if d := choose(li, Choice{Now: now}, ps); d == ps[0] {
 		t.Error("least_inflight picked the busiest")

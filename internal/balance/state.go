@@ -21,6 +21,7 @@ import (
 // config snapshot that uses the deployment.
 type State struct {
 	inflight atomic.Int64
+	tokens   atomic.Int64 // estimated, of the requests in flight
 	Breaker  Breaker
 	// Engine is the last engine metrics scrape (nil until one lands).
 	Engine atomic.Pointer[EngineMetrics]
@@ -186,11 +187,22 @@ func (s *State) Fresh(now time.Time, staleAfter time.Duration) *EngineMetrics {
 // InFlight is the number of requests the gateway has open on the deployment.
 func (s *State) InFlight() int64 { return s.inflight.Load() }
 
-// Acquire counts a request on the deployment; Release ends it.
-func (s *State) Acquire() { s.inflight.Add(1) }
+// InFlightTokens is the tokens those requests may hold in the engine, by
+// the gateway's estimate: their prompts and the most they may generate.
+func (s *State) InFlightTokens() int64 { return s.tokens.Load() }
+
+// Acquire counts a request of an estimated tokens on the deployment;
+// Release, with the same tokens, ends it.
+func (s *State) Acquire(tokens int64) {
+	s.inflight.Add(1)
+	s.tokens.Add(tokens)
+}
 
 // Release ends a request counted by Acquire.
-func (s *State) Release() { s.inflight.Add(-1) }
+func (s *State) Release(tokens int64) {
+	s.inflight.Add(-1)
+	s.tokens.Add(-tokens)
+}
 
 // Registry holds the live state of every deployment by identity (model and
 // deployment name), so a config reload that keeps a deployment keeps its

@@ -86,6 +86,21 @@ func TestAdmissionQueueTimeout(t *testing.T) {
 	}
 }
 
+// TestInFlightTokens: a deployment counts the tokens its requests may
+// hold (prompt and max_tokens) while they run, and none after.
+func TestInFlightTokens(t *testing.T) {
+	h := newHarness(t, nil)
+	release := h.hold(t, `{"model":"small","max_tokens":40,"messages":[{"role":"user","content":"twelve chars"}]}`)
+	d := h.core.Snapshot().Models[1].Pool[0]
+	if n := d.InFlightTokens(); n != 12/4+40 {
+		t.Errorf("in flight: %d tokens, want 43 (12 characters of prompt, 40 to generate)", n)
+	}
+	release()
+	if n, r := d.InFlightTokens(), d.InFlight(); n != 0 || r != 0 {
+		t.Errorf("after the answer: %d tokens, %d requests in flight", n, r)
+	}
+}
+
 func TestAdmissionFallsBack(t *testing.T) {
 	h := newHarness(t, nil)
 	q := h.admitOne("big")

@@ -151,6 +151,7 @@ type Answer struct {
 	ticket balance.Ticket     // the breaker's, for the end of the relay
 	cancel context.CancelFunc // a hedged attempt's own context, ended at Done
 	sent   time.Time          // when the attempt that answered was sent
+	tokens int64              // counted on Deployment while the answer runs
 	// firstByte is how long the attempt took to answer (its time to first
 	// token, for a stream).
 	firstByte time.Duration
@@ -357,7 +358,7 @@ func (c *Core) sendFrom(ctx context.Context, call *Call, m *Model, view *request
 	if m.Budget != nil {
 		m.Budget.Request(c.clock.Now())
 	}
-	ch := balance.Choice{Tried: &tried, Audio: view.AudioRequested}
+	ch := balance.Choice{Tried: &tried, Audio: view.AudioRequested, Tokens: tokens(view)}
 	if hs := c.choose(call.Header, m, view, body, &ch); hs != nil {
 		defer c.hashes.Put(hs)
 	}
@@ -393,7 +394,7 @@ func (c *Core) sendFrom(ctx context.Context, call *Call, m *Model, view *request
 			continue // another request took the half-open probe
 		}
 		attempts++
-		d.Acquire()
+		d.Acquire(ch.Tokens)
 		req := &backend.Request{
 			Endpoint: view.Endpoint.Path(), Body: body, ModelSpan: view.ModelSpan,
 			StreamSpan: view.StreamSpan, StreamOptionsSpan: view.StreamOptionsSpan,
@@ -416,13 +417,13 @@ func (c *Core) sendFrom(ctx context.Context, call *Call, m *Model, view *request
 				d.ObserveFirstByte(took)
 			}
 			a := c.answers.Get().(*Answer)
-			*a = Answer{Resp: resp, Model: m, Deployment: d, ticket: ticket, cancel: cancel, sent: now, firstByte: took}
+			*a = Answer{Resp: resp, Model: m, Deployment: d, ticket: ticket, cancel: cancel, sent: now, firstByte: took, tokens: ch.Tokens}
 			if total := d.Config.Timeouts.Total.D(); total > 0 {
 				a.Until = now.Add(total)
 			}
 			return a, nil
 		}
-		v := c.end(ctx, m, d, ticket, err)
+		v := c.end(ctx, m, d, ticket, ch.Tokens, err)
 		lastErr, lastClass = err, v.class
 		if !v.retry || attempts >= m.Retry.Attempts {
 			return nil, err
@@ -436,6 +437,12 @@ func (c *Core) sendFrom(ctx context.Context, call *Call, m *Model, view *request
 			m.Metrics.Retry()
 		}
 	}
+}
+
+// tokens estimates what a request holds in an engine while it runs: its
+// prompt (4 characters a token) and the most it may generate.
+func tokens(view *request.Request) int64 {
+	return int64(view.PromptChars/4 + max(view.MaxTokens, 0)*max(view.N, 1))
 }
 
 // pick asks the model's picker (or the core's override) for a deployment.
@@ -552,8 +559,8 @@ func (c *Core) sleep(ctx context.Context, d time.Duration) bool {
 
 // end closes one attempt on d: the verdict feeds the breaker and the
 // upstream metric, and the in-flight count drops.
-func (c *Core) end(ctx context.Context, m *Model, d *balance.Deployment, t balance.Ticket, err error) verdict {
-	d.Release()
+func (c *Core) end(ctx context.Context, m *Model, d *balance.Deployment, t balance.Ticket, tokens int64, err error) verdict {
+	d.Release(tokens)
 	v := judge(ctx, err)
 	if v.outcome != "client_closed" {
 		m.Metrics.Upstream(d.Config.Name, v.outcome)
@@ -642,7 +649,7 @@ func (c *Core) finish(call *Call, a *Answer, err error) {
 
 // endRelay gives the relay's outcome to the deployment that answered.
 func (c *Core) endRelay(a *Answer, err error) {
-	a.Deployment.Release()
+	a.Deployment.Release(a.tokens)
 	health, reason := balance.Success, ""
 	switch {
 	case err == context.Canceled:

@@ -58,12 +58,12 @@ func (c *Core) hedge(ctx context.Context, m *Model, req *backend.Request, first 
 				}
 				for _, r := range running {
 					r.cancel()
-					go c.discard(m, done)
+					go c.discard(m, done, ch.Tokens)
 				}
 				return a, attempts
 			case len(running) > 0:
 				a.cancel()
-				c.end(ctx, m, a.d, a.ticket, a.err) // the other may still answer
+				c.end(ctx, m, a.d, a.ticket, ch.Tokens, a.err) // the other may still answer
 			default:
 				a.cancel()
 				return a, attempts
@@ -99,18 +99,18 @@ func (c *Core) second(m *Model, ch *balance.Choice) (attempt, bool) {
 	if !t.OK() {
 		return attempt{}, false
 	}
-	d.Acquire()
+	d.Acquire(ch.Tokens)
 	return attempt{d: d, ticket: t}, true
 }
 
 // discard ends the cancelled loser of a hedge when it comes back: its
 // answer, if it had one, is closed, and its outcome is neutral.
-func (c *Core) discard(m *Model, done <-chan attempt) {
+func (c *Core) discard(m *Model, done <-chan attempt, tokens int64) {
 	a := <-done
 	if a.resp != nil {
 		a.resp.Body.Close()
 	}
-	c.end(a.ctx, m, a.d, a.ticket, context.Canceled)
+	c.end(a.ctx, m, a.d, a.ticket, tokens, context.Canceled)
 }
 
 // without returns running less the attempt on d.

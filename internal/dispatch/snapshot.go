@@ -73,6 +73,7 @@ type DeploymentStatus struct {
 	Model, Deployment, Kind string
 	Weight                  int
 	InFlight                int64
+	InFlightTokens          int64 // estimated: prompts and the most they may generate
 	Health                  balance.Health
 	Breaker                 balance.BreakerSnapshot
 	LastFailure             *balance.Failed
@@ -124,7 +125,7 @@ func (c *Core) Deployments() []DeploymentStatus {
 	for _, m := range c.Snapshot().Models {
 		for _, d := range m.Pool {
 			st := DeploymentStatus{Model: m.Name, Deployment: d.Config.Name, Kind: d.Config.Kind,
-				Weight: max(d.Config.Weight, 1), InFlight: d.InFlight(), Health: d.Health(), Breaker: d.Breaker.Snapshot(now), LastFailure: d.LastFailure(),
+				Weight: max(d.Config.Weight, 1), InFlight: d.InFlight(), InFlightTokens: d.InFlightTokens(), Health: d.Health(), Breaker: d.Breaker.Snapshot(now), LastFailure: d.LastFailure(),
 				BusyFor: d.BusyFor(now)}
 			first, per := d.Latencies()
 			st.Load, st.FirstByte, st.PerToken = d.Load(now), seconds(first), seconds(per)

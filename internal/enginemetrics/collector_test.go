@@ -87,7 +87,7 @@ func TestCollectorScrapes(t *testing.T) {
 	defer srv.Close()
 	clk := clock.NewFake(time.Unix(100, 0))
 	st := new(balance.State)
-	st.Acquire()
+	st.Acquire(0)
 	logs := &logBuffer{}
 	c := Start([]Target{target(t, srv, st, cfg)}, clk, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	defer c.Stop()
@@ -101,7 +101,7 @@ func TestCollectorScrapes(t *testing.T) {
 		if st.Fresh(clk.Now(), cfg.StaleAfter.D()) != m {
 			t.Fatalf("scrape %d is not fresh", i)
 		}
-		st.Acquire()
+		st.Acquire(0)
 		step.Add(1)
 		clk.Advance(time.Second)
 	}

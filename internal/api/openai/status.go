@@ -10,14 +10,17 @@ import (
 // deploymentObject is one row of GET /admin/deployments: live state only,
 // nothing of the deployment's address, keys or upstream names.
 type deploymentObject struct {
-	Model       string         `json:"model"`
-	Deployment  string         `json:"deployment"`
-	Kind        string         `json:"kind"`
-	Weight      int            `json:"weight"`
-	InFlight    int64          `json:"in_flight"`
-	Health      string         `json:"health"`
-	Breaker     breakerObject  `json:"breaker"`
-	LastFailure *failureObject `json:"last_failure"`
+	Model      string `json:"model"`
+	Deployment string `json:"deployment"`
+	Kind       string `json:"kind"`
+	Weight     int    `json:"weight"`
+	InFlight   int64  `json:"in_flight"`
+	// InFlightTokens estimates what they hold in the engine: their
+	// prompts (4 characters a token) and the most they may generate.
+	InFlightTokens int64          `json:"in_flight_tokens"`
+	Health         string         `json:"health"`
+	Breaker        breakerObject  `json:"breaker"`
+	LastFailure    *failureObject `json:"last_failure"`
 	// BusyForS is what is left of the engine's Retry-After, during which
 	// it gets no request.
 	BusyForS float64 `json:"busy_for_s,omitempty"`
@@ -124,7 +127,7 @@ func renderDeployments(ds []dispatch.DeploymentStatus, ms []dispatch.ModelStatus
 		out.Models = append(out.Models, o)
 	}
 	for _, d := range ds {
-		o := deploymentObject{Model: d.Model, Deployment: d.Deployment, Kind: d.Kind, Weight: d.Weight, InFlight: d.InFlight, Health: d.Health.String(),
+		o := deploymentObject{Model: d.Model, Deployment: d.Deployment, Kind: d.Kind, Weight: d.Weight, InFlight: d.InFlight, InFlightTokens: d.InFlightTokens, Health: d.Health.String(),
 			Breaker: breakerObject{State: d.Breaker.State.String(), Failures: d.Breaker.Failures, RetryInS: d.Breaker.RetryIn.Seconds()}}
 		if !d.Breaker.Changed.IsZero() {
 			t := d.Breaker.Changed.UTC()
