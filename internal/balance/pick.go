@@ -98,6 +98,10 @@ type Picker struct {
 
 	rr  atomic.Uint64
 	log Decisions
+	// epochs are the deployments' epochs the prefix index was last
+	// right for, by pool index: one that went out of rotation since is
+	// forgotten, its engine's cache being likely gone.
+	epochs [64]atomic.Uint64
 }
 
 // NewPicker returns the picker a model's balance config describes, for
@@ -174,6 +178,9 @@ func (p *Picker) Pick(c *Choice, pool []*Deployment) int {
 			cands = append(cands, candidate{i: i})
 			continue
 		}
+		if p.Prefix != nil {
+			p.forgetRestarted(d, i)
+		}
 		eng := d.EngineFresh(now)
 		load := d.load(eng)
 		sat := d.Config.MaxNumSeqs > 0 && load >= float64(d.Config.MaxNumSeqs)
@@ -208,6 +215,15 @@ func (p *Picker) Pick(c *Choice, pool []*Deployment) int {
 		p.Prefix.Insert(c.Prefix, i)
 	}
 	return i
+}
+
+// forgetRestarted clears d (at pool index i) from the prefix index once
+// after each time it went out of rotation.
+func (p *Picker) forgetRestarted(d *Deployment, i int) {
+	e := &p.epochs[i%64]
+	if ep := d.Epoch(); e.Load() != ep && e.Swap(ep) != ep {
+		p.Prefix.Forget(i)
+	}
 }
 
 // score rates every candidate and returns the chosen one's pool index.

@@ -3,6 +3,7 @@ package balance
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -96,6 +97,34 @@ func TestPickPrefixAffinity(t *testing.T) {
 	}
 	if got := choose(p, Choice{Now: now, Prefix: prefix}, ps); got == first {
 		t.Error("affinity piled a request on a deployment 6 requests busier than the others")
+	}
+}
+
+// TestPickForgetsRestarted: a deployment that went out of rotation is
+// forgotten by the prefix index, its engine's cache likely gone.
+func TestPickForgetsRestarted(t *testing.T) {
+	now := time.Unix(100, 0)
+	ps := pool(2)
+	p := NewPicker(defaultBalance())
+	prefix := PrefixHashes(nil, bytes.Repeat([]byte("system prompt "), 100), 256)
+	first := choose(p, Choice{Now: now, Prefix: prefix}, ps)
+	i := slices.Index(ps, first)
+	var m [64]uint16
+	if p.Prefix.Match(prefix, 2, &m); int(m[i]) != len(prefix) {
+		t.Fatalf("after the first pick: %v matched", m[:2])
+	}
+	first.SetHealth(Down)
+	first.SetHealth(Up)
+	other := PrefixHashes(nil, bytes.Repeat([]byte("another prompt "), 100), 256)
+	choose(p, Choice{Now: now, Prefix: other}, ps) // any pick sees the new epoch
+	if p.Prefix.Match(prefix, 2, &m); m[i] != 0 || first.Epoch() != 1 {
+		t.Errorf("after it went out of rotation: %v matched, epoch %d; want it forgotten", m[:2], first.Epoch())
+	}
+	// Forgotten once per epoch, not on every pick.
+	p.Prefix.Insert(prefix, i)
+	choose(p, Choice{Now: now, Prefix: other}, ps)
+	if p.Prefix.Match(prefix, 2, &m); int(m[i]) != len(prefix) {
+		t.Error("the index forgot a deployment again in the same epoch")
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 type State struct {
 	inflight atomic.Int64
 	tokens   atomic.Int64 // estimated, of the requests in flight
+	epoch    atomic.Uint64
 	Breaker  Breaker
 	// Engine is the last engine metrics scrape (nil until one lands).
 	Engine atomic.Pointer[EngineMetrics]
@@ -117,8 +118,16 @@ func (h Health) String() string {
 // Health returns the active health check's conclusion.
 func (s *State) Health() Health { return Health(s.health.Load()) }
 
-// SetHealth records the active health check's conclusion.
-func (s *State) SetHealth(h Health) { s.health.Store(int32(h)) }
+// SetHealth records the active health check's conclusion. Going down
+// starts a new epoch: whatever the engine had cached may be gone.
+func (s *State) SetHealth(h Health) {
+	if old := Health(s.health.Swap(int32(h))); h == Down && old != Down {
+		s.epoch.Add(1)
+	}
+}
+
+// Epoch counts the times the deployment went out of rotation.
+func (s *State) Epoch() uint64 { return s.epoch.Load() }
 
 // InRotation reports whether the deployment may be picked: its active
 // health check, if any, has not taken it out.
