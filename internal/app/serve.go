@@ -236,7 +236,7 @@ func (g *Gateway) build(cfg *config.Config) (*dispatch.Snapshot, error) {
 				d.MaxNumSeqs = up.maxNumSeqs
 			}
 			b := up.backend
-			if cm.Batching.Enabled && cm.Serves(config.EndpointEmbeddings) {
+			if cm.Batching.Enabled { // what it does not batch passes through
 				b = batching.Wrap(b, cm.Batching)
 			}
 			dep := balance.NewDeployment(d, b, g.registry.State(balance.Key(cm.Name, d.Name)))

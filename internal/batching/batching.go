@@ -1,6 +1,7 @@
-// Package batching merges concurrent small /v1/embeddings requests to one
-// deployment into one upstream call and splits the answer back, each client
-// getting exactly its own embeddings.
+// Package batching merges concurrent small /v1/embeddings and
+// /v1/completions requests to one deployment into one upstream call and
+// splits the answer back, each client getting exactly its own embeddings
+// or choices. Chat completions are not batched.
 //
 // # Installing
 //
@@ -18,19 +19,24 @@
 // config reloads that do not change it, not rebuilt per request. It sits
 // below retries and balancing: a merged call is one attempt on one
 // deployment, and each member's Do returns what an unbatched Do would.
+// What it does not batch it passes through untouched.
 //
 // # What merges
 //
-// An embeddings request whose input is a string or an array of strings
-// (token-id inputs pass through) joins the open batch of its key: its body
-// with the input value cut out, with its endpoint and public model name.
+// An embeddings request whose input is a string or an array of strings,
+// or a completions request whose prompt is (token-id inputs and prompts
+// pass through), joins the open batch of its key: its body with the input
+// (or prompt) value cut out, with its endpoint and public model name.
 // Requests merge only when every other byte of their bodies is the same
-// (model, encoding_format, dimensions, user, and their order and spacing:
-// one SDK writes them the same way every time). The first request of a key
-// opens a batch and waits Window; others join until the window ends or
-// MaxInputs inputs are gathered. A request with MaxInputs inputs or more,
-// a stream, another endpoint, or a body this package cannot read is passed
-// through untouched, as is a batch that ends with one member.
+// (model, encoding_format, dimensions, user; for completions max_tokens,
+// temperature, seed, n, stop…; and their order and spacing: one SDK writes
+// them the same way every time). The first request of a key opens a batch
+// and waits Window; others join until the window ends or MaxInputs inputs
+// (prompts) are gathered. A request with MaxInputs inputs or more, a
+// stream, a completions request with echo, best_of, logprobs or suffix set
+// (other than null or false: answers this package does not split), another
+// endpoint, or a body this package cannot read is passed through
+// untouched, as is a batch that ends with one member.
 //
 // The merged call's body is the first member's with its input replaced by
 // the concatenation of every member's inputs (spliced, not re-encoded); its
@@ -40,27 +46,44 @@
 //
 // # Splitting the answer
 //
-// Each member gets the data entries of its own inputs, their index
-// renumbered from 0, with the answer's other fields (object, model) as
-// they were; float and base64 embeddings alike. A count or index mismatch,
-// or a body that is not the expected JSON, fails every member with a 502
+// Each member gets the entries of its own inputs, their index renumbered
+// from 0, with the answer's other fields (id, object, created, model,
+// system_fingerprint) as they were. Embeddings: the data entries, float
+// and base64 alike. Completions: for P prompts of n choices the engine
+// answers P·n choices, index prompt·n + choice (OpenAI's and vLLM's
+// layout), so a member whose prompts are the merged call's p to p+k-1
+// gets choices p·n to (p+k)·n-1, its prompt i's choice j at index i·n + j,
+// as if it had been sent alone. A count or index mismatch, or a body that
+// is not the expected JSON, fails every member with a 502
 // (backend.CodeInvalidResponse).
 //
 // Usage is an estimate, and honestly so: OpenAI-compatible engines report
-// only the batch's total prompt_tokens (and total_tokens), not per input.
-// The total is split in proportion to each member's estimated tokens, by
-// largest remainder, so the parts always sum to the engine's total. The
-// estimate is the simulator's tokenizer (runs of letters and digits cost a
-// token per 5 characters started, each other symbol and CJK character
-// one), so against the simulator the split is exact; against a real
+// only the batch's totals, not per input. Each total is split by largest
+// remainder, so the parts always sum to the engine's total:
+//
+//   - prompt_tokens in proportion to each member's estimated input tokens;
+//   - completion_tokens in proportion to the estimated tokens of the text
+//     of each member's own choices (the engine's per-choice counts are
+//     not in a non-streaming answer without logprobs);
+//   - total_tokens is the member's two parts added up when the engine's
+//     total is their sum (for embeddings, the prompt part), else it is
+//     split in proportion to both estimates together.
+//
+// The estimate is the simulator's tokenizer (runs of letters and digits
+// cost a token per 5 characters started, each other symbol and CJK
+// character one), so against the simulator the split is exact (but for
+// completion_tokens when a stop string cut a token's text); against a real
 // engine it is proportional to a cheap approximation of its tokenizer.
+// Other usage members (prompt_tokens_details, say) are left as the
+// engine gave them, totals of the merged call.
 //
 // # Errors
 //
 // A merged call that fails with a transport error or a 5xx (or 429) gives
 // every member the same error. A 4xx client error (a member's input too
 // long, say) would otherwise fail strangers for one member's fault, so then
-// each member is sent again on its own, and only the guilty one fails.
+// each member is sent again on its own, and only the guilty one fails
+// (a completions prompt past the context length, say).
 // A member whose context ends while it waits leaves the batch before it is
 // sent; after, its part of the answer is dropped.
 package batching

@@ -29,12 +29,12 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // upstream is the simulator on a real HTTP server, behind the OpenAI
-// backend, with the embeddings calls it saw.
+// backend, with the embeddings and completions calls it saw.
 type upstream struct {
 	be     backend.Backend
 	calls  atomic.Int64
 	mu     sync.Mutex
-	inputs []int // inputs per call
+	inputs []int // inputs (or prompts) per call
 	// hook, when set, may outcome a call itself (returns true).
 	hook atomic.Pointer[func(w http.ResponseWriter, r *http.Request, body []byte) bool]
 }
@@ -50,14 +50,18 @@ func newUpstream(tb testing.TB, profile string) *upstream {
 	h := eng.Handler()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		if strings.HasSuffix(r.URL.Path, "/embeddings") {
+		if strings.HasSuffix(r.URL.Path, "/embeddings") || strings.HasSuffix(r.URL.Path, "/v1/completions") {
 			u.calls.Add(1)
-			var b struct{ Input json.RawMessage }
+			var b struct{ Input, Prompt json.RawMessage }
 			json.Unmarshal(body, &b)
+			in := b.Input
+			if in == nil {
+				in = b.Prompt
+			}
 			n := 1
-			if bytes.HasPrefix(b.Input, []byte("[")) {
+			if bytes.HasPrefix(in, []byte("[")) {
 				var xs []json.RawMessage
-				json.Unmarshal(b.Input, &xs)
+				json.Unmarshal(in, &xs)
 				n = len(xs)
 			}
 			u.mu.Lock()
@@ -141,12 +145,26 @@ func waitJoined(t *testing.T, b *batcher, n int) {
 
 // concurrently runs Do for each body at once and returns the answers in order.
 func concurrently(b backend.Backend, ctx context.Context, bodies []string) []outcome {
-	out := make([]outcome, len(bodies))
+	return concurrentlyDo(b, ctx, requests(embReq, bodies))
+}
+
+// concurrentlyDo runs Do for each request at once and returns the answers
+// in order.
+func concurrentlyDo(b backend.Backend, ctx context.Context, rs []*backend.Request) []outcome {
+	out := make([]outcome, len(rs))
 	var wg sync.WaitGroup
-	for i, body := range bodies {
-		wg.Go(func() { out[i] = do(b, ctx, embReq(body)) })
+	for i, r := range rs {
+		wg.Go(func() { out[i] = do(b, ctx, r) })
 	}
 	wg.Wait()
+	return out
+}
+
+func requests(mk func(string) *backend.Request, bodies []string) []*backend.Request {
+	out := make([]*backend.Request, len(bodies))
+	for i, body := range bodies {
+		out[i] = mk(body)
+	}
 	return out
 }
 
@@ -167,8 +185,14 @@ func direct(t *testing.T, u *upstream, bodies []string) []outcome {
 // then the window passes.
 func runBatched(t *testing.T, b *batcher, clk *clock.Fake, bodies []string, joined int) []outcome {
 	t.Helper()
+	return runBatchedDo(t, b, clk, requests(embReq, bodies), joined)
+}
+
+// runBatchedDo is runBatched for any requests.
+func runBatchedDo(t *testing.T, b *batcher, clk *clock.Fake, rs []*backend.Request, joined int) []outcome {
+	t.Helper()
 	done := make(chan []outcome)
-	go func() { done <- concurrently(b, context.Background(), bodies) }()
+	go func() { done <- concurrentlyDo(b, context.Background(), rs) }()
 	waitJoined(t, b, joined)
 	clk.Advance(b.window)
 	return <-done
@@ -334,7 +358,7 @@ func TestPassThrough(t *testing.T) {
 		{"not json", embReq(`{"model":"emb","input":"a"`)},
 		{"two inputs", embReq(`{"model":"emb","input":"a","input":"b"}`)},
 		{"empty array", embReq(`{"model":"emb","input":[]}`)},
-		{"completions", &backend.Request{Endpoint: "completions", Body: []byte(`{"model":"emb","prompt":"a","max_tokens":2}`)}},
+		{"chat completions", &backend.Request{Endpoint: "chat/completions", Body: []byte(`{"model":"emb","messages":[{"role":"user","content":"a"}],"max_tokens":2}`)}},
 		{"stream", &backend.Request{Endpoint: "embeddings", Stream: true, Body: []byte(`{"model":"emb","input":"a"}`)}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,12 +1,23 @@
 package batching
 
-import "github.com/omnigate/omnigate/internal/tokenize"
+import (
+	"github.com/omnigate/omnigate/internal/jsonscan"
+	"github.com/omnigate/omnigate/internal/tokenize"
+)
 
 // estimateTokens approximates s's token count for splitting usage: the
 // simulator's tokenizer (package tokenize), so splits are exact against
 // the simulator; real BPE tokenizers land near it on English (about 4
 // characters a token).
 func estimateTokens(s []byte) int { return tokenize.Count(string(s)) }
+
+// stringTokens is the estimated tokens of a JSON string's raw contents.
+func stringTokens(raw []byte, escaped bool) int {
+	if escaped {
+		return estimateTokens(jsonscan.AppendUnescaped(nil, raw))
+	}
+	return estimateTokens(raw)
+}
 
 // splitTotal splits total in proportion to weights by largest remainder:
 // the parts sum to total, and equal the weights when they sum to it. With

@@ -111,15 +111,17 @@ var TierQueueTimeouts = map[string]Duration{
 	"":        Duration(5 * time.Second),
 }
 
-// Batching merges concurrent small /v1/embeddings requests to the same
-// deployment into one upstream call, split back per client. Off by
-// default.
+// Batching merges concurrent small /v1/embeddings and non-streaming
+// /v1/completions requests to the same deployment (bodies identical but
+// for the input or prompt) into one upstream call, split back per client;
+// chat completions are not batched. Off by default.
 type Batching struct {
 	Enabled bool `yaml:"enabled"`
 	// Window is how long the first request of a batch waits for others.
 	// Default 2ms.
 	Window Duration `yaml:"window"`
-	// MaxInputs caps the inputs of one merged call. Default 64.
+	// MaxInputs caps the inputs (embeddings inputs, completions prompts)
+	// of one merged call. Default 64.
 	MaxInputs int `yaml:"max_inputs"`
 }
 
