@@ -460,7 +460,6 @@ func (c *Core) pick(m *Model, ch *balance.Choice) int {
 // client's header h) on m know of it beyond the pool: the prompt's block
 // hashes when the model keeps prefix affinity (in a pooled buffer,
 // returned for the caller to put back) and the sticky key.
-//
 func (c *Core) choose(h http.Header, m *Model, r *request.Request, body []byte, ch *balance.Choice) *[]uint64 {
 	var hs *[]uint64
 	if m.Picker != nil && m.Picker.Prefix != nil {
