@@ -215,7 +215,7 @@ func (p Permit) Release(latency time.Duration, ok bool) {
 	}
 	q.mu.Lock()
 	q.completions++
-	if ok && latency > 0 && q.ctl.sample(latency, q.inflight+q.queued) {
+	if ok && latency > 0 && q.ctl.sample(latency, q.inflight+q.queued, true) {
 		q.places = q.ctl.places()
 	}
 	q.inflight--
@@ -227,14 +227,16 @@ func (p Permit) Release(latency time.Duration, ok bool) {
 // soon as it is known, while the place stays taken (a stream may hold it
 // for minutes); Release it later with ok false, so it is not counted
 // twice. A limit that only learnt at the end of long streams would stay
-// where it started while they run.
-func (p Permit) Observe(latency time.Duration) {
+// where it started while they run. queued is false when the engine that
+// answered is known to have had nothing waiting (its metrics said so): a
+// slower answer then is a bigger batch, not a queue, and cuts nothing.
+func (p Permit) Observe(latency time.Duration, queued bool) {
 	q := p.q
 	if q == nil || latency <= 0 {
 		return
 	}
 	q.mu.Lock()
-	if q.ctl.sample(latency, q.inflight+q.queued) {
+	if q.ctl.sample(latency, q.inflight+q.queued, queued) {
 		q.places = q.ctl.places()
 		q.dispatchLocked()
 	}

@@ -464,13 +464,13 @@ func TestObserveWhileHeld(t *testing.T) {
 		waiting = append(waiting, start(t, q, context.Background(), Interactive, "", fmt.Sprint(i)))
 	}
 	for _, p := range held[:8] {
-		p.Observe(100 * time.Millisecond) // a window of 10 samples is not full yet
+		p.Observe(100*time.Millisecond, true) // a window of 10 samples is not full yet
 	}
 	if s := q.Status(); s.Limit != 8 || queued(s) != 4 {
 		t.Fatalf("before a window closed: %+v", s)
 	}
 	for _, p := range held[:2] {
-		p.Observe(100 * time.Millisecond)
+		p.Observe(100*time.Millisecond, true)
 	}
 	for _, w := range waiting[:2] { // 8 + √8: two more places
 		r := <-w

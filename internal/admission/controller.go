@@ -42,9 +42,10 @@ type gradient struct {
 	short    float64 // the last window's mean latency, ns
 
 	// The open window.
-	sum  float64 // of its latencies, ns
-	n    int     // samples
-	peak int     // most requests in flight or queued at a sample
+	sum    float64 // of its latencies, ns
+	n      int     // samples
+	peak   int     // most requests in flight or queued at a sample
+	queued bool    // a sample may have waited in an engine's queue
 }
 
 func newGradient(initial, min, max int) gradient {
@@ -63,23 +64,27 @@ func (g *gradient) setBounds(min, max int) {
 func (g *gradient) places() int { return int(g.limit) }
 
 // sample adds one successful attempt's time to first token, with demand
-// the requests in flight (this one included) and queued when it ended.
-// It reports whether a window closed, i.e. the limit may have changed.
-func (g *gradient) sample(latency time.Duration, demand int) bool {
+// the requests in flight (this one included) and queued when it ended,
+// and queued false when its engine is known to have queued nothing (its
+// engine metrics said so). It reports whether a window closed, i.e. the
+// limit may have changed.
+func (g *gradient) sample(latency time.Duration, demand int, queued bool) bool {
 	g.sum += float64(latency)
 	g.n++
 	g.peak = max(g.peak, demand)
+	g.queued = g.queued || queued
 	if g.n < max(windowMinSamples, g.places()) {
 		return false
 	}
-	g.update(g.sum/float64(g.n), g.peak)
-	g.sum, g.n, g.peak = 0, 0, 0
+	g.update(g.sum/float64(g.n), g.peak, g.queued)
+	g.sum, g.n, g.peak, g.queued = 0, 0, 0, false
 	return true
 }
 
 // update is Gradient2's step on one window of mean latency short (ns)
-// that saw at most peak requests in flight or queued.
-func (g *gradient) update(short float64, peak int) {
+// that saw at most peak requests in flight or queued, and whose samples
+// may have waited in an engine's queue (queued).
+func (g *gradient) update(short float64, peak int, queued bool) {
 	g.short = short
 	switch {
 	case g.floor == 0:
@@ -94,7 +99,12 @@ func (g *gradient) update(short float64, peak int) {
 	// which with a tolerance cancels the cut at small limits: at 16 a
 	// doubled latency would give 0.75·16 + 4 = 16.)
 	next := g.limit + math.Sqrt(g.limit)
-	if grad := tolerance * g.floor / short; grad < 1 {
+	switch grad := tolerance * g.floor / short; {
+	case grad < 1 && !queued:
+		// Slower, but no engine queued anything: the batch grew, which
+		// is what the places are for. Hold.
+		next = g.limit
+	case grad < 1:
 		next = g.limit*(1-smoothing) + g.limit*math.Max(grad, minGradient)*smoothing
 	}
 	if peak < g.places() {

@@ -14,7 +14,7 @@ func feed(g *gradient, windows int, latency time.Duration, saturated bool) {
 			if !saturated {
 				d = g.places() / 4
 			}
-			if g.sample(latency, d) {
+			if g.sample(latency, d, true) {
 				break
 			}
 		}
@@ -76,22 +76,22 @@ func TestGradient(t *testing.T) {
 func TestGradientWindowAndFloor(t *testing.T) {
 	g := newGradient(40, 1, 100)
 	for i := 1; i < 40; i++ {
-		if g.sample(time.Second, 40) {
+		if g.sample(time.Second, 40, true) {
 			t.Fatalf("the window closed after %d samples, want 40", i)
 		}
 	}
-	if !g.sample(time.Second, 40) {
+	if !g.sample(time.Second, 40, true) {
 		t.Fatal("the window did not close at 40 samples")
 	}
 	if g.short != float64(time.Second) || g.floor != float64(time.Second) {
 		t.Fatalf("short %v floor %v, want 1s", time.Duration(g.short), time.Duration(g.floor))
 	}
-	g.update(float64(500*time.Millisecond), 0)
+	g.update(float64(500*time.Millisecond), 0, true)
 	if want := 875 * time.Millisecond; time.Duration(g.floor) != want {
 		t.Errorf("floor after a lower window %v, want %v", time.Duration(g.floor), want)
 	}
 	f := g.floor
-	g.update(float64(2*time.Second), 0)
+	g.update(float64(2*time.Second), 0, true)
 	if d := g.floor - f; d <= 0 || d > float64(30*time.Millisecond) {
 		t.Errorf("floor rose by %v after a higher window, want a little", time.Duration(d))
 	}
@@ -106,5 +106,21 @@ func TestGradientSetBounds(t *testing.T) {
 	g.setBounds(1, 10)
 	if g.limit != 10 {
 		t.Errorf("limit %v after lowering the max to 10", g.limit)
+	}
+}
+
+// TestGradientHoldsWithoutEngineQueue: a slower window whose engines
+// reported nothing waiting is a bigger batch, not a queue: no cut.
+func TestGradientHoldsWithoutEngineQueue(t *testing.T) {
+	g := newGradient(32, 1, 64)
+	g.update(float64(20*time.Millisecond), 32, true) // the floor
+	before := g.limit
+	g.update(float64(60*time.Millisecond), 32, false)
+	if g.limit != before {
+		t.Errorf("3× the floor, no engine queue: limit %v → %v, want held", before, g.limit)
+	}
+	g.update(float64(60*time.Millisecond), 32, true)
+	if g.limit >= before {
+		t.Errorf("3× the floor with an engine queue: limit %v → %v, want cut", before, g.limit)
 	}
 }

@@ -283,7 +283,7 @@ func (c *Core) tryModel(ctx context.Context, call *Call, m *Model, first bool, r
 		permit.Release(0, false)
 		return nil, err, class
 	}
-	permit.Observe(a.firstByte) // now: a stream may hold its place for minutes
+	permit.Observe(a.firstByte, engineQueued(a.Deployment, c.clock.Now())) // now: a stream may hold its place for minutes
 	a.permit = permit
 	return a, nil, 0
 }
@@ -437,6 +437,13 @@ func (c *Core) sendFrom(ctx context.Context, call *Call, m *Model, view *request
 			m.Metrics.Retry()
 		}
 	}
+}
+
+// engineQueued reports whether d's engine may have kept requests waiting:
+// its last fresh scrape said so, or there is none.
+func engineQueued(d *balance.Deployment, now time.Time) bool {
+	m := d.EngineFresh(now)
+	return m == nil || m.Waiting > 0
 }
 
 // tokens estimates what a request holds in an engine while it runs: its
