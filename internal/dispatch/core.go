@@ -440,10 +440,17 @@ func (c *Core) sendFrom(ctx context.Context, call *Call, m *Model, view *request
 }
 
 // engineQueued reports whether d's engine may have kept requests waiting:
-// its last fresh scrape said so, or there is none.
+// there is no fresh scrape, or it had requests waiting while full (its
+// batch at max_num_seqs, or its KV cache nearly so). A request counts as
+// waiting until the engine's next step admits it, so waiting alone
+// shows at any load.
 func engineQueued(d *balance.Deployment, now time.Time) bool {
 	m := d.EngineFresh(now)
-	return m == nil || m.Waiting > 0
+	if m == nil {
+		return true
+	}
+	full := d.Config.MaxNumSeqs <= 0 || m.Running >= d.Config.MaxNumSeqs || m.HasKV && m.KVUsage >= 0.9
+	return m.Waiting > 0 && full
 }
 
 // tokens estimates what a request holds in an engine while it runs: its
