@@ -9,6 +9,7 @@ import (
 
 	"github.com/omnigate/omnigate/internal/admission"
 	"github.com/omnigate/omnigate/internal/apierror"
+	"github.com/omnigate/omnigate/internal/balance"
 	"github.com/omnigate/omnigate/internal/config"
 	"github.com/omnigate/omnigate/internal/request"
 )
@@ -149,5 +150,30 @@ func TestAdmissionDeadline(t *testing.T) {
 	_, err := h.doCtx(t, ctx, `{"model":"small","messages":[{"role":"user","content":"hi"}]}`)
 	if e := apierror.From(err); e.Status != http.StatusGatewayTimeout {
 		t.Errorf("deadline passed in the queue: %d %s, want 504", e.Status, e.Code)
+	}
+}
+
+func TestEngineQueued(t *testing.T) {
+	now := time.Unix(100, 0)
+	tests := []struct {
+		name string
+		m    *balance.EngineMetrics
+		want bool
+	}{
+		{"no scrape: unknown, so maybe", nil, true},
+		{"stale scrape", &balance.EngineMetrics{At: now.Add(-time.Minute)}, true},
+		{"idle", &balance.EngineMetrics{At: now, Running: 3}, false},
+		{"waiting for its next step, room in the batch", &balance.EngineMetrics{At: now, Running: 15, Waiting: 1}, false},
+		{"waiting, batch full", &balance.EngineMetrics{At: now, Running: 16, Waiting: 2}, true},
+		{"waiting, KV cache full", &balance.EngineMetrics{At: now, Running: 4, Waiting: 2, KVUsage: 0.95, HasKV: true}, true},
+	}
+	for _, tt := range tests {
+		d := balance.NewDeployment(config.Deployment{Name: "d", MaxNumSeqs: 16}, nil, new(balance.State))
+		if tt.m != nil {
+			d.Engine.Store(tt.m)
+		}
+		if got := engineQueued(d, now); got != tt.want {
+			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }
