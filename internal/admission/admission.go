@@ -228,8 +228,9 @@ func (p Permit) Release(latency time.Duration, ok bool) {
 // for minutes); Release it later with ok false, so it is not counted
 // twice. A limit that only learnt at the end of long streams would stay
 // where it started while they run. queued is false when the engine that
-// answered is known to have had nothing waiting (its metrics said so): a
-// slower answer then is a bigger batch, not a queue, and cuts nothing.
+// answered is known to have had nothing waiting while full (its metrics
+// said so): a slower answer then is a bigger batch, not a queue; it cuts
+// nothing, and the limit keeps probing up toward the engines' capacity.
 func (p Permit) Observe(latency time.Duration, queued bool) {
 	q := p.q
 	if q == nil || latency <= 0 {

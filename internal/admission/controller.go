@@ -99,12 +99,10 @@ func (g *gradient) update(short float64, peak int, queued bool) {
 	// which with a tolerance cancels the cut at small limits: at 16 a
 	// doubled latency would give 0.75·16 + 4 = 16.)
 	next := g.limit + math.Sqrt(g.limit)
-	switch grad := tolerance * g.floor / short; {
-	case grad < 1 && !queued:
-		// Slower, but no engine queued anything: the batch grew, which
-		// is what the places are for. Hold.
-		next = g.limit
-	case grad < 1:
+	if grad := tolerance * g.floor / short; grad < 1 && queued {
+		// Slower, and an engine may have queued: cut. Slower with no
+		// engine queueing is a bigger batch, which is what the places
+		// are for: the probe up goes on.
 		next = g.limit*(1-smoothing) + g.limit*math.Max(grad, minGradient)*smoothing
 	}
 	if peak < g.places() {

@@ -109,17 +109,19 @@ func TestGradientSetBounds(t *testing.T) {
 	}
 }
 
-// TestGradientHoldsWithoutEngineQueue: a slower window whose engines
-// reported nothing waiting is a bigger batch, not a queue: no cut.
-func TestGradientHoldsWithoutEngineQueue(t *testing.T) {
+// TestGradientWithoutEngineQueue: a slower window whose engines reported
+// nothing waiting is a bigger batch, not a queue: no cut, and the probe
+// up goes on while every place is used.
+func TestGradientWithoutEngineQueue(t *testing.T) {
 	g := newGradient(32, 1, 64)
 	g.update(float64(20*time.Millisecond), 32, true) // the floor
 	before := g.limit
-	g.update(float64(60*time.Millisecond), 32, false)
-	if g.limit != before {
-		t.Errorf("3× the floor, no engine queue: limit %v → %v, want held", before, g.limit)
+	g.update(float64(60*time.Millisecond), 64, false)
+	if g.limit <= before {
+		t.Errorf("3× the floor, no engine queue: limit %v → %v, want grown", before, g.limit)
 	}
-	g.update(float64(60*time.Millisecond), 32, true)
+	before = g.limit
+	g.update(float64(60*time.Millisecond), 64, true)
 	if g.limit >= before {
 		t.Errorf("3× the floor with an engine queue: limit %v → %v, want cut", before, g.limit)
 	}
