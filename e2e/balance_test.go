@@ -282,3 +282,56 @@ func admissionLimit(t *testing.T, base string) int {
 	}
 	return st.Models[0].Admission.Limit
 }
+
+// TestFlood: far more requests than the default tiers can serve in time,
+// sent as a new user would, at once. Every one gets an answer or, soon,
+// a 503 or 429 with a Retry-After; none is left hanging.
+func TestFlood(t *testing.T) {
+	n := 600
+	if benchLong() {
+		n = 5000
+	}
+	gw := startEnv(t, []string{"OMNIGATE_ADDR=127.0.0.1:0", "OMNIGATE_CONFIG="}, "serve") // the built-in config: both tiers on the simulator
+	type res struct {
+		status     int
+		retryAfter string
+		took       time.Duration
+		model      string
+	}
+	results := make(chan res, n)
+	client := &http.Client{Timeout: 60 * time.Second}
+	t0 := time.Now()
+	for i := range n {
+		go func() {
+			time.Sleep(time.Duration(i) * time.Second / time.Duration(n)) // n over one second
+			s := time.Now()
+			body := fmt.Sprintf(`{"model":"qwen3-omni-30b","messages":[{"role":"user","content":"flood request %d"}]}`, i)
+			resp, err := client.Post(gw.URL+"/v1/chat/completions", "application/json", strings.NewReader(body))
+			if err != nil {
+				results <- res{status: -1, took: time.Since(s)}
+				return
+			}
+			drain(resp)
+			results <- res{resp.StatusCode, resp.Header.Get("Retry-After"), time.Since(s), resp.Header.Get("X-Omnigate-Model")}
+		}()
+	}
+	counts := map[string]int{}
+	var slowest time.Duration
+	for range n {
+		r := <-results
+		slowest = max(slowest, r.took)
+		switch {
+		case r.status == 200:
+			counts["200 "+r.model]++
+		case (r.status == 503 || r.status == 429) && r.retryAfter != "":
+			counts[fmt.Sprintf("%d with Retry-After", r.status)]++
+		default:
+			counts[fmt.Sprintf("%d (Retry-After %q)", r.status, r.retryAfter)]++
+			t.Errorf("a flooded request ended %d, Retry-After %q, after %s", r.status, r.retryAfter, r.took)
+		}
+	}
+	t.Logf("flood: %d requests in 1 s to qwen3-omni-30b: %v; slowest answer %s, all in %s", n, counts, slowest.Round(time.Millisecond), time.Since(t0).Round(time.Millisecond))
+	if slowest > 30*time.Second {
+		t.Errorf("the slowest request took %s: the queue timeout (10 s) and an answer (3 s) bound it", slowest)
+	}
+}
