@@ -345,13 +345,7 @@ func sorted(xs []int) []int {
 }
 
 func TestPassThrough(t *testing.T) {
-	u := newUpstream(t, "instant")
-	clk := clock.NewFake(time.Unix(0, 0)) // never advanced: a batched request would hang
-	b := wrap(u.be, config.Batching{Window: config.Duration(time.Second), MaxInputs: 8}, clk)
-	for _, tt := range []struct {
-		name string
-		r    *backend.Request
-	}{
+	checkPassThrough(t, 8, []passCase{
 		{"token ids", embReq(`{"model":"emb","input":[1,2,3]}`)},
 		{"token arrays", embReq(`{"model":"emb","input":[[1,2],[3]]}`)},
 		{"mixed array", embReq(`{"model":"emb","input":["a",1]}`)},
@@ -360,7 +354,25 @@ func TestPassThrough(t *testing.T) {
 		{"empty array", embReq(`{"model":"emb","input":[]}`)},
 		{"chat completions", &backend.Request{Endpoint: "chat/completions", Body: []byte(`{"model":"emb","messages":[{"role":"user","content":"a"}],"max_tokens":2}`)}},
 		{"stream", &backend.Request{Endpoint: "embeddings", Stream: true, Body: []byte(`{"model":"emb","input":"a"}`)}},
-	} {
+	})
+}
+
+// passCase is a request that must go straight through, never waiting in
+// a batch.
+type passCase struct {
+	name string
+	r    *backend.Request
+}
+
+// checkPassThrough sends each case through a wrapper whose window never
+// ends (its clock is not advanced): a request that waited for a batch
+// would hang.
+func checkPassThrough(t *testing.T, maxInputs int, cases []passCase) {
+	t.Helper()
+	u := newUpstream(t, "instant")
+	clk := clock.NewFake(time.Unix(0, 0))
+	b := wrap(u.be, config.Batching{Window: config.Duration(time.Second), MaxInputs: maxInputs}, clk)
+	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
 			u.reset()
 			resp, err := b.Do(context.Background(), tt.r)

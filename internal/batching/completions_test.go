@@ -132,15 +132,9 @@ func TestCompletionsMatchDirect(t *testing.T) {
 }
 
 func TestCompletionsPassThrough(t *testing.T) {
-	u := newUpstream(t, "instant")
-	clk := clock.NewFake(time.Unix(0, 0)) // never advanced: a batched request would hang
-	b := wrap(u.be, config.Batching{Window: config.Duration(time.Second), MaxInputs: 4}, clk)
 	stream := cmplReq(`{"model":"emb","prompt":"a","stream":true}`)
 	stream.Stream = true
-	for _, tt := range []struct {
-		name string
-		r    *backend.Request
-	}{
+	checkPassThrough(t, 4, []passCase{
 		{"stream", stream},
 		{"token ids", cmplReq(`{"model":"emb","prompt":[1,2,3]}`)},
 		{"token arrays", cmplReq(`{"model":"emb","prompt":[[1,2],[3]]}`)},
@@ -155,18 +149,7 @@ func TestCompletionsPassThrough(t *testing.T) {
 		{"two prompts", cmplReq(`{"model":"emb","prompt":"a","prompt":"b"}`)},
 		{"not json", cmplReq(`{"model":"emb","prompt":"a"`)},
 		{"too many prompts", cmplReq(`{"model":"emb","prompt":["a","b","c","d"]}`)},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			u.reset()
-			resp, err := b.Do(context.Background(), tt.r)
-			if err == nil {
-				resp.Body.Close()
-			}
-			if u.calls.Load() > 1 || clk.Waiters() != 0 {
-				t.Errorf("calls %d, waiters %d", u.calls.Load(), clk.Waiters())
-			}
-		})
-	}
+	})
 }
 
 func TestParseCompletionRequest(t *testing.T) {
