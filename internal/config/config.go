@@ -10,6 +10,8 @@ type Config struct {
 	Server  Server  `yaml:"server"`
 	Models  []Model `yaml:"models"`
 	Routing Routing `yaml:"routing"`
+	Logging Logging `yaml:"logging"`
+	Tracing Tracing `yaml:"tracing"`
 }
 
 // Server holds the listener settings. OMNIGATE_ADDR overrides Addr.
@@ -32,7 +34,21 @@ type Server struct {
 	// MaxConnsPerClient bounds the connections open at once from one remote
 	// IP address; loopback peers count only against MaxConns. Default 256.
 	MaxConnsPerClient int `yaml:"max_conns_per_client"`
+	// AdminAddr is the admin listener (the admin API, the status page,
+	// /metrics too): default 127.0.0.1:8081; "off" turns it off.
+	// OMNIGATE_ADMIN_ADDR overrides it.
+	AdminAddr string `yaml:"admin_addr"`
+	// AdminTokenEnv names the environment variable holding the admin
+	// API's bearer token; unset, the admin API takes no token (keep it
+	// on loopback then).
+	AdminTokenEnv string `yaml:"admin_token_env"`
+	// WatchConfig reloads the config file when it changes (polled every
+	// second). Default true when serving from a file.
+	WatchConfig *bool `yaml:"watch_config"`
 }
+
+// Watch reports whether the config file is watched for changes.
+func (s Server) Watch() bool { return s.WatchConfig == nil || *s.WatchConfig }
 
 // Model is one public model name and the deployments that serve it.
 type Model struct {

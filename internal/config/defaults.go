@@ -92,6 +92,7 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&s.MaxBufferedBytes, DefaultMaxBufferedBytes)
 	setDefault(&s.MaxConns, DefaultMaxConns)
 	setDefault(&s.MaxConnsPerClient, DefaultMaxConnsPerClient)
+	c.applyObservabilityDefaults()
 	for i := range c.Models {
 		c.Models[i].applyDefaults()
 	}

@@ -113,6 +113,8 @@ var typeNames = map[string]string{
 	"Deployment":   "a deployment",
 	"Timeouts":     "timeouts",
 	"Routing":      "routing",
+	"Logging":      "logging",
+	"Tracing":      "tracing",
 }
 
 // FromEnvAndFile builds the running configuration: the file at path, else

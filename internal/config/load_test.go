@@ -187,8 +187,10 @@ models:
 			Addr: "127.0.0.1:8080", MaxBodyBytes: 33554432,
 			ShutdownGrace: Duration(15 * time.Second), ReadHeaderTimeout: Duration(10 * time.Second),
 			ReadTimeout: Duration(30 * time.Second), MaxBufferedBytes: 256 << 20,
-			MaxConns: 16384, MaxConnsPerClient: 256,
+			MaxConns: 16384, MaxConnsPerClient: 256, AdminAddr: "127.0.0.1:8081",
 		},
+		Logging: Logging{Level: "info", Format: "text"},
+		Tracing: Tracing{ServiceName: "omnigate"},
 		Models: []Model{{
 			Name:          "m",
 			ContextWindow: 32768,
@@ -245,8 +247,10 @@ func TestDefault(t *testing.T) {
 			Addr: "127.0.0.1:8080", MaxBodyBytes: 33554432,
 			ShutdownGrace: Duration(15 * time.Second), ReadHeaderTimeout: Duration(10 * time.Second),
 			ReadTimeout: Duration(30 * time.Second), MaxBufferedBytes: 256 << 20,
-			MaxConns: 16384, MaxConnsPerClient: 256,
+			MaxConns: 16384, MaxConnsPerClient: 256, AdminAddr: "127.0.0.1:8081",
 		},
+		Logging: Logging{Level: "info", Format: "text"},
+		Tracing: Tracing{ServiceName: "omnigate"},
 		Models: []Model{
 			{
 				Name: "qwen3-omni-7b", Aliases: []string{"small"}, Tier: "small", ContextWindow: 32768,

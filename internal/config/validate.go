@@ -89,6 +89,7 @@ func (c *Config) Validate() []Problem {
 		v.model(fmt.Sprintf("models[%d]", i), &c.Models[i], owners)
 	}
 	v.fallbacks(c)
+	v.observability(c)
 	return v.problems
 }
 

@@ -34,7 +34,9 @@ func (c *Core) admit(ctx context.Context, call *Call, m *Model) (admission.Permi
 			prio = p
 		}
 	}
+	t0 := c.clock.Now()
 	permit, err := m.Admission.Acquire(ctx, prio, tenant(call))
+	call.stats.queued += c.clock.Now().Sub(t0)
 	if err == nil {
 		return permit, nil, 0
 	}

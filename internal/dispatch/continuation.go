@@ -220,11 +220,14 @@ func (c *Core) Continue(ctx context.Context, call *Call, a *Answer, cause error)
 			skip.Add(i)
 		}
 	}
+	cut := c.clock.Now()
 	next, err := c.sendFrom(ctx, call, a.Model, &view, body, nil, skip)
 	if err != nil {
 		return nil, err
 	}
 	a.Model.Metrics.Continued()
+	call.stats.continuations++
+	call.stats.upstream += cut.Sub(a.sent)
 	k.n++
 	resp := next.Resp
 	resp.Body = newSplicer(resp.Body, &k.rec, usageOnly)

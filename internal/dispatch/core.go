@@ -53,6 +53,8 @@ type Options struct {
 	Picker  Picker          // each model's own (Model.Picker) when nil
 	Log     *slog.Logger    // slog.Default when nil
 	OnSwap  func(*Snapshot) // called after a Swap with the new snapshot
+	// Access writes the access log; nil: none.
+	Access *telemetry.AccessLog
 }
 
 // Core runs the pipeline over the current snapshot.
@@ -61,6 +63,7 @@ type Core struct {
 	clock   clock.Clock
 	picker  Picker // overrides the models' own; nil: none
 	metrics *telemetry.Metrics
+	access  *telemetry.AccessLog
 	log     *slog.Logger
 	views   sync.Pool // *request.Request, working copies for clamps and defaults
 	answers sync.Pool // *Answer, back once Done
@@ -72,7 +75,7 @@ var defaultPicker balance.Picker
 
 // New returns a core serving snap.
 func New(snap *Snapshot, opt Options) *Core {
-	c := &Core{clock: opt.Clock, picker: opt.Picker, metrics: opt.Metrics, log: opt.Log}
+	c := &Core{clock: opt.Clock, picker: opt.Picker, metrics: opt.Metrics, access: opt.Access, log: opt.Log}
 	if c.clock == nil {
 		c.clock = clock.Real{}
 	}
@@ -114,6 +117,18 @@ type Call struct {
 	cancel    context.CancelFunc // ends the deadline's context, at Done
 	start     time.Time
 	requested *Model // after routing; nil when routing failed
+	stats     callStats
+}
+
+// callStats is what a call did on its way, for its telemetry.Record.
+type callStats struct {
+	// queued: waiting for admission places; waited: backing off between
+	// retry rounds; upstream: in attempts other than the answering one
+	// (failed ones, and a continued stream's earlier parts).
+	queued, waited, upstream                 time.Duration
+	attempts, retries, hedges, continuations int32
+	endpoint                                 request.Endpoint
+	stream                                   bool
 }
 
 // Requested is the public name of the model the request was routed to
@@ -173,6 +188,7 @@ func (a *Answer) Tap() Tap {
 // *apierror.Error values ready to render.
 func (c *Core) Do(ctx context.Context, call *Call) (*Answer, error) {
 	call.start = c.clock.Now()
+	call.stats = callStats{endpoint: call.Req.Endpoint, stream: call.Req.Stream}
 	if !call.Deadline.IsZero() && call.cancel == nil {
 		ctx, call.cancel = context.WithDeadline(ctx, call.Deadline)
 	}
@@ -324,6 +340,7 @@ func (c *Core) shrink(ctx context.Context, call *Call, m *Model, view *request.R
 	*small = *view
 	body = small.SetMaxTokens(body, n)
 	m.Metrics.Retry()
+	call.stats.retries++
 	a, err2 := c.send(ctx, call, m, small, body, rest)
 	if err2 != nil {
 		return nil, err2, judge(ctx, err2).class
@@ -376,8 +393,10 @@ func (c *Core) sendFrom(ctx context.Context, call *Call, m *Model, view *request
 				if !c.sleep(ctx, wait) {
 					return nil, lastErr
 				}
+				call.stats.waited += wait
 				tried = skip
 				m.Metrics.Retry()
+				call.stats.retries++
 				continue
 			}
 		}
@@ -394,6 +413,7 @@ func (c *Core) sendFrom(ctx context.Context, call *Call, m *Model, view *request
 			continue // another request took the half-open probe
 		}
 		attempts++
+		call.stats.attempts++
 		d.Acquire(ch.Tokens)
 		req := &backend.Request{
 			Endpoint: view.Endpoint.Path(), Body: body, ModelSpan: view.ModelSpan,
@@ -405,7 +425,10 @@ func (c *Core) sendFrom(ctx context.Context, call *Call, m *Model, view *request
 		var cancel context.CancelFunc
 		if m.Hedge.After > 0 {
 			var r attempt
+			before := attempts
 			r, attempts = c.hedge(ctx, m, req, attempt{d: d, ticket: ticket}, &ch, attempts)
+			call.stats.attempts += int32(attempts - before)
+			call.stats.hedges += int32(attempts - before)
 			resp, err, d, ticket, cancel = r.resp, r.err, r.d, r.ticket, r.cancel
 		} else {
 			resp, err = d.Backend.Do(ctx, req)
@@ -424,6 +447,7 @@ func (c *Core) sendFrom(ctx context.Context, call *Call, m *Model, view *request
 			return a, nil
 		}
 		v := c.end(ctx, m, d, ticket, ch.Tokens, err)
+		call.stats.upstream += c.clock.Now().Sub(now)
 		lastErr, lastClass = err, v.class
 		if !v.retry || attempts >= m.Retry.Attempts {
 			return nil, err
@@ -435,6 +459,7 @@ func (c *Core) sendFrom(ctx context.Context, call *Call, m *Model, view *request
 				return nil, err
 			}
 			m.Metrics.Retry()
+			call.stats.retries++
 		}
 	}
 }
@@ -606,20 +631,44 @@ func (c *Core) settle(m *Model, d *balance.Deployment, t balance.Ticket, health 
 // Done ends a call: a (nil when Do failed) has been relayed with the
 // client-facing status, and err is what broke the relay, if anything (a
 // stream the upstream cut counts against its deployment). It records the
-// request's metrics. a belongs to the core again afterwards.
+// request's metrics and access log line. a belongs to the core again
+// afterwards.
 func (c *Core) Done(call *Call, a *Answer, status int, err error) {
 	if a != nil && err == nil && status == apierror.StatusClientClosed {
 		err = context.Canceled
 	}
-	m := call.requested
-	c.finish(call, a, err)
-	if m == nil {
-		c.metrics.Request("", status)
-		return
+	now := c.clock.Now()
+	st := &call.stats
+	rec := telemetry.Record{RequestID: call.RequestID, Status: status, Stream: st.stream, Start: call.start, Err: err,
+		Queued: st.queued, Waited: st.waited, Upstream: st.upstream,
+		Attempts: int(st.attempts), Retries: int(st.retries), Hedges: int(st.hedges), Continuations: int(st.continuations)}
+	if !call.start.IsZero() {
+		rec.Total = now.Sub(call.start)
 	}
-	m.Metrics.Request(status)
-	if status < 400 {
-		m.Metrics.Latency.Observe(c.clock.Now().Sub(call.start).Seconds())
+	var asked, served *telemetry.ModelMetrics
+	if m := call.requested; m != nil {
+		rec.Model, asked = m.Name, m.Metrics
+	}
+	if a != nil {
+		rec.Served, served = a.Model.Name, a.Model.Metrics
+		rec.Deployment = a.Deployment.Config.Name
+		rec.Fallback = a.FallbackReason
+		rec.FirstByte = a.firstByte
+		if !a.sent.IsZero() {
+			rec.Upstream += now.Sub(a.sent)
+		}
+		if u, ok := a.usage.usage(); ok {
+			rec.HasUsage, rec.PromptTokens, rec.CompletionTokens = true, u.PromptTokens, u.CompletionTokens
+			if err == nil && u.CompletionTokens > 1 && !a.sent.IsZero() && st.stream {
+				rec.PerToken = (now.Sub(a.sent) - a.firstByte) / time.Duration(u.CompletionTokens-1)
+			}
+		}
+	}
+	rec.Overhead = max(rec.Total-rec.Queued-rec.Waited-rec.Upstream, 0)
+	c.finish(call, a, err)
+	c.metrics.Finished(asked, served, &rec)
+	if c.access != nil {
+		c.access.Log(&rec)
 	}
 }
 
@@ -633,8 +682,7 @@ func (c *Core) Abandon(call *Call, a *Answer) {
 }
 
 // finish releases what a call holds: its deadline, its answer (whose relay
-// ended with err; the tokens it reported are counted) and its place in
-// the model's in-flight count.
+// ended with err) and its place in the model's in-flight count.
 func (c *Core) finish(call *Call, a *Answer, err error) {
 	if call.cancel != nil {
 		call.cancel()
@@ -646,11 +694,8 @@ func (c *Core) finish(call *Call, a *Answer, err error) {
 		}
 		c.endRelay(a, err)
 		a.permit.Release(0, false) // its time to first token was observed when it came
-		if u, ok := a.usage.usage(); ok {
-			a.Model.Metrics.Tokens(u.PromptTokens, u.CompletionTokens)
-			if err == nil && u.CompletionTokens > 0 && !a.sent.IsZero() {
-				a.Deployment.ObservePerToken(c.clock.Now().Sub(a.sent) / time.Duration(u.CompletionTokens))
-			}
+		if u, ok := a.usage.usage(); ok && err == nil && u.CompletionTokens > 0 && !a.sent.IsZero() {
+			a.Deployment.ObservePerToken(c.clock.Now().Sub(a.sent) / time.Duration(u.CompletionTokens))
 		}
 		*a = Answer{}
 		c.answers.Put(a)

@@ -160,6 +160,23 @@ func (mm *ModelMetrics) Fallback(to string) { mm.m.fallbacks.WithLabelValues(mm.
 // Clamped counts a parameter clamped to this model's limits.
 func (mm *ModelMetrics) Clamped(param string) { mm.m.clamped.WithLabelValues(mm.name, param).Inc() }
 
+// Finished records one finished request: asked is the metric handles of
+// the model it was routed to first (nil when routing failed), served
+// those of the model that answered (nil when none did).
+func (m *Metrics) Finished(asked, served *ModelMetrics, rec *Record) {
+	if asked == nil {
+		m.request("", rec.Status)
+		return
+	}
+	asked.Request(rec.Status)
+	if rec.Status < 400 {
+		asked.Latency.Observe(rec.Total.Seconds())
+	}
+	if served != nil && rec.HasUsage {
+		served.Tokens(rec.PromptTokens, rec.CompletionTokens)
+	}
+}
+
 // Request counts a request that has no model (unknown model, bad JSON).
 func (m *Metrics) Request(model string, code int) { m.request(model, code) }
 

@@ -138,7 +138,7 @@ func (s *Server) readRequest(w http.ResponseWriter, r *http.Request, reqID strin
 	if e.Status == http.StatusRequestTimeout {
 		w.Header().Set("Connection", "close")
 	}
-	s.opt.Core.Done(&dispatch.Call{}, nil, apierror.Write(w, e).Status, nil)
+	s.opt.Core.Done(&dispatch.Call{RequestID: reqID}, nil, apierror.Write(w, e).Status, nil)
 	return nil, time.Time{}
 }
 
@@ -229,6 +229,6 @@ func (s *Server) fail(ctx context.Context, w http.ResponseWriter, r *http.Reques
 // reject fails a request the core never saw (bad method, body or JSON).
 func (s *Server) reject(w http.ResponseWriter, r *http.Request, err error, reqID string) {
 	status := s.fail(r.Context(), w, r, err, reqID)
-	s.opt.Core.Done(&dispatch.Call{}, nil, status, nil)
+	s.opt.Core.Done(&dispatch.Call{RequestID: reqID}, nil, status, nil)
 	abortIfSilent(status)
 }
