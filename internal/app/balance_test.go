@@ -17,7 +17,7 @@ import (
 // picks with their scores, and each replica's load and latencies.
 func TestBalanceStatus(t *testing.T) {
 	a, b := simServer(t, sim.Faults{}), simServer(t, sim.Faults{})
-	gw := startGateway(t, &config.Config{Models: []config.Model{{Name: "m", Deployments: []config.Deployment{
+	g, gw := newTestGateway(t, &config.Config{Models: []config.Model{{Name: "m", Deployments: []config.Deployment{
 		{Name: "a", URL: a.URL + "/v1", Dialect: "vllm", Metrics: config.EngineMetrics{Interval: config.Duration(50 * time.Millisecond)}},
 		{Name: "b", URL: b.URL + "/v1", Dialect: "vllm", Metrics: config.EngineMetrics{Interval: config.Duration(50 * time.Millisecond)}}}}}})
 	served := map[string]int{}
@@ -32,7 +32,7 @@ func TestBalanceStatus(t *testing.T) {
 	if served["a"]+served["b"] != 6 {
 		t.Fatalf("X-Omnigate-Deployment named %v; want a or b on every answer", served)
 	}
-	resp, err := http.Get(gw.URL + "/admin/deployments")
+	resp, err := http.Get(adminServer(t, g) + "/admin/deployments")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,7 @@ import (
 // against the deployment.
 func TestClientDeadline(t *testing.T) {
 	var cancelled atomic.Int64
-	srv := startWithUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	gw, srv := newWithUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		if strings.Contains(string(b), `"stream":true`) {
 			w.Header().Set("Content-Type", "text/event-stream")
@@ -53,7 +53,7 @@ func TestClientDeadline(t *testing.T) {
 	if n := cancelled.Load(); n != 5 {
 		t.Errorf("the engine saw %d of 5 requests cancelled at the deadline", n)
 	}
-	_, status := get(t, srv.URL+"/admin/deployments")
+	_, status := get(t, adminServer(t, gw)+"/admin/deployments")
 	if !strings.Contains(string(status), `"state":"closed"`) {
 		t.Errorf("clients' deadlines counted against the deployment: %s", status)
 	}

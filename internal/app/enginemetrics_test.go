@@ -34,6 +34,15 @@ func newTestGateway(t *testing.T, cfg *config.Config) (*Gateway, *httptest.Serve
 	return gw, srv
 }
 
+// adminServer serves gw's admin API on a listener of its own, as serve
+// does, and returns its URL.
+func adminServer(t *testing.T, gw *Gateway) string {
+	t.Helper()
+	srv := httptest.NewServer(gw.Admin())
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
 // engineRow is what the tests read of /admin/deployments' engine object.
 type engineRow struct {
 	Deployment string `json:"deployment"`
@@ -70,11 +79,12 @@ func TestEngineMetricsSeeOtherTraffic(t *testing.T) {
 	t.Cleanup(eng.Close)
 	up := httptest.NewServer(eng.Handler())
 	t.Cleanup(up.Close)
-	gw, srv := newTestGateway(t, &config.Config{Models: []config.Model{{Name: "m", Deployments: []config.Deployment{{
+	gw, _ := newTestGateway(t, &config.Config{Models: []config.Model{{Name: "m", Deployments: []config.Deployment{{
 		Name: "gpu-1", Kind: config.KindOpenAI, URL: up.URL + "/v1", Dialect: config.DialectVLLM,
 		Metrics: config.EngineMetrics{Interval: config.Duration(50 * time.Millisecond), Timeout: config.Duration(40 * time.Millisecond)},
 	}}}}})
-	if rows := engineRows(t, srv.URL); len(rows) != 1 || rows[0].Deployment != "gpu-1" {
+	admin := adminServer(t, gw)
+	if rows := engineRows(t, admin); len(rows) != 1 || rows[0].Deployment != "gpu-1" {
 		t.Fatalf("rows %+v", rows)
 	}
 
@@ -105,7 +115,7 @@ func TestEngineMetricsSeeOtherTraffic(t *testing.T) {
 	if m == nil || m.Running < n || !m.HasKV || m.KVUsage <= 0 || m.Local != 0 {
 		t.Fatalf("engine metrics %+v, want %d running, some KV cache used, none of it the gateway's", m, n)
 	}
-	rows := engineRows(t, srv.URL)
+	rows := engineRows(t, admin)
 	if e := rows[0].Engine; e == nil || e.Running < n || e.KVUsage == nil || *e.KVUsage <= 0 || e.Stale || e.AgeS > 5 {
 		t.Errorf("/admin/deployments engine %+v, want %d running, the KV use, fresh", e, n)
 	}
@@ -115,7 +125,7 @@ func TestEngineMetricsSeeOtherTraffic(t *testing.T) {
 // through its handler, and its deployment takes its profile's batch
 // limit.
 func TestEngineMetricsOfTheSimulator(t *testing.T) {
-	gw, srv := newTestGateway(t, &config.Config{Models: []config.Model{{Name: "m", Deployments: []config.Deployment{
+	gw, _ := newTestGateway(t, &config.Config{Models: []config.Model{{Name: "m", Deployments: []config.Deployment{
 		{Name: "sim-1", Profile: "qwen3-omni-7b"},
 		{Name: "sim-2", Profile: "qwen3-omni-7b", MaxNumSeqs: 8},
 		{Name: "sim-3", Profile: "instant", Metrics: config.EngineMetrics{Enabled: new(false)}},
@@ -134,7 +144,7 @@ func TestEngineMetricsOfTheSimulator(t *testing.T) {
 	if m := pool[0].Engine.Load(); m.Running != 0 || !m.HasKV {
 		t.Errorf("idle simulator: %+v", m)
 	}
-	rows := engineRows(t, srv.URL)
+	rows := engineRows(t, adminServer(t, gw))
 	if e := rows[0].Engine; e == nil || e.KVUsage == nil || e.PrefixHitRate != nil || e.Stale {
 		t.Errorf("sim-1 engine %+v", e)
 	}

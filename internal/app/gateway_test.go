@@ -23,6 +23,13 @@ import (
 // given upstream handler (a real HTTP server).
 func startWithUpstream(t *testing.T, upstream http.Handler, edit func(*config.Config)) *httptest.Server {
 	t.Helper()
+	_, srv := newWithUpstream(t, upstream, edit)
+	return srv
+}
+
+// newWithUpstream is startWithUpstream that also hands back the gateway.
+func newWithUpstream(t *testing.T, upstream http.Handler, edit func(*config.Config)) (*Gateway, *httptest.Server) {
+	t.Helper()
 	up := httptest.NewServer(upstream)
 	t.Cleanup(up.Close)
 	cfg := &config.Config{Models: []config.Model{{
@@ -33,7 +40,7 @@ func startWithUpstream(t *testing.T, upstream http.Handler, edit func(*config.Co
 	if edit != nil {
 		edit(cfg)
 	}
-	return startGateway(t, cfg)
+	return newTestGateway(t, cfg)
 }
 
 func post(t *testing.T, url, ct, body string, hdr ...string) (*http.Response, []byte) {

@@ -13,8 +13,10 @@ import (
 	"os"
 	"runtime/pprof"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/omnigate/omnigate/internal/admin"
 	"github.com/omnigate/omnigate/internal/admission"
 	"github.com/omnigate/omnigate/internal/api/openai"
 	"github.com/omnigate/omnigate/internal/backend"
@@ -36,6 +38,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlags("serve", "[--config FILE] [--addr HOST:PORT]", stderr)
 	cfgPath := fs.String("config", "", "YAML config `file` (env OMNIGATE_CONFIG); without one, both tiers run on the built-in simulator")
 	addr := fs.String("addr", "", "listen address `host:port` (env OMNIGATE_ADDR; default 127.0.0.1:8080)")
+	adminAddr := fs.String("admin-addr", "", "admin API and status page `host:port`, or off (env OMNIGATE_ADMIN_ADDR; default 127.0.0.1:8081)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to `file` until shutdown (for performance work)")
 	debugAddr := fs.String("debug-addr", os.Getenv("OMNIGATE_DEBUG_ADDR"), "serve Go's /debug/pprof/ on this loopback `host:port` (env OMNIGATE_DEBUG_ADDR; off by default)")
@@ -71,11 +74,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *addr != "" {
 		cfg.Server.Addr = *addr
 	}
+	if *adminAddr != "" {
+		cfg.Server.AdminAddr = *adminAddr
+	}
 	gw, err := NewGateway(cfg, log)
 	if err != nil {
 		return err
 	}
 	defer gw.Close()
+	stopAdmin, err := gw.serveAdmin(cfg.Server, gw.reloadFrom(*cfgPath), stdout)
+	if err != nil {
+		return err
+	}
+	defer stopAdmin()
 
 	ln, err := net.Listen("tcp", cfg.Server.Addr)
 	if err != nil {
@@ -148,6 +159,10 @@ type Gateway struct {
 	transports backend.Transports
 	metrics    *telemetry.Metrics
 	log        *slog.Logger
+	// cfg is the config in effect; admin serves it (admin.go).
+	cfg        atomic.Pointer[config.Config]
+	admin      *admin.Handler
+	adminToken string
 }
 
 // Close stops what the current snapshot holds (embedded simulators).
@@ -165,6 +180,10 @@ func NewGateway(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		Core: g.core, Metrics: g.metrics, Log: log,
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, MaxBufferedBytes: cfg.Server.MaxBufferedBytes, ReadTimeout: cfg.Server.ReadTimeout.D(),
 	})
+	if err := g.initAdmin(cfg); err != nil {
+		g.Close()
+		return nil, err
+	}
 	return g, nil
 }
 
@@ -178,6 +197,7 @@ func (g *Gateway) Reload(cfg *config.Config, grace time.Duration) error {
 		return err
 	}
 	old := g.core.Swap(snap)
+	g.cfg.Store(cfg)
 	keep := map[string]bool{}
 	for _, m := range snap.Models {
 		for _, d := range m.Pool {

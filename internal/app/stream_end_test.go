@@ -123,7 +123,7 @@ func TestStreamEndsWithoutDone(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := startWithUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			gw, srv := newWithUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				io.Copy(io.Discard, r.Body)
 				w.Header().Set("Content-Type", "text/event-stream")
 				io.WriteString(w, tt.events)
@@ -135,7 +135,7 @@ func TestStreamEndsWithoutDone(t *testing.T) {
 					t.Fatalf("stream %q lacks %q", b, tt.errEvent)
 				}
 			}
-			if _, status := get(t, srv.URL+"/admin/deployments"); !strings.Contains(string(status), `"state":"open"`) {
+			if _, status := get(t, adminServer(t, gw)+"/admin/deployments"); !strings.Contains(string(status), `"state":"open"`) {
 				t.Errorf("three broken streams did not open the breaker: %s", status)
 			}
 		})

@@ -18,6 +18,8 @@ const (
 	EnvConfig = "OMNIGATE_CONFIG"
 	// EnvAddr overrides server.addr.
 	EnvAddr = "OMNIGATE_ADDR"
+	// EnvAdminAddr overrides server.admin_addr.
+	EnvAdminAddr = "OMNIGATE_ADMIN_ADDR"
 )
 
 // DecodeError is a file that could not be decoded into a Config. Each entry
@@ -119,7 +121,8 @@ var typeNames = map[string]string{
 
 // FromEnvAndFile builds the running configuration: the file at path, else
 // the file named by OMNIGATE_CONFIG, else Default(); then OMNIGATE_ADDR over
-// server.addr; then defaults; then Validate. Problems come back as a
+// server.addr and OMNIGATE_ADMIN_ADDR over server.admin_addr; then
+// defaults; then Validate. Problems come back as a
 // *ValidationError. getenv is os.Getenv when nil.
 func FromEnvAndFile(path string, getenv func(string) string) (*Config, error) {
 	if getenv == nil {
@@ -142,11 +145,18 @@ func FromEnvAndFile(path string, getenv func(string) string) (*Config, error) {
 	if addr != "" {
 		cfg.Server.Addr = addr
 	}
+	adminAddr := getenv(EnvAdminAddr)
+	if adminAddr != "" {
+		cfg.Server.AdminAddr = adminAddr
+	}
 	cfg.ApplyDefaults()
 	if ps := cfg.Validate(); len(ps) > 0 {
 		for i := range ps {
 			if addr != "" && ps[i].Path == "server.addr" {
 				ps[i].Message += " (set by " + EnvAddr + ")"
+			}
+			if adminAddr != "" && ps[i].Path == "server.admin_addr" {
+				ps[i].Message += " (set by " + EnvAdminAddr + ")"
 			}
 		}
 		return nil, &ValidationError{Source: source, Problems: ps}

@@ -311,11 +311,13 @@ func TestFromEnvAndFile(t *testing.T) {
 	file := writeFile(t, "omnigate.yaml", minimalFile)
 	envFile := writeFile(t, "from-env.yaml", strings.Replace(minimalFile, "name: only", "name: from-env", 1))
 	bad := writeFile(t, "bad.yaml", "models: []\n")
+	adminFile := writeFile(t, "admin.yaml", strings.Replace(minimalFile, `addr: "127.0.0.1:9000"`, `addr: "127.0.0.1:9000", admin_addr: "127.0.0.1:9001"`, 1))
 	tests := []struct {
 		name      string
 		path      string
 		env       map[string]string
 		wantAddr  string
+		wantAdmin string // when set
 		wantModel string
 		wantErr   string
 	}{
@@ -329,6 +331,18 @@ func TestFromEnvAndFile(t *testing.T) {
 			wantAddr: "127.0.0.1:9000", wantModel: "from-env"},
 		{name: "path beats OMNIGATE_CONFIG", path: file, env: map[string]string{"OMNIGATE_CONFIG": envFile},
 			wantAddr: "127.0.0.1:9000", wantModel: "only"},
+		{name: "admin default", path: file, wantAddr: "127.0.0.1:9000", wantAdmin: "127.0.0.1:8081", wantModel: "only"},
+		{name: "admin from the file", path: adminFile, wantAddr: "127.0.0.1:9000", wantAdmin: "127.0.0.1:9001", wantModel: "only"},
+		{name: "admin override on a file", path: adminFile, env: map[string]string{"OMNIGATE_ADMIN_ADDR": "127.0.0.1:9002"},
+			wantAddr: "127.0.0.1:9000", wantAdmin: "127.0.0.1:9002", wantModel: "only"},
+		{name: "admin turned off", path: adminFile, env: map[string]string{"OMNIGATE_ADMIN_ADDR": "off"},
+			wantAddr: "127.0.0.1:9000", wantAdmin: "off", wantModel: "only"},
+		{name: "both on port 0", env: map[string]string{"OMNIGATE_ADDR": "127.0.0.1:0", "OMNIGATE_ADMIN_ADDR": "127.0.0.1:0"},
+			wantAddr: "127.0.0.1:0", wantAdmin: "127.0.0.1:0", wantModel: "qwen3-omni-7b"},
+		{name: "admin on the API address", env: map[string]string{"OMNIGATE_ADMIN_ADDR": "127.0.0.1:8080"},
+			wantErr: `server.admin_addr: "127.0.0.1:8080" is server.addr too: the admin API needs a listener of its own (set by OMNIGATE_ADMIN_ADDR)`},
+		{name: "bad admin override", env: map[string]string{"OMNIGATE_ADMIN_ADDR": "nope"},
+			wantErr: `server.admin_addr: "nope" is not host:port or "off" (missing port in address) (set by OMNIGATE_ADMIN_ADDR)`},
 		{name: "bad override", env: map[string]string{"OMNIGATE_ADDR": "nope"},
 			wantErr: `server.addr: "nope" is not host:port (missing port in address) (set by OMNIGATE_ADDR)`},
 		{name: "invalid file", path: bad, wantErr: "models: at least one model is required"},
@@ -348,6 +362,9 @@ func TestFromEnvAndFile(t *testing.T) {
 			}
 			if cfg.Server.Addr != tt.wantAddr || cfg.Models[0].Name != tt.wantModel {
 				t.Errorf("addr, model = %q, %q; want %q, %q", cfg.Server.Addr, cfg.Models[0].Name, tt.wantAddr, tt.wantModel)
+			}
+			if tt.wantAdmin != "" && cfg.Server.AdminAddr != tt.wantAdmin {
+				t.Errorf("admin_addr = %q, want %q", cfg.Server.AdminAddr, tt.wantAdmin)
 			}
 			if cfg.Server.MaxBodyBytes != DefaultMaxBodyBytes {
 				t.Errorf("defaults were not applied: max_body_bytes = %d", cfg.Server.MaxBodyBytes)

@@ -113,11 +113,6 @@ func (s *Server) serveInfo(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.opt.Metrics.Handler().ServeHTTP(w, r)
-	case "/admin/deployments":
-		if !allowGet(w, r) {
-			return
-		}
-		writeJSON(w, http.StatusOK, renderDeployments(s.opt.Core.Deployments(), s.opt.Core.Models()))
 	default:
 		if strings.HasPrefix(p, "/v1/models/") {
 			if !allowGet(w, r) {

@@ -1,0 +1,129 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/omnigate/omnigate/internal/admin"
+	"github.com/omnigate/omnigate/internal/config"
+)
+
+// Admin returns the admin API and status page handler: the one the admin
+// listener serves, with the token server.admin_token_env names. Until
+// serve gives it a config file to reload from, POST /admin/reload
+// answers 501.
+func (g *Gateway) Admin() http.Handler { return g.admin }
+
+// Config returns the configuration in effect: the one the gateway was
+// built from, or the last one reloaded.
+func (g *Gateway) Config() *config.Config { return g.cfg.Load() }
+
+// initAdmin records cfg as the one in effect, reads the admin token and
+// builds the admin handler, without a reload.
+func (g *Gateway) initAdmin(cfg *config.Config) error {
+	g.cfg.Store(cfg)
+	tok, err := adminToken(cfg.Server, os.Getenv)
+	if err != nil {
+		return err
+	}
+	g.adminToken = tok
+	g.admin = g.newAdmin(nil)
+	return nil
+}
+
+func (g *Gateway) newAdmin(reload func(context.Context) error) *admin.Handler {
+	return admin.New(admin.Options{Core: g.core, Metrics: g.metrics.Registry(), Config: g.Config,
+		Build: admin.ReadBuild(version()), Reload: reload, Token: g.adminToken, Log: g.log})
+}
+
+// adminToken reads the token server.admin_token_env names. A name whose
+// variable is empty is an error rather than no token: whoever set the
+// name meant the admin API to need one.
+func adminToken(sc config.Server, getenv func(string) string) (string, error) {
+	if sc.AdminTokenEnv == "" {
+		return "", nil
+	}
+	if tok := getenv(sc.AdminTokenEnv); tok != "" {
+		return tok, nil
+	}
+	return "", fmt.Errorf("server.admin_token_env names %s, which is empty or unset: the admin API would take no token", sc.AdminTokenEnv)
+}
+
+// checkAdminAddr refuses an admin address beyond loopback without a
+// token: the admin API shows the configuration and reloads it.
+func checkAdminAddr(addr, token string) error {
+	if addr == config.AdminOff || token != "" {
+		return nil
+	}
+	if err := checkLoopback(addr); err != nil {
+		return fmt.Errorf("server.admin_addr %q is not a loopback address and no admin token is set: the admin API shows the configuration and can reload it, "+
+			"so it needs a bearer token beyond loopback; set server.admin_token_env to the name of a variable holding one, or listen on 127.0.0.1", addr)
+	}
+	return nil
+}
+
+// serveAdmin starts the admin listener at sc.AdminAddr ("off": none) and
+// prints its address; stop shuts it down. reload is what POST
+// /admin/reload runs.
+func (g *Gateway) serveAdmin(sc config.Server, reload func(context.Context) error, stdout io.Writer) (stop func(), err error) {
+	addr := sc.AdminAddr
+	if addr == config.AdminOff {
+		return func() {}, nil
+	}
+	if err := checkAdminAddr(addr, g.adminToken); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("admin listener: %w", err)
+	}
+	if ta, ok := ln.Addr().(*net.TCPAddr); g.adminToken == "" && (!ok || !ta.IP.IsLoopback()) {
+		ln.Close() // "localhost" that /etc/hosts sends elsewhere
+		return nil, fmt.Errorf("server.admin_addr %q listens on %s, which is not loopback, and no admin token is set", addr, ln.Addr())
+	}
+	g.admin = g.newAdmin(reload)
+	srv := &http.Server{
+		Handler:           g.admin,
+		ReadHeaderTimeout: sc.ReadHeaderTimeout.D(),
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+	}
+	go srv.Serve(ln)
+	fmt.Fprintf(stdout, "omnigate: admin on http://%s\n", ln.Addr())
+	g.log.Info("admin listener", "addr", ln.Addr().String(), "token", g.adminToken != "")
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if srv.Shutdown(ctx) != nil {
+			srv.Close()
+		}
+	}, nil
+}
+
+// reloadFrom is the admin API's reload for serve: read the config as
+// serve did at start (path, else OMNIGATE_CONFIG, else the built-in
+// default) and swap it in. The server section is kept: its listeners and
+// limits are set at start, so the running one stays the one in effect.
+func (g *Gateway) reloadFrom(path string) func(context.Context) error {
+	var mu sync.Mutex // one reload at a time
+	return func(ctx context.Context) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		cfg, err := config.FromEnvAndFile(path, os.Getenv)
+		if err != nil {
+			return err
+		}
+		cfg.Server = g.Config().Server
+		return g.Reload(cfg, cfg.Server.ShutdownGrace.D())
+	}
+}
