@@ -222,7 +222,7 @@ func TestAcceptErrorsAreWarnings(t *testing.T) {
 func TestDebugAddrMustBeLoopback(t *testing.T) {
 	for _, addr := range []string{"0.0.0.0:0", ":0"} {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		out, err := exec.CommandContext(ctx, bin, "serve", "--addr", "127.0.0.1:0", "--debug-addr", addr).CombinedOutput()
+		out, err := exec.CommandContext(ctx, bin, "serve", "--addr", "127.0.0.1:0", "--admin-addr", "off", "--debug-addr", addr).CombinedOutput()
 		cancel()
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "not a loopback address") {
 			t.Errorf("--debug-addr %s: %v\n%s", addr, err, out)

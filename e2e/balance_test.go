@@ -220,7 +220,7 @@ func TestAdmissionAdaptiveLimit(t *testing.T) {
 					limits <- [2]int{lo, hi}
 					return
 				case <-time.After(250 * time.Millisecond):
-					n := admissionLimit(t, gw.URL)
+					n := admissionLimit(t, gw.Admin)
 					lo, hi = min(lo, n), max(hi, n)
 				}
 			}

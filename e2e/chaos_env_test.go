@@ -243,7 +243,7 @@ func deploymentRows(t *testing.T, base string) []deploymentRow {
 // row is r's state as a deployment of the scenario's model.
 func (s *scenarioRun) row(t *testing.T, r *replica) deploymentRow {
 	t.Helper()
-	for _, d := range deploymentRows(t, s.gw) {
+	for _, d := range deploymentRows(t, s.admin) {
 		if d.Model == s.model && d.Deployment == r.name {
 			return d
 		}

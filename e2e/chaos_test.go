@@ -83,6 +83,7 @@ type scenarioRun struct {
 	*chaosScenario
 	scale    chaosScale
 	gw       string
+	admin    string // the gateway's admin listener
 	model    string
 	replicas []*replica // its own first, then the suite's healthy ones
 	// reference is the text of the answer to the suite's request.
@@ -249,12 +250,12 @@ func startChaos(t *testing.T, sc chaosScale) (*proc, string, []*scenarioRun) {
 	// Warnings are one a failed request: the suite makes thousands.
 	gw := start(t, "serve", "--config", chaosConfig(t, models), "--debug-addr", debug, "--log-level", "error")
 	for _, r := range runs {
-		r.gw = gw.URL
+		r.gw, r.admin = gw.URL, gw.Admin
 		r.load = newLoader(gw.URL, r.model)
 	}
 	var rows []deploymentRow
 	if _, ok := poll(10*time.Second, func() bool {
-		rows = deploymentRows(t, gw.URL)
+		rows = deploymentRows(t, gw.Admin)
 		for _, d := range rows {
 			if d.Health != "up" {
 				return false

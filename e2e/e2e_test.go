@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -39,14 +40,20 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// proc is a running omnigate process and the URL it printed.
+// proc is a running omnigate process and the URLs it printed.
 type proc struct {
-	cmd    *exec.Cmd
-	URL    string
+	cmd *exec.Cmd
+	URL string
+	// Admin is a gateway's admin listener ("" when it is off, and for the
+	// other commands).
+	Admin  string
 	stderr *strings.Builder
 }
 
-var servingRE = regexp.MustCompile(`serving on (http://\S+)`)
+var (
+	servingRE = regexp.MustCompile(`serving on (http://\S+)`)
+	adminRE   = regexp.MustCompile(`omnigate: admin on (http://\S+)`)
+)
 
 // start runs omnigate with args and waits for its "serving on" line.
 func start(t *testing.T, args ...string) *proc {
@@ -57,21 +64,43 @@ func start(t *testing.T, args ...string) *proc {
 // startEnv is start with extra environment variables.
 func startEnv(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
+	args = adminArgs(args, env)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	return startCmd(t, cmd, args)
+}
+
+// adminArgs gives a gateway an admin listener on a port of its own
+// unless the test chose one: the default, 127.0.0.1:8081, is one port for
+// every gateway the tests run at once.
+func adminArgs(args, env []string) []string {
+	if len(args) == 0 || args[0] != "serve" {
+		return args
+	}
+	for _, a := range args {
+		if a == "--admin-addr" || strings.HasPrefix(a, "--admin-addr=") {
+			return args
+		}
+	}
+	for _, e := range env {
+		if strings.HasPrefix(e, "OMNIGATE_ADMIN_ADDR=") {
+			return args
+		}
+	}
+	return append(slices.Clone(args), "--admin-addr", "127.0.0.1:0")
 }
 
 // startLimited is start with the open-file limit (soft and hard) set to
 // nofile, by the shell that then execs omnigate.
 func startLimited(t *testing.T, nofile int, args ...string) *proc {
 	t.Helper()
+	args = adminArgs(args, nil)
 	sh := fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, nofile)
 	return startCmd(t, exec.Command("/bin/sh", append([]string{"-c", sh, bin}, args...)...), args)
 }
 
 // startCmd starts cmd, an omnigate process run with args, and waits for its
-// "serving on" line.
+// "serving on" line (a gateway prints its "admin on" line before it).
 func startCmd(t *testing.T, cmd *exec.Cmd, args []string) *proc {
 	t.Helper()
 	stdout, _ := cmd.StdoutPipe()
@@ -101,6 +130,10 @@ func startCmd(t *testing.T, cmd *exec.Cmd, args []string) *proc {
 		case l, ok := <-lines:
 			if !ok {
 				t.Fatalf("omnigate %v exited before serving: %s", args, p.stderr.String())
+			}
+			if m := adminRE.FindStringSubmatch(l); m != nil {
+				p.Admin = m[1]
+				continue
 			}
 			if m := servingRE.FindStringSubmatch(l); m != nil {
 				p.URL = m[1]

@@ -61,13 +61,13 @@ routing:
   fallbacks: {qwen3-omni-30b: [qwen3-omni-7b]}
 `))
 
-	rows := deployments(t, gw.URL)
+	rows := deployments(t, gw.Admin)
 	if len(rows) != 2 || rows["large-1"].Breaker.State != "closed" || rows["large-1"].LastFailure != nil || rows["large-1"].Breaker.Changed != nil {
 		t.Fatalf("at start: %+v", rows)
 	}
 	scraped := func(name string, stale bool) func() bool {
 		return func() bool {
-			e := deployments(t, gw.URL)[name].Engine
+			e := deployments(t, gw.Admin)[name].Engine
 			return e != nil && e.KVUsage != nil && e.Stale == stale
 		}
 	}
@@ -89,17 +89,25 @@ routing:
 			t.Fatalf("fallback answered %d", resp.StatusCode)
 		}
 	}
-	r := deployments(t, gw.URL)["large-1"]
+	r := deployments(t, gw.Admin)["large-1"]
 	if r.Breaker.State != "open" || r.Breaker.Changed == nil || r.LastFailure == nil || r.LastFailure.Reason != "unreachable" {
 		t.Fatalf("after the engine died: %+v (last failure %+v)", r, r.LastFailure)
 	}
-	resp, _ := http.Get(gw.URL + "/admin/deployments")
+	resp, _ := http.Get(gw.Admin + "/admin/deployments")
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	api, err := http.Get(gw.URL + "/admin/deployments")
+	if err != nil {
+		t.Fatal(err)
+	}
+	api.Body.Close()
+	if api.StatusCode != 404 {
+		t.Errorf("the API listener answers /admin/deployments with %d, want 404: it serves no admin path", api.StatusCode)
+	}
 	if host := strings.TrimPrefix(large.URL, "http://"); strings.Contains(string(b), host) {
 		t.Errorf("the status shows the engine's address %s: %s", host, b)
 	}
-	if s := deployments(t, gw.URL)["small-1"]; s.Breaker.State != "closed" || s.InFlight != 0 || s.Engine == nil || s.Engine.Stale {
+	if s := deployments(t, gw.Admin)["small-1"]; s.Breaker.State != "closed" || s.InFlight != 0 || s.Engine == nil || s.Engine.Stale {
 		t.Errorf("small-1: %+v (engine %+v)", s, s.Engine)
 	}
 }
@@ -148,12 +156,12 @@ models:
 		}
 		return time.Since(start)
 	}
-	waitUntil("up at start", func() bool { return deployments(t, gw.URL)["d1"].Health == "up" && ready() == 200 })
+	waitUntil("up at start", func() bool { return deployments(t, gw.Admin)["d1"].Health == "up" && ready() == 200 })
 
 	engine.cmd.Process.Kill()
 	engine.cmd.Wait()
 	took := waitUntil("out of rotation", func() bool { return ready() == 503 })
-	if r := deployments(t, gw.URL)["d1"]; r.Health != "down" || r.Breaker.State != "closed" {
+	if r := deployments(t, gw.Admin)["d1"]; r.Health != "down" || r.Breaker.State != "closed" {
 		t.Errorf("after the kill: %+v; want health down with no request having failed", r)
 	}
 	t.Logf("out of rotation %v after the kill (interval 100 ms)", took.Round(time.Millisecond))

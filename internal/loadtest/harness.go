@@ -347,7 +347,9 @@ func startStack(ctx context.Context, o *Options, mode string) (*stack, error) {
 				return st, err
 			}
 			defer os.RemoveAll(filepath.Dir(cfg))
-			p, err := StartProcess(ctx, "omnigate", o.Bin, []string{"serve", "--config", cfg}, o.ServerCPUs, wait)
+			// No admin listener: its default port is one for every
+			// gateway on the machine, and the runs do not read it.
+			p, err := StartProcess(ctx, "omnigate", o.Bin, []string{"serve", "--config", cfg, "--admin-addr", "off"}, o.ServerCPUs, wait)
 			if err != nil {
 				return st, err
 			}
