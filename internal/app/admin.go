@@ -13,6 +13,7 @@ import (
 
 	"github.com/omnigate/omnigate/internal/admin"
 	"github.com/omnigate/omnigate/internal/config"
+	"github.com/omnigate/omnigate/internal/dispatch"
 )
 
 // Admin returns the admin API and status page handler: the one the admin
@@ -127,3 +128,7 @@ func (g *Gateway) reloadFrom(path string) func(context.Context) error {
 		return g.Reload(cfg, cfg.Server.ShutdownGrace.D())
 	}
 }
+
+// Core returns the request core, for handlers built outside this package
+// (the admin API's tests build theirs with options of their own).
+func (g *Gateway) Core() *dispatch.Core { return g.core }
