@@ -117,6 +117,7 @@ type Call struct {
 	cancel    context.CancelFunc // ends the deadline's context, at Done
 	start     time.Time
 	requested *Model // after routing; nil when routing failed
+	snap      *Snapshot // held from Do to Done, so a reload waits for it
 	stats     callStats
 }
 
@@ -192,7 +193,7 @@ func (c *Core) Do(ctx context.Context, call *Call) (*Answer, error) {
 	if !call.Deadline.IsZero() && call.cancel == nil {
 		ctx, call.cancel = context.WithDeadline(ctx, call.Deadline)
 	}
-	snap := c.snap.Load()
+	snap := c.hold(call)
 	chain, err := snap.Router.Route(call.Req)
 	if err != nil {
 		return nil, err
@@ -702,6 +703,24 @@ func (c *Core) finish(call *Call, a *Answer, err error) {
 	}
 	if call.requested != nil {
 		call.requested.Metrics.Inflight.Dec()
+	}
+	if call.snap != nil {
+		call.snap.inUse.Add(-1)
+		call.snap = nil
+	}
+}
+
+// hold returns the current snapshot, counted as in use by call until
+// finish.
+func (c *Core) hold(call *Call) *Snapshot {
+	for {
+		s := c.snap.Load()
+		s.inUse.Add(1)
+		if c.snap.Load() == s {
+			call.snap = s
+			return s
+		}
+		s.inUse.Add(-1) // swapped meanwhile: the old one may be waited on already
 	}
 }
 
