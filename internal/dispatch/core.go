@@ -116,7 +116,7 @@ type Call struct {
 
 	cancel    context.CancelFunc // ends the deadline's context, at Done
 	start     time.Time
-	requested *Model // after routing; nil when routing failed
+	requested *Model    // after routing; nil when routing failed
 	snap      *Snapshot // held from Do to Done, so a reload waits for it
 	stats     callStats
 }
