@@ -196,7 +196,7 @@ func NewGateway(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	if cfg.Logging.AccessOn() {
 		access = telemetry.NewAccessLog(log)
 	}
-	g.core = dispatch.New(snap, dispatch.Options{Metrics: g.metrics, Log: log, Access: access})
+	g.core = dispatch.New(snap, dispatch.Options{Metrics: g.metrics, Log: log, Access: access, LogBodies: cfg.Logging.Bodies})
 	g.Handler = openai.NewServer(openai.Options{
 		Core: g.core, Metrics: g.metrics, Log: log,
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, MaxBufferedBytes: cfg.Server.MaxBufferedBytes, ReadTimeout: cfg.Server.ReadTimeout.D(),

@@ -55,6 +55,9 @@ type Options struct {
 	OnSwap  func(*Snapshot) // called after a Swap with the new snapshot
 	// Access writes the access log; nil: none.
 	Access *telemetry.AccessLog
+	// LogBodies adds the start of each request body and answer to the
+	// access log's records.
+	LogBodies bool
 }
 
 // Core runs the pipeline over the current snapshot.
@@ -64,6 +67,7 @@ type Core struct {
 	picker  Picker // overrides the models' own; nil: none
 	metrics *telemetry.Metrics
 	access  *telemetry.AccessLog
+	bodies  bool
 	log     *slog.Logger
 	views   sync.Pool // *request.Request, working copies for clamps and defaults
 	answers sync.Pool // *Answer, back once Done
@@ -75,7 +79,7 @@ var defaultPicker balance.Picker
 
 // New returns a core serving snap.
 func New(snap *Snapshot, opt Options) *Core {
-	c := &Core{clock: opt.Clock, picker: opt.Picker, metrics: opt.Metrics, access: opt.Access, log: opt.Log}
+	c := &Core{clock: opt.Clock, picker: opt.Picker, metrics: opt.Metrics, access: opt.Access, bodies: opt.LogBodies && opt.Access != nil, log: opt.Log}
 	if c.clock == nil {
 		c.clock = clock.Real{}
 	}
@@ -119,6 +123,7 @@ type Call struct {
 	requested *Model    // after routing; nil when routing failed
 	snap      *Snapshot // held from Do to Done, so a reload waits for it
 	stats     callStats
+	logged    *loggedBodies // nil unless bodies are logged
 }
 
 // callStats is what a call did on its way, for its telemetry.Record.
@@ -174,14 +179,20 @@ type Answer struct {
 	permit    admission.Permit // the model's admission place, held to the end of the relay
 	usage     usageTap
 	cont      *continuation // a continuable stream's request and record
+	logged    *loggedBodies // the call's, when bodies are logged
 }
 
 // Tap is what the front end feeds the relayed bytes to.
 func (a *Answer) Tap() Tap {
+	var t Tap = &a.usage
 	if a.cont != nil {
-		return &a.cont.rec
+		t = &a.cont.rec
 	}
-	return &a.usage
+	if a.logged != nil {
+		a.logged.next = t
+		return a.logged
+	}
+	return t
 }
 
 // Do serves call up to the upstream answer. With an Answer the front end
@@ -190,6 +201,7 @@ func (a *Answer) Tap() Tap {
 func (c *Core) Do(ctx context.Context, call *Call) (*Answer, error) {
 	call.start = c.clock.Now()
 	call.stats = callStats{endpoint: call.Req.Endpoint, stream: call.Req.Stream}
+	c.keepRequest(call)
 	if !call.Deadline.IsZero() && call.cancel == nil {
 		ctx, call.cancel = context.WithDeadline(ctx, call.Deadline)
 	}
@@ -441,7 +453,7 @@ func (c *Core) sendFrom(ctx context.Context, call *Call, m *Model, view *request
 				d.ObserveFirstByte(took)
 			}
 			a := c.answers.Get().(*Answer)
-			*a = Answer{Resp: resp, Model: m, Deployment: d, ticket: ticket, cancel: cancel, sent: now, firstByte: took, tokens: ch.Tokens}
+			*a = Answer{Resp: resp, Model: m, Deployment: d, ticket: ticket, cancel: cancel, sent: now, firstByte: took, tokens: ch.Tokens, logged: call.logged}
 			if total := d.Config.Timeouts.Total.D(); total > 0 {
 				a.Until = now.Add(total)
 			}
@@ -666,6 +678,10 @@ func (c *Core) Done(call *Call, a *Answer, status int, err error) {
 		}
 	}
 	rec.Overhead = max(rec.Total-rec.Queued-rec.Waited-rec.Upstream, 0)
+	if l := call.logged; l != nil {
+		rec.RequestBody, rec.AnswerBody = l.request, l.answer
+		call.logged = nil
+	}
 	c.finish(call, a, err)
 	c.metrics.Finished(asked, served, &rec)
 	if c.access != nil {
