@@ -10,6 +10,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -162,9 +163,10 @@ func (h *Handler) serveConfig(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, doc.json())
 }
 
-// reload runs opt.Reload. A config that does not read or validate is the
-// caller's to fix (400); anything else is the gateway's (500). Either way
-// the message is the reason: the admin API's callers are operators.
+// reload runs opt.Reload (which logs the outcome). A config that cannot
+// be read, decoded or validated is the caller's to fix (400); anything
+// else is the gateway's (500). Either way the message is the reason: the
+// admin API's callers are operators.
 func (h *Handler) reload(w http.ResponseWriter, r *http.Request) {
 	if h.opt.Reload == nil {
 		apierror.Write(w, apierror.New(http.StatusNotImplemented, "reload_unsupported", "This gateway has no configuration source to reload from."))
@@ -172,15 +174,14 @@ func (h *Handler) reload(w http.ResponseWriter, r *http.Request) {
 	}
 	err := h.opt.Reload(r.Context())
 	if err == nil {
-		h.opt.Log.Info("config reloaded", "by", "admin API")
 		writeJSON(w, http.StatusOK, []byte(`{"status":"reloaded"}`+"\n"))
 		return
 	}
-	h.opt.Log.Warn("config reload failed", "by", "admin API", "err", err)
 	status := http.StatusInternalServerError
 	var ve *config.ValidationError
 	var de *config.DecodeError
-	if errors.As(err, &ve) || errors.As(err, &de) {
+	var pe *fs.PathError
+	if errors.As(err, &ve) || errors.As(err, &de) || errors.As(err, &pe) {
 		status = http.StatusBadRequest
 	}
 	e := apierror.New(status, "reload_failed", "%s", err.Error())

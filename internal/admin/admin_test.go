@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -220,6 +222,10 @@ func TestReload(t *testing.T) {
 		{"config that does not parse", func(context.Context) error {
 			return &config.DecodeError{File: "omnigate.yaml", Errors: []string{"omnigate.yaml:3: unknown key"}}
 		}, 400, "omnigate.yaml:3: unknown key"},
+		{"config file gone", func(context.Context) error {
+			_, err := os.ReadFile(filepath.Join(os.TempDir(), "omnigate-no-such-dir", "omnigate.yaml"))
+			return err
+		}, 400, "no such file"},
 		{"gateway failure", func(context.Context) error { return errors.New("simulator would not start") }, 500, "simulator would not start"},
 	}
 	for _, tt := range tests {

@@ -262,6 +262,19 @@ func (q *Queue) Acquire(ctx context.Context, p Priority, tenant string) (Permit,
 	return q.wait(ctx, p, tenant)
 }
 
+// TryAcquire takes a place when one is free and nobody waits, without
+// waiting: ok is false otherwise, and Acquire then queues.
+func (q *Queue) TryAcquire() (Permit, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.queued == 0 && q.inflight < q.places {
+		q.inflight++
+		q.counts.Admitted++
+		return Permit{q}, true
+	}
+	return Permit{}, false
+}
+
 // wait queues the caller, q.mu held (and released).
 func (q *Queue) wait(ctx context.Context, p Priority, name string) (Permit, error) {
 	w, timer, byDeadline, err := q.enqueueLocked(ctx, p, name)

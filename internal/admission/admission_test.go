@@ -152,6 +152,26 @@ func TestFastPath(t *testing.T) {
 	}
 }
 
+// TestTryAcquire: a free place is taken without waiting; a full queue,
+// or one with waiters, says no and takes nothing.
+func TestTryAcquire(t *testing.T) {
+	q, _ := newQueue(admission(1, 10, time.Second))
+	p, ok := q.TryAcquire()
+	if !ok {
+		t.Fatal("no place in an empty queue")
+	}
+	if _, ok := q.TryAcquire(); ok {
+		t.Fatal("a place past the limit")
+	}
+	if s := q.Status(); s.InFlight != 1 || s.Admitted != 1 {
+		t.Fatalf("status %+v", s)
+	}
+	p.Release(time.Millisecond, true)
+	if _, ok := q.TryAcquire(); !ok {
+		t.Fatal("no place after the release")
+	}
+}
+
 func TestPriorities(t *testing.T) {
 	q, _ := newQueue(admission(1, 10, time.Minute))
 	ctx := context.Background()

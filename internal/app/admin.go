@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/omnigate/omnigate/internal/admin"
@@ -18,18 +17,13 @@ import (
 
 // Admin returns the admin API and status page handler: the one the admin
 // listener serves, with the token server.admin_token_env names. Until
-// serve gives it a config file to reload from, POST /admin/reload
-// answers 501.
+// serve gives the gateway its config source to reload from, POST
+// /admin/reload answers 501.
 func (g *Gateway) Admin() http.Handler { return g.admin }
 
-// Config returns the configuration in effect: the one the gateway was
-// built from, or the last one reloaded.
-func (g *Gateway) Config() *config.Config { return g.cfg.Load() }
-
-// initAdmin records cfg as the one in effect, reads the admin token and
-// builds the admin handler, without a reload.
+// initAdmin reads the admin token and builds the admin handler, without a
+// reload.
 func (g *Gateway) initAdmin(cfg *config.Config) error {
-	g.cfg.Store(cfg)
 	tok, err := adminToken(cfg.Server, os.Getenv)
 	if err != nil {
 		return err
@@ -106,27 +100,6 @@ func (g *Gateway) serveAdmin(sc config.Server, reload func(context.Context) erro
 			srv.Close()
 		}
 	}, nil
-}
-
-// reloadFrom is the admin API's reload for serve: read the config as
-// serve did at start (path, else OMNIGATE_CONFIG, else the built-in
-// default) and swap it in. The server section is kept: its listeners and
-// limits are set at start, so the running one stays the one in effect.
-func (g *Gateway) reloadFrom(path string) func(context.Context) error {
-	var mu sync.Mutex // one reload at a time
-	return func(ctx context.Context) error {
-		mu.Lock()
-		defer mu.Unlock()
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		cfg, err := config.FromEnvAndFile(path, os.Getenv)
-		if err != nil {
-			return err
-		}
-		cfg.Server = g.Config().Server
-		return g.Reload(cfg, cfg.Server.ShutdownGrace.D())
-	}
 }
 
 // Core returns the request core, for handlers built outside this package

@@ -39,7 +39,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfgPath := fs.String("config", "", "YAML config `file` (env OMNIGATE_CONFIG); without one, both tiers run on the built-in simulator")
 	addr := fs.String("addr", "", "listen address `host:port` (env OMNIGATE_ADDR; default 127.0.0.1:8080)")
 	adminAddr := fs.String("admin-addr", "", "admin API and status page `host:port`, or off (env OMNIGATE_ADMIN_ADDR; default 127.0.0.1:8081)")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	levelFlag := fs.String("log-level", "", "log level: debug, info, warn, error (default: logging.level, info)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to `file` until shutdown (for performance work)")
 	debugAddr := fs.String("debug-addr", os.Getenv("OMNIGATE_DEBUG_ADDR"), "serve Go's /debug/pprof/ on this loopback `host:port` (env OMNIGATE_DEBUG_ADDR; off by default)")
 	if err := parseFlags(fs, args); err != nil {
@@ -55,17 +55,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		fmt.Fprintf(stderr, "omnigate serve: --log-level: %v\n", err)
-		return errUsage
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-
-	if *debugAddr != "" {
-		if err := serveDebug(*debugAddr, log); err != nil {
-			return err
+	level := new(slog.LevelVar)
+	if *levelFlag != "" {
+		l, err := logLevel(*levelFlag)
+		if err != nil {
+			fmt.Fprintf(stderr, "omnigate serve: --log-level: %v\n", err)
+			return errUsage
 		}
+		level.Set(l)
 	}
 	cfg, err := config.FromEnvAndFile(*cfgPath, os.Getenv)
 	if err != nil {
@@ -77,12 +74,41 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *adminAddr != "" {
 		cfg.Server.AdminAddr = *adminAddr
 	}
+	if *levelFlag == "" {
+		l, _ := logLevel(cfg.Logging.Level) // validated
+		level.Set(l)
+	}
+	log := newLogger(stderr, cfg.Logging, level)
+	if *debugAddr != "" {
+		if err := serveDebug(*debugAddr, log); err != nil {
+			return err
+		}
+	}
 	gw, err := NewGateway(cfg, log)
 	if err != nil {
 		return err
 	}
 	defer gw.Close()
-	stopAdmin, err := gw.serveAdmin(cfg.Server, gw.reloadFrom(*cfgPath), stdout)
+	path := *cfgPath
+	if path == "" {
+		path = os.Getenv(config.EnvConfig)
+	}
+	rl := &reloader{path: path, getenv: os.Getenv, gw: gw, log: log, level: level, fixed: *levelFlag != ""}
+	if *addr != "" {
+		rl.getenv = overrideEnv(os.Getenv, config.EnvAddr, *addr) // a reload keeps --addr
+	}
+	if *adminAddr != "" {
+		rl.getenv = overrideEnv(rl.getenv, config.EnvAdminAddr, *adminAddr) // and --admin-addr
+	}
+	gw.reload = rl.Reload
+	stopHUP := onHangup(ctx, rl, log)
+	defer stopHUP()
+	if path != "" && cfg.Server.Watch() {
+		wctx, stopWatch := context.WithCancel(ctx)
+		defer stopWatch()
+		go rl.watch(wctx, time.Second)
+	}
+	stopAdmin, err := gw.serveAdmin(cfg.Server, gw.reload, stdout)
 	if err != nil {
 		return err
 	}
@@ -159,11 +185,17 @@ type Gateway struct {
 	transports backend.Transports
 	metrics    *telemetry.Metrics
 	log        *slog.Logger
-	// cfg is the config in effect; admin serves it (admin.go).
-	cfg        atomic.Pointer[config.Config]
+	cfg        atomic.Pointer[config.Config] // the one being served
+	// reload reloads the config from its source; nil for a gateway
+	// built in process from a config value.
+	reload func(context.Context) error
+	// admin is the admin API's handler, with its token (admin.go).
 	admin      *admin.Handler
 	adminToken string
 }
+
+// Config returns the configuration the gateway serves now.
+func (g *Gateway) Config() *config.Config { return g.cfg.Load() }
 
 // Close stops what the current snapshot holds (embedded simulators).
 func (g *Gateway) Close() { g.core.Snapshot().Close() }
@@ -175,7 +207,12 @@ func NewGateway(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	g.core = dispatch.New(snap, dispatch.Options{Metrics: g.metrics, Log: log})
+	g.cfg.Store(cfg)
+	var access *telemetry.AccessLog
+	if cfg.Logging.AccessOn() {
+		access = telemetry.NewAccessLog(log)
+	}
+	g.core = dispatch.New(snap, dispatch.Options{Metrics: g.metrics, Log: log, Access: access, LogBodies: cfg.Logging.Bodies})
 	g.Handler = openai.NewServer(openai.Options{
 		Core: g.core, Metrics: g.metrics, Log: log,
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, MaxBufferedBytes: cfg.Server.MaxBufferedBytes, ReadTimeout: cfg.Server.ReadTimeout.D(),
@@ -190,7 +227,7 @@ func NewGateway(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 // Reload swaps in a snapshot built from cfg. Deployments that keep their
 // identity (model and deployment name) keep their live state: in-flight
 // counts, breakers. The old snapshot's resources are released once the
-// requests still using them are done (after grace at the latest).
+// requests still using them are done (bounded by its longest total timeout).
 func (g *Gateway) Reload(cfg *config.Config, grace time.Duration) error {
 	snap, err := g.build(cfg)
 	if err != nil {
@@ -205,8 +242,11 @@ func (g *Gateway) Reload(cfg *config.Config, grace time.Duration) error {
 		}
 	}
 	go func() {
-		deadline := time.Now().Add(grace)
-		for busy(old) && time.Now().Before(deadline) {
+		// Requests served with the old snapshot finish on it: wait for
+		// them, up to the longest an attempt of it may take (or grace, when
+		// longer).
+		deadline := time.Now().Add(max(grace, longestTotal(old)))
+		for old.InUse() > 0 && time.Now().Before(deadline) {
 			time.Sleep(50 * time.Millisecond)
 		}
 		old.Close()
@@ -215,16 +255,15 @@ func (g *Gateway) Reload(cfg *config.Config, grace time.Duration) error {
 	return nil
 }
 
-// busy reports whether any deployment of snap has requests in flight.
-func busy(snap *dispatch.Snapshot) bool {
+// longestTotal is the longest total timeout of snap's deployments.
+func longestTotal(snap *dispatch.Snapshot) time.Duration {
+	var d time.Duration
 	for _, m := range snap.Models {
-		for _, d := range m.Pool {
-			if d.InFlight() > 0 {
-				return true
-			}
+		for _, dep := range m.Pool {
+			d = max(d, dep.Config.Timeouts.Total.D())
 		}
 	}
-	return false
+	return d
 }
 
 // build compiles cfg into a snapshot whose deployments take their live

@@ -72,9 +72,9 @@ func (c *Config) applyObservabilityDefaults() {
 
 func (v *validator) observability(c *Config) {
 	if a := c.Server.AdminAddr; a != AdminOff {
-		if _, _, err := net.SplitHostPort(a); err != nil {
+		if _, port, err := net.SplitHostPort(a); err != nil {
 			v.add("server.admin_addr", "%q is not host:port or %q (%v)", a, AdminOff, unwrapAddrErr(err))
-		} else if a == c.Server.Addr && !strings.HasSuffix(a, ":0") { // port 0: each gets a port of its own
+		} else if a == c.Server.Addr && port != "0" {
 			v.add("server.admin_addr", "%q is server.addr too: the admin API needs a listener of its own", a)
 		}
 	}

@@ -34,7 +34,10 @@ func (c *Core) admit(ctx context.Context, call *Call, m *Model) (admission.Permi
 			prio = p
 		}
 	}
-	t0 := c.clock.Now()
+	if permit, ok := m.Admission.TryAcquire(); ok {
+		return permit, nil, 0
+	}
+	t0 := c.clock.Now() // only a request that queues reads the clock
 	permit, err := m.Admission.Acquire(ctx, prio, tenant(call))
 	call.stats.queued += c.clock.Now().Sub(t0)
 	if err == nil {

@@ -55,6 +55,9 @@ type Options struct {
 	OnSwap  func(*Snapshot) // called after a Swap with the new snapshot
 	// Access writes the access log; nil: none.
 	Access *telemetry.AccessLog
+	// LogBodies adds the start of each request body and answer to the
+	// access log's records.
+	LogBodies bool
 }
 
 // Core runs the pipeline over the current snapshot.
@@ -64,6 +67,7 @@ type Core struct {
 	picker  Picker // overrides the models' own; nil: none
 	metrics *telemetry.Metrics
 	access  *telemetry.AccessLog
+	bodies  bool
 	log     *slog.Logger
 	views   sync.Pool // *request.Request, working copies for clamps and defaults
 	answers sync.Pool // *Answer, back once Done
@@ -75,7 +79,7 @@ var defaultPicker balance.Picker
 
 // New returns a core serving snap.
 func New(snap *Snapshot, opt Options) *Core {
-	c := &Core{clock: opt.Clock, picker: opt.Picker, metrics: opt.Metrics, access: opt.Access, log: opt.Log}
+	c := &Core{clock: opt.Clock, picker: opt.Picker, metrics: opt.Metrics, access: opt.Access, bodies: opt.LogBodies && opt.Access != nil, log: opt.Log}
 	if c.clock == nil {
 		c.clock = clock.Real{}
 	}
@@ -116,8 +120,10 @@ type Call struct {
 
 	cancel    context.CancelFunc // ends the deadline's context, at Done
 	start     time.Time
-	requested *Model // after routing; nil when routing failed
+	requested *Model    // after routing; nil when routing failed
+	snap      *Snapshot // held from Do to Done, so a reload waits for it
 	stats     callStats
+	logged    *loggedBodies // nil unless bodies are logged
 }
 
 // callStats is what a call did on its way, for its telemetry.Record.
@@ -173,14 +179,20 @@ type Answer struct {
 	permit    admission.Permit // the model's admission place, held to the end of the relay
 	usage     usageTap
 	cont      *continuation // a continuable stream's request and record
+	logged    *loggedBodies // the call's, when bodies are logged
 }
 
 // Tap is what the front end feeds the relayed bytes to.
 func (a *Answer) Tap() Tap {
+	var t Tap = &a.usage
 	if a.cont != nil {
-		return &a.cont.rec
+		t = &a.cont.rec
 	}
-	return &a.usage
+	if a.logged != nil {
+		a.logged.next = t
+		return a.logged
+	}
+	return t
 }
 
 // Do serves call up to the upstream answer. With an Answer the front end
@@ -189,10 +201,11 @@ func (a *Answer) Tap() Tap {
 func (c *Core) Do(ctx context.Context, call *Call) (*Answer, error) {
 	call.start = c.clock.Now()
 	call.stats = callStats{endpoint: call.Req.Endpoint, stream: call.Req.Stream}
+	c.keepRequest(call)
 	if !call.Deadline.IsZero() && call.cancel == nil {
 		ctx, call.cancel = context.WithDeadline(ctx, call.Deadline)
 	}
-	snap := c.snap.Load()
+	snap := c.hold(call)
 	chain, err := snap.Router.Route(call.Req)
 	if err != nil {
 		return nil, err
@@ -440,7 +453,7 @@ func (c *Core) sendFrom(ctx context.Context, call *Call, m *Model, view *request
 				d.ObserveFirstByte(took)
 			}
 			a := c.answers.Get().(*Answer)
-			*a = Answer{Resp: resp, Model: m, Deployment: d, ticket: ticket, cancel: cancel, sent: now, firstByte: took, tokens: ch.Tokens}
+			*a = Answer{Resp: resp, Model: m, Deployment: d, ticket: ticket, cancel: cancel, sent: now, firstByte: took, tokens: ch.Tokens, logged: call.logged}
 			if total := d.Config.Timeouts.Total.D(); total > 0 {
 				a.Until = now.Add(total)
 			}
@@ -665,6 +678,10 @@ func (c *Core) Done(call *Call, a *Answer, status int, err error) {
 		}
 	}
 	rec.Overhead = max(rec.Total-rec.Queued-rec.Waited-rec.Upstream, 0)
+	if l := call.logged; l != nil {
+		rec.RequestBody, rec.AnswerBody = l.request, l.answer
+		call.logged = nil
+	}
 	c.finish(call, a, err)
 	c.metrics.Finished(asked, served, &rec)
 	if c.access != nil {
@@ -702,6 +719,24 @@ func (c *Core) finish(call *Call, a *Answer, err error) {
 	}
 	if call.requested != nil {
 		call.requested.Metrics.Inflight.Dec()
+	}
+	if call.snap != nil {
+		call.snap.inUse.Add(-1)
+		call.snap = nil
+	}
+}
+
+// hold returns the current snapshot, counted as in use by call until
+// finish.
+func (c *Core) hold(call *Call) *Snapshot {
+	for {
+		s := c.snap.Load()
+		s.inUse.Add(1)
+		if c.snap.Load() == s {
+			call.snap = s
+			return s
+		}
+		s.inUse.Add(-1) // swapped meanwhile: the old one may be waited on already
 	}
 }
 

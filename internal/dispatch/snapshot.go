@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/omnigate/omnigate/internal/admission"
@@ -22,7 +23,13 @@ type Snapshot struct {
 	// Closers release what the snapshot's backends hold (embedded
 	// simulators), once no request uses them.
 	Closers []func()
+
+	inUse atomic.Int64 // calls between Do and Done on this snapshot
 }
+
+// InUse counts the calls being served with this snapshot: a replaced
+// snapshot is closed once it reaches 0.
+func (s *Snapshot) InUse() int64 { return s.inUse.Load() }
 
 // Model is one model's runtime object: its catalog entry, its deployments
 // and its metric handles, together.

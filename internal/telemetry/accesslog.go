@@ -6,8 +6,8 @@ import (
 )
 
 // AccessLog writes one structured line per request, at info level (a
-// failure the gateway caused, 5xx, at warn). It never logs prompts or
-// answers.
+// failure the gateway caused, 5xx, at warn). Prompts and answers are in
+// it only when the core was told to keep them (logging.bodies).
 type AccessLog struct {
 	log *slog.Logger
 }
@@ -61,6 +61,9 @@ func (l *AccessLog) Log(rec *Record) {
 	}
 	if rec.Cache != "" {
 		attrs = append(attrs, slog.String("cache", rec.Cache))
+	}
+	if rec.RequestBody != nil {
+		attrs = append(attrs, slog.String("request_body", string(rec.RequestBody)), slog.String("answer_body", string(rec.AnswerBody)))
 	}
 	if rec.Err != nil {
 		attrs = append(attrs, slog.String("err", rec.Err.Error()))

@@ -44,4 +44,7 @@ type Record struct {
 	Cache string
 	// Err is what broke the relay, if anything.
 	Err error
+	// RequestBody and AnswerBody are the start of each (4 KiB), only
+	// when logging.bodies is on; nil otherwise.
+	RequestBody, AnswerBody []byte
 }
