@@ -51,6 +51,9 @@ type seriesKey struct{ model, deployment string }
 // metricIndex is one gather of the families, by model and deployment.
 type metricIndex struct {
 	hasRequests, hasTokens bool
+	// byDeployment: the family has a deployment label (an older one
+	// counts by model only, which says nothing of a deployment).
+	requestsByDeployment, tokensByDeployment bool
 	requests               map[seriesKey]map[[2]string]float64 // by {code, stream}
 	tokens                 map[seriesKey]map[string]float64    // by kind
 	latency                map[seriesKey]*histogram
@@ -65,6 +68,8 @@ func indexMetrics(mfs []*dto.MetricFamily) *metricIndex {
 			ix.hasRequests = true
 			for _, m := range mf.GetMetric() {
 				k, l := keyOf(m)
+				_, ok := l["deployment"]
+				ix.requestsByDeployment = ix.requestsByDeployment || ok
 				if ix.requests[k] == nil {
 					ix.requests[k] = map[[2]string]float64{}
 				}
@@ -74,6 +79,8 @@ func indexMetrics(mfs []*dto.MetricFamily) *metricIndex {
 			ix.hasTokens = true
 			for _, m := range mf.GetMetric() {
 				k, l := keyOf(m)
+				_, ok := l["deployment"]
+				ix.tokensByDeployment = ix.tokensByDeployment || ok
 				if ix.tokens[k] == nil {
 					ix.tokens[k] = map[string]float64{}
 				}
@@ -110,7 +117,14 @@ func keyOf(m *dto.Metric) (seriesKey, map[string]string) {
 // deployment returns one deployment's series.
 func (ix *metricIndex) deployment(model, deployment string) series {
 	k := seriesKey{model, deployment}
-	return ix.collect(func(x seriesKey) bool { return x == k })
+	s := ix.collect(func(x seriesKey) bool { return x == k })
+	if !ix.requestsByDeployment {
+		s.Requests = nil
+	}
+	if !ix.tokensByDeployment {
+		s.Tokens = nil
+	}
+	return s
 }
 
 // model returns a model's series: the sum over its deployments and the

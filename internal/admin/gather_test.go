@@ -89,7 +89,7 @@ func TestIndexMetricsMissingFamilies(t *testing.T) {
 	if diff := cmp.Diff(series{Requests: []requestCount{{Code: "200", Count: 3}}}, ix.model("m")); diff != "" {
 		t.Errorf("model (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(series{Requests: []requestCount{}}, ix.deployment("m", "a")); diff != "" {
+	if diff := cmp.Diff(series{}, ix.deployment("m", "a")); diff != "" {
 		t.Errorf("deployment (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff(series{}, indexMetrics(nil).model("m")); diff != "" {

@@ -170,7 +170,7 @@ function quantile(q, buckets) {
 // known) so tools and tests read the figures, not the text.
 const fmt = {
   rate: v => v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : v.toFixed(0),
-  pct: v => (100 * v).toFixed(v < 0.1 ? 1 : 0) + ' %',
+  pct: v => (v === 0 ? '0' : (100 * v).toFixed(v < 0.01 ? 2 : v < 0.1 ? 1 : 0)) + ' %',
   secs: v => v < 1 ? (1000 * v).toFixed(0) + ' ms' : v.toFixed(2) + ' s',
   int: v => String(v),
   num: v => v.toFixed(1),
@@ -217,9 +217,42 @@ function nameCell(tr, name, extra, extraClass) {
   tr.appendChild(td);
 }
 
+// summary fills the cards above the table: the models' figures summed
+// (the error rate over all their requests).
+function summary(doc, figures) {
+  let rps = null, tps = null, bad = null, inFlight = 0, queued = null, up = 0, all = 0;
+  for (const [i, m] of doc.models.entries()) {
+    const r = figures[i];
+    if (r.rps !== null) rps = (rps || 0) + r.rps;
+    if (r.tps !== null) tps = (tps || 0) + r.tps;
+    if (r.errors !== null) bad = (bad || 0) + r.errors * r.rps;
+    if (m.admission) queued = (queued || 0) + m.admission.queued;
+    inFlight += m.in_flight;
+    for (const d of m.deployments) {
+      all++;
+      if (d.health !== 'down' && d.breaker !== 'open') up++;
+    }
+  }
+  const set = (field, value, format, bad) => {
+    const el = document.querySelector('#summary [data-field="' + field + '"]');
+    const known = value !== null && isFinite(value);
+    el.dataset.value = known ? String(value) : '';
+    el.textContent = known ? format(value) : '–';
+    el.classList.toggle('unknown', !known);
+    el.classList.toggle('bad', !!bad);
+  };
+  set('rps', rps, fmt.rate);
+  set('errors', bad !== null && rps > 0 ? bad / rps : null, fmt.pct, bad > 0);
+  set('in_flight', inFlight, fmt.int);
+  set('queued', queued, fmt.int, queued > 0);
+  set('tps', tps, fmt.num);
+  set('up', up, v => v + ' / ' + all, up < all);
+}
+
 function render() {
   const cur = polls[polls.length - 1].doc;
   const rows = [];
+  const figures = [];
   for (const m of cur.models) {
     const tr = document.createElement('tr');
     tr.dataset.row = 'model';
@@ -229,6 +262,7 @@ function render() {
     cell(tr, 'health', up + '/' + m.deployments.length, v => v + ' up', up < m.deployments.length ? 'bad' : '');
     cell(tr, 'breaker', null);
     const r = rates(windowed(m.model));
+    figures.push(r);
     cell(tr, 'rps', r.rps, fmt.rate);
     cell(tr, 'errors', r.errors, fmt.pct, r.errors > 0 ? 'bad' : '');
     cell(tr, 'in_flight', m.in_flight, fmt.int);
@@ -245,6 +279,7 @@ function render() {
     for (const d of m.deployments) rows.push(deploymentRow(m, d));
   }
   document.querySelector('#models tbody').replaceChildren(...rows);
+  summary(cur, figures);
   const span = polls.length > 1 ? (polls[polls.length - 1].time - polls[0].time).toFixed(0) + ' s' : 'one poll';
   const u = document.getElementById('updated');
   u.textContent = 'updated ' + new Date(cur.time * 1000).toLocaleTimeString() + ' · window ' + span;
