@@ -54,9 +54,9 @@ type metricIndex struct {
 	// byDeployment: the family has a deployment label (an older one
 	// counts by model only, which says nothing of a deployment).
 	requestsByDeployment, tokensByDeployment bool
-	requests               map[seriesKey]map[[2]string]float64 // by {code, stream}
-	tokens                 map[seriesKey]map[string]float64    // by kind
-	latency                map[seriesKey]*histogram
+	requests                                 map[seriesKey]map[[2]string]float64 // by {code, stream}
+	tokens                                   map[seriesKey]map[string]float64    // by kind
+	latency                                  map[seriesKey]*histogram
 }
 
 // indexMetrics picks the status page's families out of a gather.
