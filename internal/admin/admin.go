@@ -84,7 +84,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.authorized(r) {
 		w.Header().Set("WWW-Authenticate", "Bearer")
 		apierror.Write(w, apierror.New(http.StatusUnauthorized, "invalid_admin_token",
-			"The admin API needs the header Authorization: Bearer <token> (the token is in the variable server.admin_token_env names)."))
+			"The admin API needs a bearer token: send Authorization: Bearer and the token held by the variable server.admin_token_env names."))
 		return
 	}
 	switch p {

@@ -141,8 +141,19 @@ func redactURL(s string) string {
 	return u.String()
 }
 
-// yaml renders the document as YAML.
-func (d *configDoc) yaml() ([]byte, error) { return yaml.Marshal(&d.node) }
+// yaml renders the document as YAML, indented as config files are.
+func (d *configDoc) yaml() ([]byte, error) {
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(&d.node); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
 
 // json renders the document as JSON with the YAML keys, in their order.
 func (d *configDoc) json() []byte {
