@@ -73,7 +73,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		l, _ := logLevel(cfg.Logging.Level) // validated
 		level.Set(l)
 	}
-	log := newLogger(stderr, cfg.Logging, level)
+	lw := newLogWriter(stderr)
+	defer lw.Close()
+	log := newLogger(lw, cfg.Logging, level)
 	if *debugAddr != "" {
 		if err := serveDebug(*debugAddr, log); err != nil {
 			return err
