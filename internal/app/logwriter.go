@@ -6,10 +6,12 @@ import (
 	"time"
 )
 
-// logWriter batches log lines into fewer writes: one write(2) per access
-// line would cost a request a few microseconds of system time at load. A
-// line waits at most flushEvery (Envoy's access logs wait up to a second),
-// and a batch never grows past flushBytes. Close writes what is left.
+// logWriter batches access lines into fewer writes: one write(2) per line
+// would cost a request a few microseconds of system time at load. A line
+// waits at most flushEvery (Envoy's access logs wait up to a second), and
+// a batch never grows past flushBytes. Close writes what is left; a killed
+// process loses at most flushEvery of access lines (the process's own
+// log is not batched).
 type logWriter struct {
 	w io.Writer
 

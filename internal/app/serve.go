@@ -73,15 +73,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		l, _ := logLevel(cfg.Logging.Level) // validated
 		level.Set(l)
 	}
+	log := newLogger(stderr, cfg.Logging, level)
+	// Access lines are written in batches; the process's own lines, the
+	// ones that explain a crash, at once.
 	lw := newLogWriter(stderr)
 	defer lw.Close()
-	log := newLogger(lw, cfg.Logging, level)
 	if *debugAddr != "" {
 		if err := serveDebug(*debugAddr, log); err != nil {
 			return err
 		}
 	}
-	gw, err := NewGateway(cfg, log)
+	gw, err := newGateway(cfg, log, newLogger(lw, cfg.Logging, level))
 	if err != nil {
 		return err
 	}
@@ -186,8 +188,14 @@ func (g *Gateway) Config() *config.Config { return g.cfg.Load() }
 // Close stops what the current snapshot holds (embedded simulators).
 func (g *Gateway) Close() { g.core.Snapshot().Close() }
 
-// NewGateway builds the whole request path from a validated config.
+// NewGateway builds the whole request path from a validated config. Its
+// access lines go to log too.
 func NewGateway(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
+	return newGateway(cfg, log, log)
+}
+
+// newGateway is NewGateway with the access lines on accessLog.
+func newGateway(cfg *config.Config, log, accessLog *slog.Logger) (*Gateway, error) {
 	g := &Gateway{registry: &balance.Registry{}, budgets: map[string]*resilience.Budget{}, queues: map[string]*admission.Queue{}, metrics: telemetry.New(), log: log}
 	snap, err := g.build(cfg)
 	if err != nil {
@@ -196,7 +204,7 @@ func NewGateway(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	g.cfg.Store(cfg)
 	var access *telemetry.AccessLog
 	if cfg.Logging.AccessOn() {
-		access = telemetry.NewAccessLog(log)
+		access = telemetry.NewAccessLog(accessLog)
 	}
 	g.core = dispatch.New(snap, dispatch.Options{Metrics: g.metrics, Log: log, Access: access, LogBodies: cfg.Logging.Bodies})
 	g.Handler = openai.NewServer(openai.Options{
