@@ -31,12 +31,20 @@ func (e *Entry) size() int64 {
 	return int64(len(e.Answer) + len(e.Model) + len(e.Scope) + len(e.FinishReason) + 4*len(e.Vector) + 128)
 }
 
-// Store keeps entries by key. Get reports a miss as (nil, nil); err is a
-// failure of the store itself (Redis down), which the caller treats as a
-// miss and counts.
+// Ref names an entry: the public model and scope it was stored for, and
+// its key (which already covers both: a store may use the first two to
+// group entries, for purges).
+type Ref struct {
+	Model, Scope string
+	Key          Key
+}
+
+// Store keeps entries by reference. Get reports a miss as (nil, nil); err
+// is a failure of the store itself (Redis down), which the caller treats
+// as a miss and counts.
 type Store interface {
-	Get(ctx context.Context, k Key) (*Entry, error)
-	Set(ctx context.Context, k Key, e *Entry) error
+	Get(ctx context.Context, ref Ref) (*Entry, error)
+	Set(ctx context.Context, ref Ref, e *Entry) error
 	// Purge drops the entries of model (all models when "") in scope
 	// (every scope when ""), and returns how many it dropped.
 	Purge(ctx context.Context, model, scope string) (int, error)
@@ -72,12 +80,12 @@ func NewMemory(maxEntries int, maxBytes int64, clk clock.Clock) *Memory {
 	return &Memory{clock: clk, maxEntries: maxEntries, maxBytes: maxBytes, items: make(map[Key]*node)}
 }
 
-// Get returns the entry of k, moving it to the hot end; nil when absent or
+// Get returns the entry of ref, moving it to the hot end; nil when absent or
 // expired.
-func (m *Memory) Get(_ context.Context, k Key) (*Entry, error) {
+func (m *Memory) Get(_ context.Context, ref Ref) (*Entry, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	n := m.items[k]
+	n := m.items[ref.Key]
 	if n == nil {
 		return nil, nil
 	}
@@ -90,9 +98,10 @@ func (m *Memory) Get(_ context.Context, k Key) (*Entry, error) {
 	return n.e, nil
 }
 
-// Set stores e under k, evicting from the cold end to stay in bounds. An
+// Set stores e under ref, evicting from the cold end to stay in bounds. An
 // entry larger than the whole byte bound is not stored.
-func (m *Memory) Set(_ context.Context, k Key, e *Entry) error {
+func (m *Memory) Set(_ context.Context, ref Ref, e *Entry) error {
+	k := ref.Key
 	sz := e.size()
 	if m.maxBytes > 0 && sz > m.maxBytes {
 		return nil

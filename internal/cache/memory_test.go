@@ -11,10 +11,10 @@ import (
 	"github.com/omnigate/omnigate/internal/clock"
 )
 
-func k(s string) Key {
+func k(s string) Ref {
 	var k Key
 	copy(k[:], s)
-	return k
+	return Ref{Model: "m", Key: k}
 }
 
 func entry(model, answer string, expires time.Time) *Entry {
