@@ -28,15 +28,15 @@ type Flight struct {
 	key     FlightKey
 	flights *Flights
 
-	mu       sync.Mutex
-	buf      []byte
-	more     chan struct{} // closed and replaced on every write
-	done     bool
-	err      error // why the answer ended early; nil: complete
-	status   int   // the leader's status, once it answers
-	ctype    string
-	started  bool
-	waiters  int // followers so far
+	mu      sync.Mutex
+	buf     []byte
+	more    chan struct{} // closed and replaced on every write
+	done    bool
+	err     error // why the answer ended early; nil: complete
+	status  int   // the leader's status, once it answers
+	ctype   string
+	started bool
+	waiters int // followers so far
 }
 
 // Join returns the flight of k: a new one with leader true when none is
