@@ -147,6 +147,7 @@ type Gateway struct {
 	// pool settings, shared by every snapshot so a reload keeps them warm.
 	transports backend.Transports
 	metrics    *telemetry.Metrics
+	obs        observability // what /metrics reads beyond the request path (metrics.go)
 	log        *slog.Logger
 }
 
@@ -161,6 +162,7 @@ func NewGateway(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		return nil, err
 	}
 	g.core = dispatch.New(snap, dispatch.Options{Metrics: g.metrics, Log: log})
+	g.metrics.Live(g.liveState)
 	g.Handler = openai.NewServer(openai.Options{
 		Core: g.core, Metrics: g.metrics, Log: log,
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, MaxBufferedBytes: cfg.Server.MaxBufferedBytes, ReadTimeout: cfg.Server.ReadTimeout.D(),
@@ -267,6 +269,7 @@ func (g *Gateway) build(cfg *config.Config) (*dispatch.Snapshot, error) {
 	if len(scrapes) > 0 {
 		snap.Closers = append(snap.Closers, enginemetrics.Start(scrapes, clock.Real{}, g.log).Stop)
 	}
+	snap.Closers = append(snap.Closers, g.startGPUScrapes(snap)...)
 	return snap, nil
 }
 

@@ -35,6 +35,7 @@ func (c *Core) admit(ctx context.Context, call *Call, m *Model) (admission.Permi
 		}
 	}
 	t0 := c.clock.Now()
+	call.stats.admission = true
 	permit, err := m.Admission.Acquire(ctx, prio, tenant(call))
 	call.stats.queued += c.clock.Now().Sub(t0)
 	if err == nil {
