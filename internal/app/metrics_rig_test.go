@@ -139,7 +139,7 @@ func richTraffic(t *testing.T, url string) (clientValues []string) {
 		do(chat, chatBody("retried", stream), 200)       // retried when retry-bad is asked first
 	}
 	do(chat, strings.Replace(chatBody("qwen3-omni-7b", ""), `"max_tokens":8`, `"max_tokens":100000`, 1), 200) // clamped
-	do("/v1/embeddings", `{"model":"qwen3-omni-7b","input":"x"}`, 400)                                     // not served
+	do("/v1/embeddings", `{"model":"qwen3-omni-7b","input":"x"}`, 400)                                        // not served
 	do(chat, chatBody("no-such-model", ""), 404)
 	do(chat, `{"model":`, 400)
 	// Six at once at a queue of one place and one waiter: some are
