@@ -109,8 +109,11 @@ func chatBody(model, extra string) string {
 // them became a label.
 func richTraffic(t *testing.T, url string) (clientValues []string) {
 	t.Helper()
+	var mu sync.Mutex // the last burst sends from several goroutines
 	n := 0
 	next := func() (id, user, key string) {
+		mu.Lock()
+		defer mu.Unlock()
 		n++
 		id, user, key = fmt.Sprintf("req-%d-%d", time.Now().UnixNano(), n), fmt.Sprintf("user-%d", n), fmt.Sprintf("sk-secret-%d", n)
 		clientValues = append(clientValues, id, user, key)
