@@ -181,8 +181,10 @@ func labelValue(labels []byte, key string) (string, bool) {
 }
 
 // GPUStore holds each deployment's last DCGM scrape by identity (model
-// and deployment name), across config snapshots. The zero value is
-// ready; it is safe for concurrent use.
+// and deployment name), across config snapshots. A deployment a reload
+// removed keeps its entry (a pointer), never read again: readers ask only
+// for the deployments of the current config. The zero value is ready; it
+// is safe for concurrent use.
 type GPUStore struct {
 	mu sync.Mutex
 	m  map[string]*atomic.Pointer[GPUs]
