@@ -175,6 +175,7 @@ type Gateway struct {
 	// pool settings, shared by every snapshot so a reload keeps them warm.
 	transports backend.Transports
 	metrics    *telemetry.Metrics
+	obs        observability // what /metrics reads beyond the request path (metrics.go)
 	log        *slog.Logger
 	cfg        atomic.Pointer[config.Config] // the one being served
 	// reload reloads the config from its source; nil for a gateway
@@ -207,6 +208,7 @@ func newGateway(cfg *config.Config, log, accessLog *slog.Logger) (*Gateway, erro
 		access = telemetry.NewAccessLog(accessLog)
 	}
 	g.core = dispatch.New(snap, dispatch.Options{Metrics: g.metrics, Log: log, Access: access, LogBodies: cfg.Logging.Bodies})
+	g.metrics.Live(g.liveState)
 	g.Handler = openai.NewServer(openai.Options{
 		Core: g.core, Metrics: g.metrics, Log: log,
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, MaxBufferedBytes: cfg.Server.MaxBufferedBytes, ReadTimeout: cfg.Server.ReadTimeout.D(),
@@ -316,6 +318,7 @@ func (g *Gateway) build(cfg *config.Config) (*dispatch.Snapshot, error) {
 	if len(scrapes) > 0 {
 		snap.Closers = append(snap.Closers, enginemetrics.Start(scrapes, clock.Real{}, g.log).Stop)
 	}
+	snap.Closers = append(snap.Closers, g.startGPUScrapes(snap)...)
 	return snap, nil
 }
 
