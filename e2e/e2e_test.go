@@ -451,7 +451,7 @@ func TestOverloadedTierFallsBack(t *testing.T) {
 		// go straight to the fallback without asking it.
 		`omnigate_upstream_requests_total{deployment="large-1",model="qwen3-omni-30b",outcome="503"} 3`,
 		`omnigate_fallbacks_total{from="qwen3-omni-30b",to="qwen3-omni-7b"} 5`,
-		`omnigate_requests_total{code="200",model="qwen3-omni-30b"} 5`,
+		`omnigate_requests_total{code="200",deployment="small-1",model="qwen3-omni-30b",stream="false"} 5`,
 	} {
 		if !strings.Contains(string(m), want) {
 			t.Errorf("metrics lack %s", want)

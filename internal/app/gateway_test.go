@@ -271,9 +271,8 @@ func waitClosed(t *testing.T, cancelled chan struct{}) {
 	}
 }
 
-// TestMetrics: model_latency_seconds per model version, with the documented
-// buckets, counting the one request served (every series is checked with
-// its value: the bucket series exist from start-up, at zero).
+// TestMetrics: model_latency_seconds per model version and deployment,
+// with the documented buckets, counting the one request served.
 func TestMetrics(t *testing.T) {
 	srv := startDefault(t)
 	resp, b := post(t, srv.URL+"/v1/chat/completions", "application/json", `{"model":"small","max_tokens":4,"messages":[{"role":"user","content":"hi"}]}`)
@@ -288,13 +287,15 @@ func TestMetrics(t *testing.T) {
 	m, _ := io.ReadAll(r.Body)
 	r.Body.Close()
 	for _, want := range []string{
-		`model_latency_seconds_bucket{model_version="qwen3-omni-7b",le="0.1"}`,
-		`model_latency_seconds_bucket{model_version="qwen3-omni-7b",le="0.5"}`,
-		`model_latency_seconds_bucket{model_version="qwen3-omni-7b",le="5"} 1`,
-		`model_latency_seconds_bucket{model_version="qwen3-omni-7b",le="+Inf"} 1`,
-		`model_latency_seconds_count{model_version="qwen3-omni-7b"} 1`,
-		`omnigate_requests_total{code="200",model="qwen3-omni-7b"} 1`,
-		`omnigate_requests_total{code="404",model=""} 1`,
+		`model_latency_seconds_bucket{deployment="sim-7b",model_version="qwen3-omni-7b",le="0.1"}`,
+		`model_latency_seconds_bucket{deployment="sim-7b",model_version="qwen3-omni-7b",le="0.5"}`,
+		`model_latency_seconds_bucket{deployment="sim-7b",model_version="qwen3-omni-7b",le="1"}`,
+		`model_latency_seconds_bucket{deployment="sim-7b",model_version="qwen3-omni-7b",le="2"}`,
+		`model_latency_seconds_bucket{deployment="sim-7b",model_version="qwen3-omni-7b",le="5"} 1`,
+		`model_latency_seconds_bucket{deployment="sim-7b",model_version="qwen3-omni-7b",le="+Inf"} 1`,
+		`model_latency_seconds_count{deployment="sim-7b",model_version="qwen3-omni-7b"} 1`,
+		`omnigate_requests_total{code="200",deployment="sim-7b",model="qwen3-omni-7b",stream="false"} 1`,
+		`omnigate_requests_total{code="404",deployment="",model="",stream="false"} 1`,
 	} {
 		if !bytes.Contains(m, []byte(want)) {
 			t.Errorf("metrics lack %s", want)
@@ -311,8 +312,8 @@ func TestMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		fmt.Sprintf(`omnigate_tokens_total{kind="prompt",model="qwen3-omni-7b"} %d`+"\n", usage.Usage.PromptTokens),
-		fmt.Sprintf(`omnigate_tokens_total{kind="completion",model="qwen3-omni-7b"} %d`+"\n", usage.Usage.CompletionTokens),
+		fmt.Sprintf(`omnigate_tokens_total{deployment="sim-7b",kind="prompt",model="qwen3-omni-7b"} %d`+"\n", usage.Usage.PromptTokens),
+		fmt.Sprintf(`omnigate_tokens_total{deployment="sim-7b",kind="completion",model="qwen3-omni-7b"} %d`+"\n", usage.Usage.CompletionTokens),
 	} {
 		if usage.Usage.CompletionTokens == 0 || !bytes.Contains(m, []byte(want)) {
 			t.Errorf("metrics lack %s", want)

@@ -79,12 +79,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		level.Set(l)
 	}
 	log := newLogger(stderr, cfg.Logging, level)
+	// Access lines are written in batches; the process's own lines, the
+	// ones that explain a crash, at once.
+	lw := newLogWriter(stderr)
+	defer lw.Close()
 	if *debugAddr != "" {
 		if err := serveDebug(*debugAddr, log); err != nil {
 			return err
 		}
 	}
-	gw, err := NewGateway(cfg, log)
+	gw, err := newGateway(cfg, log, newLogger(lw, cfg.Logging, level))
 	if err != nil {
 		return err
 	}
@@ -184,6 +188,7 @@ type Gateway struct {
 	// pool settings, shared by every snapshot so a reload keeps them warm.
 	transports backend.Transports
 	metrics    *telemetry.Metrics
+	obs        observability // what /metrics reads beyond the request path (metrics.go)
 	log        *slog.Logger
 	cfg        atomic.Pointer[config.Config] // the one being served
 	// reload reloads the config from its source; nil for a gateway
@@ -200,8 +205,14 @@ func (g *Gateway) Config() *config.Config { return g.cfg.Load() }
 // Close stops what the current snapshot holds (embedded simulators).
 func (g *Gateway) Close() { g.core.Snapshot().Close() }
 
-// NewGateway builds the whole request path from a validated config.
+// NewGateway builds the whole request path from a validated config. Its
+// access lines go to log too.
 func NewGateway(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
+	return newGateway(cfg, log, log)
+}
+
+// newGateway is NewGateway with the access lines on accessLog.
+func newGateway(cfg *config.Config, log, accessLog *slog.Logger) (*Gateway, error) {
 	g := &Gateway{registry: &balance.Registry{}, budgets: map[string]*resilience.Budget{}, queues: map[string]*admission.Queue{}, metrics: telemetry.New(), log: log}
 	snap, err := g.build(cfg)
 	if err != nil {
@@ -210,9 +221,10 @@ func NewGateway(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	g.cfg.Store(cfg)
 	var access *telemetry.AccessLog
 	if cfg.Logging.AccessOn() {
-		access = telemetry.NewAccessLog(log)
+		access = telemetry.NewAccessLog(accessLog)
 	}
 	g.core = dispatch.New(snap, dispatch.Options{Metrics: g.metrics, Log: log, Access: access, LogBodies: cfg.Logging.Bodies})
+	g.metrics.Live(g.liveState)
 	g.Handler = openai.NewServer(openai.Options{
 		Core: g.core, Metrics: g.metrics, Log: log,
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, MaxBufferedBytes: cfg.Server.MaxBufferedBytes, ReadTimeout: cfg.Server.ReadTimeout.D(),
@@ -326,6 +338,7 @@ func (g *Gateway) build(cfg *config.Config) (*dispatch.Snapshot, error) {
 	if len(scrapes) > 0 {
 		snap.Closers = append(snap.Closers, enginemetrics.Start(scrapes, clock.Real{}, g.log).Stop)
 	}
+	snap.Closers = append(snap.Closers, g.startGPUScrapes(snap)...)
 	return snap, nil
 }
 

@@ -165,6 +165,11 @@ type EngineMetrics struct {
 	// its recent batches); HasHitRate says whether it does.
 	PrefixHitRate float64
 	HasHitRate    bool
+	// Preemptions is the engine's cumulative count of requests preempted
+	// (vLLM) or retracted (SGLang) for lack of KV-cache room: a sign of
+	// memory pressure. HasPreemptions says whether it exports one.
+	Preemptions    float64
+	HasPreemptions bool
 	// Local is the gateway's own in-flight count on the deployment when
 	// the scrape landed: the share of Running+Waiting that is its own, so
 	// that between scrapes the load is Local's change plus the rest.

@@ -175,6 +175,8 @@ type Deployment struct {
 	HealthCheck HealthCheck `yaml:"health_check"`
 	// Metrics scrapes the engine's own Prometheus metrics for balancing.
 	Metrics EngineMetrics `yaml:"metrics"`
+	// GPUMetrics scrapes the deployment's DCGM exporter (off by default).
+	GPUMetrics GPUMetrics `yaml:"gpu_metrics"`
 	// MaxNumSeqs is the engine's batch limit (vLLM --max-num-seqs): the
 	// most requests it runs at once, which bounds the model's admission
 	// limit. Default: the simulator profile's; 256 (vLLM's default)

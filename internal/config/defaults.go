@@ -180,6 +180,7 @@ func (d *Deployment) applyDefaults(model string, timeouts Timeouts) {
 	// Timeouts apply to both kinds: the simulator can hang or stall on purpose.
 	d.Timeouts.applyDefaults(timeouts)
 	d.Metrics.applyDefaults(d.Kind, d.Dialect)
+	d.GPUMetrics.applyDefaults()
 	if d.Kind == KindOpenAI {
 		setDefault(&d.MaxNumSeqs, DefaultMaxNumSeqs) // a simulator's comes from its profile
 	}

@@ -307,6 +307,7 @@ func (v *validator) deployment(p string, d *Deployment) {
 		v.add(p+".max_num_seqs", "must be >= 0, got %d", d.MaxNumSeqs)
 	}
 	v.engineMetrics(p+".metrics", &d.Metrics)
+	v.gpuMetrics(p+".gpu_metrics", &d.GPUMetrics)
 }
 
 func (v *validator) timeouts(p string, t Timeouts) {

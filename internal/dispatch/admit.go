@@ -34,6 +34,7 @@ func (c *Core) admit(ctx context.Context, call *Call, m *Model) (admission.Permi
 			prio = p
 		}
 	}
+	call.stats.admission = true
 	if permit, ok := m.Admission.TryAcquire(); ok {
 		return permit, nil, 0
 	}

@@ -135,6 +135,7 @@ type callStats struct {
 	attempts, retries, hedges, continuations int32
 	endpoint                                 request.Endpoint
 	stream                                   bool
+	admission                                bool // reached an admission queue
 }
 
 // Requested is the public name of the model the request was routed to
@@ -637,6 +638,7 @@ func (c *Core) settle(m *Model, d *balance.Deployment, t balance.Ticket, health 
 		d.NoteFailure(balance.Failed{At: now, Reason: reason, Message: apierror.From(err).Message})
 	}
 	if from, to := d.Breaker.End(t, health, now); from != to {
+		m.Metrics.Breaker(d.Config.Name, to.String())
 		c.log.Warn("breaker", "model", m.Name, "deployment", d.Config.Name, "from", from.String(), "to", to.String(), "err", err)
 	}
 }
@@ -653,7 +655,7 @@ func (c *Core) Done(call *Call, a *Answer, status int, err error) {
 	now := c.clock.Now()
 	st := &call.stats
 	rec := telemetry.Record{RequestID: call.RequestID, Status: status, Stream: st.stream, Start: call.start, Err: err,
-		Queued: st.queued, Waited: st.waited, Upstream: st.upstream,
+		Queued: st.queued, Waited: st.waited, Upstream: st.upstream, Admission: st.admission,
 		Attempts: int(st.attempts), Retries: int(st.retries), Hedges: int(st.hedges), Continuations: int(st.continuations)}
 	if !call.start.IsZero() {
 		rec.Total = now.Sub(call.start)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/omnigate/omnigate/internal/balance"
 	"github.com/omnigate/omnigate/internal/clock"
@@ -32,28 +33,36 @@ type Collector struct {
 func Start(targets []Target, clk clock.Clock, log *slog.Logger) *Collector {
 	c := &Collector{Loops: poll.New(clk), log: log}
 	for _, t := range targets {
-		failing := false
-		c.Go(t.Config.Interval.D(), func(ctx context.Context) {
-			err := c.scrape(ctx, t)
-			if ctx.Err() != nil {
-				return
-			}
-			// A failed scrape stores nothing: the last one ages until
-			// State.Fresh stops returning it. One warning when scrapes
-			// start failing, not one per interval.
-			switch {
-			case err != nil && !failing:
-				failing = true
-				c.log.Warn("engine metrics scrape failing", "model", t.Model, "deployment", t.Deployment, "err", err)
-			case err != nil:
-				c.log.Debug("engine metrics scrape failed", "model", t.Model, "deployment", t.Deployment, "err", err)
-			case failing:
-				failing = false
-				c.log.Info("engine metrics scrape working again", "model", t.Model, "deployment", t.Deployment)
-			}
+		c.watch(t.Model, t.Deployment, "engine metrics scrape", t.Config.Interval.D(), func(ctx context.Context) error {
+			return c.scrape(ctx, t)
 		})
 	}
 	return c
+}
+
+// watch runs scrape every interval, logging what (a scrape of model's
+// deployment) when it starts failing and when it works again.
+func (c *Collector) watch(model, deployment, what string, interval time.Duration, scrape func(ctx context.Context) error) {
+	failing := false
+	c.Go(interval, func(ctx context.Context) {
+		err := scrape(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		// A failed scrape stores nothing: the last one ages until it
+		// stops counting. One warning when scrapes start failing, not
+		// one per interval.
+		switch {
+		case err != nil && !failing:
+			failing = true
+			c.log.Warn(what+" failing", "model", model, "deployment", deployment, "err", err)
+		case err != nil:
+			c.log.Debug(what+" failed", "model", model, "deployment", deployment, "err", err)
+		case failing:
+			failing = false
+			c.log.Info(what+" working again", "model", model, "deployment", deployment)
+		}
+	})
 }
 
 // scrape fetches and parses one metrics page and stores it in the

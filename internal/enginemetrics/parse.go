@@ -3,6 +3,11 @@
 // balance.State: one goroutine per deployment GETs the engine's /metrics on
 // an interval and stores what it says, so the balancer sees load that does
 // not pass through this gateway (other gateways, direct clients).
+//
+// A deployment may also name the DCGM exporter of its GPUs (dcgm.go):
+// its framebuffer, utilization and NVLink gauges are scraped the same way
+// into a GPUStore, for the gateway's /metrics to pass on; nothing
+// balances on them.
 package enginemetrics
 
 import (
@@ -40,6 +45,7 @@ const (
 	prefixQueriesLegacy
 	prefixHitsLegacy
 	hitRate
+	preemptions
 	nFields
 )
 
@@ -56,11 +62,17 @@ var series = map[string]field{
 	// vLLM before the prefix counters lost their gpu_ prefix.
 	"vllm:gpu_prefix_cache_queries_total": prefixQueriesLegacy,
 	"vllm:gpu_prefix_cache_hits_total":    prefixHitsLegacy,
+	// Requests preempted for KV-cache room (vLLM V0 and V1 alike).
+	"vllm:num_preemptions_total": preemptions,
 	// SGLang.
 	"sglang:num_running_reqs": running,
 	"sglang:num_queue_reqs":   waiting,
 	"sglang:token_usage":      kvUsage,
 	"sglang:cache_hit_rate":   hitRate,
+	// SGLang's preemption: requests retracted from a running batch when
+	// the KV cache runs out (a counter; sglang:num_retracted_reqs is
+	// the last batch's gauge).
+	"sglang:num_retracted_requests_total": preemptions,
 	// llama.cpp server with --metrics.
 	"llamacpp:requests_processing":  running,
 	"llamacpp:requests_deferred":    waiting,
@@ -107,7 +119,7 @@ func readBody(r io.Reader) ([]byte, error) {
 // ParseBytes is Parse on a body already read.
 //
 // A metric exported under several label sets is summed over them when it
-// counts (requests, cached tokens): vLLM with data parallelism exports one
+// counts (requests, cached tokens, preemptions): vLLM with data parallelism exports one
 // series per engine="N", and the deployment runs their total. A ratio
 // that says how full the KV cache is takes the largest: a request lands on
 // one engine, and the fullest is the one that preempts first, so the
@@ -127,7 +139,7 @@ func ParseBytes(b []byte, at time.Time) (balance.EngineMetrics, error) {
 		} else {
 			line, b = b, nil
 		}
-		name, v, ok := parseLine(line)
+		name, _, v, ok := parseSample(line)
 		if !ok {
 			continue
 		}
@@ -153,6 +165,9 @@ func ParseBytes(b []byte, at time.Time) (balance.EngineMetrics, error) {
 	if a := f[hitRate]; a.n > 0 {
 		m.PrefixHitRate, m.HasHitRate, found = min(max(a.sum/float64(a.n), 0), 1), true, true
 	}
+	if a := f[preemptions]; a.n > 0 {
+		m.Preemptions, m.HasPreemptions = max(a.sum, 0), true // not found alone: a page of only this is no engine's
+	}
 	if !found {
 		return balance.EngineMetrics{}, ErrNoMetrics
 	}
@@ -170,13 +185,13 @@ func pick(current, legacy acc) acc {
 	return legacy
 }
 
-// parseLine splits one sample line, `name{labels} value [timestamp]`, into
-// its name and value. Comments, blank lines and lines it cannot read
-// report false.
-func parseLine(line []byte) (name []byte, v float64, ok bool) {
+// parseSample splits one sample line, `name{labels} value [timestamp]`,
+// into its name, its label set (braces included; nil when it has none)
+// and value. Comments, blank lines and lines it cannot read report false.
+func parseSample(line []byte) (name, labels []byte, v float64, ok bool) {
 	line = trimSpace(line)
 	if len(line) == 0 || line[0] == '#' {
-		return nil, 0, false
+		return nil, nil, 0, false
 	}
 	i := 0
 	for i < len(line) && line[i] != '{' && line[i] != ' ' && line[i] != '\t' {
@@ -184,14 +199,14 @@ func parseLine(line []byte) (name []byte, v float64, ok bool) {
 	}
 	name, rest := line[:i], line[i:]
 	if len(name) == 0 {
-		return nil, 0, false
+		return nil, nil, 0, false
 	}
 	if len(rest) > 0 && rest[0] == '{' {
 		end := labelsEnd(rest)
 		if end < 0 {
-			return nil, 0, false
+			return nil, nil, 0, false
 		}
-		rest = rest[end+1:]
+		labels, rest = rest[:end+1], rest[end+1:]
 	}
 	rest = trimSpace(rest)
 	j := 0
@@ -201,14 +216,14 @@ func parseLine(line []byte) (name []byte, v float64, ok bool) {
 	tok := rest[:j]
 	if ts := trimSpace(rest[j:]); len(ts) > 0 { // a timestamp, in ms; nothing after it
 		if _, err := strconv.ParseInt(string(ts), 10, 64); err != nil {
-			return nil, 0, false
+			return nil, nil, 0, false
 		}
 	}
 	v, err := strconv.ParseFloat(string(tok), 64)
 	if err != nil {
-		return nil, 0, false
+		return nil, nil, 0, false
 	}
-	return name, v, true
+	return name, labels, v, true
 }
 
 // labelsEnd returns the index of the '}' closing the label set that s

@@ -24,7 +24,7 @@ func TestParseFixtures(t *testing.T) {
 		want balance.EngineMetrics
 	}{
 		{"vllm_v1_dp2.txt", balance.EngineMetrics{At: at, Running: 8, Waiting: 2, KVUsage: 0.4375, HasKV: true,
-			PrefixQueries: 2e6, PrefixHits: 1e6, HasPrefix: true}},
+			PrefixQueries: 2e6, PrefixHits: 1e6, HasPrefix: true, Preemptions: 7, HasPreemptions: true}},
 		{"vllm_v0.txt", balance.EngineMetrics{At: at, Running: 4, Waiting: 1, KVUsage: 0.8125, HasKV: true,
 			PrefixQueries: 51200, PrefixHits: 12800, HasPrefix: true}},
 		{"sglang_dp2.txt", balance.EngineMetrics{At: at, Running: 21, Waiting: 4, KVUsage: 0.31, HasKV: true,
@@ -90,6 +90,9 @@ func TestParseLines(t *testing.T) {
 		{"ratio clamped", "sglang:token_usage 1.02\nsglang:cache_hit_rate -0.1\n",
 			balance.EngineMetrics{At: at, KVUsage: 1, HasKV: true, HasHitRate: true}},
 		{"no trailing newline", "llamacpp:requests_processing 1", balance.EngineMetrics{At: at, Running: 1}},
+		{"SGLang's retractions are its preemptions, summed over dp ranks",
+			"sglang:num_running_reqs 1\nsglang:num_retracted_requests_total{dp_rank=\"0\"} 3\nsglang:num_retracted_requests_total{dp_rank=\"1\"} 2\nsglang:num_retracted_reqs 9\n",
+			balance.EngineMetrics{At: at, Running: 1, Preemptions: 5, HasPreemptions: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -119,6 +122,7 @@ func TestParseErrors(t *testing.T) {
 		{"another exporter", string(node), ErrNoMetrics},
 		{"an HTML page", "<html><body>vllm:num_requests_running</body></html>", ErrNoMetrics},
 		{"only NaN", "vllm:num_requests_running NaN\n", ErrNoMetrics},
+		{"only preemptions", "vllm:num_preemptions_total 3\n", ErrNoMetrics},
 		{"too long", "vllm:num_requests_running 1\n" + strings.Repeat("# padding\n", MaxBody/10+1), nil},
 	}
 	for _, tt := range tests {
@@ -146,7 +150,7 @@ func TestParseSimulator(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v in\n%s", err, rec.Body)
 	}
-	if want := (balance.EngineMetrics{At: at, HasKV: true, HasPrefix: true}); got != want {
+	if want := (balance.EngineMetrics{At: at, HasKV: true, HasPrefix: true, HasPreemptions: true}); got != want {
 		t.Errorf("idle simulator: %+v, want %+v", got, want)
 	}
 }

@@ -1,12 +1,22 @@
-// Package telemetry holds omnigate's Prometheus metrics. The per-model
-// latency and in-flight series are resolved once per model, and request
-// counters once per (model, status) in a small cache; the rarer series
-// (upstream outcomes, fallbacks, clamps) are looked up by label values.
+// Package telemetry holds omnigate's Prometheus metrics, its access log
+// and the Record of what one request did.
+//
+// Two kinds of metric live here. What requests do (latencies, counts,
+// tokens) is recorded as they end, into handles resolved once: per model
+// at startup, per (model, deployment) and per request label set on first
+// use, in small caches, so the request path does no label lookup and no
+// allocation. What the gateway holds (in-flight counts, breakers, queues,
+// the engines' and GPUs' last scrapes) is read from its live state when
+// /metrics is scraped (live.go), and costs requests nothing.
+//
+// Every label value comes from the configuration (model and deployment
+// names, the GPUs an exporter reports) or from a small closed set (HTTP
+// statuses, outcome classes, kinds): never a request id, a key or a
+// client's value, so the number of series stays bounded.
 package telemetry
 
 import (
 	"net/http"
-	"strconv"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,31 +24,51 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// LatencyBuckets are the model_latency_seconds buckets, in seconds.
-var LatencyBuckets = []float64{0.1, 0.5, 1, 2, 5}
+// The histograms' buckets, in seconds. docs/metrics.md lists the same.
+var (
+	// LatencyBuckets are model_latency_seconds': coarse, and fixed,
+	// since dashboards and alerts elsewhere are written against them.
+	LatencyBuckets = []float64{0.1, 0.5, 1, 2, 5}
+	// WaitBuckets span the gateway's waits and the engines' answers: from
+	// a few milliseconds (a small tier's first token, no queue) to two
+	// minutes (a large tier's long answer), about ×2 apart. Time to first
+	// token, upstream time and admission queue wait use them.
+	WaitBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120}
+	// PerTokenBuckets cover a stream's time per output token: a fast
+	// engine decodes in a millisecond or two, a loaded large tier in a
+	// few hundred.
+	PerTokenBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1}
+	// OverheadBuckets cover the gateway's own time on a request: tens of
+	// microseconds when all is well, up to 100 ms when something (GC, a
+	// starved CPU, a huge body) is not.
+	OverheadBuckets = []float64{0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1}
+)
 
 // Metrics is the gateway's metric set, on its own registry.
 type Metrics struct {
-	reg       *prometheus.Registry
-	latency   *prometheus.HistogramVec
-	requests  *prometheus.CounterVec
+	reg *prometheus.Registry
+
+	latency   *prometheus.HistogramVec // {model_version, deployment}
+	ttft      *prometheus.HistogramVec // {model, deployment}
+	perToken  *prometheus.HistogramVec // {model, deployment}
+	upstreamT *prometheus.HistogramVec // {model, deployment}
+	queueWait *prometheus.HistogramVec // {model}
+	overhead  *prometheus.HistogramVec // {model}
+
+	requests  *prometheus.CounterVec // {model, deployment, code, stream}
+	tokens    *prometheus.CounterVec // {model, deployment, kind}
 	upstream  *prometheus.CounterVec
 	inflight  *prometheus.GaugeVec
 	fallbacks *prometheus.CounterVec
 	clamped   *prometheus.CounterVec
-	tokens    *prometheus.CounterVec
 	retries   *prometheus.CounterVec
 	hedges    *prometheus.CounterVec
 	continued *prometheus.CounterVec
 	shed      *prometheus.CounterVec
+	breakers  *prometheus.CounterVec
 
 	mu    sync.RWMutex
 	byKey map[reqKey]prometheus.Counter
-}
-
-type reqKey struct {
-	model string
-	code  int
 }
 
 // New registers the metric set, with Go runtime and process collectors.
@@ -47,20 +77,49 @@ func New() *Metrics {
 		reg: prometheus.NewRegistry(),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "model_latency_seconds",
-			Help:    "Time from request received to response complete, per public model version.",
+			Help:    "Time from request received to response complete, of successful requests (status below 400), per model that answered (model_version) and its deployment.",
 			Buckets: LatencyBuckets,
-		}, []string{"model_version"}),
+		}, []string{"model_version", "deployment"}),
+		ttft: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "omnigate_time_to_first_token_seconds",
+			Help:    "Streams' time from the answering attempt's send to its first event, per model that answered and deployment.",
+			Buckets: WaitBuckets,
+		}, []string{"model", "deployment"}),
+		perToken: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "omnigate_time_per_output_token_seconds",
+			Help:    "Streams' time per output token after the first, per model that answered and deployment.",
+			Buckets: PerTokenBuckets,
+		}, []string{"model", "deployment"}),
+		upstreamT: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "omnigate_upstream_latency_seconds",
+			Help:    "Time answered requests spent in upstream attempts (failed ones and the answer's relay included), per model that answered and deployment.",
+			Buckets: WaitBuckets,
+		}, []string{"model", "deployment"}),
+		queueWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "omnigate_queue_wait_seconds",
+			Help:    "Time requests that reached an admission queue waited for a place, per requested model.",
+			Buckets: WaitBuckets,
+		}, []string{"model"}),
+		overhead: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "omnigate_gateway_overhead_seconds",
+			Help:    "The gateway's own time on a request (parsing, routing, validating, picking, marshalling: all but queue waits, backoffs and upstream time), per requested model.",
+			Buckets: OverheadBuckets,
+		}, []string{"model"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "omnigate_requests_total",
-			Help: "Client requests by public model and HTTP status.",
-		}, []string{"model", "code"}),
+			Help: "Client requests by requested model (\"\" when routing failed), answering deployment (\"\" when none answered), HTTP status and whether they streamed.",
+		}, []string{"model", "deployment", "code", "stream"}),
+		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "omnigate_tokens_total",
+			Help: "Tokens in answers' usage, by the model that answered, its deployment and kind (prompt, completion).",
+		}, []string{"model", "deployment", "kind"}),
 		upstream: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "omnigate_upstream_requests_total",
 			Help: "Upstream attempts by model, deployment and outcome (HTTP status or error class).",
 		}, []string{"model", "deployment", "outcome"}),
 		inflight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "omnigate_inflight_requests",
-			Help: "Requests being served, per public model.",
+			Help: "Requests being served, per requested model.",
 		}, []string{"model"}),
 		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "omnigate_fallbacks_total",
@@ -70,10 +129,6 @@ func New() *Metrics {
 			Name: "omnigate_clamped_params_total",
 			Help: "Parameters clamped to a model's limits, by model and parameter.",
 		}, []string{"model", "param"}),
-		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "omnigate_tokens_total",
-			Help: "Tokens in answers' usage, by the model that answered and kind (prompt, completion).",
-		}, []string{"model", "kind"}),
 		retries:   perModel("omnigate_retries_total", "Attempts sent again after a retryable failure, by model."),
 		hedges:    perModel("omnigate_hedges_total", "Second attempts sent because the first had not started answering in time, by model."),
 		continued: perModel("omnigate_continuations_total", "Streams cut by their upstream and continued on another deployment, by model."),
@@ -81,9 +136,14 @@ func New() *Metrics {
 			Name: "omnigate_admission_rejected_total",
 			Help: "Requests the admission queue turned away, by model and reason (overloaded, rate_limited).",
 		}, []string{"model", "reason"}),
+		breakers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "omnigate_breaker_transitions_total",
+			Help: "Circuit breaker changes, by model, deployment and the state entered (closed, half_open, open).",
+		}, []string{"model", "deployment", "to"}),
 		byKey: make(map[reqKey]prometheus.Counter),
 	}
-	m.reg.MustRegister(m.latency, m.requests, m.upstream, m.inflight, m.fallbacks, m.clamped, m.tokens, m.retries, m.hedges, m.continued, m.shed,
+	m.reg.MustRegister(m.latency, m.ttft, m.perToken, m.upstreamT, m.queueWait, m.overhead,
+		m.requests, m.tokens, m.upstream, m.inflight, m.fallbacks, m.clamped, m.retries, m.hedges, m.continued, m.shed, m.breakers,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -103,23 +163,25 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 // Model returns the per-model handles, resolved once at startup.
 func (m *Metrics) Model(name string) *ModelMetrics {
-	return &ModelMetrics{m: m, name: name, Latency: m.latency.WithLabelValues(name), Inflight: m.inflight.WithLabelValues(name),
-		prompt: m.tokens.WithLabelValues(name, "prompt"), completion: m.tokens.WithLabelValues(name, "completion"),
+	return &ModelMetrics{m: m, name: name, Inflight: m.inflight.WithLabelValues(name),
+		queueWait: m.queueWait.WithLabelValues(name), overhead: m.overhead.WithLabelValues(name),
 		retries: m.retries.WithLabelValues(name), hedges: m.hedges.WithLabelValues(name),
-		continued: m.continued.WithLabelValues(name)}
+		continued: m.continued.WithLabelValues(name), deps: make(map[string]*deploymentMetrics)}
 }
 
 // ModelMetrics are one model's pre-resolved metric handles.
 type ModelMetrics struct {
 	m        *Metrics
 	name     string
-	Latency  prometheus.Observer
 	Inflight prometheus.Gauge
 
-	prompt, completion prometheus.Counter
-	retries            prometheus.Counter
-	hedges             prometheus.Counter
-	continued          prometheus.Counter
+	queueWait, overhead prometheus.Observer
+	retries             prometheus.Counter
+	hedges              prometheus.Counter
+	continued           prometheus.Counter
+
+	mu   sync.RWMutex
+	deps map[string]*deploymentMetrics // by deployment name, resolved on first use
 }
 
 // Retry counts one attempt sent again.
@@ -134,21 +196,6 @@ func (mm *ModelMetrics) Rejected(reason string) { mm.m.shed.WithLabelValues(mm.n
 // Continued counts one stream continued on another deployment.
 func (mm *ModelMetrics) Continued() { mm.continued.Inc() }
 
-// Tokens counts the usage of one answer.
-func (mm *ModelMetrics) Tokens(prompt, completion int64) {
-	if prompt > 0 {
-		mm.prompt.Add(float64(prompt))
-	}
-	if completion > 0 {
-		mm.completion.Add(float64(completion))
-	}
-}
-
-// Request counts one finished client request with its status.
-func (mm *ModelMetrics) Request(code int) {
-	mm.m.request(mm.name, code)
-}
-
 // Upstream counts one upstream attempt; outcome is a status code or an error class.
 func (mm *ModelMetrics) Upstream(deployment, outcome string) {
 	mm.m.upstream.WithLabelValues(mm.name, deployment, outcome).Inc()
@@ -160,38 +207,8 @@ func (mm *ModelMetrics) Fallback(to string) { mm.m.fallbacks.WithLabelValues(mm.
 // Clamped counts a parameter clamped to this model's limits.
 func (mm *ModelMetrics) Clamped(param string) { mm.m.clamped.WithLabelValues(mm.name, param).Inc() }
 
-// Finished records one finished request: asked is the metric handles of
-// the model it was routed to first (nil when routing failed), served
-// those of the model that answered (nil when none did).
-func (m *Metrics) Finished(asked, served *ModelMetrics, rec *Record) {
-	if asked == nil {
-		m.request("", rec.Status)
-		return
-	}
-	asked.Request(rec.Status)
-	if rec.Status < 400 {
-		asked.Latency.Observe(rec.Total.Seconds())
-	}
-	if served != nil && rec.HasUsage {
-		served.Tokens(rec.PromptTokens, rec.CompletionTokens)
-	}
-}
-
-// Request counts a request that has no model (unknown model, bad JSON).
-func (m *Metrics) Request(model string, code int) { m.request(model, code) }
-
-func (m *Metrics) request(model string, code int) {
-	k := reqKey{model, code}
-	m.mu.RLock()
-	c, ok := m.byKey[k]
-	m.mu.RUnlock()
-	if !ok {
-		m.mu.Lock()
-		if c, ok = m.byKey[k]; !ok {
-			c = m.requests.WithLabelValues(model, strconv.Itoa(code))
-			m.byKey[k] = c
-		}
-		m.mu.Unlock()
-	}
-	c.Inc()
+// Breaker counts a change of a deployment's circuit breaker to state to
+// (closed, half_open, open). Changes are rare: the label lookup is fine.
+func (mm *ModelMetrics) Breaker(deployment, to string) {
+	mm.m.breakers.WithLabelValues(mm.name, deployment, to).Inc()
 }

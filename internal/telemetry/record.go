@@ -27,6 +27,10 @@ type Record struct {
 	// Overhead the rest: the gateway's own time (parsing, routing,
 	// validating, picking, marshalling).
 	Total, Queued, Waited, FirstByte, Upstream, Overhead time.Duration
+	// Admission is whether the request reached an admission queue (of
+	// its first model or of a fallback): only then does Queued say how
+	// long a queue held it.
+	Admission bool
 	// PerToken is a stream's time per output token after the first; 0
 	// when the answer reported no usage or one token.
 	PerToken time.Duration
