@@ -31,6 +31,19 @@ type reloader struct {
 	sum [sha256.Size]byte
 }
 
+// started records the content of the file the gateway started from, so
+// the first poll does not take it for a change.
+func (r *reloader) started() {
+	if r.path == "" {
+		return
+	}
+	if b, err := os.ReadFile(r.path); err == nil {
+		r.mu.Lock()
+		r.sum = sha256.Sum256(b)
+		r.mu.Unlock()
+	}
+}
+
 // Reload loads and applies the configuration; the error says why it was
 // rejected.
 func (r *reloader) Reload(ctx context.Context) error {
@@ -56,6 +69,8 @@ func (r *reloader) reloadLocked(data []byte) error {
 		return err
 	}
 	old := r.gw.Config()
+	restart := needsRestart(old, cfg)
+	keepStartOnly(cfg, old)
 	if err := r.gw.Reload(cfg, old.Server.ShutdownGrace.D()); err != nil {
 		r.log.Error("config reload rejected; the running config stays", "path", r.path, "err", err)
 		return err
@@ -66,7 +81,7 @@ func (r *reloader) reloadLocked(data []byte) error {
 			r.level.Set(l)
 		}
 	}
-	if restart := needsRestart(old, cfg); len(restart) > 0 {
+	if len(restart) > 0 {
 		r.log.Warn("config reloaded; these keys take effect only after a restart", "keys", restart)
 	} else {
 		r.log.Info("config reloaded", "path", r.path, "models", len(cfg.Models))
@@ -109,6 +124,15 @@ func (r *reloader) watch(ctx context.Context, interval time.Duration) {
 		}
 		r.mu.Unlock()
 	}
+}
+
+// keepStartOnly copies into next the keys read only at start from old,
+// the config being served, so next says what the gateway really does
+// (GET /admin/config shows it).
+func keepStartOnly(next, old *config.Config) {
+	next.Server = old.Server
+	next.Logging.Format, next.Logging.Access, next.Logging.Bodies = old.Logging.Format, old.Logging.Access, old.Logging.Bodies
+	next.Tracing = old.Tracing
 }
 
 // needsRestart lists the keys that differ between old and next but are

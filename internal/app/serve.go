@@ -104,6 +104,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *adminAddr != "" {
 		rl.getenv = overrideEnv(rl.getenv, config.EnvAdminAddr, *adminAddr) // and --admin-addr
 	}
+	rl.started() // the file as loaded is not a change
 	gw.reload = rl.Reload
 	stopHUP := onHangup(ctx, rl, log)
 	defer stopHUP()

@@ -1,0 +1,36 @@
+package app
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/omnigate/omnigate/internal/config"
+)
+
+// TestNeedsRestart: the start-only keys a reload changes are named, and
+// the config served afterwards keeps their running values.
+func TestNeedsRestart(t *testing.T) {
+	old := config.Default()
+	old.ApplyDefaults()
+	next := config.Default()
+	next.Server.Addr = "127.0.0.1:9999"
+	next.Logging.Format = "json"
+	next.Logging.Level = "debug" // applied at once: not listed
+	next.Tracing.Enabled = true
+	next.Models[0].Aliases = append(next.Models[0].Aliases, "fast") // applied
+	next.ApplyDefaults()
+	if d := cmp.Diff([]string{"server.addr", "logging.format", "tracing"}, needsRestart(old, next)); d != "" {
+		t.Errorf("needsRestart (-want +got):\n%s", d)
+	}
+	keepStartOnly(next, old)
+	if next.Server.Addr != old.Server.Addr || next.Logging.Format != "text" || next.Tracing.Enabled {
+		t.Errorf("start-only keys not kept: %+v %+v %+v", next.Server, next.Logging, next.Tracing)
+	}
+	if next.Logging.Level != "debug" || len(next.Models[0].Aliases) != len(old.Models[0].Aliases)+1 {
+		t.Error("a reloadable key was reverted")
+	}
+	if len(needsRestart(old, old)) != 0 {
+		t.Error("an unchanged config needs a restart")
+	}
+}
