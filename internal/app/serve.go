@@ -30,6 +30,7 @@ import (
 	"github.com/omnigate/omnigate/internal/router"
 	"github.com/omnigate/omnigate/internal/sim"
 	"github.com/omnigate/omnigate/internal/telemetry"
+	"github.com/omnigate/omnigate/internal/telemetry/tracing"
 )
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -147,11 +148,13 @@ type Gateway struct {
 	// pool settings, shared by every snapshot so a reload keeps them warm.
 	transports backend.Transports
 	metrics    *telemetry.Metrics
+	tracing    *tracing.Provider // nil: tracing is off
 	log        *slog.Logger
 }
 
-// Close stops what the current snapshot holds (embedded simulators).
-func (g *Gateway) Close() { g.core.Snapshot().Close() }
+// Close stops what the current snapshot holds (embedded simulators) and
+// flushes the spans not yet exported.
+func (g *Gateway) Close() { g.core.Snapshot().Close(); stopTracing(g.tracing, g.log) }
 
 // NewGateway builds the whole request path from a validated config.
 func NewGateway(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
@@ -160,7 +163,12 @@ func NewGateway(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	g.core = dispatch.New(snap, dispatch.Options{Metrics: g.metrics, Log: log})
+	var tracer dispatch.Tracer
+	if g.tracing, tracer, err = startTracing(cfg.Tracing, log); err != nil {
+		snap.Close()
+		return nil, err
+	}
+	g.core = dispatch.New(snap, dispatch.Options{Metrics: g.metrics, Log: log, Tracer: tracer})
 	g.Handler = openai.NewServer(openai.Options{
 		Core: g.core, Metrics: g.metrics, Log: log,
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, MaxBufferedBytes: cfg.Server.MaxBufferedBytes, ReadTimeout: cfg.Server.ReadTimeout.D(),

@@ -32,6 +32,10 @@ type Request struct {
 	// as X-Request-Timeout (seconds), so a gateway or engine behind this one
 	// can stop when the client would.
 	Deadline time.Time
+	// TraceParent and TraceState, when set, are sent as the W3C
+	// traceparent and tracestate headers: the attempt's span, or the
+	// client's own when the gateway does not trace.
+	TraceParent, TraceState string
 }
 
 // Backend sends one request to one deployment. A 2xx upstream answer comes

@@ -23,6 +23,8 @@ type attempt struct {
 	stream    bool   // asks for an SSE stream
 	requestID string
 	deadline  time.Time // the client's, sent as X-Request-Timeout; zero: none
+	// traceparent and tracestate are the W3C trace context; "": none.
+	traceparent, tracestate string
 	// The time limits, 0 for none: until the response head and the first
 	// byte of its body (first_token: for a stream, its first event; a
 	// non-streaming answer comes whole, so it bounds the whole answer),
@@ -114,7 +116,7 @@ func (s *h1Sender) send(ctx context.Context, a attempt) (*http.Response, error) 
 	if a.stream {
 		req.Header = s.sseHdr
 	}
-	var fields [4]string
+	var fields [8]string
 	n := 0
 	if a.requestID != "" {
 		fields[0], fields[1] = "X-Request-Id", a.requestID
@@ -123,6 +125,14 @@ func (s *h1Sender) send(ctx context.Context, a attempt) (*http.Response, error) 
 	if !a.deadline.IsZero() {
 		fields[n], fields[n+1] = "X-Request-Timeout", timeLeft(a.deadline)
 		n += 2
+	}
+	if a.traceparent != "" {
+		fields[n], fields[n+1] = "Traceparent", a.traceparent
+		n += 2
+		if a.tracestate != "" {
+			fields[n], fields[n+1] = "Tracestate", a.tracestate
+			n += 2
+		}
 	}
 	if n > 0 {
 		req.Fields = fields[:n]
@@ -185,6 +195,12 @@ func (s *roundTripSender) send(ctx context.Context, a attempt) (*http.Response, 
 	}
 	if !a.deadline.IsZero() {
 		req.Header["X-Request-Timeout"] = []string{timeLeft(a.deadline)}
+	}
+	if a.traceparent != "" {
+		req.Header["Traceparent"] = []string{a.traceparent}
+		if a.tracestate != "" {
+			req.Header["Tracestate"] = []string{a.tracestate}
+		}
 	}
 	var head *time.Timer
 	if a.head > 0 {

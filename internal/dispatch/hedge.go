@@ -10,10 +10,13 @@ import (
 )
 
 // attempt is one upstream attempt of a hedged request: where it went,
-// its breaker ticket, its own context, and, once done, its outcome.
+// its breaker ticket, what it sent and its span (nil: not traced), its own
+// context, and, once done, its outcome.
 type attempt struct {
 	d      *balance.Deployment
 	ticket balance.Ticket
+	req    *backend.Request
+	span   AttemptSpan
 	ctx    context.Context
 	cancel context.CancelFunc
 	resp   *http.Response
@@ -27,12 +30,12 @@ type attempt struct {
 // nothing against its deployment. A failure while the other still runs
 // waits for the other; the last failure is returned for send to judge.
 // attempts is send's count, with the hedge added.
-func (c *Core) hedge(ctx context.Context, m *Model, req *backend.Request, first attempt, ch *balance.Choice, attempts int) (attempt, int) {
+func (c *Core) hedge(ctx context.Context, call *Call, m *Model, req *backend.Request, first attempt, ch *balance.Choice, attempts int) (attempt, int) {
 	done := make(chan attempt, 2)
 	run := func(a attempt) attempt {
 		a.ctx, a.cancel = context.WithCancel(ctx)
 		go func(a attempt) {
-			a.resp, a.err = a.d.Backend.Do(a.ctx, req)
+			a.resp, a.err = a.d.Backend.Do(a.ctx, a.req)
 			done <- a
 		}(a)
 		return a
@@ -44,7 +47,7 @@ func (c *Core) hedge(ctx context.Context, m *Model, req *backend.Request, first 
 		select {
 		case <-timer:
 			timer = nil
-			if second, ok := c.second(m, ch); ok && attempts < m.Retry.Attempts {
+			if second, ok := c.second(call, m, req, ch, attempts); ok {
 				attempts++
 				m.Metrics.Hedge()
 				running = append(running, run(second))
@@ -63,7 +66,7 @@ func (c *Core) hedge(ctx context.Context, m *Model, req *backend.Request, first 
 				return a, attempts
 			case len(running) > 0:
 				a.cancel()
-				c.end(ctx, m, a.d, a.ticket, ch.Tokens, a.err) // the other may still answer
+				c.end(ctx, m, a.d, a.ticket, ch.Tokens, a.err, a.span) // the other may still answer
 			default:
 				a.cancel()
 				return a, attempts
@@ -84,9 +87,13 @@ func hedgeWait(m *Model) time.Duration {
 	return wait
 }
 
-// second begins the hedge: a deployment outside tried that can take it,
-// within the retry budget.
-func (c *Core) second(m *Model, ch *balance.Choice) (attempt, bool) {
+// second begins the hedge of call's req: a deployment outside tried that
+// can take it, within m's attempts (counted first: a second begun and not
+// sent would hold its deployment) and its retry budget.
+func (c *Core) second(call *Call, m *Model, req *backend.Request, ch *balance.Choice, attempts int) (attempt, bool) {
+	if attempts >= m.Retry.Attempts {
+		return attempt{}, false
+	}
 	now := c.clock.Now()
 	ch.Now = now
 	i := c.pick(m, ch)
@@ -100,17 +107,28 @@ func (c *Core) second(m *Model, ch *balance.Choice) (attempt, bool) {
 		return attempt{}, false
 	}
 	d.Acquire(ch.Tokens)
-	return attempt{d: d, ticket: t}, true
+	a := attempt{d: d, ticket: t, req: req}
+	if call.span != nil { // a trace context of its own
+		r := *req
+		a.req = &r
+		a.span = traceAttempt(call, &r, Attempt{Model: m.Name, Deployment: d.Config.Name, N: int(call.stats.attempts) + 1, Kind: AttemptHedge})
+	}
+	return a, true
 }
 
 // discard ends the cancelled loser of a hedge when it comes back: its
 // answer, if it had one, is closed, and its outcome is neutral.
 func (c *Core) discard(m *Model, done <-chan attempt, tokens int64) {
 	a := <-done
+	status := 0
 	if a.resp != nil {
+		status = a.resp.StatusCode
 		a.resp.Body.Close()
 	}
-	c.end(a.ctx, m, a.d, a.ticket, tokens, context.Canceled)
+	c.end(a.ctx, m, a.d, a.ticket, tokens, context.Canceled, nil)
+	if a.span != nil {
+		a.span.End(status, "hedge_lost", nil)
+	}
 }
 
 // without returns running less the attempt on d.
