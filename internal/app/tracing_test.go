@@ -374,3 +374,44 @@ func TestTracingExport(t *testing.T) {
 		t.Errorf("spans received (-want +got):\n%s", diff)
 	}
 }
+
+// BenchmarkTracing measures the request path with tracing off and on,
+// side by side: on and sampled, its spans go to a batch processor whose
+// exporter drops them (the in-request cost), or over OTLP/HTTP to a
+// receiver on loopback (the export's encoding and sending included, with
+// the receiver's decoding besides); on at sample_ratio 0, only the trace
+// context is made and sent upstream.
+func BenchmarkTracing(b *testing.B) {
+	ratio0, ratio1 := 0.0, 1.0
+	for _, body := range []struct {
+		name     string
+		upstream http.Handler
+		body     string
+	}{{"chat", jsonUpstream(), benchRequest}, {"stream", streamUpstream(), benchStreamRequest}} {
+		for _, mode := range []struct {
+			name  string
+			ratio *float64
+			otlp  bool
+		}{{"off", nil, false}, {"on-unsampled", &ratio0, false}, {"on", &ratio1, false}, {"on-otlp", &ratio1, true}} {
+			b.Run(body.name+"/"+mode.name, func(b *testing.B) {
+				up := httptest.NewServer(body.upstream)
+				defer up.Close()
+				var tc config.Tracing
+				if mode.ratio != nil {
+					tc = config.Tracing{Enabled: true, SampleRatio: mode.ratio}
+					if mode.otlp {
+						tc.Endpoint = otlptest.NewCollector(b).URL + otlptest.Path
+					} else {
+						tracingOptions = tracing.Options{Processor: sdktrace.NewBatchSpanProcessor(tracetest.NewNoopExporter())}
+					}
+				}
+				gw := benchGatewayTraced(b, up.URL, "", tc)
+				tracingOptions = tracing.Options{}
+				b.ReportAllocs()
+				for b.Loop() {
+					serveOnce(b, gw, body.body)
+				}
+			})
+		}
+	}
+}

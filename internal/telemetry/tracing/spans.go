@@ -72,7 +72,7 @@ func (t *Tracer) Start(ctx context.Context, r *request.Request, h http.Header) d
 	if r.Model != "" {
 		name += " " + r.Model
 	}
-	_, span := t.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer))
+	_, span := t.tracer.Start(ctx, name, serverKind)
 	if span.IsRecording() {
 		attrs := make([]attribute.KeyValue, 0, 8)
 		attrs = append(attrs, op, semconv.GenAIRequestModel(r.Model), AttrStream.Bool(r.Stream))
@@ -90,8 +90,18 @@ func (t *Tracer) Start(ctx context.Context, r *request.Request, h http.Header) d
 		}
 		span.SetAttributes(attrs...)
 	}
-	return &requestSpan{t: t, span: span}
+	// The children's parent is the span alone, not the request's context:
+	// the span keeps nothing of that.
+	return &requestSpan{t: t, span: span, parent: trace.ContextWithSpan(context.Background(), span)}
 }
+
+// The kinds of span, made once: an option made per span would be an
+// allocation each time.
+var (
+	serverKind   = trace.WithSpanKind(trace.SpanKindServer)
+	clientKind   = trace.WithSpanKind(trace.SpanKindClient)
+	internalKind = trace.WithSpanKind(trace.SpanKindInternal)
+)
 
 // operation is the GenAI operation of an endpoint.
 func operation(ep request.Endpoint) attribute.KeyValue {
@@ -106,19 +116,17 @@ func operation(ep request.Endpoint) attribute.KeyValue {
 
 // requestSpan is a request's span; see dispatch.Span.
 type requestSpan struct {
-	t    *Tracer
-	span trace.Span
-}
-
-// parent is the context of the request's children. Not the request's own
-// context: the span outlives nothing of it, and keeps none of it.
-func (s *requestSpan) parent() context.Context {
-	return trace.ContextWithSpan(context.Background(), s.span)
+	t      *Tracer
+	span   trace.Span
+	parent context.Context // of the children: holds span
 }
 
 // Queued records a wait for an admission place; see dispatch.Span.
 func (s *requestSpan) Queued(model string, start, end time.Time, err error) {
-	_, span := s.t.tracer.Start(s.parent(), SpanAdmission, trace.WithTimestamp(start), trace.WithSpanKind(trace.SpanKindInternal))
+	if !s.span.IsRecording() {
+		return // unsampled: unlike an attempt's, its context goes nowhere
+	}
+	_, span := s.t.tracer.Start(s.parent, SpanAdmission, trace.WithTimestamp(start), internalKind)
 	if span.IsRecording() {
 		span.SetAttributes(AttrModel.String(model))
 		var e *apierror.Error
@@ -134,7 +142,7 @@ func (s *requestSpan) Queued(model string, start, end time.Time, err error) {
 
 // Attempt begins an upstream attempt's span; see dispatch.Span.
 func (s *requestSpan) Attempt(a dispatch.Attempt) dispatch.AttemptSpan {
-	_, span := s.t.tracer.Start(s.parent(), SpanAttempt+" "+a.Deployment, trace.WithSpanKind(trace.SpanKindClient))
+	_, span := s.t.tracer.Start(s.parent, SpanAttempt+" "+a.Deployment, clientKind)
 	if span.IsRecording() {
 		span.SetAttributes(AttrModel.String(a.Model), AttrDeployment.String(a.Deployment),
 			AttrAttempt.Int(a.N), AttrAttemptKind.String(a.Kind.String()))
