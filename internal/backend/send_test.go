@@ -104,7 +104,9 @@ func TestOpenAITraceContext(t *testing.T) {
 				d := config.Deployment{URL: srv.URL + "/v1"}
 				o := newBackendOn(t, d, kind.make(d))
 				r := chatRequest(t, `{"model":"m"}`, "m", false)
-				r.TraceParent, r.TraceState = tt.parent, tt.state
+				if tt.parent != "" {
+					r.Trace = &TraceContext{Parent: tt.parent, State: tt.state}
+				}
 				resp, err := o.Do(context.Background(), r)
 				if err != nil {
 					t.Fatal(err)

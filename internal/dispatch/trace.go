@@ -98,29 +98,33 @@ func attemptKind(call *Call, n int, cont bool) AttemptKind {
 // transparent to traces.
 func traceAttempt(call *Call, req *backend.Request, a Attempt) AttemptSpan {
 	if call.span == nil {
-		req.TraceParent, req.TraceState = clientTrace(call.Header)
+		req.Trace = clientTrace(call.Header)
 		return nil
 	}
 	s := call.span.Attempt(a)
-	req.TraceParent, req.TraceState = s.TraceContext()
+	if p, st := s.TraceContext(); p != "" {
+		req.Trace = &backend.TraceContext{Parent: p, State: st}
+	}
 	return s
 }
 
 // clientTrace returns the client's traceparent and tracestate headers in
-// h, "" when absent. Several tracestate fields are one list (W3C).
-func clientTrace(h http.Header) (parent, state string) {
+// h; nil, at no cost, when there is no traceparent. Several tracestate
+// fields are one list (W3C).
+func clientTrace(h http.Header) *backend.TraceContext {
 	p := h["Traceparent"]
 	if len(p) == 0 {
-		return "", "" // a tracestate means nothing without it
+		return nil // a tracestate means nothing without it
 	}
+	tc := &backend.TraceContext{Parent: p[0]}
 	switch s := h["Tracestate"]; len(s) {
 	case 0:
 	case 1:
-		state = s[0]
+		tc.State = s[0]
 	default:
-		state = strings.Join(s, ",")
+		tc.State = strings.Join(s, ",")
 	}
-	return p[0], state
+	return tc
 }
 
 // endAttempt ends s (nil: not traced), an attempt that failed with err,
