@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -65,7 +66,7 @@ type Tracer struct {
 // Start begins a request's span; see dispatch.Tracer.
 func (t *Tracer) Start(ctx context.Context, r *request.Request, h http.Header) dispatch.Span {
 	if len(h["Traceparent"]) > 0 {
-		ctx = t.prop.Extract(ctx, propagation.HeaderCarrier(h))
+		ctx = t.prop.Extract(ctx, joined(h))
 	}
 	op := operation(r.Endpoint)
 	name := op.Value.AsString()
@@ -102,6 +103,26 @@ var (
 	clientKind   = trace.WithSpanKind(trace.SpanKindClient)
 	internalKind = trace.WithSpanKind(trace.SpanKindInternal)
 )
+
+// joined is a request's headers as the propagator reads them, several
+// fields of one name as one list (W3C: two tracestate fields are one);
+// propagation.HeaderCarrier would read the first only.
+type joined http.Header
+
+// Get returns the fields named key, joined with commas.
+func (h joined) Get(key string) string {
+	v := http.Header(h).Values(key)
+	if len(v) == 1 {
+		return v[0]
+	}
+	return strings.Join(v, ",")
+}
+
+// Set is never called: the propagator only extracts from a request.
+func (h joined) Set(key, value string) { http.Header(h).Set(key, value) }
+
+// Keys lists the header names.
+func (h joined) Keys() []string { return propagation.HeaderCarrier(h).Keys() }
 
 // operation is the GenAI operation of an endpoint.
 func operation(ep request.Endpoint) attribute.KeyValue {
@@ -248,7 +269,8 @@ func (s attemptSpan) End(status int, outcome string, err error) {
 }
 
 var (
-	_ dispatch.Tracer      = (*Tracer)(nil)
-	_ dispatch.Span        = (*requestSpan)(nil)
-	_ dispatch.AttemptSpan = attemptSpan{}
+	_ propagation.TextMapCarrier = joined(nil)
+	_ dispatch.Tracer            = (*Tracer)(nil)
+	_ dispatch.Span              = (*requestSpan)(nil)
+	_ dispatch.AttemptSpan       = attemptSpan{}
 )

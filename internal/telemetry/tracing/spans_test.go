@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
@@ -73,6 +74,8 @@ func TestTraceContext(t *testing.T) {
 			0, clientSpan, clientTrace, "", "01", true},
 		{"unsampled client trace", http.Header{"Traceparent": {"00-" + clientTrace + "-" + clientSpan + "-00"}},
 			1, clientSpan, clientTrace, "", "00", false},
+		{"tracestate in two fields", http.Header{"Traceparent": {"00-" + clientTrace + "-" + clientSpan + "-01"}, "Tracestate": {"rojo=1", "congo=2"}},
+			1, clientSpan, clientTrace, "rojo=1,congo=2", "01", true},
 		{"malformed traceparent", http.Header{"Traceparent": {"00-xyz"}, "Tracestate": {state}}, 1, "", "", "", "01", true},
 		{"root at ratio 0", http.Header{}, 0, "", "", "", "00", false},
 	}
@@ -273,5 +276,39 @@ func TestChildSpans(t *testing.T) {
 	q := rec.Ended()[0]
 	if !q.StartTime().Equal(t0) || q.EndTime().Sub(q.StartTime()) != 250*time.Millisecond {
 		t.Errorf("admission span %v–%v, want the core's times", q.StartTime(), q.EndTime())
+	}
+}
+
+// BenchmarkRequestSpans is what tracing adds to one request, alone: a
+// request span with its admission and attempt children, the attempt's
+// trace context rendered, all ended into a batch processor whose exporter
+// drops them, sampled and not.
+func BenchmarkRequestSpans(b *testing.B) {
+	for _, ratio := range []float64{1, 0} {
+		name := "sampled"
+		if ratio == 0 {
+			name = "unsampled"
+		}
+		b.Run(name, func(b *testing.B) {
+			p, err := New(config.Tracing{Enabled: true, SampleRatio: &ratio, ServiceName: "omnigate"}, "bench",
+				Options{Processor: sdktrace.NewBatchSpanProcessor(tracetest.NewNoopExporter())})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Shutdown(context.Background())
+			tr, view := p.Tracer(), chatView()
+			rec := telemetry.Record{RequestID: "r1", Model: "small", Served: "small", Deployment: "gpu-a", Status: 200,
+				HasUsage: true, PromptTokens: 9, CompletionTokens: 7, Attempts: 1}
+			b.ReportAllocs()
+			for b.Loop() {
+				s := tr.Start(context.Background(), view, nil)
+				now := time.Now()
+				s.Queued("small", now, now, nil)
+				a := s.Attempt(dispatch.Attempt{Model: "small", Deployment: "gpu-a", N: 1, Kind: dispatch.AttemptFirst})
+				a.TraceContext()
+				a.End(200, "200", nil)
+				s.End(rec)
+			}
+		})
 	}
 }

@@ -17,7 +17,8 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// Collector receives spans at Path; URL is its base.
+// Collector receives spans at Path; URL is its base when NewCollector
+// started it. It is an http.Handler, to serve on a listener of one's own.
 type Collector struct {
 	URL string
 
@@ -32,13 +33,14 @@ const Path = "/v1/traces"
 // NewCollector starts a collector, closed at the end of the test.
 func NewCollector(t testing.TB) *Collector {
 	c := &Collector{}
-	srv := httptest.NewServer(http.HandlerFunc(c.serve))
+	srv := httptest.NewServer(c)
 	t.Cleanup(srv.Close)
 	c.URL = srv.URL
 	return c
 }
 
-func (c *Collector) serve(w http.ResponseWriter, r *http.Request) {
+// ServeHTTP takes one export request.
+func (c *Collector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != Path || r.Method != http.MethodPost {
 		http.NotFound(w, r)
 		return
