@@ -430,7 +430,8 @@ func (c *Core) sendFrom(ctx context.Context, call *Call, m *Model, view *request
 			StreamSpan: view.StreamSpan, StreamOptionsSpan: view.StreamOptionsSpan,
 			PublicModel: m.Name, Stream: view.Stream, RequestID: call.RequestID, Deadline: call.Deadline,
 		}
-		span := traceAttempt(call, req, Attempt{Model: m.Name, Deployment: d.Config.Name, N: int(call.stats.attempts), Kind: attemptKind(call, attempts, cont)})
+		span := traceAttempt(call, req, Attempt{Model: m.Name, Deployment: d.Config.Name, N: int(call.stats.attempts),
+			Kind: attemptKind(call, attempts, cont)})
 		var resp *http.Response
 		var err error
 		var cancel context.CancelFunc
