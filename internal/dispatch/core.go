@@ -430,18 +430,15 @@ func (c *Core) sendFrom(ctx context.Context, call *Call, m *Model, view *request
 			StreamSpan: view.StreamSpan, StreamOptionsSpan: view.StreamOptionsSpan,
 			PublicModel: m.Name, Stream: view.Stream, RequestID: call.RequestID, Deadline: call.Deadline,
 		}
-		span := traceAttempt(call, req, Attempt{Model: m.Name, Deployment: d.Config.Name, N: int(call.stats.attempts),
-			Kind: attemptKind(call, attempts, cont)})
+		span := traceAttempt(call, req, m, d, attempts, false, cont)
 		var resp *http.Response
 		var err error
 		var cancel context.CancelFunc
 		if m.Hedge.After > 0 {
-			var r attempt
 			before := attempts
-			r, attempts = c.hedge(ctx, call, m, req, attempt{d: d, ticket: ticket, req: req, span: span}, &ch, attempts)
+			resp, err, d, ticket, cancel, span, attempts = c.hedged(ctx, call, m, req, d, ticket, span, &ch, attempts)
 			call.stats.attempts += int32(attempts - before)
 			call.stats.hedges += int32(attempts - before)
-			resp, err, d, ticket, cancel, span = r.resp, r.err, r.d, r.ticket, r.cancel, r.span
 		} else {
 			resp, err = d.Backend.Do(ctx, req)
 		}
@@ -681,8 +678,7 @@ func (c *Core) Done(call *Call, a *Answer, status int, err error) {
 	rec.Overhead = max(rec.Total-rec.Queued-rec.Waited-rec.Upstream, 0)
 	c.finish(call, a, err)
 	if call.span != nil {
-		call.span.End(rec)
-		call.span = nil
+		endSpan(call, &rec)
 	}
 	c.metrics.Finished(asked, served, &rec)
 	if c.access != nil {

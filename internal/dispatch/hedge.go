@@ -10,17 +10,50 @@ import (
 )
 
 // attempt is one upstream attempt of a hedged request: where it went,
-// its breaker ticket, what it sent and its span (nil: not traced), its own
-// context, and, once done, its outcome.
+// its breaker ticket, its own context, and, once done, its outcome.
 type attempt struct {
 	d      *balance.Deployment
 	ticket balance.Ticket
-	req    *backend.Request
-	span   AttemptSpan
 	ctx    context.Context
 	cancel context.CancelFunc
 	resp   *http.Response
 	err    error
+	// traced is a traced attempt's own request and span; nil: the call is
+	// not traced, and the attempt sends the hedge's request. A pointer:
+	// send's frame holds attempts, and is on every request's stack.
+	traced *tracedAttempt
+}
+
+// tracedAttempt is what a traced attempt has of its own: its request (the
+// trace context differs from the other attempt's) and its span.
+type tracedAttempt struct {
+	req  *backend.Request
+	span AttemptSpan
+}
+
+// span is a's span; nil: not traced.
+func (a *attempt) span() AttemptSpan {
+	if a.traced == nil {
+		return nil
+	}
+	return a.traced.span
+}
+
+// hedged is hedge for send, in the pieces send keeps: the attempt begun
+// on d with ticket (span: its span, nil when not traced), and the one that
+// answered or failed last. Out of line: send's frame is on the stack of
+// every request while it waits for its upstream, and it then holds no
+// attempt.
+//
+//go:noinline
+func (c *Core) hedged(ctx context.Context, call *Call, m *Model, req *backend.Request, d *balance.Deployment, ticket balance.Ticket,
+	span AttemptSpan, ch *balance.Choice, attempts int) (*http.Response, error, *balance.Deployment, balance.Ticket, context.CancelFunc, AttemptSpan, int) {
+	first := attempt{d: d, ticket: ticket}
+	if span != nil {
+		first.traced = &tracedAttempt{req: req, span: span}
+	}
+	r, attempts := c.hedge(ctx, call, m, req, first, ch, attempts)
+	return r.resp, r.err, r.d, r.ticket, r.cancel, r.span(), attempts
 }
 
 // hedge runs first (begun and acquired by send) and, when it has not
@@ -34,8 +67,12 @@ func (c *Core) hedge(ctx context.Context, call *Call, m *Model, req *backend.Req
 	done := make(chan attempt, 2)
 	run := func(a attempt) attempt {
 		a.ctx, a.cancel = context.WithCancel(ctx)
+		r := req
+		if a.traced != nil {
+			r = a.traced.req
+		}
 		go func(a attempt) {
-			a.resp, a.err = a.d.Backend.Do(a.ctx, a.req)
+			a.resp, a.err = a.d.Backend.Do(a.ctx, r)
 			done <- a
 		}(a)
 		return a
@@ -66,7 +103,7 @@ func (c *Core) hedge(ctx context.Context, call *Call, m *Model, req *backend.Req
 				return a, attempts
 			case len(running) > 0:
 				a.cancel()
-				c.end(ctx, m, a.d, a.ticket, ch.Tokens, a.err, a.span) // the other may still answer
+				c.end(ctx, m, a.d, a.ticket, ch.Tokens, a.err, a.span()) // the other may still answer
 			default:
 				a.cancel()
 				return a, attempts
@@ -107,11 +144,11 @@ func (c *Core) second(call *Call, m *Model, req *backend.Request, ch *balance.Ch
 		return attempt{}, false
 	}
 	d.Acquire(ch.Tokens)
-	a := attempt{d: d, ticket: t, req: req}
+	a := attempt{d: d, ticket: t}
 	if call.span != nil { // a trace context of its own
 		r := *req
-		a.req = &r
-		a.span = traceAttempt(call, &r, Attempt{Model: m.Name, Deployment: d.Config.Name, N: int(call.stats.attempts) + 1, Kind: AttemptHedge})
+		a.traced = &tracedAttempt{req: &r}
+		a.traced.span = traceAttempt(call, &r, m, d, 0, true, false)
 	}
 	return a, true
 }
@@ -126,8 +163,8 @@ func (c *Core) discard(m *Model, done <-chan attempt, tokens int64) {
 		a.resp.Body.Close()
 	}
 	c.end(a.ctx, m, a.d, a.ticket, tokens, context.Canceled, nil)
-	if a.span != nil {
-		a.span.End(status, "hedge_lost", nil)
+	if s := a.span(); s != nil {
+		s.End(status, "hedge_lost", nil)
 	}
 }
 

@@ -80,26 +80,30 @@ type AttemptSpan interface {
 	End(status int, outcome string, err error)
 }
 
-// attemptKind is the kind of call's attempt about to be sent by sendFrom,
-// the n-th of its send; cont: the send carries on a cut stream.
-func attemptKind(call *Call, n int, cont bool) AttemptKind {
-	switch {
-	case cont && n == 1:
-		return AttemptContinuation
-	case call.stats.attempts == 1:
-		return AttemptFirst
-	}
-	return AttemptRetry
-}
-
-// traceAttempt begins the span of call's attempt a and gives req its
-// trace context. A call that is not traced passes the client's own trace
-// context upstream, unchanged: a gateway that does not trace is
-// transparent to traces.
-func traceAttempt(call *Call, req *backend.Request, a Attempt) AttemptSpan {
+// traceAttempt begins the span of call's attempt req on d for m, the
+// n-th of its send (hedge: its hedge; cont: the send carries on a cut
+// stream), and gives req its trace context. A call that is not traced
+// passes the client's own trace context upstream, unchanged: a gateway
+// that does not trace is transparent to traces.
+//
+// Kept out of line, with plain arguments: sendFrom's frame is on the stack
+// of every request while it waits for its upstream, and the stack a
+// stream's goroutine grows to then it keeps while the stream lasts.
+//
+//go:noinline
+func traceAttempt(call *Call, req *backend.Request, m *Model, d *balance.Deployment, n int, hedge, cont bool) AttemptSpan {
 	if call.span == nil {
 		req.Trace = clientTrace(call.Header)
 		return nil
+	}
+	a := Attempt{Model: m.Name, Deployment: d.Config.Name, N: int(call.stats.attempts), Kind: AttemptRetry}
+	switch {
+	case hedge:
+		a.N, a.Kind = a.N+1, AttemptHedge // counted once the hedge is over
+	case cont && n == 1:
+		a.Kind = AttemptContinuation
+	case call.stats.attempts == 1:
+		a.Kind = AttemptFirst
 	}
 	s := call.span.Attempt(a)
 	if p, st := s.TraceContext(); p != "" {
@@ -125,6 +129,15 @@ func clientTrace(h http.Header) *backend.TraceContext {
 		tc.State = strings.Join(s, ",")
 	}
 	return tc
+}
+
+// endSpan ends call's span with its record. Out of line: the copy of rec
+// it hands the span is then not in Done's frame.
+//
+//go:noinline
+func endSpan(call *Call, rec *telemetry.Record) {
+	call.span.End(*rec)
+	call.span = nil
 }
 
 // endAttempt ends s (nil: not traced), an attempt that failed with err,
