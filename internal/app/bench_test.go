@@ -124,9 +124,14 @@ func benchGateway(tb testing.TB, upstream string) *Gateway {
 
 // benchGatewayDialect is benchGateway with the deployment's dialect.
 func benchGatewayDialect(tb testing.TB, upstream, dialect string) *Gateway {
+	return benchGatewayTraced(tb, upstream, dialect, config.Tracing{})
+}
+
+// benchGatewayTraced is benchGatewayDialect with tracing tc.
+func benchGatewayTraced(tb testing.TB, upstream, dialect string, tc config.Tracing) *Gateway {
 	tb.Helper()
 	cfg := &config.Config{Models: []config.Model{{Name: "m",
-		Deployments: []config.Deployment{{Name: "up", Kind: "openai", URL: upstream + "/v1", Dialect: dialect}}}}}
+		Deployments: []config.Deployment{{Name: "up", Kind: "openai", URL: upstream + "/v1", Dialect: dialect}}}}, Tracing: tc}
 	cfg.ApplyDefaults()
 	gw, err := NewGateway(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {

@@ -32,6 +32,7 @@ import (
 	"github.com/omnigate/omnigate/internal/router"
 	"github.com/omnigate/omnigate/internal/sim"
 	"github.com/omnigate/omnigate/internal/telemetry"
+	"github.com/omnigate/omnigate/internal/telemetry/tracing"
 )
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -189,7 +190,8 @@ type Gateway struct {
 	// pool settings, shared by every snapshot so a reload keeps them warm.
 	transports backend.Transports
 	metrics    *telemetry.Metrics
-	obs        observability // what /metrics reads beyond the request path (metrics.go)
+	obs        observability     // what /metrics reads beyond the request path (metrics.go)
+	tracing    *tracing.Provider // nil: tracing is off
 	log        *slog.Logger
 	cfg        atomic.Pointer[config.Config] // the one being served
 	// reload reloads the config from its source; nil for a gateway
@@ -203,8 +205,9 @@ type Gateway struct {
 // Config returns the configuration the gateway serves now.
 func (g *Gateway) Config() *config.Config { return g.cfg.Load() }
 
-// Close stops what the current snapshot holds (embedded simulators).
-func (g *Gateway) Close() { g.core.Snapshot().Close() }
+// Close stops what the current snapshot holds (embedded simulators) and
+// flushes the spans not yet exported.
+func (g *Gateway) Close() { g.core.Snapshot().Close(); stopTracing(g.tracing, g.log) }
 
 // NewGateway builds the whole request path from a validated config. Its
 // access lines go to log too.
@@ -224,7 +227,12 @@ func newGateway(cfg *config.Config, log, accessLog *slog.Logger) (*Gateway, erro
 	if cfg.Logging.AccessOn() {
 		access = telemetry.NewAccessLog(accessLog)
 	}
-	g.core = dispatch.New(snap, dispatch.Options{Metrics: g.metrics, Log: log, Access: access, LogBodies: cfg.Logging.Bodies})
+	var tracer dispatch.Tracer
+	if g.tracing, tracer, err = startTracing(cfg.Tracing, log); err != nil {
+		snap.Close()
+		return nil, err
+	}
+	g.core = dispatch.New(snap, dispatch.Options{Metrics: g.metrics, Log: log, Access: access, LogBodies: cfg.Logging.Bodies, Tracer: tracer})
 	g.metrics.Live(g.liveState)
 	g.Handler = openai.NewServer(openai.Options{
 		Core: g.core, Metrics: g.metrics, Log: log,

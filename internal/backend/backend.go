@@ -32,6 +32,17 @@ type Request struct {
 	// as X-Request-Timeout (seconds), so a gateway or engine behind this one
 	// can stop when the client would.
 	Deadline time.Time
+	// Trace, when set, is sent as the W3C traceparent and tracestate
+	// headers: the attempt's span, or the client's own when the gateway
+	// does not trace. A pointer: most requests have none, and every one
+	// allocates a Request.
+	Trace *TraceContext
+}
+
+// TraceContext is the W3C trace context an attempt carries upstream.
+type TraceContext struct {
+	Parent string // the traceparent header
+	State  string // the tracestate header; "": none
 }
 
 // Backend sends one request to one deployment. A 2xx upstream answer comes

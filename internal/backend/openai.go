@@ -111,7 +111,8 @@ func NewOpenAI(d config.Deployment, t http.RoundTripper) (*OpenAI, error) {
 func (o *OpenAI) Do(ctx context.Context, r *Request) (*http.Response, error) {
 	aggregate := o.stream && !r.Stream
 	a := attempt{endpoint: r.Endpoint, body: o.prepare(r, aggregate), stream: r.Stream || aggregate,
-		requestID: r.RequestID, deadline: r.Deadline, head: o.firstToken, idle: o.idle, total: o.total}
+		requestID: r.RequestID, deadline: r.Deadline, trace: r.Trace,
+		head: o.firstToken, idle: o.idle, total: o.total}
 	resp, err := o.send.send(ctx, a)
 	if err != nil {
 		return nil, classify(ctx, o.limits, err)

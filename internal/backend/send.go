@@ -22,7 +22,8 @@ type attempt struct {
 	body      []byte // as it goes upstream
 	stream    bool   // asks for an SSE stream
 	requestID string
-	deadline  time.Time // the client's, sent as X-Request-Timeout; zero: none
+	deadline  time.Time     // the client's, sent as X-Request-Timeout; zero: none
+	trace     *TraceContext // nil: none
 	// The time limits, 0 for none: until the response head and the first
 	// byte of its body (first_token: for a stream, its first event; a
 	// non-streaming answer comes whole, so it bounds the whole answer),
@@ -114,7 +115,7 @@ func (s *h1Sender) send(ctx context.Context, a attempt) (*http.Response, error) 
 	if a.stream {
 		req.Header = s.sseHdr
 	}
-	var fields [4]string
+	var fields [4]string // on the heap (req's fields escape): the usual ones only
 	n := 0
 	if a.requestID != "" {
 		fields[0], fields[1] = "X-Request-Id", a.requestID
@@ -126,6 +127,12 @@ func (s *h1Sender) send(ctx context.Context, a attempt) (*http.Response, error) 
 	}
 	if n > 0 {
 		req.Fields = fields[:n]
+	}
+	if tc := a.trace; tc != nil {
+		req.Fields = append(req.Fields, "Traceparent", tc.Parent)
+		if tc.State != "" {
+			req.Fields = append(req.Fields, "Tracestate", tc.State)
+		}
 	}
 	if a.total > 0 {
 		req.Deadline = time.Now().Add(a.total)
@@ -185,6 +192,12 @@ func (s *roundTripSender) send(ctx context.Context, a attempt) (*http.Response, 
 	}
 	if !a.deadline.IsZero() {
 		req.Header["X-Request-Timeout"] = []string{timeLeft(a.deadline)}
+	}
+	if tc := a.trace; tc != nil {
+		req.Header["Traceparent"] = []string{tc.Parent}
+		if tc.State != "" {
+			req.Header["Tracestate"] = []string{tc.State}
+		}
 	}
 	var head *time.Timer
 	if a.head > 0 {

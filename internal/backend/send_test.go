@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/omnigate/omnigate/internal/config"
 )
 
@@ -71,5 +73,50 @@ func TestOpenAIStaleConnRetried(t *testing.T) {
 				t.Errorf("server accepted %d connections, want 2", n)
 			}
 		})
+	}
+}
+
+// TestOpenAITraceContext: a request's trace context goes upstream as the
+// W3C traceparent and tracestate headers, over either transport, and
+// neither header is sent when it has no value.
+func TestOpenAITraceContext(t *testing.T) {
+	const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	type headers struct{ Parent, State []string }
+	got := make(chan headers, 1)
+	srv := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		got <- headers{r.Header["Traceparent"], r.Header["Tracestate"]}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"object":"chat.completion","model":"m"}`)
+	})
+	tests := []struct {
+		name          string
+		parent, state string
+		want          headers
+	}{
+		{"none", "", "", headers{}},
+		{"traceparent", parent, "", headers{Parent: []string{parent}}},
+		{"both", parent, "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7", headers{[]string{parent}, []string{"congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"}}},
+	}
+	for _, kind := range transportKinds {
+		for _, tt := range tests {
+			t.Run(kind.name+"/"+tt.name, func(t *testing.T) {
+				d := config.Deployment{URL: srv.URL + "/v1"}
+				o := newBackendOn(t, d, kind.make(d))
+				r := chatRequest(t, `{"model":"m"}`, "m", false)
+				if tt.parent != "" {
+					r.Trace = &TraceContext{Parent: tt.parent, State: tt.state}
+				}
+				resp, err := o.Do(context.Background(), r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if diff := cmp.Diff(tt.want, <-got); diff != "" {
+					t.Errorf("upstream saw (-want +got):\n%s", diff)
+				}
+			})
+		}
 	}
 }

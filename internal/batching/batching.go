@@ -40,9 +40,9 @@
 //
 // The merged call's body is the first member's with its input replaced by
 // the concatenation of every member's inputs (spliced, not re-encoded); its
-// Deadline is the latest of the members' (none if one has none) and its
-// RequestID the first member's. It runs on a context of its own, cancelled
-// only once every member has left.
+// Deadline is the latest of the members' (none if one has none), and its
+// RequestID and trace context (traceparent) the first member's. It runs on
+// a context of its own, cancelled only once every member has left.
 //
 // # Splitting the answer
 //

@@ -270,17 +270,21 @@ func TestValidateProfileHook(t *testing.T) {
 
 func TestWarnings(t *testing.T) {
 	cfg := validConfig()
+	cfg.Tracing = Tracing{Enabled: true, HeadersEnv: "OTLP_HEADERS"}
 	cfg.ApplyDefaults()
 	env := map[string]string{}
 	getenv := func(k string) string { return env[k] }
 	want := []Problem{{
 		Path:    "models[1].deployments[0].api_key_env",
 		Message: "environment variable GPU_A_KEY is unset or empty; serve needs it set",
+	}, {
+		Path:    "tracing.headers_env",
+		Message: "environment variable OTLP_HEADERS is unset or empty; serve needs it set",
 	}}
 	if diff := cmp.Diff(want, cfg.Warnings(getenv)); diff != "" {
-		t.Errorf("Warnings() with the key unset (-want +got):\n%s", diff)
+		t.Errorf("Warnings() with the keys unset (-want +got):\n%s", diff)
 	}
-	env["GPU_A_KEY"] = "secret"
+	env["GPU_A_KEY"], env["OTLP_HEADERS"] = "secret", "api-key=secret"
 	if ws := cfg.Warnings(getenv); len(ws) != 0 {
 		t.Errorf("Warnings() with the key set = %v, want none", ws)
 	}

@@ -40,7 +40,11 @@ func (c *Core) admit(ctx context.Context, call *Call, m *Model) (admission.Permi
 	}
 	t0 := c.clock.Now() // only a request that queues reads the clock
 	permit, err := m.Admission.Acquire(ctx, prio, tenant(call))
-	call.stats.queued += c.clock.Now().Sub(t0)
+	t1 := c.clock.Now()
+	call.stats.queued += t1.Sub(t0)
+	if call.span != nil {
+		call.span.Queued(m.Name, t0, t1, err)
+	}
 	if err == nil {
 		return permit, nil, 0
 	}

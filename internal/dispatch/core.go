@@ -58,6 +58,8 @@ type Options struct {
 	// LogBodies adds the start of each request body and answer to the
 	// access log's records.
 	LogBodies bool
+	// Tracer traces requests; nil: none, at no cost.
+	Tracer Tracer
 }
 
 // Core runs the pipeline over the current snapshot.
@@ -68,6 +70,7 @@ type Core struct {
 	metrics *telemetry.Metrics
 	access  *telemetry.AccessLog
 	bodies  bool
+	tracer  Tracer // nil: none
 	log     *slog.Logger
 	views   sync.Pool // *request.Request, working copies for clamps and defaults
 	answers sync.Pool // *Answer, back once Done
@@ -79,7 +82,8 @@ var defaultPicker balance.Picker
 
 // New returns a core serving snap.
 func New(snap *Snapshot, opt Options) *Core {
-	c := &Core{clock: opt.Clock, picker: opt.Picker, metrics: opt.Metrics, access: opt.Access, bodies: opt.LogBodies && opt.Access != nil, log: opt.Log}
+	c := &Core{clock: opt.Clock, picker: opt.Picker, metrics: opt.Metrics, access: opt.Access, bodies: opt.LogBodies && opt.Access != nil,
+		tracer: opt.Tracer, log: opt.Log}
 	if c.clock == nil {
 		c.clock = clock.Real{}
 	}
@@ -124,6 +128,7 @@ type Call struct {
 	snap      *Snapshot // held from Do to Done, so a reload waits for it
 	stats     callStats
 	logged    *loggedBodies // nil unless bodies are logged
+	span      Span          // nil: not traced
 }
 
 // callStats is what a call did on its way, for its telemetry.Record.
@@ -181,6 +186,7 @@ type Answer struct {
 	usage     usageTap
 	cont      *continuation // a continuable stream's request and record
 	logged    *loggedBodies // the call's, when bodies are logged
+	span      AttemptSpan   // the answering attempt's, ended with the relay; nil: not traced
 }
 
 // Tap is what the front end feeds the relayed bytes to.
@@ -205,6 +211,9 @@ func (c *Core) Do(ctx context.Context, call *Call) (*Answer, error) {
 	c.keepRequest(call)
 	if !call.Deadline.IsZero() && call.cancel == nil {
 		ctx, call.cancel = context.WithDeadline(ctx, call.Deadline)
+	}
+	if c.tracer != nil && call.span == nil { // a call served again keeps its span
+		call.span = c.tracer.Start(ctx, call.Req, call.Header)
 	}
 	snap := c.hold(call)
 	chain, err := snap.Router.Route(call.Req)
@@ -377,11 +386,13 @@ const minShrunkTokens = 16
 // class (a fallback is quicker than a wait), in rounds after a backoff,
 // up to the model's attempts and within its retry budget.
 func (c *Core) send(ctx context.Context, call *Call, m *Model, view *request.Request, body []byte, rest []catalog.Link) (*Answer, error) {
-	return c.sendFrom(ctx, call, m, view, body, rest, balance.Tried{})
+	return c.sendFrom(ctx, call, m, view, body, rest, balance.Tried{}, false)
 }
 
-// sendFrom is send with the deployments of skip left out.
-func (c *Core) sendFrom(ctx context.Context, call *Call, m *Model, view *request.Request, body []byte, rest []catalog.Link, skip balance.Tried) (*Answer, error) {
+// sendFrom is send with the deployments of skip left out; cont: it
+// carries on a cut stream.
+func (c *Core) sendFrom(ctx context.Context, call *Call, m *Model, view *request.Request, body []byte, rest []catalog.Link, skip balance.Tried,
+	cont bool) (*Answer, error) {
 	tried := skip
 	var lastErr error
 	var lastClass resilience.Class
@@ -434,16 +445,15 @@ func (c *Core) sendFrom(ctx context.Context, call *Call, m *Model, view *request
 			StreamSpan: view.StreamSpan, StreamOptionsSpan: view.StreamOptionsSpan,
 			PublicModel: m.Name, Stream: view.Stream, RequestID: call.RequestID, Deadline: call.Deadline,
 		}
+		span := traceAttempt(call, req, m, d, attempts, false, cont)
 		var resp *http.Response
 		var err error
 		var cancel context.CancelFunc
 		if m.Hedge.After > 0 {
-			var r attempt
 			before := attempts
-			r, attempts = c.hedge(ctx, m, req, attempt{d: d, ticket: ticket}, &ch, attempts)
+			resp, err, d, ticket, cancel, span, attempts = c.hedged(ctx, call, m, req, d, ticket, span, &ch, attempts)
 			call.stats.attempts += int32(attempts - before)
 			call.stats.hedges += int32(attempts - before)
-			resp, err, d, ticket, cancel = r.resp, r.err, r.d, r.ticket, r.cancel
 		} else {
 			resp, err = d.Backend.Do(ctx, req)
 		}
@@ -454,13 +464,14 @@ func (c *Core) sendFrom(ctx context.Context, call *Call, m *Model, view *request
 				d.ObserveFirstByte(took)
 			}
 			a := c.answers.Get().(*Answer)
-			*a = Answer{Resp: resp, Model: m, Deployment: d, ticket: ticket, cancel: cancel, sent: now, firstByte: took, tokens: ch.Tokens, logged: call.logged}
+			*a = Answer{Resp: resp, Model: m, Deployment: d, ticket: ticket, cancel: cancel, sent: now, firstByte: took, tokens: ch.Tokens,
+				logged: call.logged, span: span}
 			if total := d.Config.Timeouts.Total.D(); total > 0 {
 				a.Until = now.Add(total)
 			}
 			return a, nil
 		}
-		v := c.end(ctx, m, d, ticket, ch.Tokens, err)
+		v := c.end(ctx, m, d, ticket, ch.Tokens, err, span)
 		call.stats.upstream += c.clock.Now().Sub(now)
 		lastErr, lastClass = err, v.class
 		if !v.retry || attempts >= m.Retry.Attempts {
@@ -609,11 +620,13 @@ func (c *Core) sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// end closes one attempt on d: the verdict feeds the breaker and the
-// upstream metric, and the in-flight count drops.
-func (c *Core) end(ctx context.Context, m *Model, d *balance.Deployment, t balance.Ticket, tokens int64, err error) verdict {
+// end closes one attempt on d, traced by span (nil: not traced): the
+// verdict feeds the breaker, the upstream metric and the span, and the
+// in-flight count drops.
+func (c *Core) end(ctx context.Context, m *Model, d *balance.Deployment, t balance.Ticket, tokens int64, err error, span AttemptSpan) verdict {
 	d.Release(tokens)
 	v := judge(ctx, err)
+	endAttempt(span, v, err)
 	if v.outcome != "client_closed" {
 		m.Metrics.Upstream(d.Config.Name, v.outcome)
 	}
@@ -685,6 +698,9 @@ func (c *Core) Done(call *Call, a *Answer, status int, err error) {
 		call.logged = nil
 	}
 	c.finish(call, a, err)
+	if call.span != nil {
+		endSpan(call, &rec)
+	}
 	c.metrics.Finished(asked, served, &rec)
 	if c.access != nil {
 		c.access.Log(&rec)
@@ -758,6 +774,9 @@ func (c *Core) endRelay(a *Answer, err error) {
 		health, reason = v.health, "stream_"+v.outcome
 	}
 	c.settle(a.Model, a.Deployment, a.ticket, health, reason, err)
+	if a.span != nil {
+		endRelaySpan(a, health, reason, err)
+	}
 }
 
 var _ Picker = (*balance.Picker)(nil)

@@ -18,6 +18,42 @@ type attempt struct {
 	cancel context.CancelFunc
 	resp   *http.Response
 	err    error
+	// traced is a traced attempt's own request and span; nil: the call is
+	// not traced, and the attempt sends the hedge's request. A pointer:
+	// send's frame holds attempts, and is on every request's stack.
+	traced *tracedAttempt
+}
+
+// tracedAttempt is what a traced attempt has of its own: its request (the
+// trace context differs from the other attempt's) and its span.
+type tracedAttempt struct {
+	req  *backend.Request
+	span AttemptSpan
+}
+
+// span is a's span; nil: not traced.
+func (a *attempt) span() AttemptSpan {
+	if a.traced == nil {
+		return nil
+	}
+	return a.traced.span
+}
+
+// hedged is hedge for send, in the pieces send keeps: the attempt begun
+// on d with ticket (span: its span, nil when not traced), and the one that
+// answered or failed last. Out of line: send's frame is on the stack of
+// every request while it waits for its upstream, and it then holds no
+// attempt.
+//
+//go:noinline
+func (c *Core) hedged(ctx context.Context, call *Call, m *Model, req *backend.Request, d *balance.Deployment, ticket balance.Ticket,
+	span AttemptSpan, ch *balance.Choice, attempts int) (*http.Response, error, *balance.Deployment, balance.Ticket, context.CancelFunc, AttemptSpan, int) {
+	first := attempt{d: d, ticket: ticket}
+	if span != nil {
+		first.traced = &tracedAttempt{req: req, span: span}
+	}
+	r, attempts := c.hedge(ctx, call, m, req, first, ch, attempts)
+	return r.resp, r.err, r.d, r.ticket, r.cancel, r.span(), attempts
 }
 
 // hedge runs first (begun and acquired by send) and, when it has not
@@ -27,12 +63,16 @@ type attempt struct {
 // nothing against its deployment. A failure while the other still runs
 // waits for the other; the last failure is returned for send to judge.
 // attempts is send's count, with the hedge added.
-func (c *Core) hedge(ctx context.Context, m *Model, req *backend.Request, first attempt, ch *balance.Choice, attempts int) (attempt, int) {
+func (c *Core) hedge(ctx context.Context, call *Call, m *Model, req *backend.Request, first attempt, ch *balance.Choice, attempts int) (attempt, int) {
 	done := make(chan attempt, 2)
 	run := func(a attempt) attempt {
 		a.ctx, a.cancel = context.WithCancel(ctx)
+		r := req
+		if a.traced != nil {
+			r = a.traced.req
+		}
 		go func(a attempt) {
-			a.resp, a.err = a.d.Backend.Do(a.ctx, req)
+			a.resp, a.err = a.d.Backend.Do(a.ctx, r)
 			done <- a
 		}(a)
 		return a
@@ -44,7 +84,7 @@ func (c *Core) hedge(ctx context.Context, m *Model, req *backend.Request, first 
 		select {
 		case <-timer:
 			timer = nil
-			if second, ok := c.second(m, ch); ok && attempts < m.Retry.Attempts {
+			if second, ok := c.second(call, m, req, ch, attempts); ok {
 				attempts++
 				m.Metrics.Hedge()
 				running = append(running, run(second))
@@ -63,7 +103,7 @@ func (c *Core) hedge(ctx context.Context, m *Model, req *backend.Request, first 
 				return a, attempts
 			case len(running) > 0:
 				a.cancel()
-				c.end(ctx, m, a.d, a.ticket, ch.Tokens, a.err) // the other may still answer
+				c.end(ctx, m, a.d, a.ticket, ch.Tokens, a.err, a.span()) // the other may still answer
 			default:
 				a.cancel()
 				return a, attempts
@@ -84,9 +124,13 @@ func hedgeWait(m *Model) time.Duration {
 	return wait
 }
 
-// second begins the hedge: a deployment outside tried that can take it,
-// within the retry budget.
-func (c *Core) second(m *Model, ch *balance.Choice) (attempt, bool) {
+// second begins the hedge of call's req: a deployment outside tried that
+// can take it, within m's attempts (counted first: a second begun and not
+// sent would hold its deployment) and its retry budget.
+func (c *Core) second(call *Call, m *Model, req *backend.Request, ch *balance.Choice, attempts int) (attempt, bool) {
+	if attempts >= m.Retry.Attempts {
+		return attempt{}, false
+	}
 	now := c.clock.Now()
 	ch.Now = now
 	i := c.pick(m, ch)
@@ -100,17 +144,28 @@ func (c *Core) second(m *Model, ch *balance.Choice) (attempt, bool) {
 		return attempt{}, false
 	}
 	d.Acquire(ch.Tokens)
-	return attempt{d: d, ticket: t}, true
+	a := attempt{d: d, ticket: t}
+	if call.span != nil { // a trace context of its own
+		r := *req
+		a.traced = &tracedAttempt{req: &r}
+		a.traced.span = traceAttempt(call, &r, m, d, 0, true, false)
+	}
+	return a, true
 }
 
 // discard ends the cancelled loser of a hedge when it comes back: its
 // answer, if it had one, is closed, and its outcome is neutral.
 func (c *Core) discard(m *Model, done <-chan attempt, tokens int64) {
 	a := <-done
+	status := 0
 	if a.resp != nil {
+		status = a.resp.StatusCode
 		a.resp.Body.Close()
 	}
-	c.end(a.ctx, m, a.d, a.ticket, tokens, context.Canceled)
+	c.end(a.ctx, m, a.d, a.ticket, tokens, context.Canceled, nil)
+	if s := a.span(); s != nil {
+		s.End(status, "hedge_lost", nil)
+	}
 }
 
 // without returns running less the attempt on d.
