@@ -138,7 +138,7 @@ func views(spans []sdktrace.ReadOnlySpan, keys ...string) []spanView {
 
 // TestTracingRequest: a request through the gateway is a server span in
 // the client's trace, named and described by the GenAI conventions, with
-// the admission wait and the upstream attempt as its children; the
+// the upstream attempt as its child (no admission span: it did not wait); the
 // upstream is sent the attempt span's context and the client's
 // tracestate.
 func TestTracingRequest(t *testing.T) {
@@ -160,7 +160,7 @@ func TestTracingRequest(t *testing.T) {
 				Deployments: []config.Deployment{{Name: "up", URL: srv.URL + "/v1", UpstreamModel: "Qwen/Qwen2.5-Omni-7B"}}}}})
 			postTraced(t, gw, tt.body, http.Header{"Traceparent": {clientParent}, "Tracestate": {clientState}})
 
-			spans := spansOf(t, rec, 3)
+			spans := spansOf(t, rec, 2)
 			stream := "false"
 			if tt.name == "stream" {
 				stream = "true"
@@ -173,7 +173,6 @@ func TestTracingRequest(t *testing.T) {
 			}
 			want := []spanView{
 				{Name: "chat m", Kind: trace.SpanKindServer, Attrs: reqAttrs},
-				{Name: "admission queue", Kind: trace.SpanKindInternal, Parent: "chat m", Attrs: map[string]string{"omnigate.model": "m"}},
 				{Name: "attempt up", Kind: trace.SpanKindClient, Parent: "chat m", Attrs: map[string]string{
 					"omnigate.model": "m", "omnigate.deployment": "up", "omnigate.attempt": "1", "omnigate.attempt.kind": "first",
 					"omnigate.outcome": "200", "http.response.status_code": "200"}},
@@ -185,7 +184,7 @@ func TestTracingRequest(t *testing.T) {
 			if diff := cmp.Diff(want, views(spans, keys...)); diff != "" {
 				t.Errorf("spans (-want +got):\n%s", diff)
 			}
-			req, att := spans[0], spans[2]
+			req, att := spans[0], spans[1]
 			if req.SpanContext().TraceID().String() != clientTraceID || req.Parent().SpanID().String() != clientSpanID {
 				t.Errorf("request span %s, parent %s: not in the client's trace", req.SpanContext().TraceID(), req.Parent().SpanID())
 			}
@@ -224,11 +223,10 @@ func TestTracingRetry(t *testing.T) {
 		{Name: "good", URL: g.URL + "/v1", Weight: 1}}}}})
 	postTraced(t, gw, benchRequest, nil)
 
-	spans := spansOf(t, rec, 4)
+	spans := spansOf(t, rec, 3)
 	want := []spanView{
 		{Name: "chat m", Kind: trace.SpanKindServer, Attrs: map[string]string{"http.response.status_code": "200", "omnigate.deployment": "good",
 			"omnigate.attempts": "2", "omnigate.retries": "1"}},
-		{Name: "admission queue", Kind: trace.SpanKindInternal, Parent: "chat m", Attrs: map[string]string{}},
 		{Name: "attempt bad", Kind: trace.SpanKindClient, Parent: "chat m", Error: true, Attrs: map[string]string{"omnigate.deployment": "bad",
 			"omnigate.attempt": "1", "omnigate.attempt.kind": "first", "omnigate.outcome": "503", "http.response.status_code": "503"}},
 		{Name: "attempt good", Kind: trace.SpanKindClient, Parent: "chat m", Attrs: map[string]string{"omnigate.deployment": "good",
@@ -239,9 +237,9 @@ func TestTracingRetry(t *testing.T) {
 	}
 	trace := spans[0].SpanContext().TraceID().String()
 	for i, u := range []*traceUpstream{&bad, &good} {
-		want := []seenHeaders{{Parent: "00-" + trace + "-" + spans[2+i].SpanContext().SpanID().String() + "-01"}}
+		want := []seenHeaders{{Parent: "00-" + trace + "-" + spans[1+i].SpanContext().SpanID().String() + "-01"}}
 		if diff := cmp.Diff(want, u.got()); diff != "" {
-			t.Errorf("%s upstream saw (-want +got):\n%s", spans[2+i].Name(), diff)
+			t.Errorf("%s upstream saw (-want +got):\n%s", spans[1+i].Name(), diff)
 		}
 	}
 }
@@ -265,11 +263,10 @@ func TestTracingHedge(t *testing.T) {
 			{Name: "fast", URL: fast.URL + "/v1", Weight: 1}}}}})
 	postTraced(t, gw, benchRequest, nil)
 
-	spans := spansOf(t, rec, 4)
+	spans := spansOf(t, rec, 3)
 	want := []spanView{
 		{Name: "chat m", Kind: trace.SpanKindServer, Attrs: map[string]string{"http.response.status_code": "200", "omnigate.deployment": "fast",
 			"omnigate.attempts": "2", "omnigate.hedges": "1"}},
-		{Name: "admission queue", Kind: trace.SpanKindInternal, Parent: "chat m", Attrs: map[string]string{}},
 		{Name: "attempt slow", Kind: trace.SpanKindClient, Parent: "chat m", Attrs: map[string]string{"omnigate.deployment": "slow",
 			"omnigate.attempt": "1", "omnigate.attempt.kind": "first", "omnigate.outcome": "hedge_lost"}},
 		{Name: "attempt fast", Kind: trace.SpanKindClient, Parent: "chat m", Attrs: map[string]string{"omnigate.deployment": "fast",
@@ -290,16 +287,15 @@ func TestTracingContinuation(t *testing.T) {
 		{Name: "whole", URL: whole.URL + "/v1", Dialect: "vllm", Weight: 1}}}}})
 	postTraced(t, gw, `{"model":"m","stream":true,"max_tokens":50,"messages":[{"role":"user","content":"Tell me about gateways"}]}`, nil)
 
-	spans := spansOf(t, rec, 4)
+	spans := spansOf(t, rec, 3)
 	got := views(spans, attemptKeys...)
-	if o := got[2].Attrs["omnigate.outcome"]; !strings.HasPrefix(o, "stream_") {
+	if o := got[1].Attrs["omnigate.outcome"]; !strings.HasPrefix(o, "stream_") {
 		t.Errorf("the cut attempt's outcome %q, want a stream_ one", o)
 	}
-	delete(got[2].Attrs, "omnigate.outcome")
+	delete(got[1].Attrs, "omnigate.outcome")
 	want := []spanView{
 		{Name: "chat m", Kind: trace.SpanKindServer, Attrs: map[string]string{"http.response.status_code": "200", "omnigate.deployment": "whole",
 			"omnigate.attempts": "2", "omnigate.continuations": "1"}},
-		{Name: "admission queue", Kind: trace.SpanKindInternal, Parent: "chat m", Attrs: map[string]string{}},
 		{Name: "attempt cutter", Kind: trace.SpanKindClient, Parent: "chat m", Error: true, Attrs: map[string]string{"omnigate.deployment": "cutter",
 			"omnigate.attempt": "1", "omnigate.attempt.kind": "first", "http.response.status_code": "200"}},
 		{Name: "attempt whole", Kind: trace.SpanKindClient, Parent: "chat m", Attrs: map[string]string{"omnigate.deployment": "whole",
@@ -307,6 +303,46 @@ func TestTracingContinuation(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("spans (-want +got):\n%s", diff)
+	}
+}
+
+// TestTracingQueued: a request that waits for an admission place has an
+// admission span covering the wait.
+func TestTracingQueued(t *testing.T) {
+	release := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		jsonUpstream().ServeHTTP(w, r)
+	}))
+	t.Cleanup(slow.Close)
+	one := 1
+	gw, rec := tracedGateway(t, &config.Config{Models: []config.Model{{Name: "m",
+		Admission: config.Admission{Limit: config.LimitBounds{Initial: one, Min: one, Max: one}},
+		Deployments: []config.Deployment{{Name: "up", URL: slow.URL + "/v1"}}}}})
+	done := make(chan struct{})
+	go func() { postTraced(t, gw, benchRequest, nil); close(done) }()
+	time.Sleep(50 * time.Millisecond) // the first holds the only place
+	go func() { time.Sleep(100 * time.Millisecond); close(release) }()
+	postTraced(t, gw, benchRequest, nil)
+	<-done
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var queued []sdktrace.ReadOnlySpan
+		for _, s := range rec.Ended() {
+			if s.Name() == "admission queue" {
+				queued = append(queued, s)
+			}
+		}
+		if len(queued) == 1 {
+			if d := queued[0].EndTime().Sub(queued[0].StartTime()); d < 50*time.Millisecond {
+				t.Errorf("the admission span lasted %v, shorter than the wait", d)
+			}
+			return
+		}
+		if len(queued) > 1 || time.Now().After(deadline) {
+			t.Fatalf("%d admission spans, want 1 (the request that waited)", len(queued))
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -370,7 +406,7 @@ func TestTracingExport(t *testing.T) {
 		}
 	}
 	slices.Sort(got)
-	if diff := cmp.Diff([]string{"admission queue", "attempt sim", "chat m"}, got); diff != "" {
+	if diff := cmp.Diff([]string{"attempt sim", "chat m"}, got); diff != "" {
 		t.Errorf("spans received (-want +got):\n%s", diff)
 	}
 }
