@@ -317,7 +317,7 @@ func TestTracingQueued(t *testing.T) {
 	t.Cleanup(slow.Close)
 	one := 1
 	gw, rec := tracedGateway(t, &config.Config{Models: []config.Model{{Name: "m",
-		Admission: config.Admission{Limit: config.LimitBounds{Initial: one, Min: one, Max: one}},
+		Admission:   config.Admission{Limit: config.LimitBounds{Initial: one, Min: one, Max: one}},
 		Deployments: []config.Deployment{{Name: "up", URL: slow.URL + "/v1"}}}}})
 	done := make(chan struct{})
 	go func() { postTraced(t, gw, benchRequest, nil); close(done) }()
