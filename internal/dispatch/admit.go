@@ -34,16 +34,16 @@ func (c *Core) admit(ctx context.Context, call *Call, m *Model) (admission.Permi
 			prio = p
 		}
 	}
-	call.stats.admission = true
+	call.st.stats.admission = true
 	if permit, ok := m.Admission.TryAcquire(); ok {
 		return permit, nil, 0
 	}
 	t0 := c.clock.Now() // only a request that queues reads the clock
 	permit, err := m.Admission.Acquire(ctx, prio, tenant(call))
 	t1 := c.clock.Now()
-	call.stats.queued += t1.Sub(t0)
-	if call.span != nil {
-		call.span.Queued(m.Name, t0, t1, err)
+	call.st.stats.queued += t1.Sub(t0)
+	if call.st.span != nil {
+		call.st.span.Queued(m.Name, t0, t1, err)
 	}
 	if err == nil {
 		return permit, nil, 0

@@ -22,9 +22,9 @@ func (l *loggedBodies) Write(p []byte) {
 
 // keepRequest copies the start of the call's body, when bodies are logged.
 func (c *Core) keepRequest(call *Call) {
-	if !c.bodies || call.logged != nil {
+	if !c.bodies || call.st.logged != nil {
 		return
 	}
 	b := call.Body
-	call.logged = &loggedBodies{request: append([]byte(nil), b[:min(len(b), maxLoggedBody)]...)}
+	call.st.logged = &loggedBodies{request: append([]byte(nil), b[:min(len(b), maxLoggedBody)]...)}
 }

@@ -226,8 +226,8 @@ func (c *Core) Continue(ctx context.Context, call *Call, a *Answer, cause error)
 		return nil, err
 	}
 	a.Model.Metrics.Continued()
-	call.stats.continuations++
-	call.stats.upstream += cut.Sub(a.sent)
+	call.st.stats.continuations++
+	call.st.stats.upstream += cut.Sub(a.sent)
 	k.n++
 	resp := next.Resp
 	resp.Body = newSplicer(resp.Body, &k.rec, usageOnly)

@@ -74,6 +74,7 @@ type Core struct {
 	log     *slog.Logger
 	views   sync.Pool // *request.Request, working copies for clamps and defaults
 	answers sync.Pool // *Answer, back once Done
+	states  sync.Pool // *callState, back once Done
 	hashes  sync.Pool // *[]uint64, a pick's prompt block hashes
 }
 
@@ -92,6 +93,7 @@ func New(snap *Snapshot, opt Options) *Core {
 	}
 	c.views.New = func() any { return new(request.Request) }
 	c.answers.New = func() any { return new(Answer) }
+	c.states.New = func() any { return new(callState) }
 	c.hashes.New = func() any { b := make([]uint64, 0, balance.MaxPrefixBlocks); return &b }
 	c.snap.Store(snap)
 	return c
@@ -122,6 +124,15 @@ type Call struct {
 	// upstream call is cancelled when it passes.
 	Deadline time.Time
 
+	// st is the core's own state of the call, from Do to Done. It lives
+	// behind a pointer (pooled): a stream parks its front end's frame,
+	// this Call in it, for minutes, and every byte of that frame is paid
+	// per open stream.
+	st *callState
+}
+
+// callState is what the core keeps of a call between Do and Done.
+type callState struct {
 	cancel    context.CancelFunc // ends the deadline's context, at Done
 	start     time.Time
 	requested *Model    // after routing; nil when routing failed
@@ -146,10 +157,10 @@ type callStats struct {
 // Requested is the public name of the model the request was routed to
 // first (after aliases); "" before routing.
 func (c *Call) Requested() string {
-	if c.requested == nil {
+	if c.st == nil || c.st.requested == nil {
 		return ""
 	}
-	return c.requested.Name
+	return c.st.requested.Name
 }
 
 // Answer is an upstream answer for the front end to relay.
@@ -206,22 +217,25 @@ func (a *Answer) Tap() Tap {
 // relays it; either way it then calls Done once. Errors are
 // *apierror.Error values ready to render.
 func (c *Core) Do(ctx context.Context, call *Call) (*Answer, error) {
-	call.start = c.clock.Now()
-	call.stats = callStats{endpoint: call.Req.Endpoint, stream: call.Req.Stream}
-	c.keepRequest(call)
-	if !call.Deadline.IsZero() && call.cancel == nil {
-		ctx, call.cancel = context.WithDeadline(ctx, call.Deadline)
+	if call.st == nil {
+		call.st = c.states.Get().(*callState)
 	}
-	if c.tracer != nil && call.span == nil { // a call served again keeps its span
-		call.span = c.tracer.Start(ctx, call.Req, call.Header)
+	call.st.start = c.clock.Now()
+	call.st.stats = callStats{endpoint: call.Req.Endpoint, stream: call.Req.Stream}
+	c.keepRequest(call)
+	if !call.Deadline.IsZero() && call.st.cancel == nil {
+		ctx, call.st.cancel = context.WithDeadline(ctx, call.Deadline)
+	}
+	if c.tracer != nil && call.st.span == nil { // a call served again keeps its span
+		call.st.span = c.tracer.Start(ctx, call.Req, call.Header)
 	}
 	snap := c.hold(call)
 	chain, err := snap.Router.Route(call.Req)
 	if err != nil {
 		return nil, err
 	}
-	call.requested = snap.Model(chain[0].Model)
-	call.requested.Metrics.Inflight.Inc()
+	call.st.requested = snap.Model(chain[0].Model)
+	call.st.requested.Metrics.Inflight.Inc()
 
 	var lastErr error
 	class := resilience.AnyClass // why the chain moves on
@@ -247,7 +261,7 @@ func (c *Core) Do(ctx context.Context, call *Call) (*Answer, error) {
 		}
 	}
 	if lastErr == nil {
-		lastErr = apierror.New(http.StatusServiceUnavailable, "no_deployment", "No deployment of %q is available.", call.requested.Name)
+		lastErr = apierror.New(http.StatusServiceUnavailable, "no_deployment", "No deployment of %q is available.", call.st.requested.Name)
 	}
 	return nil, lastErr
 }
@@ -311,7 +325,7 @@ func (c *Core) tryModel(ctx context.Context, call *Call, m *Model, first bool, r
 		}
 	}
 	if !first {
-		call.requested.Metrics.Fallback(m.Name)
+		call.st.requested.Metrics.Fallback(m.Name)
 	}
 	permit, err, class := c.admit(ctx, call, m)
 	if err != nil {
@@ -363,7 +377,7 @@ func (c *Core) shrink(ctx context.Context, call *Call, m *Model, view *request.R
 	*small = *view
 	body = small.SetMaxTokens(body, n)
 	m.Metrics.Retry()
-	call.stats.retries++
+	call.st.stats.retries++
 	a, err2 := c.send(ctx, call, m, small, body, rest)
 	if err2 != nil {
 		return nil, err2, judge(ctx, err2).class
@@ -418,10 +432,10 @@ func (c *Core) sendFrom(ctx context.Context, call *Call, m *Model, view *request
 				if !c.sleep(ctx, wait) {
 					return nil, lastErr
 				}
-				call.stats.waited += wait
+				call.st.stats.waited += wait
 				tried = skip
 				m.Metrics.Retry()
-				call.stats.retries++
+				call.st.stats.retries++
 				continue
 			}
 		}
@@ -438,7 +452,7 @@ func (c *Core) sendFrom(ctx context.Context, call *Call, m *Model, view *request
 			continue // another request took the half-open probe
 		}
 		attempts++
-		call.stats.attempts++
+		call.st.stats.attempts++
 		d.Acquire(ch.Tokens)
 		req := &backend.Request{
 			Endpoint: view.Endpoint.Path(), Body: body, ModelSpan: view.ModelSpan,
@@ -452,8 +466,8 @@ func (c *Core) sendFrom(ctx context.Context, call *Call, m *Model, view *request
 		if m.Hedge.After > 0 {
 			before := attempts
 			resp, err, d, ticket, cancel, span, attempts = c.hedged(ctx, call, m, req, d, ticket, span, &ch, attempts)
-			call.stats.attempts += int32(attempts - before)
-			call.stats.hedges += int32(attempts - before)
+			call.st.stats.attempts += int32(attempts - before)
+			call.st.stats.hedges += int32(attempts - before)
 		} else {
 			resp, err = d.Backend.Do(ctx, req)
 		}
@@ -465,14 +479,14 @@ func (c *Core) sendFrom(ctx context.Context, call *Call, m *Model, view *request
 			}
 			a := c.answers.Get().(*Answer)
 			*a = Answer{Resp: resp, Model: m, Deployment: d, ticket: ticket, cancel: cancel, sent: now, firstByte: took, tokens: ch.Tokens,
-				logged: call.logged, span: span}
+				logged: call.st.logged, span: span}
 			if total := d.Config.Timeouts.Total.D(); total > 0 {
 				a.Until = now.Add(total)
 			}
 			return a, nil
 		}
 		v := c.end(ctx, m, d, ticket, ch.Tokens, err, span)
-		call.stats.upstream += c.clock.Now().Sub(now)
+		call.st.stats.upstream += c.clock.Now().Sub(now)
 		lastErr, lastClass = err, v.class
 		if !v.retry || attempts >= m.Retry.Attempts {
 			return nil, err
@@ -484,7 +498,7 @@ func (c *Core) sendFrom(ctx context.Context, call *Call, m *Model, view *request
 				return nil, err
 			}
 			m.Metrics.Retry()
-			call.stats.retries++
+			call.st.stats.retries++
 		}
 	}
 }
@@ -665,16 +679,25 @@ func (c *Core) Done(call *Call, a *Answer, status int, err error) {
 	if a != nil && err == nil && status == apierror.StatusClientClosed {
 		err = context.Canceled
 	}
+	if call.st == nil { // refused before Do: a request with no model
+		rec := telemetry.Record{RequestID: call.RequestID, Status: status}
+		c.metrics.Finished(nil, nil, &rec)
+		if c.access != nil {
+			c.access.Log(&rec)
+		}
+		return
+	}
 	now := c.clock.Now()
-	st := &call.stats
-	rec := telemetry.Record{RequestID: call.RequestID, Status: status, Stream: st.stream, Start: call.start, Err: err,
+	cs := call.st
+	st := &cs.stats
+	rec := telemetry.Record{RequestID: call.RequestID, Status: status, Stream: st.stream, Start: cs.start, Err: err,
 		Queued: st.queued, Waited: st.waited, Upstream: st.upstream, Admission: st.admission,
 		Attempts: int(st.attempts), Retries: int(st.retries), Hedges: int(st.hedges), Continuations: int(st.continuations)}
-	if !call.start.IsZero() {
-		rec.Total = now.Sub(call.start)
+	if !cs.start.IsZero() {
+		rec.Total = now.Sub(cs.start)
 	}
 	var asked, served *telemetry.ModelMetrics
-	if m := call.requested; m != nil {
+	if m := cs.requested; m != nil {
 		rec.Model, asked = m.Name, m.Metrics
 	}
 	if a != nil {
@@ -693,35 +716,44 @@ func (c *Core) Done(call *Call, a *Answer, status int, err error) {
 		}
 	}
 	rec.Overhead = max(rec.Total-rec.Queued-rec.Waited-rec.Upstream, 0)
-	if l := call.logged; l != nil {
+	if l := cs.logged; l != nil {
 		rec.RequestBody, rec.AnswerBody = l.request, l.answer
-		call.logged = nil
 	}
 	c.finish(call, a, err)
-	if call.span != nil {
+	if cs.span != nil {
 		endSpan(call, &rec)
 	}
 	c.metrics.Finished(asked, served, &rec)
 	if c.access != nil {
 		c.access.Log(&rec)
 	}
+	*cs = callState{}
+	c.states.Put(cs)
+	call.st = nil
 }
 
 // Abandon undoes a call the front end will serve again (its client only
 // half-closed, and the context that ended the attempt was not the
 // client's): a, when the attempt had answered, is released as neutral,
-// and the call counts as nothing yet.
+// and the call counts as nothing yet (its span and kept bodies stay).
 func (c *Core) Abandon(call *Call, a *Answer) {
 	c.finish(call, a, context.Canceled)
-	call.requested = nil
+	if call.st != nil {
+		call.st.requested = nil
+	}
 }
 
 // finish releases what a call holds: its deadline, its answer (whose relay
-// ended with err) and its place in the model's in-flight count.
+// ended with err), its place in the model's in-flight count and its hold
+// on the snapshot.
 func (c *Core) finish(call *Call, a *Answer, err error) {
-	if call.cancel != nil {
-		call.cancel()
-		call.cancel = nil
+	cs := call.st
+	if cs == nil {
+		return
+	}
+	if cs.cancel != nil {
+		cs.cancel()
+		cs.cancel = nil
 	}
 	if a != nil {
 		if a.cancel != nil {
@@ -735,12 +767,12 @@ func (c *Core) finish(call *Call, a *Answer, err error) {
 		*a = Answer{}
 		c.answers.Put(a)
 	}
-	if call.requested != nil {
-		call.requested.Metrics.Inflight.Dec()
+	if cs.requested != nil {
+		cs.requested.Metrics.Inflight.Dec()
 	}
-	if call.snap != nil {
-		call.snap.inUse.Add(-1)
-		call.snap = nil
+	if cs.snap != nil {
+		cs.snap.inUse.Add(-1)
+		cs.snap = nil
 	}
 }
 
@@ -751,7 +783,7 @@ func (c *Core) hold(call *Call) *Snapshot {
 		s := c.snap.Load()
 		s.inUse.Add(1)
 		if c.snap.Load() == s {
-			call.snap = s
+			call.st.snap = s
 			return s
 		}
 		s.inUse.Add(-1) // swapped meanwhile: the old one may be waited on already

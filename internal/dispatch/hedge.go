@@ -145,7 +145,7 @@ func (c *Core) second(call *Call, m *Model, req *backend.Request, ch *balance.Ch
 	}
 	d.Acquire(ch.Tokens)
 	a := attempt{d: d, ticket: t}
-	if call.span != nil { // a trace context of its own
+	if call.st.span != nil { // a trace context of its own
 		r := *req
 		a.traced = &tracedAttempt{req: &r}
 		a.traced.span = traceAttempt(call, &r, m, d, 0, true, false)

@@ -92,20 +92,20 @@ type AttemptSpan interface {
 //
 //go:noinline
 func traceAttempt(call *Call, req *backend.Request, m *Model, d *balance.Deployment, n int, hedge, cont bool) AttemptSpan {
-	if call.span == nil {
+	if call.st.span == nil {
 		req.Trace = clientTrace(call.Header)
 		return nil
 	}
-	a := Attempt{Model: m.Name, Deployment: d.Config.Name, N: int(call.stats.attempts), Kind: AttemptRetry}
+	a := Attempt{Model: m.Name, Deployment: d.Config.Name, N: int(call.st.stats.attempts), Kind: AttemptRetry}
 	switch {
 	case hedge:
 		a.N, a.Kind = a.N+1, AttemptHedge // counted once the hedge is over
 	case cont && n == 1:
 		a.Kind = AttemptContinuation
-	case call.stats.attempts == 1:
+	case call.st.stats.attempts == 1:
 		a.Kind = AttemptFirst
 	}
-	s := call.span.Attempt(a)
+	s := call.st.span.Attempt(a)
 	if p, st := s.TraceContext(); p != "" {
 		req.Trace = &backend.TraceContext{Parent: p, State: st}
 	}
@@ -136,8 +136,8 @@ func clientTrace(h http.Header) *backend.TraceContext {
 //
 //go:noinline
 func endSpan(call *Call, rec *telemetry.Record) {
-	call.span.End(*rec)
-	call.span = nil
+	call.st.span.End(*rec)
+	call.st.span = nil
 }
 
 // endAttempt ends s (nil: not traced), an attempt that failed with err,
