@@ -87,7 +87,7 @@ func TestIndexExact(t *testing.T) {
 // nearest neighbour for at least 95% of queries, and keeps doing so while
 // vectors are removed.
 func TestIndexRecall(t *testing.T) {
-	const n, dims = 20000, 384
+	const n, dims = 8000, 128
 	rng := rand.New(rand.NewPCG(3, 4))
 	keys, vecs := clustered(n, dims, 400, 0.5, rng)
 	ix := NewIndex(dims)
@@ -95,7 +95,7 @@ func TestIndexRecall(t *testing.T) {
 	fill(ix, scope, keys, vecs)
 	recall := func() float64 {
 		hits := 0
-		const queries = 300
+		const queries = 100
 		for range queries {
 			q := perturbed(vecs[rng.IntN(len(vecs))], rng, 0.3)
 			want := exactBest(keys, vecs, q)
