@@ -68,17 +68,10 @@ func (c *Collector) watch(model, deployment, what string, interval time.Duration
 // scrape fetches and parses one metrics page and stores it in the
 // deployment's state.
 func (c *Collector) scrape(ctx context.Context, t Target) error {
-	ctx, cancel := context.WithTimeout(ctx, t.Config.Timeout.D())
-	defer cancel()
 	// The gateway's own requests, counted before the engine is asked: the
 	// engine's answer includes at least those still running by then.
 	local := t.State.InFlight()
-	body, err := t.Get(ctx)
-	if err != nil {
-		return err
-	}
-	b, err := readBody(body)
-	body.Close()
+	b, err := fetch(ctx, t.Get, t.Config.Timeout.D())
 	if err != nil {
 		return err
 	}

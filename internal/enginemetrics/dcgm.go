@@ -92,44 +92,34 @@ const dcgmBlank = 1 << 47
 func ParseDCGM(b []byte, keep []string, at time.Time) (GPUs, error) {
 	var list []GPU
 	seen := map[string]bool{} // gpu and field names seen
-	for len(b) > 0 {
-		var line []byte
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			line, b = b[:i], b[i+1:]
-		} else {
-			line, b = b, nil
-		}
-		name, labels, v, ok := parseSample(line)
-		if !ok {
-			continue
-		}
+	eachSample(b, func(name, labels []byte, v float64) {
 		f, known := dcgmFields[string(name)]
 		if !known || v < 0 || v >= dcgmBlank || math.IsNaN(v) || math.IsInf(v, 0) {
-			continue
+			return
 		}
 		if mig, _ := labelValue(labels, "GPU_I_ID"); mig != "" {
-			continue
+			return
 		}
 		id, ok := labelValue(labels, "gpu")
 		if !ok || !config.IsGPUIndex(id) || len(keep) > 0 && !slices.Contains(keep, id) {
-			continue
+			return
 		}
 		if k := id + "/" + string(name); seen[k] {
-			continue
+			return
 		} else {
 			seen[k] = true
 		}
 		i := slices.IndexFunc(list, func(g GPU) bool { return g.ID == id })
 		if i < 0 {
 			if len(list) >= config.MaxGPUs {
-				continue
+				return
 			}
 			nan := math.NaN()
 			list = append(list, GPU{ID: id, MemUsed: nan, MemFree: nan, MemReserved: nan, Utilization: nan, NVLinkTX: nan, NVLinkRX: nan, NVLinkBandwidth: nan})
 			i = len(list) - 1
 		}
 		f.set(&list[i], v*f.scale)
-	}
+	})
 	if len(list) == 0 {
 		return GPUs{}, ErrNoGPUMetrics
 	}
@@ -245,14 +235,7 @@ func StartGPU(targets []GPUTarget, store *GPUStore, clk clock.Clock, log *slog.L
 
 // scrapeGPU fetches and parses one DCGM page into slot.
 func (c *Collector) scrapeGPU(ctx context.Context, t GPUTarget, slot *atomic.Pointer[GPUs]) error {
-	ctx, cancel := context.WithTimeout(ctx, t.Config.Timeout.D())
-	defer cancel()
-	body, err := t.Get(ctx)
-	if err != nil {
-		return err
-	}
-	b, err := readBody(body)
-	body.Close()
+	b, err := fetch(ctx, t.Get, t.Config.Timeout.D())
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ package enginemetrics
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -132,21 +133,11 @@ func readBody(r io.Reader) ([]byte, error) {
 // for them.
 func ParseBytes(b []byte, at time.Time) (balance.EngineMetrics, error) {
 	var f [nFields]acc
-	for len(b) > 0 {
-		var line []byte
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			line, b = b[:i], b[i+1:]
-		} else {
-			line, b = b, nil
-		}
-		name, _, v, ok := parseSample(line)
-		if !ok {
-			continue
-		}
+	eachSample(b, func(name, _ []byte, v float64) {
 		if k, known := series[string(name)]; known && !math.IsNaN(v) && !math.IsInf(v, 0) {
 			f[k].add(v)
 		}
-	}
+	})
 	m := balance.EngineMetrics{At: at}
 	found := false
 	if a := f[running]; a.n > 0 {
@@ -188,6 +179,34 @@ func pick(current, legacy acc) acc {
 // parseSample splits one sample line, `name{labels} value [timestamp]`,
 // into its name, its label set (braces included; nil when it has none)
 // and value. Comments, blank lines and lines it cannot read report false.
+// eachSample calls fn for every sample line of a text-format page.
+func eachSample(b []byte, fn func(name, labels []byte, v float64)) {
+	for len(b) > 0 {
+		var line []byte
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			line, b = b, nil
+		}
+		if name, labels, v, ok := parseSample(line); ok {
+			fn(name, labels, v)
+		}
+	}
+}
+
+// fetch gets one metrics page with get, within timeout, and reads it
+// (at most MaxBody bytes).
+func fetch(ctx context.Context, get func(context.Context) (io.ReadCloser, error), timeout time.Duration) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	body, err := get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer body.Close()
+	return readBody(body)
+}
+
 func parseSample(line []byte) (name, labels []byte, v float64, ok bool) {
 	line = trimSpace(line)
 	if len(line) == 0 || line[0] == '#' {
