@@ -1,6 +1,7 @@
-package cache
+package answer
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -28,16 +29,21 @@ func simAnswer(t *testing.T, eng http.Handler, path, body string) []byte {
 
 // normalised decodes a kept answer for comparison, with the fields that
 // differ between two answers of one engine (id, created) blanked.
-func normalised(t *testing.T, body []byte) answer {
+func normalised(t *testing.T, body []byte) map[string]any {
 	t.Helper()
-	var a answer
+	var a map[string]any
 	if err := json.Unmarshal(body, &a); err != nil {
 		t.Fatalf("%v: %s", err, body)
 	}
-	a.ID, a.Created = "", 0
-	for i := range a.Choices {
-		if m := a.Choices[i].Message; m != nil && m.Audio != nil {
-			m.Audio.ID, m.Audio.ExpiresAt = "", 0
+	delete(a, "id")
+	delete(a, "created")
+	delete(a, "system_fingerprint")
+	for _, c := range a["choices"].([]any) {
+		if m, ok := c.(map[string]any)["message"].(map[string]any); ok {
+			if au, ok := m["audio"].(map[string]any); ok {
+				delete(au, "id")
+				delete(au, "expires_at")
+			}
 		}
 	}
 	return a
@@ -64,16 +70,16 @@ func TestAssembleMatchesTheWholeAnswer(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			whole := simAnswer(t, h, tt.path, tt.body)
-			if _, err := Check(whole); err != nil {
-				t.Fatalf("Check(whole): %v", err)
+			if info, err := Inspect(whole); err != nil || !info.Complete || !info.HasUsage {
+				t.Fatalf("Inspect(whole): %+v, %v", info, err)
 			}
 			stream := simAnswer(t, h, tt.path, strings.Replace(tt.body, `{"model":"instant",`, `{"model":"instant","stream":true,"stream_options":{"include_usage":true},`, 1))
-			assembled, finish, err := Assemble(stream)
+			assembled, info, err := Assemble(bytes.NewReader(stream), "")
 			if err != nil {
 				t.Fatalf("Assemble: %v\n%s", err, stream)
 			}
-			if finish == "" {
-				t.Error("no finish_reason")
+			if info.FinishReason == "" || !info.Complete || !info.HasUsage || info.HasLogprobs {
+				t.Errorf("info %+v", info)
 			}
 			if d := cmp.Diff(normalised(t, whole), normalised(t, assembled)); d != "" {
 				t.Errorf("assembled stream against the whole answer (-whole +assembled):\n%s", d)
@@ -82,7 +88,7 @@ func TestAssembleMatchesTheWholeAnswer(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			again, _, err := Assemble(replayed)
+			again, _, err := Assemble(bytes.NewReader(replayed), "")
 			if err != nil {
 				t.Fatalf("Assemble(replay): %v\n%s", err, replayed)
 			}
@@ -123,27 +129,41 @@ data: [DONE]
 	}
 }
 
-// TestNotKept: incomplete answers, logprobs and answers without usage are
-// refused.
-func TestNotKept(t *testing.T) {
+// TestAssembleReports: what a stream lacks is reported, not guessed.
+func TestAssembleReports(t *testing.T) {
+	chunk := func(delta, finish string, extra string) string {
+		return `data: {"id":"x","object":"chat.completion.chunk","choices":[{"index":0,"delta":` + delta + `,"finish_reason":` + finish + extra + `}]}` + "\n\n"
+	}
 	tests := []struct {
 		name   string
 		stream string
-		want   error
+		want   Info
+		err    error
 	}{
-		{"no [DONE]", `data: {"id":"x","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"a"},"finish_reason":"stop"}]}` + "\n\n", ErrIncomplete},
-		{"no finish_reason", `data: {"id":"x","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null}],"usage":{"prompt_tokens":1}}` + "\n\ndata: [DONE]\n\n", ErrIncomplete},
-		{"logprobs", `data: {"id":"x","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"a"},"logprobs":{"content":[]},"finish_reason":"stop"}]}` + "\n\ndata: [DONE]\n\n", ErrLogprobs},
-		{"no usage", `data: {"id":"x","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"a"},"finish_reason":"stop"}]}` + "\n\ndata: [DONE]\n\n", ErrNoUsage},
+		{"complete", chunk(`{"content":"a"}`, `"stop"`, "") + `data: {"id":"x","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":1}}` + "\n\ndata: [DONE]\n\n",
+			Info{FinishReason: "stop", Complete: true, HasUsage: true}, nil},
+		{"no usage", chunk(`{"content":"a"}`, `"stop"`, "") + "data: [DONE]\n\n", Info{FinishReason: "stop", Complete: true}, nil},
+		{"logprobs", chunk(`{"content":"a"}`, `"stop"`, `,"logprobs":{"content":[]}`) + "data: [DONE]\n\n",
+			Info{FinishReason: "stop", Complete: true, HasLogprobs: true}, nil},
+		{"no finish_reason", chunk(`{"content":"a"}`, `null`, "") + "data: [DONE]\n\n", Info{}, nil},
+		{"cut", chunk(`{"content":"a"}`, `null`, ""), Info{}, ErrIncomplete},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, _, err := Assemble([]byte(tt.stream)); !errors.Is(err, tt.want) {
-				t.Errorf("Assemble: %v, want %v", err, tt.want)
+			_, info, err := Assemble(strings.NewReader(tt.stream), "")
+			if !errors.Is(err, tt.err) {
+				t.Fatalf("err %v, want %v", err, tt.err)
+			}
+			if d := cmp.Diff(tt.want, info); d != "" {
+				t.Errorf("info (-want +got):\n%s", d)
 			}
 		})
 	}
-	if _, err := Check([]byte(`{"choices":[{"index":0,"message":{"role":"assistant","content":"a"},"finish_reason":"length"}]}`)); !errors.Is(err, ErrNoUsage) {
-		t.Errorf("Check without usage: %v", err)
+	var ev *EventError
+	if _, _, err := Assemble(strings.NewReader(`data: {"error":{"message":"boom"}}`+"\n\n"), ""); !errors.As(err, &ev) {
+		t.Errorf("an error event: %v", err)
+	}
+	if info, _ := Inspect([]byte(`{"choices":[{"index":0,"message":{"role":"assistant","content":"a"},"finish_reason":"length"}]}`)); info.HasUsage || info.FinishReason != "length" {
+		t.Errorf("Inspect without usage: %+v", info)
 	}
 }
