@@ -97,6 +97,10 @@ func (g *Gateway) liveState() telemetry.LiveState {
 		}
 		st.Models = append(st.Models, ms)
 	}
+	if g.answers != nil {
+		ms := g.answers.Memory().Stats()
+		st.Cache = &telemetry.CacheState{Entries: ms.Entries, Bytes: ms.Bytes, Evictions: ms.Evictions, StoreErrors: g.answers.Errors()}
+	}
 	now := time.Now() // the GPU scrapes' clock
 	for _, d := range g.core.Deployments() {
 		ds := telemetry.DeploymentState{Model: d.Model, Deployment: d.Deployment, InFlight: d.InFlight, InFlightTokens: d.InFlightTokens,

@@ -16,6 +16,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/omnigate/omnigate/internal/config"
+	"github.com/omnigate/omnigate/internal/telemetry"
 )
 
 // series is one sample's family and labels, as "name{a=x,b=y}".
@@ -199,6 +200,7 @@ func TestMetricLabelsBounded(t *testing.T) {
 		"reason":     func(v string) bool { return v == "overloaded" || v == "rate_limited" },
 		"param":      word.MatchString,
 		"priority":   func(v string) bool { return v == "interactive" || v == "batch" },
+		"result":     func(v string) bool { return slices.Contains(telemetry.CacheResults[:], v) },
 		"gpu":        config.IsGPUIndex,
 		"le":         func(string) bool { return true }, // the buckets, fixed in code
 	}

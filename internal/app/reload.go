@@ -133,6 +133,7 @@ func keepStartOnly(next, old *config.Config) {
 	next.Server = old.Server
 	next.Logging.Format, next.Logging.Access, next.Logging.Bodies = old.Logging.Format, old.Logging.Access, old.Logging.Bodies
 	next.Tracing = old.Tracing
+	next.Cache = old.Cache
 }
 
 // needsRestart lists the keys that differ between old and next but are
@@ -160,5 +161,6 @@ func needsRestart(old, next *config.Config) []string {
 	add(old.Tracing.Enabled != next.Tracing.Enabled || old.Tracing.Endpoint != next.Tracing.Endpoint ||
 		old.Tracing.Ratio() != next.Tracing.Ratio() || old.Tracing.ServiceName != next.Tracing.ServiceName ||
 		old.Tracing.HeadersEnv != next.Tracing.HeadersEnv, "tracing")
+	add(old.Cache != next.Cache, "cache")
 	return keys
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/omnigate/omnigate/internal/backend"
 	"github.com/omnigate/omnigate/internal/balance"
 	"github.com/omnigate/omnigate/internal/batching"
+	"github.com/omnigate/omnigate/internal/cache"
 	"github.com/omnigate/omnigate/internal/catalog"
 	"github.com/omnigate/omnigate/internal/clock"
 	"github.com/omnigate/omnigate/internal/config"
@@ -193,6 +194,7 @@ type Gateway struct {
 	obs        observability     // what /metrics reads beyond the request path (metrics.go)
 	tracing    *tracing.Provider // nil: tracing is off
 	log        *slog.Logger
+	answers    *cache.Cache                  // the answer cache: live state, kept across reloads
 	cfg        atomic.Pointer[config.Config] // the one being served
 	// reload reloads the config from its source; nil for a gateway
 	// built in process from a config value.
@@ -207,7 +209,11 @@ func (g *Gateway) Config() *config.Config { return g.cfg.Load() }
 
 // Close stops what the current snapshot holds (embedded simulators) and
 // flushes the spans not yet exported.
-func (g *Gateway) Close() { g.core.Snapshot().Close(); stopTracing(g.tracing, g.log) }
+func (g *Gateway) Close() {
+	g.core.Snapshot().Close()
+	g.answers.Close()
+	stopTracing(g.tracing, g.log)
+}
 
 // NewGateway builds the whole request path from a validated config. Its
 // access lines go to log too.
@@ -218,6 +224,7 @@ func NewGateway(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 // newGateway is NewGateway with the access lines on accessLog.
 func newGateway(cfg *config.Config, log, accessLog *slog.Logger) (*Gateway, error) {
 	g := &Gateway{registry: &balance.Registry{}, budgets: map[string]*resilience.Budget{}, queues: map[string]*admission.Queue{}, metrics: telemetry.New(), log: log}
+	g.answers = newAnswerCache(cfg, log)
 	snap, err := g.build(cfg)
 	if err != nil {
 		return nil, err
@@ -298,7 +305,7 @@ func (g *Gateway) build(cfg *config.Config) (*dispatch.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	snap := &dispatch.Snapshot{Catalog: cat, Router: rt}
+	snap := &dispatch.Snapshot{Catalog: cat, Router: rt, Cache: g.answers}
 	var checks []health.Target
 	var scrapes []enginemetrics.Target
 	for _, cm := range cat.Models() {

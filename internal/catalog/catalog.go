@@ -80,6 +80,7 @@ type Model struct {
 	Balance       config.Balance
 	Admission     config.Admission
 	Batching      config.Batching
+	Cache         config.Cache
 	Deployments   []config.Deployment
 	// AudioOut: audio output is declared by the model and by at least one deployment.
 	AudioOut bool
@@ -106,7 +107,7 @@ func New(cfg *config.Config) (*Catalog, error) {
 		m := &Model{
 			Name: mc.Name, Aliases: mc.Aliases, Tier: mc.Tier, ContextWindow: mc.ContextWindow,
 			Endpoints: mc.Capabilities.Endpoints, Limits: mc.Limits, Retry: mc.Retry, Hedge: mc.Hedge,
-			Balance: mc.Balance, Admission: mc.Admission, Batching: mc.Batching, Deployments: mc.Deployments, Index: i,
+			Balance: mc.Balance, Admission: mc.Admission, Batching: mc.Batching, Cache: mc.Cache, Deployments: mc.Deployments, Index: i,
 		}
 		for _, s := range mc.Capabilities.Input {
 			mod, ok := ParseModality(s)

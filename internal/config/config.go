@@ -12,6 +12,8 @@ type Config struct {
 	Routing Routing `yaml:"routing"`
 	Logging Logging `yaml:"logging"`
 	Tracing Tracing `yaml:"tracing"`
+	// Cache holds the stores the models' caches use (models[].cache).
+	Cache CacheStores `yaml:"cache"`
 }
 
 // Server holds the listener settings. OMNIGATE_ADDR overrides Addr.
@@ -66,6 +68,7 @@ type Model struct {
 	Balance   Balance   `yaml:"balance"`
 	Admission Admission `yaml:"admission"`
 	Batching  Batching  `yaml:"batching"`
+	Cache     Cache     `yaml:"cache"`
 
 	Deployments []Deployment `yaml:"deployments"`
 }

@@ -93,6 +93,7 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&s.MaxConns, DefaultMaxConns)
 	setDefault(&s.MaxConnsPerClient, DefaultMaxConnsPerClient)
 	c.applyObservabilityDefaults()
+	c.Cache.applyDefaults()
 	for i := range c.Models {
 		c.Models[i].applyDefaults()
 	}
@@ -132,6 +133,7 @@ func (m *Model) applyDefaults() {
 	m.Balance.applyDefaults()
 	m.Admission.applyDefaults(m.Tier)
 	m.Batching.applyDefaults()
+	m.Cache.applyDefaults()
 	for i := range m.Deployments {
 		m.Deployments[i].applyDefaults(m.Name, m.Timeouts)
 	}

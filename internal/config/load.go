@@ -117,6 +117,8 @@ var typeNames = map[string]string{
 	"Routing":      "routing",
 	"Logging":      "logging",
 	"Tracing":      "tracing",
+	"Cache":        "a model's cache",
+	"CacheStores":  "cache",
 }
 
 // FromEnvAndFile builds the running configuration: the file at path, else

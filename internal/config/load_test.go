@@ -191,6 +191,7 @@ models:
 		},
 		Logging: Logging{Level: "info", Format: "text"},
 		Tracing: Tracing{ServiceName: "omnigate"},
+		Cache:   defaultStores,
 		Models: []Model{{
 			Name:          "m",
 			ContextWindow: 32768,
@@ -201,7 +202,7 @@ models:
 			},
 			Retry:    defaultRetry,
 			Timeouts: defaultTimeouts,
-			Balance:  defaultBalance(), Admission: defaultAdmission(""), Batching: defaultBatching,
+			Balance:  defaultBalance(), Admission: defaultAdmission(""), Batching: defaultBatching, Cache: defaultCache(CacheOff),
 			Deployments: []Deployment{
 				{Name: "up", Kind: "openai", URL: "http://h:8000/v1", UpstreamModel: "m", Dialect: "openai",
 					Weight: 1, Timeouts: defaultTimeouts, Continuation: boolp(false), MaxIdleConns: 256, IdleConnTimeout: Duration(4 * time.Second),
@@ -251,6 +252,7 @@ func TestDefault(t *testing.T) {
 		},
 		Logging: Logging{Level: "info", Format: "text"},
 		Tracing: Tracing{ServiceName: "omnigate"},
+		Cache:   defaultStores,
 		Models: []Model{
 			{
 				Name: "qwen3-omni-7b", Aliases: []string{"small"}, Tier: "small", ContextWindow: 32768,
@@ -261,7 +263,7 @@ func TestDefault(t *testing.T) {
 				Limits:   limits(8192, MediaLimit{Image: intp(5), Audio: intp(3), Video: intp(1)}),
 				Retry:    defaultRetry,
 				Timeouts: small,
-				Balance:  defaultBalance(), Admission: defaultAdmission("small"), Batching: defaultBatching,
+				Balance:  defaultBalance(), Admission: defaultAdmission("small"), Batching: defaultBatching, Cache: defaultCache(CacheExact),
 				Deployments: []Deployment{{Name: "sim-7b", Kind: "sim", Profile: "qwen3-omni-7b", AudioOutput: true,
 					Weight: 1, Timeouts: small, Continuation: boolp(true), Metrics: defaultMetrics(true)}},
 			},
@@ -274,7 +276,7 @@ func TestDefault(t *testing.T) {
 				Limits:   limits(4096, MediaLimit{}),
 				Retry:    defaultRetry,
 				Timeouts: large,
-				Balance:  defaultBalance(), Admission: defaultAdmission("large"), Batching: defaultBatching,
+				Balance:  defaultBalance(), Admission: defaultAdmission("large"), Batching: defaultBatching, Cache: defaultCache(CacheExact),
 				Deployments: []Deployment{{Name: "sim-30b", Kind: "sim", Profile: "qwen3-omni-30b", AudioOutput: true, Weight: 1, Timeouts: large,
 					Continuation: boolp(true), Metrics: defaultMetrics(true)}},
 			},
@@ -439,6 +441,15 @@ func defaultAdmission(tier string) Admission {
 }
 
 var defaultBatching = Batching{Window: Duration(2 * time.Millisecond), MaxInputs: 64}
+
+// defaultCache is a model's cache with every default but its mode.
+func defaultCache(mode string) Cache {
+	return Cache{Mode: mode, TTL: Duration(time.Hour), Store: "memory", Scope: "none", MaxEntryBytes: 1 << 20,
+		Semantic: SemanticCache{Threshold: 0.95}}
+}
+
+var defaultStores = CacheStores{Memory: MemoryStore{MaxEntries: 1024, MaxBytes: 64 << 20},
+	Redis: RedisStore{Prefix: "omnigate:cache", Timeout: Duration(100 * time.Millisecond)}}
 
 func defaultMetrics(on bool) EngineMetrics {
 	return EngineMetrics{Enabled: &on, Path: "/metrics", Interval: Duration(time.Second), Timeout: Duration(500 * time.Millisecond), StaleAfter: Duration(3 * time.Second)}

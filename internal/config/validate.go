@@ -90,6 +90,14 @@ func (c *Config) Validate() []Problem {
 	}
 	v.fallbacks(c)
 	v.observability(c)
+	byName := map[string]*Model{}
+	for i := range c.Models {
+		byName[c.Models[i].Name] = &c.Models[i]
+	}
+	for i := range c.Models {
+		v.cache(fmt.Sprintf("models[%d].cache", i), &c.Models[i].Cache, &c.Cache, byName)
+	}
+	v.cacheStores(&c.Cache)
 	return v.problems
 }
 

@@ -140,6 +140,8 @@ type callState struct {
 	stats     callStats
 	logged    *loggedBodies // nil unless bodies are logged
 	span      Span          // nil: not traced
+	cache     string        // what the cache did (CacheHit…); "": no cache
+	fill      *cacheFill    // a cache miss's answer to keep; nil: none
 }
 
 // callStats is what a call did on its way, for its telemetry.Record.
@@ -175,6 +177,10 @@ type Answer struct {
 	// Clamped lists the parameters clamped to the model's limits, for the
 	// X-Omnigate-Clamped header: "max_tokens=4096, temperature=2".
 	Clamped string
+	// Cache says what the cache did (CacheHit, CacheMiss, CacheCoalesced…),
+	// for the X-Omnigate-Cache header; "" when the model has no cache. A
+	// hit or a coalesced answer has no Deployment.
+	Cache string
 
 	// FallbackReason is set when a fallback answered: why the models
 	// before it did not (the verdict's outcome class: 503, unreachable,
@@ -197,6 +203,7 @@ type Answer struct {
 	usage     usageTap
 	cont      *continuation // a continuable stream's request and record
 	logged    *loggedBodies // the call's, when bodies are logged
+	fill      *cacheFill    // the call's cache miss, kept as it is relayed
 	span      AttemptSpan   // the answering attempt's, ended with the relay; nil: not traced
 }
 
@@ -208,7 +215,11 @@ func (a *Answer) Tap() Tap {
 	}
 	if a.logged != nil {
 		a.logged.next = t
-		return a.logged
+		t = a.logged
+	}
+	if a.fill != nil {
+		a.fill.next = t
+		t = a.fill
 	}
 	return t
 }
@@ -236,6 +247,11 @@ func (c *Core) Do(ctx context.Context, call *Call) (*Answer, error) {
 	}
 	call.st.requested = snap.Model(chain[0].Model)
 	call.st.requested.Metrics.Inflight.Inc()
+	if m := call.st.requested; m.Cache.On() && snap.Cache != nil {
+		if a := c.fromCache(ctx, call, m, snap.Cache); a != nil {
+			return a, nil
+		}
+	}
 
 	var lastErr error
 	class := resilience.AnyClass // why the chain moves on
@@ -248,6 +264,14 @@ func (c *Core) Do(ctx context.Context, call *Call) (*Answer, error) {
 		if err == nil {
 			if i > 0 {
 				a.FallbackReason = fallbackReason(ctx, lastErr)
+			}
+			a.Cache = call.st.cache
+			if f := call.st.fill; f != nil {
+				a.fill = f
+				f.store = f.store && i == 0 // a fallback's answer is not the asked model's
+				if f.flight != nil {
+					f.flight.Answer(http.StatusOK, a.Resp.Header.Get("Content-Type"))
+				}
 			}
 			return a, nil
 		}
@@ -700,9 +724,15 @@ func (c *Core) Done(call *Call, a *Answer, status int, err error) {
 	if m := cs.requested; m != nil {
 		rec.Model, asked = m.Name, m.Metrics
 	}
+	rec.Cache = cs.cache
+	if cs.fill != nil {
+		c.keep(context.Background(), call, a, status, err)
+	}
 	if a != nil {
 		rec.Served, served = a.Model.Name, a.Model.Metrics
-		rec.Deployment = a.Deployment.Config.Name
+		if a.Deployment != nil {
+			rec.Deployment = a.Deployment.Config.Name
+		}
 		rec.Fallback = a.FallbackReason
 		rec.FirstByte = a.firstByte
 		if !a.sent.IsZero() {
@@ -759,7 +789,9 @@ func (c *Core) finish(call *Call, a *Answer, err error) {
 		if a.cancel != nil {
 			a.cancel()
 		}
-		c.endRelay(a, err)
+		if a.Deployment != nil { // nil: served by the cache
+			c.endRelay(a, err)
+		}
 		a.permit.Release(0, false) // its time to first token was observed when it came
 		if u, ok := a.usage.usage(); ok && err == nil && u.CompletionTokens > 0 && !a.sent.IsZero() {
 			a.Deployment.ObservePerToken(c.clock.Now().Sub(a.sent) / time.Duration(u.CompletionTokens))

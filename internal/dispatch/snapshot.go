@@ -4,6 +4,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/omnigate/omnigate/internal/cache"
+
 	"github.com/omnigate/omnigate/internal/admission"
 	"github.com/omnigate/omnigate/internal/balance"
 	"github.com/omnigate/omnigate/internal/catalog"
@@ -23,6 +25,9 @@ type Snapshot struct {
 	// Closers release what the snapshot's backends hold (embedded
 	// simulators), once no request uses them.
 	Closers []func()
+	// Cache is the answer cache the models' policies use: live state,
+	// kept across snapshots by whoever builds them. nil: none.
+	Cache *cache.Cache
 
 	inUse atomic.Int64 // calls between Do and Done on this snapshot
 }

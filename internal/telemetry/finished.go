@@ -51,6 +51,11 @@ func (m *Metrics) Finished(asked, served *ModelMetrics, rec *Record) {
 	}
 	m.request(reqKey{model: model, deployment: rec.Deployment, code: rec.Status, stream: rec.Stream}).Inc()
 	if asked != nil {
+		if rec.Cache != "" {
+			if c := asked.cacheResult(rec.Cache); c != nil {
+				c.Inc()
+			}
+		}
 		if rec.Admission {
 			asked.queueWait.Observe(rec.Queued.Seconds())
 		}
@@ -70,7 +75,7 @@ func (m *Metrics) Finished(asked, served *ModelMetrics, rec *Record) {
 	if rec.PerToken > 0 {
 		d.perToken.Observe(rec.PerToken.Seconds())
 	}
-	if rec.HasUsage {
+	if rec.HasUsage && rec.Deployment != "" { // an answer from the cache cost the engines nothing
 		if rec.PromptTokens > 0 {
 			d.prompt.Add(float64(rec.PromptTokens))
 		}

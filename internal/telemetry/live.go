@@ -12,6 +12,15 @@ import (
 type LiveState struct {
 	Models      []ModelState
 	Deployments []DeploymentState
+	Cache       *CacheState // nil: no cache
+}
+
+// CacheState is the answer cache's in-process store and its failures.
+type CacheState struct {
+	Entries     int
+	Bytes       int64
+	Evictions   uint64
+	StoreErrors uint64 // failed Redis calls, each a miss
 }
 
 // ModelState is one model's admission queue; a model with admission
@@ -99,6 +108,10 @@ var (
 	descAdmissionLimit = desc("omnigate_admission_limit", "A model's admission limit now: the places the adaptive controller allows.", []string{"model"})
 	descAdmissionInUse = desc("omnigate_admission_inflight", "A model's admission places taken.", []string{"model"})
 
+	descCacheEntries      = desc("omnigate_cache_entries", "Answers in the cache's in-process store.", nil)
+	descCacheBytes        = desc("omnigate_cache_bytes", "Bytes the cache's in-process store holds (answers, keys, vectors).", nil)
+	descCacheEvictions    = desc("omnigate_cache_evictions_total", "Answers the in-process store dropped to stay within its bounds.", nil)
+	descCacheErrors       = desc("omnigate_cache_store_errors_total", "Failed calls to the shared (Redis) store; each was a miss, the request went upstream.", nil)
 	descEngineRunning     = desc("omnigate_engine_requests_running", "Requests a deployment's engine runs, from its last fresh metrics scrape (vllm:num_requests_running, sglang:num_running_reqs, llamacpp:requests_processing).", deploymentLabels)
 	descEngineWaiting     = desc("omnigate_engine_requests_waiting", "Requests queued in a deployment's engine, from its last fresh metrics scrape (vllm:num_requests_waiting, sglang:num_queue_reqs, llamacpp:requests_deferred).", deploymentLabels)
 	descEngineKV          = desc("omnigate_engine_kv_cache_usage_ratio", "KV-cache use of a deployment's engine, 0 to 1, from its last fresh metrics scrape (vllm:kv_cache_usage_perc, sglang:token_usage, llamacpp:kv_cache_usage_ratio).", deploymentLabels)
@@ -123,7 +136,8 @@ func (c liveCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descDeploymentInflight, descDeploymentTokens, descDeploymentLoad, descDeploymentHealthy, descBreakerState,
 		descQueueDepth, descAdmissionLimit, descAdmissionInUse,
 		descEngineRunning, descEngineWaiting, descEngineKV, descEnginePrefix, descEnginePreemptions,
-		descGPUUsed, descGPUFree, descGPUReserved, descGPUUtil, descGPUNVLinkTX, descGPUNVLinkRX, descGPUNVLinkAll} {
+		descGPUUsed, descGPUFree, descGPUReserved, descGPUUtil, descGPUNVLinkTX, descGPUNVLinkRX, descGPUNVLinkAll,
+		descCacheEntries, descCacheBytes, descCacheEvictions, descCacheErrors} {
 		ch <- d
 	}
 }
@@ -135,6 +149,12 @@ func (c liveCollector) Collect(ch chan<- prometheus.Metric) {
 		if !math.IsNaN(v) {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, lv...)
 		}
+	}
+	if cs := st.Cache; cs != nil {
+		gauge(descCacheEntries, float64(cs.Entries))
+		gauge(descCacheBytes, float64(cs.Bytes))
+		ch <- prometheus.MustNewConstMetric(descCacheEvictions, prometheus.CounterValue, float64(cs.Evictions))
+		ch <- prometheus.MustNewConstMetric(descCacheErrors, prometheus.CounterValue, float64(cs.StoreErrors))
 	}
 	for _, m := range st.Models {
 		gauge(descAdmissionLimit, float64(m.Limit), m.Model)

@@ -56,6 +56,7 @@ type Metrics struct {
 	overhead  *prometheus.HistogramVec // {model}
 
 	requests  *prometheus.CounterVec // {model, deployment, code, stream}
+	cache     *prometheus.CounterVec // {model, result}
 	tokens    *prometheus.CounterVec // {model, deployment, kind}
 	upstream  *prometheus.CounterVec
 	inflight  *prometheus.GaugeVec
@@ -140,10 +141,14 @@ func New() *Metrics {
 			Name: "omnigate_breaker_transitions_total",
 			Help: "Circuit breaker changes, by model, deployment and the state entered (closed, half_open, open).",
 		}, []string{"model", "deployment", "to"}),
+		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "omnigate_cache_requests_total",
+			Help: "Requests to models with a cache, by requested model and what the cache did: hit, miss (sent upstream), coalesced (shared the answer of the same request in flight), bypass (Cache-Control), uncacheable (sampled, no seed).",
+		}, []string{"model", "result"}),
 		byKey: make(map[reqKey]prometheus.Counter),
 	}
 	m.reg.MustRegister(m.latency, m.ttft, m.perToken, m.upstreamT, m.queueWait, m.overhead,
-		m.requests, m.tokens, m.upstream, m.inflight, m.fallbacks, m.clamped, m.retries, m.hedges, m.continued, m.shed, m.breakers,
+		m.requests, m.tokens, m.upstream, m.inflight, m.fallbacks, m.clamped, m.retries, m.hedges, m.continued, m.shed, m.breakers, m.cache,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -163,10 +168,28 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 // Model returns the per-model handles, resolved once at startup.
 func (m *Metrics) Model(name string) *ModelMetrics {
-	return &ModelMetrics{m: m, name: name, Inflight: m.inflight.WithLabelValues(name),
+	mm := &ModelMetrics{m: m, name: name, Inflight: m.inflight.WithLabelValues(name),
 		queueWait: m.queueWait.WithLabelValues(name), overhead: m.overhead.WithLabelValues(name),
 		retries: m.retries.WithLabelValues(name), hedges: m.hedges.WithLabelValues(name),
 		continued: m.continued.WithLabelValues(name), deps: make(map[string]*deploymentMetrics)}
+	for i, r := range CacheResults {
+		mm.cache[i] = m.cache.WithLabelValues(name, r)
+	}
+	return mm
+}
+
+// CacheResults are the values of omnigate_cache_requests_total's result
+// label, the Record's Cache field.
+var CacheResults = [...]string{"hit", "miss", "coalesced", "bypass", "uncacheable"}
+
+// cacheResult returns the counter of result r; nil for an unknown one.
+func (mm *ModelMetrics) cacheResult(r string) prometheus.Counter {
+	for i, x := range CacheResults {
+		if x == r {
+			return mm.cache[i]
+		}
+	}
+	return nil
 }
 
 // ModelMetrics are one model's pre-resolved metric handles.
@@ -179,6 +202,7 @@ type ModelMetrics struct {
 	retries             prometheus.Counter
 	hedges              prometheus.Counter
 	continued           prometheus.Counter
+	cache               [len(CacheResults)]prometheus.Counter
 
 	mu   sync.RWMutex
 	deps map[string]*deploymentMetrics // by deployment name, resolved on first use

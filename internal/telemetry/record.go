@@ -44,7 +44,7 @@ type Record struct {
 	// Fallback is why the request moved down its fallback chain to
 	// Served (an outcome class); "" when the first model answered.
 	Fallback string
-	// Cache is the cache's verdict: "hit", "miss", or "" with no cache.
+	// Cache is what the cache did (one of CacheResults), "" with no cache.
 	Cache string
 	// Err is what broke the relay, if anything.
 	Err error

@@ -183,7 +183,12 @@ func (s *Server) clientDeadline(r *http.Request, call *dispatch.Call) error {
 // (X-Omnigate-Fallback: "qwen3-omni-30b; reason=503"), and what it clamped.
 func answerHeader(h http.Header, call *dispatch.Call, a *dispatch.Answer) {
 	h["X-Omnigate-Model"] = []string{a.Model.Name}
-	h["X-Omnigate-Deployment"] = []string{a.Deployment.Config.Name}
+	if a.Deployment != nil { // nil: the cache answered
+		h["X-Omnigate-Deployment"] = []string{a.Deployment.Config.Name}
+	}
+	if a.Cache != "" {
+		h["X-Omnigate-Cache"] = []string{a.Cache}
+	}
 	if a.FallbackReason != "" {
 		h["X-Omnigate-Fallback"] = []string{call.Requested() + "; reason=" + a.FallbackReason}
 	}
