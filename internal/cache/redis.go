@@ -98,13 +98,13 @@ func (r *Redis) failed(err error) error {
 
 // redisEntry is an entry as stored.
 type redisEntry struct {
-	Model        string          `json:"model"`
-	Scope        string          `json:"scope"`
-	Answer       json.RawMessage `json:"answer"`
-	FinishReason string          `json:"finish_reason"`
-	Stored       time.Time       `json:"stored"`
-	Expires      time.Time       `json:"expires"`
-	Vector       []byte          `json:"vector,omitempty"` // float32 little endian
+	Model        string    `json:"model"`
+	Scope        string    `json:"scope"`
+	Answer       []byte    `json:"answer"` // base64: the bytes as the client got them (a RawMessage would be compacted)
+	FinishReason string    `json:"finish_reason"`
+	Stored       time.Time `json:"stored"`
+	Expires      time.Time `json:"expires"`
+	Vector       []byte    `json:"vector,omitempty"` // float32 little endian
 }
 
 // Get returns the entry of ref; nil, nil on a miss.
