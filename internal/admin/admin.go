@@ -37,6 +37,10 @@ type Options struct {
 	// Reload reads the configuration again and swaps it in; nil: POST
 	// /admin/reload answers 501.
 	Reload func(context.Context) error
+	// Purge drops the cached answers of model ("" every model) in scope
+	// ("" every scope) and returns how many; nil: POST /admin/cache/purge
+	// answers 501.
+	Purge func(ctx context.Context, model, scope string) (int, error)
 	// Token, when set, is the bearer token every path but the page shell
 	// needs.
 	Token string
@@ -108,6 +112,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if allow(w, r, http.MethodGet) {
 			writeJSON(w, http.StatusOK, h.status())
 		}
+	case "/admin/cache/purge":
+		if allow(w, r, http.MethodPost) {
+			h.purge(w, r)
+		}
 	case "/admin/reload":
 		if allow(w, r, http.MethodPost) {
 			h.reload(w, r)
@@ -161,6 +169,28 @@ func (h *Handler) serveConfig(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, doc.json())
+}
+
+// purge drops cached answers: ?model= (a model's public name; absent:
+// all) and ?scope= (absent: all scopes; a scope is written as the cache
+// keys it: "key:Bearer …" or "user:…").
+func (h *Handler) purge(w http.ResponseWriter, r *http.Request) {
+	if h.opt.Purge == nil {
+		apierror.Write(w, apierror.New(http.StatusNotImplemented, "cache_unsupported", "This gateway has no cache."))
+		return
+	}
+	q := r.URL.Query()
+	model := q.Get("model")
+	if m, ok := h.opt.Core.Snapshot().Catalog.Lookup(model); model != "" && (!ok || m.Name != model) {
+		apierror.Write(w, apierror.Invalid("model", "%q is not a model's name (an alias will not do: answers are kept under the name).", model))
+		return
+	}
+	n, err := h.opt.Purge(r.Context(), model, q.Get("scope"))
+	if err != nil {
+		apierror.Write(w, apierror.New(http.StatusBadGateway, "cache_store_failed", "Purged %d answers; the shared store failed: %v", n, err))
+		return
+	}
+	writeJSON(w, http.StatusOK, mustJSON(map[string]any{"status": "purged", "purged": n}))
 }
 
 // reload runs opt.Reload (which logs the outcome). A config that cannot

@@ -35,7 +35,7 @@ func (g *Gateway) initAdmin(cfg *config.Config) error {
 
 func (g *Gateway) newAdmin(reload func(context.Context) error) *admin.Handler {
 	return admin.New(admin.Options{Core: g.core, Metrics: g.metrics.Registry(), Config: g.Config,
-		Build: admin.ReadBuild(version()), Reload: reload, Token: g.adminToken, Log: g.log})
+		Build: admin.ReadBuild(version()), Reload: reload, Purge: g.answers.Purge, Token: g.adminToken, Log: g.log})
 }
 
 // adminToken reads the token server.admin_token_env names. A name whose

@@ -312,3 +312,30 @@ func TestCacheMetrics(t *testing.T) {
 		t.Errorf("/metrics lacks %s (the hit's tokens counted too?)", want)
 	}
 }
+
+// TestCachePurge: POST /admin/cache/purge drops a model's answers (the
+// next request goes upstream); a name that is not a model's is a 400.
+func TestCachePurge(t *testing.T) {
+	up, calls := countedSim(t, 0)
+	gw, srv := cachedGateway(t, up.URL, config.Cache{Mode: "exact"}, config.CacheStores{})
+	admin := httptest.NewServer(gw.Admin())
+	t.Cleanup(admin.Close)
+	ask(t, srv, cachedReq)
+	if h, _ := ask(t, srv, cachedReq); h != "hit" {
+		t.Fatalf("before the purge: %q", h)
+	}
+	resp, b := post(t, admin.URL+"/admin/cache/purge?model=m", "application/json", "")
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"purged":1`) {
+		t.Fatalf("purge: %d %s", resp.StatusCode, b)
+	}
+	before := calls.Load()
+	if h, _ := ask(t, srv, cachedReq); h != "miss" || calls.Load() != before+1 {
+		t.Errorf("after the purge: %q, %d upstream calls", h, calls.Load()-before)
+	}
+	if resp, b := post(t, admin.URL+"/admin/cache/purge?model=nope", "application/json", ""); resp.StatusCode != 400 || !strings.Contains(string(b), `"param":"model"`) {
+		t.Errorf("purge of an unknown model: %d %s", resp.StatusCode, b)
+	}
+	if resp, _ := get(t, admin.URL+"/admin/cache/purge"); resp.StatusCode != 405 {
+		t.Errorf("GET purge: %d", resp.StatusCode)
+	}
+}
