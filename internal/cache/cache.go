@@ -48,6 +48,14 @@ func (c *Cache) Close() {
 	}
 }
 
+// Ping checks the Redis store; nil when there is none.
+func (c *Cache) Ping(ctx context.Context) error {
+	if c.redis == nil {
+		return nil
+	}
+	return c.redis.Ping(ctx)
+}
+
 // Memory returns the in-process store, for its statistics.
 func (c *Cache) Memory() *Memory { return c.memory }
 
