@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
@@ -337,5 +338,33 @@ func TestCachePurge(t *testing.T) {
 	}
 	if resp, _ := get(t, admin.URL+"/admin/cache/purge"); resp.StatusCode != 405 {
 		t.Errorf("GET purge: %d", resp.StatusCode)
+	}
+}
+
+// TestCacheTraced: a traced request to a model with a cache has a cache
+// lookup span saying what the cache did; a hit has no attempt span.
+func TestCacheTraced(t *testing.T) {
+	up, _ := countedSim(t, 0)
+	srv, rec := tracedGateway(t, &config.Config{Models: []config.Model{{Name: "m", Cache: config.Cache{Mode: "exact"},
+		Deployments: []config.Deployment{{Name: "up", URL: up.URL + "/v1"}}}}})
+	postTraced(t, srv, cachedReq, nil)
+	postTraced(t, srv, cachedReq, nil)
+	deadline := time.Now().Add(5 * time.Second)
+	for len(rec.Ended()) < 5 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	var got []string
+	for _, s := range rec.Ended() {
+		name := s.Name()
+		for _, kv := range s.Attributes() {
+			if kv.Key == "omnigate.cache" {
+				name += " " + kv.Value.Emit()
+			}
+		}
+		got = append(got, name)
+	}
+	want := []string{"cache lookup miss", "attempt up", "chat m miss", "cache lookup hit", "chat m hit"}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("spans in the order they ended (-want +got):\n%s", d)
 	}
 }

@@ -61,6 +61,17 @@ func cacheable(r *request.Request) bool {
 	return r.Endpoint == request.Chat || r.Endpoint == request.Completions || r.Endpoint == request.Embeddings
 }
 
+// lookup is fromCache, traced when the call is.
+func (c *Core) lookup(ctx context.Context, call *Call, m *Model, cch *cache.Cache) *Answer {
+	if call.st.span == nil {
+		return c.fromCache(ctx, call, m, cch)
+	}
+	start := c.clock.Now()
+	a := c.fromCache(ctx, call, m, cch)
+	call.st.span.Looked(m.Name, start, c.clock.Now(), call.st.cache)
+	return a
+}
+
 // fromCache serves call from m's cache when it can: a kept answer (hit),
 // or the answer of the identical request in flight (coalesced). Otherwise
 // it notes how the answer is to be kept (call.st.fill) and returns nil.

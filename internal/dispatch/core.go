@@ -248,7 +248,7 @@ func (c *Core) Do(ctx context.Context, call *Call) (*Answer, error) {
 	call.st.requested = snap.Model(chain[0].Model)
 	call.st.requested.Metrics.Inflight.Inc()
 	if m := call.st.requested; m.Cache.On() && snap.Cache != nil {
-		if a := c.fromCache(ctx, call, m, snap.Cache); a != nil {
+		if a := c.lookup(ctx, call, m, snap.Cache); a != nil {
 			return a, nil
 		}
 	}

@@ -28,6 +28,9 @@ type Span interface {
 	// Queued records a wait for a place in model's admission queue, from
 	// start to end; err is why it ended without one (nil: it got one).
 	Queued(model string, start, end time.Time, err error)
+	// Looked records a lookup in model's cache, from start to end, and
+	// what the cache did (CacheHit, CacheMiss…).
+	Looked(model string, start, end time.Time, result string)
 	// Attempt begins the span of an upstream attempt.
 	Attempt(a Attempt) AttemptSpan
 	// End ends the request with what it did. rec is a copy: the span may

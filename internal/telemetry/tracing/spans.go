@@ -30,10 +30,9 @@ const (
 	// SpanAttempt, followed by the deployment's name, is one upstream
 	// attempt: "attempt gpu-a".
 	SpanAttempt = "attempt"
-	// SpanCacheLookup is reserved for the response cache's lookup, a
-	// child of the request span like SpanAdmission: when the cache
-	// lands, dispatch.Span gets a Looked(start, end, verdict) as it has
-	// Queued, and the request span's omnigate.cache says hit or miss.
+	// SpanCacheLookup is a lookup in the answer cache, a child of the
+	// request span like SpanAdmission; its omnigate.cache, and the
+	// request span's, say what the cache did.
 	SpanCacheLookup = "cache lookup"
 )
 
@@ -161,6 +160,18 @@ func (s *requestSpan) Queued(model string, start, end time.Time, err error) {
 	span.End(trace.WithTimestamp(end))
 }
 
+// Looked records a cache lookup; see dispatch.Span.
+func (s *requestSpan) Looked(model string, start, end time.Time, result string) {
+	if !s.span.IsRecording() {
+		return
+	}
+	_, span := s.t.tracer.Start(s.parent, SpanCacheLookup, trace.WithTimestamp(start), internalKind)
+	if span.IsRecording() {
+		span.SetAttributes(AttrModel.String(model), AttrCache.String(result))
+	}
+	span.End(trace.WithTimestamp(end))
+}
+
 // Attempt begins an upstream attempt's span; see dispatch.Span.
 func (s *requestSpan) Attempt(a dispatch.Attempt) dispatch.AttemptSpan {
 	_, span := s.t.tracer.Start(s.parent, SpanAttempt+" "+a.Deployment, clientKind)
@@ -199,11 +210,11 @@ func (s *requestSpan) End(rec telemetry.Record) {
 			attrs = append(attrs, n.k.Int(n.v))
 		}
 	}
-	if rec.Fallback != "" {
-		attrs = append(attrs, AttrFallback.String(rec.Fallback))
-	}
 	if rec.Cache != "" {
 		attrs = append(attrs, AttrCache.String(rec.Cache))
+	}
+	if rec.Fallback != "" {
+		attrs = append(attrs, AttrFallback.String(rec.Fallback))
 	}
 	// A server span's error is a 5xx (a 4xx is the client's), or an
 	// answer whose relay broke after its status was sent.
