@@ -81,6 +81,17 @@ func TestValidate(t *testing.T) {
 		{"admin token env not a name", func(c *Config) { c.Server.AdminTokenEnv = "my token" },
 			[]string{"server.admin_token_env"}, "not an environment variable name"},
 		{"log level", func(c *Config) { c.Logging.Level = "loud" }, []string{"logging.level"}, "not one of debug"},
+		{"cache mode", func(c *Config) { c.Models[0].Cache.Mode = "fuzzy" }, []string{"models[0].cache.mode"}, "not off, exact or semantic"},
+		{"cache store", func(c *Config) { c.Models[0].Cache.Store = "disk" }, []string{"models[0].cache.store"}, "not memory, redis or both"},
+		{"cache redis without addr", func(c *Config) { c.Models[0].Cache.Mode, c.Models[0].Cache.Store = "exact", "redis" },
+			[]string{"models[0].cache.store"}, "needs cache.redis.addr"},
+		{"cache scope", func(c *Config) { c.Models[0].Cache.Scope = "team" }, []string{"models[0].cache.scope"}, "not none, api_key or user"},
+		{"semantic without embeddings", func(c *Config) { c.Models[0].Cache.Mode = "semantic" },
+			[]string{"models[0].cache.semantic.embeddings"}, "needs the name of a model"},
+		{"semantic on a model without embeddings", func(c *Config) {
+			c.Models[0].Cache.Mode, c.Models[0].Cache.Semantic.Embeddings = "semantic", c.Models[1].Name
+		}, []string{"models[0].cache.semantic.embeddings"}, "does not serve embeddings"},
+		{"cache redis addr", func(c *Config) { c.Cache.Redis.Addr = "localhost" }, []string{"cache.redis.addr"}, "not host:port"},
 		{"log format", func(c *Config) { c.Logging.Format = "xml" }, []string{"logging.format"}, "not text or json"},
 		{"tracing endpoint", func(c *Config) { c.Tracing.Endpoint = "127.0.0.1:4318" }, []string{"tracing.endpoint"}, "not an http"},
 		{"tracing headers env", func(c *Config) { c.Tracing.HeadersEnv = "a-b" }, []string{"tracing.headers_env"}, "not an environment"},
