@@ -87,6 +87,7 @@ func TestCacheExact(t *testing.T) {
 		{"another max_tokens", strings.Replace(cachedReq, `"max_tokens":20`, `"max_tokens":21`, 1), nil, "miss"},
 		{"sampled", strings.Replace(cachedReq, `"temperature":0`, `"temperature":0.7`, 1), nil, "uncacheable"},
 		{"no temperature: the default samples", strings.Replace(cachedReq, `"temperature":0,`, ``, 1), nil, "uncacheable"},
+		{"a sampled prompt that says seed", `{"model":"m","temperature":0.5,"messages":[{"role":"user","content":"seed"}]}`, nil, "uncacheable"},
 		{"no-cache", cachedReq, []string{"Cache-Control", "no-cache"}, "miss"},
 		{"no-cache, no-store", cachedReq, []string{"Cache-Control", "no-cache, no-store"}, "bypass"},
 	}

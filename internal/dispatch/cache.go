@@ -87,14 +87,20 @@ func (c *Core) fromCache(ctx context.Context, call *Call, m *Model, cch *cache.C
 		st.cache = CacheUncacheable
 		return nil
 	}
-	scope := cacheScope(p, call)
-	key, facts, err := cache.MakeKey(m.Name, scope, call.Body)
-	if err != nil {
+	// Sampled (temperature above 0, or OpenAI's default of 1) and no
+	// seed: the next answer would differ. The byte search spares a
+	// sampled request the key's hashing; the key's walk then tells a
+	// real seed from the word in a prompt.
+	r := call.Req
+	sampled := !p.Random && r.Endpoint != request.Embeddings && (!r.HasTemperature || r.Temperature > 0)
+	if sampled && !bytes.Contains(call.Body, []byte(`"seed"`)) {
 		st.cache = CacheUncacheable
 		return nil
 	}
-	if !p.Random && call.Req.Endpoint != request.Embeddings && !facts.HasSeed && (!facts.HasTemperature || facts.Temperature > 0) {
-		st.cache = CacheUncacheable // sampled: the next answer would differ
+	scope := cacheScope(p, call)
+	key, facts, err := cache.MakeKey(m.Name, scope, call.Body)
+	if err != nil || sampled && !facts.HasSeed {
+		st.cache = CacheUncacheable
 		return nil
 	}
 	ref := cache.Ref{Model: m.Name, Scope: scope, Key: key}
