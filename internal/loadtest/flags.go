@@ -19,7 +19,7 @@ func ParseOptions(args []string, stderr io.Writer) (Options, error) {
 		fmt.Fprintln(stderr, "       omnigate bench proxy [flags]    bare reverse proxy (helper)")
 		fs.PrintDefaults()
 	}
-	mode := fs.String("mode", "all", "small, stream, payload, idle-streams, soak, all, or a comma-separated list")
+	mode := fs.String("mode", "all", "small, stream, payload, idle-streams, soak, cached (cache hits; not in all), all, or a comma-separated list")
 	targets := fs.String("targets", "direct,proxy,omnigate", "comma-separated targets")
 	fs.DurationVar(&o.Duration, "duration", 0, "measured length of each phase (default 10s)")
 	fs.DurationVar(&o.Warmup, "warmup", 0, "unrecorded load before each phase (default 1s; negative: none)")

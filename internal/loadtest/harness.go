@@ -66,8 +66,8 @@ func (o *Options) defaults() error {
 		o.Targets = allTargets
 	}
 	for _, m := range o.Modes {
-		if !slices.Contains(allModes, m) && m != "soak" {
-			return fmt.Errorf("bench: unknown mode %q (want small, stream, payload, idle-streams, soak or all)", m)
+		if !slices.Contains(allModes, m) && m != "soak" && m != "cached" {
+			return fmt.Errorf("bench: unknown mode %q (want small, stream, payload, idle-streams, soak, cached or all)", m)
 		}
 	}
 	for _, t := range o.Targets {
@@ -259,6 +259,9 @@ var (
 	bodyStream  = []byte(`{"model":"bench-model","messages":[{"role":"user","content":"Say hello."}],"max_tokens":16,"stream":true}`)
 	bodyPayload = []byte(`{"model":"bench-model","messages":[{"role":"user","content":"Write a long answer."}],"max_tokens":4096}`)
 	bodyIdle    = []byte(`{"model":"bench-model","messages":[{"role":"user","content":"Take your time."}],"max_tokens":8192,"stream":true}`)
+	// bodyCached goes to the model with the exact cache, at temperature 0:
+	// after the first, every request is a hit.
+	bodyCached = []byte(`{"model":"bench-cached","temperature":0,"messages":[{"role":"user","content":"Say hello."}],"max_tokens":16}`)
 )
 
 // phasesFor lists the phases of one mode against one target.
@@ -275,7 +278,7 @@ func phasesFor(o *Options, mode string, t *target) []*phase {
 		p.Rate, p.MaxInFlight = cmp0(o.Rate, 1000), 4096
 		return []*phase{&p}
 	}
-	base.Body = map[string][]byte{"small": bodySmall, "stream": bodyStream, "payload": bodyPayload}[mode]
+	base.Body = map[string][]byte{"small": bodySmall, "stream": bodyStream, "payload": bodyPayload, "cached": bodyCached}[mode]
 	base.Stream = mode == "stream"
 	var ps []*phase
 	if o.Concurrency > 0 {
@@ -386,7 +389,11 @@ models:
   - name: bench-model
     admission: {limit: {initial: 1000000}}
     deployments: [{name: up, kind: openai, url: %q, max_num_seqs: 1000000%s}]
-`, upstream, extra)
+  - name: bench-cached
+    cache: {mode: exact}
+    admission: {limit: {initial: 1000000}}
+    deployments: [{name: up, kind: openai, url: %q, max_num_seqs: 1000000%s}]
+`, upstream, extra, upstream, extra)
 	path := filepath.Join(dir, "omnigate.yaml")
 	return path, os.WriteFile(path, []byte(cfg), 0o600)
 }
