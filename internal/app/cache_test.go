@@ -201,31 +201,27 @@ func TestCacheReplaysStreams(t *testing.T) {
 				len(lc.Message.Audio.Data), len(cc.Message.Audio.Data))
 		}
 	}
+	type ask func(openai.ChatCompletionNewParams) *openai.ChatCompletion
 	for _, audio := range []bool{false, true} {
 		name := "text"
 		if audio {
 			name = "audio"
 		}
-		t.Run(name+": whole, then a stream", func(t *testing.T) {
-			p := params(name+" one", audio)
-			before := calls.Load()
-			live := whole(p)
-			cached := streamed(p)
-			if calls.Load() != before+1 {
-				t.Errorf("%d upstream calls, want 1", calls.Load()-before)
-			}
-			same(t, live, cached)
-		})
-		t.Run(name+": a stream, then whole", func(t *testing.T) {
-			p := params(name+" two", audio)
-			before := calls.Load()
-			live := streamed(p)
-			cached := whole(p)
-			if calls.Load() != before+1 {
-				t.Errorf("%d upstream calls, want 1", calls.Load()-before)
-			}
-			same(t, live, cached)
-		})
+		for _, order := range []struct {
+			name          string
+			first, second ask
+		}{{"whole, then a stream", whole, streamed}, {"a stream, then whole", streamed, whole}} {
+			t.Run(name+": "+order.name, func(t *testing.T) {
+				p := params(name+" "+order.name, audio)
+				before := calls.Load()
+				live := order.first(p)
+				cached := order.second(p)
+				if calls.Load() != before+1 {
+					t.Errorf("%d upstream calls, want 1", calls.Load()-before)
+				}
+				same(t, live, cached)
+			})
+		}
 	}
 }
 
