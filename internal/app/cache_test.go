@@ -17,6 +17,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
+	"github.com/omnigate/omnigate/internal/answer"
 	"github.com/omnigate/omnigate/internal/config"
 	"github.com/omnigate/omnigate/internal/sim"
 )
@@ -363,5 +364,37 @@ func TestCacheTraced(t *testing.T) {
 	want := []string{"cache lookup miss", "attempt up", "chat m miss", "cache lookup hit", "chat m hit"}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("spans in the order they ended (-want +got):\n%s", d)
+	}
+}
+
+// TestCacheContinuedStream: a stream cut by its replica and continued on
+// another is kept whole, as the client read it: the next request is a hit
+// with the same text.
+func TestCacheContinuedStream(t *testing.T) {
+	cutter := simServer(t, sim.Faults{CutAfter: 3})
+	whole := simServer(t, sim.Faults{})
+	_, srv := newTestGateway(t, &config.Config{Models: []config.Model{{Name: "m", Cache: config.Cache{Mode: "exact"},
+		Deployments: []config.Deployment{
+			{Name: "cutter", URL: cutter.URL + "/v1", Dialect: "vllm", Weight: 1000},
+			{Name: "whole", URL: whole.URL + "/v1", Dialect: "vllm", Weight: 1}}}}})
+	body := `{"model":"m","stream":true,"stream_options":{"include_usage":true},"temperature":0,"max_tokens":40,"messages":[{"role":"user","content":"Tell me about gateways"}]}`
+	text := func(stream string) string {
+		doc, info, err := answer.Assemble(strings.NewReader(stream), "")
+		if err != nil || !info.Complete {
+			t.Fatalf("assemble: %+v %v\n%s", info, err, stream)
+		}
+		var a struct {
+			Choices []struct{ Message struct{ Content string } }
+		}
+		json.Unmarshal(doc, &a)
+		return a.Choices[0].Message.Content
+	}
+	h1, first := ask(t, srv, body)
+	h2, second := ask(t, srv, body)
+	if h1 != "miss" || h2 != "hit" {
+		t.Fatalf("cache %q then %q, want miss then hit", h1, h2)
+	}
+	if a, b := text(first), text(second); a != b || a == "" {
+		t.Errorf("the hit's text %q, the continued stream's %q", b, a)
 	}
 }

@@ -235,7 +235,7 @@ func (c *Core) Continue(ctx context.Context, call *Call, a *Answer, cause error)
 	// is over, its deployment charged with cause.
 	*next = Answer{Resp: resp, Model: a.Model, Deployment: next.Deployment, ticket: next.ticket, cancel: next.cancel,
 		cont: k, usage: a.usage, Clamped: a.Clamped, FallbackReason: a.FallbackReason, Until: next.Until,
-		permit: a.permit, sent: next.sent, tokens: next.tokens, logged: a.logged, span: next.span}
+		permit: a.permit, sent: next.sent, tokens: next.tokens, logged: a.logged, fill: a.fill, Cache: a.Cache, span: next.span}
 	k.rec.usage = &next.usage
 	if a.cancel != nil {
 		a.cancel()
