@@ -68,6 +68,9 @@ func (m *Metrics) Finished(asked, served *ModelMetrics, rec *Record) {
 	if rec.Status < 400 {
 		d.latency.Observe(rec.Total.Seconds())
 	}
+	if rec.Deployment == "" {
+		return // answered by the cache: no upstream time, tokens or first token to count
+	}
 	d.upstream.Observe(rec.Upstream.Seconds())
 	if rec.Stream && rec.FirstByte > 0 {
 		d.ttft.Observe(rec.FirstByte.Seconds())
@@ -75,7 +78,7 @@ func (m *Metrics) Finished(asked, served *ModelMetrics, rec *Record) {
 	if rec.PerToken > 0 {
 		d.perToken.Observe(rec.PerToken.Seconds())
 	}
-	if rec.HasUsage && rec.Deployment != "" { // an answer from the cache cost the engines nothing
+	if rec.HasUsage {
 		if rec.PromptTokens > 0 {
 			d.prompt.Add(float64(rec.PromptTokens))
 		}
