@@ -175,6 +175,9 @@ func (r *Redis) Purge(ctx context.Context, model, scope string) (int, error) {
 			n += len(keys)
 		}
 		if cursor = next; cursor == 0 {
+			if model == "" && scope == "" { // the semantic stream names only what was purged
+				r.client.Unlink(ctx, r.streamKey())
+			}
 			return n, nil
 		}
 	}

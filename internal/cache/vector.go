@@ -59,6 +59,17 @@ func (ix *Index) Len(scope Key) int {
 	return 0
 }
 
+// Total counts the vectors in every scope.
+func (ix *Index) Total() int {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	n := 0
+	for _, s := range ix.scopes {
+		n += len(s.keys)
+	}
+	return n
+}
+
 // Add stores v for key in scope (replacing key's vector if present). v is
 // normalised in place; a vector of the wrong size or of zero length is
 // ignored.
