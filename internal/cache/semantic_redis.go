@@ -127,7 +127,7 @@ func parseKey(s string, k *Key) bool {
 // only when a Redis store is configured. A failing Redis is asked again
 // after a growing wait, quietly: the requests count its failures.
 func (c *Cache) FollowSemantic() {
-	if c.redis == nil {
+	if c == nil || c.redis == nil {
 		return
 	}
 	c.followOnce.Do(func() {
