@@ -10,9 +10,10 @@ import (
 	"github.com/omnigate/omnigate/internal/config"
 )
 
-// maxStale bounds how many stale keys (their entries gone from the store)
-// one semantic lookup drops before it calls the lookup a miss.
-const maxStale = 4
+// candidates is how many of the most similar earlier prompts a semantic
+// lookup considers: the closest may differ in a number ("12 times 13")
+// where the next does not, or be gone from the store.
+const candidates = 4
 
 // semanticState is the semantic cache's live state on a Cache: an Index
 // per model and embeddings model (vectors of two embeddings models are not
@@ -136,33 +137,39 @@ func (h *expiryHeap) Pop() any {
 }
 
 // Similar is the semantic lookup of a request of model in scope (the
-// policy's scope value) whose semantic scope is scopeKey and whose prompt
-// embeds to v: the entry of the most similar earlier prompt in scopeKey,
-// when its similarity reaches p's threshold and the stores still have it;
-// nil otherwise. sim is the best similarity found (0: none). A key whose
-// entry is gone is dropped from the index, and the next best tried.
-func (c *Cache) Similar(ctx context.Context, p *config.Cache, model, scope string, scopeKey Key, v []float32) (e *Entry, sim float32) {
+// policy's scope value) whose semantic scope is scopeKey and whose prompt,
+// text, embeds to v: the entry of the most similar earlier prompt in
+// scopeKey whose similarity reaches p's threshold, whose text agrees with
+// this one on its literals (LiteralsAgree) and that the stores still
+// have; nil otherwise. sim is the similarity of the entry served, or the
+// best one found. A key whose entry is gone is dropped from the index.
+func (c *Cache) Similar(ctx context.Context, p *config.Cache, model, scope string, scopeKey Key, text string, v []float32) (e *Entry, sim float32) {
 	si := c.semantic.index(model, p.Semantic.Embeddings, len(v), false)
 	if si == nil {
 		return nil, 0
 	}
 	si.sweep(c.clock.Now())
 	threshold := float32(p.Semantic.Threshold)
-	for range maxStale {
-		k, s, ok := si.ix.Search(scopeKey, slices.Clone(v))
-		if !ok || s < threshold {
-			return nil, max(s, 0)
-		}
-		e, err := c.lookup(ctx, p, Ref{Model: model, Scope: scope, Key: k})
-		if err != nil {
-			return nil, s // the store is failing: the key may still be good
-		}
-		if e != nil {
-			return e, s
-		}
-		si.remove(scopeKey, k)
+	var buf [candidates]Match
+	ms := si.ix.SearchK(scopeKey, slices.Clone(v), buf[:0])
+	if len(ms) > 0 {
+		sim = max(ms[0].Sim, 0)
 	}
-	return nil, 0
+	for _, m := range ms {
+		if m.Sim < threshold {
+			break
+		}
+		e, err := c.lookup(ctx, p, Ref{Model: model, Scope: scope, Key: m.Key})
+		switch {
+		case err != nil:
+			return nil, sim // the store is failing: the key may still be good
+		case e == nil:
+			si.remove(scopeKey, m.Key)
+		case LiteralsAgree(e.Prompt, text):
+			return e, m.Sim
+		}
+	}
+	return nil, sim
 }
 
 // PutSimilar stores e (whose Vector is its prompt's embedding) under ref

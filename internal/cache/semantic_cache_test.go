@@ -47,7 +47,7 @@ func TestSimilar(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, sim := c.Similar(ctx, p, "m", "", tt.scope, tt.v)
+			got, sim := c.Similar(ctx, p, "m", "", tt.scope, "q", tt.v)
 			if (got != nil) != tt.hit || sim < tt.minSim {
 				t.Errorf("hit %v, similarity %.4f; want hit %v, similarity >= %.2f", got != nil, sim, tt.hit, tt.minSim)
 			}
@@ -62,7 +62,7 @@ func TestSimilar(t *testing.T) {
 
 	t.Run("gone from the store: dropped from the index", func(t *testing.T) {
 		c.Memory().Purge(ctx, "m", "") // the store only, as an eviction would
-		if got, _ := c.Similar(ctx, p, "m", "", scope, vec(1, 0, 0, 0)); got != nil {
+		if got, _ := c.Similar(ctx, p, "m", "", scope, "q", vec(1, 0, 0, 0)); got != nil {
 			t.Fatal("a hit on a purged entry")
 		}
 		if n := c.SemanticLen("m", "embed"); n != 0 {
@@ -75,7 +75,7 @@ func TestSimilar(t *testing.T) {
 			t.Fatalf("%d vectors, want 1", n)
 		}
 		clk.Advance(2 * time.Hour)
-		if got, _ := c.Similar(ctx, p, "m", "", scope, vec(1, 0, 0, 0)); got != nil {
+		if got, _ := c.Similar(ctx, p, "m", "", scope, "q", vec(1, 0, 0, 0)); got != nil {
 			t.Fatal("a hit on an expired entry")
 		}
 		if n := c.SemanticLen("m", "embed"); n != 0 {
@@ -90,6 +90,20 @@ func TestSimilar(t *testing.T) {
 		c.Purge(ctx, "m", "")
 		if n := c.SemanticLen("m", "embed"); n != 0 {
 			t.Errorf("%d vectors after a purge, want 0", n)
+		}
+	})
+	t.Run("the closest differs in a number: the next is served", func(t *testing.T) {
+		for i, q := range []string{"What is 12 times 13?", "What is 12 times 14?"} {
+			e := c.NewEntry(p, "m", "", []byte(q), "stop")
+			e.Vector, e.Prompt = vec(0, 0, 1, float32(i)/10), q
+			c.PutSimilar(ctx, p, Ref{Model: "m", Key: k(q).Key}, scope, e)
+		}
+		got, sim := c.Similar(ctx, p, "m", "", scope, "What's 12 times 14?", vec(0, 0, 1, 0))
+		if got == nil || string(got.Answer) != "What is 12 times 14?" || sim > 0.999 {
+			t.Errorf("served %v at %.4f, want the answer to 12 times 14, not the closest", got, sim)
+		}
+		if got, _ := c.Similar(ctx, p, "m", "", scope, "What's 12 times 15?", vec(0, 0, 1, 0)); got != nil {
+			t.Errorf("served %s for 12 times 15", got.Answer)
 		}
 	})
 }
@@ -121,7 +135,7 @@ func TestSimilarAcrossReplicas(t *testing.T) {
 	found := func(v []float32) string {
 		deadline := time.Now().Add(5 * time.Second)
 		for time.Now().Before(deadline) {
-			if e, _ := b.Similar(ctx, p, "m", "tenant", scope, v); e != nil {
+			if e, _ := b.Similar(ctx, p, "m", "tenant", scope, "q", v); e != nil {
 				return string(e.Answer)
 			}
 			time.Sleep(50 * time.Millisecond)
@@ -132,7 +146,7 @@ func TestSimilarAcrossReplicas(t *testing.T) {
 	if d := cmp.Diff([]string{`{"id":"before"}`, `{"id":"after"}`}, got); d != "" {
 		t.Errorf("the other replica's semantic hits (-want +got):\n%s", d)
 	}
-	if e, _ := b.Similar(ctx, p, "m", "another tenant", scope, vec(1, 0, 0, 0)); e != nil {
+	if e, _ := b.Similar(ctx, p, "m", "another tenant", scope, "q", vec(1, 0, 0, 0)); e != nil {
 		t.Error("a hit in another scope's store key")
 	}
 	if n := a.SemanticLen("m", "embed"); n != 2 {

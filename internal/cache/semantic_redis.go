@@ -181,12 +181,11 @@ func (c *Cache) follow() {
 }
 
 // slowOptions are the store's client options with a longer timeout, for
-// the follower's batches.
+// the follower's batches, on a connection of its own.
 func (r *Redis) slowOptions(timeout time.Duration) *redis.Options {
-	o := *r.client.Options()
-	o.ReadTimeout, o.WriteTimeout, o.PoolTimeout = timeout, timeout, timeout
-	o.PoolSize = 1
-	return &o
+	o := r.opts
+	return &redis.Options{Addr: o.Addr, Password: o.Password, DB: o.DB, DialTimeout: o.Timeout,
+		ReadTimeout: timeout, WriteTimeout: timeout, PoolTimeout: timeout, PoolSize: 1, MaxRetries: -1}
 }
 
 // newOrigin names this replica in the stream.

@@ -23,10 +23,11 @@ const CacheSemanticHit = "semantic-hit"
 const maxEmbeddingAnswer = 4 << 20
 
 // semanticFill is what keeping a semantic miss's answer adds to the exact
-// fill: the prompt's semantic scope and embedding, to index it by.
+// fill: the prompt's semantic scope, embedding and text, to index it by.
 type semanticFill struct {
 	scope  cache.Key
 	vector []float32
+	text   string
 }
 
 // similar is the semantic lookup of a chat request that missed the exact
@@ -53,11 +54,11 @@ func (c *Core) similar(ctx context.Context, call *Call, m *Model, cch *cache.Cac
 		}
 		return nil, nil
 	}
-	fill := &semanticFill{scope: scope, vector: v}
+	fill := &semanticFill{scope: scope, vector: v, text: text}
 	if !search {
 		return nil, fill
 	}
-	e, sim := cch.Similar(ctx, p, m.Name, ref.Scope, scope, v)
+	e, sim := cch.Similar(ctx, p, m.Name, ref.Scope, scope, text, v)
 	if e == nil {
 		return nil, fill
 	}
@@ -129,6 +130,6 @@ func (f *cacheFill) put(ctx context.Context, e *cache.Entry) {
 		f.cache.Put(ctx, f.policy, f.ref, e)
 		return
 	}
-	e.Vector = f.sem.vector
+	e.Vector, e.Prompt = f.sem.vector, f.sem.text
 	f.cache.PutSimilar(ctx, f.policy, f.ref, f.sem.scope, e)
 }
