@@ -203,6 +203,18 @@ func (c *Cache) SemanticLen(model, embedder string) int {
 	return si.ix.Total()
 }
 
+// SemanticVectors counts the vectors the semantic indexes hold, of every
+// model.
+func (c *Cache) SemanticVectors() int {
+	c.semantic.mu.Lock()
+	defer c.semantic.mu.Unlock()
+	n := 0
+	for _, si := range c.semantic.indexes {
+		n += si.ix.Total()
+	}
+	return n
+}
+
 // EmbedFailed counts an embeddings request of the semantic cache that
 // failed or timed out (the request it was for was a plain miss), and logs
 // it once a minute at most.
