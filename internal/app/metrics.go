@@ -99,7 +99,8 @@ func (g *Gateway) liveState() telemetry.LiveState {
 	}
 	if g.answers != nil {
 		ms := g.answers.Memory().Stats()
-		st.Cache = &telemetry.CacheState{Entries: ms.Entries, Bytes: ms.Bytes, Evictions: ms.Evictions, StoreErrors: g.answers.Errors()}
+		st.Cache = &telemetry.CacheState{Entries: ms.Entries, Bytes: ms.Bytes, Evictions: ms.Evictions, StoreErrors: g.answers.Errors(),
+			EmbedErrors: g.answers.EmbedErrors(), Vectors: g.answers.SemanticVectors()}
 	}
 	now := time.Now() // the GPU scrapes' clock
 	for _, d := range g.core.Deployments() {

@@ -310,6 +310,9 @@ func (g *Gateway) build(cfg *config.Config) (*dispatch.Snapshot, error) {
 	var scrapes []enginemetrics.Target
 	for _, cm := range cat.Models() {
 		m := &dispatch.Model{Model: cm, Metrics: g.metrics.Model(cm.Name), Budget: g.budget(cm), Picker: balance.NewPicker(cm.Balance)}
+		if c := cm.Cache; c.Mode == config.CacheSemantic && c.Store != config.StoreMemory {
+			g.answers.FollowSemantic() // what the other replicas index, this one does too
+		}
 		for _, d := range cm.Deployments {
 			up, err := newUpstream(d, cm.Name, &g.transports)
 			if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,6 +26,15 @@ type Cache struct {
 	// Store failures are counted, and logged once a minute at most.
 	errors   atomic.Uint64
 	loggedAt atomic.Int64
+
+	// The semantic cache's indexes and embeddings failures, and the
+	// follower of what other replicas store (semantic_redis.go).
+	semantic      semanticState
+	embedErrors   atomic.Uint64
+	embedLoggedAt atomic.Int64
+	origin        string
+	followOnce    sync.Once
+	stop, stopped chan struct{}
 }
 
 // New returns a cache on the stores of sc; password is the Redis
@@ -33,7 +43,7 @@ func New(sc config.CacheStores, password string, clk clock.Clock, log *slog.Logg
 	if clk == nil {
 		clk = clock.Real{}
 	}
-	c := &Cache{memory: NewMemory(sc.Memory.MaxEntries, sc.Memory.MaxBytes, clk), clock: clk, log: log}
+	c := &Cache{memory: NewMemory(sc.Memory.MaxEntries, sc.Memory.MaxBytes, clk), clock: clk, log: log, origin: newOrigin()}
 	if sc.Redis.Addr != "" {
 		c.redis = NewRedis(RedisOptions{Addr: sc.Redis.Addr, Password: password, DB: sc.Redis.DB,
 			Prefix: sc.Redis.Prefix, Timeout: sc.Redis.Timeout.D()})
@@ -41,8 +51,13 @@ func New(sc config.CacheStores, password string, clk clock.Clock, log *slog.Logg
 	return c
 }
 
-// Close closes the Redis connections.
+// Close stops the semantic follower and closes the Redis connections.
 func (c *Cache) Close() {
+	if c.stop != nil {
+		close(c.stop)
+		<-c.stopped
+		c.stop = nil
+	}
 	if c.redis != nil {
 		c.redis.Close()
 	}
@@ -66,23 +81,30 @@ func (c *Cache) Errors() uint64 { return c.errors.Load() }
 // hit is copied into memory when both are used). A failing store is a
 // miss, counted and logged.
 func (c *Cache) Get(ctx context.Context, p *config.Cache, ref Ref) *Entry {
+	e, _ := c.lookup(ctx, p, ref)
+	return e
+}
+
+// lookup is Get, with the failure of a store (counted already) returned:
+// a miss then does not say the entry is gone.
+func (c *Cache) lookup(ctx context.Context, p *config.Cache, ref Ref) (*Entry, error) {
 	if p.Store != config.StoreRedis {
 		if e, _ := c.memory.Get(ctx, ref); e != nil {
-			return e
+			return e, nil
 		}
 	}
 	if p.Store == config.StoreMemory || c.redis == nil {
-		return nil
+		return nil, nil
 	}
 	e, err := c.redis.Get(ctx, ref)
 	if err != nil {
 		c.failed("get", err)
-		return nil
+		return nil, err
 	}
 	if e != nil && p.Store == config.StoreBoth {
 		c.memory.Set(ctx, ref, e)
 	}
-	return e
+	return e, nil
 }
 
 // Put stores e under ref in the stores of policy p.
@@ -101,6 +123,7 @@ func (c *Cache) Put(ctx context.Context, p *config.Cache, ref Ref, e *Entry) {
 // store, and returns how many it dropped.
 func (c *Cache) Purge(ctx context.Context, model, scope string) (int, error) {
 	n, _ := c.memory.Purge(ctx, model, scope)
+	c.semantic.purge(model, scope)
 	if c.redis == nil {
 		return n, nil
 	}

@@ -24,11 +24,14 @@ type Entry struct {
 	// Vector is the prompt's embedding, for the semantic cache; nil in
 	// the exact cache.
 	Vector []float32
+	// Prompt is the text Vector embeds (the last user turn), for the
+	// semantic cache's literal check; "" in the exact cache.
+	Prompt string
 }
 
 // size is what an entry costs the memory store's byte bound.
 func (e *Entry) size() int64 {
-	return int64(len(e.Answer) + len(e.Model) + len(e.Scope) + len(e.FinishReason) + 4*len(e.Vector) + 128)
+	return int64(len(e.Answer) + len(e.Model) + len(e.Scope) + len(e.FinishReason) + 4*len(e.Vector) + len(e.Prompt) + 128)
 }
 
 // Ref names an entry: the public model and scope it was stored for, and

@@ -22,6 +22,7 @@ import (
 // once (ErrUnavailable) until the second is over.
 type Redis struct {
 	client *redis.Client
+	opts   RedisOptions
 	prefix string
 	// downUntil is when to try the server again after a failure (unix
 	// nanoseconds; 0: up).
@@ -58,7 +59,7 @@ func NewRedis(o RedisOptions) *Redis {
 		// A request never waits long for a pooled connection either.
 		PoolTimeout: o.Timeout,
 	})
-	return &Redis{client: c, prefix: o.Prefix, now: time.Now}
+	return &Redis{client: c, opts: o, prefix: o.Prefix, now: time.Now}
 }
 
 // Close closes the connections.
@@ -105,6 +106,7 @@ type redisEntry struct {
 	Stored       time.Time `json:"stored"`
 	Expires      time.Time `json:"expires"`
 	Vector       []byte    `json:"vector,omitempty"` // float32 little endian
+	Prompt       string    `json:"prompt,omitempty"`
 }
 
 // Get returns the entry of ref; nil, nil on a miss.
@@ -128,7 +130,7 @@ func (r *Redis) Get(ctx context.Context, ref Ref) (*Entry, error) {
 
 func (re *redisEntry) entry() *Entry {
 	return &Entry{Model: re.Model, Scope: re.Scope, Answer: re.Answer, FinishReason: re.FinishReason,
-		Stored: re.Stored, Expires: re.Expires, Vector: decodeVector(re.Vector)}
+		Stored: re.Stored, Expires: re.Expires, Vector: decodeVector(re.Vector), Prompt: re.Prompt}
 }
 
 // Set stores e under ref, expiring with it.
@@ -143,7 +145,7 @@ func (r *Redis) Set(ctx context.Context, ref Ref, e *Entry) error {
 		}
 	}
 	b, err := json.Marshal(redisEntry{Model: e.Model, Scope: e.Scope, Answer: e.Answer, FinishReason: e.FinishReason,
-		Stored: e.Stored, Expires: e.Expires, Vector: encodeVector(e.Vector)})
+		Stored: e.Stored, Expires: e.Expires, Vector: encodeVector(e.Vector), Prompt: e.Prompt})
 	if err != nil {
 		return err
 	}
@@ -175,6 +177,9 @@ func (r *Redis) Purge(ctx context.Context, model, scope string) (int, error) {
 			n += len(keys)
 		}
 		if cursor = next; cursor == 0 {
+			if model == "" && scope == "" { // the semantic stream names only what was purged
+				r.client.Unlink(ctx, r.streamKey())
+			}
 			return n, nil
 		}
 	}

@@ -59,6 +59,17 @@ func (ix *Index) Len(scope Key) int {
 	return 0
 }
 
+// Total counts the vectors in every scope.
+func (ix *Index) Total() int {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	n := 0
+	for _, s := range ix.scopes {
+		n += len(s.keys)
+	}
+	return n
+}
+
 // Add stores v for key in scope (replacing key's vector if present). v is
 // normalised in place; a vector of the wrong size or of zero length is
 // ignored.
@@ -140,36 +151,79 @@ func dropValue(l []int32, v int32) []int32 {
 // Search returns the key in scope most similar to q and its similarity;
 // ok is false when the scope is empty. q is normalised in place.
 func (ix *Index) Search(scope Key, q []float32) (Key, float32, bool) {
-	if len(q) != ix.dims || !normalise(q) {
-		return Key{}, 0, false
+	var one [1]Match
+	if ms := ix.SearchK(scope, q, one[:0]); len(ms) > 0 {
+		return ms[0].Key, ms[0].Sim, true
 	}
+	return Key{}, 0, false
+}
+
+// Match is a key found by a search and its similarity to the query.
+type Match struct {
+	Key Key
+	Sim float32
+}
+
+// SearchK appends to dst the cap(dst)-len(dst) keys in scope most similar
+// to q (at least one), most similar first. q is normalised in place.
+func (ix *Index) SearchK(scope Key, q []float32, dst []Match) []Match {
+	if len(q) != ix.dims || !normalise(q) {
+		return dst
+	}
+	k := max(cap(dst)-len(dst), 1)
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	s := ix.scopes[scope]
 	if s == nil || len(s.keys) == 0 {
-		return Key{}, 0, false
+		return dst
 	}
-	best, bestSim := -1, float32(-2)
+	top := topK{k: k}
 	if s.centroids == nil {
 		for i, v := range s.vecs {
-			if d := dot(q, v); d > bestSim {
-				best, bestSim = i, d
-			}
+			top.offer(int32(i), dot(q, v))
 		}
-		return s.keys[best], bestSim, true
-	}
-	for _, c := range s.probe(q) {
-		for _, i := range s.lists[c] {
-			if d := dot(q, s.vecs[i]); d > bestSim {
-				best, bestSim = int(i), d
+	} else {
+		for _, c := range s.probe(q) {
+			for _, i := range s.lists[c] {
+				top.offer(i, dot(q, s.vecs[i]))
 			}
 		}
 	}
-	if best < 0 {
-		return Key{}, 0, false
+	for _, m := range top.best() {
+		dst = append(dst, Match{Key: s.keys[m.i], Sim: m.sim})
 	}
-	return s.keys[best], bestSim, true
+	return dst
 }
+
+// topK keeps the k best of the similarities offered.
+type topK struct {
+	k  int
+	ms []scored // most similar first
+}
+
+type scored struct {
+	i   int32
+	sim float32
+}
+
+func (t *topK) offer(i int32, sim float32) {
+	if len(t.ms) == t.k && sim <= t.ms[len(t.ms)-1].sim {
+		return
+	}
+	j := len(t.ms)
+	if j < t.k {
+		t.ms = append(t.ms, scored{})
+	} else {
+		j--
+	}
+	for j > 0 && t.ms[j-1].sim < sim {
+		t.ms[j] = t.ms[j-1]
+		j--
+	}
+	t.ms[j] = scored{i, sim}
+}
+
+func (t *topK) best() []scored { return t.ms }
 
 // probe returns the lists a query scans: those of its nearest centroids.
 func (s *scopeIndex) probe(q []float32) []int {

@@ -40,9 +40,12 @@ type SemanticCache struct {
 	// one serving /v1/embeddings.
 	Embeddings string `yaml:"embeddings"`
 	// Threshold is the cosine similarity at or above which an earlier
-	// prompt counts as the same; default 0.95 (see docs/caching.md on
-	// choosing it).
+	// prompt counts as the same; default 0.95 (see docs/semantic-cache.md
+	// on choosing it).
 	Threshold float64 `yaml:"threshold"`
+	// Timeout bounds the embeddings request of a lookup; past it the
+	// request is a plain miss. Default 1s.
+	Timeout Duration `yaml:"timeout"`
 }
 
 // On reports whether the cache is on.
@@ -65,6 +68,7 @@ const (
 	DefaultCacheTTL          = time.Hour
 	DefaultCacheEntryBytes   = 1 << 20
 	DefaultSemanticThreshold = 0.95
+	DefaultSemanticTimeout   = time.Second
 	DefaultMemoryEntries     = 1024
 	DefaultMemoryBytes       = 64 << 20
 	DefaultRedisPrefix       = "omnigate:cache"
@@ -99,6 +103,7 @@ func (c *Cache) applyDefaults() {
 	setDefault(&c.Scope, ScopeNone)
 	setDefault(&c.MaxEntryBytes, DefaultCacheEntryBytes)
 	setDefault(&c.Semantic.Threshold, DefaultSemanticThreshold)
+	setDefault(&c.Semantic.Timeout, Duration(DefaultSemanticTimeout))
 }
 
 func (s *CacheStores) applyDefaults() {
@@ -137,6 +142,7 @@ func (v *validator) cache(p string, c *Cache, stores *CacheStores, models map[st
 		if !(s.Threshold > 0 && s.Threshold <= 1) {
 			v.add(p+".semantic.threshold", "must be above 0 and at most 1, got %s", fmt.Sprint(s.Threshold))
 		}
+		v.nonNegative(p+".semantic.timeout", s.Timeout)
 		switch m := models[s.Embeddings]; {
 		case s.Embeddings == "":
 			v.add(p+".semantic.embeddings", "mode semantic needs the name of a model that serves embeddings")

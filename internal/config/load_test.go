@@ -445,7 +445,7 @@ var defaultBatching = Batching{Window: Duration(2 * time.Millisecond), MaxInputs
 // defaultCache is a model's cache with every default but its mode.
 func defaultCache(mode string) Cache {
 	return Cache{Mode: mode, TTL: Duration(time.Hour), Store: "memory", Scope: "none", MaxEntryBytes: 1 << 20,
-		Semantic: SemanticCache{Threshold: 0.95}}
+		Semantic: SemanticCache{Threshold: 0.95, Timeout: Duration(time.Second)}}
 }
 
 var defaultStores = CacheStores{Memory: MemoryStore{MaxEntries: 1024, MaxBytes: 64 << 20},

@@ -22,6 +22,7 @@ const (
 	CacheBypass      = "bypass"      // the client said Cache-Control: no-cache or no-store
 	CacheUncacheable = "uncacheable" // sampled (temperature > 0, no seed) or an endpoint the cache does not keep
 	CacheCoalesced   = "coalesced"   // the same request was in flight: its answer was shared
+	// CacheSemanticHit (cache_semantic.go) is a hit on a similar prompt.
 )
 
 // cacheFill is what a request that went upstream on a cache miss needs to
@@ -34,6 +35,7 @@ type cacheFill struct {
 	flight *cache.Flight // nil: not leading one
 	store  bool          // false: Cache-Control: no-store, or a fallback answered
 	embed  bool          // an embeddings answer: it has usage but no choices
+	sem    *semanticFill // a semantic miss: index the answer by its prompt; nil: none
 	buf    []byte
 	over   bool // the answer outgrew the policy's max_entry_bytes
 	next   Tap  // the answer's own tap, fed first
@@ -111,8 +113,12 @@ func (c *Core) fromCache(ctx context.Context, call *Call, m *Model, cch *cache.C
 			return c.cachedAnswer(call, m, e.Answer, usage)
 		}
 	}
+	a, sem := c.similar(ctx, call, m, cch, ref, !noCache, usage)
+	if a != nil {
+		return a
+	}
 	st.cache = CacheMiss
-	fill := &cacheFill{cache: cch, policy: p, ref: ref, stream: call.Req.Stream, store: !noStore, embed: call.Req.Endpoint == request.Embeddings}
+	fill := &cacheFill{cache: cch, policy: p, ref: ref, stream: call.Req.Stream, store: !noStore, embed: call.Req.Endpoint == request.Embeddings, sem: sem}
 	if !noCache {
 		f, leader := cch.Flights.Join(cache.FlightKey{Key: key, Stream: call.Req.Stream, Usage: usage})
 		if !leader {
@@ -196,10 +202,10 @@ func (c *Core) keep(ctx context.Context, call *Call, a *Answer, status int, err 
 		if err != nil || !info.Complete || info.HasLogprobs || !info.HasUsage {
 			return // not whole, sampled with logprobs, or a replay would lack the usage a live answer has
 		}
-		f.cache.Put(ctx, f.policy, f.ref, f.cache.NewEntry(f.policy, f.ref.Model, f.ref.Scope, doc, info.FinishReason))
+		f.put(ctx, f.cache.NewEntry(f.policy, f.ref.Model, f.ref.Scope, doc, info.FinishReason))
 		return
 	}
-	f.cache.Put(ctx, f.policy, f.ref, f.cache.NewEntry(f.policy, f.ref.Model, f.ref.Scope, doc, ""))
+	f.put(ctx, f.cache.NewEntry(f.policy, f.ref.Model, f.ref.Scope, doc, ""))
 }
 
 // errFlightCut ends the followers of a leader whose answer broke off.

@@ -181,6 +181,9 @@ type Answer struct {
 	// for the X-Omnigate-Cache header; "" when the model has no cache. A
 	// hit or a coalesced answer has no Deployment.
 	Cache string
+	// Similarity is a semantic hit's cosine similarity to the earlier
+	// prompt, for X-Omnigate-Cache-Similarity; 0 otherwise.
+	Similarity float32
 
 	// FallbackReason is set when a fallback answered: why the models
 	// before it did not (the verdict's outcome class: 503, unreachable,

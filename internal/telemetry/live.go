@@ -21,6 +21,8 @@ type CacheState struct {
 	Bytes       int64
 	Evictions   uint64
 	StoreErrors uint64 // failed Redis calls, each a miss
+	EmbedErrors uint64 // failed embeddings requests of the semantic cache, each a miss
+	Vectors     int    // prompts the semantic cache's indexes hold
 }
 
 // ModelState is one model's admission queue; a model with admission
@@ -112,6 +114,8 @@ var (
 	descCacheBytes        = desc("omnigate_cache_bytes", "Bytes the cache's in-process store holds (answers, keys, vectors).", nil)
 	descCacheEvictions    = desc("omnigate_cache_evictions_total", "Answers the in-process store dropped to stay within its bounds.", nil)
 	descCacheErrors       = desc("omnigate_cache_store_errors_total", "Failed calls to the shared (Redis) store; each was a miss, the request went upstream.", nil)
+	descCacheVectors      = desc("omnigate_cache_semantic_vectors", "Prompt embeddings the semantic cache indexes (this replica's and those it read from the others' stream).", nil)
+	descCacheEmbedErrors  = desc("omnigate_cache_embedding_errors_total", "Embeddings requests of the semantic cache that failed or timed out; each request was a plain miss.", nil)
 	descEngineRunning     = desc("omnigate_engine_requests_running", "Requests a deployment's engine runs, from its last fresh metrics scrape (vllm:num_requests_running, sglang:num_running_reqs, llamacpp:requests_processing).", deploymentLabels)
 	descEngineWaiting     = desc("omnigate_engine_requests_waiting", "Requests queued in a deployment's engine, from its last fresh metrics scrape (vllm:num_requests_waiting, sglang:num_queue_reqs, llamacpp:requests_deferred).", deploymentLabels)
 	descEngineKV          = desc("omnigate_engine_kv_cache_usage_ratio", "KV-cache use of a deployment's engine, 0 to 1, from its last fresh metrics scrape (vllm:kv_cache_usage_perc, sglang:token_usage, llamacpp:kv_cache_usage_ratio).", deploymentLabels)
@@ -137,7 +141,7 @@ func (c liveCollector) Describe(ch chan<- *prometheus.Desc) {
 		descQueueDepth, descAdmissionLimit, descAdmissionInUse,
 		descEngineRunning, descEngineWaiting, descEngineKV, descEnginePrefix, descEnginePreemptions,
 		descGPUUsed, descGPUFree, descGPUReserved, descGPUUtil, descGPUNVLinkTX, descGPUNVLinkRX, descGPUNVLinkAll,
-		descCacheEntries, descCacheBytes, descCacheEvictions, descCacheErrors} {
+		descCacheEntries, descCacheBytes, descCacheEvictions, descCacheErrors, descCacheEmbedErrors, descCacheVectors} {
 		ch <- d
 	}
 }
@@ -155,6 +159,8 @@ func (c liveCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descCacheBytes, float64(cs.Bytes))
 		ch <- prometheus.MustNewConstMetric(descCacheEvictions, prometheus.CounterValue, float64(cs.Evictions))
 		ch <- prometheus.MustNewConstMetric(descCacheErrors, prometheus.CounterValue, float64(cs.StoreErrors))
+		ch <- prometheus.MustNewConstMetric(descCacheEmbedErrors, prometheus.CounterValue, float64(cs.EmbedErrors))
+		ch <- prometheus.MustNewConstMetric(descCacheVectors, prometheus.GaugeValue, float64(cs.Vectors))
 	}
 	for _, m := range st.Models {
 		gauge(descAdmissionLimit, float64(m.Limit), m.Model)

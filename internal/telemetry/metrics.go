@@ -143,7 +143,7 @@ func New() *Metrics {
 		}, []string{"model", "deployment", "to"}),
 		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "omnigate_cache_requests_total",
-			Help: "Requests to models with a cache, by requested model and what the cache did: hit, miss (sent upstream), coalesced (shared the answer of the same request in flight), bypass (Cache-Control), uncacheable (sampled, no seed).",
+			Help: "Requests to models with a cache, by requested model and what the cache did: hit, semantic_hit (the answer of a similar enough earlier prompt), miss (sent upstream), coalesced (shared the answer of the same request in flight), bypass (Cache-Control), uncacheable (sampled, no seed).",
 		}, []string{"model", "result"}),
 		byKey: make(map[reqKey]prometheus.Counter),
 	}
@@ -179,11 +179,15 @@ func (m *Metrics) Model(name string) *ModelMetrics {
 }
 
 // CacheResults are the values of omnigate_cache_requests_total's result
-// label, the Record's Cache field.
-var CacheResults = [...]string{"hit", "miss", "coalesced", "bypass", "uncacheable"}
+// label, the Record's Cache field (where a semantic hit is written as in
+// its X-Omnigate-Cache header, "semantic-hit").
+var CacheResults = [...]string{"hit", "semantic_hit", "miss", "coalesced", "bypass", "uncacheable"}
 
 // cacheResult returns the counter of result r; nil for an unknown one.
 func (mm *ModelMetrics) cacheResult(r string) prometheus.Counter {
+	if r == "semantic-hit" {
+		r = "semantic_hit" // a label value is one word
+	}
 	for i, x := range CacheResults {
 		if x == r {
 			return mm.cache[i]

@@ -188,6 +188,9 @@ func answerHeader(h http.Header, call *dispatch.Call, a *dispatch.Answer) {
 	}
 	if a.Cache != "" {
 		h["X-Omnigate-Cache"] = []string{a.Cache}
+		if a.Similarity > 0 {
+			h["X-Omnigate-Cache-Similarity"] = []string{strconv.FormatFloat(float64(a.Similarity), 'f', 4, 32)}
+		}
 	}
 	if a.FallbackReason != "" {
 		h["X-Omnigate-Fallback"] = []string{call.Requested() + "; reason=" + a.FallbackReason}
