@@ -131,6 +131,10 @@ models:
 	if !strings.Contains(string(m), "omnigate_cache_store_errors_total") || strings.Contains(string(m), "omnigate_cache_store_errors_total 0\n") {
 		t.Errorf("the store errors while Redis was down are not counted")
 	}
+	for _, gw := range []*proc{a, b} { // their logs are complete, and no longer written
+		gw.cmd.Process.Kill()
+		gw.cmd.Wait()
+	}
 	if log := a.stderr.String() + b.stderr.String(); !strings.Contains(log, "cache store failing") {
 		t.Errorf("the Redis failure was not logged")
 	}

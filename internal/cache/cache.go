@@ -33,8 +33,8 @@ type Cache struct {
 	embedErrors   atomic.Uint64
 	embedLoggedAt atomic.Int64
 	origin        string
-	followOnce    sync.Once
-	stop, stopped chan struct{}
+	followMu      sync.Mutex
+	stop, stopped chan struct{} // the follower's; nil: none running
 }
 
 // New returns a cache on the stores of sc; password is the Redis
@@ -53,11 +53,13 @@ func New(sc config.CacheStores, password string, clk clock.Clock, log *slog.Logg
 
 // Close stops the semantic follower and closes the Redis connections.
 func (c *Cache) Close() {
+	c.followMu.Lock()
 	if c.stop != nil {
 		close(c.stop)
 		<-c.stopped
-		c.stop = nil
+		c.stop, c.stopped = nil, nil
 	}
+	c.followMu.Unlock()
 	if c.redis != nil {
 		c.redis.Close()
 	}

@@ -130,32 +130,33 @@ func (c *Cache) FollowSemantic() {
 	if c == nil || c.redis == nil {
 		return
 	}
-	c.followOnce.Do(func() {
-		c.stop = make(chan struct{})
-		c.stopped = make(chan struct{})
-		go c.follow()
-	})
+	c.followMu.Lock()
+	defer c.followMu.Unlock()
+	if c.stop == nil {
+		c.stop, c.stopped = make(chan struct{}), make(chan struct{})
+		go c.follow(c.stop, c.stopped)
+	}
 }
 
-func (c *Cache) follow() {
-	defer close(c.stopped)
+func (c *Cache) follow(stop <-chan struct{}, stopped chan<- struct{}) {
+	defer close(stopped)
 	client := redis.NewClient(c.redis.slowOptions(followTimeout))
 	defer client.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() { <-c.stop; cancel() }()
+	go func() { <-stop; cancel() }()
 	last := "0"
 	wait := time.Duration(0)
 	for {
 		if wait > 0 {
 			select {
-			case <-c.stop:
+			case <-stop:
 				return
 			case <-c.clock.After(wait):
 			}
 		} else {
 			select {
-			case <-c.stop:
+			case <-stop:
 				return
 			default:
 			}

@@ -58,10 +58,12 @@ func exactBest(keys []Key, vecs [][]float32, q []float32) Key {
 	return keys[best]
 }
 
+// fill adds the vectors and waits for the partition they lead to.
 func fill(ix *Index, scope Key, keys []Key, vecs [][]float32) {
 	for i := range keys {
 		ix.Add(scope, keys[i], vecs[i]) // normalises vecs[i] in place
 	}
+	ix.builds.Wait()
 }
 
 // TestIndexExact: below exactBelow the search is exact.
@@ -160,4 +162,106 @@ func BenchmarkSemanticSearch(b *testing.B) {
 			b.ReportMetric(build.Seconds()*1e6/float64(n), "insert-µs")
 		})
 	}
+}
+
+// TestIndexRebuildKeepsChanges: what is added and removed while a
+// partition is being built is in the index once it is swapped in.
+func TestIndexRebuildKeepsChanges(t *testing.T) {
+	const dims = 32
+	rng := rand.New(rand.NewPCG(7, 8))
+	keys, vecs := clustered(3*exactBelow, dims, 100, 0.5, rng)
+	ix := NewIndex(dims)
+	scope := k("s").Key
+	fill(ix, scope, keys[:exactBelow-1], vecs[:exactBelow-1])
+	// The next Add starts a rebuild; these land while it runs (most of
+	// them: it takes a while at this size), some replacing, some removed.
+	for i := exactBelow - 1; i < len(keys); i++ {
+		ix.Add(scope, keys[i], vecs[i])
+		if i%3 == 0 {
+			ix.Remove(scope, keys[i-exactBelow/2])
+		}
+	}
+	ix.builds.Wait()
+	removed := map[Key]bool{}
+	for i := exactBelow - 1; i < len(keys); i++ {
+		if i%3 == 0 {
+			removed[keys[i-exactBelow/2]] = true
+		}
+	}
+	if got, want := ix.Len(scope), len(keys)-len(removed); got != want {
+		t.Fatalf("%d vectors, want %d", got, want)
+	}
+	ix.mu.RLock()
+	partitioned := ix.scopes[scope].centroids != nil
+	ix.mu.RUnlock()
+	if !partitioned {
+		t.Fatal("not partitioned")
+	}
+	misses := 0
+	for i, key := range keys {
+		got, sim, _ := ix.Search(scope, slices.Clone(vecs[i]))
+		switch {
+		case removed[key] && got == key:
+			t.Errorf("removed key %d found", i)
+		case !removed[key] && (got != key || sim < 0.999):
+			misses++
+		}
+	}
+	if misses > len(keys)/50 {
+		t.Errorf("%d of %d stored vectors not found as their own nearest", misses, len(keys))
+	}
+}
+
+// BenchmarkIndexRebuild: a partition of 100,000 vectors of 384 dimensions
+// is built in the background; the searches meanwhile are timed (p99 and
+// the longest, lock waits included), and so are the build and its swap
+// (the only time it holds the lock).
+func BenchmarkIndexRebuild(b *testing.B) {
+	const n, dims = 100000, 384
+	rng := rand.New(rand.NewPCG(5, 6))
+	keys, vecs := clustered(n, dims, n/50, 0.5, rng)
+	ix := NewIndex(dims)
+	scope := k("s").Key
+	fill(ix, scope, keys, vecs)
+	qs := make([][]float32, 256)
+	for i := range qs {
+		qs[i] = perturbed(vecs[rng.IntN(n)], rng, 0.3)
+	}
+	var builds, took, swaps []time.Duration
+	for b.Loop() {
+		ix.mu.Lock()
+		s := ix.scopes[scope]
+		s.building = true
+		ix.builds.Add(1)
+		t0 := time.Now()
+		go ix.rebuild(scope, s)
+		ix.mu.Unlock()
+		done := make(chan struct{})
+		go func() { ix.builds.Wait(); close(done) }()
+	search:
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				break search
+			default:
+			}
+			q := slices.Clone(qs[i%len(qs)])
+			t1 := time.Now()
+			ix.Search(scope, q)
+			took = append(took, time.Since(t1))
+			if i%100 == 0 { // changes too, replayed on the new partition
+				ix.Add(scope, keys[i%n], slices.Clone(vecs[i%n]))
+			}
+		}
+		builds = append(builds, time.Since(t0))
+		swaps = append(swaps, ix.swapTook)
+	}
+	slices.Sort(took)
+	slices.Sort(builds)
+	slices.Sort(swaps)
+	b.ReportMetric(float64(builds[len(builds)/2].Milliseconds()), "build-ms")
+	b.ReportMetric(float64(swaps[len(swaps)-1].Microseconds()), "swap-µs")
+	b.ReportMetric(float64(len(took))/float64(len(builds)), "searches/build")
+	b.ReportMetric(float64(took[len(took)*99/100].Microseconds()), "p99-µs")
+	b.ReportMetric(float64(took[len(took)-1].Microseconds()), "max-µs")
 }
