@@ -733,6 +733,7 @@ func (c *Core) Done(call *Call, a *Answer, status int, err error) {
 	}
 	if a != nil {
 		rec.Served, served = a.Model.Name, a.Model.Metrics
+		rec.Similarity = a.Similarity
 		if a.Deployment != nil {
 			rec.Deployment = a.Deployment.Config.Name
 		}

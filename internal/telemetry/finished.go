@@ -55,6 +55,9 @@ func (m *Metrics) Finished(asked, served *ModelMetrics, rec *Record) {
 			if c := asked.cacheResult(rec.Cache); c != nil {
 				c.Inc()
 			}
+			if rec.Similarity > 0 {
+				m.similarity.WithLabelValues(asked.name).Observe(float64(rec.Similarity))
+			}
 		}
 		if rec.Admission {
 			asked.queueWait.Observe(rec.Queued.Seconds())

@@ -55,18 +55,19 @@ type Metrics struct {
 	queueWait *prometheus.HistogramVec // {model}
 	overhead  *prometheus.HistogramVec // {model}
 
-	requests  *prometheus.CounterVec // {model, deployment, code, stream}
-	cache     *prometheus.CounterVec // {model, result}
-	tokens    *prometheus.CounterVec // {model, deployment, kind}
-	upstream  *prometheus.CounterVec
-	inflight  *prometheus.GaugeVec
-	fallbacks *prometheus.CounterVec
-	clamped   *prometheus.CounterVec
-	retries   *prometheus.CounterVec
-	hedges    *prometheus.CounterVec
-	continued *prometheus.CounterVec
-	shed      *prometheus.CounterVec
-	breakers  *prometheus.CounterVec
+	requests   *prometheus.CounterVec   // {model, deployment, code, stream}
+	cache      *prometheus.CounterVec   // {model, result}
+	similarity *prometheus.HistogramVec // {model}
+	tokens     *prometheus.CounterVec   // {model, deployment, kind}
+	upstream   *prometheus.CounterVec
+	inflight   *prometheus.GaugeVec
+	fallbacks  *prometheus.CounterVec
+	clamped    *prometheus.CounterVec
+	retries    *prometheus.CounterVec
+	hedges     *prometheus.CounterVec
+	continued  *prometheus.CounterVec
+	shed       *prometheus.CounterVec
+	breakers   *prometheus.CounterVec
 
 	mu    sync.RWMutex
 	byKey map[reqKey]prometheus.Counter
@@ -145,10 +146,15 @@ func New() *Metrics {
 			Name: "omnigate_cache_requests_total",
 			Help: "Requests to models with a cache, by requested model and what the cache did: hit, semantic_hit (the answer of a similar enough earlier prompt), miss (sent upstream), coalesced (shared the answer of the same request in flight), bypass (Cache-Control), uncacheable (sampled, no seed).",
 		}, []string{"model", "result"}),
+		similarity: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "omnigate_cache_semantic_similarity",
+			Help:    "Cosine similarity of each semantic hit to the earlier prompt whose answer it got, per requested model.",
+			Buckets: SimilarityBuckets,
+		}, []string{"model"}),
 		byKey: make(map[reqKey]prometheus.Counter),
 	}
 	m.reg.MustRegister(m.latency, m.ttft, m.perToken, m.upstreamT, m.queueWait, m.overhead,
-		m.requests, m.tokens, m.upstream, m.inflight, m.fallbacks, m.clamped, m.retries, m.hedges, m.continued, m.shed, m.breakers, m.cache,
+		m.requests, m.tokens, m.upstream, m.inflight, m.fallbacks, m.clamped, m.retries, m.hedges, m.continued, m.shed, m.breakers, m.cache, m.similarity,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -177,6 +183,10 @@ func (m *Metrics) Model(name string) *ModelMetrics {
 	}
 	return mm
 }
+
+// SimilarityBuckets are omnigate_cache_semantic_similarity's buckets: the
+// range thresholds are chosen in, finely.
+var SimilarityBuckets = []float64{0.8, 0.85, 0.9, 0.92, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99, 1}
 
 // CacheResults are the values of omnigate_cache_requests_total's result
 // label, the Record's Cache field (where a semantic hit is written as in

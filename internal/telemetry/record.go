@@ -46,6 +46,9 @@ type Record struct {
 	Fallback string
 	// Cache is what the cache did (one of CacheResults), "" with no cache.
 	Cache string
+	// Similarity is a semantic hit's cosine similarity to the earlier
+	// prompt it was served for; 0 otherwise.
+	Similarity float32
 	// Err is what broke the relay, if anything.
 	Err error
 	// RequestBody and AnswerBody are the start of each (4 KiB), only
