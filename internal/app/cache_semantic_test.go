@@ -151,6 +151,7 @@ func TestCacheSemantic(t *testing.T) {
 	for _, want := range []string{
 		`omnigate_cache_requests_total{model="m",result="semantic_hit"} 2`,
 		`omnigate_cache_embedding_errors_total 2`,
+		`omnigate_cache_semantic_similarity_count{model="m"} 2`,
 	} {
 		if !strings.Contains(string(b), want+"\n") {
 			t.Errorf("/metrics lacks %s", want)
