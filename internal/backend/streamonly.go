@@ -25,21 +25,24 @@ func (o *OpenAI) aggregate(resp *http.Response, src ErrorSource, public string) 
 	if err != nil {
 		return nil, err
 	}
-	h := http.Header{"Content-Type": {"application/json"}, "Content-Length": {strconv.Itoa(len(doc))}}
+	r := OK("application/json", io.NopCloser(bytes.NewReader(doc)), int64(len(doc)))
 	if id := resp.Header.Get("X-Request-Id"); id != "" {
-		h.Set("X-Request-Id", id)
+		r.Header.Set("X-Request-Id", id)
 	}
-	return &http.Response{
-		Status:        "200 OK",
-		StatusCode:    http.StatusOK,
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        h,
-		Body:          io.NopCloser(bytes.NewReader(doc)),
-		ContentLength: int64(len(doc)),
-		Request:       resp.Request,
-	}, nil
+	r.Request = resp.Request
+	return r, nil
+}
+
+// OK is a 200 the gateway makes itself (an aggregated stream, an answer
+// from the cache): its content type and body, of n bytes (-1: unknown,
+// no Content-Length).
+func OK(contentType string, body io.ReadCloser, n int64) *http.Response {
+	h := http.Header{"Content-Type": {contentType}}
+	if n >= 0 {
+		h["Content-Length"] = []string{strconv.FormatInt(n, 10)}
+	}
+	return &http.Response{Status: "200 OK", StatusCode: http.StatusOK, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: h, Body: body, ContentLength: n}
 }
 
 // aggregateStream merges an OpenAI chunk stream into one document. A stream

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"slices"
 	"time"
 )
 
@@ -148,7 +149,7 @@ func (v *validator) cache(p string, c *Cache, stores *CacheStores, models map[st
 			v.add(p+".semantic.embeddings", "mode semantic needs the name of a model that serves embeddings")
 		case m == nil:
 			v.add(p+".semantic.embeddings", "%q is not a model of this config", s.Embeddings)
-		case !contains(m.Capabilities.Endpoints, EndpointEmbeddings):
+		case !slices.Contains(m.Capabilities.Endpoints, EndpointEmbeddings):
 			v.add(p+".semantic.embeddings", "model %q does not serve embeddings (capabilities.endpoints)", s.Embeddings)
 		}
 	}
@@ -170,13 +171,4 @@ func (v *validator) cacheStores(s *CacheStores) {
 		v.add("cache.redis.password_env", "%q is not an environment variable name", e)
 	}
 	v.nonNegative("cache.redis.timeout", s.Redis.Timeout)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

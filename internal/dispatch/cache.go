@@ -5,10 +5,10 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/omnigate/omnigate/internal/answer"
+	"github.com/omnigate/omnigate/internal/backend"
 	"github.com/omnigate/omnigate/internal/cache"
 	"github.com/omnigate/omnigate/internal/config"
 	"github.com/omnigate/omnigate/internal/request"
@@ -143,7 +143,7 @@ func (c *Core) follow(ctx context.Context, call *Call, m *Model, f *cache.Flight
 		return nil
 	}
 	a := c.answers.Get().(*Answer)
-	*a = Answer{Resp: syntheticResponse(ctype, f.Reader(ctx), -1), Model: m, Cache: CacheCoalesced}
+	*a = Answer{Resp: backend.OK(ctype, f.Reader(ctx), -1), Model: m, Cache: CacheCoalesced}
 	return a
 }
 
@@ -157,18 +157,8 @@ func (c *Core) cachedAnswer(call *Call, m *Model, doc []byte, usage bool) *Answe
 		}
 	}
 	a := c.answers.Get().(*Answer)
-	*a = Answer{Resp: syntheticResponse(ctype, io.NopCloser(bytes.NewReader(body)), int64(len(body))), Model: m, Cache: CacheHit}
+	*a = Answer{Resp: backend.OK(ctype, io.NopCloser(bytes.NewReader(body)), int64(len(body))), Model: m, Cache: CacheHit}
 	return a
-}
-
-// syntheticResponse is a 200 whose body is not an upstream's.
-func syntheticResponse(ctype string, body io.ReadCloser, n int64) *http.Response {
-	h := http.Header{"Content-Type": {ctype}}
-	if n >= 0 {
-		h["Content-Length"] = []string{strconv.FormatInt(n, 10)}
-	}
-	return &http.Response{Status: "200 OK", StatusCode: http.StatusOK, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: h, Body: body, ContentLength: n}
 }
 
 // keep ends a cache miss: the answer, relayed whole (err nil, status 200,
