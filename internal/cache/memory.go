@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"container/list"
 	"context"
 	"sync"
 	"time"
@@ -61,17 +62,16 @@ type Memory struct {
 	maxEntries int
 	maxBytes   int64
 
-	mu         sync.Mutex
-	items      map[Key]*node
-	head, tail *node // head: most recently used
-	bytes      int64
-	evictions  uint64
+	mu        sync.Mutex
+	items     map[Key]*list.Element // of *node
+	lru       list.List             // front: most recently used
+	bytes     int64
+	evictions uint64
 }
 
 type node struct {
-	key        Key
-	e          *Entry
-	prev, next *node
+	key Key
+	e   *Entry
 }
 
 // NewMemory returns a store of at most maxEntries entries and maxBytes
@@ -80,7 +80,7 @@ func NewMemory(maxEntries int, maxBytes int64, clk clock.Clock) *Memory {
 	if clk == nil {
 		clk = clock.Real{}
 	}
-	return &Memory{clock: clk, maxEntries: maxEntries, maxBytes: maxBytes, items: make(map[Key]*node)}
+	return &Memory{clock: clk, maxEntries: maxEntries, maxBytes: maxBytes, items: make(map[Key]*list.Element)}
 }
 
 // Get returns the entry of ref, moving it to the hot end; nil when absent or
@@ -88,16 +88,16 @@ func NewMemory(maxEntries int, maxBytes int64, clk clock.Clock) *Memory {
 func (m *Memory) Get(_ context.Context, ref Ref) (*Entry, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	n := m.items[ref.Key]
-	if n == nil {
+	el := m.items[ref.Key]
+	if el == nil {
 		return nil, nil
 	}
+	n := el.Value.(*node)
 	if !n.e.Expires.IsZero() && !m.clock.Now().Before(n.e.Expires) {
-		m.removeLocked(n)
+		m.removeLocked(el)
 		return nil, nil
 	}
-	m.unlinkLocked(n)
-	m.pushLocked(n)
+	m.lru.MoveToFront(el)
 	return n.e, nil
 }
 
@@ -114,12 +114,10 @@ func (m *Memory) Set(_ context.Context, ref Ref, e *Entry) error {
 	if old := m.items[k]; old != nil {
 		m.removeLocked(old)
 	}
-	n := &node{key: k, e: e}
-	m.items[k] = n
-	m.pushLocked(n)
+	m.items[k] = m.lru.PushFront(&node{key: k, e: e})
 	m.bytes += sz
-	for m.tail != nil && (m.maxEntries > 0 && len(m.items) > m.maxEntries || m.maxBytes > 0 && m.bytes > m.maxBytes) {
-		m.removeLocked(m.tail)
+	for m.lru.Len() > 0 && (m.maxEntries > 0 && len(m.items) > m.maxEntries || m.maxBytes > 0 && m.bytes > m.maxBytes) {
+		m.removeLocked(m.lru.Back())
 		m.evictions++
 	}
 	return nil
@@ -131,7 +129,7 @@ func (m *Memory) Purge(_ context.Context, model, scope string) (int, error) {
 	defer m.mu.Unlock()
 	n := 0
 	for _, x := range m.items {
-		if (model == "" || x.e.Model == model) && (scope == "" || x.e.Scope == scope) {
+		if e := x.Value.(*node).e; (model == "" || e.Model == model) && (scope == "" || e.Scope == scope) {
 			m.removeLocked(x)
 			n++
 		}
@@ -159,40 +157,15 @@ func (m *Memory) Each(fn func(Key, *Entry)) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.clock.Now()
-	for n := m.tail; n != nil; n = n.prev {
-		if n.e.Expires.IsZero() || now.Before(n.e.Expires) {
+	for el := m.lru.Back(); el != nil; el = el.Prev() {
+		if n := el.Value.(*node); n.e.Expires.IsZero() || now.Before(n.e.Expires) {
 			fn(n.key, n.e)
 		}
 	}
 }
 
-func (m *Memory) pushLocked(n *node) {
-	n.prev, n.next = nil, m.head
-	if m.head != nil {
-		m.head.prev = n
-	}
-	m.head = n
-	if m.tail == nil {
-		m.tail = n
-	}
-}
-
-func (m *Memory) unlinkLocked(n *node) {
-	if n.prev != nil {
-		n.prev.next = n.next
-	} else {
-		m.head = n.next
-	}
-	if n.next != nil {
-		n.next.prev = n.prev
-	} else {
-		m.tail = n.prev
-	}
-	n.prev, n.next = nil, nil
-}
-
-func (m *Memory) removeLocked(n *node) {
-	m.unlinkLocked(n)
+func (m *Memory) removeLocked(el *list.Element) {
+	n := m.lru.Remove(el).(*node)
 	delete(m.items, n.key)
 	m.bytes -= n.e.size()
 }

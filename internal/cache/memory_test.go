@@ -24,8 +24,9 @@ func entry(model, answer string, expires time.Time) *Entry {
 // keys lists the store's keys from the hottest.
 func keys(m *Memory) []string {
 	var out []string
-	for n := m.head; n != nil; n = n.next {
-		out = append(out, strings.TrimRight(string(n.key[:]), "\x00"))
+	for el := m.lru.Front(); el != nil; el = el.Next() {
+		k := el.Value.(*node).key
+		out = append(out, strings.TrimRight(string(k[:]), "\x00"))
 	}
 	return out
 }
