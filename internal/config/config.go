@@ -14,6 +14,8 @@ type Config struct {
 	Tracing Tracing `yaml:"tracing"`
 	// Cache holds the stores the models' caches use (models[].cache).
 	Cache CacheStores `yaml:"cache"`
+	// Jobs configures background jobs and batches.
+	Jobs Jobs `yaml:"jobs"`
 }
 
 // Server holds the listener settings. OMNIGATE_ADDR overrides Addr.
@@ -47,6 +49,12 @@ type Server struct {
 	// WatchConfig reloads the config file when it changes (polled every
 	// second). Default true when serving from a file.
 	WatchConfig *bool `yaml:"watch_config"`
+	// GRPCAddr is the gRPC listener (the omnigate.v1 service, health and
+	// reflection): default 127.0.0.1:9090; "off" turns it off.
+	// OMNIGATE_GRPC_ADDR overrides it.
+	GRPCAddr string `yaml:"grpc_addr"`
+	// GRPCTLS serves gRPC over TLS; unset: plaintext.
+	GRPCTLS GRPCTLS `yaml:"grpc_tls"`
 }
 
 // Watch reports whether the config file is watched for changes.

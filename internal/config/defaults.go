@@ -94,6 +94,8 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&s.MaxConnsPerClient, DefaultMaxConnsPerClient)
 	c.applyObservabilityDefaults()
 	c.Cache.applyDefaults()
+	c.Jobs.applyDefaults()
+	setDefault(&s.GRPCAddr, DefaultGRPCAddr)
 	for i := range c.Models {
 		c.Models[i].applyDefaults()
 	}

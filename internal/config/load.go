@@ -20,6 +20,8 @@ const (
 	EnvAddr = "OMNIGATE_ADDR"
 	// EnvAdminAddr overrides server.admin_addr.
 	EnvAdminAddr = "OMNIGATE_ADMIN_ADDR"
+	// EnvGRPCAddr overrides server.grpc_addr.
+	EnvGRPCAddr = "OMNIGATE_GRPC_ADDR"
 )
 
 // DecodeError is a file that could not be decoded into a Config. Each entry
@@ -151,6 +153,10 @@ func FromEnvAndFile(path string, getenv func(string) string) (*Config, error) {
 	if adminAddr != "" {
 		cfg.Server.AdminAddr = adminAddr
 	}
+	grpcAddr := getenv(EnvGRPCAddr)
+	if grpcAddr != "" {
+		cfg.Server.GRPCAddr = grpcAddr
+	}
 	cfg.ApplyDefaults()
 	if ps := cfg.Validate(); len(ps) > 0 {
 		for i := range ps {
@@ -159,6 +165,9 @@ func FromEnvAndFile(path string, getenv func(string) string) (*Config, error) {
 			}
 			if adminAddr != "" && ps[i].Path == "server.admin_addr" {
 				ps[i].Message += " (set by " + EnvAdminAddr + ")"
+			}
+			if grpcAddr != "" && ps[i].Path == "server.grpc_addr" {
+				ps[i].Message += " (set by " + EnvGRPCAddr + ")"
 			}
 		}
 		return nil, &ValidationError{Source: source, Problems: ps}

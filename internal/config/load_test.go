@@ -160,6 +160,15 @@ func TestParseEmpty(t *testing.T) {
 
 func intp(n int) *int { return &n }
 
+// defaultJobs is the jobs section of a file that does not set it.
+var defaultJobs = Jobs{
+	Store: "embedded", Dir: "omnigate-data", Files: "dir", Workers: 16, Lease: Duration(30 * time.Second),
+	MaxAttempts: 5, Window: Duration(24 * time.Hour), Retention: Duration(168 * time.Hour),
+	MaxFileBytes: 200 << 20, MaxBatchRequests: 50000,
+	Redis: JobsRedis{Prefix: "omnigate:jobs"}, NATS: JobsNATS{Prefix: "OMNIGATE_JOBS"},
+	Webhook: Webhook{Attempts: 8, Timeout: Duration(10 * time.Second)},
+}
+
 func TestApplyDefaults(t *testing.T) {
 	data := []byte(`
 models:
@@ -187,8 +196,9 @@ models:
 			Addr: "127.0.0.1:8080", MaxBodyBytes: 33554432,
 			ShutdownGrace: Duration(15 * time.Second), ReadHeaderTimeout: Duration(10 * time.Second),
 			ReadTimeout: Duration(30 * time.Second), MaxBufferedBytes: 256 << 20,
-			MaxConns: 16384, MaxConnsPerClient: 256, AdminAddr: "127.0.0.1:8081",
+			MaxConns: 16384, MaxConnsPerClient: 256, AdminAddr: "127.0.0.1:8081", GRPCAddr: "127.0.0.1:9090",
 		},
+		Jobs:    defaultJobs,
 		Logging: Logging{Level: "info", Format: "text"},
 		Tracing: Tracing{ServiceName: "omnigate"},
 		Cache:   defaultStores,
@@ -248,8 +258,9 @@ func TestDefault(t *testing.T) {
 			Addr: "127.0.0.1:8080", MaxBodyBytes: 33554432,
 			ShutdownGrace: Duration(15 * time.Second), ReadHeaderTimeout: Duration(10 * time.Second),
 			ReadTimeout: Duration(30 * time.Second), MaxBufferedBytes: 256 << 20,
-			MaxConns: 16384, MaxConnsPerClient: 256, AdminAddr: "127.0.0.1:8081",
+			MaxConns: 16384, MaxConnsPerClient: 256, AdminAddr: "127.0.0.1:8081", GRPCAddr: "127.0.0.1:9090",
 		},
+		Jobs:    defaultJobs,
 		Logging: Logging{Level: "info", Format: "text"},
 		Tracing: Tracing{ServiceName: "omnigate"},
 		Cache:   defaultStores,

@@ -98,6 +98,8 @@ func (c *Config) Validate() []Problem {
 		v.cache(fmt.Sprintf("models[%d].cache", i), &c.Models[i].Cache, &c.Cache, byName)
 	}
 	v.cacheStores(&c.Cache)
+	v.grpc(&c.Server)
+	v.jobs(&c.Jobs)
 	return v.problems
 }
 

@@ -1,0 +1,93 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/omnigate/omnigate/internal/apierror"
+)
+
+// Whole is an answer read whole, for the front ends that do not relay
+// bytes as they come: a background job, a gRPC unary call.
+type Whole struct {
+	// Status is the answer's status: 200, or an error's.
+	Status      int
+	ContentType string
+	// Body is the answer's bytes as the HTTP front end would have sent
+	// them; an error's OpenAI error JSON.
+	Body []byte
+	// Model is the model that answered ("" when none did); Deployment,
+	// Cache, FallbackReason and Clamped are as on Answer.
+	Model, Deployment, Cache, FallbackReason, Clamped string
+}
+
+// OK reports whether the answer is a success.
+func (w *Whole) OK() bool { return w.Status >= 200 && w.Status < 300 }
+
+// ServeWhole serves call through the core (Do, then the answer read whole
+// through its taps, at most max bytes, then Done) and returns the answer.
+// A failure comes back as a Whole with the error's status and JSON body,
+// and as the *apierror.Error itself; a ctx that ended is the context's
+// error, with the call counted as the client's leaving (499).
+func (c *Core) ServeWhole(ctx context.Context, call *Call, max int64) (*Whole, error) {
+	a, err := c.Do(ctx, call)
+	if err != nil {
+		return c.failWhole(ctx, call, nil, err)
+	}
+	w := &Whole{Status: a.Resp.StatusCode, ContentType: a.Resp.Header.Get("Content-Type"), Model: a.Model.Name,
+		Cache: a.Cache, FallbackReason: a.FallbackReason, Clamped: a.Clamped}
+	if a.Deployment != nil {
+		w.Deployment = a.Deployment.Config.Name
+	}
+	body, err := readWhole(a.Resp.Body, a.Tap(), max)
+	a.Resp.Body.Close()
+	if err != nil {
+		return c.failWhole(ctx, call, a, err)
+	}
+	if a.Continuable() && !a.StreamDone() {
+		// A stream read whole that ended without [DONE] was cut: it is
+		// not continued here (the reader wants it whole, not spliced).
+		return c.failWhole(ctx, call, a, ErrStreamIncomplete)
+	}
+	w.Body = body
+	c.Done(call, a, w.Status, nil)
+	return w, nil
+}
+
+// failWhole ends call, which failed with err after a (nil when Do
+// failed), and renders the failure.
+func (c *Core) failWhole(ctx context.Context, call *Call, a *Answer, err error) (*Whole, error) {
+	if ctx.Err() != nil {
+		c.Done(call, a, apierror.StatusClientClosed, nil)
+		return nil, ctx.Err()
+	}
+	e := apierror.From(err)
+	if a != nil && e.Status == http.StatusInternalServerError {
+		e = apierror.New(http.StatusBadGateway, "upstream_error", "The upstream answer broke off.")
+		e.Err = err
+	}
+	w := &Whole{Status: e.Status, ContentType: "application/json", Body: e.JSON(), Model: call.Requested()}
+	var relayErr error
+	if a != nil {
+		relayErr = err
+	}
+	c.Done(call, a, e.Status, relayErr)
+	return w, e
+}
+
+// ErrTooLarge is a whole answer past the reader's bound.
+var ErrTooLarge = errors.New("the answer is larger than the bound for a whole answer")
+
+// readWhole reads body to its end, at most max bytes, through tap.
+func readWhole(body io.Reader, tap Tap, max int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(body, max+1))
+	if int64(len(b)) > max {
+		return nil, ErrTooLarge
+	}
+	if len(b) > 0 {
+		tap.Write(b)
+	}
+	return b, err
+}
