@@ -54,18 +54,28 @@ type Job struct {
 	Response *Response `json:"response,omitempty"`
 	// Webhook is the URL told when the job is final; "" for none.
 	Webhook string `json:"webhook,omitempty"`
-	// Metadata is the client's, returned as it came.
-	Metadata map[string]string `json:"metadata,omitempty"`
-
-	// What the job runs and how, not shown to clients.
-	Body   []byte            `json:"-"`
-	Header map[string]string `json:"-"`
-	Batch  string            `json:"-"` // the batch it is a line of; "" for a job of its own
-	Line   int               `json:"-"` // its line in the batch input, from 1
+	// Batch is the batch the job is a line of; "" for a job of its own.
+	Batch string `json:"batch_id,omitempty"`
 	// CustomID is the batch line's custom_id.
-	CustomID string `json:"-"`
-	// Delivered reports that the webhook was delivered (or gave up).
-	Delivered bool `json:"-"`
+	CustomID string `json:"custom_id,omitempty"`
+}
+
+// jobRecord is a job as stored: the client's view, and what it runs.
+type jobRecord struct {
+	Job Job `json:"job"`
+	// Body is exactly what the client sent; Header the request headers
+	// the core reads (see keptHeaders).
+	Body   json.RawMessage   `json:"body"`
+	Header map[string]string `json:"header,omitempty"`
+	// Line is its line in the batch input, from 1.
+	Line int `json:"line,omitempty"`
+	// Beat is when its runner last said it is alive (Unix ms): a second
+	// delivery of a job whose runner is alive leaves it to that runner.
+	Beat int64 `json:"beat,omitempty"`
+	// Counted: its batch's done counter counts it.
+	Counted bool `json:"counted,omitempty"`
+	// Delivered: its webhook was delivered, or given up on.
+	Delivered bool `json:"delivered,omitempty"`
 }
 
 // Response is a job's answer: the status the synchronous call would have

@@ -9,6 +9,7 @@ import (
 
 	"github.com/omnigate/omnigate/internal/apierror"
 	"github.com/omnigate/omnigate/internal/dispatch"
+	"github.com/omnigate/omnigate/internal/jobs"
 	"github.com/omnigate/omnigate/internal/request"
 )
 
@@ -23,6 +24,9 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, ep request.Endpoi
 	}
 	held := heldBody{buf: buf}
 	defer held.release()
+	if v := r.Header[jobs.HeaderAsync]; len(v) > 0 && s.submitJob(w, r, ep, *buf, reqID, v[0]) {
+		return
+	}
 
 	req := s.views.Get().(*request.Request)
 	if err := request.Parse(ep, *buf, req); err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/omnigate/omnigate/internal/apierror"
 	"github.com/omnigate/omnigate/internal/catalog"
 	"github.com/omnigate/omnigate/internal/dispatch"
+	"github.com/omnigate/omnigate/internal/jobs"
 	"github.com/omnigate/omnigate/internal/request"
 	"github.com/omnigate/omnigate/internal/telemetry"
 )
@@ -36,6 +37,10 @@ type Options struct {
 	Log             *slog.Logger
 	// Now is the clock; the core's when nil.
 	Now func() time.Time
+	// Jobs serves background jobs, files and batches; nil: they are off.
+	Jobs *jobs.Service
+	// MaxFileBytes bounds an uploaded file (jobs.max_file_bytes).
+	MaxFileBytes int64
 }
 
 // Server is the HTTP handler for the whole API surface.
@@ -91,7 +96,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serveInfo serves the GET endpoints and the unknown paths. Every answer
 // carries an X-Request-Id, as the model endpoints' do.
 func (s *Server) serveInfo(w http.ResponseWriter, r *http.Request) {
-	s.requestID(w, r)
+	reqID := s.requestID(w, r)
 	switch p := r.URL.EscapedPath(); p {
 	case "/v1/models":
 		if !allowGet(w, r) {
@@ -114,6 +119,9 @@ func (s *Server) serveInfo(w http.ResponseWriter, r *http.Request) {
 		}
 		s.opt.Metrics.Handler().ServeHTTP(w, r)
 	default:
+		if s.serveJobs(w, r, p, reqID) {
+			return
+		}
 		if strings.HasPrefix(p, "/v1/models/") {
 			if !allowGet(w, r) {
 				return

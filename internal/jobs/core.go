@@ -1,0 +1,72 @@
+package jobs
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"github.com/omnigate/omnigate/internal/apierror"
+	"github.com/omnigate/omnigate/internal/dispatch"
+	"github.com/omnigate/omnigate/internal/request"
+)
+
+// CoreExecutor runs jobs through the request core, as the HTTP front end
+// runs synchronous requests.
+type CoreExecutor struct {
+	Core *dispatch.Core
+	// MaxAnswer bounds the answer read whole, in bytes.
+	MaxAnswer int64
+}
+
+// endpointOf is the request endpoint of path.
+func endpointOf(path string) (request.Endpoint, bool) {
+	switch strings.TrimPrefix(path, "/v1/") {
+	case "chat/completions":
+		return request.Chat, true
+	case "completions":
+		return request.Completions, true
+	case "embeddings":
+		return request.Embeddings, true
+	}
+	return 0, false
+}
+
+// Check parses the request and routes it.
+func (e CoreExecutor) Check(path string, body []byte) (string, error) {
+	ep, ok := endpointOf(path)
+	if !ok {
+		return "", apierror.New(http.StatusNotFound, "unknown_url", "Unknown request URL: POST %s.", path)
+	}
+	var req request.Request
+	if err := request.Parse(ep, body, &req); err != nil {
+		return "", err
+	}
+	if _, err := e.Core.Snapshot().Router.Route(&req); err != nil {
+		return req.Model, err
+	}
+	return req.Model, nil
+}
+
+// Execute serves the request whole.
+func (e CoreExecutor) Execute(ctx context.Context, path string, body []byte, h http.Header, requestID string) Answer {
+	ep, ok := endpointOf(path)
+	req := new(request.Request)
+	var err error
+	if !ok {
+		err = apierror.New(http.StatusNotFound, "unknown_url", "Unknown request URL: POST %s.", path)
+	} else {
+		err = request.Parse(ep, body, req)
+	}
+	if err != nil { // checked at submission: a config reload may have changed what is valid
+		ae := apierror.From(err)
+		return Answer{Status: ae.Status, Body: ae.JSON()}
+	}
+	call := dispatch.Call{Req: req, Body: req.Normalize(body), RequestID: requestID, Header: h}
+	w, err := e.Core.ServeWhole(ctx, &call, e.MaxAnswer)
+	if w == nil {
+		return Answer{Err: err}
+	}
+	return Answer{Status: w.Status, Body: w.Body, Model: w.Model, Deployment: w.Deployment}
+}
+
+var _ Executor = CoreExecutor{}
