@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"log/slog"
 	"os"
+	"reflect"
 	"sync"
 	"time"
 
@@ -134,6 +135,7 @@ func keepStartOnly(next, old *config.Config) {
 	next.Logging.Format, next.Logging.Access, next.Logging.Bodies = old.Logging.Format, old.Logging.Access, old.Logging.Bodies
 	next.Tracing = old.Tracing
 	next.Cache = old.Cache
+	next.Jobs = old.Jobs
 }
 
 // needsRestart lists the keys that differ between old and next but are
@@ -162,5 +164,7 @@ func needsRestart(old, next *config.Config) []string {
 		old.Tracing.Ratio() != next.Tracing.Ratio() || old.Tracing.ServiceName != next.Tracing.ServiceName ||
 		old.Tracing.HeadersEnv != next.Tracing.HeadersEnv, "tracing")
 	add(old.Cache != next.Cache, "cache")
+	add(!reflect.DeepEqual(old.Jobs, next.Jobs), "jobs")
+	add(a.GRPCAddr != b.GRPCAddr || a.GRPCTLS != b.GRPCTLS, "server.grpc_addr")
 	return keys
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/omnigate/omnigate/internal/dispatch"
 	"github.com/omnigate/omnigate/internal/enginemetrics"
 	"github.com/omnigate/omnigate/internal/health"
+	"github.com/omnigate/omnigate/internal/jobs"
 	"github.com/omnigate/omnigate/internal/resilience"
 	"github.com/omnigate/omnigate/internal/router"
 	"github.com/omnigate/omnigate/internal/sim"
@@ -125,6 +126,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	jctx, stopJobs := context.WithCancel(ctx)
+	defer stopJobs()
+	if err := gw.startJobs(jctx); err != nil {
+		ln.Close()
+		return err
+	}
+	defer gw.closeJobs(cfg.Server.ShutdownGrace.D())
 	fmt.Fprintf(stdout, "omnigate: serving on http://%s\n", ln.Addr())
 	log.Info("serving", "addr", ln.Addr().String(), "models", len(cfg.Models), "version", version())
 	return serveUntilDone(ctx, ln, gw, cfg.Server, log)
@@ -202,6 +210,7 @@ type Gateway struct {
 	// admin is the admin API's handler, with its token (admin.go).
 	admin      *admin.Handler
 	adminToken string
+	jobs       *jobs.Service // background jobs, files and batches
 }
 
 // Config returns the configuration the gateway serves now.
@@ -241,9 +250,11 @@ func newGateway(cfg *config.Config, log, accessLog *slog.Logger) (*Gateway, erro
 	}
 	g.core = dispatch.New(snap, dispatch.Options{Metrics: g.metrics, Log: log, Access: access, LogBodies: cfg.Logging.Bodies, Tracer: tracer})
 	g.metrics.Live(g.liveState)
+	g.jobs = g.newJobs(cfg)
 	g.Handler = openai.NewServer(openai.Options{
 		Core: g.core, Metrics: g.metrics, Log: log,
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, MaxBufferedBytes: cfg.Server.MaxBufferedBytes, ReadTimeout: cfg.Server.ReadTimeout.D(),
+		Jobs: g.jobs, MaxFileBytes: cfg.Jobs.MaxFileBytes,
 	})
 	if err := g.initAdmin(cfg); err != nil {
 		g.Close()

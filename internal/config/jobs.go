@@ -89,7 +89,9 @@ const (
 	JobsNATSStore  = "nats"
 	FilesDir       = "dir"
 
-	DefaultJobsDir          = "omnigate-data"
+	DefaultJobsDir = "omnigate-data"
+	// EmbeddedJobsFile is the embedded store's database, under Dir.
+	EmbeddedJobsFile        = "jobs.db"
 	DefaultJobsWorkers      = 16
 	DefaultJobsLease        = 30 * time.Second
 	DefaultJobsMaxAttempts  = 5

@@ -14,25 +14,25 @@ import (
 
 // Batch is a batch of requests, in OpenAI's shape.
 type Batch struct {
-	ID               string       `json:"id"`
-	Object           string       `json:"object"` // "batch"
-	Endpoint         string       `json:"endpoint"`
-	Errors           *BatchErrors `json:"errors"`
-	InputFileID      string       `json:"input_file_id"`
-	CompletionWindow string       `json:"completion_window"`
-	Status           BatchStatus  `json:"status"`
-	OutputFileID     string       `json:"output_file_id,omitempty"`
-	ErrorFileID      string       `json:"error_file_id,omitempty"`
-	CreatedAt        int64        `json:"created_at"`
-	InProgressAt     int64        `json:"in_progress_at,omitempty"`
-	ExpiresAt        int64        `json:"expires_at"`
-	FinalizingAt     int64        `json:"finalizing_at,omitempty"`
-	CompletedAt      int64        `json:"completed_at,omitempty"`
-	FailedAt         int64        `json:"failed_at,omitempty"`
-	ExpiredAt        int64        `json:"expired_at,omitempty"`
-	CancellingAt     int64        `json:"cancelling_at,omitempty"`
-	CancelledAt      int64        `json:"cancelled_at,omitempty"`
-	RequestCounts    Counts       `json:"request_counts"`
+	ID               string            `json:"id"`
+	Object           string            `json:"object"` // "batch"
+	Endpoint         string            `json:"endpoint"`
+	Errors           *BatchErrors      `json:"errors"`
+	InputFileID      string            `json:"input_file_id"`
+	CompletionWindow string            `json:"completion_window"`
+	Status           BatchStatus       `json:"status"`
+	OutputFileID     string            `json:"output_file_id,omitempty"`
+	ErrorFileID      string            `json:"error_file_id,omitempty"`
+	CreatedAt        int64             `json:"created_at"`
+	InProgressAt     int64             `json:"in_progress_at,omitempty"`
+	ExpiresAt        int64             `json:"expires_at"`
+	FinalizingAt     int64             `json:"finalizing_at,omitempty"`
+	CompletedAt      int64             `json:"completed_at,omitempty"`
+	FailedAt         int64             `json:"failed_at,omitempty"`
+	ExpiredAt        int64             `json:"expired_at,omitempty"`
+	CancellingAt     int64             `json:"cancelling_at,omitempty"`
+	CancelledAt      int64             `json:"cancelled_at,omitempty"`
+	RequestCounts    Counts            `json:"request_counts"`
 	Metadata         map[string]string `json:"metadata"`
 	// Model is the model field of the batch's first line.
 	Model string `json:"model,omitempty"`

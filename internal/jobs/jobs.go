@@ -187,4 +187,3 @@ func endpointOK(path string) bool {
 	}
 	return false
 }
-

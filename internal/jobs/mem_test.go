@@ -206,7 +206,9 @@ func (f memFiles) Put(_ context.Context, name string, r io.Reader) (int64, error
 	f.m.PutFile(name, b)
 	return int64(len(b)), nil
 }
-func (f memFiles) Open(ctx context.Context, name string) (io.ReadCloser, error) { return f.m.Open(ctx, name) }
+func (f memFiles) Open(ctx context.Context, name string) (io.ReadCloser, error) {
+	return f.m.Open(ctx, name)
+}
 func (f memFiles) Delete(_ context.Context, name string) error {
 	f.m.mu.Lock()
 	delete(f.m.files, name)

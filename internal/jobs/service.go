@@ -27,9 +27,9 @@ type Executor interface {
 
 // Answer is what a job's run got from the request core.
 type Answer struct {
-	Status             int
-	Body               []byte // JSON: the answer, or the OpenAI error
-	Model, Deployment  string
+	Status            int
+	Body              []byte // JSON: the answer, or the OpenAI error
+	Model, Deployment string
 	// Err is set when the run did not end with an answer to keep: the
 	// context ended (the job was cancelled, its lease lost, the gateway
 	// stopping).
