@@ -4,7 +4,7 @@ GO      ?= go
 BIN     ?= bin/omnigate
 FUZZTIME ?= 10s
 
-.PHONY: run build test vet fuzz bench bench-balance loadtest chaos clean
+.PHONY: run build test vet fuzz bench bench-balance bench-batch loadtest chaos clean
 
 run:
 	$(GO) run ./cmd/omnigate serve
@@ -48,6 +48,11 @@ chaos:
 # runs the short mode.
 bench-balance:
 	OMNIGATE_BALANCE=long $(GO) test -count=1 -timeout 30m -run '^(TestBalance|TestAdmission|TestFlood)' -v ./e2e
+
+# The Batch API's throughput at 10,000 lines beside interactive traffic
+# (README, docs/jobs.md). `make test` runs 1,000.
+bench-batch:
+	OMNIGATE_BATCH=long $(GO) test -count=1 -timeout 30m -run '^TestBatchThroughput$$' -v ./e2e
 
 clean:
 	rm -rf bin

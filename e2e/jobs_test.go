@@ -263,4 +263,3 @@ func TestJobsSurviveKill(t *testing.T) {
 		})
 	}
 }
-

@@ -459,3 +459,31 @@ func TestBatchCancel(t *testing.T) {
 		}
 	}
 }
+
+func TestRetention(t *testing.T) {
+	s, m := start(t, &fakeExec{}, nil)
+	j, _ := s.Submit(context.Background(), "/v1/completions", []byte(`{"model":"m","prompt":"x"}`), nil)
+	waitJob(t, s, j.ID)
+	f := upload(t, s, `{"custom_id":"a","method":"POST","url":"/v1/completions","body":{"model":"m","prompt":"x"}}`)
+	q, _ := s.Submit(context.Background(), "/v1/completions", []byte(`{"model":"m","prompt":"y"}`), nil)
+	waitJob(t, s, q.ID)
+	w := &worker{s: s, b: m.backend()}
+	w.retainOnce(context.Background()) // nothing is old yet
+	if _, err := s.Get(context.Background(), j.ID, nil); err != nil {
+		t.Fatalf("a new job was deleted: %v", err)
+	}
+	s.cfg.Retention = config.Duration(time.Nanosecond)
+	time.Sleep(1100 * time.Millisecond) // records keep Unix seconds
+	w.retainOnce(context.Background())
+	for _, id := range []string{j.ID, q.ID} {
+		if _, err := s.Get(context.Background(), id, nil); apierror.From(err).Status != 404 {
+			t.Errorf("job %s after retention: %v", id, err)
+		}
+	}
+	if _, err := s.GetFile(context.Background(), f.ID, nil); apierror.From(err).Status != 404 {
+		t.Errorf("file after retention: %v", err)
+	}
+	if _, err := m.Open(context.Background(), f.ID); err != ErrNotFound {
+		t.Errorf("file contents after retention: %v", err)
+	}
+}

@@ -139,6 +139,7 @@ func (s *Service) startWorkersLocked() {
 		s.workers.Go(func() { w.loop(s.running, ctx) })
 	}
 	s.workers.Go(func() { w.sweep(s.running) })
+	s.workers.Go(func() { w.retain(s.running) })
 }
 
 // Close stops taking jobs, waits for the running ones until ctx ends,

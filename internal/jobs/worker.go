@@ -345,3 +345,59 @@ func (w *worker) sweep(ctx context.Context) {
 		}
 	}
 }
+
+// retainEvery is how often a gateway deletes what is past retention.
+const retainEvery = time.Hour
+
+// retain deletes, every retainEvery until ctx ends, the final jobs and
+// batches completed longer than jobs.retention ago and the files created
+// that long ago, contents included. Every gateway sharing a store does it;
+// deleting twice is harmless.
+func (w *worker) retain(ctx context.Context) {
+	for {
+		w.retainOnce(ctx)
+		if !w.pause(ctx, retainEvery) {
+			return
+		}
+	}
+}
+
+func (w *worker) retainOnce(ctx context.Context) {
+	keep := w.s.cfg.Retention.D()
+	if keep <= 0 {
+		return
+	}
+	cut := w.s.now().Add(-keep).Unix()
+	w.each(ctx, kindJob, func(k string, v []byte) bool {
+		var r jobRecord
+		return json.Unmarshal(v, &r) == nil && r.Job.Status.Final() && r.Job.CompletedAt < cut
+	})
+	w.each(ctx, kindBatch, func(k string, v []byte) bool {
+		var r batchRecord
+		return json.Unmarshal(v, &r) == nil && r.Batch.Status.Final() && r.Batch.CreatedAt < cut
+	})
+	w.each(ctx, kindFile, func(k string, v []byte) bool {
+		var r fileRecord
+		if json.Unmarshal(v, &r) != nil || r.File.CreatedAt >= cut {
+			return false
+		}
+		return w.b.Files.Delete(ctx, r.File.ID) == nil
+	})
+}
+
+// each deletes the records of kind that old says are past retention.
+func (w *worker) each(ctx context.Context, kind string, old func(k string, v []byte) bool) {
+	below := ""
+	for ctx.Err() == nil {
+		keys, err := w.b.Records.List(ctx, kind, below, 500)
+		if err != nil || len(keys) == 0 {
+			return
+		}
+		for _, k := range keys {
+			if v, _, err := w.b.Records.Get(ctx, k); err == nil && old(k, v) {
+				w.b.Records.Delete(ctx, k)
+			}
+		}
+		below = keys[len(keys)-1]
+	}
+}
