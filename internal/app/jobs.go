@@ -27,7 +27,7 @@ func (g *Gateway) newJobs(cfg *config.Config) *jobs.Service {
 		}
 	}
 	open := func(ctx context.Context) (*jobs.Backend, error) { return store.Open(ctx, j, os.Getenv) }
-	return jobs.New(j, open, jobs.CoreExecutor{Core: g.core, MaxAnswer: maxJobAnswer}, jobs.Options{Log: g.log, Secret: secret})
+	return jobs.New(j, open, jobs.CoreExecutor{Core: g.core, MaxAnswer: maxJobAnswer}, jobs.Options{Log: g.log, Secret: secret, Metrics: g.metrics})
 }
 
 // startJobs lets the gateway's workers run jobs until ctx ends. A shared

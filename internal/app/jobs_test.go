@@ -184,7 +184,7 @@ func mustReq(method, url string) *http.Request {
 // TestSDKBatch runs a batch through the official SDK's Files and Batches
 // calls, unchanged.
 func TestSDKBatch(t *testing.T) {
-	_, srv := startJobsGateway(t)
+	gw, srv := startJobsGateway(t)
 	c := sdkClient(srv)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -270,5 +270,21 @@ func TestSDKBatch(t *testing.T) {
 	}
 	if _, err := c.Files.Get(ctx, f.ID); err == nil {
 		t.Error("the deleted file is still there")
+	}
+	mfs := families(t, gw)
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"omnigate_jobs_finished_total", map[string]string{"kind": "batch_line", "status": "succeeded"}, n - 1},
+		{"omnigate_jobs_finished_total", map[string]string{"kind": "batch_line", "status": "failed"}, 1},
+		{"omnigate_batches_finished_total", map[string]string{"status": "completed"}, 1},
+		{"omnigate_jobs_running", nil, 0},
+		{"omnigate_requests_total", map[string]string{"model": "qwen3-omni-7b", "code": "200"}, n / 2},
+	} {
+		if v, ok := value(mfs, c.name, c.labels); !ok || v != c.want {
+			t.Errorf("%s%v = %v (found %v), want %v", c.name, c.labels, v, ok, c.want)
+		}
 	}
 }

@@ -109,10 +109,13 @@ func (w *worker) finalize(ctx context.Context, id string) error {
 		}
 	}
 	done := w.s.now().Unix()
+	var ended BatchStatus // "" unless this run ended it
 	_, err = update(ctx, w.b.Records, k, func(r *batchRecord) error {
+		ended = ""
 		if r.Batch.Status.Final() {
 			return errUnchanged
 		}
+		defer func() { ended = r.Batch.Status }()
 		r.Batch.OutputFileID, r.Batch.ErrorFileID, r.Batch.RequestCounts = outID, errID, counts
 		switch {
 		case r.Batch.Status == BatchCancelling:
@@ -125,6 +128,9 @@ func (w *worker) finalize(ctx context.Context, id string) error {
 		return nil
 	})
 	w.s.forgetStatus(id)
+	if err == nil && ended != "" {
+		w.s.opt.Metrics.BatchFinished(string(ended))
+	}
 	return err
 }
 

@@ -164,6 +164,7 @@ func (s *Service) Cancel(ctx context.Context, id string, h http.Header) (*Job, e
 		}
 		return nil, storeError(err)
 	}
+	s.ended(rec)
 	s.finished(ctx, b, rec)
 	return &rec.Job, nil
 }

@@ -47,7 +47,23 @@ type Options struct {
 	Secret []byte
 	// Client delivers webhooks; a client with the webhook timeout when nil.
 	Client *http.Client
+	// Metrics counts jobs and batches; nil: none.
+	Metrics Metrics
 }
+
+// Metrics counts what the jobs do (telemetry.Metrics).
+type Metrics interface {
+	JobFinished(line bool, status string)
+	JobRunning(delta int)
+	BatchFinished(status string)
+}
+
+// noMetrics counts nothing.
+type noMetrics struct{}
+
+func (noMetrics) JobFinished(bool, string) {}
+func (noMetrics) JobRunning(int)           {}
+func (noMetrics) BatchFinished(string)     {}
 
 // Service is the jobs, batches and files of one gateway, over a backend
 // it may share with others.
@@ -75,6 +91,9 @@ func New(cfg config.Jobs, open Opener, exec Executor, opt Options) *Service {
 	}
 	if opt.Log == nil {
 		opt.Log = slog.Default()
+	}
+	if opt.Metrics == nil {
+		opt.Metrics = noMetrics{}
 	}
 	if opt.Client == nil {
 		opt.Client = &http.Client{Timeout: cfg.Webhook.Timeout.D()}

@@ -176,6 +176,7 @@ func (w *worker) runJob(ctx context.Context, id string, attempt int) error {
 	status := Running
 	dup := false
 	rec, err := update(ctx, w.b.Records, k, func(r *jobRecord) error {
+		status, final, dup = Running, nil, false
 		if r.Job.Status.Final() {
 			return errUnchanged
 		}
@@ -208,6 +209,9 @@ func (w *worker) runJob(ctx context.Context, id string, attempt int) error {
 		return nil
 	}
 	if rec.Job.Status != Running {
+		if status != Running { // this run ended it
+			s.ended(rec)
+		}
 		s.finished(ctx, w.b, rec)
 		return nil
 	}
@@ -219,6 +223,8 @@ func (w *worker) runJob(ctx context.Context, id string, attempt int) error {
 		}
 		header.Set(k, v)
 	}
+	s.opt.Metrics.JobRunning(1)
+	defer s.opt.Metrics.JobRunning(-1)
 	var ans Answer
 	for n := rec.Job.Attempts; ; n++ {
 		ans = s.exec.Execute(ctx, rec.Job.Endpoint, rec.Body, header, id)
@@ -247,10 +253,13 @@ func (w *worker) runJob(ctx context.Context, id string, attempt int) error {
 	}
 	resp := &Response{StatusCode: ans.Status, RequestID: id, Body: jsonBody(ans.Body), Model: ans.Model, Deployment: ans.Deployment}
 	done := s.now().Unix()
+	mine := false
 	rec, err = update(ctx, w.b.Records, k, func(r *jobRecord) error {
+		mine = false
 		if r.Job.Status.Final() {
 			return errUnchanged // cancelled meanwhile, or answered by another run: that stands
 		}
+		mine = true
 		r.Job.Status, r.Job.Response, r.Job.CompletedAt = Failed, resp, done
 		if ans.Status >= 200 && ans.Status < 300 {
 			r.Job.Status = Succeeded
@@ -260,8 +269,16 @@ func (w *worker) runJob(ctx context.Context, id string, attempt int) error {
 	if err != nil {
 		return err
 	}
+	if mine {
+		s.ended(rec)
+	}
 	s.finished(ctx, w.b, rec)
 	return nil
+}
+
+// ended counts a job this gateway made final.
+func (s *Service) ended(rec *jobRecord) {
+	s.opt.Metrics.JobFinished(rec.Job.Batch != "", string(rec.Job.Status))
 }
 
 // stopped ends the run of the job under k whose context ended: a job
@@ -274,15 +291,21 @@ func (w *worker) stopped(ctx context.Context, k string) error {
 	}
 	ctx = context.WithoutCancel(ctx)
 	now := w.s.now().Unix()
+	mine := false
 	rec, err := update(ctx, w.b.Records, k, func(r *jobRecord) error {
+		mine = false
 		if r.Job.Status.Final() {
 			return errUnchanged
 		}
+		mine = true
 		r.Job.Status, r.Job.CompletedAt = Cancelled, now
 		return nil
 	})
 	if err != nil {
 		return err
+	}
+	if mine {
+		w.s.ended(rec)
 	}
 	w.s.finished(ctx, w.b, rec)
 	return nil
@@ -308,6 +331,7 @@ func jsonBody(b []byte) []byte {
 // tells its webhook.
 func (s *Service) finished(ctx context.Context, b *Backend, rec *jobRecord) {
 	ctx = context.WithoutCancel(ctx)
+
 	if rec.Job.Batch != "" && !rec.Counted {
 		s.count(ctx, b, rec)
 	}

@@ -46,7 +46,8 @@ var (
 
 // Metrics is the gateway's metric set, on its own registry.
 type Metrics struct {
-	reg *prometheus.Registry
+	reg  *prometheus.Registry
+	jobs *jobMetrics
 
 	latency   *prometheus.HistogramVec // {model_version, deployment}
 	ttft      *prometheus.HistogramVec // {model, deployment}
@@ -156,6 +157,7 @@ func New() *Metrics {
 	m.reg.MustRegister(m.latency, m.ttft, m.perToken, m.upstreamT, m.queueWait, m.overhead,
 		m.requests, m.tokens, m.upstream, m.inflight, m.fallbacks, m.clamped, m.retries, m.hedges, m.continued, m.shed, m.breakers, m.cache, m.similarity,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.jobs = newJobMetrics(m.reg)
 	return m
 }
 
