@@ -71,14 +71,18 @@ func (w *worker) validate(ctx context.Context, id string) error {
 			Message: fmt.Sprintf("The input file has %d requests; a batch may have at most %d (jobs.max_batch_requests).", n, s.cfg.MaxBatchRequests)})
 	}
 	if len(problems) > 0 {
+		failed := false
 		_, err := update(ctx, w.b.Records, k, func(r *batchRecord) error {
-			if r.Batch.Status != BatchValidating {
+			if failed = r.Batch.Status == BatchValidating; !failed {
 				return errUnchanged
 			}
 			r.Batch.Status, r.Batch.FailedAt = BatchFailed, now
 			r.Batch.Errors = &BatchErrors{Object: "list", Data: problems}
 			return nil
 		})
+		if err == nil && failed {
+			s.opt.Metrics.BatchFinished(string(BatchFailed))
+		}
 		return err
 	}
 	if err := w.queueLines(ctx, rec, n); err != nil {
