@@ -80,8 +80,29 @@ type Service struct {
 	workers sync.WaitGroup
 	stop    context.CancelFunc // ends the workers' runs, at Close
 
-	statuses statuses // batch statuses, cached for a second
+	statuses statuses   // batch statuses, cached for a second
+	hooks    *semaphore // webhook deliveries running beside the workers
 }
+
+// maxHooks bounds the webhook deliveries one gateway runs beside its
+// workers.
+const maxHooks = 64
+
+// semaphore is a counting semaphore that never waits.
+type semaphore chan struct{}
+
+// TryAcquire takes a place if one is free.
+func (s *semaphore) TryAcquire() bool {
+	select {
+	case *s <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+// Release gives a place back.
+func (s *semaphore) Release() { <-*s }
 
 // New returns the service; nothing is opened until Start or the first
 // request that needs the backend.
@@ -98,7 +119,8 @@ func New(cfg config.Jobs, open Opener, exec Executor, opt Options) *Service {
 	if opt.Client == nil {
 		opt.Client = &http.Client{Timeout: cfg.Webhook.Timeout.D()}
 	}
-	return &Service{cfg: cfg, open: open, exec: exec, opt: opt}
+	hooks := make(semaphore, maxHooks)
+	return &Service{cfg: cfg, open: open, exec: exec, opt: opt, hooks: &hooks}
 }
 
 // Start lets the workers run until ctx ends (or Close) once the backend

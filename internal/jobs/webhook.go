@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -36,43 +37,59 @@ func Sign(secret, body []byte, t time.Time) string {
 	return "t=" + ts + ",v1=" + hex.EncodeToString(m.Sum(nil))
 }
 
-// notify delivers a final job to its webhook in the background: the job
-// as GET /v1/jobs/{id} shows it, POSTed and signed, tried again with
-// exponential backoff (from 1 s) until a 2xx or jobs.webhook.attempts.
-// The job is then marked delivered, so a gateway that takes it again does
-// not tell it twice.
+// notify queues the delivery of a final job to its webhook: a task, so
+// that a gateway that dies before it is done leaves it to another.
 func (s *Service) notify(b *Backend, rec *jobRecord) {
+	if err := b.Queue.Push(context.Background(), key(kindHook, rec.Job.ID)); err != nil {
+		s.opt.Log.Warn("webhook not queued", "job", rec.Job.ID, "err", err)
+	}
+}
+
+// deliverHook delivers the final job with id to its webhook: the job as
+// GET /v1/jobs/{id} shows it, POSTed and signed, tried again with
+// exponential backoff (from 1 s) until a 2xx or jobs.webhook.attempts.
+// The job is then marked delivered, so a second task for it (the first
+// runner died after delivering, before its ack) does not tell it twice.
+// A nil error acks the task; ctx's end leaves it to the next runner.
+func (s *Service) deliverHook(ctx context.Context, b *Backend, id string) error {
+	rec := new(jobRecord)
+	if _, err := load(ctx, b.Records, key(kindJob, id), rec); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		return err
+	}
+	if rec.Delivered || rec.Job.Webhook == "" || !rec.Job.Status.Final() {
+		return nil
+	}
 	body, err := json.Marshal(&rec.Job)
 	if err != nil {
-		return
+		return err
 	}
-	go func() {
-		ctx := context.Background()
-		if s.running != nil {
-			ctx = s.running
+	for n := 1; ; n++ {
+		err := s.deliver(ctx, rec, body)
+		if err == nil {
+			break
 		}
-		ok := false
-		for n := 1; n <= s.cfg.Webhook.Attempts; n++ {
-			if err := s.deliver(ctx, rec, body); err == nil {
-				ok = true
-				break
-			} else if n == s.cfg.Webhook.Attempts {
-				s.opt.Log.Warn("webhook not delivered; giving up", "job", rec.Job.ID, "url", rec.Job.Webhook, "attempts", n, "err", err)
-			} else {
-				s.opt.Log.Info("webhook not delivered; trying again", "job", rec.Job.ID, "attempt", n, "err", err)
-			}
-			select {
-			case <-ctx.Done():
-				return // the next gateway to take the job delivers it
-			case <-s.opt.Clock.After(min(time.Second<<(n-1), 5*time.Minute)):
-			}
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
-		_ = ok
-		update(context.WithoutCancel(ctx), b.Records, key(kindJob, rec.Job.ID), func(r *jobRecord) error {
-			r.Delivered = true
-			return nil
-		})
-	}()
+		if n >= s.cfg.Webhook.Attempts {
+			s.opt.Log.Warn("webhook not delivered; giving up", "job", id, "url", rec.Job.Webhook, "attempts", n, "err", err)
+			break
+		}
+		s.opt.Log.Info("webhook not delivered; trying again", "job", id, "attempt", n, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.opt.Clock.After(min(time.Second<<(n-1), 5*time.Minute)):
+		}
+	}
+	_, err = update(ctx, b.Records, key(kindJob, id), func(r *jobRecord) error {
+		r.Delivered = true
+		return nil
+	})
+	return err
 }
 
 // deliver makes one delivery of a job's webhook.

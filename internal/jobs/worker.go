@@ -13,8 +13,12 @@ import (
 
 // Tasks in the queue: "job/<id>" runs a job (of its own or a batch
 // line), "batch/<id>" validates a batch and queues its lines,
-// "final/<id>" writes a batch's output files.
-const kindFinal = "final"
+// "final/<id>" writes a batch's output files, "hook/<id>" tells a final
+// job's webhook.
+const (
+	kindFinal = "final"
+	kindHook  = "hook"
+)
 
 // worker takes tasks from the queue and runs them.
 type worker struct {
@@ -44,9 +48,19 @@ func (w *worker) loop(taking, running context.Context) {
 			w.pause(taking, time.Second)
 			continue
 		}
-		if d != nil {
-			w.handle(running, d)
+		if d == nil {
+			continue
 		}
+		if strings.HasPrefix(d.Task(), kindHook+"/") && w.s.hooks.TryAcquire() {
+			// A webhook may wait minutes between deliveries: it runs
+			// beside the workers, not in one (bounded: else inline).
+			w.s.workers.Go(func() { // this loop is in the group: it is not at 0
+				defer w.s.hooks.Release()
+				w.handle(running, d)
+			})
+			continue
+		}
+		w.handle(running, d)
 	}
 }
 
@@ -77,6 +91,8 @@ func (w *worker) handle(ctx context.Context, d Delivery) {
 		err = w.validate(ctx, id)
 	case kindFinal:
 		err = w.finalize(ctx, id)
+	case kindHook:
+		err = w.s.deliverHook(ctx, w.b, id)
 	default:
 		w.s.opt.Log.Error("unknown job task, dropped", "task", d.Task())
 	}
