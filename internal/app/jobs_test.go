@@ -288,3 +288,19 @@ func TestSDKBatch(t *testing.T) {
 		}
 	}
 }
+
+// TestAsyncChecksLimits: a background request past its model's limits is
+// refused at submission, as the synchronous call would refuse it.
+func TestAsyncChecksLimits(t *testing.T) {
+	_, srv := startJobsGateway(t)
+	body := `{"model":"small","temperature":5,"messages":[{"role":"user","content":"x"}]}`
+	syncResp, syncBody := postH(t, srv.URL+"/v1/chat/completions", body, nil)
+	resp, b := postH(t, srv.URL+"/v1/chat/completions", body, map[string]string{"X-Omnigate-Async": "true"})
+	if resp.StatusCode != 400 || syncResp.StatusCode != 400 || !strings.Contains(string(b), `"param":"temperature"`) {
+		t.Errorf("async: %d %s; sync: %d %s", resp.StatusCode, b, syncResp.StatusCode, syncBody)
+	}
+	resp, b = postH(t, srv.URL+"/v1/embeddings", `{"model":"small","input":"x"}`, map[string]string{"X-Omnigate-Async": "true"})
+	if resp.StatusCode != 400 || !strings.Contains(string(b), `"param":"model"`) {
+		t.Errorf("an endpoint the model does not serve: %d %s", resp.StatusCode, b)
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"net/http"
 
 	"github.com/omnigate/omnigate/internal/apierror"
+	"github.com/omnigate/omnigate/internal/limits"
+	"github.com/omnigate/omnigate/internal/request"
 )
 
 // Whole is an answer read whole, for the front ends that do not relay
@@ -90,4 +92,28 @@ func readWhole(body io.Reader, tap Tap, max int64) ([]byte, error) {
 		tap.Write(b)
 	}
 	return b, err
+}
+
+// Check reports what the core would refuse r for before asking any
+// upstream: its routing, the first model's endpoints and, with limits,
+// the first model's limits unless a fallback would take the request. For
+// the front ends that queue a request to serve later (background jobs),
+// so the client hears of a bad request at once.
+func (c *Core) Check(r *request.Request, withLimits bool) error {
+	snap := c.snap.Load()
+	chain, err := snap.Router.Route(r)
+	if err != nil {
+		return err
+	}
+	m := snap.Model(chain[0].Model)
+	if !m.Serves(r.Endpoint.String()) {
+		return apierror.Invalid("model", "The model %q does not serve /v1/%s.", m.Name, r.Endpoint.Path())
+	}
+	if !withLimits {
+		return nil
+	}
+	if _, err := limits.Check(r, m.Model); err != nil && !takes(chain[1:], judge(context.Background(), err).class) {
+		return err
+	}
+	return nil
 }

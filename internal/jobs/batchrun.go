@@ -55,7 +55,7 @@ func (w *worker) validate(ctx context.Context, id string) error {
 		}
 		n++
 		if model == "" {
-			model, _ = s.exec.Check(rec.Batch.Endpoint, l.Body)
+			model, _ = s.exec.Check(rec.Batch.Endpoint, l.Body, false)
 		}
 		return nil
 	})
@@ -121,7 +121,7 @@ func (s *Service) checkLine(rec *batchRecord, n int, l *batchLine, dupOf int) *B
 	if stream, _ := streams(l.Body); stream {
 		return bad("invalid_request", "body.stream", "Line %d: a batch answers whole; stream must be false.", n)
 	}
-	if _, err := s.exec.Check(rec.Batch.Endpoint, l.Body); err != nil {
+	if _, err := s.exec.Check(rec.Batch.Endpoint, l.Body, false); err != nil {
 		e := apierror.From(err)
 		p := "body"
 		if e.Param != "" {
@@ -219,7 +219,7 @@ func (w *worker) queueLines(ctx context.Context, rec *batchRecord, n int) error 
 				ExpiresAt: rec.Batch.ExpiresAt, Batch: rec.Batch.ID, CustomID: *l.CustomID},
 			Body: l.Body, Header: rec.Header, Line: line,
 		}
-		jr.Job.Model, _ = w.s.exec.Check(rec.Batch.Endpoint, l.Body)
+		jr.Job.Model, _ = w.s.exec.Check(rec.Batch.Endpoint, l.Body, false)
 		b, err := json.Marshal(jr)
 		if err != nil {
 			return err

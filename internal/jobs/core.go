@@ -31,8 +31,8 @@ func endpointOf(path string) (request.Endpoint, bool) {
 	return 0, false
 }
 
-// Check parses the request and routes it.
-func (e CoreExecutor) Check(path string, body []byte) (string, error) {
+// Check parses the request and checks it as the core would at its start.
+func (e CoreExecutor) Check(path string, body []byte, limits bool) (string, error) {
 	ep, ok := endpointOf(path)
 	if !ok {
 		return "", apierror.New(http.StatusNotFound, "unknown_url", "Unknown request URL: POST %s.", path)
@@ -41,10 +41,7 @@ func (e CoreExecutor) Check(path string, body []byte) (string, error) {
 	if err := request.Parse(ep, body, &req); err != nil {
 		return "", err
 	}
-	if _, err := e.Core.Snapshot().Router.Route(&req); err != nil {
-		return req.Model, err
-	}
-	return req.Model, nil
+	return req.Model, e.Core.Check(&req, limits)
 }
 
 // Execute serves the request whole.

@@ -29,7 +29,7 @@ var keptHeaders = []string{"Cache-Control"}
 // the job. The request is checked first, as the synchronous call would
 // check it: a bad one gets its 4xx now, not a failed job later.
 func (s *Service) Submit(ctx context.Context, endpoint string, body []byte, h http.Header) (*Job, error) {
-	model, err := s.exec.Check(endpoint, body)
+	model, err := s.exec.Check(endpoint, body, true)
 	if err != nil {
 		return nil, err
 	}

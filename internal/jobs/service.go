@@ -18,9 +18,10 @@ import (
 // Executor serves a job's request through the request core.
 type Executor interface {
 	// Check validates a request before it is queued, as the synchronous
-	// call would at its start, and returns its model field; the error is
-	// the *apierror.Error the client gets instead of a job.
-	Check(endpoint string, body []byte) (model string, err error)
+	// call would at its start (its parameters against the model's limits
+	// too, with limits), and returns its model field; the error is the
+	// *apierror.Error the client gets instead of a job.
+	Check(endpoint string, body []byte, limits bool) (model string, err error)
 	// Execute serves the request and returns its answer whole.
 	Execute(ctx context.Context, endpoint string, body []byte, header http.Header, requestID string) Answer
 }
