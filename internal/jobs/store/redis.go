@@ -98,6 +98,7 @@ type redisRecords struct {
 }
 
 func (r *redisRecords) rec(key string) string { return r.prefix + ":rec:" + key }
+
 // idx is the index of key's kind: PREFIX:idx:KIND/ (the slash kept, so
 // that a key without one is in no kind's index).
 func (r *redisRecords) idx(key string) string {
