@@ -40,7 +40,12 @@ func OpenRedis(ctx context.Context, o RedisOptions, lease time.Duration) (*jobs.
 	if o.Prefix == "" {
 		return nil, errors.New("jobs: redis store: a key prefix is needed")
 	}
-	c := redis.NewClient(&redis.Options{Addr: o.Addr, Password: o.Password, DB: o.DB})
+	c := redis.NewClient(&redis.Options{
+		Addr: o.Addr, Password: o.Password, DB: o.DB,
+		// Every waiting Take holds a connection for its blocking read, so
+		// the pool must outnumber the workers (connections open lazily).
+		PoolSize: 128,
+	})
 	if err := c.Ping(ctx).Err(); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("jobs: redis store at %s: %w", o.Addr, err)
