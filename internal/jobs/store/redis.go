@@ -67,7 +67,10 @@ func OpenRedis(ctx context.Context, o RedisOptions, lease time.Duration) (*jobs.
 		Queue:   q,
 		Files:   &redisFiles{c: c, prefix: o.Prefix},
 		Close: func() error {
-			q.leave(context.Background())
+			// Bounded: a gateway stopping with its server gone still stops.
+			lctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			q.leave(lctx)
+			cancel()
 			return c.Close()
 		},
 	}
