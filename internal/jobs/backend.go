@@ -13,7 +13,9 @@ import (
 
 // Records keeps the job, batch and file records: small JSON documents
 // under keys "kind/id" (job/…, batch/…, file/…), each with a version for
-// compare-and-swap, so that two gateways never both move one job on.
+// compare-and-swap, so that two gateways never both move one job on. A
+// version is never 0 and never given twice, not even to a key deleted and
+// created again.
 type Records interface {
 	// Get returns the record under key and its version; ErrNotFound
 	// when there is none.
@@ -35,7 +37,8 @@ type Records interface {
 	// List returns up to limit record keys of kind ("batch" lists
 	// "batch/…"), in descending key order, strictly below the key below
 	// ("" starts from the greatest). Ids sort by creation time, so this
-	// is newest first.
+	// is newest first. below is a whole key, as List returns them (the
+	// last key of one page starts the next); a limit below 1 lists none.
 	List(ctx context.Context, kind, below string, limit int) ([]string, error)
 }
 
@@ -53,8 +56,9 @@ type Queue interface {
 	// Push enqueues tasks, in order.
 	Push(ctx context.Context, tasks ...string) error
 	// Take waits up to wait for a task and leases it to the caller;
-	// (nil, nil) when none came in time. Tasks whose lease lapsed are
-	// taken before new ones.
+	// (nil, nil) when none came in time (wait 0: only a task there now),
+	// ctx's error when ctx ends first. Tasks whose lease lapsed are taken
+	// before new ones.
 	Take(ctx context.Context, wait time.Duration) (Delivery, error)
 }
 
@@ -67,19 +71,28 @@ type Delivery interface {
 	Attempt() int
 	// Extend renews the lease for another lease period; a worker extends
 	// well before the lease ends (every third of it). ErrLeaseLost when
-	// the lease lapsed and the task went to another worker meanwhile.
+	// the lease lapsed and the task went to another worker meanwhile, or
+	// was acked. A backend that cannot tell whether a lapsed task went
+	// elsewhere (NATS) reports ErrLeaseLost once the lease lapsed: the
+	// task is then delivered again.
 	Extend(ctx context.Context) error
-	// Ack removes the task for good.
+	// Ack removes the task for good, even when its lease lapsed and
+	// another worker holds it now (whose Extend then reports
+	// ErrLeaseLost).
 	Ack(ctx context.Context) error
 }
 
 // Files keeps file contents: uploaded batch input, batch output and
-// error files, large job results. Names are opaque ([A-Za-z0-9_.-]).
+// error files, large job results. Names are opaque ([A-Za-z0-9_.-], not
+// starting with a dot).
 type Files interface {
 	// Put stores r's bytes under name, replacing any, and returns how
-	// many; a reader's error leaves no file.
+	// many; a reader's error leaves no new file, and any old one as it
+	// was.
 	Put(ctx context.Context, name string, r io.Reader) (int64, error)
 	// Open reads the file under name; ErrNotFound when there is none.
+	// It reads the contents as they were when opened, or fails if they
+	// are replaced or deleted meanwhile: never a mix of old and new.
 	Open(ctx context.Context, name string) (io.ReadCloser, error)
 	// Delete removes the file under name; no error when there is none.
 	Delete(ctx context.Context, name string) error

@@ -22,8 +22,8 @@ const boltPoll = 100 * time.Millisecond
 // bucket, under the same sequence, with its lease's end and its attempt:
 // value = 8-byte until (Unix nanoseconds) + 4-byte attempt + task. A
 // lapsed lease is taken again (attempt + 1) before any ready task. The
-// attempt also names the delivery: Extend and Ack of an older delivery
-// see another attempt there.
+// attempt also names the delivery: Extend by an older one sees another
+// attempt there.
 type boltQueue struct {
 	db    *bolt.DB
 	lease time.Duration
@@ -66,8 +66,11 @@ func (q *boltQueue) Take(ctx context.Context, wait time.Duration) (jobs.Delivery
 		pushed := q.pushed // before looking, so a Push meanwhile wakes us
 		q.mu.Unlock()
 		d, err := q.takeOnce()
-		if d != nil || err != nil {
-			return d, err
+		if err != nil {
+			return nil, err
+		}
+		if d != nil {
+			return d, nil
 		}
 		left := time.Until(deadline)
 		if left <= 0 {

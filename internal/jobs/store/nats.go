@@ -91,7 +91,11 @@ func openNATS(ctx context.Context, nc *nats.Conn, o NATSOptions, lease time.Dura
 	if err != nil {
 		return nil, fmt.Errorf("object store %s: %w", o.Prefix, err)
 	}
-	b.Files = &natsFiles{obs: obs}
+	objStream, err := js.Stream(ctx, "OBJ_"+o.Prefix)
+	if err != nil {
+		return nil, fmt.Errorf("object store %s: %w", o.Prefix, err)
+	}
+	b.Files = &natsFiles{obs: obs, stream: objStream, bucket: o.Prefix}
 	return b, nil
 }
 

@@ -18,7 +18,9 @@ import (
 // from: explicit acks, AckWait the lease, no bound on redeliveries. The
 // server keeps the leases: a task not acked or marked in progress within
 // AckWait is delivered again (NumDelivered, the attempt, goes up), and
-// redeliveries go before new tasks.
+// redeliveries go before new tasks. The lease is the consumer's: the
+// gateway that opened the store last set it for all, so gateways sharing
+// a store should agree on jobs.lease.
 type natsQueue struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream

@@ -40,7 +40,12 @@ func OpenRedis(ctx context.Context, o RedisOptions, lease time.Duration) (*jobs.
 	if o.Prefix == "" {
 		return nil, errors.New("jobs: redis store: a key prefix is needed")
 	}
-	c := redis.NewClient(&redis.Options{Addr: o.Addr, Password: o.Password, DB: o.DB})
+	c := redis.NewClient(&redis.Options{
+		Addr: o.Addr, Password: o.Password, DB: o.DB,
+		// Every waiting Take holds a connection for its blocking read, so
+		// the pool must outnumber the workers (connections open lazily).
+		PoolSize: 128,
+	})
 	if err := c.Ping(ctx).Err(); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("jobs: redis store at %s: %w", o.Addr, err)
@@ -62,7 +67,10 @@ func OpenRedis(ctx context.Context, o RedisOptions, lease time.Duration) (*jobs.
 		Queue:   q,
 		Files:   &redisFiles{c: c, prefix: o.Prefix},
 		Close: func() error {
-			q.leave(context.Background())
+			// Bounded: a gateway stopping with its server gone still stops.
+			lctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			q.leave(lctx)
+			cancel()
 			return c.Close()
 		},
 	}

@@ -59,8 +59,11 @@ func (q *redisQueue) Take(ctx context.Context, wait time.Duration) (jobs.Deliver
 	deadline := time.Now().Add(wait)
 	for {
 		d, err := q.claimLapsed(ctx)
-		if d != nil || err != nil {
-			return d, err
+		if err != nil {
+			return nil, err
+		}
+		if d != nil {
+			return d, nil
 		}
 		left := time.Until(deadline)
 		block := time.Duration(-1) // no BLOCK: only what is there
@@ -68,8 +71,11 @@ func (q *redisQueue) Take(ctx context.Context, wait time.Duration) (jobs.Deliver
 			block = min(left, q.block)
 		}
 		d, err = q.readNew(ctx, block)
-		if d != nil || err != nil {
-			return d, err
+		if err != nil {
+			return nil, err
+		}
+		if d != nil {
+			return d, nil
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
