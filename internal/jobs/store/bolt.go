@@ -13,6 +13,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
+	"github.com/omnigate/omnigate/internal/config"
 	"github.com/omnigate/omnigate/internal/jobs"
 )
 
@@ -47,7 +48,7 @@ func openEmbedded(dir string, lease time.Duration, now func() time.Time) (*jobs.
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("jobs: embedded store: %w", err)
 	}
-	path := filepath.Join(dir, "jobs.db")
+	path := filepath.Join(dir, config.EmbeddedJobsFile)
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockWait})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("jobs: embedded store %s is locked by another process (one gateway per jobs.dir; share jobs with store redis or nats): %w", path, err)
