@@ -50,7 +50,7 @@ bench-balance:
 	OMNIGATE_BALANCE=long $(GO) test -count=1 -timeout 30m -run '^(TestBalance|TestAdmission|TestFlood)' -v ./e2e
 
 # The Batch API's throughput at 10,000 lines beside interactive traffic
-# (README, docs/jobs.md). `make test` runs 1,000.
+# (README, docs/jobs.md). `make test` runs 300.
 bench-batch:
 	OMNIGATE_BATCH=long $(GO) test -count=1 -timeout 30m -run '^TestBatchThroughput$$' -v ./e2e
 

@@ -12,10 +12,10 @@ import (
 // interactive clients stream requests to the same model, and reports the
 // batch's rate and the interactive time to first token with and without
 // it. The batch runs at the admission queue's batch priority: every
-// interactive request must succeed. 1,000 lines here; 10,000 with
+// interactive request must succeed. 300 lines here; 10,000 with
 // OMNIGATE_BATCH=long (make bench-batch; docs/jobs.md has the figures).
 func TestBatchThroughput(t *testing.T) {
-	n, window := 1000, 3*time.Second
+	n, window := 300, time.Second
 	if os.Getenv("OMNIGATE_BATCH") == "long" {
 		n, window = 10000, 10*time.Second
 	}
