@@ -80,6 +80,7 @@ func (p *parser) messages() error {
 		n++
 		return p.message(i)
 	})
+	p.r.Turns = n
 	if err == nil && n == 0 {
 		return emptyArray(at)
 	}
@@ -94,6 +95,7 @@ func (p *parser) message(i int) error {
 	at := path{top: "messages", i: i, j: -1}
 	role := roleNone
 	var hasContent, hasCalls, hasCallID bool
+	var contentSpan [2]int
 	var saw struct{ role, content, name, callID, calls, functionCall bool }
 	err := p.reqObject(at, func(key []byte) error {
 		switch string(key) {
@@ -118,8 +120,9 @@ func (p *parser) message(i int) error {
 			if again(&saw.content) {
 				return duplicate(at, key)
 			}
+			start := p.d.Offset()
 			ok, err := p.content(i)
-			hasContent = ok
+			hasContent, contentSpan = ok, [2]int{start, p.d.Offset()}
 			return err
 		case "name":
 			if again(&saw.name) {
@@ -156,6 +159,9 @@ func (p *parser) message(i int) error {
 	})
 	if err != nil {
 		return err
+	}
+	if role == roleUser && hasContent {
+		p.r.LastUserSpan = contentSpan
 	}
 	switch {
 	case !saw.role:

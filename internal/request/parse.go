@@ -162,6 +162,16 @@ type Request struct {
 	// prompts. It feeds token estimates and routing.
 	PromptChars int
 
+	// For routing by the request's shape: the number of messages (1 for a
+	// completion), of tools, whether response_format asks for JSON,
+	// whether logprobs were asked for, and where the last user message's
+	// content sits.
+	Turns        int
+	Tools        int
+	JSONOut      bool
+	Logprobs     bool
+	LastUserSpan [2]int
+
 	// NonCanonical lists the integer parameters written with a fraction or
 	// an exponent (10.0, 1e1), in body order. Being integral they are
 	// accepted, as OpenAI accepts them, but engines differ on that (Go's and
@@ -433,7 +443,7 @@ func (p *parser) chatField(key []byte) error {
 		return p.maxTokens("max_completion_tokens")
 	case pLogprobs:
 		v, _, err := p.optBool(top("logprobs"))
-		p.logprobs = v
+		p.logprobs, p.r.Logprobs = v, v
 		return err
 	case pTopLogprobs:
 		_, ok, err := p.optInt(top("top_logprobs"), 0, 20)
@@ -446,6 +456,7 @@ func (p *parser) chatField(key []byte) error {
 		n, err := p.tools()
 		p.r.PromptChars += p.d.Offset() - start
 		p.hasTools, p.toolsSpan = n > 0, [2]int{start, p.d.Offset()}
+		p.r.Tools = n
 		return err
 	case pToolChoice:
 		return p.toolChoice()
@@ -474,9 +485,11 @@ func (p *parser) completionsField(key []byte) error {
 		start := p.d.Offset()
 		err := p.inputs(top("prompt"))
 		p.r.PromptSpan = [2]int{start, p.d.Offset()}
+		p.r.Turns, p.r.LastUserSpan = 1, p.r.PromptSpan
 		return err
 	case pLogprobs: // an integer here, unlike chat
-		_, _, err := p.optInt(top("logprobs"), 0, 5)
+		n, ok, err := p.optInt(top("logprobs"), 0, 5)
+		p.r.Logprobs = ok && n > 0
 		return err
 	case pEcho:
 		_, _, err := p.optBool(top("echo"))

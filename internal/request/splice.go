@@ -72,6 +72,9 @@ func (r *Request) Edit(body []byte, edits ...Edit) []byte {
 	if r.PromptSpan != ([2]int{}) {
 		r.PromptSpan = moveSpan(r.PromptSpan, sorted, true)
 	}
+	if r.LastUserSpan != ([2]int{}) {
+		r.LastUserSpan = moveSpan(r.LastUserSpan, sorted, true)
+	}
 	kept := r.NonCanonical[:0]
 	for _, x := range r.NonCanonical[:r.NumNonCanonical] {
 		if !replaced(x.Span, sorted) {
@@ -85,7 +88,8 @@ func (r *Request) Edit(body []byte, edits ...Edit) []byte {
 }
 
 // spans lists the recorded spans, for Edit.
-// (PromptSpan, whose value edits may reach into, is moved apart.)
+// (PromptSpan and LastUserSpan, whose values edits may reach into, are
+// moved apart.)
 func (r *Request) spans() [9]*[2]int {
 	return [...]*[2]int{&r.ModelSpan, &r.StreamSpan, &r.StreamOptionsSpan, &r.MaxTokensSpan, &r.TemperatureSpan, &r.TopPSpan, &r.NSpan, &r.MessagesClose,
 		&r.UserSpan}

@@ -233,6 +233,7 @@ func (p *parser) responseFormat() error {
 	if jsonscan.Equal(typRaw, "json_schema") && !hasSchema {
 		return missing("response_format.json_schema")
 	}
+	p.r.JSONOut = !jsonscan.Equal(typRaw, "text")
 	return nil
 }
 
