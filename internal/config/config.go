@@ -241,6 +241,8 @@ type Routing struct {
 	// could not answer before any byte was sent. Each entry is a model name
 	// (tried for every error class) or {model, on: [classes]}.
 	Fallbacks map[string][]Fallback `yaml:"fallbacks"`
+	// Auto is automatic tier routing (model "auto").
+	Auto Auto `yaml:"auto"`
 }
 
 // Fallback is one model of a fallback chain, and the error classes it is

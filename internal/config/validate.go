@@ -89,6 +89,7 @@ func (c *Config) Validate() []Problem {
 		v.model(fmt.Sprintf("models[%d]", i), &c.Models[i], owners)
 	}
 	v.fallbacks(c)
+	v.auto(c, owners)
 	v.observability(c)
 	byName := map[string]*Model{}
 	for i := range c.Models {

@@ -155,3 +155,57 @@ func count(text []byte, words [][]byte) int {
 	}
 	return n
 }
+
+// featureNames are the features by index, as rules name them
+// (config.RuleFeatures) and the scorer orders them.
+var featureNames = [...]string{"prompt_tokens", "turns", "images", "audios", "videos", "tools", "json", "audio_out",
+	"max_tokens", "code", "math", "reasoning", "non_ascii", "latency"}
+
+// featureIndex is the index of the feature named name, or -1.
+func featureIndex(name string) int {
+	for i, n := range featureNames {
+		if n == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// value returns feature i as a number, and latency as its word too.
+func (f *Features) value(i int) (float64, string) {
+	b := func(x bool) float64 {
+		if x {
+			return 1
+		}
+		return 0
+	}
+	switch featureNames[i] {
+	case "prompt_tokens":
+		return float64(f.PromptTokens), ""
+	case "turns":
+		return float64(f.Turns), ""
+	case "images":
+		return float64(f.Images), ""
+	case "audios":
+		return float64(f.Audios), ""
+	case "videos":
+		return float64(f.Videos), ""
+	case "tools":
+		return float64(f.Tools), ""
+	case "json":
+		return b(f.JSONOut), ""
+	case "audio_out":
+		return b(f.AudioOut), ""
+	case "max_tokens":
+		return float64(f.MaxTokens), ""
+	case "code":
+		return float64(f.Code), ""
+	case "math":
+		return float64(f.Math), ""
+	case "reasoning":
+		return float64(f.Reasoning), ""
+	case "non_ascii":
+		return float64(f.NonASCII), ""
+	}
+	return float64(f.Latency), f.Latency.String()
+}
