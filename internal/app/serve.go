@@ -312,7 +312,7 @@ func (g *Gateway) build(cfg *config.Config) (*dispatch.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	rt, err := router.New(cat, cfg.Routing.Fallbacks)
+	rt, err := router.New(cat, cfg.Routing)
 	if err != nil {
 		return nil, err
 	}

@@ -35,9 +35,11 @@ import (
 )
 
 // Router chooses the models that may serve a request, in the order to
-// try, each with the error classes that lead to it.
+// try, each with the error classes that lead to it; for a request to an
+// auto name, also why it chose the first ("" otherwise). body and h are
+// the request's bytes and headers.
 type Router interface {
-	Route(r *request.Request) ([]catalog.Link, error)
+	Route(r *request.Request, body []byte, h http.Header) ([]catalog.Link, string, error)
 }
 
 // Picker chooses a deployment of pool for a request that is not in
@@ -141,6 +143,7 @@ type callState struct {
 	logged    *loggedBodies // nil unless bodies are logged
 	span      Span          // nil: not traced
 	cache     string        // what the cache did (CacheHit…); "": no cache
+	route     string        // why automatic routing chose the first model; "": the request named it
 	fill      *cacheFill    // a cache miss's answer to keep; nil: none
 }
 
@@ -184,6 +187,9 @@ type Answer struct {
 	// Similarity is a semantic hit's cosine similarity to the earlier
 	// prompt, for X-Omnigate-Cache-Similarity; 0 otherwise.
 	Similarity float32
+	// Route is why automatic routing chose the tier, for X-Omnigate-Route
+	// ("rule:2", "score:0.81"…); "" when the request named its model.
+	Route string
 
 	// FallbackReason is set when a fallback answered: why the models
 	// before it did not (the verdict's outcome class: 503, unreachable,
@@ -244,14 +250,16 @@ func (c *Core) Do(ctx context.Context, call *Call) (*Answer, error) {
 		call.st.span = c.tracer.Start(ctx, call.Req, call.Header)
 	}
 	snap := c.hold(call)
-	chain, err := snap.Router.Route(call.Req)
+	chain, why, err := snap.Router.Route(call.Req, call.Body, call.Header)
 	if err != nil {
 		return nil, err
 	}
+	call.st.route = why
 	call.st.requested = snap.Model(chain[0].Model)
 	call.st.requested.Metrics.Inflight.Inc()
 	if m := call.st.requested; m.Cache.On() && snap.Cache != nil {
 		if a := c.lookup(ctx, call, m, snap.Cache); a != nil {
+			a.Route = why
 			return a, nil
 		}
 	}
@@ -268,7 +276,7 @@ func (c *Core) Do(ctx context.Context, call *Call) (*Answer, error) {
 			if i > 0 {
 				a.FallbackReason = fallbackReason(ctx, lastErr)
 			}
-			a.Cache = call.st.cache
+			a.Cache, a.Route = call.st.cache, why
 			if f := call.st.fill; f != nil {
 				a.fill = f
 				f.store = f.store && i == 0 // a fallback's answer is not the asked model's

@@ -121,7 +121,7 @@ func (h *harness) snapshot(t *testing.T, cfg *config.Config, scripts map[string]
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := router.New(cat, cfg.Routing.Fallbacks)
+	rt, err := router.New(cat, cfg.Routing)
 	if err != nil {
 		t.Fatal(err)
 	}

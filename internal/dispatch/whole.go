@@ -21,8 +21,8 @@ type Whole struct {
 	// them; an error's OpenAI error JSON.
 	Body []byte
 	// Model is the model that answered ("" when none did); Deployment,
-	// Cache, FallbackReason and Clamped are as on Answer.
-	Model, Deployment, Cache, FallbackReason, Clamped string
+	// Cache, FallbackReason, Clamped and Route are as on Answer.
+	Model, Deployment, Cache, FallbackReason, Clamped, Route string
 }
 
 // OK reports whether the answer is a success.
@@ -39,7 +39,7 @@ func (c *Core) ServeWhole(ctx context.Context, call *Call, max int64) (*Whole, e
 		return c.failWhole(ctx, call, nil, err)
 	}
 	w := &Whole{Status: a.Resp.StatusCode, ContentType: a.Resp.Header.Get("Content-Type"), Model: a.Model.Name,
-		Cache: a.Cache, FallbackReason: a.FallbackReason, Clamped: a.Clamped}
+		Cache: a.Cache, FallbackReason: a.FallbackReason, Clamped: a.Clamped, Route: a.Route}
 	if a.Deployment != nil {
 		w.Deployment = a.Deployment.Config.Name
 	}
@@ -99,9 +99,9 @@ func readWhole(body io.Reader, tap Tap, max int64) ([]byte, error) {
 // the first model's limits unless a fallback would take the request. For
 // the front ends that queue a request to serve later (background jobs),
 // so the client hears of a bad request at once.
-func (c *Core) Check(r *request.Request, withLimits bool) error {
+func (c *Core) Check(r *request.Request, body []byte, withLimits bool) error {
 	snap := c.snap.Load()
-	chain, err := snap.Router.Route(r)
+	chain, _, err := snap.Router.Route(r, body, nil)
 	if err != nil {
 		return err
 	}

@@ -41,7 +41,7 @@ func (e CoreExecutor) Check(path string, body []byte, limits bool) (string, erro
 	if err := request.Parse(ep, body, &req); err != nil {
 		return "", err
 	}
-	return req.Model, e.Core.Check(&req, limits)
+	return req.Model, e.Core.Check(&req, body, limits)
 }
 
 // Execute serves the request whole.

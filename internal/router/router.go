@@ -1,10 +1,12 @@
 // Package router decides which models may serve a request, in order: the
-// one named (directly or by alias), then its fallback chain.
+// one named (directly or by alias), or for an auto name the tier the
+// request's features call for (auto.go), then its fallback chain.
 package router
 
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/omnigate/omnigate/internal/apierror"
@@ -18,14 +20,28 @@ import (
 type Router struct {
 	cat    *catalog.Catalog
 	chains map[*catalog.Model][]catalog.Link
+	auto   *auto           // nil: no two tiers to choose from
+	names  map[string]bool // the auto names
 }
 
 // New builds the chains from the fallbacks map (public name → models to
-// try next, each for its error classes; none listed: all). A chain is the
-// model's own list, not its fallbacks' too. Names must resolve in the
-// catalog; config validation checks that.
-func New(cat *catalog.Catalog, fallbacks map[string][]config.Fallback) (*Router, error) {
-	r := &Router{cat: cat, chains: make(map[*catalog.Model][]catalog.Link)}
+// try next, each for its error classes; none listed: all) and the auto
+// router from rc.Auto. A chain is the model's own list, not its
+// fallbacks' too. Names must resolve in the catalog; config validation
+// checks that.
+func New(cat *catalog.Catalog, rc config.Routing) (*Router, error) {
+	fallbacks := rc.Fallbacks
+	r := &Router{cat: cat, chains: make(map[*catalog.Model][]catalog.Link), names: map[string]bool{config.ReservedModelName: true}}
+	for _, n := range rc.Auto.Names {
+		r.names[n] = true
+	}
+	scorer, err := LoadScorer(rc.Auto.Scorer.File)
+	if err != nil {
+		return nil, fmt.Errorf("routing.auto.scorer.file: %w", err)
+	}
+	if r.auto, err = newAuto(cat, rc.Auto, scorer); err != nil {
+		return nil, err
+	}
 	for _, m := range cat.Models() {
 		chain := []catalog.Link{{Model: m, On: resilience.AnyClass}}
 		for _, f := range fallbacks[m.Name] {
@@ -53,9 +69,38 @@ func New(cat *catalog.Catalog, fallbacks map[string][]config.Fallback) (*Router,
 	return r, nil
 }
 
-// Route returns the models to try for a request, the one it names first.
-func (r *Router) Route(req *request.Request) ([]catalog.Link, error) {
-	return r.Resolve(req.Model)
+// Route returns the models to try for a request, the one it names
+// first; for an auto name, the tier chosen first and why (see
+// auto.choose), which is "" otherwise. body and h are the request's
+// bytes and headers (nil: none), which automatic routing reads.
+func (r *Router) Route(req *request.Request, body []byte, h http.Header) ([]catalog.Link, string, error) {
+	if !r.names[req.Model] {
+		chain, err := r.Resolve(req.Model)
+		return chain, "", err
+	}
+	if r.auto == nil {
+		return nil, "", errNoAuto(req.Model)
+	}
+	f := Extract(req, body, h)
+	m, why := r.auto.choose(req, &f)
+	return r.chains[m], why, nil
+}
+
+// IsAuto reports whether name routes automatically.
+func (r *Router) IsAuto(name string) bool { return r.names[name] }
+
+// AutoNames returns the auto names, sorted, when there are two tiers to
+// choose from; else none.
+func (r *Router) AutoNames() []string {
+	if r.auto == nil {
+		return nil
+	}
+	var out []string
+	for n := range r.names {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Resolve returns the models to try for a public name or alias, that model

@@ -40,10 +40,10 @@ func names(chain []catalog.Link) []string {
 
 func TestRoute(t *testing.T) {
 	cat := testCatalog(t)
-	r, err := New(cat, map[string][]config.Fallback{
+	r, err := New(cat, config.Routing{Fallbacks: map[string][]config.Fallback{
 		"qwen3-omni-30b": {{Model: "qwen3-omni-7b"}, {Model: "qwen3-omni-30b"}},
 		"qwen3-omni-7b":  {{Model: "qwen3-omni-30b", On: []string{"context_length", "overloaded"}}},
-	})
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,11 +70,11 @@ func TestRoute(t *testing.T) {
 }
 
 func TestRouteUnknownModel(t *testing.T) {
-	r, err := New(testCatalog(t), nil)
+	r, err := New(testCatalog(t), config.Routing{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = r.Route(&request.Request{Model: "gpt-4o"})
+	_, _, err = r.Route(&request.Request{Model: "gpt-4o"}, nil, nil)
 	var e *apierror.Error
 	if !errors.As(err, &e) {
 		t.Fatalf("got %v", err)
@@ -90,10 +90,10 @@ func TestRouteUnknownModel(t *testing.T) {
 }
 
 func TestNewRejectsUnknownFallback(t *testing.T) {
-	if _, err := New(testCatalog(t), map[string][]config.Fallback{"qwen3-omni-30b": {{Model: "nope"}}}); err == nil {
+	if _, err := New(testCatalog(t), config.Routing{Fallbacks: map[string][]config.Fallback{"qwen3-omni-30b": {{Model: "nope"}}}}); err == nil {
 		t.Error("unknown fallback accepted")
 	}
-	if _, err := New(testCatalog(t), map[string][]config.Fallback{"qwen3-omni-30b": {{Model: "qwen3-omni-7b", On: []string{"nope"}}}}); err == nil {
+	if _, err := New(testCatalog(t), config.Routing{Fallbacks: map[string][]config.Fallback{"qwen3-omni-30b": {{Model: "qwen3-omni-7b", On: []string{"nope"}}}}}); err == nil {
 		t.Error("unknown error class accepted")
 	}
 }
@@ -103,13 +103,13 @@ func BenchmarkRoute(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	r, err := New(cat, map[string][]config.Fallback{"qwen3-omni-30b": {{Model: "qwen3-omni-7b"}}})
+	r, err := New(cat, config.Routing{Fallbacks: map[string][]config.Fallback{"qwen3-omni-30b": {{Model: "qwen3-omni-7b"}}}})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := r.Route(&request.Request{Model: "large"}); err != nil {
+		if _, _, err := r.Route(&request.Request{Model: "large"}, nil, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

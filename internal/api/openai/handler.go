@@ -202,6 +202,9 @@ func answerHeader(h http.Header, call *dispatch.Call, a *dispatch.Answer) {
 	if a.Clamped != "" {
 		h["X-Omnigate-Clamped"] = []string{a.Clamped}
 	}
+	if a.Route != "" {
+		h["X-Omnigate-Route"] = []string{a.Route}
+	}
 }
 
 // abortIfSilent ends a request whose client is taken for gone without an

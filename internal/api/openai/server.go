@@ -134,7 +134,7 @@ func (s *Server) serveInfo(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			snap := s.opt.Core.Snapshot()
-			_, err := snap.Router.Route(&request.Request{Model: id})
+			_, _, err := snap.Router.Route(&request.Request{Model: id}, nil, nil)
 			apierror.Write(w, err)
 			return
 		}
@@ -169,7 +169,8 @@ func (s *Server) ready(w http.ResponseWriter) {
 }
 
 // modelObject is the OpenAI model object, with omnigate's extra fields
-// (ignored by SDKs) saying which tier a name is and what it aliases.
+// (ignored by SDKs) saying which tier a name is ("auto" for a name that
+// routes automatically) and what it aliases.
 type modelObject struct {
 	ID       string   `json:"id"`
 	Object   string   `json:"object"`
@@ -217,6 +218,13 @@ func renderModels(snap *dispatch.Snapshot, created int64) *modelList {
 			ao.ID, ao.AliasOf, ao.Aliases = a, m.Name, nil
 			list = append(list, ao)
 			l.byID[a] = mustJSON(ao)
+		}
+	}
+	if ar, ok := snap.Router.(interface{ AutoNames() []string }); ok {
+		for _, n := range ar.AutoNames() {
+			o := modelObject{ID: n, Object: "model", Created: created, OwnedBy: "omnigate", Tier: "auto"}
+			list = append(list, o)
+			l.byID[n] = mustJSON(o)
 		}
 	}
 	l.all = mustJSON(struct {
