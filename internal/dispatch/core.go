@@ -256,6 +256,9 @@ func (c *Core) Do(ctx context.Context, call *Call) (*Answer, error) {
 	}
 	call.st.route = why
 	call.st.requested = snap.Model(chain[0].Model)
+	if why != "" {
+		c.metrics.Routed(call.Req.Model, chain[0].Model.Name, why)
+	}
 	call.st.requested.Metrics.Inflight.Inc()
 	if m := call.st.requested; m.Cache.On() && snap.Cache != nil {
 		if a := c.lookup(ctx, call, m, snap.Cache); a != nil {

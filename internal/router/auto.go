@@ -83,10 +83,11 @@ func (a *auto) choose(r *request.Request, f *Features) (*catalog.Model, string) 
 	}
 	if a.scorer != nil && a.threshold < 1 {
 		p := a.scorer.Score(f)
+		why := scoreWhy[int(p*100+0.5)]
 		if p >= a.threshold {
-			return a.large, "score:" + strconv.FormatFloat(p, 'f', 2, 64)
+			return a.large, why
 		}
-		return a.small, "score:" + strconv.FormatFloat(p, 'f', 2, 64)
+		return a.small, why
 	}
 	return a.small, "default"
 }
@@ -131,6 +132,14 @@ func (rl rule) matches(f *Features) bool {
 	}
 	return true
 }
+
+// scoreWhy are the reasons "score:0.00" … "score:1.00", made once.
+var scoreWhy = func() (w [101]string) {
+	for i := range w {
+		w[i] = "score:" + strconv.FormatFloat(float64(i)/100, 'f', 2, 64)
+	}
+	return w
+}()
 
 // errNoAuto is the error for an auto name with no two tiers to choose from.
 func errNoAuto(name string) error {

@@ -46,8 +46,9 @@ var (
 
 // Metrics is the gateway's metric set, on its own registry.
 type Metrics struct {
-	reg  *prometheus.Registry
-	jobs *jobMetrics
+	reg   *prometheus.Registry
+	jobs  *jobMetrics
+	route *routeMetrics
 
 	latency   *prometheus.HistogramVec // {model_version, deployment}
 	ttft      *prometheus.HistogramVec // {model, deployment}
@@ -158,6 +159,7 @@ func New() *Metrics {
 		m.requests, m.tokens, m.upstream, m.inflight, m.fallbacks, m.clamped, m.retries, m.hedges, m.continued, m.shed, m.breakers, m.cache, m.similarity,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.jobs = newJobMetrics(m.reg)
+	m.route = newRouteMetrics(m.reg)
 	return m
 }
 
