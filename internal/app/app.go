@@ -27,6 +27,7 @@ func commands() []command {
 		{"sim", "run the engine simulator alone as an OpenAI-compatible server", runSim},
 		{"validate-config", "check config files and report every problem", runValidateConfig},
 		{"bench", "load harness: direct vs bare proxy vs omnigate", runBench},
+		{"route", "train and evaluate the auto router's scorer", runRoute},
 		{"version", "print the version", runVersion},
 	}
 }
