@@ -28,6 +28,7 @@ func commands() []command {
 		{"validate-config", "check config files and report every problem", runValidateConfig},
 		{"bench", "load harness: direct vs bare proxy vs omnigate", runBench},
 		{"route", "train and evaluate the auto router's scorer", runRoute},
+		{"migrate", "check requests made for one model against another's limits", runMigrate},
 		{"version", "print the version", runVersion},
 	}
 }
