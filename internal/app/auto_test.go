@@ -9,6 +9,8 @@ import (
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+
+	"github.com/omnigate/omnigate/internal/config"
 )
 
 // TestSDKAuto: model "auto" through the official SDK, whole and
@@ -57,5 +59,47 @@ func TestSDKAuto(t *testing.T) {
 	m, err := c.Models.Get(ctx, "auto")
 	if err != nil || m.ID != "auto" {
 		t.Errorf("models/auto: %+v %v", m, err)
+	}
+}
+
+// TestEscalation: with escalate on length and low_logprob, a small-tier
+// answer cut by max_tokens is answered by the large tier instead; the
+// client gets that one answer, and logprobs only when it asked for them.
+func TestEscalation(t *testing.T) {
+	cfg := config.Default()
+	floor := -100.0 // the simulator's logprobs are all above: only length escalates
+	cfg.Routing.Auto.Escalate = config.Escalate{On: []string{"length", "low_logprob"}, MinLogprob: &floor}
+	gw, srv := newTestGateway(t, cfg)
+	c := sdkClient(srv)
+	ctx := context.Background()
+	ask := func(maxTokens int64, logprobs bool) (*openai.ChatCompletion, *http.Response) {
+		t.Helper()
+		var resp *http.Response
+		p := openai.ChatCompletionNewParams{Model: "auto", MaxTokens: openai.Int(maxTokens),
+			Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Hello!")}}
+		if logprobs {
+			p.Logprobs = openai.Bool(true)
+		}
+		res, err := c.Chat.Completions.New(ctx, p, option.WithResponseInto(&resp), option.WithHeader("Cache-Control", "no-cache"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, resp
+	}
+	res, resp := ask(3, false) // cut at 3 tokens: weak
+	esc := resp.Header.Get("X-Omnigate-Escalated")
+	if res.Model != "qwen3-omni-30b" || !strings.HasPrefix(esc, "qwen3-omni-7b; reason=length; prompt_tokens=") || !strings.Contains(esc, "completion_tokens=3") {
+		t.Errorf("cut answer: model %s, X-Omnigate-Escalated %q", res.Model, esc)
+	}
+	res, resp = ask(400, false) // whole: kept, the logprobs asked for the test removed
+	if res.Model != "qwen3-omni-7b" || resp.Header.Get("X-Omnigate-Escalated") != "" || len(res.Choices[0].Logprobs.Content) != 0 {
+		t.Errorf("whole answer: model %s, escalated %q, %d logprobs", res.Model, resp.Header.Get("X-Omnigate-Escalated"), len(res.Choices[0].Logprobs.Content))
+	}
+	res, _ = ask(400, true) // asked for: kept
+	if res.Model != "qwen3-omni-7b" || len(res.Choices[0].Logprobs.Content) == 0 {
+		t.Errorf("logprobs asked for: model %s, %d logprobs", res.Model, len(res.Choices[0].Logprobs.Content))
+	}
+	if v, ok := value(families(t, gw), "omnigate_escalations_total", map[string]string{"from": "qwen3-omni-7b", "to": "qwen3-omni-30b", "reason": "length"}); !ok || v != 1 {
+		t.Errorf("omnigate_escalations_total = %v (%v)", v, ok)
 	}
 }

@@ -369,6 +369,7 @@ func (g *Gateway) build(cfg *config.Config) (*dispatch.Snapshot, error) {
 		snap.Closers = append(snap.Closers, enginemetrics.Start(scrapes, clock.Real{}, g.log).Stop)
 	}
 	snap.Closers = append(snap.Closers, g.startGPUScrapes(snap)...)
+	snap.Escalate = escalation(snap, rt, cfg.Routing.Auto.Escalate)
 	return snap, nil
 }
 
@@ -509,3 +510,26 @@ var (
 	_ dispatch.Router = (*router.Router)(nil)
 	_ http.Handler    = (*Gateway)(nil)
 )
+
+// escalation compiles routing.auto.escalate over snap's models; nil when
+// it is off or there are no two tiers.
+func escalation(snap *dispatch.Snapshot, rt *router.Router, e config.Escalate) *dispatch.Escalation {
+	small, large := rt.Tiers()
+	if len(e.On) == 0 || small == nil {
+		return nil
+	}
+	x := &dispatch.Escalation{Small: snap.Model(small), Large: snap.Model(large), MinLogprob: e.MinLogprobOr()}
+	for _, on := range e.On {
+		switch on {
+		case "length":
+			x.Length = true
+		case "refusal":
+			x.Refusal = true
+		case "invalid_json":
+			x.InvalidJSON = true
+		case "low_logprob":
+			x.LowLogprob = true
+		}
+	}
+	return x
+}

@@ -190,6 +190,11 @@ type Answer struct {
 	// Route is why automatic routing chose the tier, for X-Omnigate-Route
 	// ("rule:2", "score:0.81"…); "" when the request named its model.
 	Route string
+	// Escalated is set when the small tier's answer was weak and the large
+	// tier answered instead, for X-Omnigate-Escalated: "qwen3-omni-7b;
+	// reason=length; prompt_tokens=12; completion_tokens=64" (the small
+	// attempt's usage).
+	Escalated string
 
 	// FallbackReason is set when a fallback answered: why the models
 	// before it did not (the verdict's outcome class: 503, unreachable,
@@ -274,8 +279,19 @@ func (c *Core) Do(ctx context.Context, call *Call) (*Answer, error) {
 			continue // this fallback is not for that
 		}
 		m := snap.Model(link.Model)
+		esc := i == 0 && why != "" && snap.Escalate.escalates(call, m)
+		var undo func()
+		if esc && snap.Escalate.LowLogprob && !call.Req.Logprobs {
+			undo = c.askLogprobs(call)
+		}
 		a, err, cls := c.tryModel(ctx, call, m, i == 0, chain[i+1:])
+		if undo != nil {
+			undo()
+		}
 		if err == nil {
+			if esc {
+				a = c.escalate(ctx, call, snap.Escalate, a, undo != nil)
+			}
 			if i > 0 {
 				a.FallbackReason = fallbackReason(ctx, lastErr)
 			}
@@ -801,18 +817,7 @@ func (c *Core) finish(call *Call, a *Answer, err error) {
 		cs.cancel = nil
 	}
 	if a != nil {
-		if a.cancel != nil {
-			a.cancel()
-		}
-		if a.Deployment != nil { // nil: served by the cache
-			c.endRelay(a, err)
-		}
-		a.permit.Release(0, false) // its time to first token was observed when it came
-		if u, ok := a.usage.usage(); ok && err == nil && u.CompletionTokens > 0 && !a.sent.IsZero() {
-			a.Deployment.ObservePerToken(c.clock.Now().Sub(a.sent) / time.Duration(u.CompletionTokens))
-		}
-		*a = Answer{}
-		c.answers.Put(a)
+		c.release(a, err)
 	}
 	if cs.requested != nil {
 		cs.requested.Metrics.Inflight.Dec()

@@ -28,6 +28,8 @@ type Snapshot struct {
 	// Cache is the answer cache the models' policies use: live state,
 	// kept across snapshots by whoever builds them. nil: none.
 	Cache *cache.Cache
+	// Escalate is automatic routing's escalation; nil: off.
+	Escalate *Escalation
 
 	inUse atomic.Int64 // calls between Do and Done on this snapshot
 }

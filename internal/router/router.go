@@ -86,6 +86,15 @@ func (r *Router) Route(req *request.Request, body []byte, h http.Header) ([]cata
 	return r.chains[m], why, nil
 }
 
+// Tiers returns the small and the large tier automatic routing chooses
+// between; nil, nil when there are not two.
+func (r *Router) Tiers() (small, large *catalog.Model) {
+	if r.auto == nil {
+		return nil, nil
+	}
+	return r.auto.small, r.auto.large
+}
+
 // IsAuto reports whether name routes automatically.
 func (r *Router) IsAuto(name string) bool { return r.names[name] }
 

@@ -205,6 +205,9 @@ func answerHeader(h http.Header, call *dispatch.Call, a *dispatch.Answer) {
 	if a.Route != "" {
 		h["X-Omnigate-Route"] = []string{a.Route}
 	}
+	if a.Escalated != "" {
+		h["X-Omnigate-Escalated"] = []string{a.Escalated}
+	}
 }
 
 // abortIfSilent ends a request whose client is taken for gone without an
