@@ -16,6 +16,7 @@ import (
 	"github.com/omnigate/omnigate/internal/apierror"
 	"github.com/omnigate/omnigate/internal/catalog"
 	"github.com/omnigate/omnigate/internal/dispatch"
+	"github.com/omnigate/omnigate/internal/relay"
 	"github.com/omnigate/omnigate/internal/request"
 	"github.com/omnigate/omnigate/internal/telemetry"
 )
@@ -40,11 +41,12 @@ type Options struct {
 
 // Server is the HTTP handler for the whole API surface.
 type Server struct {
-	opt    Options
-	models atomic.Pointer[modelList] // rendered for the current snapshot
-	now    func() time.Time
-	ids    requestIDs
-	views  sync.Pool // *request.Request
+	opt     Options
+	models  atomic.Pointer[modelList] // rendered for the current snapshot
+	now     func() time.Time
+	ids     requestIDs
+	views   sync.Pool // *request.Request
+	streams relay.Streams
 }
 
 // NewServer builds the handler.
@@ -58,7 +60,7 @@ func NewServer(opt Options) *Server {
 	if opt.HalfCloseWindow <= 0 {
 		opt.HalfCloseWindow = DefaultHalfCloseWindow
 	}
-	s := &Server{opt: opt, now: opt.Now}
+	s := &Server{opt: opt, now: opt.Now, streams: relay.Streams{Core: opt.Core, Log: opt.Log}}
 	if s.now == nil {
 		s.now = opt.Core.Now
 	}
