@@ -19,6 +19,7 @@ import (
 // served is a gateway run by runServe in this process.
 type served struct {
 	api, admin string // base URLs; admin "" when it is off
+	grpc       string // the gRPC listener's address; "" when it is off
 	stop       func() error
 }
 
@@ -74,6 +75,9 @@ func startServe(t *testing.T, args ...string) (*served, error) {
 			}
 			if u, ok := strings.CutPrefix(l, "omnigate: admin on "); ok {
 				s.admin = u
+			}
+			if a, ok := strings.CutPrefix(l, "omnigate: gRPC on "); ok {
+				s.grpc, _, _ = strings.Cut(a, " ")
 			}
 			if u, ok := strings.CutPrefix(l, "omnigate: serving on "); ok {
 				s.api = u

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -13,7 +14,9 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 
+	grpcapi "github.com/omnigate/omnigate/internal/api/grpc"
 	"github.com/omnigate/omnigate/internal/config"
 	"github.com/omnigate/omnigate/internal/sim"
 	pb "github.com/omnigate/omnigate/proto/omnigate/v1"
@@ -93,20 +96,16 @@ func engineConfig(et *engineTap) *config.Config {
 func grpcGateway(t *testing.T, cfg *config.Config) (*Gateway, *httptest.Server, pb.OmnigateClient, *grpc.ClientConn) {
 	t.Helper()
 	gw, srv := newTestGateway(t, cfg)
-	addr := serveGRPCForTest(t, gw)
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	addr, _ := serveGRPCForTest(t, gw)
+	conn := dial(t, addr)
 	return gw, srv, pb.NewOmnigateClient(conn), conn
 }
 
 // serveGRPCForTest serves gw's gRPC API on a loopback listener until the
-// test ends and returns its address.
-func serveGRPCForTest(t *testing.T, gw *Gateway) string {
+// test ends and returns its address and the service.
+func serveGRPCForTest(t *testing.T, gw *Gateway) (string, *grpcapi.Server) {
 	t.Helper()
-	gs, _, err := gw.newGRPC(gw.Config().Server)
+	gs, api, err := gw.newGRPC(gw.Config().Server)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,5 +115,21 @@ func serveGRPCForTest(t *testing.T, gw *Gateway) string {
 	}
 	go gs.Serve(ln)
 	t.Cleanup(gs.Stop)
-	return ln.Addr().String()
+	return ln.Addr().String(), api
+}
+
+// dial is a plaintext client of the gRPC server at addr.
+func dial(t *testing.T, addr string) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// metadataCtx is a context whose calls send the metadata pairs kv.
+func metadataCtx(kv ...string) context.Context {
+	return metadata.AppendToOutgoingContext(context.Background(), kv...)
 }

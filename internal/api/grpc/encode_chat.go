@@ -9,7 +9,7 @@ import (
 // StreamChatCompletion.
 func appendChat(b []byte, r *pb.ChatCompletionRequest, stream bool) ([]byte, error) {
 	e := enc{b: append(b, '{')}
-	e.str("model", r.Model)
+	e.strOmit("model", r.Model) // unset: the parser says it is missing
 	if len(r.Messages) > 0 {
 		e.openArray("messages")
 		for i, m := range r.Messages {
@@ -217,7 +217,7 @@ func (e *enc) responseFormat(f *pb.ResponseFormat) {
 		e.open("response_format")
 		e.str("type", "json_schema")
 		e.open("json_schema")
-		e.str("name", s.GetName())
+		e.strOmit("name", s.GetName())
 		e.strOmit("description", s.GetDescription())
 		if s.GetSchema() != nil {
 			at := where{up: &where{key: "response_format"}, key: "json_schema.schema"}

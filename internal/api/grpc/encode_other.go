@@ -9,7 +9,7 @@ import (
 // appendCompletion appends the JSON body of r to b.
 func appendCompletion(b []byte, r *pb.CompletionRequest) ([]byte, error) {
 	e := enc{b: append(b, '{')}
-	e.str("model", r.Model)
+	e.strOmit("model", r.Model) // unset: the parser says it is missing
 	e.input("prompt", r.Prompt)
 	e.optInt32("best_of", r.BestOf)
 	e.optBool("echo", r.Echo)
@@ -33,7 +33,7 @@ func appendCompletion(b []byte, r *pb.CompletionRequest) ([]byte, error) {
 // appendEmbedding appends the JSON body of r to b.
 func appendEmbedding(b []byte, r *pb.EmbeddingRequest) ([]byte, error) {
 	e := enc{b: append(b, '{')}
-	e.str("model", r.Model)
+	e.strOmit("model", r.Model) // unset: the parser says it is missing
 	e.input("input", r.Input)
 	e.strOmit("encoding_format", r.EncodingFormat)
 	e.optInt32("dimensions", r.Dimensions)
