@@ -4,7 +4,7 @@ GO      ?= go
 BIN     ?= bin/omnigate
 FUZZTIME ?= 10s
 
-.PHONY: run build test vet fuzz bench bench-balance bench-batch loadtest chaos clean
+.PHONY: run build test vet fuzz bench bench-balance bench-batch loadtest chaos proto clean
 
 run:
 	$(GO) run ./cmd/omnigate serve
@@ -53,6 +53,19 @@ bench-balance:
 # (README, docs/jobs.md). `make test` runs 300.
 bench-batch:
 	OMNIGATE_BATCH=long $(GO) test -count=1 -timeout 30m -run '^TestBatchThroughput$$' -v ./e2e
+
+# The gRPC API's Go code (proto/omnigate/v1), committed next to the
+# .proto. Generated with protoc 3.21.12 (Debian's protobuf-compiler, whose
+# include directory has google/protobuf/struct.proto), protoc-gen-go
+# v1.36.12 and protoc-gen-go-grpc v1.6.2:
+#   go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+#   go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
+PROTO_INCLUDE ?= /usr/include
+proto:
+	protoc -I proto -I $(PROTO_INCLUDE) \
+		--go_out=. --go_opt=module=github.com/omnigate/omnigate \
+		--go-grpc_out=. --go-grpc_opt=module=github.com/omnigate/omnigate \
+		proto/omnigate/v1/omnigate.proto
 
 clean:
 	rm -rf bin

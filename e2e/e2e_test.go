@@ -70,24 +70,23 @@ func startEnv(t *testing.T, env []string, args ...string) *proc {
 	return startCmd(t, cmd, args)
 }
 
-// adminArgs gives a gateway an admin listener on a port of its own
-// unless the test chose one: the default, 127.0.0.1:8081, is one port for
-// every gateway the tests run at once.
+// adminArgs gives a gateway an admin and a gRPC listener on ports of their
+// own unless the test chose them: the defaults, 127.0.0.1:8081 and
+// 127.0.0.1:9090, are one port each for every gateway the tests run at
+// once.
 func adminArgs(args, env []string) []string {
 	if len(args) == 0 || args[0] != "serve" {
 		return args
 	}
-	for _, a := range args {
-		if a == "--admin-addr" || strings.HasPrefix(a, "--admin-addr=") {
-			return args
+	args = slices.Clone(args)
+	for _, l := range []struct{ flag, env string }{{"--admin-addr", "OMNIGATE_ADMIN_ADDR="}, {"--grpc-addr", "OMNIGATE_GRPC_ADDR="}} {
+		chosen := slices.ContainsFunc(args, func(a string) bool { return a == l.flag || strings.HasPrefix(a, l.flag+"=") }) ||
+			slices.ContainsFunc(env, func(e string) bool { return strings.HasPrefix(e, l.env) })
+		if !chosen {
+			args = append(args, l.flag, "127.0.0.1:0")
 		}
 	}
-	for _, e := range env {
-		if strings.HasPrefix(e, "OMNIGATE_ADMIN_ADDR=") {
-			return args
-		}
-	}
-	return append(slices.Clone(args), "--admin-addr", "127.0.0.1:0")
+	return args
 }
 
 // startLimited is start with the open-file limit (soft and hard) set to

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 // served is a gateway run by runServe in this process.
 type served struct {
 	api, admin string // base URLs; admin "" when it is off
+	grpc       string // the gRPC listener's address; "" when it is off
 	stop       func() error
 }
 
@@ -40,6 +42,11 @@ func startServe(t *testing.T, args ...string) (*served, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	errc := make(chan error, 1)
+	if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--grpc-addr") }) {
+		// The default gRPC port is one for every gateway the tests run
+		// at once, in this package and the others.
+		args = append([]string{"--grpc-addr", "127.0.0.1:0"}, args...)
+	}
 	go func() {
 		errc <- runServe(ctx, append([]string{"--log-level", "error"}, args...), pw, io.Discard)
 		pw.Close()
@@ -68,6 +75,9 @@ func startServe(t *testing.T, args ...string) (*served, error) {
 			}
 			if u, ok := strings.CutPrefix(l, "omnigate: admin on "); ok {
 				s.admin = u
+			}
+			if a, ok := strings.CutPrefix(l, "omnigate: gRPC on "); ok {
+				s.grpc, _, _ = strings.Cut(a, " ")
 			}
 			if u, ok := strings.CutPrefix(l, "omnigate: serving on "); ok {
 				s.api = u
@@ -113,7 +123,7 @@ func writeFile(t *testing.T, dir, body string) string {
 
 // clearEnv unsets the variables serve reads, for the test's duration.
 func clearEnv(t *testing.T) {
-	for _, k := range []string{"OMNIGATE_CONFIG", "OMNIGATE_ADDR", "OMNIGATE_ADMIN_ADDR", "OMNIGATE_DEBUG_ADDR", "OMNIGATE_TEST_ADMIN_TOKEN"} {
+	for _, k := range []string{"OMNIGATE_CONFIG", "OMNIGATE_ADDR", "OMNIGATE_ADMIN_ADDR", "OMNIGATE_GRPC_ADDR", "OMNIGATE_DEBUG_ADDR", "OMNIGATE_TEST_ADMIN_TOKEN"} {
 		t.Setenv(k, "")
 	}
 }

@@ -151,6 +151,8 @@ func needsRestart(old, next *config.Config) []string {
 	add(a.Addr != b.Addr, "server.addr")
 	add(a.AdminAddr != b.AdminAddr, "server.admin_addr")
 	add(a.AdminTokenEnv != b.AdminTokenEnv, "server.admin_token_env")
+	add(a.GRPCAddr != b.GRPCAddr, "server.grpc_addr")
+	add(a.GRPCTLS != b.GRPCTLS, "server.grpc_tls")
 	add(a.MaxBodyBytes != b.MaxBodyBytes, "server.max_body_bytes")
 	add(a.MaxBufferedBytes != b.MaxBufferedBytes, "server.max_buffered_bytes")
 	add(a.ReadTimeout != b.ReadTimeout, "server.read_timeout")
@@ -165,6 +167,5 @@ func needsRestart(old, next *config.Config) []string {
 		old.Tracing.HeadersEnv != next.Tracing.HeadersEnv, "tracing")
 	add(old.Cache != next.Cache, "cache")
 	add(!reflect.DeepEqual(old.Jobs, next.Jobs), "jobs")
-	add(a.GRPCAddr != b.GRPCAddr || a.GRPCTLS != b.GRPCTLS, "server.grpc_addr")
 	return keys
 }

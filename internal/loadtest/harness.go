@@ -350,9 +350,9 @@ func startStack(ctx context.Context, o *Options, mode string) (*stack, error) {
 				return st, err
 			}
 			defer os.RemoveAll(filepath.Dir(cfg))
-			// No admin listener: its default port is one for every
-			// gateway on the machine, and the runs do not read it.
-			p, err := StartProcess(ctx, "omnigate", o.Bin, []string{"serve", "--config", cfg, "--admin-addr", "off"}, o.ServerCPUs, wait)
+			// No admin or gRPC listener: their default ports are one for
+			// every gateway on the machine, and the runs do not use them.
+			p, err := StartProcess(ctx, "omnigate", o.Bin, []string{"serve", "--config", cfg, "--admin-addr", "off", "--grpc-addr", "off"}, o.ServerCPUs, wait)
 			if err != nil {
 				return st, err
 			}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"time"
+
+	"github.com/omnigate/omnigate/internal/relay"
 )
 
 // A client may shut down its sending side once the request is out (some
@@ -28,8 +30,9 @@ const DefaultHalfCloseWindow = time.Second
 
 // ErrShutdown is the cause the server's base context ends with when the
 // shutdown grace runs out: a stream still open then is told so in an
-// error event, never ended cleanly as if it were complete.
-var ErrShutdown = errors.New("the gateway is shutting down")
+// error event, never ended cleanly as if it were complete. It is the
+// relay's, which every front end's streams share.
+var ErrShutdown = relay.ErrShutdown
 
 // shutdownKey carries the server's base context, whose end (the shutdown
 // grace running out) must still reach a detached request.

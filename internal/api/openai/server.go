@@ -17,6 +17,7 @@ import (
 	"github.com/omnigate/omnigate/internal/catalog"
 	"github.com/omnigate/omnigate/internal/dispatch"
 	"github.com/omnigate/omnigate/internal/jobs"
+	"github.com/omnigate/omnigate/internal/relay"
 	"github.com/omnigate/omnigate/internal/request"
 	"github.com/omnigate/omnigate/internal/telemetry"
 )
@@ -45,11 +46,12 @@ type Options struct {
 
 // Server is the HTTP handler for the whole API surface.
 type Server struct {
-	opt    Options
-	models atomic.Pointer[modelList] // rendered for the current snapshot
-	now    func() time.Time
-	ids    requestIDs
-	views  sync.Pool // *request.Request
+	opt     Options
+	models  atomic.Pointer[modelList] // rendered for the current snapshot
+	now     func() time.Time
+	ids     requestIDs
+	views   sync.Pool // *request.Request
+	streams relay.Streams
 }
 
 // NewServer builds the handler.
@@ -63,7 +65,7 @@ func NewServer(opt Options) *Server {
 	if opt.HalfCloseWindow <= 0 {
 		opt.HalfCloseWindow = DefaultHalfCloseWindow
 	}
-	s := &Server{opt: opt, now: opt.Now}
+	s := &Server{opt: opt, now: opt.Now, streams: relay.Streams{Core: opt.Core, Log: opt.Log}}
 	if s.now == nil {
 		s.now = opt.Core.Now
 	}

@@ -1,0 +1,145 @@
+// Package grpcapi is the gRPC front end (the omnigate.v1.Omnigate service,
+// proto/omnigate/v1): the wire and nothing else. A call's message becomes
+// the JSON body the HTTP API takes, parsed and served through the request
+// core (internal/dispatch) as an HTTP request is; the answer's JSON is read
+// back into the call's answer message, a stream's events one message each
+// through the relay the HTTP front end uses (internal/relay). Errors are
+// gRPC statuses with the OpenAI error's code, type and parameter in
+// google.rpc details.
+package grpcapi
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/omnigate/omnigate/internal/catalog"
+	"github.com/omnigate/omnigate/internal/dispatch"
+	"github.com/omnigate/omnigate/internal/relay"
+	"github.com/omnigate/omnigate/internal/request"
+	pb "github.com/omnigate/omnigate/proto/omnigate/v1"
+)
+
+// Options configure a Server. Core is required.
+type Options struct {
+	Core *dispatch.Core
+	Log  *slog.Logger // slog.Default when nil
+	// MaxBodyBytes bounds a request, as the message received and as the
+	// JSON body it becomes (server.max_body_bytes); 32 MiB when 0.
+	MaxBodyBytes int64
+	// HealthPoll is how often a health Watch looks at the core; 1s when 0.
+	HealthPoll time.Duration
+}
+
+// Server is the Omnigate service, with the health service beside it.
+type Server struct {
+	pb.UnimplementedOmnigateServer
+	opt     Options
+	ids     requestIDs
+	views   sync.Pool // *request.Request
+	streams relay.Streams
+	health  *health
+	models  atomic.Pointer[modelList] // rendered for the current snapshot
+	// base ends, with its cause, the streams still open at the end of the
+	// shutdown grace (Shutdown): they tell their clients why.
+	base   context.Context
+	cancel context.CancelCauseFunc
+}
+
+// New builds the service.
+func New(opt Options) *Server {
+	if opt.Log == nil {
+		opt.Log = slog.Default()
+	}
+	if opt.MaxBodyBytes <= 0 {
+		opt.MaxBodyBytes = 32 << 20
+	}
+	s := &Server{opt: opt, streams: relay.Streams{Core: opt.Core, Log: opt.Log}, health: newHealth(opt.Core, opt.HealthPoll)}
+	s.base, s.cancel = context.WithCancelCause(context.Background())
+	s.views.New = func() any { return new(request.Request) }
+	s.ids.init()
+	return s
+}
+
+// maxAnswer bounds an answer read whole (a long audio answer is tens of
+// megabytes of base64), and the messages sent.
+const maxAnswer = 256 << 20
+
+// ServerOptions are the grpc.Server options the service needs: its
+// message size limits.
+func (s *Server) ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(int(min(s.opt.MaxBodyBytes, 1<<31-1))),
+		grpc.MaxSendMsgSize(maxAnswer),
+	}
+}
+
+// Register puts the Omnigate service, the health service and server
+// reflection on g.
+func (s *Server) Register(g *grpc.Server) {
+	pb.RegisterOmnigateServer(g, s)
+	healthpb.RegisterHealthServer(g, s.health)
+	reflection.Register(g)
+}
+
+// Drain makes the health service answer NOT_SERVING from now on, for a
+// shutdown: balancers stop sending calls while the running ones finish.
+func (s *Server) Drain() { s.health.shutdown() }
+
+// Shutdown ends the streams still open, with cause (relay.ErrShutdown):
+// each tells its client, with the status the HTTP stream's error event
+// would carry, before the server stops.
+func (s *Server) Shutdown(cause error) { s.cancel(cause) }
+
+// ListModels answers the models and aliases the gateway serves, as GET
+// /v1/models does.
+func (s *Server) ListModels(context.Context, *pb.ListModelsRequest) (*pb.ModelList, error) {
+	snap := s.opt.Core.Snapshot()
+	if l := s.models.Load(); l != nil && l.snap == snap {
+		return l.list, nil
+	}
+	l := &modelList{snap: snap, list: renderModels(snap, s.opt.Core.Now().Unix())}
+	s.models.Store(l)
+	return l.list, nil
+}
+
+// modelList is the list for one snapshot, rendered once: gRPC only reads
+// the message it sends, so every call can send the same one.
+type modelList struct {
+	snap *dispatch.Snapshot
+	list *pb.ModelList
+}
+
+func renderModels(snap *dispatch.Snapshot, created int64) *pb.ModelList {
+	out := &pb.ModelList{Object: "list"}
+	for _, m := range snap.Catalog.Models() {
+		o := &pb.Model{Id: m.Name, Object: "model", Created: created, OwnedBy: "omnigate", Tier: m.Tier,
+			Aliases: m.Aliases, ContextWindow: int32(m.ContextWindow), InputModalities: modalityNames(m.Input),
+			OutputModalities: modalityNames(m.Output), MaxTokens: int32(m.Limits.MaxTokens)}
+		out.Data = append(out.Data, o)
+		for _, a := range m.Aliases {
+			out.Data = append(out.Data, &pb.Model{Id: a, Object: "model", Created: created, OwnedBy: "omnigate", Tier: m.Tier,
+				AliasOf: m.Name, ContextWindow: o.ContextWindow, InputModalities: o.InputModalities,
+				OutputModalities: o.OutputModalities, MaxTokens: o.MaxTokens})
+		}
+	}
+	return out
+}
+
+func modalityNames(set catalog.Modalities) []string {
+	var out []string
+	for _, m := range []catalog.Modality{catalog.Text, catalog.Image, catalog.Audio, catalog.Video} {
+		if set.Has(m) {
+			out = append(out, m.String())
+		}
+	}
+	return out
+}
+
+var _ pb.OmnigateServer = (*Server)(nil)

@@ -1,0 +1,96 @@
+package grpcapi
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/testing/protocmp"
+
+	pb "github.com/omnigate/omnigate/proto/omnigate/v1"
+)
+
+// sent is a server stream that keeps copies of what it is sent.
+type sent struct {
+	grpc.ServerStream // unused: only Send is called
+	msgs              []*pb.ChatCompletionChunk
+	fail              error
+}
+
+func (s *sent) Send(c *pb.ChatCompletionChunk) error {
+	if s.fail != nil {
+		return s.fail
+	}
+	s.msgs = append(s.msgs, proto.Clone(c).(*pb.ChatCompletionChunk))
+	return nil
+}
+
+func chunk(content string) *pb.ChatCompletionChunk {
+	return &pb.ChatCompletionChunk{Id: "c", Choices: []*pb.ChunkChoice{{Delta: &pb.AssistantMessage{Content: proto.String(content)}}}}
+}
+
+// TestChunkSink: the events of a stream become one message each however
+// the stream is cut into pieces; an error event, or an event that is not
+// a chunk, ends the sending with its error.
+func TestChunkSink(t *testing.T) {
+	tests := []struct {
+		name, stream string
+		want         []*pb.ChatCompletionChunk
+		failed       string // the failure's code, or its message
+	}{
+		{"events", "data: {\"id\":\"c\",\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"id\":\"c\",\"choices\":[{\"delta\":{\"content\":\"b\"}}]}\n\ndata: [DONE]\n\n",
+			[]*pb.ChatCompletionChunk{chunk("a"), chunk("b")}, ""},
+		{"CRLF, comments, ids", ": ping\r\nid: 1\r\ndata:{\"id\":\"c\",\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\r\n\r\ndata: [DONE]\r\n\r\n",
+			[]*pb.ChatCompletionChunk{chunk("a")}, ""},
+		{"data on two lines", "data: {\"id\":\"c\",\ndata: \"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n",
+			[]*pb.ChatCompletionChunk{chunk("a")}, ""},
+		{"last event without its blank line", "data: {\"id\":\"c\",\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n",
+			[]*pb.ChatCompletionChunk{chunk("a")}, ""},
+		{"error event", "data: {\"id\":\"c\",\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"error\":{\"message\":\"boom\",\"code\":503}}\n\ndata: {\"id\":\"c\"}\n\n",
+			[]*pb.ChatCompletionChunk{chunk("a")}, "boom"},
+		{"event: error", "event: error\ndata: {\"message\":\"x\"}\n\n", nil, "The upstream failed mid-stream (HTTP 502 Bad Gateway)."},
+		{"not a chunk", "data: {\"id\":\n\n", nil, "upstream_invalid_response"},
+	}
+	for _, tt := range tests {
+		for _, size := range []int{1, 7, len(tt.stream)} {
+			t.Run(tt.name, func(t *testing.T) {
+				st := &sent{}
+				k := &chunkSink{stream: st}
+				for p := tt.stream; len(p) > 0; {
+					n := min(size, len(p))
+					if m, err := k.Write([]byte(p[:n])); err != nil || m != n {
+						t.Fatalf("Write: %d, %v", m, err)
+					}
+					p = p[n:]
+				}
+				k.finish()
+				if diff := cmp.Diff(tt.want, st.msgs, protocmp.Transform()); diff != "" {
+					t.Errorf("pieces of %d: messages (-want +got):\n%s", size, diff)
+				}
+				got := ""
+				if k.failed != nil {
+					got = k.failed.Code
+					if got == "" {
+						got = k.failed.Message
+					}
+				}
+				if got != tt.failed {
+					t.Errorf("pieces of %d: failure %q, want %q", size, got, tt.failed)
+				}
+			})
+		}
+	}
+}
+
+// TestChunkSinkSendFails: a send that fails is the client's leaving.
+func TestChunkSinkSendFails(t *testing.T) {
+	gone := errors.New("gone")
+	k := &chunkSink{stream: &sent{fail: gone}}
+	_, err := k.Write([]byte(strings.Repeat("data: {\"id\":\"c\"}\n\n", 2)))
+	if !errors.Is(err, gone) || !errors.Is(k.sendErr, gone) {
+		t.Errorf("Write: %v, sendErr %v", err, k.sendErr)
+	}
+}
