@@ -39,26 +39,9 @@ func (s *Server) incoming(ctx context.Context) (http.Header, string) {
 }
 
 // answerMD says what the core did, as the HTTP front end's X-Omnigate-*
-// headers do: which model answered (x-omnigate-model), which deployment,
-// what the cache did, why the request moved down its fallback chain
-// ("qwen3-omni-30b; reason=503"), and what it clamped.
+// headers do (see dispatch.Answer.Describe), in lowercase metadata.
 func answerMD(md metadata.MD, call *dispatch.Call, a *dispatch.Answer) {
-	md["x-omnigate-model"] = []string{a.Model.Name}
-	if a.Deployment != nil { // nil: the cache answered
-		md["x-omnigate-deployment"] = []string{a.Deployment.Config.Name}
-	}
-	if a.Cache != "" {
-		md["x-omnigate-cache"] = []string{a.Cache}
-		if a.Similarity > 0 {
-			md["x-omnigate-cache-similarity"] = []string{strconv.FormatFloat(float64(a.Similarity), 'f', 4, 32)}
-		}
-	}
-	if a.FallbackReason != "" {
-		md["x-omnigate-fallback"] = []string{call.Requested() + "; reason=" + a.FallbackReason}
-	}
-	if a.Clamped != "" {
-		md["x-omnigate-clamped"] = []string{a.Clamped}
-	}
+	a.Describe(call, func(_, key, value string) { md[key] = []string{value} })
 }
 
 // requestIDs makes request ids: a random per-process prefix and a counter,

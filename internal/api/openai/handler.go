@@ -182,32 +182,10 @@ func (s *Server) clientDeadline(r *http.Request, call *dispatch.Call) error {
 	return nil
 }
 
-// answerHeader says what the core did: which model answered
-// (X-Omnigate-Model), why the request moved down its fallback chain
-// (X-Omnigate-Fallback: "qwen3-omni-30b; reason=503"), and what it clamped.
+// answerHeader says what the core did, in X-Omnigate-* headers (see
+// dispatch.Answer.Describe).
 func answerHeader(h http.Header, call *dispatch.Call, a *dispatch.Answer) {
-	h["X-Omnigate-Model"] = []string{a.Model.Name}
-	if a.Deployment != nil { // nil: the cache answered
-		h["X-Omnigate-Deployment"] = []string{a.Deployment.Config.Name}
-	}
-	if a.Cache != "" {
-		h["X-Omnigate-Cache"] = []string{a.Cache}
-		if a.Similarity > 0 {
-			h["X-Omnigate-Cache-Similarity"] = []string{strconv.FormatFloat(float64(a.Similarity), 'f', 4, 32)}
-		}
-	}
-	if a.FallbackReason != "" {
-		h["X-Omnigate-Fallback"] = []string{call.Requested() + "; reason=" + a.FallbackReason}
-	}
-	if a.Clamped != "" {
-		h["X-Omnigate-Clamped"] = []string{a.Clamped}
-	}
-	if a.Route != "" {
-		h["X-Omnigate-Route"] = []string{a.Route}
-	}
-	if a.Escalated != "" {
-		h["X-Omnigate-Escalated"] = []string{a.Escalated}
-	}
+	a.Describe(call, func(name, _, value string) { h[name] = []string{value} })
 }
 
 // abortIfSilent ends a request whose client is taken for gone without an
