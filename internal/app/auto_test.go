@@ -99,7 +99,14 @@ func TestEscalation(t *testing.T) {
 	if res.Model != "qwen3-omni-7b" || len(res.Choices[0].Logprobs.Content) == 0 {
 		t.Errorf("logprobs asked for: model %s, %d logprobs", res.Model, len(res.Choices[0].Logprobs.Content))
 	}
-	if v, ok := value(families(t, gw), "omnigate_escalations_total", map[string]string{"from": "qwen3-omni-7b", "to": "qwen3-omni-30b", "reason": "length"}); !ok || v != 1 {
+	mfs := families(t, gw)
+	if v, ok := value(mfs, "omnigate_escalations_total", map[string]string{"from": "qwen3-omni-7b", "to": "qwen3-omni-30b", "reason": "length"}); !ok || v != 1 {
 		t.Errorf("omnigate_escalations_total = %v (%v)", v, ok)
+	}
+	// The escalated small answer's 3 tokens count for its deployment,
+	// beside the two whole answers'.
+	want := 3 + 2*float64(len(res.Choices[0].Logprobs.Content))
+	if v, _ := value(mfs, "omnigate_tokens_total", map[string]string{"model": "qwen3-omni-7b", "deployment": "sim-7b", "kind": "completion"}); v != want {
+		t.Errorf("the small tier's completion tokens = %v, want %v", v, want)
 	}
 }

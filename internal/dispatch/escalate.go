@@ -176,6 +176,9 @@ func (c *Core) escalate(ctx context.Context, call *Call, e *Escalation, a *Answe
 		return a
 	}
 	c.metrics.Escalated(e.Small.Name, e.Large.Name, why)
+	if a.Deployment != nil {
+		a.Model.Metrics.Tokens(a.Deployment.Config.Name, small.PromptTokens, small.CompletionTokens)
+	}
 	b.Escalated = e.Small.Name + "; reason=" + why + "; prompt_tokens=" + strconv.FormatInt(small.PromptTokens, 10) +
 		"; completion_tokens=" + strconv.FormatInt(small.CompletionTokens, 10)
 	c.release(a, nil)

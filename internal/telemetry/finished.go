@@ -116,3 +116,16 @@ func (m *Metrics) request(k reqKey) prometheus.Counter {
 	}
 	return c
 }
+
+// Tokens counts the usage of an answer the client did not get (an
+// escalated small-tier answer) against the deployment that gave it: its
+// engine did the work.
+func (mm *ModelMetrics) Tokens(deployment string, prompt, completion int64) {
+	d := mm.deployment(deployment)
+	if prompt > 0 {
+		d.prompt.Add(float64(prompt))
+	}
+	if completion > 0 {
+		d.completion.Add(float64(completion))
+	}
+}
