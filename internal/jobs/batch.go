@@ -236,11 +236,7 @@ func (s *Service) CancelBatch(ctx context.Context, id string, h http.Header) (*B
 		return nil
 	})
 	if err != nil {
-		var ae *apierror.Error
-		if errors.As(err, &ae) {
-			return nil, ae
-		}
-		return nil, storeError(err)
+		return nil, storeError(err) // the 409 as it is, or the store's failure
 	}
 	s.forgetStatus(id)
 	// A batch whose lines were all done already, or that never got its

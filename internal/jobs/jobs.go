@@ -158,11 +158,7 @@ func (s *Service) Cancel(ctx context.Context, id string, h http.Header) (*Job, e
 		return nil
 	})
 	if err != nil {
-		var ae *apierror.Error
-		if errors.As(err, &ae) {
-			return nil, ae
-		}
-		return nil, storeError(err)
+		return nil, storeError(err) // the 409 as it is, or the store's failure
 	}
 	s.ended(rec)
 	s.finished(ctx, b, rec)
