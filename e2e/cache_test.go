@@ -35,16 +35,22 @@ func startRedis(t *testing.T) (addr string, stop func()) {
 	var once sync.Once
 	stop = func() { once.Do(func() { cmd.Process.Kill(); cmd.Wait() }) }
 	t.Cleanup(stop)
-	if _, ok := poll(5*time.Second, func() bool {
+	if !listening(addr, 5*time.Second) {
+		t.Fatal("redis-server did not start")
+	}
+	return addr, stop
+}
+
+// listening waits up to limit for something to accept connections at addr.
+func listening(addr string, limit time.Duration) bool {
+	_, ok := poll(limit, func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
 		}
 		return err == nil
-	}); !ok {
-		t.Fatal("redis-server did not start")
-	}
-	return addr, stop
+	})
+	return ok
 }
 
 // cacheAsk sends body and returns the status, the cache header and the body.

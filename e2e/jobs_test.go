@@ -51,13 +51,7 @@ func startNATS(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	if _, ok := poll(10*time.Second, func() bool {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	}); !ok {
+	if !listening(addr, 10*time.Second) {
 		t.Fatal("nats-server did not start")
 	}
 	return "nats://" + addr
