@@ -53,7 +53,7 @@ func TestCompareGRPC(t *testing.T) {
 			got = &c
 		}
 	}
-	want := &Comparison{Kind: "closed", Target: "grpc", RPSvsDirect: 0.6, RPSvsProxy: 1.5, CPUvsProxy: 0.6, PeakRSSvsDirect: 3, RPSvsHTTP: 0.75, CPUvsHTTP: 1.2}
+	want := &Comparison{Kind: "closed", Target: "grpc", RPSvsDirect: 0.6, RPSvsProxy: 1.5, CPUvsProxy: 0.6, PeakRSSvsDirect: 3, RPSvsHTTP: 0.75, CPUvsHTTP: 1.2, PeakRSSvsHTTP: 1}
 	if d := cmp.Diff(want, got, cmpopts.EquateApprox(0, 1e-9)); d != "" {
 		t.Errorf("compare (-want +got):\n%s", d)
 	}
