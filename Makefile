@@ -23,13 +23,16 @@ test: vet
 	$(GO) test -race -count=1 -timeout 10m ./...
 	$(GO) test -count=1 -run '^TestAllocationBudget$$' ./internal/app  # counts need the race detector off
 
-# Fuzzing of the request parser, the SSE reader and the upstream client's
-# chunked decoding (against net/http's). Not in `test`: random inputs make a
+# Fuzzing of the request parser, the SSE reader, the upstream client's
+# chunked decoding (against net/http's) and the gRPC API's writing of
+# answers as wire format (against reading them into messages). Not in `test`: random inputs make a
 # nondeterministic gate; `go test` replays the committed corpora instead.
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/api/openai
 	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./internal/sse
 	$(GO) test -run '^$$' -fuzz '^FuzzChunkedBody$$' -fuzztime $(FUZZTIME) ./internal/backend/h1
+	$(GO) test -run '^$$' -fuzz '^FuzzChunkWriter$$' -fuzztime $(FUZZTIME) ./internal/api/grpc
+	$(GO) test -run '^$$' -fuzz '^FuzzChatWriter$$' -fuzztime $(FUZZTIME) ./internal/api/grpc
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...

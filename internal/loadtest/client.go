@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	pb "github.com/omnigate/omnigate/proto/omnigate/v1"
 )
 
 // newClient returns the load generator's HTTP/1.1 client: keep-alive, enough
@@ -58,6 +60,9 @@ type call struct {
 	// stream is then held (read and discarded) until ctx ends, which counts
 	// as success.
 	opened func()
+	// grpc, when set, sends greq over gRPC instead (the grpc target).
+	grpc *grpcClients
+	greq *pb.ChatCompletionRequest
 }
 
 var dataPrefix = []byte("data:")
@@ -66,6 +71,10 @@ var dataPrefix = []byte("data:")
 // from due (not from the actual send) to the end of the body, and for
 // streams the time to the first SSE data line and the number of chunks.
 func (c *call) do(ctx context.Context, due time.Time, rec *recorder) {
+	if c.grpc != nil {
+		c.doGRPC(ctx, due, rec)
+		return
+	}
 	rec.sent.Add(1)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(c.body))
 	if err != nil {

@@ -20,7 +20,9 @@ func ParseOptions(args []string, stderr io.Writer) (Options, error) {
 		fs.PrintDefaults()
 	}
 	mode := fs.String("mode", "all", "small, stream, payload, idle-streams, soak, cached (cache hits; not in all), all, or a comma-separated list")
-	targets := fs.String("targets", "direct,proxy,omnigate", "comma-separated targets")
+	targets := fs.String("targets", "direct,proxy,omnigate", "comma-separated targets: direct, proxy, omnigate (its HTTP API), grpc (its gRPC API)")
+	fs.IntVar(&o.GRPCConns, "grpc-conns", 1, "connections the grpc target's calls share")
+	fs.IntVar(&o.GRPCWindow, "grpc-window", 0, "the grpc target's clients' static flow control window in `bytes` (0: gRPC's default, estimated with pings)")
 	fs.DurationVar(&o.Duration, "duration", 0, "measured length of each phase (default 10s)")
 	fs.DurationVar(&o.Warmup, "warmup", 0, "unrecorded load before each phase (default 1s; negative: none)")
 	fs.Float64Var(&o.Rate, "rate", 0, "open-loop rate in req/s (alone: open loop only; default 1000 plus closed loop)")

@@ -1,6 +1,9 @@
 package loadtest
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // evaluateGoals checks the merged result against the targets of the
 // performance issue. A goal whose phase did not run is left unmeasured.
@@ -112,6 +115,29 @@ func evaluateGoals(r *Result, o Options) []Goal {
 		add("RSS under concurrent clients", "≤ 80 MB", "MB", float64(p.PeakRSS)/(1<<20), 80, true, fmt.Sprintf("%d clients", p.Concurrency))
 	} else {
 		add("RSS under concurrent clients", "≤ 80 MB", "MB", 0, 0, false, "")
+	}
+
+	// The gRPC API costs no more CPU per request than the HTTP one, for
+	// answers whole and streamed (the closed loop, else the open one).
+	// Runs without the grpc target leave it out.
+	for _, mode := range []string{"small", "stream"} {
+		if !slices.Contains(o.Targets, "grpc") {
+			break
+		}
+		var g, h *PhaseResult
+		for _, kind := range []string{"closed", "open"} {
+			if g, h = find(mode, "grpc", kind), find(mode, "omnigate", kind); g != nil && h != nil {
+				break
+			}
+		}
+		ok := g != nil && h != nil && h.CPUMicrosPerReq > 0
+		var v float64
+		note := ""
+		if ok {
+			v = g.CPUMicrosPerReq / h.CPUMicrosPerReq
+			note = fmt.Sprintf("%.1f µs over gRPC, %.1f over HTTP (%s)", g.CPUMicrosPerReq, h.CPUMicrosPerReq, g.Kind)
+		}
+		add("gRPC CPU per request vs HTTP ("+mode+")", "≤ 1.0×", "×", v, 1, ok, note)
 	}
 
 	if p := find("soak", "omnigate", "soak"); p != nil && len(p.Series) >= 4 {

@@ -27,13 +27,17 @@ import (
 // Modes the harness knows, in the order "all" runs them.
 var allModes = []string{"small", "stream", "payload", "idle-streams"}
 
-// Targets in report order.
-var allTargets = []string{"direct", "proxy", "omnigate"}
+// Targets in report order: the default ones, then grpc (omnigate's gRPC
+// API), which runs when asked for.
+var (
+	allTargets   = []string{"direct", "proxy", "omnigate"}
+	knownTargets = append(slices.Clone(allTargets), "grpc")
+)
 
 // Options configure one harness run. Zero values take the defaults noted.
 type Options struct {
 	Modes       []string      // small, stream, payload, idle-streams, soak; default allModes
-	Targets     []string      // direct, proxy, omnigate; default all three
+	Targets     []string      // direct, proxy, omnigate, grpc; default the first three
 	Duration    time.Duration // per measured phase; default 10s
 	Warmup      time.Duration // unrecorded load before each phase; default 1s
 	Rate        float64       // open-loop rate; 0 with Concurrency set: closed-loop only
@@ -51,11 +55,18 @@ type Options struct {
 	// Rename gives omnigate's deployment an upstream model name of its own,
 	// so every answer goes through the model-name rewrite, as in most real
 	// setups (a public "qwen3-omni-30b" in front of the engine's name).
-	Rename   bool
-	Bin      string // binary to exec; default os.Executable()
-	Out      string // JSON result path; "" writes none
-	Runs     int    // repetitions; the report shows medians; default 1
-	Progress io.Writer
+	Rename bool
+	// GRPCConns is how many connections the grpc target's calls share;
+	// default 1.
+	GRPCConns int
+	// GRPCWindow, when set, is the grpc target's clients' static flow
+	// control window in bytes (the connection's is four times it); 0:
+	// gRPC's default, estimated with pings.
+	GRPCWindow int
+	Bin        string // binary to exec; default os.Executable()
+	Out        string // JSON result path; "" writes none
+	Runs       int    // repetitions; the report shows medians; default 1
+	Progress   io.Writer
 }
 
 func (o *Options) defaults() error {
@@ -71,8 +82,8 @@ func (o *Options) defaults() error {
 		}
 	}
 	for _, t := range o.Targets {
-		if !slices.Contains(allTargets, t) {
-			return fmt.Errorf("bench: unknown target %q (want direct, proxy, omnigate)", t)
+		if !slices.Contains(knownTargets, t) {
+			return fmt.Errorf("bench: unknown target %q (want direct, proxy, omnigate, grpc)", t)
 		}
 	}
 	if o.Duration <= 0 {
@@ -114,6 +125,11 @@ func (o *Options) defaults() error {
 	if o.Runs <= 0 {
 		o.Runs = 1
 	}
+	if o.GRPCConns <= 0 {
+		o.GRPCConns = 1
+	}
+	// Report order, whatever the order asked in.
+	slices.SortStableFunc(o.Targets, func(a, b string) int { return slices.Index(knownTargets, a) - slices.Index(knownTargets, b) })
 	if o.Bin == "" {
 		exe, err := os.Executable()
 		if err != nil {
@@ -169,7 +185,7 @@ func Run(ctx context.Context, o Options, stdout io.Writer) (*Result, error) {
 			if o.Progress != nil {
 				fmt.Fprintf(o.Progress, "bench: run %d/%d, mode %s\n", run+1, o.Runs, mode)
 			}
-			phases, idleRSS, err := runMode(ctx, &o, r, mode)
+			phases, idleRSS, err := runMode(ctx, &o, r, mode, run)
 			if err != nil {
 				return nil, fmt.Errorf("bench %s: %w", mode, err)
 			}
@@ -200,17 +216,23 @@ type stack struct {
 	procs   []*Process
 	targets []*target
 	idleRSS map[string]int64
+	closers []func()
 }
 
 func (s *stack) stop() {
+	for _, c := range s.closers {
+		c()
+	}
 	for _, p := range slices.Backward(s.procs) {
 		p.Stop()
 	}
 }
 
 // runMode starts the processes for one mode, runs its phases against every
-// target, and stops the processes.
-func runMode(ctx context.Context, o *Options, r *runner, mode string) ([]PhaseResult, map[string]int64, error) {
+// target, and stops the processes. Odd runs take the targets in reverse
+// order, so that none is always measured first (or second, behind
+// another's leftovers); the phases come back in report order either way.
+func runMode(ctx context.Context, o *Options, r *runner, mode string, run int) ([]PhaseResult, map[string]int64, error) {
 	if mode == "idle-streams" && len(o.Targets) > 1 && o.Upstream == "" {
 		// Holding 10,000 streams leaves its mark on the upstream (a heap
 		// sized for them, a slower start): each target gets a fresh one,
@@ -220,7 +242,7 @@ func runMode(ctx context.Context, o *Options, r *runner, mode string) ([]PhaseRe
 		for _, t := range o.Targets {
 			one := *o
 			one.Targets = []string{t}
-			ps, rss, err := runMode(ctx, &one, r, mode)
+			ps, rss, err := runMode(ctx, &one, r, mode, run)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -236,9 +258,17 @@ func runMode(ctx context.Context, o *Options, r *runner, mode string) ([]PhaseRe
 	if err != nil {
 		return nil, nil, err
 	}
-	var out []PhaseResult
-	for i, t := range st.targets {
-		if i > 0 {
+	byTarget := make([][]PhaseResult, len(st.targets))
+	order := make([]int, len(st.targets))
+	for i := range order {
+		order[i] = i
+	}
+	if run%2 == 1 {
+		slices.Reverse(order)
+	}
+	for n, i := range order {
+		t := st.targets[i]
+		if n > 0 {
 			// Let the previous target's connections drain out of the upstream.
 			time.Sleep(500 * time.Millisecond)
 		}
@@ -247,10 +277,10 @@ func runMode(ctx context.Context, o *Options, r *runner, mode string) ([]PhaseRe
 			if err != nil {
 				return nil, nil, fmt.Errorf("%s %s: %w", t.Name, p.Kind, err)
 			}
-			out = append(out, pr)
+			byTarget[i] = append(byTarget[i], pr)
 		}
 	}
-	return out, st.idleRSS, nil
+	return slices.Concat(byTarget...), st.idleRSS, nil
 }
 
 // Request bodies. The model name is the one the generated gateway config serves.
@@ -358,6 +388,28 @@ func startStack(ctx context.Context, o *Options, mode string) (*stack, error) {
 			}
 			st.procs = append(st.procs, p)
 			st.targets = append(st.targets, &target{Name: "omnigate", Base: p.URL.String() + "/v1", Proc: p, Upstream: up, MetricsURL: p.URL.String() + "/metrics"})
+		case "grpc":
+			// A gateway of its own, as the omnigate target's but for its
+			// gRPC listener: each is measured alone.
+			cfg, err := writeGatewayConfig(upBase, o.Rename)
+			if err != nil {
+				return st, err
+			}
+			defer os.RemoveAll(filepath.Dir(cfg))
+			p, err := StartProcess(ctx, "omnigate-grpc", o.Bin, []string{"serve", "--config", cfg, "--admin-addr", "off", "--grpc-addr", "127.0.0.1:0"}, o.ServerCPUs, wait)
+			if err != nil {
+				return st, err
+			}
+			st.procs = append(st.procs, p)
+			if p.GRPC == "" {
+				return st, errors.New("the gateway printed no gRPC address")
+			}
+			gc, err := dialGRPC(p.GRPC, o.GRPCConns, o.GRPCWindow)
+			if err != nil {
+				return st, err
+			}
+			st.closers = append(st.closers, gc.close)
+			st.targets = append(st.targets, &target{Name: "grpc", Proc: p, Upstream: up, MetricsURL: p.URL.String() + "/metrics", GRPC: gc})
 		}
 	}
 	time.Sleep(300 * time.Millisecond) // let start-up allocation settle

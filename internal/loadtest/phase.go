@@ -20,6 +20,9 @@ type target struct {
 	Proc       *Process // the process whose CPU and RSS this target costs
 	Upstream   *Process // the upstream behind it (nil for direct)
 	MetricsURL string   // Prometheus endpoint with go_goroutines, or ""
+	// GRPC, when set, is the gateway's gRPC API, which the load goes to
+	// instead of Base.
+	GRPC *grpcClients
 }
 
 // phase describes one measured run of load against one target.
@@ -180,7 +183,14 @@ func (r *runner) checkAlive(p *phase) error {
 
 // load sends the phase's requests. res receives idle/soak extras (may be nil).
 func (r *runner) load(ctx context.Context, p *phase, rec *recorder, res *PhaseResult) {
-	c := &call{client: r.client, url: p.Target.Base + "/chat/completions", body: p.Body, stream: p.Stream}
+	c := &call{client: r.client, url: p.Target.Base + "/chat/completions", body: p.Body, stream: p.Stream, grpc: p.Target.GRPC}
+	if c.grpc != nil {
+		var err error
+		if c.greq, err = grpcRequest(p.Body); err != nil {
+			rec.fail(err)
+			return
+		}
+	}
 	switch p.Kind {
 	case "closed":
 		r.closed(ctx, p, c, rec)

@@ -18,6 +18,9 @@ import (
 type Process struct {
 	Name string
 	URL  *url.URL // origin it serves on, from its "serving on" line
+	// GRPC is a gateway's gRPC address, from its "gRPC on" line; "" when
+	// it has none.
+	GRPC string
 	PID  int
 
 	cmd    *exec.Cmd
@@ -29,6 +32,10 @@ type Process struct {
 // servingLine matches "… serving on http://ADDR" as printed by omnigate
 // serve, omnigate sim and the bench helper modes.
 var servingLine = regexp.MustCompile(`serving on (https?://\S+)`)
+
+// grpcLine matches omnigate serve's "omnigate: gRPC on ADDR", printed
+// before its "serving on" line.
+var grpcLine = regexp.MustCompile(`omnigate: gRPC on (\S+)`)
 
 // StartProcess runs bin with args, pinned to cpus when given, and waits up to
 // timeout for its "serving on URL" line. The child dies with ctx, with Stop,
@@ -48,13 +55,17 @@ func StartProcess(ctx context.Context, name, bin string, args []string, cpus []i
 		return nil, fmt.Errorf("start %s (%s %s): %w", name, bin, strings.Join(args, " "), err)
 	}
 	p.PID = cmd.Process.Pid
-	found := make(chan string, 1)
+	found := make(chan [2]string, 1) // the serving URL, the gRPC address
 	go func() {
 		sc := bufio.NewScanner(out)
+		grpcAddr := ""
 		for sc.Scan() {
+			if m := grpcLine.FindStringSubmatch(sc.Text()); m != nil {
+				grpcAddr = m[1]
+			}
 			if m := servingLine.FindStringSubmatch(sc.Text()); m != nil {
 				select {
-				case found <- m[1]:
+				case found <- [2]string{m[1], grpcAddr}:
 				default:
 				}
 			}
@@ -68,13 +79,14 @@ func StartProcess(ctx context.Context, name, bin string, args []string, cpus []i
 	tm := time.NewTimer(timeout)
 	defer tm.Stop()
 	select {
-	case raw := <-found:
+	case lines := <-found:
+		raw := lines[0]
 		u, err := url.Parse(raw)
 		if err != nil {
 			p.Stop()
 			return nil, fmt.Errorf("%s: bad serving URL %q: %w", name, raw, err)
 		}
-		p.URL = &url.URL{Scheme: u.Scheme, Host: u.Host}
+		p.URL, p.GRPC = &url.URL{Scheme: u.Scheme, Host: u.Host}, lines[1]
 		return p, nil
 	case <-p.done:
 		return nil, fmt.Errorf("%s exited before serving (%v); stderr: %s", name, p.err, p.stderr.String())

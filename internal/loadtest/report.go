@@ -47,6 +47,10 @@ type Comparison struct {
 	AddedTTFBP50US  float64 `json:"added_ttfb_p50_us,omitempty"`
 	AddedTTFBP99US  float64 `json:"added_ttfb_p99_us,omitempty"`
 	PeakRSSvsDirect float64 `json:"peak_rss_ratio_vs_direct,omitempty"`
+	// For grpc: against omnigate's HTTP API.
+	RPSvsHTTP     float64 `json:"rps_ratio_vs_http,omitempty"`
+	CPUvsHTTP     float64 `json:"cpu_per_req_ratio_vs_http,omitempty"`
+	PeakRSSvsHTTP float64 `json:"peak_rss_ratio_vs_http,omitempty"`
 }
 
 // Goal is one target from the performance issue and whether it was met.
@@ -162,10 +166,10 @@ func compare(ps []PhaseResult) []Comparison {
 	}
 	var out []Comparison
 	for _, kind := range []string{"closed", "open", "idle", "soak"} {
-		direct, proxy := find("direct", kind), find("proxy", kind)
-		for _, name := range []string{"proxy", "omnigate"} {
+		direct, proxy, http := find("direct", kind), find("proxy", kind), find("omnigate", kind)
+		for _, name := range []string{"proxy", "omnigate", "grpc"} {
 			p := find(name, kind)
-			if p == nil || (direct == nil && (name == "proxy" || proxy == nil)) {
+			if p == nil || (direct == nil && (name == "proxy" || proxy == nil) && (name != "grpc" || http == nil)) {
 				continue
 			}
 			c := Comparison{Kind: kind, Target: name}
@@ -180,9 +184,14 @@ func compare(ps []PhaseResult) []Comparison {
 				}
 				c.PeakRSSvsDirect = ratio(float64(p.PeakRSS), float64(direct.PeakRSS))
 			}
-			if name == "omnigate" && proxy != nil {
+			if name != "proxy" && proxy != nil {
 				c.RPSvsProxy = ratio(p.RPS, proxy.RPS)
 				c.CPUvsProxy = ratio(p.CPUMicrosPerReq, proxy.CPUMicrosPerReq)
+			}
+			if name == "grpc" && http != nil {
+				c.RPSvsHTTP = ratio(p.RPS, http.RPS)
+				c.CPUvsHTTP = ratio(p.CPUMicrosPerReq, http.CPUMicrosPerReq)
+				c.PeakRSSvsHTTP = ratio(float64(p.PeakRSS), float64(http.PeakRSS))
 			}
 			out = append(out, c)
 		}
@@ -291,9 +300,20 @@ func describe(p PhaseResult) string {
 
 func describeComparison(c Comparison) string {
 	var b strings.Builder
+	if c.RPSvsDirect == 0 && c.PeakRSSvsHTTP != 0 { // no direct target: against HTTP only
+		if c.Kind == "idle" {
+			fmt.Fprintf(&b, "%s vs omnigate over HTTP: peak RSS ×%.2f", c.Target, c.PeakRSSvsHTTP)
+		} else {
+			fmt.Fprintf(&b, "%s vs omnigate over HTTP: rps ×%.2f, CPU/req ×%.2f", c.Target, c.RPSvsHTTP, c.CPUvsHTTP)
+		}
+		return b.String()
+	}
 	fmt.Fprintf(&b, "%s vs direct:", c.Target)
 	if c.Kind == "idle" {
 		fmt.Fprintf(&b, " peak RSS ×%.2f, TTFB p50 %+.3f ms", c.PeakRSSvsDirect, c.AddedTTFBP50US/1000)
+		if c.PeakRSSvsHTTP != 0 {
+			fmt.Fprintf(&b, "; vs omnigate over HTTP: peak RSS ×%.2f", c.PeakRSSvsHTTP)
+		}
 		return b.String()
 	}
 	fmt.Fprintf(&b, " rps ×%.2f, added p50 %+.3f ms, p90 %+.3f ms, p99 %+.3f ms", c.RPSvsDirect, c.AddedP50US/1000, c.AddedP90US/1000, c.AddedP99US/1000)
@@ -302,6 +322,9 @@ func describeComparison(c Comparison) string {
 	}
 	if c.RPSvsProxy != 0 {
 		fmt.Fprintf(&b, "; vs proxy: rps ×%.2f, CPU/req ×%.2f", c.RPSvsProxy, c.CPUvsProxy)
+	}
+	if c.CPUvsHTTP != 0 {
+		fmt.Fprintf(&b, "; vs omnigate over HTTP: rps ×%.2f, CPU/req ×%.2f", c.RPSvsHTTP, c.CPUvsHTTP)
 	}
 	return b.String()
 }

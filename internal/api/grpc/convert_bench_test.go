@@ -159,6 +159,63 @@ func BenchmarkDecodeChunk(b *testing.B) {
 	})
 }
 
+// BenchmarkChunkToWire is what a stream event costs from its JSON to the
+// bytes gRPC sends: read into the message and marshalled (what the codec
+// would do with it), or written as wire format and copied (what
+// rawCodec does with it).
+func BenchmarkChunkToWire(b *testing.B) {
+	data := []byte(benchChunk)
+	b.Run("read_and_marshal", func(b *testing.B) {
+		b.ReportAllocs()
+		var cr chunkReader
+		for b.Loop() {
+			c, err := cr.read(data)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := proto.Marshal(c); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("wire", func(b *testing.B) {
+		b.ReportAllocs()
+		var cw chunkWriter
+		for b.Loop() {
+			w, err := cw.write(data)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_ = append([]byte(nil), w...) // mem.Copy's, for a message this small
+		}
+	})
+}
+
+// BenchmarkChatToWire is BenchmarkChunkToWire for a whole chat answer.
+func BenchmarkChatToWire(b *testing.B) {
+	data := []byte(benchChat)
+	b.Run("read_and_marshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var out pb.ChatCompletionResponse
+			if err := decodeChat(data, &out); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := proto.Marshal(&out); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("wire", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := writeChat(make([]byte, 0, len(data)), data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
 // benchRequest is the chat request of the load harness's small mode.
 var benchRequest = &pb.ChatCompletionRequest{Model: "bench-model", Messages: []*pb.ChatMessage{
 	{Role: "system", Content: &pb.ChatMessage_Text{Text: "You are a helpful assistant."}},

@@ -2,6 +2,7 @@ package grpcapi
 
 import (
 	"math"
+	"unicode/utf8"
 
 	"github.com/omnigate/omnigate/internal/jsonscan"
 	pb "github.com/omnigate/omnigate/proto/omnigate/v1"
@@ -60,8 +61,15 @@ func (r *reader) same(prev string) (string, error) {
 	if string(raw) == prev {
 		return prev, nil
 	}
+	if !utf8.Valid(raw) {
+		return validUTF8(raw), nil
+	}
 	return string(raw), nil
 }
+
+// validUTF8 is b with each invalid byte read as U+FFFD: protobuf strings
+// must be valid UTF-8, and an engine's bytes may not be.
+func validUTF8(b []byte) string { return string([]rune(string(b))) }
 
 // optStr reads a string that may be null (nil).
 func (r *reader) optStr() (*string, error) {
@@ -164,14 +172,17 @@ func (r *reader) bytes(out *[]int32) error {
 	})
 }
 
-// usage reads a usage object; null or another value is nil.
-func (r *reader) usage() (*pb.Usage, error) {
+// usage reads a usage object into u (nil: a new one), merged as protobuf
+// merges a message sent twice; null or another value leaves u as it is.
+func (r *reader) usage(u *pb.Usage) (*pb.Usage, error) {
 	k, err := r.d.Peek()
 	if err != nil || k != jsonscan.Object {
 		_, err := r.is(jsonscan.Object)
-		return nil, err
+		return u, err
 	}
-	u := new(pb.Usage)
+	if u == nil {
+		u = new(pb.Usage)
+	}
 	err = r.d.Object(func(key []byte) error {
 		var err error
 		switch string(key) {

@@ -29,10 +29,12 @@ func decodeChat(data []byte, out *pb.ChatCompletionResponse) error {
 					case "index":
 						c.Index, err = r.int32()
 					case "message":
-						c.Message = new(pb.AssistantMessage)
+						if c.Message == nil {
+							c.Message = new(pb.AssistantMessage)
+						}
 						err = r.message(c.Message)
 					case "logprobs":
-						c.Logprobs, err = r.logprobs()
+						c.Logprobs, err = r.logprobs(c.Logprobs)
 					case "finish_reason":
 						c.FinishReason, err = r.str()
 					}
@@ -40,7 +42,7 @@ func decodeChat(data []byte, out *pb.ChatCompletionResponse) error {
 				})
 			})
 		case "usage":
-			out.Usage, err = r.usage()
+			out.Usage, err = r.usage(out.Usage)
 		case "system_fingerprint":
 			out.SystemFingerprint, err = r.str()
 		case "service_tier":
@@ -52,67 +54,6 @@ func decodeChat(data []byte, out *pb.ChatCompletionResponse) error {
 		return err
 	}
 	return r.end()
-}
-
-// chunkReader reads the events of one stream into one reused message:
-// each is sent before the next is read (the gRPC server marshals a message
-// in Send, and no stats handler keeps it), and the strings every chunk
-// repeats are kept from the last.
-type chunkReader struct {
-	r     reader
-	chunk pb.ChatCompletionChunk
-}
-
-// read reads one chat.completion.chunk event's data into cr.chunk.
-func (cr *chunkReader) read(data []byte) (*pb.ChatCompletionChunk, error) {
-	r, c := &cr.r, &cr.chunk
-	r.reset(data)
-	id, object, model, fp := c.Id, c.Object, c.Model, c.SystemFingerprint
-	c.Reset()
-	err := r.object(func(key []byte) error {
-		var err error
-		switch string(key) {
-		case "id":
-			c.Id, err = r.same(id)
-		case "object":
-			c.Object, err = r.same(object)
-		case "created":
-			c.Created, err = r.integer()
-		case "model":
-			c.Model, err = r.same(model)
-		case "choices":
-			err = r.array(func(int) error {
-				ch := new(pb.ChunkChoice)
-				c.Choices = append(c.Choices, ch)
-				return r.object(func(key []byte) error {
-					var err error
-					switch string(key) {
-					case "index":
-						ch.Index, err = r.int32()
-					case "delta":
-						ch.Delta = new(pb.AssistantMessage)
-						err = r.message(ch.Delta)
-					case "logprobs":
-						ch.Logprobs, err = r.logprobs()
-					case "finish_reason":
-						ch.FinishReason, err = r.str()
-					}
-					return err
-				})
-			})
-		case "usage":
-			c.Usage, err = r.usage()
-		case "system_fingerprint":
-			c.SystemFingerprint, err = r.same(fp)
-		case "service_tier":
-			c.ServiceTier, err = r.str()
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return c, r.end()
 }
 
 // message reads an answer's message or a stream's delta.
@@ -188,9 +129,10 @@ func (r *reader) toolCall(c *pb.ToolCall) error {
 	})
 }
 
-// logprobs reads a chat choice's logprobs; null is nil.
-func (r *reader) logprobs() (*pb.Logprobs, error) {
-	var lp *pb.Logprobs
+// logprobs reads a chat choice's logprobs into lp (nil: a new one, made
+// with the object's first member), merged as protobuf merges a message
+// sent twice.
+func (r *reader) logprobs(lp *pb.Logprobs) (*pb.Logprobs, error) {
 	err := r.object(func(key []byte) error {
 		if lp == nil {
 			lp = new(pb.Logprobs)

@@ -44,7 +44,7 @@ func decodeCompletion(data []byte, out *pb.CompletionResponse) error {
 				})
 			})
 		case "usage":
-			out.Usage, err = r.usage()
+			out.Usage, err = r.usage(out.Usage)
 		case "system_fingerprint":
 			out.SystemFingerprint, err = r.str()
 		}
@@ -105,7 +105,7 @@ func decodeEmbedding(data []byte, out *pb.EmbeddingResponse) error {
 		case "model":
 			out.Model, err = r.str()
 		case "usage":
-			out.Usage, err = r.usage()
+			out.Usage, err = r.usage(out.Usage)
 		case "data":
 			err = r.array(func(int) error {
 				e := new(pb.Embedding)

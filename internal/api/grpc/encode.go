@@ -206,6 +206,7 @@ type where struct {
 	i   int
 }
 
+// String renders the path as a parameter is named in errors.
 func (w *where) String() string {
 	if w == nil {
 		return ""

@@ -19,13 +19,18 @@ import (
 // (X-Omnigate-Priority, Cache-Control, Authorization, a model's sticky
 // header, traceparent), and its request id: the client's x-request-id when
 // it is valid, else a new one. gRPC's own keys (pseudo-headers, grpc-*,
-// content-type, te) and binary ones (-bin) are left out.
+// content-type, te, user-agent) and binary ones (-bin) are left out; a
+// call with no other has no headers (nil), and costs no map.
 func (s *Server) incoming(ctx context.Context) (http.Header, string) {
 	md, _ := metadata.FromIncomingContext(ctx)
-	h := make(http.Header, len(md))
+	var h http.Header
 	for k, v := range md {
-		if k == "" || k[0] == ':' || strings.HasPrefix(k, "grpc-") || k == "content-type" || k == "te" || strings.HasSuffix(k, "-bin") {
+		if k == "" || k[0] == ':' || strings.HasPrefix(k, "grpc-") || k == "content-type" || k == "te" || k == "user-agent" ||
+			strings.HasSuffix(k, "-bin") {
 			continue
+		}
+		if h == nil {
+			h = make(http.Header, 4)
 		}
 		h[textproto.CanonicalMIMEHeaderKey(k)] = v
 	}

@@ -139,12 +139,13 @@ func chunkOf(r *pb.ChatCompletionResponse) *pb.ChatCompletionChunk {
 }
 
 // chunkSink is the gRPC stream as the relay's wire: it reads the SSE
-// events of what it is written and sends each chunk as a message. An
+// events of what it is written and sends each chunk as a message, written
+// from the event's JSON straight into wire format (wire_chunk.go). An
 // error event, or an event that is not a chunk, ends what it sends: the
 // call ends with its error once the relay is done.
 type chunkSink struct {
 	stream  grpc.ServerStreamingServer[pb.ChatCompletionChunk]
-	cr      chunkReader
+	cw      chunkWriter
 	line    []byte // the start of a line not yet ended
 	data    []byte // the data of the event being read
 	hasData bool
@@ -231,14 +232,15 @@ func (k *chunkSink) dispatch() error {
 		k.failed = eventError(data, http.StatusBadGateway)
 		return nil
 	}
-	c, err := k.cr.read(data)
+	c, err := k.cw.write(data)
 	if err != nil {
 		e := apierror.New(http.StatusBadGateway, backend.CodeInvalidResponse, "The upstream sent a stream event that is not a chunk.")
 		e.Err = err
 		k.failed = e
 		return nil
 	}
-	if err := k.stream.Send(c); err != nil {
+	// Already in wire format: the codec sends the bytes (rawcodec.go).
+	if err := k.stream.SendMsg(rawMessage(c)); err != nil {
 		k.sendErr = err
 		return err
 	}
@@ -247,11 +249,18 @@ func (k *chunkSink) dispatch() error {
 
 // isErrorData reports whether an event's data is an error object.
 func isErrorData(data []byte) bool {
-	d := bytes.TrimLeft(data, " \t\r\n")
-	if len(d) == 0 || d[0] != '{' {
+	i := skipSpace(data, 0)
+	if i == len(data) || data[i] != '{' {
 		return false
 	}
-	return bytes.HasPrefix(bytes.TrimLeft(d[1:], " \t\r\n"), errorKey)
+	return bytes.HasPrefix(data[skipSpace(data, i+1):], errorKey)
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
+		i++
+	}
+	return i
 }
 
 // eventData is the data of one SSE event (the engine's error event held

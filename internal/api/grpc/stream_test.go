@@ -28,6 +28,15 @@ func (s *sent) Send(c *pb.ChatCompletionChunk) error {
 	return nil
 }
 
+// SendMsg takes the chunks the sink sends already encoded.
+func (s *sent) SendMsg(m any) error {
+	c := new(pb.ChatCompletionChunk)
+	if err := proto.Unmarshal(m.(rawMessage), c); err != nil {
+		return err
+	}
+	return s.Send(c)
+}
+
 func chunk(content string) *pb.ChatCompletionChunk {
 	return &pb.ChatCompletionChunk{Id: "c", Choices: []*pb.ChunkChoice{{Delta: &pb.AssistantMessage{Content: proto.String(content)}}}}
 }
