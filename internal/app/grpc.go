@@ -20,7 +20,7 @@ import (
 // service, health, reflection), over TLS when server.grpc_tls names a
 // certificate.
 func (g *Gateway) newGRPC(sc config.Server) (*grpc.Server, *grpcapi.Server, error) {
-	api := grpcapi.New(grpcapi.Options{Core: g.core, Log: g.log, MaxBodyBytes: sc.MaxBodyBytes})
+	api := grpcapi.New(grpcapi.Options{Core: g.core, Log: g.log, MaxBodyBytes: sc.MaxBodyBytes, Jobs: g.jobs})
 	opts := api.ServerOptions()
 	if t := sc.GRPCTLS; t.CertFile != "" {
 		creds, err := credentials.NewServerTLSFromFile(t.CertFile, t.KeyFile)

@@ -153,7 +153,7 @@ func TestGRPCReflection(t *testing.T) {
 			}
 		}
 	}
-	want := []string{"ChatCompletion", "StreamChatCompletion", "Completion", "Embedding", "ListModels"}
+	want := []string{"ChatCompletion", "StreamChatCompletion", "Completion", "Embedding", "ListModels", "SubmitJob", "GetJob", "CancelJob"}
 	if !slices.Equal(methods, want) {
 		t.Errorf("methods %v, want %v", methods, want)
 	}

@@ -13,8 +13,13 @@ import (
 	"time"
 
 	"github.com/openai/openai-go/v3"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/omnigate/omnigate/internal/config"
+	pb "github.com/omnigate/omnigate/proto/omnigate/v1"
 )
 
 // startJobsGateway serves the default config with its jobs in a
@@ -302,5 +307,78 @@ func TestAsyncChecksLimits(t *testing.T) {
 	resp, b = postH(t, srv.URL+"/v1/embeddings", `{"model":"small","input":"x"}`, map[string]string{"X-Omnigate-Async": "true"})
 	if resp.StatusCode != 400 || !strings.Contains(string(b), `"param":"model"`) {
 		t.Errorf("an endpoint the model does not serve: %d %s", resp.StatusCode, b)
+	}
+}
+
+// TestGRPCJobs: the job calls over gRPC, with the job's response the
+// HTTP API's own, and bad calls refused with their parameter named.
+func TestGRPCJobs(t *testing.T) {
+	gw, srv := startJobsGateway(t)
+	addr, _ := serveGRPCForTest(t, gw)
+	c := pb.NewOmnigateClient(dial(t, addr))
+	ctx := metadataCtx("authorization", "Bearer k1")
+	chat := &pb.ChatCompletionRequest{Model: "large", MaxTokens: proto.Int64(12),
+		Messages: []*pb.ChatMessage{{Role: "user", Content: &pb.ChatMessage_Text{Text: "Name three rivers."}}}}
+	job, err := c.SubmitJob(ctx, &pb.SubmitJobRequest{Request: &pb.SubmitJobRequest_ChatCompletion{ChatCompletion: chat}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job.Status != "queued" || job.Endpoint != "/v1/chat/completions" || job.Model != "large" {
+		t.Fatalf("submitted %v", job)
+	}
+	for deadline := time.Now().Add(30 * time.Second); job.Status != "succeeded" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if job, err = c.GetJob(ctx, &pb.GetJobRequest{Id: job.Id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if job.Status != "succeeded" || job.Response.GetStatusCode() != 200 {
+		t.Fatalf("job %v", job)
+	}
+	_, sync := postH(t, srv.URL+"/v1/chat/completions", `{"model":"large","max_tokens":12,"messages":[{"role":"user","content":"Name three rivers."}]}`,
+		map[string]string{"Cache-Control": "no-cache"})
+	if content(t, []byte(job.Response.Body)) != content(t, sync) {
+		t.Errorf("the job answered %q, the HTTP API %q", content(t, []byte(job.Response.Body)), content(t, sync))
+	}
+	// The same job over HTTP, and not another key's.
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v1/jobs/"+job.Id, nil)
+	req.Header.Set("Authorization", "Bearer k1")
+	if r, _ := doReq(t, req); r.StatusCode != 200 {
+		t.Errorf("GET /v1/jobs over HTTP: %d", r.StatusCode)
+	}
+	for _, tc := range []struct {
+		name  string
+		call  func() error
+		code  codes.Code
+		field string
+	}{
+		{"no request", func() error { _, err := c.SubmitJob(ctx, &pb.SubmitJobRequest{}); return err }, codes.InvalidArgument, "request"},
+		{"unknown model", func() error {
+			_, err := c.SubmitJob(ctx, &pb.SubmitJobRequest{Request: &pb.SubmitJobRequest_ChatCompletion{ChatCompletion: &pb.ChatCompletionRequest{Model: "nope",
+				Messages: chat.Messages}}})
+			return err
+		}, codes.NotFound, "model"},
+		{"webhook without a secret", func() error {
+			_, err := c.SubmitJob(ctx, &pb.SubmitJobRequest{Webhook: "http://127.0.0.1:1/", Request: &pb.SubmitJobRequest_ChatCompletion{ChatCompletion: chat}})
+			return err
+		}, codes.InvalidArgument, "x-omnigate-webhook"},
+		{"another key's job", func() error {
+			_, err := c.GetJob(metadataCtx("authorization", "Bearer k2"), &pb.GetJobRequest{Id: job.Id})
+			return err
+		}, codes.NotFound, "job_id"},
+		{"final job", func() error { _, err := c.CancelJob(ctx, &pb.CancelJobRequest{Id: job.Id}); return err }, codes.Aborted, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.call()
+			st := status.Convert(err)
+			field := ""
+			for _, d := range st.Details() {
+				if br, ok := d.(*errdetails.BadRequest); ok && len(br.FieldViolations) > 0 {
+					field = br.FieldViolations[0].Field
+				}
+			}
+			if st.Code() != tc.code || field != tc.field {
+				t.Errorf("%v (field %q); want %v naming %q", err, field, tc.code, tc.field)
+			}
+		})
 	}
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/omnigate/omnigate/internal/catalog"
 	"github.com/omnigate/omnigate/internal/dispatch"
+	"github.com/omnigate/omnigate/internal/jobs"
 	"github.com/omnigate/omnigate/internal/relay"
 	"github.com/omnigate/omnigate/internal/request"
 	pb "github.com/omnigate/omnigate/proto/omnigate/v1"
@@ -35,6 +36,8 @@ type Options struct {
 	MaxBodyBytes int64
 	// HealthPoll is how often a health Watch looks at the core; 1s when 0.
 	HealthPoll time.Duration
+	// Jobs serves the job calls; nil: they answer Unimplemented.
+	Jobs *jobs.Service
 }
 
 // Server is the Omnigate service, with the health service beside it.

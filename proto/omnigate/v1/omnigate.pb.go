@@ -3895,6 +3895,435 @@ func (x *Model) GetMaxTokens() int32 {
 	return 0
 }
 
+// SubmitJobRequest is the request a job runs.
+type SubmitJobRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Request:
+	//
+	//	*SubmitJobRequest_ChatCompletion
+	//	*SubmitJobRequest_Completion
+	//	*SubmitJobRequest_Embedding
+	Request isSubmitJobRequest_Request `protobuf_oneof:"request"`
+	// webhook is the URL told when the job is final (X-Omnigate-Webhook).
+	Webhook       string `protobuf:"bytes,4,opt,name=webhook,proto3" json:"webhook,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitJobRequest) Reset() {
+	*x = SubmitJobRequest{}
+	mi := &file_omnigate_v1_omnigate_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitJobRequest) ProtoMessage() {}
+
+func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_omnigate_v1_omnigate_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitJobRequest.ProtoReflect.Descriptor instead.
+func (*SubmitJobRequest) Descriptor() ([]byte, []int) {
+	return file_omnigate_v1_omnigate_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *SubmitJobRequest) GetRequest() isSubmitJobRequest_Request {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *SubmitJobRequest) GetChatCompletion() *ChatCompletionRequest {
+	if x != nil {
+		if x, ok := x.Request.(*SubmitJobRequest_ChatCompletion); ok {
+			return x.ChatCompletion
+		}
+	}
+	return nil
+}
+
+func (x *SubmitJobRequest) GetCompletion() *CompletionRequest {
+	if x != nil {
+		if x, ok := x.Request.(*SubmitJobRequest_Completion); ok {
+			return x.Completion
+		}
+	}
+	return nil
+}
+
+func (x *SubmitJobRequest) GetEmbedding() *EmbeddingRequest {
+	if x != nil {
+		if x, ok := x.Request.(*SubmitJobRequest_Embedding); ok {
+			return x.Embedding
+		}
+	}
+	return nil
+}
+
+func (x *SubmitJobRequest) GetWebhook() string {
+	if x != nil {
+		return x.Webhook
+	}
+	return ""
+}
+
+type isSubmitJobRequest_Request interface {
+	isSubmitJobRequest_Request()
+}
+
+type SubmitJobRequest_ChatCompletion struct {
+	ChatCompletion *ChatCompletionRequest `protobuf:"bytes,1,opt,name=chat_completion,json=chatCompletion,proto3,oneof"`
+}
+
+type SubmitJobRequest_Completion struct {
+	Completion *CompletionRequest `protobuf:"bytes,2,opt,name=completion,proto3,oneof"`
+}
+
+type SubmitJobRequest_Embedding struct {
+	Embedding *EmbeddingRequest `protobuf:"bytes,3,opt,name=embedding,proto3,oneof"`
+}
+
+func (*SubmitJobRequest_ChatCompletion) isSubmitJobRequest_Request() {}
+
+func (*SubmitJobRequest_Completion) isSubmitJobRequest_Request() {}
+
+func (*SubmitJobRequest_Embedding) isSubmitJobRequest_Request() {}
+
+type GetJobRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetJobRequest) Reset() {
+	*x = GetJobRequest{}
+	mi := &file_omnigate_v1_omnigate_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetJobRequest) ProtoMessage() {}
+
+func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_omnigate_v1_omnigate_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
+func (*GetJobRequest) Descriptor() ([]byte, []int) {
+	return file_omnigate_v1_omnigate_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *GetJobRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type CancelJobRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelJobRequest) Reset() {
+	*x = CancelJobRequest{}
+	mi := &file_omnigate_v1_omnigate_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelJobRequest) ProtoMessage() {}
+
+func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_omnigate_v1_omnigate_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
+func (*CancelJobRequest) Descriptor() ([]byte, []int) {
+	return file_omnigate_v1_omnigate_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *CancelJobRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// Job is a background job, as GET /v1/jobs/{id} shows it.
+type Job struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// object is "job".
+	Object string `protobuf:"bytes,2,opt,name=object,proto3" json:"object,omitempty"`
+	// endpoint is the path the request is for: /v1/chat/completions …
+	Endpoint string `protobuf:"bytes,3,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	Model    string `protobuf:"bytes,4,opt,name=model,proto3" json:"model,omitempty"`
+	// status: queued, running, succeeded, failed, cancelled, expired.
+	Status      string `protobuf:"bytes,5,opt,name=status,proto3" json:"status,omitempty"`
+	CreatedAt   int64  `protobuf:"varint,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	StartedAt   int64  `protobuf:"varint,7,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	CompletedAt int64  `protobuf:"varint,8,opt,name=completed_at,json=completedAt,proto3" json:"completed_at,omitempty"`
+	ExpiresAt   int64  `protobuf:"varint,9,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	Attempts    int32  `protobuf:"varint,10,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// response is set once the job is final with an answer.
+	Response *JobResponse `protobuf:"bytes,11,opt,name=response,proto3" json:"response,omitempty"`
+	Webhook  string       `protobuf:"bytes,12,opt,name=webhook,proto3" json:"webhook,omitempty"`
+	// batch_id and custom_id are set for a batch's line.
+	BatchId       string `protobuf:"bytes,13,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
+	CustomId      string `protobuf:"bytes,14,opt,name=custom_id,json=customId,proto3" json:"custom_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Job) Reset() {
+	*x = Job{}
+	mi := &file_omnigate_v1_omnigate_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Job) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Job) ProtoMessage() {}
+
+func (x *Job) ProtoReflect() protoreflect.Message {
+	mi := &file_omnigate_v1_omnigate_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Job.ProtoReflect.Descriptor instead.
+func (*Job) Descriptor() ([]byte, []int) {
+	return file_omnigate_v1_omnigate_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *Job) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Job) GetObject() string {
+	if x != nil {
+		return x.Object
+	}
+	return ""
+}
+
+func (x *Job) GetEndpoint() string {
+	if x != nil {
+		return x.Endpoint
+	}
+	return ""
+}
+
+func (x *Job) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *Job) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *Job) GetCreatedAt() int64 {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return 0
+}
+
+func (x *Job) GetStartedAt() int64 {
+	if x != nil {
+		return x.StartedAt
+	}
+	return 0
+}
+
+func (x *Job) GetCompletedAt() int64 {
+	if x != nil {
+		return x.CompletedAt
+	}
+	return 0
+}
+
+func (x *Job) GetExpiresAt() int64 {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return 0
+}
+
+func (x *Job) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *Job) GetResponse() *JobResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *Job) GetWebhook() string {
+	if x != nil {
+		return x.Webhook
+	}
+	return ""
+}
+
+func (x *Job) GetBatchId() string {
+	if x != nil {
+		return x.BatchId
+	}
+	return ""
+}
+
+func (x *Job) GetCustomId() string {
+	if x != nil {
+		return x.CustomId
+	}
+	return ""
+}
+
+// JobResponse is the answer the synchronous call would have had.
+type JobResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	StatusCode int32                  `protobuf:"varint,1,opt,name=status_code,json=statusCode,proto3" json:"status_code,omitempty"`
+	RequestId  string                 `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// body is its JSON, byte for byte as the HTTP API answers it: the
+	// completion, or an OpenAI error when status_code is not 2xx.
+	Body          string `protobuf:"bytes,3,opt,name=body,proto3" json:"body,omitempty"`
+	Model         string `protobuf:"bytes,4,opt,name=model,proto3" json:"model,omitempty"`
+	Deployment    string `protobuf:"bytes,5,opt,name=deployment,proto3" json:"deployment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobResponse) Reset() {
+	*x = JobResponse{}
+	mi := &file_omnigate_v1_omnigate_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobResponse) ProtoMessage() {}
+
+func (x *JobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_omnigate_v1_omnigate_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobResponse.ProtoReflect.Descriptor instead.
+func (*JobResponse) Descriptor() ([]byte, []int) {
+	return file_omnigate_v1_omnigate_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *JobResponse) GetStatusCode() int32 {
+	if x != nil {
+		return x.StatusCode
+	}
+	return 0
+}
+
+func (x *JobResponse) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *JobResponse) GetBody() string {
+	if x != nil {
+		return x.Body
+	}
+	return ""
+}
+
+func (x *JobResponse) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *JobResponse) GetDeployment() string {
+	if x != nil {
+		return x.Deployment
+	}
+	return ""
+}
+
 var File_omnigate_v1_omnigate_proto protoreflect.FileDescriptor
 
 const file_omnigate_v1_omnigate_proto_rawDesc = "" +
@@ -4241,7 +4670,48 @@ const file_omnigate_v1_omnigate_proto_rawDesc = "" +
 	"\x11output_modalities\x18\n" +
 	" \x03(\tR\x10outputModalities\x12\x1d\n" +
 	"\n" +
-	"max_tokens\x18\v \x01(\x05R\tmaxTokens2\xa6\x03\n" +
+	"max_tokens\x18\v \x01(\x05R\tmaxTokens\"\x87\x02\n" +
+	"\x10SubmitJobRequest\x12M\n" +
+	"\x0fchat_completion\x18\x01 \x01(\v2\".omnigate.v1.ChatCompletionRequestH\x00R\x0echatCompletion\x12@\n" +
+	"\n" +
+	"completion\x18\x02 \x01(\v2\x1e.omnigate.v1.CompletionRequestH\x00R\n" +
+	"completion\x12=\n" +
+	"\tembedding\x18\x03 \x01(\v2\x1d.omnigate.v1.EmbeddingRequestH\x00R\tembedding\x12\x18\n" +
+	"\awebhook\x18\x04 \x01(\tR\awebhookB\t\n" +
+	"\arequest\"\x1f\n" +
+	"\rGetJobRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\"\n" +
+	"\x10CancelJobRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x9b\x03\n" +
+	"\x03Job\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06object\x18\x02 \x01(\tR\x06object\x12\x1a\n" +
+	"\bendpoint\x18\x03 \x01(\tR\bendpoint\x12\x14\n" +
+	"\x05model\x18\x04 \x01(\tR\x05model\x12\x16\n" +
+	"\x06status\x18\x05 \x01(\tR\x06status\x12\x1d\n" +
+	"\n" +
+	"created_at\x18\x06 \x01(\x03R\tcreatedAt\x12\x1d\n" +
+	"\n" +
+	"started_at\x18\a \x01(\x03R\tstartedAt\x12!\n" +
+	"\fcompleted_at\x18\b \x01(\x03R\vcompletedAt\x12\x1d\n" +
+	"\n" +
+	"expires_at\x18\t \x01(\x03R\texpiresAt\x12\x1a\n" +
+	"\battempts\x18\n" +
+	" \x01(\x05R\battempts\x124\n" +
+	"\bresponse\x18\v \x01(\v2\x18.omnigate.v1.JobResponseR\bresponse\x12\x18\n" +
+	"\awebhook\x18\f \x01(\tR\awebhook\x12\x19\n" +
+	"\bbatch_id\x18\r \x01(\tR\abatchId\x12\x1b\n" +
+	"\tcustom_id\x18\x0e \x01(\tR\bcustomId\"\x97\x01\n" +
+	"\vJobResponse\x12\x1f\n" +
+	"\vstatus_code\x18\x01 \x01(\x05R\n" +
+	"statusCode\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\tR\trequestId\x12\x12\n" +
+	"\x04body\x18\x03 \x01(\tR\x04body\x12\x14\n" +
+	"\x05model\x18\x04 \x01(\tR\x05model\x12\x1e\n" +
+	"\n" +
+	"deployment\x18\x05 \x01(\tR\n" +
+	"deployment2\xda\x04\n" +
 	"\bOmnigate\x12Y\n" +
 	"\x0eChatCompletion\x12\".omnigate.v1.ChatCompletionRequest\x1a#.omnigate.v1.ChatCompletionResponse\x12^\n" +
 	"\x14StreamChatCompletion\x12\".omnigate.v1.ChatCompletionRequest\x1a .omnigate.v1.ChatCompletionChunk0\x01\x12M\n" +
@@ -4249,7 +4719,10 @@ const file_omnigate_v1_omnigate_proto_rawDesc = "" +
 	"Completion\x12\x1e.omnigate.v1.CompletionRequest\x1a\x1f.omnigate.v1.CompletionResponse\x12J\n" +
 	"\tEmbedding\x12\x1d.omnigate.v1.EmbeddingRequest\x1a\x1e.omnigate.v1.EmbeddingResponse\x12D\n" +
 	"\n" +
-	"ListModels\x12\x1e.omnigate.v1.ListModelsRequest\x1a\x16.omnigate.v1.ModelListB;Z9github.com/omnigate/omnigate/proto/omnigate/v1;omnigatev1b\x06proto3"
+	"ListModels\x12\x1e.omnigate.v1.ListModelsRequest\x1a\x16.omnigate.v1.ModelList\x12<\n" +
+	"\tSubmitJob\x12\x1d.omnigate.v1.SubmitJobRequest\x1a\x10.omnigate.v1.Job\x126\n" +
+	"\x06GetJob\x12\x1a.omnigate.v1.GetJobRequest\x1a\x10.omnigate.v1.Job\x12<\n" +
+	"\tCancelJob\x12\x1d.omnigate.v1.CancelJobRequest\x1a\x10.omnigate.v1.JobB;Z9github.com/omnigate/omnigate/proto/omnigate/v1;omnigatev1b\x06proto3"
 
 var (
 	file_omnigate_v1_omnigate_proto_rawDescOnce sync.Once
@@ -4263,7 +4736,7 @@ func file_omnigate_v1_omnigate_proto_rawDescGZIP() []byte {
 	return file_omnigate_v1_omnigate_proto_rawDescData
 }
 
-var file_omnigate_v1_omnigate_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
+var file_omnigate_v1_omnigate_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
 var file_omnigate_v1_omnigate_proto_goTypes = []any{
 	(*ChatCompletionRequest)(nil),    // 0: omnigate.v1.ChatCompletionRequest
 	(*ChatMessage)(nil),              // 1: omnigate.v1.ChatMessage
@@ -4317,23 +4790,28 @@ var file_omnigate_v1_omnigate_proto_goTypes = []any{
 	(*ListModelsRequest)(nil),        // 49: omnigate.v1.ListModelsRequest
 	(*ModelList)(nil),                // 50: omnigate.v1.ModelList
 	(*Model)(nil),                    // 51: omnigate.v1.Model
-	nil,                              // 52: omnigate.v1.ChatCompletionRequest.LogitBiasEntry
-	nil,                              // 53: omnigate.v1.ChatCompletionRequest.MetadataEntry
-	nil,                              // 54: omnigate.v1.CompletionRequest.LogitBiasEntry
-	nil,                              // 55: omnigate.v1.TokenAlternatives.LogprobsEntry
-	(*structpb.Struct)(nil),          // 56: google.protobuf.Struct
+	(*SubmitJobRequest)(nil),         // 52: omnigate.v1.SubmitJobRequest
+	(*GetJobRequest)(nil),            // 53: omnigate.v1.GetJobRequest
+	(*CancelJobRequest)(nil),         // 54: omnigate.v1.CancelJobRequest
+	(*Job)(nil),                      // 55: omnigate.v1.Job
+	(*JobResponse)(nil),              // 56: omnigate.v1.JobResponse
+	nil,                              // 57: omnigate.v1.ChatCompletionRequest.LogitBiasEntry
+	nil,                              // 58: omnigate.v1.ChatCompletionRequest.MetadataEntry
+	nil,                              // 59: omnigate.v1.CompletionRequest.LogitBiasEntry
+	nil,                              // 60: omnigate.v1.TokenAlternatives.LogprobsEntry
+	(*structpb.Struct)(nil),          // 61: google.protobuf.Struct
 }
 var file_omnigate_v1_omnigate_proto_depIdxs = []int32{
 	1,  // 0: omnigate.v1.ChatCompletionRequest.messages:type_name -> omnigate.v1.ChatMessage
-	52, // 1: omnigate.v1.ChatCompletionRequest.logit_bias:type_name -> omnigate.v1.ChatCompletionRequest.LogitBiasEntry
+	57, // 1: omnigate.v1.ChatCompletionRequest.logit_bias:type_name -> omnigate.v1.ChatCompletionRequest.LogitBiasEntry
 	10, // 2: omnigate.v1.ChatCompletionRequest.audio:type_name -> omnigate.v1.AudioParams
 	20, // 3: omnigate.v1.ChatCompletionRequest.response_format:type_name -> omnigate.v1.ResponseFormat
 	12, // 4: omnigate.v1.ChatCompletionRequest.stop:type_name -> omnigate.v1.Stop
 	11, // 5: omnigate.v1.ChatCompletionRequest.stream_options:type_name -> omnigate.v1.StreamOptions
 	14, // 6: omnigate.v1.ChatCompletionRequest.tools:type_name -> omnigate.v1.Tool
 	18, // 7: omnigate.v1.ChatCompletionRequest.tool_choice:type_name -> omnigate.v1.ToolChoice
-	53, // 8: omnigate.v1.ChatCompletionRequest.metadata:type_name -> omnigate.v1.ChatCompletionRequest.MetadataEntry
-	56, // 9: omnigate.v1.ChatCompletionRequest.extra:type_name -> google.protobuf.Struct
+	58, // 8: omnigate.v1.ChatCompletionRequest.metadata:type_name -> omnigate.v1.ChatCompletionRequest.MetadataEntry
+	61, // 9: omnigate.v1.ChatCompletionRequest.extra:type_name -> google.protobuf.Struct
 	2,  // 10: omnigate.v1.ChatMessage.parts:type_name -> omnigate.v1.ContentParts
 	16, // 11: omnigate.v1.ChatMessage.tool_calls:type_name -> omnigate.v1.ToolCall
 	9,  // 12: omnigate.v1.ChatMessage.audio:type_name -> omnigate.v1.MessageAudio
@@ -4345,13 +4823,13 @@ var file_omnigate_v1_omnigate_proto_depIdxs = []int32{
 	8,  // 18: omnigate.v1.ContentPart.video:type_name -> omnigate.v1.VideoFrames
 	13, // 19: omnigate.v1.Stop.sequences:type_name -> omnigate.v1.StopSequences
 	15, // 20: omnigate.v1.Tool.function:type_name -> omnigate.v1.FunctionDefinition
-	56, // 21: omnigate.v1.FunctionDefinition.parameters:type_name -> google.protobuf.Struct
+	61, // 21: omnigate.v1.FunctionDefinition.parameters:type_name -> google.protobuf.Struct
 	17, // 22: omnigate.v1.ToolCall.function:type_name -> omnigate.v1.FunctionCall
 	19, // 23: omnigate.v1.ToolChoice.function:type_name -> omnigate.v1.NamedFunction
 	21, // 24: omnigate.v1.ResponseFormat.text:type_name -> omnigate.v1.ResponseFormatText
 	22, // 25: omnigate.v1.ResponseFormat.json_object:type_name -> omnigate.v1.ResponseFormatJSONObject
 	23, // 26: omnigate.v1.ResponseFormat.json_schema:type_name -> omnigate.v1.JSONSchema
-	56, // 27: omnigate.v1.JSONSchema.schema:type_name -> google.protobuf.Struct
+	61, // 27: omnigate.v1.JSONSchema.schema:type_name -> google.protobuf.Struct
 	25, // 28: omnigate.v1.ChatCompletionResponse.choices:type_name -> omnigate.v1.ChatChoice
 	31, // 29: omnigate.v1.ChatCompletionResponse.usage:type_name -> omnigate.v1.Usage
 	26, // 30: omnigate.v1.ChatChoice.message:type_name -> omnigate.v1.AssistantMessage
@@ -4368,9 +4846,9 @@ var file_omnigate_v1_omnigate_proto_depIdxs = []int32{
 	26, // 41: omnigate.v1.ChunkChoice.delta:type_name -> omnigate.v1.AssistantMessage
 	28, // 42: omnigate.v1.ChunkChoice.logprobs:type_name -> omnigate.v1.Logprobs
 	37, // 43: omnigate.v1.CompletionRequest.prompt:type_name -> omnigate.v1.Input
-	54, // 44: omnigate.v1.CompletionRequest.logit_bias:type_name -> omnigate.v1.CompletionRequest.LogitBiasEntry
+	59, // 44: omnigate.v1.CompletionRequest.logit_bias:type_name -> omnigate.v1.CompletionRequest.LogitBiasEntry
 	12, // 45: omnigate.v1.CompletionRequest.stop:type_name -> omnigate.v1.Stop
-	56, // 46: omnigate.v1.CompletionRequest.extra:type_name -> google.protobuf.Struct
+	61, // 46: omnigate.v1.CompletionRequest.extra:type_name -> google.protobuf.Struct
 	38, // 47: omnigate.v1.Input.texts:type_name -> omnigate.v1.Texts
 	39, // 48: omnigate.v1.Input.tokens:type_name -> omnigate.v1.Tokens
 	40, // 49: omnigate.v1.Input.token_lists:type_name -> omnigate.v1.TokenLists
@@ -4379,28 +4857,38 @@ var file_omnigate_v1_omnigate_proto_depIdxs = []int32{
 	31, // 52: omnigate.v1.CompletionResponse.usage:type_name -> omnigate.v1.Usage
 	43, // 53: omnigate.v1.CompletionChoice.logprobs:type_name -> omnigate.v1.CompletionLogprobs
 	44, // 54: omnigate.v1.CompletionLogprobs.top_logprobs:type_name -> omnigate.v1.TokenAlternatives
-	55, // 55: omnigate.v1.TokenAlternatives.logprobs:type_name -> omnigate.v1.TokenAlternatives.LogprobsEntry
+	60, // 55: omnigate.v1.TokenAlternatives.logprobs:type_name -> omnigate.v1.TokenAlternatives.LogprobsEntry
 	37, // 56: omnigate.v1.EmbeddingRequest.input:type_name -> omnigate.v1.Input
-	56, // 57: omnigate.v1.EmbeddingRequest.extra:type_name -> google.protobuf.Struct
+	61, // 57: omnigate.v1.EmbeddingRequest.extra:type_name -> google.protobuf.Struct
 	47, // 58: omnigate.v1.EmbeddingResponse.data:type_name -> omnigate.v1.Embedding
 	31, // 59: omnigate.v1.EmbeddingResponse.usage:type_name -> omnigate.v1.Usage
 	48, // 60: omnigate.v1.Embedding.floats:type_name -> omnigate.v1.Vector
 	51, // 61: omnigate.v1.ModelList.data:type_name -> omnigate.v1.Model
-	0,  // 62: omnigate.v1.Omnigate.ChatCompletion:input_type -> omnigate.v1.ChatCompletionRequest
-	0,  // 63: omnigate.v1.Omnigate.StreamChatCompletion:input_type -> omnigate.v1.ChatCompletionRequest
-	36, // 64: omnigate.v1.Omnigate.Completion:input_type -> omnigate.v1.CompletionRequest
-	45, // 65: omnigate.v1.Omnigate.Embedding:input_type -> omnigate.v1.EmbeddingRequest
-	49, // 66: omnigate.v1.Omnigate.ListModels:input_type -> omnigate.v1.ListModelsRequest
-	24, // 67: omnigate.v1.Omnigate.ChatCompletion:output_type -> omnigate.v1.ChatCompletionResponse
-	34, // 68: omnigate.v1.Omnigate.StreamChatCompletion:output_type -> omnigate.v1.ChatCompletionChunk
-	41, // 69: omnigate.v1.Omnigate.Completion:output_type -> omnigate.v1.CompletionResponse
-	46, // 70: omnigate.v1.Omnigate.Embedding:output_type -> omnigate.v1.EmbeddingResponse
-	50, // 71: omnigate.v1.Omnigate.ListModels:output_type -> omnigate.v1.ModelList
-	67, // [67:72] is the sub-list for method output_type
-	62, // [62:67] is the sub-list for method input_type
-	62, // [62:62] is the sub-list for extension type_name
-	62, // [62:62] is the sub-list for extension extendee
-	0,  // [0:62] is the sub-list for field type_name
+	0,  // 62: omnigate.v1.SubmitJobRequest.chat_completion:type_name -> omnigate.v1.ChatCompletionRequest
+	36, // 63: omnigate.v1.SubmitJobRequest.completion:type_name -> omnigate.v1.CompletionRequest
+	45, // 64: omnigate.v1.SubmitJobRequest.embedding:type_name -> omnigate.v1.EmbeddingRequest
+	56, // 65: omnigate.v1.Job.response:type_name -> omnigate.v1.JobResponse
+	0,  // 66: omnigate.v1.Omnigate.ChatCompletion:input_type -> omnigate.v1.ChatCompletionRequest
+	0,  // 67: omnigate.v1.Omnigate.StreamChatCompletion:input_type -> omnigate.v1.ChatCompletionRequest
+	36, // 68: omnigate.v1.Omnigate.Completion:input_type -> omnigate.v1.CompletionRequest
+	45, // 69: omnigate.v1.Omnigate.Embedding:input_type -> omnigate.v1.EmbeddingRequest
+	49, // 70: omnigate.v1.Omnigate.ListModels:input_type -> omnigate.v1.ListModelsRequest
+	52, // 71: omnigate.v1.Omnigate.SubmitJob:input_type -> omnigate.v1.SubmitJobRequest
+	53, // 72: omnigate.v1.Omnigate.GetJob:input_type -> omnigate.v1.GetJobRequest
+	54, // 73: omnigate.v1.Omnigate.CancelJob:input_type -> omnigate.v1.CancelJobRequest
+	24, // 74: omnigate.v1.Omnigate.ChatCompletion:output_type -> omnigate.v1.ChatCompletionResponse
+	34, // 75: omnigate.v1.Omnigate.StreamChatCompletion:output_type -> omnigate.v1.ChatCompletionChunk
+	41, // 76: omnigate.v1.Omnigate.Completion:output_type -> omnigate.v1.CompletionResponse
+	46, // 77: omnigate.v1.Omnigate.Embedding:output_type -> omnigate.v1.EmbeddingResponse
+	50, // 78: omnigate.v1.Omnigate.ListModels:output_type -> omnigate.v1.ModelList
+	55, // 79: omnigate.v1.Omnigate.SubmitJob:output_type -> omnigate.v1.Job
+	55, // 80: omnigate.v1.Omnigate.GetJob:output_type -> omnigate.v1.Job
+	55, // 81: omnigate.v1.Omnigate.CancelJob:output_type -> omnigate.v1.Job
+	74, // [74:82] is the sub-list for method output_type
+	66, // [66:74] is the sub-list for method input_type
+	66, // [66:66] is the sub-list for extension type_name
+	66, // [66:66] is the sub-list for extension extendee
+	0,  // [0:66] is the sub-list for field type_name
 }
 
 func init() { file_omnigate_v1_omnigate_proto_init() }
@@ -4452,13 +4940,18 @@ func file_omnigate_v1_omnigate_proto_init() {
 		(*Embedding_Floats)(nil),
 		(*Embedding_Base64)(nil),
 	}
+	file_omnigate_v1_omnigate_proto_msgTypes[52].OneofWrappers = []any{
+		(*SubmitJobRequest_ChatCompletion)(nil),
+		(*SubmitJobRequest_Completion)(nil),
+		(*SubmitJobRequest_Embedding)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_omnigate_v1_omnigate_proto_rawDesc), len(file_omnigate_v1_omnigate_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   56,
+			NumMessages:   61,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -34,6 +34,9 @@ const (
 	Omnigate_Completion_FullMethodName           = "/omnigate.v1.Omnigate/Completion"
 	Omnigate_Embedding_FullMethodName            = "/omnigate.v1.Omnigate/Embedding"
 	Omnigate_ListModels_FullMethodName           = "/omnigate.v1.Omnigate/ListModels"
+	Omnigate_SubmitJob_FullMethodName            = "/omnigate.v1.Omnigate/SubmitJob"
+	Omnigate_GetJob_FullMethodName               = "/omnigate.v1.Omnigate/GetJob"
+	Omnigate_CancelJob_FullMethodName            = "/omnigate.v1.Omnigate/CancelJob"
 )
 
 // OmnigateClient is the client API for Omnigate service.
@@ -65,6 +68,15 @@ type OmnigateClient interface {
 	Embedding(ctx context.Context, in *EmbeddingRequest, opts ...grpc.CallOption) (*EmbeddingResponse, error)
 	// ListModels is GET /v1/models.
 	ListModels(ctx context.Context, in *ListModelsRequest, opts ...grpc.CallOption) (*ModelList, error)
+	// SubmitJob queues a request as a background job, as POST with
+	// X-Omnigate-Async: true does: it is checked now (a bad one is an error
+	// now, not a failed job) and runs later through the same core, at the
+	// admission queue's batch priority.
+	SubmitJob(ctx context.Context, in *SubmitJobRequest, opts ...grpc.CallOption) (*Job, error)
+	// GetJob is GET /v1/jobs/{id}: the job and, once final, its response.
+	GetJob(ctx context.Context, in *GetJobRequest, opts ...grpc.CallOption) (*Job, error)
+	// CancelJob is DELETE /v1/jobs/{id}.
+	CancelJob(ctx context.Context, in *CancelJobRequest, opts ...grpc.CallOption) (*Job, error)
 }
 
 type omnigateClient struct {
@@ -134,6 +146,36 @@ func (c *omnigateClient) ListModels(ctx context.Context, in *ListModelsRequest, 
 	return out, nil
 }
 
+func (c *omnigateClient) SubmitJob(ctx context.Context, in *SubmitJobRequest, opts ...grpc.CallOption) (*Job, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Job)
+	err := c.cc.Invoke(ctx, Omnigate_SubmitJob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *omnigateClient) GetJob(ctx context.Context, in *GetJobRequest, opts ...grpc.CallOption) (*Job, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Job)
+	err := c.cc.Invoke(ctx, Omnigate_GetJob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *omnigateClient) CancelJob(ctx context.Context, in *CancelJobRequest, opts ...grpc.CallOption) (*Job, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Job)
+	err := c.cc.Invoke(ctx, Omnigate_CancelJob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // OmnigateServer is the server API for Omnigate service.
 // All implementations must embed UnimplementedOmnigateServer
 // for forward compatibility.
@@ -163,6 +205,15 @@ type OmnigateServer interface {
 	Embedding(context.Context, *EmbeddingRequest) (*EmbeddingResponse, error)
 	// ListModels is GET /v1/models.
 	ListModels(context.Context, *ListModelsRequest) (*ModelList, error)
+	// SubmitJob queues a request as a background job, as POST with
+	// X-Omnigate-Async: true does: it is checked now (a bad one is an error
+	// now, not a failed job) and runs later through the same core, at the
+	// admission queue's batch priority.
+	SubmitJob(context.Context, *SubmitJobRequest) (*Job, error)
+	// GetJob is GET /v1/jobs/{id}: the job and, once final, its response.
+	GetJob(context.Context, *GetJobRequest) (*Job, error)
+	// CancelJob is DELETE /v1/jobs/{id}.
+	CancelJob(context.Context, *CancelJobRequest) (*Job, error)
 	mustEmbedUnimplementedOmnigateServer()
 }
 
@@ -187,6 +238,15 @@ func (UnimplementedOmnigateServer) Embedding(context.Context, *EmbeddingRequest)
 }
 func (UnimplementedOmnigateServer) ListModels(context.Context, *ListModelsRequest) (*ModelList, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListModels not implemented")
+}
+func (UnimplementedOmnigateServer) SubmitJob(context.Context, *SubmitJobRequest) (*Job, error) {
+	return nil, status.Error(codes.Unimplemented, "method SubmitJob not implemented")
+}
+func (UnimplementedOmnigateServer) GetJob(context.Context, *GetJobRequest) (*Job, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetJob not implemented")
+}
+func (UnimplementedOmnigateServer) CancelJob(context.Context, *CancelJobRequest) (*Job, error) {
+	return nil, status.Error(codes.Unimplemented, "method CancelJob not implemented")
 }
 func (UnimplementedOmnigateServer) mustEmbedUnimplementedOmnigateServer() {}
 func (UnimplementedOmnigateServer) testEmbeddedByValue()                  {}
@@ -292,6 +352,60 @@ func _Omnigate_ListModels_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Omnigate_SubmitJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SubmitJobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OmnigateServer).SubmitJob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Omnigate_SubmitJob_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OmnigateServer).SubmitJob(ctx, req.(*SubmitJobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Omnigate_GetJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetJobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OmnigateServer).GetJob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Omnigate_GetJob_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OmnigateServer).GetJob(ctx, req.(*GetJobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Omnigate_CancelJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelJobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OmnigateServer).CancelJob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Omnigate_CancelJob_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OmnigateServer).CancelJob(ctx, req.(*CancelJobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Omnigate_ServiceDesc is the grpc.ServiceDesc for Omnigate service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -314,6 +428,18 @@ var Omnigate_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListModels",
 			Handler:    _Omnigate_ListModels_Handler,
+		},
+		{
+			MethodName: "SubmitJob",
+			Handler:    _Omnigate_SubmitJob_Handler,
+		},
+		{
+			MethodName: "GetJob",
+			Handler:    _Omnigate_GetJob_Handler,
+		},
+		{
+			MethodName: "CancelJob",
+			Handler:    _Omnigate_CancelJob_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
