@@ -60,7 +60,7 @@ func renderModels(models []*catalog.Model, fallbacks map[string][]config.Fallbac
 	for _, m := range models {
 		l := m.Limits
 		o := adminModel{Name: m.Name, Tier: m.Tier, Aliases: nonNil(m.Aliases), ContextWindow: m.ContextWindow,
-			Capabilities: capabilitiesObject{Input: modalityNames(m.Input), Output: modalityNames(m.Output), Endpoints: nonNil(m.Endpoints)},
+			Capabilities: capabilitiesObject{Input: nonNil(m.Input.Names()), Output: nonNil(m.Output.Names()), Endpoints: nonNil(m.Endpoints)},
 			Limits: limitsObject{MaxTokens: l.MaxTokens, Temperature: rangeOf(l.Temperature), TopP: rangeOf(l.TopP), MaxN: l.MaxN,
 				Media:       map[string]*int{"image": l.Media.Image, "audio": l.Media.Audio, "video": l.Media.Video},
 				OnViolation: l.OnViolation},
@@ -85,16 +85,6 @@ func rangeOf(r *config.Range) *[2]float64 {
 		return nil
 	}
 	return &[2]float64{r.Min, r.Max}
-}
-
-func modalityNames(set catalog.Modalities) []string {
-	out := []string{}
-	for _, m := range []catalog.Modality{catalog.Text, catalog.Image, catalog.Audio, catalog.Video} {
-		if set.Has(m) {
-			out = append(out, m.String())
-		}
-	}
-	return out
 }
 
 // nonNil makes an empty list [] in JSON rather than null.

@@ -58,6 +58,18 @@ type Modalities uint8
 // Has reports whether m is in the set.
 func (s Modalities) Has(m Modality) bool { return uint8(s)&uint8(m) != 0 }
 
+// Names returns the set's config words, in the order text, image, audio,
+// video; nil for an empty set.
+func (s Modalities) Names() []string {
+	var out []string
+	for _, m := range []Modality{Text, Image, Audio, Video} {
+		if s.Has(m) {
+			out = append(out, m.String())
+		}
+	}
+	return out
+}
+
 // Link is one model of a fallback chain and the error classes of the
 // model before it that lead to it (the first link's are all of them).
 type Link struct {

@@ -2,17 +2,14 @@ package grpcapi
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"net/http"
 	"net/textproto"
-	"strconv"
 	"strings"
-	"sync/atomic"
 
 	"google.golang.org/grpc/metadata"
 
 	"github.com/omnigate/omnigate/internal/dispatch"
+	"github.com/omnigate/omnigate/internal/request"
 )
 
 // incoming is the call's metadata as the HTTP headers the core reads
@@ -35,10 +32,10 @@ func (s *Server) incoming(ctx context.Context) (http.Header, string) {
 		h[textproto.CanonicalMIMEHeaderKey(k)] = v
 	}
 	id := ""
-	if v := md["x-request-id"]; len(v) > 0 && validRequestID(v[0]) {
+	if v := md["x-request-id"]; len(v) > 0 && request.ValidID(v[0]) {
 		id = v[0]
 	} else {
-		id = s.ids.next()
+		id = s.ids.Next()
 	}
 	return h, id
 }
@@ -47,39 +44,4 @@ func (s *Server) incoming(ctx context.Context) (http.Header, string) {
 // headers do (see dispatch.Answer.Describe), in lowercase metadata.
 func answerMD(md metadata.MD, call *dispatch.Call, a *dispatch.Answer) {
 	a.Describe(call, func(_, key, value string) { md[key] = []string{value} })
-}
-
-// requestIDs makes request ids: a random per-process prefix and a counter,
-// unique without a syscall per call.
-type requestIDs struct {
-	prefix string
-	n      atomic.Uint64
-}
-
-func (g *requestIDs) init() {
-	var b [6]byte
-	rand.Read(b[:])
-	g.prefix = "og-" + hex.EncodeToString(b[:]) + "-"
-}
-
-func (g *requestIDs) next() string {
-	return g.prefix + strconv.FormatUint(g.n.Add(1), 36)
-}
-
-// maxRequestIDLen bounds a client's x-request-id that is echoed and
-// forwarded.
-const maxRequestIDLen = 128
-
-// validRequestID accepts printable ASCII without spaces, safe to echo and
-// log.
-func validRequestID(s string) bool {
-	if len(s) == 0 || len(s) > maxRequestIDLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c <= ' ' || c > '~' {
-			return false
-		}
-	}
-	return true
 }

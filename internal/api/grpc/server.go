@@ -19,7 +19,6 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
-	"github.com/omnigate/omnigate/internal/catalog"
 	"github.com/omnigate/omnigate/internal/dispatch"
 	"github.com/omnigate/omnigate/internal/jobs"
 	"github.com/omnigate/omnigate/internal/relay"
@@ -44,7 +43,7 @@ type Options struct {
 type Server struct {
 	pb.UnimplementedOmnigateServer
 	opt     Options
-	ids     requestIDs
+	ids     request.IDs
 	views   sync.Pool // *request.Request
 	streams relay.Streams
 	health  *health
@@ -66,7 +65,7 @@ func New(opt Options) *Server {
 	s := &Server{opt: opt, streams: relay.Streams{Core: opt.Core, Log: opt.Log}, health: newHealth(opt.Core, opt.HealthPoll)}
 	s.base, s.cancel = context.WithCancelCause(context.Background())
 	s.views.New = func() any { return new(request.Request) }
-	s.ids.init()
+	s.ids.Init()
 	return s
 }
 
@@ -149,23 +148,13 @@ func renderModels(snap *dispatch.Snapshot, created int64) *pb.ModelList {
 	out := &pb.ModelList{Object: "list"}
 	for _, m := range snap.Catalog.Models() {
 		o := &pb.Model{Id: m.Name, Object: "model", Created: created, OwnedBy: "omnigate", Tier: m.Tier,
-			Aliases: m.Aliases, ContextWindow: int32(m.ContextWindow), InputModalities: modalityNames(m.Input),
-			OutputModalities: modalityNames(m.Output), MaxTokens: int32(m.Limits.MaxTokens)}
+			Aliases: m.Aliases, ContextWindow: int32(m.ContextWindow), InputModalities: m.Input.Names(),
+			OutputModalities: m.Output.Names(), MaxTokens: int32(m.Limits.MaxTokens)}
 		out.Data = append(out.Data, o)
 		for _, a := range m.Aliases {
 			out.Data = append(out.Data, &pb.Model{Id: a, Object: "model", Created: created, OwnedBy: "omnigate", Tier: m.Tier,
 				AliasOf: m.Name, ContextWindow: o.ContextWindow, InputModalities: o.InputModalities,
 				OutputModalities: o.OutputModalities, MaxTokens: o.MaxTokens})
-		}
-	}
-	return out
-}
-
-func modalityNames(set catalog.Modalities) []string {
-	var out []string
-	for _, m := range []catalog.Modality{catalog.Text, catalog.Image, catalog.Audio, catalog.Video} {
-		if set.Has(m) {
-			out = append(out, m.String())
 		}
 	}
 	return out

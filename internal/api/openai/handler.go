@@ -201,8 +201,8 @@ func abortIfSilent(status int) {
 // else a new one. It is set on the answer.
 func (s *Server) requestID(w http.ResponseWriter, r *http.Request) string {
 	id := r.Header.Get("X-Request-Id")
-	if !validRequestID(id) {
-		id = s.ids.next()
+	if !request.ValidID(id) {
+		id = s.ids.Next()
 	}
 	w.Header().Set("X-Request-Id", id)
 	return id

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/omnigate/omnigate/internal/apierror"
-	"github.com/omnigate/omnigate/internal/catalog"
 	"github.com/omnigate/omnigate/internal/dispatch"
 	"github.com/omnigate/omnigate/internal/jobs"
 	"github.com/omnigate/omnigate/internal/relay"
@@ -49,7 +48,7 @@ type Server struct {
 	opt     Options
 	models  atomic.Pointer[modelList] // rendered for the current snapshot
 	now     func() time.Time
-	ids     requestIDs
+	ids     request.IDs
 	views   sync.Pool // *request.Request
 	streams relay.Streams
 }
@@ -70,7 +69,7 @@ func NewServer(opt Options) *Server {
 		s.now = opt.Core.Now
 	}
 	s.views.New = func() any { return new(request.Request) }
-	s.ids.init()
+	s.ids.Init()
 	return s
 }
 
@@ -211,7 +210,7 @@ func renderModels(snap *dispatch.Snapshot, created int64) *modelList {
 	var list []modelObject
 	for _, m := range snap.Catalog.Models() {
 		o := modelObject{ID: m.Name, Object: "model", Created: created, OwnedBy: "omnigate", Tier: m.Tier,
-			Aliases: m.Aliases, Context: m.ContextWindow, Input: modalityNames(m.Input), Output: modalityNames(m.Output),
+			Aliases: m.Aliases, Context: m.ContextWindow, Input: m.Input.Names(), Output: m.Output.Names(),
 			MaxToken: m.Limits.MaxTokens}
 		list = append(list, o)
 		l.byID[m.Name] = mustJSON(o)
@@ -234,16 +233,6 @@ func renderModels(snap *dispatch.Snapshot, created int64) *modelList {
 		Data   []modelObject `json:"data"`
 	}{"list", list})
 	return l
-}
-
-func modalityNames(set catalog.Modalities) []string {
-	var out []string
-	for _, m := range []catalog.Modality{catalog.Text, catalog.Image, catalog.Audio, catalog.Video} {
-		if set.Has(m) {
-			out = append(out, m.String())
-		}
-	}
-	return out
 }
 
 func mustJSON(v any) []byte {
