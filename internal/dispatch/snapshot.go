@@ -57,6 +57,15 @@ type Model struct {
 	firstByte resilience.Latencies
 }
 
+// AutoNames returns the names that route automatically between tiers,
+// sorted, for the model listings; none when the router has no two tiers.
+func (s *Snapshot) AutoNames() []string {
+	if r, ok := s.Router.(interface{ AutoNames() []string }); ok {
+		return r.AutoNames()
+	}
+	return nil
+}
+
 // Model returns the runtime object of a catalog model of this snapshot.
 func (s *Snapshot) Model(m *catalog.Model) *Model { return s.Models[m.Index] }
 

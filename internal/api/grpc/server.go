@@ -157,6 +157,9 @@ func renderModels(snap *dispatch.Snapshot, created int64) *pb.ModelList {
 				OutputModalities: o.OutputModalities, MaxTokens: o.MaxTokens})
 		}
 	}
+	for _, n := range snap.AutoNames() {
+		out.Data = append(out.Data, &pb.Model{Id: n, Object: "model", Created: created, OwnedBy: "omnigate", Tier: "auto"})
+	}
 	return out
 }
 

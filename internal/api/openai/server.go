@@ -221,12 +221,10 @@ func renderModels(snap *dispatch.Snapshot, created int64) *modelList {
 			l.byID[a] = mustJSON(ao)
 		}
 	}
-	if ar, ok := snap.Router.(interface{ AutoNames() []string }); ok {
-		for _, n := range ar.AutoNames() {
-			o := modelObject{ID: n, Object: "model", Created: created, OwnedBy: "omnigate", Tier: "auto"}
-			list = append(list, o)
-			l.byID[n] = mustJSON(o)
-		}
+	for _, n := range snap.AutoNames() {
+		o := modelObject{ID: n, Object: "model", Created: created, OwnedBy: "omnigate", Tier: "auto"}
+		list = append(list, o)
+		l.byID[n] = mustJSON(o)
 	}
 	l.all = mustJSON(struct {
 		Object string        `json:"object"`
