@@ -19,7 +19,7 @@ func ParseOptions(args []string, stderr io.Writer) (Options, error) {
 		fmt.Fprintln(stderr, "       omnigate bench proxy [flags]    bare reverse proxy (helper)")
 		fs.PrintDefaults()
 	}
-	mode := fs.String("mode", "all", "small, stream, payload, idle-streams, soak, cached (cache hits; not in all), all, or a comma-separated list")
+	mode := fs.String("mode", "all", "small, stream, payload, idle-streams, soak, cached (cache hits; not in all), auto (model auto; not in all), all, or a comma-separated list")
 	targets := fs.String("targets", "direct,proxy,omnigate", "comma-separated targets: direct, proxy, omnigate (its HTTP API), grpc (its gRPC API)")
 	fs.IntVar(&o.GRPCConns, "grpc-conns", 1, "connections the grpc target's calls share")
 	fs.IntVar(&o.GRPCWindow, "grpc-window", 0, "the grpc target's clients' static flow control window in `bytes` (0: gRPC's default, estimated with pings)")

@@ -77,8 +77,8 @@ func (o *Options) defaults() error {
 		o.Targets = allTargets
 	}
 	for _, m := range o.Modes {
-		if !slices.Contains(allModes, m) && m != "soak" && m != "cached" {
-			return fmt.Errorf("bench: unknown mode %q (want small, stream, payload, idle-streams, soak, cached or all)", m)
+		if !slices.Contains(allModes, m) && m != "soak" && m != "cached" && m != "auto" {
+			return fmt.Errorf("bench: unknown mode %q (want small, stream, payload, idle-streams, soak, cached, auto or all)", m)
 		}
 	}
 	for _, t := range o.Targets {
@@ -292,6 +292,10 @@ var (
 	// bodyCached goes to the model with the exact cache, at temperature 0:
 	// after the first, every request is a hit.
 	bodyCached = []byte(`{"model":"bench-cached","temperature":0,"messages":[{"role":"user","content":"Say hello."}],"max_tokens":16}`)
+	// bodyAuto is bodySmall with model auto: the gateway chooses between
+	// bench-model (tier small) and bench-large, at the cost of the
+	// routing decision.
+	bodyAuto = []byte(`{"model":"auto","messages":[{"role":"user","content":"Say hello."}],"max_tokens":16}`)
 )
 
 // phasesFor lists the phases of one mode against one target.
@@ -308,7 +312,7 @@ func phasesFor(o *Options, mode string, t *target) []*phase {
 		p.Rate, p.MaxInFlight = cmp0(o.Rate, 1000), 4096
 		return []*phase{&p}
 	}
-	base.Body = map[string][]byte{"small": bodySmall, "stream": bodyStream, "payload": bodyPayload, "cached": bodyCached}[mode]
+	base.Body = map[string][]byte{"small": bodySmall, "stream": bodyStream, "payload": bodyPayload, "cached": bodyCached, "auto": bodyAuto}[mode]
 	base.Stream = mode == "stream"
 	var ps []*phase
 	if o.Concurrency > 0 {
@@ -439,13 +443,18 @@ func writeGatewayConfig(upstream string, rename bool) (string, error) {
 	cfg := fmt.Sprintf(`server: {addr: "127.0.0.1:0"}
 models:
   - name: bench-model
+    tier: small
     admission: {limit: {initial: 1000000}}
     deployments: [{name: up, kind: openai, url: %q, max_num_seqs: 1000000%s}]
   - name: bench-cached
     cache: {mode: exact}
     admission: {limit: {initial: 1000000}}
     deployments: [{name: up, kind: openai, url: %q, max_num_seqs: 1000000%s}]
-`, upstream, extra, upstream, extra)
+  - name: bench-large
+    tier: large
+    admission: {limit: {initial: 1000000}}
+    deployments: [{name: up, kind: openai, url: %q, max_num_seqs: 1000000%s}]
+`, upstream, extra, upstream, extra, upstream, extra)
 	path := filepath.Join(dir, "omnigate.yaml")
 	return path, os.WriteFile(path, []byte(cfg), 0o600)
 }

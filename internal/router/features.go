@@ -1,7 +1,6 @@
 package router
 
 import (
-	"bytes"
 	"net/http"
 
 	"github.com/omnigate/omnigate/internal/catalog"
@@ -110,8 +109,8 @@ var (
 
 // markers counts the markers of msg (its JSON bytes).
 func (f *Features) markers(msg []byte) {
-	var low [maxScan]byte
-	n := min(len(msg), maxScan)
+	msg = msg[:min(len(msg), maxScan)]
+	n := len(msg)
 	letters, other := 0, 0
 	for i := 0; i < n; i++ {
 		c := msg[i]
@@ -130,12 +129,8 @@ func (f *Features) markers(msg []byte) {
 				f.Code++
 			}
 		}
-		low[i] = c
+		f.countWords(msg[i:], c)
 	}
-	text := low[:n]
-	f.Code += count(text, codeWords)
-	f.Math += count(text, mathWords)
-	f.Reasoning += count(text, reasonWords)
 	if letters+other > 0 {
 		f.NonASCII = float32(other) / float32(letters+other)
 	}
@@ -147,13 +142,56 @@ func digitNear(b []byte, i int) bool {
 	return (isDigit(i-1) || (b[i-1] == ' ' && isDigit(i-2))) && (isDigit(i+1) || (b[i+1] == ' ' && isDigit(i+2)))
 }
 
-// count counts the occurrences of words in text.
-func count(text []byte, words [][]byte) int {
-	n := 0
-	for _, w := range words {
-		n += bytes.Count(text, w)
+// marker is a word and the count it adds to.
+type marker struct {
+	word []byte
+	kind uint8 // 0 code, 1 maths, 2 reasoning
+}
+
+// byFirst lists the marker words by their first byte: one pass over a
+// message tries at each byte only the words that start with it.
+var byFirst = func() (t [256][]marker) {
+	for kind, words := range [][][]byte{codeWords, mathWords, reasonWords} {
+		for _, w := range words {
+			t[w[0]] = append(t[w[0]], marker{w, uint8(kind)})
+		}
 	}
-	return n
+	return t
+}()
+
+// countWords counts the marker words that start text, whose first byte
+// lowercased is c (text is compared as lowercase ASCII).
+func (f *Features) countWords(text []byte, c byte) {
+	for _, m := range byFirst[c] {
+		if hasPrefixFold(text, m.word) {
+			switch m.kind {
+			case 0:
+				f.Code++
+			case 1:
+				f.Math++
+			default:
+				f.Reasoning++
+			}
+		}
+	}
+}
+
+// hasPrefixFold reports whether b starts with the lowercase word w, ASCII
+// letters of b compared lowercased.
+func hasPrefixFold(b, w []byte) bool {
+	if len(b) < len(w) {
+		return false
+	}
+	for i, x := range w {
+		c := b[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != x {
+			return false
+		}
+	}
+	return true
 }
 
 // featureNames are the features by index, as rules name them
