@@ -24,6 +24,8 @@ func TestMigrate(t *testing.T) {
 		`{"model":"small","temperature":3,"messages":[{"role":"user","content":"x"}]}`,
 		`{"model":"small","messages":[]}`,
 		`{"model":"small","prompt":"once upon a time","max_tokens":5}`,
+		`{"time":"2026-12-01T10:00:00Z","level":"INFO","msg":"request","model":"qwen3-omni-7b","request_body":"{\"model\":\"small\",\"max_tokens\":5000,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"}`,
+		`{"time":"2026-12-01T10:00:01Z","level":"INFO","msg":"request","model":"qwen3-omni-7b"}`,
 	}, "\n")), 0o644)
 	var stdout, stderr bytes.Buffer
 	code := Main(context.Background(), []string{"migrate", "--from", "small", "--to", "large", "--rewrite", out, in}, &stdout, &stderr)
@@ -38,6 +40,8 @@ func TestMigrate(t *testing.T) {
 		"line 4: rejected by qwen3-omni-7b already:",
 		"line 5: invalid request:",
 		"line 6: pass",
+		"line 7: rejected: max_tokens is 5000",
+		"line 8: an access log line without its request body",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("output lacks %q:\n%s", want, got)
@@ -49,7 +53,7 @@ func TestMigrate(t *testing.T) {
 			counts[strings.Join(f[:len(f)-1], " ")] = f[len(f)-1]
 		}
 	}
-	for k, v := range map[string]string{"pass": "2", "clamped": "0", "rejected": "2", "rejected by qwen3-omni-7b already": "1", "invalid": "1", "max_tokens": "2"} {
+	for k, v := range map[string]string{"pass": "2", "clamped": "0", "rejected": "3", "not checked": "2", "invalid": "1", "max_tokens": "3"} {
 		if counts[k] != v {
 			t.Errorf("summary %s = %q, want %s", k, counts[k], v)
 		}
@@ -60,6 +64,7 @@ func TestMigrate(t *testing.T) {
 		`{"model":"qwen3-omni-30b","max_tokens":1000,"temperature":0.7,"messages":[{"role":"user","content":"hi"}]}`,
 		`{"body":{"model":"qwen3-omni-30b","max_tokens":4096,"messages":[{"role":"user","content":"x"}]},"custom_id":"a","method":"POST","url":"/v1/chat/completions"}`,
 		`{"model":"qwen3-omni-30b","prompt":"once upon a time","max_tokens":5}`,
+		`{"model":"qwen3-omni-30b","max_tokens":4096,"messages":[{"role":"user","content":"hi"}]}`,
 	}
 	if diff := cmp.Diff(wantOut, strings.Split(strings.TrimSpace(string(b)), "\n")); diff != "" {
 		t.Errorf("rewritten (-want +got):\n%s", diff)
