@@ -72,7 +72,7 @@ func startEnv(t *testing.T, env []string, args ...string) *proc {
 
 // adminArgs gives a gateway an admin and a gRPC listener on ports of their
 // own unless the test chose them: the defaults, 127.0.0.1:8081 and
-// 127.0.0.1:9090, are one port each for every gateway the tests run at
+// 127.0.0.1:50051, are one port each for every gateway the tests run at
 // once.
 func adminArgs(args, env []string) []string {
 	if len(args) == 0 || args[0] != "serve" {

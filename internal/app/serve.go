@@ -42,7 +42,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfgPath := fs.String("config", "", "YAML config `file` (env OMNIGATE_CONFIG); without one, both tiers run on the built-in simulator")
 	addr := fs.String("addr", "", "listen address `host:port` (env OMNIGATE_ADDR; default 127.0.0.1:8080)")
 	adminAddr := fs.String("admin-addr", "", "admin API and status page `host:port`, or off (env OMNIGATE_ADMIN_ADDR; default 127.0.0.1:8081)")
-	grpcAddr := fs.String("grpc-addr", "", "gRPC API `host:port`, or off (env OMNIGATE_GRPC_ADDR; default 127.0.0.1:9090)")
+	grpcAddr := fs.String("grpc-addr", "", "gRPC API `host:port`, or off (env OMNIGATE_GRPC_ADDR; default 127.0.0.1:50051)")
 	levelFlag := fs.String("log-level", "", "log level: debug, info, warn, error (default: logging.level, info)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to `file` until shutdown (for performance work)")
 	debugAddr := fs.String("debug-addr", os.Getenv("OMNIGATE_DEBUG_ADDR"), "serve Go's /debug/pprof/ on this loopback `host:port` (env OMNIGATE_DEBUG_ADDR; off by default)")

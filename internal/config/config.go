@@ -50,7 +50,7 @@ type Server struct {
 	// second). Default true when serving from a file.
 	WatchConfig *bool `yaml:"watch_config"`
 	// GRPCAddr is the gRPC listener (the omnigate.v1 service, health and
-	// reflection): default 127.0.0.1:9090; "off" turns it off.
+	// reflection): default 127.0.0.1:50051; "off" turns it off.
 	// OMNIGATE_GRPC_ADDR overrides it.
 	GRPCAddr string `yaml:"grpc_addr"`
 	// GRPCTLS serves gRPC over TLS; unset: plaintext.

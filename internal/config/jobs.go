@@ -104,8 +104,9 @@ const (
 	DefaultWebhookAttempts  = 8
 	DefaultWebhookTimeout   = 10 * time.Second
 
-	// DefaultGRPCAddr is the gRPC listener's; GRPCOff turns it off.
-	DefaultGRPCAddr = "127.0.0.1:9090"
+	// DefaultGRPCAddr is the gRPC listener's: gRPC's usual port (9090,
+	// the other common choice, is Prometheus's). GRPCOff turns it off.
+	DefaultGRPCAddr = "127.0.0.1:50051"
 	GRPCOff         = "off"
 )
 
