@@ -18,9 +18,8 @@ import (
 )
 
 // jobsConfig is a gateway config with the 7B tier on the simulator and
-// its jobs in store (YAML for the jobs section's store keys), with short
-// leases so that a killed gateway's jobs move on soon.
-func jobsConfig(t *testing.T, store string) string {
+// the jobs section jobs (YAML, its keys indented by two spaces).
+func jobsConfig(t *testing.T, jobs string) string {
 	return writeConfig(t, fmt.Sprintf(`
 models:
   - name: qwen3-omni-7b
@@ -28,10 +27,8 @@ models:
     tier: small
     deployments: [{name: sim-7b, kind: sim, profile: qwen3-omni-7b}]
 jobs:
-  lease: 2s
-  workers: 6
 %s
-`, store))
+`, jobs))
 }
 
 // startNATS runs a NATS server with JetStream on a free loopback port.
@@ -177,7 +174,8 @@ func TestJobsSurviveKill(t *testing.T) {
 	}
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
-			cfg := jobsConfig(t, m.store(t))
+			// Short leases: a killed gateway's jobs move on soon.
+			cfg := jobsConfig(t, "  lease: 2s\n  workers: 6\n"+m.store(t))
 			a := start(t, "serve", "--config", cfg, "--addr", "127.0.0.1:0")
 			var b *proc
 			if m.shared {

@@ -19,16 +19,7 @@ func TestBatchThroughput(t *testing.T) {
 	if os.Getenv("OMNIGATE_BATCH") == "long" {
 		n, window = 10000, 10*time.Second
 	}
-	cfg := writeConfig(t, fmt.Sprintf(`
-models:
-  - name: qwen3-omni-7b
-    aliases: [small]
-    tier: small
-    deployments: [{name: sim-7b, kind: sim, profile: qwen3-omni-7b}]
-jobs:
-  dir: %s
-  workers: 64
-`, filepath.Join(t.TempDir(), "data")))
+	cfg := jobsConfig(t, "  workers: 64\n  dir: "+filepath.Join(t.TempDir(), "data"))
 	gw := start(t, "serve", "--config", cfg, "--addr", "127.0.0.1:0")
 	interactive := func(w, k int) string {
 		return fmt.Sprintf(`{"model":"small","max_tokens":16,"stream":true,"messages":[{"role":"user","content":"interactive %d %d"}]}`, w, k)
