@@ -19,6 +19,7 @@ import (
 	"github.com/omnigate/omnigate/internal/admin"
 	"github.com/omnigate/omnigate/internal/admission"
 	"github.com/omnigate/omnigate/internal/api/openai"
+	"github.com/omnigate/omnigate/internal/auth"
 	"github.com/omnigate/omnigate/internal/backend"
 	"github.com/omnigate/omnigate/internal/balance"
 	"github.com/omnigate/omnigate/internal/batching"
@@ -134,6 +135,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer stopGRPC()
 
+	if err := checkOpen(cfg); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.Server.Addr)
 	if err != nil {
 		return err
@@ -382,6 +386,7 @@ func (g *Gateway) build(cfg *config.Config) (*dispatch.Snapshot, error) {
 	}
 	snap.Closers = append(snap.Closers, g.startGPUScrapes(snap)...)
 	snap.Escalate = escalation(snap, rt, cfg.Routing.Auto.Escalate)
+	snap.Auth = auth.New(cfg.Auth, cat, rt.IsAuto)
 	return snap, nil
 }
 
@@ -501,6 +506,24 @@ func serveDebug(addr string, log *slog.Logger) error {
 // checkLoopback accepts host:port whose host is localhost or a loopback IP
 // (127.0.0.0/8, ::1). Any other name is refused rather than resolved: a
 // name can resolve to other addresses tomorrow.
+// checkOpen refuses to serve the API beyond loopback with no API keys,
+// unless auth.open says to: anyone who reached it could use every model.
+func checkOpen(cfg *config.Config) error {
+	if len(cfg.Auth.Keys) > 0 || cfg.Auth.Open {
+		return nil
+	}
+	for _, l := range []struct{ key, addr string }{{"server.addr", cfg.Server.Addr}, {"server.grpc_addr", cfg.Server.GRPCAddr}} {
+		if l.addr == config.GRPCOff {
+			continue
+		}
+		if err := checkLoopback(l.addr); err != nil {
+			return fmt.Errorf("%s %q is beyond loopback and auth.keys is empty: anyone who reaches it could use every model; "+
+				"add keys (omnigate keys new), listen on 127.0.0.1, or set auth.open: true", l.key, l.addr)
+		}
+	}
+	return nil
+}
+
 func checkLoopback(addr string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {

@@ -16,6 +16,8 @@ type Config struct {
 	Cache CacheStores `yaml:"cache"`
 	// Jobs configures background jobs and batches.
 	Jobs Jobs `yaml:"jobs"`
+	// Auth is the API keys clients must send.
+	Auth Auth `yaml:"auth"`
 }
 
 // Server holds the listener settings. OMNIGATE_ADDR overrides Addr.

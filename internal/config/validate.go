@@ -90,6 +90,11 @@ func (c *Config) Validate() []Problem {
 	}
 	v.fallbacks(c)
 	v.auto(c, owners)
+	names := map[string]bool{ReservedModelName: true}
+	for n := range owners {
+		names[n] = true
+	}
+	v.auth(c, names)
 	v.observability(c)
 	byName := map[string]*Model{}
 	for i := range c.Models {

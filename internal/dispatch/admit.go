@@ -34,6 +34,9 @@ func (c *Core) admit(ctx context.Context, call *Call, m *Model) (admission.Permi
 			prio = p
 		}
 	}
+	if call.Key != nil && call.Key.Batch {
+		prio = admission.Batch // the key's class, whatever the header says
+	}
 	call.st.stats.admission = true
 	if permit, ok := m.Admission.TryAcquire(); ok {
 		return permit, nil, 0

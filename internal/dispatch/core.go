@@ -23,6 +23,7 @@ import (
 
 	"github.com/omnigate/omnigate/internal/admission"
 	"github.com/omnigate/omnigate/internal/apierror"
+	"github.com/omnigate/omnigate/internal/auth"
 	"github.com/omnigate/omnigate/internal/backend"
 	"github.com/omnigate/omnigate/internal/balance"
 	"github.com/omnigate/omnigate/internal/catalog"
@@ -125,6 +126,10 @@ type Call struct {
 	// does no work past it, retries and fallbacks included, and the
 	// upstream call is cancelled when it passes.
 	Deadline time.Time
+	// Key is the client's API key, when the front end checked it already
+	// (a job's runs); nil: Do checks the Authorization header when the
+	// snapshot has keys.
+	Key *auth.Key
 
 	// st is the core's own state of the call, from Do to Done. It lives
 	// behind a pointer (pooled): a stream parks its front end's frame,
@@ -255,16 +260,26 @@ func (c *Core) Do(ctx context.Context, call *Call) (*Answer, error) {
 		call.st.span = c.tracer.Start(ctx, call.Req, call.Header)
 	}
 	snap := c.hold(call)
+	if call.Key == nil && snap.Auth != nil {
+		k, err := snap.Auth.Authenticate(call.Header, call.st.start)
+		if err != nil {
+			return nil, err
+		}
+		call.Key = k
+	}
 	chain, why, err := snap.Router.Route(call.Req, call.Body, call.Header)
 	if err != nil {
 		return nil, err
 	}
 	call.st.route = why
 	call.st.requested = snap.Model(chain[0].Model)
+	call.st.requested.Metrics.Inflight.Inc()
+	if err := call.Key.Allows(chain[0].Model.Name, why != ""); err != nil {
+		return nil, err // counted against the model asked for
+	}
 	if why != "" {
 		c.metrics.Routed(call.Req.Model, chain[0].Model.Name, why)
 	}
-	call.st.requested.Metrics.Inflight.Inc()
 	if m := call.st.requested; m.Cache.On() && snap.Cache != nil {
 		if a := c.lookup(ctx, call, m, snap.Cache); a != nil {
 			a.Route = why
@@ -744,7 +759,7 @@ func (c *Core) Done(call *Call, a *Answer, status int, err error) {
 	now := c.clock.Now()
 	cs := call.st
 	st := &cs.stats
-	rec := telemetry.Record{RequestID: call.RequestID, Status: status, Stream: st.stream, Start: cs.start, Err: err,
+	rec := telemetry.Record{RequestID: call.RequestID, Status: status, Stream: st.stream, Start: cs.start, Err: err, Key: call.Key.NameOr(),
 		Queued: st.queued, Waited: st.waited, Upstream: st.upstream, Admission: st.admission,
 		Attempts: int(st.attempts), Retries: int(st.retries), Hedges: int(st.hedges), Continuations: int(st.continuations)}
 	if !cs.start.IsZero() {

@@ -7,6 +7,7 @@ import (
 	"github.com/omnigate/omnigate/internal/cache"
 
 	"github.com/omnigate/omnigate/internal/admission"
+	"github.com/omnigate/omnigate/internal/auth"
 	"github.com/omnigate/omnigate/internal/balance"
 	"github.com/omnigate/omnigate/internal/catalog"
 	"github.com/omnigate/omnigate/internal/resilience"
@@ -30,6 +31,8 @@ type Snapshot struct {
 	Cache *cache.Cache
 	// Escalate is automatic routing's escalation; nil: off.
 	Escalate *Escalation
+	// Auth is the API keys; nil: none, anyone may call.
+	Auth *auth.Keys
 
 	inUse atomic.Int64 // calls between Do and Done on this snapshot
 }

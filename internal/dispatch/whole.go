@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/omnigate/omnigate/internal/apierror"
+	"github.com/omnigate/omnigate/internal/auth"
 	"github.com/omnigate/omnigate/internal/limits"
 	"github.com/omnigate/omnigate/internal/request"
 )
@@ -99,10 +100,13 @@ func readWhole(body io.Reader, tap Tap, max int64) ([]byte, error) {
 // the first model's limits unless a fallback would take the request. For
 // the front ends that queue a request to serve later (background jobs),
 // so the client hears of a bad request at once.
-func (c *Core) Check(r *request.Request, body []byte, withLimits bool) error {
+func (c *Core) Check(r *request.Request, body []byte, key *auth.Key, withLimits bool) error {
 	snap := c.snap.Load()
-	chain, _, err := snap.Router.Route(r, body, nil)
+	chain, why, err := snap.Router.Route(r, body, nil)
 	if err != nil {
+		return err
+	}
+	if err := key.Allows(chain[0].Model.Name, why != ""); err != nil {
 		return err
 	}
 	m := snap.Model(chain[0].Model)
@@ -117,3 +121,17 @@ func (c *Core) Check(r *request.Request, body []byte, withLimits bool) error {
 	}
 	return nil
 }
+
+// Authenticate checks the client's API key for the front ends' own
+// endpoints (jobs, files, batches, the model list): nil, nil when the
+// gateway has no keys.
+func (c *Core) Authenticate(h http.Header) (*auth.Key, error) {
+	return c.snap.Load().Auth.Authenticate(h, c.clock.Now())
+}
+
+// KeyNamed returns the key named name, for a job's runs; nil when there
+// is none (any more) or the gateway has no keys.
+func (c *Core) KeyNamed(name string) *auth.Key { return c.snap.Load().Auth.Named(name) }
+
+// AuthOn reports whether the gateway checks API keys.
+func (c *Core) AuthOn() bool { return c.snap.Load().Auth != nil }

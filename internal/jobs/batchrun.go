@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 
 	"github.com/omnigate/omnigate/internal/apierror"
 )
@@ -55,7 +56,7 @@ func (w *worker) validate(ctx context.Context, id string) error {
 		}
 		n++
 		if model == "" {
-			model, _ = s.exec.Check(rec.Batch.Endpoint, l.Body, false)
+			model, _ = s.exec.Check(rec.Batch.Endpoint, l.Body, batchHeader(rec), false)
 		}
 		return nil
 	})
@@ -121,7 +122,7 @@ func (s *Service) checkLine(rec *batchRecord, n int, l *batchLine, dupOf int) *B
 	if stream, _ := streams(l.Body); stream {
 		return bad("invalid_request", "body.stream", "Line %d: a batch answers whole; stream must be false.", n)
 	}
-	if _, err := s.exec.Check(rec.Batch.Endpoint, l.Body, false); err != nil {
+	if _, err := s.exec.Check(rec.Batch.Endpoint, l.Body, batchHeader(rec), false); err != nil {
 		e := apierror.From(err)
 		p := "body"
 		if e.Param != "" {
@@ -219,7 +220,7 @@ func (w *worker) queueLines(ctx context.Context, rec *batchRecord, n int) error 
 				ExpiresAt: rec.Batch.ExpiresAt, Batch: rec.Batch.ID, CustomID: *l.CustomID},
 			Body: l.Body, Header: rec.Header, Line: line,
 		}
-		jr.Job.Model, _ = w.s.exec.Check(rec.Batch.Endpoint, l.Body, false)
+		jr.Job.Model, _ = w.s.exec.Check(rec.Batch.Endpoint, l.Body, batchHeader(rec), false)
 		b, err := json.Marshal(jr)
 		if err != nil {
 			return err
@@ -236,4 +237,14 @@ func (w *worker) queueLines(ctx context.Context, rec *batchRecord, n int) error 
 		return err
 	}
 	return flush()
+}
+
+// batchHeader is the headers a batch's lines are checked with: its
+// key's name.
+func batchHeader(rec *batchRecord) http.Header {
+	h := http.Header{}
+	for k, v := range rec.Header {
+		h.Set(k, v)
+	}
+	return h
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/omnigate/omnigate/internal/apierror"
+	"github.com/omnigate/omnigate/internal/auth"
 	"github.com/omnigate/omnigate/internal/dispatch"
 	"github.com/omnigate/omnigate/internal/request"
 )
@@ -31,8 +32,9 @@ func endpointOf(path string) (request.Endpoint, bool) {
 	return 0, false
 }
 
-// Check parses the request and checks it as the core would at its start.
-func (e CoreExecutor) Check(path string, body []byte, limits bool) (string, error) {
+// Check parses the request and checks it as the core would at its start,
+// for the API key h names.
+func (e CoreExecutor) Check(path string, body []byte, h http.Header, limits bool) (string, error) {
 	ep, ok := endpointOf(path)
 	if !ok {
 		return "", apierror.New(http.StatusNotFound, "unknown_url", "Unknown request URL: POST %s.", path)
@@ -41,7 +43,13 @@ func (e CoreExecutor) Check(path string, body []byte, limits bool) (string, erro
 	if err := request.Parse(ep, body, &req); err != nil {
 		return "", err
 	}
-	return req.Model, e.Core.Check(&req, body, limits)
+	var key *auth.Key
+	if e.Core.AuthOn() {
+		if key = e.Core.KeyNamed(h.Get(HeaderKey)); key == nil {
+			return req.Model, apierror.New(http.StatusUnauthorized, "invalid_api_key", "The API key is no longer valid.")
+		}
+	}
+	return req.Model, e.Core.Check(&req, body, key, limits)
 }
 
 // Execute serves the request whole.
@@ -59,6 +67,14 @@ func (e CoreExecutor) Execute(ctx context.Context, path string, body []byte, h h
 		return Answer{Status: ae.Status, Body: ae.JSON()}
 	}
 	call := dispatch.Call{Req: req, Body: req.Normalize(body), RequestID: requestID, Header: h}
+	if e.Core.AuthOn() {
+		// The key was checked at submission; a key removed since stops
+		// the job.
+		if call.Key = e.Core.KeyNamed(h.Get(HeaderKey)); call.Key == nil {
+			ae := apierror.New(http.StatusUnauthorized, "invalid_api_key", "The API key that submitted this job is no longer valid.")
+			return Answer{Status: ae.Status, Body: ae.JSON()}
+		}
+	}
 	w, err := e.Core.ServeWhole(ctx, &call, e.MaxAnswer)
 	if w == nil {
 		return Answer{Err: err}

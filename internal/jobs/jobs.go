@@ -17,19 +17,22 @@ const (
 	HeaderAsync = "X-Omnigate-Async"
 	// HeaderWebhook names the URL told when the job is final.
 	HeaderWebhook = "X-Omnigate-Webhook"
+	// HeaderKey carries, from the front end that checked it, the name of
+	// the client's API key: the job's runs are that key's.
+	HeaderKey = "X-Omnigate-Key"
 )
 
 // keptHeaders are the client's request headers a job keeps for its runs:
 // what the core reads (cache directives). The Authorization header is
 // kept as a hash, for the job's owner and the admission queue's fairness.
-var keptHeaders = []string{"Cache-Control"}
+var keptHeaders = []string{"Cache-Control", HeaderKey}
 
 // Submit queues a background request to endpoint (a path such as
 // /v1/chat/completions) with the client's body and headers, and returns
 // the job. The request is checked first, as the synchronous call would
 // check it: a bad one gets its 4xx now, not a failed job later.
 func (s *Service) Submit(ctx context.Context, endpoint string, body []byte, h http.Header) (*Job, error) {
-	model, err := s.exec.Check(endpoint, body, true)
+	model, err := s.exec.Check(endpoint, body, h, true)
 	if err != nil {
 		return nil, err
 	}

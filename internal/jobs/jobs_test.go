@@ -29,7 +29,7 @@ type fakeExec struct {
 	ctxErr atomic.Int32  // runs that ended with their context
 }
 
-func (f *fakeExec) Check(endpoint string, body []byte, _ bool) (string, error) {
+func (f *fakeExec) Check(endpoint string, body []byte, _ http.Header, _ bool) (string, error) {
 	var v struct {
 		Model string `json:"model"`
 	}

@@ -21,7 +21,8 @@ type Executor interface {
 	// call would at its start (its parameters against the model's limits
 	// too, with limits), and returns its model field; the error is the
 	// *apierror.Error the client gets instead of a job.
-	Check(endpoint string, body []byte, limits bool) (model string, err error)
+	// h is the client's headers (the API key's name in HeaderKey).
+	Check(endpoint string, body []byte, h http.Header, limits bool) (model string, err error)
 	// Execute serves the request and returns its answer whole.
 	Execute(ctx context.Context, endpoint string, body []byte, header http.Header, requestID string) Answer
 }
@@ -80,6 +81,8 @@ type Service struct {
 	started bool
 	workers sync.WaitGroup
 	stop    context.CancelFunc // ends the workers' runs, at Close
+	// stopTaking ends the workers' taking of new tasks, at Close.
+	stopTaking context.CancelFunc
 
 	statuses statuses   // batch statuses, cached for a second
 	hooks    *semaphore // webhook deliveries running beside the workers
@@ -175,13 +178,14 @@ func (s *Service) startWorkersLocked() {
 	}
 	s.started = true
 	ctx, stop := context.WithCancel(context.WithoutCancel(s.running))
-	s.stop = stop
+	taking, stopTaking := context.WithCancel(s.running)
+	s.stop, s.stopTaking = stop, stopTaking
 	w := &worker{s: s, b: s.b}
 	for range s.cfg.Workers {
-		s.workers.Go(func() { w.loop(s.running, ctx) })
+		s.workers.Go(func() { w.loop(taking, ctx) })
 	}
-	s.workers.Go(func() { w.sweep(s.running) })
-	s.workers.Go(func() { w.retain(s.running) })
+	s.workers.Go(func() { w.sweep(taking) })
+	s.workers.Go(func() { w.retain(taking) })
 }
 
 // Close stops taking jobs, waits for the running ones until ctx ends,
@@ -189,8 +193,11 @@ func (s *Service) startWorkersLocked() {
 // restarted, runs them again) and closes the backend.
 func (s *Service) Close(ctx context.Context) error {
 	s.mu.Lock()
-	stop, b := s.stop, s.b
+	stop, stopTaking, b := s.stop, s.stopTaking, s.b
 	s.mu.Unlock()
+	if stopTaking != nil {
+		stopTaking()
+	}
 	done := make(chan struct{})
 	go func() { s.workers.Wait(); close(done) }()
 	select {

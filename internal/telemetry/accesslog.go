@@ -33,6 +33,9 @@ func (l *AccessLog) Log(rec *Record) {
 		slog.Bool("stream", rec.Stream),
 		slog.Duration("latency", rec.Total),
 	)
+	if rec.Key != "" {
+		attrs = append(attrs, slog.String("key", rec.Key))
+	}
 	if rec.Served != "" {
 		attrs = append(attrs, slog.String("served_by", rec.Served), slog.String("deployment", rec.Deployment),
 			slog.Duration("first_byte", rec.FirstByte), slog.Duration("upstream", rec.Upstream))

@@ -8,6 +8,8 @@ import "time"
 // from holding on to it.
 type Record struct {
 	RequestID string
+	// Key is the name of the client's API key; "" without keys.
+	Key string
 	// Model is the public model the request was routed to first (after
 	// aliases); "" when routing failed or the request never got that far.
 	Model string

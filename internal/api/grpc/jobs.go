@@ -41,28 +41,42 @@ func (s *Server) SubmitJob(ctx context.Context, req *pb.SubmitJobRequest) (*pb.J
 		}
 		h.Set(jobs.HeaderWebhook, req.GetWebhook())
 	}
-	job, err := s.jobs(ctx, func(j *jobs.Service) (*jobs.Job, error) { return j.Submit(ctx, path, body, h) })
+	job, err := s.jobs(ctx, &h, func(j *jobs.Service) (*jobs.Job, error) { return j.Submit(ctx, path, body, h) })
 	return job, s.jobDone(ctx, id, job, err)
 }
 
 // GetJob returns a job.
 func (s *Server) GetJob(ctx context.Context, req *pb.GetJobRequest) (*pb.Job, error) {
 	h, id := s.incoming(ctx)
-	job, err := s.jobs(ctx, func(j *jobs.Service) (*jobs.Job, error) { return j.Get(ctx, req.GetId(), h) })
+	job, err := s.jobs(ctx, &h, func(j *jobs.Service) (*jobs.Job, error) { return j.Get(ctx, req.GetId(), h) })
 	return job, s.jobDone(ctx, id, job, err)
 }
 
 // CancelJob cancels a job.
 func (s *Server) CancelJob(ctx context.Context, req *pb.CancelJobRequest) (*pb.Job, error) {
 	h, id := s.incoming(ctx)
-	job, err := s.jobs(ctx, func(j *jobs.Service) (*jobs.Job, error) { return j.Cancel(ctx, req.GetId(), h) })
+	job, err := s.jobs(ctx, &h, func(j *jobs.Service) (*jobs.Job, error) { return j.Cancel(ctx, req.GetId(), h) })
 	return job, s.jobDone(ctx, id, job, err)
 }
 
-// jobs runs do on the jobs service, when there is one.
-func (s *Server) jobs(ctx context.Context, do func(*jobs.Service) (*jobs.Job, error)) (*pb.Job, error) {
+// jobs runs do on the jobs service, when there is one, once the call's
+// API key (in *h) is checked and named to the service (jobs.HeaderKey).
+func (s *Server) jobs(ctx context.Context, h *http.Header, do func(*jobs.Service) (*jobs.Job, error)) (*pb.Job, error) {
 	if s.opt.Jobs == nil {
 		return nil, apierror.New(http.StatusNotImplemented, "jobs_disabled", "Background jobs are not enabled on this gateway.")
+	}
+	if *h != nil {
+		delete(*h, jobs.HeaderKey)
+	}
+	k, err := s.opt.Core.Authenticate(*h)
+	if err != nil {
+		return nil, err
+	}
+	if k != nil {
+		if *h == nil {
+			*h = http.Header{}
+		}
+		(*h)[jobs.HeaderKey] = []string{k.Name}
 	}
 	j, err := do(s.opt.Jobs)
 	if err != nil {

@@ -30,6 +30,9 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request, ep request.En
 		s.reject(w, r, apierror.New(http.StatusNotImplemented, "jobs_disabled", "Background jobs are not enabled on this gateway."), reqID)
 		return true
 	}
+	if !s.keyed(w, r, reqID) {
+		return true
+	}
 	job, err := s.opt.Jobs.Submit(r.Context(), "/v1/"+ep.Path(), body, r.Header)
 	if err != nil {
 		s.reject(w, r, err, reqID)
@@ -70,7 +73,26 @@ func (s *Server) serveJobs(w http.ResponseWriter, r *http.Request, p, reqID stri
 		s.reject(w, r, apierror.New(http.StatusNotImplemented, "jobs_disabled", "Background jobs, files and batches are not enabled on this gateway."), reqID)
 		return true
 	}
-	serve(w, r, rest, reqID)
+	if s.keyed(w, r, reqID) {
+		serve(w, r, rest, reqID)
+	}
+	return true
+}
+
+// keyed checks the client's API key for an endpoint the core does not
+// serve (jobs, files, batches, models), and names it to the jobs service
+// (jobs.HeaderKey, which a client cannot set itself). It answers the
+// 401 and reports false when the key is refused.
+func (s *Server) keyed(w http.ResponseWriter, r *http.Request, reqID string) bool {
+	delete(r.Header, jobs.HeaderKey)
+	k, err := s.opt.Core.Authenticate(r.Header)
+	if err != nil {
+		s.reject(w, r, err, reqID)
+		return false
+	}
+	if k != nil {
+		r.Header[jobs.HeaderKey] = []string{k.Name}
+	}
 	return true
 }
 

@@ -100,7 +100,7 @@ func (s *Server) serveInfo(w http.ResponseWriter, r *http.Request) {
 	reqID := s.requestID(w, r)
 	switch p := r.URL.EscapedPath(); p {
 	case "/v1/models":
-		if !allowGet(w, r) {
+		if !allowGet(w, r) || !s.keyed(w, r, reqID) {
 			return
 		}
 		writeJSON(w, http.StatusOK, s.modelList().all)
@@ -124,7 +124,7 @@ func (s *Server) serveInfo(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if strings.HasPrefix(p, "/v1/models/") {
-			if !allowGet(w, r) {
+			if !allowGet(w, r) || !s.keyed(w, r, reqID) {
 				return
 			}
 			// The escaped path has the prefix, so the decoded one does:
