@@ -105,8 +105,22 @@ func TestSDKAuth(t *testing.T) {
 	if status != "succeeded" {
 		t.Errorf("the small key's job did not succeed")
 	}
-	if v, _ := value(families(t, gw), "omnigate_requests_total", map[string]string{"model": "qwen3-omni-30b", "code": "403"}); v < 1 {
+	mfs := families(t, gw)
+	if v, _ := value(mfs, "omnigate_requests_total", map[string]string{"model": "qwen3-omni-30b", "code": "403"}); v < 1 {
 		t.Errorf("403s not counted: %v", v)
+	}
+	// Usage by key: the 403 and the answered requests, and their tokens.
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+	}{
+		{"omnigate_key_requests_total", map[string]string{"key": "team-small", "model": "qwen3-omni-30b", "code": "403"}},
+		{"omnigate_key_requests_total", map[string]string{"key": "team-all", "model": "qwen3-omni-30b", "code": "200"}},
+		{"omnigate_key_tokens_total", map[string]string{"key": "team-small", "model": "qwen3-omni-7b", "kind": "completion"}},
+	} {
+		if v, _ := value(mfs, c.name, c.labels); v < 1 {
+			t.Errorf("%s%v = %v", c.name, c.labels, v)
+		}
 	}
 }
 

@@ -50,6 +50,9 @@ func (m *Metrics) Finished(asked, served *ModelMetrics, rec *Record) {
 		model = asked.name
 	}
 	m.request(reqKey{model: model, deployment: rec.Deployment, code: rec.Status, stream: rec.Stream}).Inc()
+	if rec.Key != "" {
+		m.keyed(rec)
+	}
 	if asked != nil {
 		if rec.Cache != "" {
 			if c := asked.cacheResult(rec.Cache); c != nil {

@@ -49,6 +49,7 @@ type Metrics struct {
 	reg   *prometheus.Registry
 	jobs  *jobMetrics
 	route *routeMetrics
+	keys  *keyMetrics
 
 	latency   *prometheus.HistogramVec // {model_version, deployment}
 	ttft      *prometheus.HistogramVec // {model, deployment}
@@ -160,6 +161,7 @@ func New() *Metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.jobs = newJobMetrics(m.reg)
 	m.route = newRouteMetrics(m.reg)
+	m.keys = newKeyMetrics(m.reg)
 	return m
 }
 
