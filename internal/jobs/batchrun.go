@@ -48,7 +48,8 @@ func (w *worker) validate(ctx context.Context, id string) error {
 	var problems []BatchError
 	n, model := 0, ""
 	err := w.lines(ctx, rec.Batch.InputFileID, func(line int, l *batchLine, dupOf int) error {
-		if p := s.checkLine(rec, line, l, dupOf); p != nil {
+		m, p := s.checkLine(rec, line, l, dupOf)
+		if p != nil {
 			if len(problems) < maxErrors {
 				problems = append(problems, *p)
 			}
@@ -56,7 +57,7 @@ func (w *worker) validate(ctx context.Context, id string) error {
 		}
 		n++
 		if model == "" {
-			model, _ = s.exec.Check(rec.Batch.Endpoint, l.Body, batchHeader(rec), false)
+			model = m
 		}
 		return nil
 	})
@@ -100,10 +101,11 @@ func (w *worker) validate(ctx context.Context, id string) error {
 	return err
 }
 
-// checkLine returns what is wrong with line n of a batch, or nil.
-func (s *Service) checkLine(rec *batchRecord, n int, l *batchLine, dupOf int) *BatchError {
-	bad := func(code, param, format string, args ...any) *BatchError {
-		return &BatchError{Code: code, Param: param, Line: n, Message: fmt.Sprintf(format, args...)}
+// checkLine returns what is wrong with line n of a batch, or nil, and
+// the line's model.
+func (s *Service) checkLine(rec *batchRecord, n int, l *batchLine, dupOf int) (string, *BatchError) {
+	bad := func(code, param, format string, args ...any) (string, *BatchError) {
+		return "", &BatchError{Code: code, Param: param, Line: n, Message: fmt.Sprintf(format, args...)}
 	}
 	switch {
 	case l == nil:
@@ -119,10 +121,11 @@ func (s *Service) checkLine(rec *batchRecord, n int, l *batchLine, dupOf int) *B
 	case len(l.Body) == 0 || l.Body[0] != '{':
 		return bad("invalid_body", "body", "Line %d: body must be a JSON object.", n)
 	}
-	if stream, _ := streams(l.Body); stream {
+	checked, err := s.exec.Check(rec.Batch.Endpoint, l.Body, batchHeader(rec), false)
+	if checked.Stream {
 		return bad("invalid_request", "body.stream", "Line %d: a batch answers whole; stream must be false.", n)
 	}
-	if _, err := s.exec.Check(rec.Batch.Endpoint, l.Body, batchHeader(rec), false); err != nil {
+	if err != nil {
 		e := apierror.From(err)
 		p := "body"
 		if e.Param != "" {
@@ -130,7 +133,7 @@ func (s *Service) checkLine(rec *batchRecord, n int, l *batchLine, dupOf int) *B
 		}
 		return bad(e.Code, p, "Line %d: %s", n, e.Message)
 	}
-	return nil
+	return checked.Model, nil
 }
 
 // lines reads the batch input file, giving each non-blank line to fn
@@ -220,7 +223,8 @@ func (w *worker) queueLines(ctx context.Context, rec *batchRecord, n int) error 
 				ExpiresAt: rec.Batch.ExpiresAt, Batch: rec.Batch.ID, CustomID: *l.CustomID},
 			Body: l.Body, Header: rec.Header, Line: line,
 		}
-		jr.Job.Model, _ = w.s.exec.Check(rec.Batch.Endpoint, l.Body, batchHeader(rec), false)
+		checked, _ := w.s.exec.Check(rec.Batch.Endpoint, l.Body, batchHeader(rec), false)
+		jr.Job.Model = checked.Model
 		b, err := json.Marshal(jr)
 		if err != nil {
 			return err

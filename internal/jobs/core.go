@@ -34,22 +34,23 @@ func endpointOf(path string) (request.Endpoint, bool) {
 
 // Check parses the request and checks it as the core would at its start,
 // for the API key h names.
-func (e CoreExecutor) Check(path string, body []byte, h http.Header, limits bool) (string, error) {
+func (e CoreExecutor) Check(path string, body []byte, h http.Header, limits bool) (Checked, error) {
 	ep, ok := endpointOf(path)
 	if !ok {
-		return "", apierror.New(http.StatusNotFound, "unknown_url", "Unknown request URL: POST %s.", path)
+		return Checked{}, apierror.New(http.StatusNotFound, "unknown_url", "Unknown request URL: POST %s.", path)
 	}
 	var req request.Request
 	if err := request.Parse(ep, body, &req); err != nil {
-		return "", err
+		return Checked{}, err
 	}
+	c := Checked{Model: req.Model, Stream: req.Stream}
 	var key *auth.Key
 	if e.Core.AuthOn() {
 		if key = e.Core.KeyNamed(h.Get(HeaderKey)); key == nil {
-			return req.Model, apierror.New(http.StatusUnauthorized, "invalid_api_key", "The API key is no longer valid.")
+			return c, apierror.New(http.StatusUnauthorized, "invalid_api_key", "The API key is no longer valid.")
 		}
 	}
-	return req.Model, e.Core.Check(&req, body, key, limits)
+	return c, e.Core.Check(&req, body, key, limits)
 }
 
 // Execute serves the request whole.

@@ -32,11 +32,11 @@ var keptHeaders = []string{"Cache-Control", HeaderKey}
 // the job. The request is checked first, as the synchronous call would
 // check it: a bad one gets its 4xx now, not a failed job later.
 func (s *Service) Submit(ctx context.Context, endpoint string, body []byte, h http.Header) (*Job, error) {
-	model, err := s.exec.Check(endpoint, body, h, true)
+	checked, err := s.exec.Check(endpoint, body, h, true)
 	if err != nil {
 		return nil, err
 	}
-	if stream, _ := streams(body); stream {
+	if checked.Stream {
 		return nil, apierror.Invalid("stream", "A background job answers whole: set stream to false (or leave it out), or drop the %s header.", HeaderAsync)
 	}
 	hook, err := s.webhook(h.Get(HeaderWebhook))
@@ -49,7 +49,7 @@ func (s *Service) Submit(ctx context.Context, endpoint string, body []byte, h ht
 	}
 	now := s.now()
 	rec := &jobRecord{
-		Job: Job{ID: newID("job_", now), Object: "job", Endpoint: endpoint, Model: model, Status: Queued,
+		Job: Job{ID: newID("job_", now), Object: "job", Endpoint: endpoint, Model: checked.Model, Status: Queued,
 			CreatedAt: now.Unix(), ExpiresAt: now.Add(s.cfg.Window.D()).Unix(), Webhook: hook},
 		Body:   append(json.RawMessage(nil), body...),
 		Header: keep(h),
@@ -80,17 +80,6 @@ func keep(h http.Header) map[string]string {
 		return nil
 	}
 	return m
-}
-
-// streams reports whether body asks for a stream.
-func streams(body []byte) (bool, error) {
-	var v struct {
-		Stream *bool `json:"stream"`
-	}
-	if err := json.Unmarshal(body, &v); err != nil {
-		return false, err
-	}
-	return v.Stream != nil && *v.Stream, nil
 }
 
 // webhook checks a job's webhook URL: http or https, to an allowed host,

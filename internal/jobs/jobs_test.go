@@ -29,22 +29,24 @@ type fakeExec struct {
 	ctxErr atomic.Int32  // runs that ended with their context
 }
 
-func (f *fakeExec) Check(endpoint string, body []byte, _ http.Header, _ bool) (string, error) {
+func (f *fakeExec) Check(endpoint string, body []byte, _ http.Header, _ bool) (Checked, error) {
 	var v struct {
-		Model string `json:"model"`
+		Model  string `json:"model"`
+		Stream bool   `json:"stream"`
 	}
 	if err := json.Unmarshal(body, &v); err != nil {
-		return "", apierror.Invalid("", "We could not parse the JSON body of your request.")
+		return Checked{}, apierror.Invalid("", "We could not parse the JSON body of your request.")
 	}
+	c := Checked{Model: v.Model, Stream: v.Stream}
 	if v.Model == "" {
-		return "", apierror.Invalid("model", "Missing required parameter: 'model'.")
+		return Checked{}, apierror.Invalid("model", "Missing required parameter: 'model'.")
 	}
 	if v.Model == "nope" {
 		e := apierror.New(http.StatusNotFound, "model_not_found", "The model `nope` does not exist.")
 		e.Param = "model"
-		return v.Model, e
+		return c, e
 	}
-	return v.Model, nil
+	return c, nil
 }
 
 func (f *fakeExec) Execute(ctx context.Context, endpoint string, body []byte, h http.Header, id string) Answer {

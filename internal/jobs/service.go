@@ -19,12 +19,20 @@ import (
 type Executor interface {
 	// Check validates a request before it is queued, as the synchronous
 	// call would at its start (its parameters against the model's limits
-	// too, with limits), and returns its model field; the error is the
-	// *apierror.Error the client gets instead of a job.
-	// h is the client's headers (the API key's name in HeaderKey).
-	Check(endpoint string, body []byte, h http.Header, limits bool) (model string, err error)
+	// too, with limits), and says what it read of it (once parsed, even
+	// when refused); the error is the *apierror.Error the client gets
+	// instead of a job. h is the client's headers (the API key's name in
+	// HeaderKey).
+	Check(endpoint string, body []byte, h http.Header, limits bool) (Checked, error)
 	// Execute serves the request and returns its answer whole.
 	Execute(ctx context.Context, endpoint string, body []byte, header http.Header, requestID string) Answer
+}
+
+// Checked is what Check read of a request: its model field, and whether
+// it asks for a stream (which a job cannot answer).
+type Checked struct {
+	Model  string
+	Stream bool
 }
 
 // Answer is what a job's run got from the request core.
