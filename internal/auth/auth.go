@@ -28,6 +28,7 @@ type Key struct {
 // Keys are the configured keys by hash. A nil *Keys lets everyone in.
 type Keys struct {
 	byHash map[[32]byte]*Key
+	byName map[string]*Key
 }
 
 // New compiles the keys of cfg over cat; nil when there are none.
@@ -35,7 +36,7 @@ func New(cfg config.Auth, cat *catalog.Catalog, isAuto func(string) bool) *Keys 
 	if len(cfg.Keys) == 0 {
 		return nil
 	}
-	ks := &Keys{byHash: make(map[[32]byte]*Key, len(cfg.Keys))}
+	ks := &Keys{byHash: make(map[[32]byte]*Key, len(cfg.Keys)), byName: make(map[string]*Key, len(cfg.Keys))}
 	for _, c := range cfg.Keys {
 		k := &Key{Name: c.Name, Batch: c.Priority == "batch", expires: c.ExpiresAt()}
 		if len(c.Models) > 0 {
@@ -52,6 +53,7 @@ func New(cfg config.Auth, cat *catalog.Catalog, isAuto func(string) bool) *Keys 
 		b, _ := hex.DecodeString(strings.TrimPrefix(c.Hash, config.HashPrefix)) // validated
 		copy(h[:], b)
 		ks.byHash[h] = k
+		ks.byName[k.Name] = k
 	}
 	return ks
 }
@@ -101,12 +103,7 @@ func (ks *Keys) Named(name string) *Key {
 	if ks == nil {
 		return nil
 	}
-	for _, k := range ks.byHash {
-		if k.Name == name {
-			return k
-		}
-	}
-	return nil
+	return ks.byName[name]
 }
 
 // Allows reports whether the key may use model (a public name), or, for

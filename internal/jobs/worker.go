@@ -86,7 +86,7 @@ func (w *worker) handle(ctx context.Context, d Delivery) {
 	var err error
 	switch kind {
 	case kindJob:
-		err = w.runJob(ctx, id, d.Attempt())
+		err = w.runJob(ctx, id)
 	case kindBatch:
 		err = w.validate(ctx, id)
 	case kindFinal:
@@ -167,9 +167,8 @@ func (w *worker) beat(ctx context.Context, id string) {
 // runJob runs the job with id through the request core until it has an
 // answer to keep, or a final failure, and records it; the first answer
 // recorded is the job's for good, so a job run twice (its first runner
-// died, or lost its lease) never shows two answers. attempt is the
-// task's delivery.
-func (w *worker) runJob(ctx context.Context, id string, attempt int) error {
+// died, or lost its lease) never shows two answers.
+func (w *worker) runJob(ctx context.Context, id string) error {
 	s, k := w.s, key(kindJob, id)
 	rec := new(jobRecord)
 	if _, err := load(ctx, w.b.Records, k, rec); err != nil {
