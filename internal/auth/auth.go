@@ -19,8 +19,11 @@ import (
 type Key struct {
 	Name string
 	// Batch: its requests wait at the admission queue's batch priority.
-	Batch   bool
-	expires time.Time       // zero: never
+	Batch bool
+	// Limits bound the key's requests and tokens; UserLimits each user's
+	// of it (see config.APIKey).
+	Limits, UserLimits config.KeyLimits
+	expires            time.Time       // zero: never
 	models  map[string]bool // the public names it may use; nil: all
 	auto    bool            // it may use the auto names
 }
@@ -38,7 +41,7 @@ func New(cfg config.Auth, cat *catalog.Catalog, isAuto func(string) bool) *Keys 
 	}
 	ks := &Keys{byHash: make(map[[32]byte]*Key, len(cfg.Keys)), byName: make(map[string]*Key, len(cfg.Keys))}
 	for _, c := range cfg.Keys {
-		k := &Key{Name: c.Name, Batch: c.Priority == "batch", expires: c.ExpiresAt()}
+		k := &Key{Name: c.Name, Batch: c.Priority == "batch", Limits: c.Limits, UserLimits: c.UserLimits, expires: c.ExpiresAt()}
 		if len(c.Models) > 0 {
 			k.models = map[string]bool{}
 			for _, n := range c.Models {

@@ -95,6 +95,7 @@ func (c *Config) ApplyDefaults() {
 	c.applyObservabilityDefaults()
 	c.Cache.applyDefaults()
 	c.Jobs.applyDefaults()
+	c.Auth.applyDefaults()
 	setDefault(&s.GRPCAddr, DefaultGRPCAddr)
 	for i := range c.Models {
 		c.Models[i].applyDefaults()

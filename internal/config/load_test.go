@@ -169,6 +169,12 @@ var defaultJobs = Jobs{
 	Webhook: Webhook{Attempts: 8, Timeout: Duration(10 * time.Second)},
 }
 
+// defaultAuth is the auth section of a file that does not set it.
+var defaultAuth = Auth{
+	Store:  KeyStore{Kind: "none", Postgres: KeyPostgres{Table: "omnigate_api_keys", Refresh: Duration(5 * time.Second)}},
+	Limits: LimitStore{Store: "memory", Redis: RedisStore{Prefix: "omnigate:limits", Timeout: Duration(50 * time.Millisecond)}, OnStoreDown: "local"},
+}
+
 func TestApplyDefaults(t *testing.T) {
 	data := []byte(`
 models:
@@ -199,6 +205,7 @@ models:
 			MaxConns: 16384, MaxConnsPerClient: 256, AdminAddr: "127.0.0.1:8081", GRPCAddr: "127.0.0.1:50051",
 		},
 		Jobs:    defaultJobs,
+		Auth:    defaultAuth,
 		Logging: Logging{Level: "info", Format: "text"},
 		Tracing: Tracing{ServiceName: "omnigate"},
 		Cache:   defaultStores,
@@ -261,6 +268,7 @@ func TestDefault(t *testing.T) {
 			MaxConns: 16384, MaxConnsPerClient: 256, AdminAddr: "127.0.0.1:8081", GRPCAddr: "127.0.0.1:50051",
 		},
 		Jobs:    defaultJobs,
+		Auth:    defaultAuth,
 		Logging: Logging{Level: "info", Format: "text"},
 		Tracing: Tracing{ServiceName: "omnigate"},
 		Cache:   defaultStores,
