@@ -24,8 +24,8 @@ type Key struct {
 	// of it (see config.APIKey).
 	Limits, UserLimits config.KeyLimits
 	expires            time.Time       // zero: never
-	models  map[string]bool // the public names it may use; nil: all
-	auto    bool            // it may use the auto names
+	models             map[string]bool // the public names it may use; nil: all
+	auto               bool            // it may use the auto names
 }
 
 // Keys are the configured keys by hash. A nil *Keys lets everyone in.
