@@ -1,6 +1,8 @@
 package app
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -24,4 +26,16 @@ func newLogger(w io.Writer, lc config.Logging, level *slog.LevelVar) *slog.Logge
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// redisLog sends go-redis's own messages (a dial that failed, a pool
+// event) to the gateway's log at debug level: what they report is
+// already logged once per failure streak, and counted, by the cache and
+// the limiter.
+type redisLog struct{ log *slog.Logger }
+
+func (r redisLog) Printf(ctx context.Context, format string, v ...any) {
+	if r.log.Enabled(ctx, slog.LevelDebug) {
+		r.log.Debug(fmt.Sprintf(format, v...), "from", "go-redis")
+	}
 }

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/omnigate/omnigate/internal/admin"
 	"github.com/omnigate/omnigate/internal/admission"
 	"github.com/omnigate/omnigate/internal/api/openai"
@@ -31,6 +33,7 @@ import (
 	"github.com/omnigate/omnigate/internal/enginemetrics"
 	"github.com/omnigate/omnigate/internal/health"
 	"github.com/omnigate/omnigate/internal/jobs"
+	"github.com/omnigate/omnigate/internal/quota"
 	"github.com/omnigate/omnigate/internal/resilience"
 	"github.com/omnigate/omnigate/internal/router"
 	"github.com/omnigate/omnigate/internal/sim"
@@ -87,6 +90,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		level.Set(l)
 	}
 	log := newLogger(stderr, cfg.Logging, level)
+	redis.SetLogger(redisLog{log})
 	// Access lines are written in batches; the process's own lines, the
 	// ones that explain a crash, at once.
 	lw := newLogWriter(stderr)
@@ -218,7 +222,9 @@ type Gateway struct {
 	obs        observability     // what /metrics reads beyond the request path (metrics.go)
 	tracing    *tracing.Provider // nil: tracing is off
 	log        *slog.Logger
-	answers    *cache.Cache                  // the answer cache: live state, kept across reloads
+	answers    *cache.Cache   // the answer cache: live state, kept across reloads
+	limits     *quota.Limiter // the keys' limit counters: live state, kept across reloads
+	stopLimits func()
 	cfg        atomic.Pointer[config.Config] // the one being served
 	// reload reloads the config from its source; nil for a gateway
 	// built in process from a config value.
@@ -237,6 +243,7 @@ func (g *Gateway) Config() *config.Config { return g.cfg.Load() }
 func (g *Gateway) Close() {
 	g.core.Snapshot().Close()
 	g.answers.Close()
+	g.stopLimits()
 	stopTracing(g.tracing, g.log)
 }
 
@@ -250,6 +257,7 @@ func NewGateway(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 func newGateway(cfg *config.Config, log, accessLog *slog.Logger) (*Gateway, error) {
 	g := &Gateway{registry: &balance.Registry{}, budgets: map[string]*resilience.Budget{}, queues: map[string]*admission.Queue{}, metrics: telemetry.New(), log: log}
 	g.answers = newAnswerCache(cfg, log)
+	g.limits, g.stopLimits = newLimiter(cfg.Auth.Limits, g.metrics, log)
 	snap, err := g.build(cfg)
 	if err != nil {
 		return nil, err
@@ -387,6 +395,9 @@ func (g *Gateway) build(cfg *config.Config) (*dispatch.Snapshot, error) {
 	snap.Closers = append(snap.Closers, g.startGPUScrapes(snap)...)
 	snap.Escalate = escalation(snap, rt, cfg.Routing.Auto.Escalate)
 	snap.Auth = auth.New(cfg.Auth, cat, rt.IsAuto)
+	if snap.Auth != nil {
+		snap.Limits = g.limits
+	}
 	return snap, nil
 }
 

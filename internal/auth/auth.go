@@ -92,6 +92,9 @@ func (ks *Keys) Authenticate(h http.Header, now time.Time) (*Key, error) {
 	return k, nil
 }
 
+// Limited reports whether the key has limits or budgets.
+func (k *Key) Limited() bool { return k.Limits.Any() || k.UserLimits.Any() }
+
 // NameOr returns the key's name; "" for nil (no keys).
 func (k *Key) NameOr() string {
 	if k == nil {

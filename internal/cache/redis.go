@@ -56,8 +56,9 @@ func NewRedis(o RedisOptions) *Redis {
 		Addr: o.Addr, Password: o.Password, DB: o.DB,
 		DialTimeout: o.Timeout, ReadTimeout: o.Timeout, WriteTimeout: o.Timeout,
 		MaxRetries: -1, // a failure is a miss: no retry on the request path
-		// A request never waits long for a pooled connection either.
-		PoolTimeout: o.Timeout,
+		// A request never waits long for a pooled connection either,
+		// nor for dial retries against a server that refuses.
+		PoolTimeout: o.Timeout, DialerRetries: 1, DialerRetryTimeout: time.Millisecond,
 	})
 	return &Redis{client: c, opts: o, prefix: o.Prefix, now: time.Now}
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/omnigate/omnigate/internal/config"
 	"github.com/omnigate/omnigate/internal/limits"
 	"github.com/omnigate/omnigate/internal/request"
+	"github.com/omnigate/omnigate/internal/quota"
 	"github.com/omnigate/omnigate/internal/resilience"
 	"github.com/omnigate/omnigate/internal/telemetry"
 )
@@ -150,6 +151,7 @@ type callState struct {
 	cache     string        // what the cache did (CacheHit…); "": no cache
 	route     string        // why automatic routing chose the first model; "": the request named it
 	fill      *cacheFill    // a cache miss's answer to keep; nil: none
+	quota     quota.Ticket  // what the key's limits were charged
 }
 
 // callStats is what a call did on its way, for its telemetry.Record.
@@ -260,7 +262,8 @@ func (c *Core) Do(ctx context.Context, call *Call) (*Answer, error) {
 		call.st.span = c.tracer.Start(ctx, call.Req, call.Header)
 	}
 	snap := c.hold(call)
-	if call.Key == nil && snap.Auth != nil {
+	interactive := call.Key == nil // not a background job's run
+	if interactive && snap.Auth != nil {
 		k, err := snap.Auth.Authenticate(call.Header, call.st.start)
 		if err != nil {
 			return nil, err
@@ -276,6 +279,11 @@ func (c *Core) Do(ctx context.Context, call *Call) (*Answer, error) {
 	call.st.requested.Metrics.Inflight.Inc()
 	if err := call.Key.Allows(chain[0].Model.Name, why != ""); err != nil {
 		return nil, err // counted against the model asked for
+	}
+	if k := call.Key; k != nil && snap.Limits != nil && k.Limited() {
+		if err := c.takeQuota(ctx, call, snap.Limits, interactive); err != nil {
+			return nil, err
+		}
 	}
 	if why != "" {
 		c.metrics.Routed(call.Req.Model, chain[0].Model.Name, why)
@@ -794,6 +802,9 @@ func (c *Core) Done(call *Call, a *Answer, status int, err error) {
 	rec.Overhead = max(rec.Total-rec.Queued-rec.Waited-rec.Upstream, 0)
 	if l := cs.logged; l != nil {
 		rec.RequestBody, rec.AnswerBody = l.request, l.answer
+	}
+	if cs.quota.Taken() {
+		c.settleQuota(call, a, &rec, now)
 	}
 	c.finish(call, a, err)
 	if cs.span != nil {

@@ -32,4 +32,5 @@ func (a *Answer) Describe(call *Call, set func(name, key, value string)) {
 	if a.Escalated != "" {
 		set("X-Omnigate-Escalated", "x-omnigate-escalated", a.Escalated)
 	}
+	call.DescribeLimits(set)
 }

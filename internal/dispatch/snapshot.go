@@ -10,6 +10,7 @@ import (
 	"github.com/omnigate/omnigate/internal/auth"
 	"github.com/omnigate/omnigate/internal/balance"
 	"github.com/omnigate/omnigate/internal/catalog"
+	"github.com/omnigate/omnigate/internal/quota"
 	"github.com/omnigate/omnigate/internal/resilience"
 	"github.com/omnigate/omnigate/internal/telemetry"
 )
@@ -33,6 +34,10 @@ type Snapshot struct {
 	Escalate *Escalation
 	// Auth is the API keys; nil: none, anyone may call.
 	Auth *auth.Keys
+	// Limits holds the keys to their rate limits and budgets: live
+	// state, kept across snapshots by whoever builds them. nil: no key
+	// is limited.
+	Limits *quota.Limiter
 
 	inUse atomic.Int64 // calls between Do and Done on this snapshot
 }

@@ -11,6 +11,9 @@ import (
 type keyMetrics struct {
 	requests *prometheus.CounterVec // {key, model, code}
 	tokens   *prometheus.CounterVec // {key, model, kind}
+	limited  *prometheus.CounterVec // {key, limit}
+	// storeErrors counts the failures of the shared limit store.
+	storeErrors prometheus.Counter
 }
 
 func newKeyMetrics(reg *prometheus.Registry) *keyMetrics {
@@ -24,7 +27,15 @@ func newKeyMetrics(reg *prometheus.Registry) *keyMetrics {
 			Help: "Tokens the engines reported, by API key name, the model that answered and kind (prompt, completion).",
 		}, []string{"key", "model", "kind"}),
 	}
-	reg.MustRegister(k.requests, k.tokens)
+	k.limited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "omnigate_key_limited_total",
+		Help: "Requests refused by their API key's limits, by key name and the limit that refused (requests_per_minute, tokens_per_minute, tokens_per_day, tokens_per_month, store_down).",
+	}, []string{"key", "limit"})
+	k.storeErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "omnigate_limit_store_errors_total",
+		Help: "Failures of the shared rate-limit store (auth.limits.store redis); meanwhile auth.limits.on_store_down holds.",
+	})
+	reg.MustRegister(k.requests, k.tokens, k.limited, k.storeErrors)
 	return k
 }
 
@@ -40,3 +51,19 @@ func (m *Metrics) keyed(rec *Record) {
 		}
 	}
 }
+
+// limitNames name the quota dimensions in omnigate_key_limited_total;
+// index 0: the limit store was down.
+var limitNames = [...]string{"store_down", "requests_per_minute", "tokens_per_minute", "tokens_per_day", "tokens_per_month"}
+
+// Limited counts a request of key refused by its limit dim (a
+// quota dimension; 0: the limit store was down).
+func (m *Metrics) Limited(key string, dim int) {
+	if dim < 0 || dim >= len(limitNames) {
+		dim = 0
+	}
+	m.keys.limited.WithLabelValues(key, limitNames[dim]).Inc()
+}
+
+// LimitStoreFailed counts a failure of the shared limit store.
+func (m *Metrics) LimitStoreFailed() { m.keys.storeErrors.Inc() }

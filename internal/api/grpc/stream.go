@@ -52,8 +52,9 @@ func (s *Server) StreamChatCompletion(req *pb.ChatCompletionRequest, stream grpc
 	call.Req, call.Body = nil, nil
 	bufpool.Put(buf)
 	if err != nil {
+		err = s.failCall(ctx, &call, err, md) // fills md: rate limits, retry-after
 		stream.SetHeader(md)
-		return s.failCall(ctx, &call, err, md)
+		return err
 	}
 	answerMD(md, &call, a)
 	stream.SetHeader(md)

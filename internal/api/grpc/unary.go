@@ -123,6 +123,7 @@ func (s *Server) reject(ctx context.Context, reqID string, err error, md metadat
 
 // failCall fails a call the core could not serve.
 func (s *Server) failCall(ctx context.Context, call *dispatch.Call, err error, md metadata.MD) error {
+	call.DescribeLimits(func(_, key, value string) { md[key] = []string{value} })
 	status := 0
 	if ctx.Err() != nil {
 		status, _ = s.ended(call)

@@ -80,6 +80,7 @@ func (s *Server) failCall(w http.ResponseWriter, r *http.Request, call *dispatch
 		return
 	}
 	s.views.Put(call.Req)
+	limitHeader(w.Header(), call)
 	status := s.fail(r.Context(), w, r, err, call.RequestID)
 	s.opt.Core.Done(call, nil, status, nil)
 	abortIfSilent(status)
@@ -97,6 +98,7 @@ func (s *Server) serveDetached(w http.ResponseWriter, r *http.Request, call *dis
 	s.opt.Core.Abandon(call, a)
 	a, err := s.opt.Core.Do(ctx, call)
 	if err != nil {
+		limitHeader(w.Header(), call)
 		status := s.fail(ctx, w, r, err, call.RequestID)
 		s.opt.Core.Done(call, nil, status, nil)
 		abortIfSilent(status)
@@ -186,6 +188,11 @@ func (s *Server) clientDeadline(r *http.Request, call *dispatch.Call) error {
 // dispatch.Answer.Describe).
 func answerHeader(h http.Header, call *dispatch.Call, a *dispatch.Answer) {
 	a.Describe(call, func(name, _, value string) { h[name] = []string{value} })
+}
+
+// limitHeader sets the call's rate-limit headers on an error answer.
+func limitHeader(h http.Header, call *dispatch.Call) {
+	call.DescribeLimits(func(name, _, value string) { h[name] = []string{value} })
 }
 
 // abortIfSilent ends a request whose client is taken for gone without an
