@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/omnigate/omnigate/internal/auth"
 	"github.com/omnigate/omnigate/internal/config"
 )
 
@@ -48,9 +49,15 @@ func streamUpstream() http.Handler {
 
 // serveOnce sends one chat request through the gateway handler and checks
 // the answer is whole.
-func serveOnce(tb testing.TB, gw *Gateway, body string) {
+func serveOnce(tb testing.TB, gw *Gateway, body string) { serveOnceH(tb, gw, body, "") }
+
+// serveOnceH is serveOnce with an Authorization header ("": none).
+func serveOnceH(tb testing.TB, gw *Gateway, body, authorization string) {
 	req := httptest.NewRequest("POST", "/v1/chat/completions", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
 	w := httptest.NewRecorder()
 	gw.ServeHTTP(w, req)
 	if w.Code != 200 {
@@ -70,6 +77,22 @@ func BenchmarkProxyPath(b *testing.B) { benchThrough(b, jsonUpstream(), benchReq
 // BenchmarkStreamRelay measures relaying a 20-chunk SSE answer through the
 // gateway handler; ns/op is per stream.
 func BenchmarkStreamRelay(b *testing.B) { benchThrough(b, streamUpstream(), benchStreamRequest) }
+
+// BenchmarkProxyPathKeyed is BenchmarkProxyPath with an API key that
+// has rate limits and budgets (never reached): the key check, the
+// limits, their headers and the per-key metrics.
+func BenchmarkProxyPathKeyed(b *testing.B) {
+	up := httptest.NewServer(jsonUpstream())
+	defer up.Close()
+	cfg := benchConfig(up.URL, "", config.Tracing{})
+	cfg.Auth.Keys = []config.APIKey{{Name: "bench", Hash: auth.Hash("sk-bench"),
+		Limits: config.KeyLimits{RequestsPerMinute: 1 << 40, TokensPerMinute: 1 << 50, TokensPerDay: 1 << 60}}}
+	gw := startBenchGateway(b, cfg)
+	b.ReportAllocs()
+	for b.Loop() {
+		serveOnceH(b, gw, benchRequest, "Bearer sk-bench")
+	}
+}
 
 // benchThrough sends body through a gateway in front of upstream, b.N times.
 func benchThrough(b *testing.B, upstream http.Handler, body string) {
@@ -129,9 +152,18 @@ func benchGatewayDialect(tb testing.TB, upstream, dialect string) *Gateway {
 
 // benchGatewayTraced is benchGatewayDialect with tracing tc.
 func benchGatewayTraced(tb testing.TB, upstream, dialect string, tc config.Tracing) *Gateway {
-	tb.Helper()
-	cfg := &config.Config{Models: []config.Model{{Name: "m",
+	return startBenchGateway(tb, benchConfig(upstream, dialect, tc))
+}
+
+// benchConfig is the config of benchGatewayTraced.
+func benchConfig(upstream, dialect string, tc config.Tracing) *config.Config {
+	return &config.Config{Models: []config.Model{{Name: "m",
 		Deployments: []config.Deployment{{Name: "up", Kind: "openai", URL: upstream + "/v1", Dialect: dialect}}}}, Tracing: tc}
+}
+
+// startBenchGateway builds a gateway of cfg, logging nowhere.
+func startBenchGateway(tb testing.TB, cfg *config.Config) *Gateway {
+	tb.Helper()
 	cfg.ApplyDefaults()
 	gw, err := NewGateway(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {

@@ -56,6 +56,8 @@ type call struct {
 	url    string
 	body   []byte
 	stream bool
+	// auth, when set, is the Authorization header sent.
+	auth []string
 	// opened, if set, is called once the first stream chunk arrives; the
 	// stream is then held (read and discarded) until ctx ends, which counts
 	// as success.
@@ -82,6 +84,9 @@ func (c *call) do(ctx context.Context, due time.Time, rec *recorder) {
 		return
 	}
 	req.Header["Content-Type"] = []string{"application/json"}
+	if c.auth != nil {
+		req.Header["Authorization"] = c.auth
+	}
 	if c.stream {
 		req.Header["Accept"] = []string{"text/event-stream"}
 	}

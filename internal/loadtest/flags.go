@@ -37,6 +37,7 @@ func ParseOptions(args []string, stderr io.Writer) (Options, error) {
 	clientCPUs := fs.String("client-cpus", "1", "with --pin: CPUs for the load generator")
 	fs.StringVar(&o.Upstream, "upstream", "", "use this upstream base URL (loopback, e.g. http://127.0.0.1:8000/v1) instead of starting one")
 	fs.BoolVar(&o.UpstreamSim, "sim", false, "use `omnigate sim --profile instant` as the upstream for small and stream")
+	fs.BoolVar(&o.Keyed, "keyed", false, "give omnigate an API key with rate limits and budgets (never reached) and send it with every request: what the key check and the limits cost")
 	fs.BoolVar(&o.Rename, "rename", false, "give omnigate's deployment its own upstream model name, so every answer goes through the model-name rewrite (the usual setup)")
 	fs.StringVar(&o.Bin, "bin", "", "omnigate binary to run as children (default: this one)")
 	fs.StringVar(&o.Out, "out", "", "write the JSON result here")

@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/omnigate/omnigate/proto/omnigate/v1"
@@ -97,6 +98,9 @@ func (c *call) doGRPC(ctx context.Context, due time.Time, rec *recorder) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(phase))
 	defer cancel()
 	defer context.AfterFunc(phase, cancel)()
+	if c.auth != nil {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", c.auth[0])
+	}
 	client := c.grpc.client()
 	if !c.stream {
 		a, err := client.ChatCompletion(ctx, c.greq)

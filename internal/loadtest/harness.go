@@ -9,6 +9,7 @@ package loadtest
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -56,6 +57,10 @@ type Options struct {
 	// so every answer goes through the model-name rewrite, as in most real
 	// setups (a public "qwen3-omni-30b" in front of the engine's name).
 	Rename bool
+	// Keyed gives omnigate an API key with rate limits and budgets (far
+	// past the load) and has every request send it: the cost of the key
+	// check and the limits on the request path.
+	Keyed bool
 	// GRPCConns is how many connections the grpc target's calls share;
 	// default 1.
 	GRPCConns int
@@ -379,7 +384,7 @@ func startStack(ctx context.Context, o *Options, mode string) (*stack, error) {
 			st.procs = append(st.procs, p)
 			st.targets = append(st.targets, &target{Name: "proxy", Base: p.URL.String() + u.Path, Proc: p, Upstream: up})
 		case "omnigate":
-			cfg, err := writeGatewayConfig(upBase, o.Rename)
+			cfg, err := writeGatewayConfig(upBase, o.Rename, o.Keyed)
 			if err != nil {
 				return st, err
 			}
@@ -391,11 +396,11 @@ func startStack(ctx context.Context, o *Options, mode string) (*stack, error) {
 				return st, err
 			}
 			st.procs = append(st.procs, p)
-			st.targets = append(st.targets, &target{Name: "omnigate", Base: p.URL.String() + "/v1", Proc: p, Upstream: up, MetricsURL: p.URL.String() + "/metrics"})
+			st.targets = append(st.targets, &target{Name: "omnigate", Base: p.URL.String() + "/v1", Proc: p, Upstream: up, MetricsURL: p.URL.String() + "/metrics", Auth: o.auth()})
 		case "grpc":
 			// A gateway of its own, as the omnigate target's but for its
 			// gRPC listener: each is measured alone.
-			cfg, err := writeGatewayConfig(upBase, o.Rename)
+			cfg, err := writeGatewayConfig(upBase, o.Rename, o.Keyed)
 			if err != nil {
 				return st, err
 			}
@@ -413,7 +418,7 @@ func startStack(ctx context.Context, o *Options, mode string) (*stack, error) {
 				return st, err
 			}
 			st.closers = append(st.closers, gc.close)
-			st.targets = append(st.targets, &target{Name: "grpc", Proc: p, Upstream: up, MetricsURL: p.URL.String() + "/metrics", GRPC: gc})
+			st.targets = append(st.targets, &target{Name: "grpc", Proc: p, Upstream: up, MetricsURL: p.URL.String() + "/metrics", GRPC: gc, Auth: o.auth()})
 		}
 	}
 	time.Sleep(300 * time.Millisecond) // let start-up allocation settle
@@ -425,10 +430,22 @@ func startStack(ctx context.Context, o *Options, mode string) (*stack, error) {
 	return st, nil
 }
 
+// benchKey is the API key of the keyed runs.
+const benchKey = "sk-bench-0123456789abcdef"
+
+// auth is the Authorization header of the omnigate targets' requests;
+// nil unless keyed.
+func (o *Options) auth() []string {
+	if !o.Keyed {
+		return nil
+	}
+	return []string{"Bearer " + benchKey}
+}
+
 // writeGatewayConfig writes a one-model omnigate config pointing at upstream,
 // with an upstream model name to rewrite when rename is set. The file only
 // needs to exist until the gateway has read it at start-up.
-func writeGatewayConfig(upstream string, rename bool) (string, error) {
+func writeGatewayConfig(upstream string, rename, keyed bool) (string, error) {
 	dir, err := os.MkdirTemp("", "omnigate-bench-")
 	if err != nil {
 		return "", err
@@ -455,6 +472,15 @@ models:
     admission: {limit: {initial: 1000000}}
     deployments: [{name: up, kind: openai, url: %q, max_num_seqs: 1000000%s}]
 `, upstream, extra, upstream, extra, upstream, extra)
+	if keyed {
+		sum := sha256.Sum256([]byte(benchKey))
+		cfg += fmt.Sprintf(`auth:
+  keys:
+    - name: bench
+      hash: sha256:%x
+      limits: {requests_per_minute: 1000000000, tokens_per_minute: 1000000000000, tokens_per_day: 1000000000000000}
+`, sum)
+	}
 	path := filepath.Join(dir, "omnigate.yaml")
 	return path, os.WriteFile(path, []byte(cfg), 0o600)
 }

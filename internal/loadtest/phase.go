@@ -23,6 +23,8 @@ type target struct {
 	// GRPC, when set, is the gateway's gRPC API, which the load goes to
 	// instead of Base.
 	GRPC *grpcClients
+	// Auth, when set, is the Authorization header its requests send.
+	Auth []string
 }
 
 // phase describes one measured run of load against one target.
@@ -183,7 +185,7 @@ func (r *runner) checkAlive(p *phase) error {
 
 // load sends the phase's requests. res receives idle/soak extras (may be nil).
 func (r *runner) load(ctx context.Context, p *phase, rec *recorder, res *PhaseResult) {
-	c := &call{client: r.client, url: p.Target.Base + "/chat/completions", body: p.Body, stream: p.Stream, grpc: p.Target.GRPC}
+	c := &call{client: r.client, url: p.Target.Base + "/chat/completions", body: p.Body, stream: p.Stream, grpc: p.Target.GRPC, auth: p.Target.Auth}
 	if c.grpc != nil {
 		var err error
 		if c.greq, err = grpcRequest(p.Body); err != nil {

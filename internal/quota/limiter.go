@@ -264,22 +264,46 @@ func (t *Ticket) Describe(set func(name, key, value string)) {
 			}
 		}
 	}
+	// The values are cut from one string: one allocation, not six.
+	var buf [128]byte
+	b := buf[:0]
+	var ends [6]int
 	if rr >= 0 {
-		set(HeaderLimitRequests, "x-ratelimit-limit-requests", strconv.FormatInt(rl, 10))
-		set(HeaderRemainingRequests, "x-ratelimit-remaining-requests", strconv.FormatInt(rr, 10))
-		set(HeaderResetRequests, "x-ratelimit-reset-requests", Reset(rreset))
+		b = strconv.AppendInt(b, rl, 10)
+		ends[0] = len(b)
+		b = strconv.AppendInt(b, rr, 10)
+		ends[1] = len(b)
+		b = appendReset(b, rreset)
+		ends[2] = len(b)
 	}
 	if tr >= 0 {
-		set(HeaderLimitTokens, "x-ratelimit-limit-tokens", strconv.FormatInt(tl, 10))
-		set(HeaderRemainingTokens, "x-ratelimit-remaining-tokens", strconv.FormatInt(tr, 10))
-		set(HeaderResetTokens, "x-ratelimit-reset-tokens", Reset(treset))
+		b = strconv.AppendInt(b, tl, 10)
+		ends[3] = len(b)
+		b = strconv.AppendInt(b, tr, 10)
+		ends[4] = len(b)
+		b = appendReset(b, treset)
+		ends[5] = len(b)
+	}
+	v := string(b)
+	if rr >= 0 {
+		set(HeaderLimitRequests, "x-ratelimit-limit-requests", v[:ends[0]])
+		set(HeaderRemainingRequests, "x-ratelimit-remaining-requests", v[ends[0]:ends[1]])
+		set(HeaderResetRequests, "x-ratelimit-reset-requests", v[ends[1]:ends[2]])
+	}
+	if tr >= 0 {
+		start := ends[2]
+		set(HeaderLimitTokens, "x-ratelimit-limit-tokens", v[start:ends[3]])
+		set(HeaderRemainingTokens, "x-ratelimit-remaining-tokens", v[ends[3]:ends[4]])
+		set(HeaderResetTokens, "x-ratelimit-reset-tokens", v[ends[4]:ends[5]])
 	}
 }
 
 // Reset formats a wait as OpenAI's reset headers do: "1s", "6m0s", "20ms".
-func Reset(d time.Duration) string {
+func Reset(d time.Duration) string { return string(appendReset(nil, d)) }
+
+func appendReset(b []byte, d time.Duration) []byte {
 	if d < time.Second {
-		return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
+		return append(strconv.AppendInt(b, d.Milliseconds(), 10), "ms"...)
 	}
-	return d.Round(time.Millisecond).String()
+	return append(b, d.Round(time.Millisecond).String()...)
 }

@@ -21,7 +21,7 @@ func stores(t *testing.T, f func(t *testing.T, s Store)) {
 	t.Run("redis", func(t *testing.T) { f(t, testRedis(t)) })
 }
 
-func testRedis(t *testing.T) *Redis {
+func testRedis(t testing.TB) *Redis {
 	t.Helper()
 	addr := os.Getenv("OMNIGATE_REDIS")
 	if addr == "" {

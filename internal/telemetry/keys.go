@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"strconv"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -14,7 +15,20 @@ type keyMetrics struct {
 	limited  *prometheus.CounterVec // {key, limit}
 	// storeErrors counts the failures of the shared limit store.
 	storeErrors prometheus.Counter
+
+	// The series resolved so far: key names and models are bounded, so
+	// these are too, and a keyed request does not hash its labels.
+	mu   sync.RWMutex
+	reqs map[keyReq]prometheus.Counter
+	toks map[keyTok][2]prometheus.Counter // prompt, completion
 }
+
+type keyReq struct {
+	key, model string
+	code       int
+}
+
+type keyTok struct{ key, model string }
 
 func newKeyMetrics(reg *prometheus.Registry) *keyMetrics {
 	k := &keyMetrics{
@@ -35,20 +49,43 @@ func newKeyMetrics(reg *prometheus.Registry) *keyMetrics {
 		Name: "omnigate_limit_store_errors_total",
 		Help: "Failures of the shared rate-limit store (auth.limits.store redis); meanwhile auth.limits.on_store_down holds.",
 	})
+	k.reqs, k.toks = map[keyReq]prometheus.Counter{}, map[keyTok][2]prometheus.Counter{}
 	reg.MustRegister(k.requests, k.tokens, k.limited, k.storeErrors)
 	return k
 }
 
 // keyed counts a request of an API key (rec.Key set).
 func (m *Metrics) keyed(rec *Record) {
-	m.keys.requests.WithLabelValues(rec.Key, rec.Model, strconv.Itoa(rec.Status)).Inc()
-	if rec.HasUsage && rec.Served != "" {
-		if rec.PromptTokens > 0 {
-			m.keys.tokens.WithLabelValues(rec.Key, rec.Served, "prompt").Add(float64(rec.PromptTokens))
-		}
-		if rec.CompletionTokens > 0 {
-			m.keys.tokens.WithLabelValues(rec.Key, rec.Served, "completion").Add(float64(rec.CompletionTokens))
-		}
+	k := m.keys
+	r := keyReq{rec.Key, rec.Model, rec.Status}
+	k.mu.RLock()
+	c, ok := k.reqs[r]
+	k.mu.RUnlock()
+	if !ok {
+		c = k.requests.WithLabelValues(rec.Key, rec.Model, strconv.Itoa(rec.Status))
+		k.mu.Lock()
+		k.reqs[r] = c
+		k.mu.Unlock()
+	}
+	c.Inc()
+	if !rec.HasUsage || rec.Served == "" || rec.PromptTokens <= 0 && rec.CompletionTokens <= 0 {
+		return
+	}
+	tk := keyTok{rec.Key, rec.Served}
+	k.mu.RLock()
+	t, ok := k.toks[tk]
+	k.mu.RUnlock()
+	if !ok {
+		t = [2]prometheus.Counter{k.tokens.WithLabelValues(rec.Key, rec.Served, "prompt"), k.tokens.WithLabelValues(rec.Key, rec.Served, "completion")}
+		k.mu.Lock()
+		k.toks[tk] = t
+		k.mu.Unlock()
+	}
+	if rec.PromptTokens > 0 {
+		t[0].Add(float64(rec.PromptTokens))
+	}
+	if rec.CompletionTokens > 0 {
+		t[1].Add(float64(rec.CompletionTokens))
 	}
 }
 
