@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
@@ -228,5 +230,56 @@ func TestTenantHeadersStayPut(t *testing.T) {
 				t.Errorf("the client's %s reached the engine: %q", name, h.Get(name))
 			}
 		}
+	}
+}
+
+// TestJobsSpendBudgetsNotRates: a key's background jobs are not held to
+// its per-minute rate (a batch would trip it at once) but spend its
+// token budget: once spent, a job ends 429 insufficient_quota.
+func TestJobsSpendBudgetsNotRates(t *testing.T) {
+	cfg := config.Default()
+	cfg.Jobs.Dir, cfg.Jobs.MaxAttempts = t.TempDir(), 1
+	cfg.Auth.Keys = []config.APIKey{{Name: "team-jobs", Hash: auth.Hash("sk-jobs"), Limits: config.KeyLimits{RequestsPerMinute: 1, TokensPerDay: 80}}}
+	gw, srv := newTestGateway(t, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := gw.startJobs(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); gw.closeJobs(5 * time.Second) }()
+	key := map[string]string{"Authorization": "Bearer sk-jobs"}
+	body := `{"model":"small","max_tokens":8,"messages":[{"role":"user","content":"x"}]}`
+	if resp, b := postH(t, srv.URL+"/v1/chat/completions", body, key); resp.StatusCode != 200 {
+		t.Fatalf("the first request: %d %s", resp.StatusCode, b)
+	}
+	if resp, _ := postH(t, srv.URL+"/v1/chat/completions", body, key); resp.StatusCode != 429 {
+		t.Fatalf("the second request within the minute: %d, want 429", resp.StatusCode)
+	}
+	async := map[string]string{"Authorization": "Bearer sk-jobs", "X-Omnigate-Async": "true"}
+	succeeded := 0
+	for i := range 20 {
+		resp, b := postH(t, srv.URL+"/v1/chat/completions", body, async)
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("job %d: %d %s", i, resp.StatusCode, b)
+		}
+		var j jobView
+		json.Unmarshal(b, &j)
+		for deadline := time.Now().Add(20 * time.Second); j.Status != "succeeded" && j.Status != "failed" && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+			req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v1/jobs/"+j.ID, nil)
+			req.Header.Set("Authorization", "Bearer sk-jobs")
+			_, b := doReq(t, req)
+			json.Unmarshal(b, &j)
+		}
+		if j.Status == "succeeded" {
+			succeeded++
+			continue
+		}
+		if j.Response == nil || j.Response.StatusCode != 429 || !strings.Contains(string(j.Response.Body), "insufficient_quota") {
+			t.Fatalf("job %d ended %s: %+v", i, j.Status, j.Response)
+		}
+		break
+	}
+	if succeeded == 0 || succeeded == 20 {
+		t.Errorf("%d jobs succeeded past the spent rate before the budget stopped them; want some, then a refusal", succeeded)
 	}
 }

@@ -62,9 +62,13 @@ func (c *Core) admit(ctx context.Context, call *Call, m *Model) (admission.Permi
 	return permit, waitError(ctx, err), 0
 }
 
-// tenant names whose share of the queue a request takes: its API key,
-// else its "user", else the anonymous tenant.
+// tenant names whose share of the queue a request takes: its API key's
+// name (its Authorization header, without keys configured), else its
+// "user", else the anonymous tenant.
 func tenant(call *Call) string {
+	if call.Key != nil {
+		return call.Key.Name
+	}
 	if call.Header != nil {
 		if v := call.Header["Authorization"]; len(v) > 0 && v[0] != "" {
 			return v[0]
