@@ -60,6 +60,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cut := fs.Int("cut-after", 0, "drop every stream's connection after N chunks, abruptly: no [DONE], no chunked terminator (0: off)")
 	slow := fs.Duration("slow", 0, "extra delay before every token, e.g. 50ms")
 	slowdown := fs.Float64("slowdown", 1, "multiply the duration of every engine step by `F` (the whole batch slows; change it at runtime with POST /sim/slowdown)")
+	quant := fs.String("quantization", "", "behave as a quantized variant of the profile's model: fp8, int8, awq-int4, gptq-int4… (faster steps, a few answers differ; see sim.QuantizationFor)")
 	dialect := fs.String("error-dialect", sim.DialectVLLM, "error body shape: "+strings.Join(sim.Dialects(), ", "))
 	seed := fs.Uint64("seed", 0, "seed for the random fault draws (0: random)")
 	grace := fs.Duration("shutdown-grace", 5*time.Second, "how long in-flight requests may finish after shutdown starts")
@@ -102,7 +103,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 
-	eng := sim.New(p, sim.Options{Faults: faults, ModelName: *model})
+	eng := sim.New(p, sim.Options{Faults: faults, ModelName: *model, Quantization: sim.QuantizationFor(*quant)})
 	defer eng.Close()
 	if err := eng.SetSlowdown(*slowdown); err != nil {
 		return fmt.Errorf("--slowdown: %w", err)

@@ -472,7 +472,7 @@ func newUpstream(d config.Deployment, public string, transports *backend.Transpo
 		if d.UpstreamModel == "" {
 			d.UpstreamModel = public
 		}
-		eng := sim.New(p, sim.Options{ModelName: d.UpstreamModel})
+		eng := sim.New(p, sim.Options{ModelName: d.UpstreamModel, Quantization: sim.QuantizationFor(d.Quantization)})
 		d.URL = "http://sim.internal/v1"
 		rt := backend.HandlerTransport(eng.Handler())
 		b, err := backend.NewOpenAI(d, rt)

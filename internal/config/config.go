@@ -175,6 +175,12 @@ type Deployment struct {
 	// Model Studio, simulator profiles that declare it).
 	AudioOutput bool `yaml:"audio_output"`
 
+	// Quantization labels the variant of the model this deployment
+	// serves (bf16, fp8, int8, awq-int4, gptq-int4…), for the admin
+	// API, shadow comparisons and omnigate eval; a simulator deployment
+	// also behaves as that variant (faster, its answers drifting a little).
+	Quantization string `yaml:"quantization"`
+
 	Weight   int      `yaml:"weight"` // default 1
 	Timeouts Timeouts `yaml:"timeouts"`
 	// MaxIdleConns is the keep-alive pool size to this upstream. Default 256.

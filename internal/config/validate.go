@@ -318,6 +318,9 @@ func (v *validator) deployment(p string, d *Deployment) {
 	if d.Weight < 1 {
 		v.add(p+".weight", "must be >= 1, got %d", d.Weight)
 	}
+	if q := d.Quantization; q != "" && !isLabel(q) {
+		v.add(p+".quantization", "%q is not a label: lowercase letters, digits and '-', at most 32 (bf16, fp8, awq-int4…)", q)
+	}
 	v.timeouts(p+".timeouts", d.Timeouts)
 	if d.MaxNumSeqs < 0 {
 		v.add(p+".max_num_seqs", "must be >= 0, got %d", d.MaxNumSeqs)
@@ -498,6 +501,19 @@ func (c *Config) Warnings(getenv func(string) string) []Problem {
 			Message: fmt.Sprintf("environment variable %s is unset or empty; serve needs it set", t.HeadersEnv)})
 	}
 	return ws
+}
+
+// isLabel reports whether s is a short lowercase label.
+func isLabel(s string) bool {
+	if len(s) > 32 {
+		return false
+	}
+	for _, r := range s {
+		if !(r == '-' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
 }
 
 func isEnvName(s string) bool {

@@ -35,6 +35,9 @@ type Options struct {
 	Faults Faults
 	// ModelName is the model name served and reported; default the profile's name.
 	ModelName string
+	// Quantization makes the engine a quantized variant of the profile's
+	// model (see QuantizationFor); zero: the profile as it is.
+	Quantization Quantization
 }
 
 // Engine is one simulated engine: a scheduler and its HTTP API.
@@ -46,6 +49,7 @@ type Engine struct {
 	metrics  *metrics
 	sched    *scheduler // nil for a zero-latency profile
 	slowdown factor     // engine-wide step-time factor, see SetSlowdown
+	quant    Quantization
 	fits     func(tokens int) bool
 	created  int64
 
@@ -65,7 +69,9 @@ func New(p Profile, opts Options) *Engine {
 	if opts.ModelName == "" {
 		opts.ModelName = p.Name
 	}
+	opts.Quantization.apply(&p)
 	e := &Engine{
+		quant:   opts.Quantization,
 		p:       p,
 		name:    opts.ModelName,
 		clock:   opts.Clock,

@@ -94,7 +94,7 @@ func (e *Engine) prepare(req *genRequest) ([]*choice, int, error) {
 			limit = req.maxTokens
 		}
 		for i := range req.n {
-			c := &choice{index: pi*req.n + i, prompt: p.tokens, blocks: p.blocks, seed: choiceSeed(p.hash, req.seed, req.temperature, i)}
+			c := &choice{index: pi*req.n + i, prompt: p.tokens, blocks: p.blocks, seed: e.quant.diverge(choiceSeed(p.hash, req.seed, req.temperature, i))}
 			if req.cont != nil {
 				if err := req.continueChoice(c, e.p.AnswerTokens, limit); err != nil {
 					return nil, 0, err
@@ -352,9 +352,9 @@ func (g *generation) logprobs(c *choice) json.RawMessage {
 	case !g.req.logprobs || c.ans.calls != nil:
 		return null
 	case g.req.chat:
-		return appendChatLogprobs(nil, c.seed, c.ans.tokens, c.first, g.req.topLogprobs)
+		return appendChatLogprobs(nil, c.seed, c.ans.tokens, c.first, g.req.topLogprobs, g.e.quant.LogprobShift)
 	}
-	return appendCompletionLogprobs(nil, c.seed, c.ans.tokens, c.first, g.req.topLogprobs, 0)
+	return appendCompletionLogprobs(nil, c.seed, c.ans.tokens, c.first, g.req.topLogprobs, 0, g.e.quant.LogprobShift)
 }
 
 // stream answers a streaming request, one SSE event per token.
@@ -379,9 +379,9 @@ func (g *generation) stream(ctx context.Context) {
 		switch {
 		case !g.req.logprobs || c.ans.calls != nil:
 		case g.req.chat:
-			s.enc.lp = appendChatLogprobs(s.enc.lp, c.seed, c.ans.tokens[k:k+1], c.first+k, g.req.topLogprobs)
+			s.enc.lp = appendChatLogprobs(s.enc.lp, c.seed, c.ans.tokens[k:k+1], c.first+k, g.req.topLogprobs, g.e.quant.LogprobShift)
 		default:
-			s.enc.lp = appendCompletionLogprobs(s.enc.lp, c.seed, c.ans.tokens[k:k+1], c.first+k, g.req.topLogprobs, offsets[i])
+			s.enc.lp = appendCompletionLogprobs(s.enc.lp, c.seed, c.ans.tokens[k:k+1], c.first+k, g.req.topLogprobs, offsets[i], g.e.quant.LogprobShift)
 			offsets[i] += utf8.RuneCountInString(tok)
 		}
 		switch {

@@ -31,14 +31,15 @@ type tokenDraw struct {
 }
 
 // topOf appends to dst the sampled token tok (position k of the answer
-// seeded by seed) and then n-1 alternatives, most likely first.
-func topOf(dst []tokenDraw, seed uint64, k int, tok string, n int) []tokenDraw {
+// seeded by seed, its logprob lowered by shift: a quantized variant's)
+// and then n-1 alternatives, most likely first.
+func topOf(dst []tokenDraw, seed uint64, k int, tok string, n int, shift float64) []tokenDraw {
 	s := mix(seed, logprobSalt)
 	u := func(salt uint64) float64 { return float64(mix(s, salt)>>11) / (1 << 53) }
 	pos := uint64(k) << 8
 	x := u(pos)
 	p := 0.9999 - 0.6499*x*x
-	dst = append(dst, tokenDraw{tok, math.Log(p)})
+	dst = append(dst, tokenDraw{tok, math.Log(p) - shift})
 	pool := vocab.spaced
 	if tok != "" && 'A' <= tok[0] && tok[0] <= 'Z' {
 		pool = vocab.first
@@ -79,14 +80,14 @@ func appendTokenLogprob(b []byte, d tokenDraw) []byte {
 // appendChatLogprobs appends chat logprobs, {"content": […]}, for tokens,
 // the first being position first of the answer: each entry the token, its
 // logprob, bytes and top alternatives (the token itself first).
-func appendChatLogprobs(b []byte, seed uint64, tokens []string, first, top int) []byte {
+func appendChatLogprobs(b []byte, seed uint64, tokens []string, first, top int, shift float64) []byte {
 	var buf [maxTopLogprobs + 1]tokenDraw
 	b = append(b, `{"content":[`...)
 	for i, tok := range tokens {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		draws := topOf(buf[:0], seed, first+i, tok, max(top, 1))
+		draws := topOf(buf[:0], seed, first+i, tok, max(top, 1), shift)
 		b = append(b, '{')
 		b = appendTokenLogprob(b, draws[0])
 		b = append(b, `,"top_logprobs":[`...)
@@ -109,7 +110,7 @@ func appendChatLogprobs(b []byte, seed uint64, tokens []string, first, top int) 
 // Each top_logprobs entry maps the sampled token and top-1 alternatives to
 // their logprobs (the sampled token alone for logprobs 0, as vLLM always
 // reports it). Offsets count characters, as Python's len does.
-func appendCompletionLogprobs(b []byte, seed uint64, tokens []string, first, top, offset int) []byte {
+func appendCompletionLogprobs(b []byte, seed uint64, tokens []string, first, top, offset int, shift float64) []byte {
 	var buf [maxTopLogprobs + 1]tokenDraw
 	b = append(b, `{"tokens":[`...)
 	for i, tok := range tokens {
@@ -123,7 +124,7 @@ func appendCompletionLogprobs(b []byte, seed uint64, tokens []string, first, top
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendLogprob(b, topOf(buf[:0], seed, first+i, tok, 1)[0].lp)
+		b = appendLogprob(b, topOf(buf[:0], seed, first+i, tok, 1, shift)[0].lp)
 	}
 	b = append(b, `],"top_logprobs":[`...)
 	for i, tok := range tokens {
@@ -131,7 +132,7 @@ func appendCompletionLogprobs(b []byte, seed uint64, tokens []string, first, top
 			b = append(b, ',')
 		}
 		b = append(b, '{')
-		for j, d := range topOf(buf[:0], seed, first+i, tok, max(top, 1)) {
+		for j, d := range topOf(buf[:0], seed, first+i, tok, max(top, 1), shift) {
 			if j > 0 {
 				b = append(b, ',')
 			}
