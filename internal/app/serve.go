@@ -345,6 +345,10 @@ func (g *Gateway) build(cfg *config.Config) (*dispatch.Snapshot, error) {
 	var scrapes []enginemetrics.Target
 	for _, cm := range cat.Models() {
 		m := &dispatch.Model{Model: cm, Metrics: g.metrics.Model(cm.Name), Budget: g.budget(cm), Picker: balance.NewPicker(cm.Balance)}
+		if sh := cfg.Models[cm.Index].Shadow; sh.On() {
+			cand, _ := cat.Lookup(sh.Model) // validated
+			m.Shadow = dispatch.NewShadow(cand.Name, sh.Share, sh.MaxInFlight)
+		}
 		if c := cm.Cache; c.Mode == config.CacheSemantic && c.Store != config.StoreMemory {
 			g.answers.FollowSemantic() // what the other replicas index, this one does too
 		}

@@ -79,6 +79,10 @@ type Model struct {
 	Admission Admission `yaml:"admission"`
 	Batching  Batching  `yaml:"batching"`
 	Cache     Cache     `yaml:"cache"`
+	// Shadow mirrors a share of the model's answered requests to a
+	// candidate model, off the request path, and counts how often the
+	// two agree; clients get only this model's answers.
+	Shadow Shadow `yaml:"shadow"`
 
 	Deployments []Deployment `yaml:"deployments"`
 }

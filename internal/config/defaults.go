@@ -137,6 +137,7 @@ func (m *Model) applyDefaults() {
 	m.Admission.applyDefaults(m.Tier)
 	m.Batching.applyDefaults()
 	m.Cache.applyDefaults()
+	m.Shadow.applyDefaults()
 	for i := range m.Deployments {
 		m.Deployments[i].applyDefaults(m.Name, m.Timeouts)
 	}

@@ -100,8 +100,17 @@ func (c *Config) Validate() []Problem {
 	for i := range c.Models {
 		byName[c.Models[i].Name] = &c.Models[i]
 	}
+	withAliases := map[string]*Model{}
+	for i := range c.Models {
+		m := &c.Models[i]
+		withAliases[m.Name] = m
+		for _, a := range m.Aliases {
+			withAliases[a] = m
+		}
+	}
 	for i := range c.Models {
 		v.cache(fmt.Sprintf("models[%d].cache", i), &c.Models[i].Cache, &c.Cache, byName)
+		v.shadow(fmt.Sprintf("models[%d].shadow", i), &c.Models[i], withAliases)
 	}
 	v.cacheStores(&c.Cache)
 	v.grpc(&c.Server)

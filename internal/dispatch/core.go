@@ -132,6 +132,10 @@ type Call struct {
 	// snapshot has keys.
 	Key *auth.Key
 
+	// mirror marks a shadow request (the core's own): no key, no limits,
+	// no cache, not mirrored again.
+	mirror bool
+
 	// st is the core's own state of the call, from Do to Done. It lives
 	// behind a pointer (pooled): a stream parks its front end's frame,
 	// this Call in it, for minutes, and every byte of that frame is paid
@@ -152,6 +156,7 @@ type callState struct {
 	route     string        // why automatic routing chose the first model; "": the request named it
 	fill      *cacheFill    // a cache miss's answer to keep; nil: none
 	quota     quota.Ticket  // what the key's limits were charged
+	shadow    *shadowed     // the request and answer to mirror; nil: not mirrored
 }
 
 // callStats is what a call did on its way, for its telemetry.Record.
@@ -225,6 +230,7 @@ type Answer struct {
 	cont      *continuation // a continuable stream's request and record
 	logged    *loggedBodies // the call's, when bodies are logged
 	fill      *cacheFill    // the call's cache miss, kept as it is relayed
+	shadow    *shadowed     // the call's mirrored request, its answer kept as it is relayed
 	span      AttemptSpan   // the answering attempt's, ended with the relay; nil: not traced
 }
 
@@ -241,6 +247,10 @@ func (a *Answer) Tap() Tap {
 	if a.fill != nil {
 		a.fill.next = t
 		t = a.fill
+	}
+	if a.shadow != nil {
+		a.shadow.next = t
+		t = a.shadow
 	}
 	return t
 }
@@ -263,7 +273,7 @@ func (c *Core) Do(ctx context.Context, call *Call) (*Answer, error) {
 	}
 	snap := c.hold(call)
 	interactive := call.Key == nil // not a background job's run
-	if interactive && snap.Auth != nil {
+	if interactive && snap.Auth != nil && !call.mirror {
 		k, err := snap.Auth.Authenticate(call.Header, call.st.start)
 		if err != nil {
 			return nil, err
@@ -280,7 +290,7 @@ func (c *Core) Do(ctx context.Context, call *Call) (*Answer, error) {
 	if err := call.Key.Allows(chain[0].Model.Name, why != ""); err != nil {
 		return nil, err // counted against the model asked for
 	}
-	if k := call.Key; k != nil && snap.Limits != nil && k.Limited() {
+	if k := call.Key; k != nil && snap.Limits != nil && k.Limited() && !call.mirror {
 		if err := c.takeQuota(ctx, call, snap.Limits, interactive); err != nil {
 			return nil, err
 		}
@@ -288,11 +298,14 @@ func (c *Core) Do(ctx context.Context, call *Call) (*Answer, error) {
 	if why != "" {
 		c.metrics.Routed(call.Req.Model, chain[0].Model.Name, why)
 	}
-	if m := call.st.requested; m.Cache.On() && snap.Cache != nil {
+	if m := call.st.requested; m.Cache.On() && snap.Cache != nil && !call.mirror {
 		if a := c.lookup(ctx, call, m, snap.Cache); a != nil {
 			a.Route = why
 			return a, nil
 		}
+	}
+	if call.st.requested.Shadow != nil {
+		c.sampleShadow(call, call.st.requested)
 	}
 
 	var lastErr error
@@ -319,6 +332,11 @@ func (c *Core) Do(ctx context.Context, call *Call) (*Answer, error) {
 				a.FallbackReason = fallbackReason(ctx, lastErr)
 			}
 			a.Cache, a.Route = call.st.cache, why
+			if sh := call.st.shadow; sh != nil && i == 0 && a.Model == call.st.requested {
+				a.shadow = sh
+			} else {
+				call.st.shadow = nil
+			}
 			if f := call.st.fill; f != nil {
 				a.fill = f
 				f.store = f.store && i == 0 // a fallback's answer is not the asked model's
@@ -805,6 +823,9 @@ func (c *Core) Done(call *Call, a *Answer, status int, err error) {
 	}
 	if cs.quota.Taken() {
 		c.settleQuota(call, a, &rec, now)
+	}
+	if sh := cs.shadow; sh != nil && a != nil && a.shadow == sh && err == nil && status == http.StatusOK {
+		c.mirror(cs.requested, call.RequestID, sh)
 	}
 	c.finish(call, a, err)
 	if cs.span != nil {

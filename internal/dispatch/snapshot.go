@@ -60,6 +60,8 @@ type Model struct {
 	// Budget is the model's retry budget: live state, kept across
 	// snapshots by whoever builds them. nil: no budget.
 	Budget *resilience.Budget
+	// Shadow is the model's shadow traffic; nil: none.
+	Shadow *Shadow
 
 	// firstByte is the recent time to first byte, for hedge.percentile.
 	firstByte resilience.Latencies

@@ -10,6 +10,7 @@ import (
 type routeMetrics struct {
 	decisions   *prometheus.CounterVec // {name, model, reason}
 	escalations *prometheus.CounterVec // {from, to, reason}
+	shadow      *prometheus.CounterVec // {model, candidate, result}
 }
 
 func newRouteMetrics(reg *prometheus.Registry) *routeMetrics {
@@ -23,7 +24,11 @@ func newRouteMetrics(reg *prometheus.Registry) *routeMetrics {
 			Help: "Auto-routed requests whose small-tier answer was weak and were answered by the large tier instead, by why (length, refusal, invalid_json, low_logprob).",
 		}, []string{"from", "to", "reason"}),
 	}
-	reg.MustRegister(r.decisions, r.escalations)
+	r.shadow = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "omnigate_shadow_requests_total",
+		Help: "Requests mirrored to a model's shadow candidate (models[].shadow), by model, candidate and result: agree, differ, error, dropped.",
+	}, []string{"model", "candidate", "result"})
+	reg.MustRegister(r.decisions, r.escalations, r.shadow)
 	return r
 }
 
@@ -39,4 +44,9 @@ func (m *Metrics) Routed(name, model, why string) {
 // Escalated counts an escalation from one model to another.
 func (m *Metrics) Escalated(from, to, reason string) {
 	m.route.escalations.WithLabelValues(from, to, reason).Inc()
+}
+
+// Shadowed counts a request mirrored from model to candidate, by result.
+func (m *Metrics) Shadowed(model, candidate, result string) {
+	m.route.shadow.WithLabelValues(model, candidate, result).Inc()
 }
