@@ -303,7 +303,10 @@ func TestFallbackOnEveryClass(t *testing.T) {
 }
 
 func TestDeployments(t *testing.T) {
-	srv := serve(t, newGateway(t, testConfig()), admin.Options{})
+	cfg := testConfig()
+	cfg.Models[0].Deployments[1].Quantization = "awq-int4"
+	cfg.Models[0].Deployments[1].Hardware = config.DeploymentHardware{GPU: "L4", Count: 1}
+	srv := serve(t, newGateway(t, cfg), admin.Options{})
 	_, body := do(t, "GET", srv.URL+"/admin/deployments")
 	var got struct {
 		Object string `json:"object"`
@@ -316,6 +319,11 @@ func TestDeployments(t *testing.T) {
 			Breaker    struct {
 				State string `json:"state"`
 			} `json:"breaker"`
+			Quantization string `json:"quantization"`
+			Hardware     *struct {
+				GPU   string `json:"gpu"`
+				Count int    `json:"count"`
+			} `json:"hardware"`
 		} `json:"data"`
 		Models []struct {
 			Model     string `json:"model"`
@@ -336,6 +344,12 @@ func TestDeployments(t *testing.T) {
 		if d.Model != want[0] || d.Deployment != want[1] || d.Kind != want[2] || d.Health != "unchecked" || d.Breaker.State != "closed" {
 			t.Errorf("row %d: %+v, want %v unchecked and closed", i, d, want)
 		}
+	}
+	if d := got.Data[1]; d.Quantization != "awq-int4" || d.Hardware == nil || d.Hardware.GPU != "L4" || d.Hardware.Count != 1 {
+		t.Errorf("gpu-1's labels: %q %+v", d.Quantization, d.Hardware)
+	}
+	if d := got.Data[0]; d.Quantization != "" || d.Hardware != nil {
+		t.Errorf("sim-a has labels it was not given: %q %+v", d.Quantization, d.Hardware)
 	}
 	if a := got.Models[0].Admission; a == nil || a.Limit < 1 {
 		t.Errorf("admission %+v", got.Models[0].Admission)

@@ -14,7 +14,10 @@ type deploymentObject struct {
 	Deployment string `json:"deployment"`
 	Kind       string `json:"kind"`
 	Weight     int    `json:"weight"`
-	InFlight   int64  `json:"in_flight"`
+	// Quantization and Hardware are the config's labels, when set.
+	Quantization string          `json:"quantization,omitempty"`
+	Hardware     *hardwareObject `json:"hardware,omitempty"`
+	InFlight     int64           `json:"in_flight"`
 	// InFlightTokens estimates what they hold in the engine: their
 	// prompts (4 characters a token) and the most they may generate.
 	InFlightTokens int64          `json:"in_flight_tokens"`
@@ -34,6 +37,12 @@ type deploymentObject struct {
 	FirstByteS float64  `json:"avg_first_byte_s,omitempty"`
 	PerTokenS  float64  `json:"avg_per_token_s,omitempty"`
 	LastScore  *float64 `json:"last_score,omitempty"` // in the model's latest sampled decision
+}
+
+// hardwareObject is what one replica of a deployment runs on.
+type hardwareObject struct {
+	GPU   string `json:"gpu"`
+	Count int    `json:"count,omitempty"`
 }
 
 // modelStatusObject is one model's admission queue and its recent sampled
@@ -134,6 +143,10 @@ func renderDeployments(ds []dispatch.DeploymentStatus, ms []dispatch.ModelStatus
 			o.Breaker.Changed = &t
 		}
 		o.BusyForS = d.BusyFor.Seconds()
+		o.Quantization = d.Quantization
+		if h := d.Hardware; h.GPU != "" {
+			o.Hardware = &hardwareObject{GPU: h.GPU, Count: h.Count}
+		}
 		o.Load, o.FirstByteS, o.PerTokenS = d.Load, d.FirstByte.Seconds(), d.PerToken.Seconds()
 		if sc, ok := scores[[2]string{d.Model, d.Deployment}]; ok {
 			o.LastScore = &sc

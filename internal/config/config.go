@@ -59,6 +59,16 @@ type Server struct {
 	GRPCTLS GRPCTLS `yaml:"grpc_tls"`
 }
 
+// DeploymentHardware is the GPUs one replica of a deployment runs on.
+type DeploymentHardware struct {
+	// GPU names the model as omnigate plan does: H100-80GB, A100-80GB,
+	// L4, RTX-4090…
+	GPU string `yaml:"gpu"`
+	// Count is how many GPUs the replica spans (its tensor-parallel
+	// size, usually).
+	Count int `yaml:"count"`
+}
+
 // Watch reports whether the config file is watched for changes.
 func (s Server) Watch() bool { return s.WatchConfig == nil || *s.WatchConfig }
 
@@ -184,6 +194,9 @@ type Deployment struct {
 	// API, shadow comparisons and omnigate eval; a simulator deployment
 	// also behaves as that variant (faster, its answers drifting a little).
 	Quantization string `yaml:"quantization"`
+	// Hardware is what the deployment runs on, as the operator (or
+	// omnigate plan --fleet) describes it: shown by the admin API.
+	Hardware DeploymentHardware `yaml:"hardware"`
 
 	Weight   int      `yaml:"weight"` // default 1
 	Timeouts Timeouts `yaml:"timeouts"`

@@ -327,6 +327,9 @@ func (v *validator) deployment(p string, d *Deployment) {
 	if d.Weight < 1 {
 		v.add(p+".weight", "must be >= 1, got %d", d.Weight)
 	}
+	if h := d.Hardware; h.Count < 0 || h.Count > 0 && h.GPU == "" {
+		v.add(p+".hardware", "count must be >= 0, and needs gpu (H100-80GB, A100-80GB, L4…)")
+	}
 	if q := d.Quantization; q != "" && !isLabel(q) {
 		v.add(p+".quantization", "%q is not a label: lowercase letters, digits and '-', at most 32 (bf16, fp8, awq-int4…)", q)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/omnigate/omnigate/internal/auth"
 	"github.com/omnigate/omnigate/internal/balance"
 	"github.com/omnigate/omnigate/internal/catalog"
+	"github.com/omnigate/omnigate/internal/config"
 	"github.com/omnigate/omnigate/internal/quota"
 	"github.com/omnigate/omnigate/internal/resilience"
 	"github.com/omnigate/omnigate/internal/telemetry"
@@ -105,12 +106,15 @@ func (c *Core) Unready() []string {
 type DeploymentStatus struct {
 	Model, Deployment, Kind string
 	Weight                  int
-	InFlight                int64
-	InFlightTokens          int64 // estimated: prompts and the most they may generate
-	Health                  balance.Health
-	Breaker                 balance.BreakerSnapshot
-	LastFailure             *balance.Failed
-	BusyFor                 time.Duration // left of the engine's Retry-After
+	// Quantization and Hardware are the deployment's config labels.
+	Quantization   string
+	Hardware       config.DeploymentHardware
+	InFlight       int64
+	InFlightTokens int64 // estimated: prompts and the most they may generate
+	Health         balance.Health
+	Breaker        balance.BreakerSnapshot
+	LastFailure    *balance.Failed
+	BusyFor        time.Duration // left of the engine's Retry-After
 	// Engine is the last engine metrics scrape (nil: none yet), EngineAge
 	// its age, EngineStale whether it is past the deployment's stale_after
 	// and no longer counts.
@@ -159,7 +163,7 @@ func (c *Core) Deployments() []DeploymentStatus {
 		for _, d := range m.Pool {
 			st := DeploymentStatus{Model: m.Name, Deployment: d.Config.Name, Kind: d.Config.Kind,
 				Weight: max(d.Config.Weight, 1), InFlight: d.InFlight(), InFlightTokens: d.InFlightTokens(), Health: d.Health(), Breaker: d.Breaker.Snapshot(now), LastFailure: d.LastFailure(),
-				BusyFor: d.BusyFor(now)}
+				BusyFor: d.BusyFor(now), Quantization: d.Config.Quantization, Hardware: d.Config.Hardware}
 			first, per := d.Latencies()
 			st.Load, st.FirstByte, st.PerToken = d.Load(now), seconds(first), seconds(per)
 			if e := d.Engine.Load(); e != nil {
