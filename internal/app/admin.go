@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -75,6 +76,10 @@ func (g *Gateway) serveAdmin(sc config.Server, reload func(context.Context) erro
 	if err := checkAdminAddr(addr, g.adminToken); err != nil {
 		return nil, err
 	}
+	tlsConf, err := g.listenerTLS("server.admin_tls", sc.AdminTLS, httpProtos)
+	if err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("admin listener: %w", err)
@@ -90,9 +95,13 @@ func (g *Gateway) serveAdmin(sc config.Server, reload func(context.Context) erro
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
 	}
+	addrShown := ln.Addr()
+	if tlsConf != nil {
+		ln = tls.NewListener(ln, tlsConf)
+	}
 	go srv.Serve(ln)
-	fmt.Fprintf(stdout, "omnigate: admin on http://%s\n", ln.Addr())
-	g.log.Info("admin listener", "addr", ln.Addr().String(), "token", g.adminToken != "")
+	fmt.Fprintf(stdout, "omnigate: admin on %s://%s%s\n", scheme(sc.AdminTLS), addrShown, tlsMark(sc.AdminTLS))
+	g.log.Info("admin listener", "addr", addrShown.String(), "token", g.adminToken != "", "tls", sc.AdminTLS.On(), "mtls", sc.AdminTLS.Mutual())
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -138,6 +139,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := checkOpen(cfg); err != nil {
 		return err
 	}
+	apiTLS, err := gw.listenerTLS("server.tls", cfg.Server.TLS, httpProtos)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.Server.Addr)
 	if err != nil {
 		return err
@@ -149,15 +154,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer gw.closeJobs(cfg.Server.ShutdownGrace.D())
-	fmt.Fprintf(stdout, "omnigate: serving on http://%s\n", ln.Addr())
-	log.Info("serving", "addr", ln.Addr().String(), "models", len(cfg.Models), "version", version())
-	return serveUntilDone(ctx, ln, gw, cfg.Server, log)
+	fmt.Fprintf(stdout, "omnigate: serving on %s://%s%s\n", scheme(cfg.Server.TLS), ln.Addr(), tlsMark(cfg.Server.TLS))
+	log.Info("serving", "addr", ln.Addr().String(), "tls", cfg.Server.TLS.On(), "mtls", cfg.Server.TLS.Mutual(),
+		"models", len(cfg.Models), "version", version())
+	return serveUntilDone(ctx, ln, apiTLS, gw, cfg.Server, log)
 }
 
 // serveUntilDone serves until ctx ends, then shuts down gracefully: stop
 // accepting, let in-flight requests and streams finish within the grace
-// period, then cancel what is left.
-func serveUntilDone(ctx context.Context, ln net.Listener, h http.Handler, sc config.Server, log *slog.Logger) error {
+// period, then cancel what is left. With tlsConf, connections are TLS
+// (HTTP/2 or HTTP/1.1, as the client offers); the connection limits apply
+// before the handshake, so a refused connection costs none.
+func serveUntilDone(ctx context.Context, ln net.Listener, tlsConf *tls.Config, h http.Handler, sc config.Server, log *slog.Logger) error {
 	base, cancelBase := context.WithCancelCause(context.Background())
 	defer cancelBase(nil)
 	srv := &http.Server{
@@ -174,6 +182,11 @@ func serveUntilDone(ctx context.Context, ln net.Listener, h http.Handler, sc con
 	limited := limitConns(ln, sc.MaxConns, sc.MaxConnsPerClient, log)
 	srv.ConnState = limited.connState
 	ln = limited
+	if tlsConf != nil {
+		// srv.TLSConfig stays nil: net/http then serves HTTP/2 to the
+		// clients that negotiate it (tlsConf offers h2).
+		ln = tls.NewListener(ln, tlsConf)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

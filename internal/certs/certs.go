@@ -15,6 +15,7 @@
 package certs
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -61,7 +62,10 @@ func (s stamp) same(o stamp) bool {
 type watch[T any] struct {
 	paths []string
 	load  func() (*T, error)
-	opt   Options
+	// leaf is the certificate to describe in the reload's log line; nil:
+	// none.
+	leaf func(*T) *x509.Certificate
+	opt  Options
 
 	cur  atomic.Pointer[T]
 	next atomic.Int64 // Unix nanoseconds before which current does not look
@@ -71,11 +75,11 @@ type watch[T any] struct {
 }
 
 // newWatch loads the value a first time; an error is the files'.
-func newWatch[T any](paths []string, load func() (*T, error), opt Options) (*watch[T], error) {
+func newWatch[T any](paths []string, load func() (*T, error), leaf func(*T) *x509.Certificate, opt Options) (*watch[T], error) {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	w := &watch[T]{paths: paths, load: load, opt: opt}
+	w := &watch[T]{paths: paths, load: load, leaf: leaf, opt: opt}
 	w.stamps = w.stat()
 	v, err := load()
 	if err != nil {
@@ -131,12 +135,23 @@ func (w *watch[T]) checkLocked() error {
 	}
 	w.cur.Store(v)
 	if w.opt.Log != nil {
-		w.opt.Log.Info("certificate reloaded", "config", w.opt.Name, "files", w.paths)
+		attrs := []any{"config", w.opt.Name, "files", w.paths}
+		if c := w.leafOf(v); c != nil {
+			attrs = append(attrs, "subject", c.Subject.String(), "serial", c.SerialNumber.String(), "not_after", c.NotAfter)
+		}
+		w.opt.Log.Info("certificate reloaded", attrs...)
 	}
 	if w.opt.Reloaded != nil {
 		w.opt.Reloaded(nil)
 	}
 	return nil
+}
+
+func (w *watch[T]) leafOf(v *T) *x509.Certificate {
+	if w.leaf == nil {
+		return nil
+	}
+	return w.leaf(v)
 }
 
 // stat stamps every file; one that cannot be stat'ed is missing (being

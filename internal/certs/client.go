@@ -62,7 +62,13 @@ func NewClient(f ClientFiles, serverName, host string, opt Options) (*Client, er
 		}
 		return &cf, nil
 	}
-	w, err := newWatch(paths, load, opt)
+	leaf := func(cf *clientFiles) *x509.Certificate {
+		if cf.cert == nil {
+			return nil
+		}
+		return cf.cert.Leaf
+	}
+	w, err := newWatch(paths, load, leaf, opt)
 	if err != nil {
 		return nil, err
 	}

@@ -66,7 +66,8 @@ func NewServer(f ServerFiles, protos []string, opt Options) (*Server, error) {
 		paths = append(paths, f.ClientCA)
 	}
 	load := func() (*tls.Config, error) { return s.load(f) }
-	w, err := newWatch(paths, load, opt)
+	leaf := func(c *tls.Config) *x509.Certificate { return c.Certificates[0].Leaf }
+	w, err := newWatch(paths, load, leaf, opt)
 	if err != nil {
 		return nil, err
 	}
