@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime/pprof"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -125,7 +126,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer stopWatch()
 		go rl.watch(wctx, time.Second)
 	}
-	stopAdmin, err := gw.serveAdmin(cfg.Server, gw.reload, stdout)
+	stopAdmin, adminURL, err := gw.serveAdmin(cfg.Server, gw.reload, stdout)
 	if err != nil {
 		return err
 	}
@@ -154,10 +155,28 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer gw.closeJobs(cfg.Server.ShutdownGrace.D())
-	fmt.Fprintf(stdout, "omnigate: serving on %s://%s%s\n", scheme(cfg.Server.TLS), ln.Addr(), tlsMark(cfg.Server.TLS))
+	apiURL := scheme(cfg.Server.TLS) + "://" + ln.Addr().String()
+	fmt.Fprintln(stdout, "omnigate: "+metricsLine(adminURL, apiURL, cfg.Server.APIMetrics()))
+	fmt.Fprintf(stdout, "omnigate: serving on %s%s\n", apiURL, tlsMark(cfg.Server.TLS))
 	log.Info("serving", "addr", ln.Addr().String(), "tls", cfg.Server.TLS.On(), "mtls", cfg.Server.TLS.Mutual(),
 		"models", len(cfg.Models), "version", version())
 	return serveUntilDone(ctx, ln, apiTLS, gw, cfg.Server, log)
+}
+
+// metricsLine says where GET /metrics is served: on the admin listener
+// (adminURL, "" when it is off) and on the API's when onAPI.
+func metricsLine(adminURL, apiURL string, onAPI bool) string {
+	var at []string
+	if adminURL != "" {
+		at = append(at, adminURL+"/metrics")
+	}
+	if onAPI {
+		at = append(at, apiURL+"/metrics")
+	}
+	if len(at) == 0 {
+		return "metrics not served (the admin listener is off and server.metrics_on_api is false)"
+	}
+	return "metrics on " + strings.Join(at, " and ")
 }
 
 // serveUntilDone serves until ctx ends, then shuts down gracefully: stop
@@ -281,7 +300,7 @@ func newGateway(cfg *config.Config, log, accessLog *slog.Logger) (*Gateway, erro
 	g.metrics.Live(g.liveState)
 	g.jobs = g.newJobs(cfg)
 	g.Handler = openai.NewServer(openai.Options{
-		Core: g.core, Metrics: g.metrics, Log: log,
+		Core: g.core, Metrics: g.metrics, NoMetrics: !cfg.Server.APIMetrics(), Log: log,
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, MaxBufferedBytes: cfg.Server.MaxBufferedBytes, ReadTimeout: cfg.Server.ReadTimeout.D(),
 		Jobs: g.jobs, MaxFileBytes: cfg.Jobs.MaxFileBytes,
 	})

@@ -68,8 +68,8 @@ func (f *tlsFixture) httpClient(t *testing.T, h2, withCert bool) *http.Client {
 	return &http.Client{Transport: tr}
 }
 
-// addrRE is a loopback address with its port, which changes every run.
-var addrRE = regexp.MustCompile(`127\.0\.0\.1:\d+`)
+// addrRE is a listener's address with its port, which changes every run.
+var addrRE = regexp.MustCompile(`(127\.0\.0\.1|0\.0\.0\.0|\[::\]):\d+`)
 
 // TestServeTLS: with server.tls, server.admin_tls and server.grpc_tls,
 // every listener serves TLS and says so (mTLS where it requires client
@@ -90,6 +90,7 @@ func TestServeTLS(t *testing.T) {
 	want := []string{
 		"omnigate: admin on https://ADDR (mTLS)",
 		"omnigate: gRPC on ADDR (mTLS)",
+		"omnigate: metrics on https://ADDR/metrics and https://ADDR/metrics",
 		"omnigate: serving on https://ADDR (TLS)",
 	}
 	if diff := cmp.Diff(want, lines); diff != "" {
