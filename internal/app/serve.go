@@ -281,6 +281,8 @@ func NewGateway(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 // newGateway is NewGateway with the access lines on accessLog.
 func newGateway(cfg *config.Config, log, accessLog *slog.Logger) (*Gateway, error) {
 	g := &Gateway{registry: &balance.Registry{}, budgets: map[string]*resilience.Budget{}, queues: map[string]*admission.Queue{}, metrics: telemetry.New(), log: log}
+	g.transports.Log = log
+	g.transports.Reloaded = func(err error) { g.metrics.TLSReloaded("deployments.tls", err) }
 	g.answers = newAnswerCache(cfg, log)
 	snap, err := g.build(cfg)
 	if err != nil {
@@ -373,6 +375,14 @@ func (g *Gateway) build(cfg *config.Config) (*dispatch.Snapshot, error) {
 			g.answers.FollowSemantic() // what the other replicas index, this one does too
 		}
 		for _, d := range cm.Deployments {
+			if d.Kind == config.KindOpenAI && d.TLS != (config.UpstreamTLS{}) {
+				if d.TLS.InsecureSkipVerify {
+					g.log.Warn("deployment's tls.insecure_skip_verify is set: "+config.InsecureWarning, "model", cm.Name, "deployment", d.Name)
+				}
+				if d.TLS.CAFile != "" || d.TLS.CertFile != "" {
+					g.metrics.TLSFiles("deployments.tls")
+				}
+			}
 			up, err := newUpstream(d, cm.Name, &g.transports)
 			if err != nil {
 				snap.Close()
@@ -503,7 +513,10 @@ func newUpstream(d config.Deployment, public string, transports *backend.Transpo
 		}
 		return upstream{backend: b, engine: d, rt: rt, maxNumSeqs: p.MaxNumSeqs, close: eng.Close}, nil
 	case "openai":
-		rt := transports.For(d)
+		rt, err := transports.For(d)
+		if err != nil {
+			return upstream{}, err
+		}
 		b, err := backend.NewOpenAI(d, rt)
 		return upstream{backend: b, engine: d, rt: rt}, err
 	}
