@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	httppprof "net/http/pprof"
-	"net/netip"
 	"os"
 	"runtime/pprof"
 	"strings"
@@ -574,10 +573,7 @@ func checkLoopback(addr string) error {
 	if err != nil {
 		return err
 	}
-	if host == "localhost" {
-		return nil
-	}
-	if ip, err := netip.ParseAddr(host); err == nil && ip.Unmap().IsLoopback() {
+	if config.IsLoopback(addr) {
 		return nil
 	}
 	if host == "" {
