@@ -12,7 +12,6 @@ import (
 	httppprof "net/http/pprof"
 	"os"
 	"runtime/pprof"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -160,22 +159,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	log.Info("serving", "addr", ln.Addr().String(), "tls", cfg.Server.TLS.On(), "mtls", cfg.Server.TLS.Mutual(),
 		"models", len(cfg.Models), "version", version())
 	return serveUntilDone(ctx, ln, apiTLS, gw, cfg.Server, log)
-}
-
-// metricsLine says where GET /metrics is served: on the admin listener
-// (adminURL, "" when it is off) and on the API's when onAPI.
-func metricsLine(adminURL, apiURL string, onAPI bool) string {
-	var at []string
-	if adminURL != "" {
-		at = append(at, adminURL+"/metrics")
-	}
-	if onAPI {
-		at = append(at, apiURL+"/metrics")
-	}
-	if len(at) == 0 {
-		return "metrics not served (the admin listener is off and server.metrics_on_api is false)"
-	}
-	return "metrics on " + strings.Join(at, " and ")
 }
 
 // serveUntilDone serves until ctx ends, then shuts down gracefully: stop
@@ -545,41 +528,6 @@ func serveDebug(addr string, log *slog.Logger) error {
 	log.Info("debug endpoints", "addr", ln.Addr().String())
 	go http.Serve(ln, mux)
 	return nil
-}
-
-// checkLoopback accepts host:port whose host is localhost or a loopback IP
-// (127.0.0.0/8, ::1). Any other name is refused rather than resolved: a
-// name can resolve to other addresses tomorrow.
-// checkOpen refuses to serve the API beyond loopback with no API keys,
-// unless auth.open says to: anyone who reached it could use every model.
-func checkOpen(cfg *config.Config) error {
-	if len(cfg.Auth.Keys) > 0 || cfg.Auth.Open {
-		return nil
-	}
-	for _, l := range []struct{ key, addr string }{{"server.addr", cfg.Server.Addr}, {"server.grpc_addr", cfg.Server.GRPCAddr}} {
-		if l.addr == config.GRPCOff {
-			continue
-		}
-		if err := checkLoopback(l.addr); err != nil {
-			return fmt.Errorf("%s %q is beyond loopback and auth.keys is empty: anyone who reaches it could use every model; "+
-				"add keys (omnigate keys new), listen on 127.0.0.1, or set auth.open: true", l.key, l.addr)
-		}
-	}
-	return nil
-}
-
-func checkLoopback(addr string) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return err
-	}
-	if config.IsLoopback(addr) {
-		return nil
-	}
-	if host == "" {
-		host = "every interface"
-	}
-	return fmt.Errorf("%q is not a loopback address (%s); use 127.0.0.1, [::1] or localhost", addr, host)
 }
 
 var (
