@@ -51,8 +51,8 @@ type proc struct {
 }
 
 var (
-	servingRE = regexp.MustCompile(`serving on (http://\S+)`)
-	adminRE   = regexp.MustCompile(`omnigate: admin on (http://\S+)`)
+	servingRE = regexp.MustCompile(`serving on (https?://\S+)`)
+	adminRE   = regexp.MustCompile(`omnigate: admin on (https?://\S+)`)
 )
 
 // start runs omnigate with args and waits for its "serving on" line.

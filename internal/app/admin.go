@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -65,23 +66,27 @@ func checkAdminAddr(addr, token string) error {
 }
 
 // serveAdmin starts the admin listener at sc.AdminAddr ("off": none) and
-// prints its address; stop shuts it down. reload is what POST
-// /admin/reload runs.
-func (g *Gateway) serveAdmin(sc config.Server, reload func(context.Context) error, stdout io.Writer) (stop func(), err error) {
+// prints its address, which it returns as a URL ("" when off); stop shuts
+// it down. reload is what POST /admin/reload runs.
+func (g *Gateway) serveAdmin(sc config.Server, reload func(context.Context) error, stdout io.Writer) (stop func(), url string, err error) {
 	addr := sc.AdminAddr
 	if addr == config.AdminOff {
-		return func() {}, nil
+		return func() {}, "", nil
 	}
 	if err := checkAdminAddr(addr, g.adminToken); err != nil {
-		return nil, err
+		return nil, "", err
+	}
+	tlsConf, err := g.listenerTLS("server.admin_tls", sc.AdminTLS, httpProtos)
+	if err != nil {
+		return nil, "", err
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("admin listener: %w", err)
+		return nil, "", fmt.Errorf("admin listener: %w", err)
 	}
 	if ta, ok := ln.Addr().(*net.TCPAddr); g.adminToken == "" && (!ok || !ta.IP.IsLoopback()) {
 		ln.Close() // "localhost" that /etc/hosts sends elsewhere
-		return nil, fmt.Errorf("server.admin_addr %q listens on %s, which is not loopback, and no admin token is set", addr, ln.Addr())
+		return nil, "", fmt.Errorf("server.admin_addr %q listens on %s, which is not loopback, and no admin token is set", addr, ln.Addr())
 	}
 	g.admin = g.newAdmin(reload)
 	srv := &http.Server{
@@ -90,16 +95,20 @@ func (g *Gateway) serveAdmin(sc config.Server, reload func(context.Context) erro
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
 	}
+	url = scheme(sc.AdminTLS) + "://" + ln.Addr().String()
+	g.log.Info("admin listener", "addr", ln.Addr().String(), "token", g.adminToken != "", "tls", sc.AdminTLS.On(), "mtls", sc.AdminTLS.Mutual())
+	if tlsConf != nil {
+		ln = tls.NewListener(ln, tlsConf)
+	}
 	go srv.Serve(ln)
-	fmt.Fprintf(stdout, "omnigate: admin on http://%s\n", ln.Addr())
-	g.log.Info("admin listener", "addr", ln.Addr().String(), "token", g.adminToken != "")
+	fmt.Fprintf(stdout, "omnigate: admin on %s%s\n", url, tlsMark(sc.AdminTLS))
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		if srv.Shutdown(ctx) != nil {
 			srv.Close()
 		}
-	}, nil
+	}, url, nil
 }
 
 // Core returns the request core, for handlers built outside this package

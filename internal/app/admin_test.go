@@ -18,8 +18,9 @@ import (
 
 // served is a gateway run by runServe in this process.
 type served struct {
-	api, admin string // base URLs; admin "" when it is off
-	grpc       string // the gRPC listener's address; "" when it is off
+	api, admin string   // base URLs; admin "" when it is off
+	grpc       string   // the gRPC listener's address; "" when it is off
+	lines      []string // what serve printed, its serving line the last
 	stop       func() error
 }
 
@@ -73,14 +74,16 @@ func startServe(t *testing.T, args ...string) (*served, error) {
 				cancel()
 				return nil, <-errc
 			}
+			s.lines = append(s.lines, l)
+			// An address may be followed by " (TLS)" or " (mTLS)".
 			if u, ok := strings.CutPrefix(l, "omnigate: admin on "); ok {
-				s.admin = u
+				s.admin, _, _ = strings.Cut(u, " ")
 			}
 			if a, ok := strings.CutPrefix(l, "omnigate: gRPC on "); ok {
 				s.grpc, _, _ = strings.Cut(a, " ")
 			}
 			if u, ok := strings.CutPrefix(l, "omnigate: serving on "); ok {
-				s.api = u
+				s.api, _, _ = strings.Cut(u, " ")
 				go func() {
 					for range lines {
 					}

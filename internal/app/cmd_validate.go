@@ -13,8 +13,8 @@ import (
 // runValidateConfig is `omnigate validate-config FILE...`: it loads, defaults
 // and validates each file and prints "FILE: ok (N models, M deployments)" or
 // every problem as "FILE: PATH: MESSAGE". Environment-dependent findings
-// (unset api_key_env variables) print as "FILE: warning: PATH: MESSAGE" and
-// do not fail the command.
+// (unset api_key_env variables, certificate files missing on this machine)
+// print as "FILE: warning: PATH: MESSAGE" and do not fail the command.
 func runValidateConfig(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return validateConfigFiles(ctx, args, stdout, stderr, os.Getenv)
 }
@@ -27,7 +27,9 @@ func validateConfigFiles(ctx context.Context, args []string, stdout, stderr io.W
 Checks each configuration file: YAML syntax, unknown keys, and every rule of
 docs/configuration.md. Prints "FILE: ok (...)" or each problem as
 "FILE: PATH: MESSAGE", and exits 1 if any file has a problem. Unset
-api_key_env variables are reported as warnings and do not fail the check.
+api_key_env variables and certificate files that are missing or do not
+load here are reported as warnings and do not fail the check (serve
+refuses them).
 `)
 	}
 	if err := parseFlags(fs, args); err != nil {

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/omnigate/omnigate/internal/config"
 )
 
 func TestValidateConfig(t *testing.T) {
@@ -36,6 +38,12 @@ models:
     deployments: [{name: a, kind: openai}]
 `)
 	typo := write("typo.yaml", "server:\n  adr: :1\n")
+	certs := write("certs.yaml", `
+server: {tls: {cert_file: /nonexistent/tls.crt, key_file: /nonexistent/tls.key}}
+models:
+  - name: m
+    deployments: [{name: a, url: "https://h:8443/v1", tls: {insecure_skip_verify: true}}]
+`)
 	missing := filepath.Join(dir, "missing.yaml")
 
 	tests := []struct {
@@ -52,6 +60,12 @@ models:
 			}},
 		{name: "ok, key set", args: []string{good}, env: map[string]string{"B_KEY": "k"},
 			want: []string{good + ": ok (1 models, 2 deployments)"}},
+		{name: "certificate files elsewhere", args: []string{certs},
+			want: []string{
+				certs + ": ok (1 models, 1 deployments)",
+				certs + ": warning: models[0].deployments[0].tls.insecure_skip_verify: " + config.InsecureWarning,
+				certs + ": warning: server.tls: cert_file /nonexistent/tls.crt does not exist",
+			}},
 		{name: "every problem", args: []string{bad}, wantErr: "1 of 1 files have problems",
 			want: []string{
 				bad + `: server.addr: "nowhere" is not host:port (missing port in address)`,

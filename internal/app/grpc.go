@@ -18,16 +18,16 @@ import (
 
 // newGRPC builds the gRPC server of the gateway's API (the omnigate.v1
 // service, health, reflection), over TLS when server.grpc_tls names a
-// certificate.
+// certificate (read again when its files change).
 func (g *Gateway) newGRPC(sc config.Server) (*grpc.Server, *grpcapi.Server, error) {
 	api := grpcapi.New(grpcapi.Options{Core: g.core, Log: g.log, MaxBodyBytes: sc.MaxBodyBytes, Jobs: g.jobs})
 	opts := api.ServerOptions()
-	if t := sc.GRPCTLS; t.CertFile != "" {
-		creds, err := credentials.NewServerTLSFromFile(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, nil, fmt.Errorf("server.grpc_tls: %w", err)
-		}
-		opts = append(opts, grpc.Creds(creds))
+	tlsConf, err := g.listenerTLS("server.grpc_tls", sc.GRPCTLS, grpcProtos)
+	if err != nil {
+		return nil, nil, err
+	}
+	if tlsConf != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsConf)))
 	}
 	gs := grpc.NewServer(opts...)
 	api.Register(gs)
@@ -53,13 +53,8 @@ func (g *Gateway) serveGRPC(ctx context.Context, sc config.Server, stdout io.Wri
 		return nil, fmt.Errorf("gRPC listener: %w", err)
 	}
 	go gs.Serve(ln)
-	secure := sc.GRPCTLS.CertFile != ""
-	tls := ""
-	if secure {
-		tls = " (TLS)"
-	}
-	fmt.Fprintf(stdout, "omnigate: gRPC on %s%s\n", ln.Addr(), tls)
-	g.log.Info("gRPC listener", "addr", ln.Addr().String(), "tls", secure)
+	fmt.Fprintf(stdout, "omnigate: gRPC on %s%s\n", ln.Addr(), tlsMark(sc.GRPCTLS))
+	g.log.Info("gRPC listener", "addr", ln.Addr().String(), "tls", sc.GRPCTLS.On(), "mtls", sc.GRPCTLS.Mutual())
 
 	quit, done := make(chan struct{}), make(chan struct{})
 	var once sync.Once

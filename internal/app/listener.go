@@ -2,6 +2,7 @@ package app
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"net"
@@ -9,6 +10,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/omnigate/omnigate/internal/config"
 )
 
 // connLimiter is a listener that bounds the client connections open at
@@ -152,6 +155,41 @@ func (s *sparseLog) allow() (bool, int) {
 	n := s.dropped
 	s.dropped = 0
 	return true, n
+}
+
+// checkOpen refuses to serve the API beyond loopback with no API keys,
+// unless auth.open says to: anyone who reached it could use every model.
+func checkOpen(cfg *config.Config) error {
+	if len(cfg.Auth.Keys) > 0 || cfg.Auth.Open {
+		return nil
+	}
+	for _, l := range []struct{ key, addr string }{{"server.addr", cfg.Server.Addr}, {"server.grpc_addr", cfg.Server.GRPCAddr}} {
+		if l.addr == config.GRPCOff {
+			continue
+		}
+		if err := checkLoopback(l.addr); err != nil {
+			return fmt.Errorf("%s %q is beyond loopback and auth.keys is empty: anyone who reaches it could use every model; "+
+				"add keys (omnigate keys new), listen on 127.0.0.1, or set auth.open: true", l.key, l.addr)
+		}
+	}
+	return nil
+}
+
+// checkLoopback accepts host:port whose host is localhost or a loopback IP
+// (127.0.0.0/8, ::1). Any other name is refused rather than resolved: a
+// name can resolve to other addresses tomorrow.
+func checkLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if config.IsLoopback(addr) {
+		return nil
+	}
+	if host == "" {
+		host = "every interface"
+	}
+	return fmt.Errorf("%q is not a loopback address (%s); use 127.0.0.1, [::1] or localhost", addr, host)
 }
 
 var _ net.Listener = (*connLimiter)(nil)

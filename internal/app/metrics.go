@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -147,4 +148,20 @@ func engineState(e *balance.EngineMetrics) *telemetry.EngineState {
 		s.Preemptions = e.Preemptions
 	}
 	return s
+}
+
+// metricsLine says where GET /metrics is served: on the admin listener
+// (adminURL, "" when it is off) and on the API's when onAPI.
+func metricsLine(adminURL, apiURL string, onAPI bool) string {
+	var at []string
+	if adminURL != "" {
+		at = append(at, adminURL+"/metrics")
+	}
+	if onAPI {
+		at = append(at, apiURL+"/metrics")
+	}
+	if len(at) == 0 {
+		return "metrics not served (the admin listener is off and server.metrics_on_api is false)"
+	}
+	return "metrics on " + strings.Join(at, " and ")
 }

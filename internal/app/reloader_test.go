@@ -34,3 +34,28 @@ func TestNeedsRestart(t *testing.T) {
 		t.Error("an unchanged config needs a restart")
 	}
 }
+
+// TestNeedsRestartTLS: the listeners' certificate files and
+// metrics_on_api are read at start; a deployment's tls is reloaded (and a
+// metrics_on_api that says what the default did changes nothing).
+func TestNeedsRestartTLS(t *testing.T) {
+	old := config.Default()
+	old.ApplyDefaults()
+	next := config.Default()
+	next.Server.TLS = config.ListenerTLS{CertFile: "a.crt", KeyFile: "a.key"}
+	next.Server.AdminTLS.ClientCAFile = "clients.pem"
+	no := false
+	next.Server.MetricsOnAPI = &no
+	next.Models[0].Deployments[0].TLS.ServerName = "engine.internal"
+	next.ApplyDefaults()
+	if d := cmp.Diff([]string{"server.tls", "server.admin_tls", "server.metrics_on_api"}, needsRestart(old, next)); d != "" {
+		t.Errorf("needsRestart (-want +got):\n%s", d)
+	}
+	yes := true
+	same := config.Default()
+	same.Server.MetricsOnAPI = &yes // the default on loopback
+	same.ApplyDefaults()
+	if keys := needsRestart(old, same); len(keys) != 0 {
+		t.Errorf("needsRestart: %v", keys)
+	}
+}

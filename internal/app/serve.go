@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -9,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	httppprof "net/http/pprof"
-	"net/netip"
 	"os"
 	"runtime/pprof"
 	"sync"
@@ -128,7 +128,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer stopWatch()
 		go rl.watch(wctx, time.Second)
 	}
-	stopAdmin, err := gw.serveAdmin(cfg.Server, gw.reload, stdout)
+	stopAdmin, adminURL, err := gw.serveAdmin(cfg.Server, gw.reload, stdout)
 	if err != nil {
 		return err
 	}
@@ -142,6 +142,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := checkOpen(cfg); err != nil {
 		return err
 	}
+	apiTLS, err := gw.listenerTLS("server.tls", cfg.Server.TLS, httpProtos)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.Server.Addr)
 	if err != nil {
 		return err
@@ -153,15 +157,20 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer gw.closeJobs(cfg.Server.ShutdownGrace.D())
-	fmt.Fprintf(stdout, "omnigate: serving on http://%s\n", ln.Addr())
-	log.Info("serving", "addr", ln.Addr().String(), "models", len(cfg.Models), "version", version())
-	return serveUntilDone(ctx, ln, gw, cfg.Server, log)
+	apiURL := scheme(cfg.Server.TLS) + "://" + ln.Addr().String()
+	fmt.Fprintln(stdout, "omnigate: "+metricsLine(adminURL, apiURL, cfg.Server.APIMetrics()))
+	fmt.Fprintf(stdout, "omnigate: serving on %s%s\n", apiURL, tlsMark(cfg.Server.TLS))
+	log.Info("serving", "addr", ln.Addr().String(), "tls", cfg.Server.TLS.On(), "mtls", cfg.Server.TLS.Mutual(),
+		"models", len(cfg.Models), "version", version())
+	return serveUntilDone(ctx, ln, apiTLS, gw, cfg.Server, log)
 }
 
 // serveUntilDone serves until ctx ends, then shuts down gracefully: stop
 // accepting, let in-flight requests and streams finish within the grace
-// period, then cancel what is left.
-func serveUntilDone(ctx context.Context, ln net.Listener, h http.Handler, sc config.Server, log *slog.Logger) error {
+// period, then cancel what is left. With tlsConf, connections are TLS
+// (HTTP/2 or HTTP/1.1, as the client offers); the connection limits apply
+// before the handshake, so a refused connection costs none.
+func serveUntilDone(ctx context.Context, ln net.Listener, tlsConf *tls.Config, h http.Handler, sc config.Server, log *slog.Logger) error {
 	base, cancelBase := context.WithCancelCause(context.Background())
 	defer cancelBase(nil)
 	srv := &http.Server{
@@ -178,6 +187,11 @@ func serveUntilDone(ctx context.Context, ln net.Listener, h http.Handler, sc con
 	limited := limitConns(ln, sc.MaxConns, sc.MaxConnsPerClient, log)
 	srv.ConnState = limited.connState
 	ln = limited
+	if tlsConf != nil {
+		// srv.TLSConfig stays nil: net/http then serves HTTP/2 to the
+		// clients that negotiate it (tlsConf offers h2).
+		ln = tls.NewListener(ln, tlsConf)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -256,6 +270,8 @@ func NewGateway(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 // newGateway is NewGateway with the access lines on accessLog.
 func newGateway(cfg *config.Config, log, accessLog *slog.Logger) (*Gateway, error) {
 	g := &Gateway{registry: &balance.Registry{}, budgets: map[string]*resilience.Budget{}, queues: map[string]*admission.Queue{}, metrics: telemetry.New(), log: log}
+	g.transports.Log = log
+	g.transports.Reloaded = func(err error) { g.metrics.TLSReloaded("deployments.tls", err) }
 	g.answers = newAnswerCache(cfg, log)
 	g.limits, g.stopLimits = newLimiter(cfg.Auth.Limits, g.metrics, log)
 	snap, err := g.build(cfg)
@@ -276,7 +292,7 @@ func newGateway(cfg *config.Config, log, accessLog *slog.Logger) (*Gateway, erro
 	g.metrics.Live(g.liveState)
 	g.jobs = g.newJobs(cfg)
 	g.Handler = openai.NewServer(openai.Options{
-		Core: g.core, Metrics: g.metrics, Log: log,
+		Core: g.core, Metrics: g.metrics, NoMetrics: !cfg.Server.APIMetrics(), Log: log,
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, MaxBufferedBytes: cfg.Server.MaxBufferedBytes, ReadTimeout: cfg.Server.ReadTimeout.D(),
 		Jobs: g.jobs, MaxFileBytes: cfg.Jobs.MaxFileBytes,
 	})
@@ -353,6 +369,14 @@ func (g *Gateway) build(cfg *config.Config) (*dispatch.Snapshot, error) {
 			g.answers.FollowSemantic() // what the other replicas index, this one does too
 		}
 		for _, d := range cm.Deployments {
+			if d.Kind == config.KindOpenAI && d.TLS != (config.UpstreamTLS{}) {
+				if d.TLS.InsecureSkipVerify {
+					g.log.Warn("deployment's tls.insecure_skip_verify is set: "+config.InsecureWarning, "model", cm.Name, "deployment", d.Name)
+				}
+				if d.TLS.CAFile != "" || d.TLS.CertFile != "" {
+					g.metrics.TLSFiles("deployments.tls")
+				}
+			}
 			up, err := newUpstream(d, cm.Name, &g.transports)
 			if err != nil {
 				snap.Close()
@@ -486,7 +510,10 @@ func newUpstream(d config.Deployment, public string, transports *backend.Transpo
 		}
 		return upstream{backend: b, engine: d, rt: rt, maxNumSeqs: p.MaxNumSeqs, close: eng.Close}, nil
 	case "openai":
-		rt := transports.For(d)
+		rt, err := transports.For(d)
+		if err != nil {
+			return upstream{}, err
+		}
 		b, err := backend.NewOpenAI(d, rt)
 		return upstream{backend: b, engine: d, rt: rt}, err
 	}
@@ -516,44 +543,6 @@ func serveDebug(addr string, log *slog.Logger) error {
 	log.Info("debug endpoints", "addr", ln.Addr().String())
 	go http.Serve(ln, mux)
 	return nil
-}
-
-// checkLoopback accepts host:port whose host is localhost or a loopback IP
-// (127.0.0.0/8, ::1). Any other name is refused rather than resolved: a
-// name can resolve to other addresses tomorrow.
-// checkOpen refuses to serve the API beyond loopback with no API keys,
-// unless auth.open says to: anyone who reached it could use every model.
-func checkOpen(cfg *config.Config) error {
-	if len(cfg.Auth.Keys) > 0 || cfg.Auth.Open {
-		return nil
-	}
-	for _, l := range []struct{ key, addr string }{{"server.addr", cfg.Server.Addr}, {"server.grpc_addr", cfg.Server.GRPCAddr}} {
-		if l.addr == config.GRPCOff {
-			continue
-		}
-		if err := checkLoopback(l.addr); err != nil {
-			return fmt.Errorf("%s %q is beyond loopback and auth.keys is empty: anyone who reaches it could use every model; "+
-				"add keys (omnigate keys new), listen on 127.0.0.1, or set auth.open: true", l.key, l.addr)
-		}
-	}
-	return nil
-}
-
-func checkLoopback(addr string) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return err
-	}
-	if host == "localhost" {
-		return nil
-	}
-	if ip, err := netip.ParseAddr(host); err == nil && ip.Unmap().IsLoopback() {
-		return nil
-	}
-	if host == "" {
-		host = "every interface"
-	}
-	return fmt.Errorf("%q is not a loopback address (%s); use 127.0.0.1, [::1] or localhost", addr, host)
 }
 
 var (

@@ -45,7 +45,7 @@ func serveReal(t *testing.T, cfg *config.Config) string {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serveUntilDone(ctx, ln, gw, cfg.Server, log) }()
+	go func() { done <- serveUntilDone(ctx, ln, nil, gw, cfg.Server, log) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

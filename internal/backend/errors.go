@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -37,7 +38,7 @@ func (e *DialError) Unwrap() error { return e.Err }
 // its configuration is fixed; another deployment may work.
 type MisconfiguredError struct {
 	Deployment string // the deployment's name
-	Status     int    // the engine's HTTP status
+	Status     int    // the engine's HTTP status; 0: the TLS handshake failed
 	Cause      error  // the engine's answer
 }
 
@@ -203,6 +204,37 @@ func classify(ctx context.Context, limits map[string]time.Duration, err error) *
 	}
 	return &apierror.Error{Status: http.StatusBadGateway, Type: apierror.TypeServer, Code: CodeUpstreamUnavailable,
 		Message: "the upstream connection failed", Err: &ConnError{Err: err}}
+}
+
+// tlsRefused reports a TLS handshake with the upstream that failed for
+// its configuration, on either side: the gateway did not trust the
+// engine's certificate (or its name), the engine refused the gateway's
+// (or its lack of one) with a TLS alert, or the engine does not speak TLS
+// at all. Trying again with the same settings fails the same way.
+func tlsRefused(err error) bool {
+	var ve *tls.CertificateVerificationError
+	var rh tls.RecordHeaderError
+	var oe *net.OpError
+	// crypto/tls reports the peer's alert as a *net.OpError of op
+	// "remote error".
+	return errors.As(err, &ve) || errors.As(err, &rh) || errors.As(err, &oe) && oe.Op == "remote error"
+}
+
+// misconfiguredTLS is the error of an attempt whose TLS handshake failed
+// (tlsRefused): to the client, the deployment is misconfigured, as when
+// the engine refuses the gateway's key; the logs keep the TLS cause.
+func misconfiguredTLS(src ErrorSource, err error) *apierror.Error {
+	model := src.Public
+	if model == "" {
+		model = "the requested model"
+	}
+	return &apierror.Error{
+		Status:  http.StatusBadGateway,
+		Type:    apierror.TypeServer,
+		Code:    CodeDeploymentMisconfigured,
+		Message: "The gateway could not use a deployment of " + model + ": it is misconfigured.",
+		Err:     &MisconfiguredError{Deployment: src.Deployment, Cause: fmt.Errorf("TLS with the engine failed: %w", err)},
+	}
 }
 
 func timeoutError(phase string, limit time.Duration, err error) *apierror.Error {

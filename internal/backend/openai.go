@@ -70,7 +70,9 @@ func NewOpenAI(d config.Deployment, t http.RoundTripper) (*OpenAI, error) {
 		return nil, fmt.Errorf("deployment %q: unknown dialect %q", d.Name, d.Dialect)
 	}
 	if t == nil {
-		t = NewTransport(d)
+		if t, err = NewTransport(d); err != nil {
+			return nil, fmt.Errorf("deployment %q: %w", d.Name, err)
+		}
 	}
 	o := &OpenAI{
 		name:       d.Name,
@@ -115,6 +117,9 @@ func (o *OpenAI) Do(ctx context.Context, r *Request) (*http.Response, error) {
 		head: o.firstToken, idle: o.idle, total: o.total}
 	resp, err := o.send.send(ctx, a)
 	if err != nil {
+		if ctx.Err() == nil && tlsRefused(err) {
+			return nil, misconfiguredTLS(o.errorSource(r), err)
+		}
 		return nil, classify(ctx, o.limits, err)
 	}
 	ab := &attemptBody{rc: resp.Body, ctx: ctx, limits: o.limits}

@@ -29,7 +29,17 @@ func upstream(t testing.TB, h http.HandlerFunc) *httptest.Server {
 // newBackend builds an OpenAI backend for d on its own transport.
 func newBackend(t testing.TB, d config.Deployment) *OpenAI {
 	t.Helper()
-	return newBackendOn(t, d, NewTransport(d))
+	return newBackendOn(t, d, mustTransport(t, d))
+}
+
+// mustTransport is NewTransport(d), which fails the test on an error.
+func mustTransport(t testing.TB, d config.Deployment) http.RoundTripper {
+	t.Helper()
+	tr, err := NewTransport(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
 }
 
 // transportKinds are the two transports an http:// upstream may get: the
@@ -39,7 +49,7 @@ var transportKinds = []struct {
 	name string
 	make func(config.Deployment) http.RoundTripper
 }{
-	{"h1", NewTransport},
+	{"h1", func(d config.Deployment) http.RoundTripper { tr, _ := NewTransport(d); return tr }},
 	{"net-http", func(d config.Deployment) http.RoundTripper { return newHTTPTransport(keyOf(d), nil) }},
 }
 

@@ -3,6 +3,8 @@ package backend
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/omnigate/omnigate/internal/backend/h1"
+	"github.com/omnigate/omnigate/internal/certs"
 	"github.com/omnigate/omnigate/internal/config"
 )
 
@@ -22,22 +25,24 @@ import (
 // connection, timeouts as socket deadlines); https, or an upstream reached
 // through an HTTP proxy from the environment, gets a tuned *http.Transport.
 // Deployments that share an upstream and these settings share one
-// transport through Transports.
-func NewTransport(d config.Deployment) http.RoundTripper {
-	return newTransport(keyOf(d), nil)
+// transport through Transports. d.TLS sets the https client's trust and
+// certificate (see tlsClient); the error is its files'.
+func NewTransport(d config.Deployment) (http.RoundTripper, error) {
+	return newTransport(keyOf(d), certs.Options{})
 }
 
 // transportKey is everything a transport is made from: the upstream's
-// scheme and host and the deployment's pool settings, with the defaults
-// filled in.
+// scheme and host, the deployment's pool and TLS settings, with the
+// defaults filled in.
 type transportKey struct {
 	scheme, host      string
 	connect, idleConn time.Duration
 	maxIdle           int
+	tls               config.UpstreamTLS
 }
 
 func keyOf(d config.Deployment) transportKey {
-	k := transportKey{connect: d.Timeouts.Connect.D(), idleConn: d.IdleConnTimeout.D(), maxIdle: d.MaxIdleConns}
+	k := transportKey{connect: d.Timeouts.Connect.D(), idleConn: d.IdleConnTimeout.D(), maxIdle: d.MaxIdleConns, tls: d.TLS}
 	if u, err := url.Parse(d.URL); err == nil {
 		k.scheme, k.host = u.Scheme, u.Host
 	}
@@ -53,16 +58,43 @@ func keyOf(d config.Deployment) transportKey {
 	return k
 }
 
-// newTransport makes the transport for k; tlsConf, when not nil, is the
-// TLS client configuration of an *http.Transport.
-func newTransport(k transportKey, tlsConf *tls.Config) http.RoundTripper {
+// newTransport makes the transport for k; opt is what its certificate
+// files report to.
+func newTransport(k transportKey, opt certs.Options) (http.RoundTripper, error) {
 	if k.scheme == "http" && k.host != "" {
 		u := &url.URL{Scheme: k.scheme, Host: k.host}
 		if p, err := http.ProxyFromEnvironment(&http.Request{URL: u}); err == nil && p == nil {
-			return newH1Transport(k)
+			return newH1Transport(k), nil
 		}
 	}
-	return newHTTPTransport(k, tlsConf)
+	tlsConf, err := tlsClient(k, opt)
+	if err != nil {
+		return nil, err
+	}
+	return newHTTPTransport(k, tlsConf), nil
+}
+
+// tlsClient is the TLS client configuration of k's upstream: nil (the
+// system roots, no client certificate) for a deployment without tls
+// settings. A ca_file is the only trust, and it and the client
+// certificate are read again when their files change (internal/certs).
+func tlsClient(k transportKey, opt certs.Options) (*tls.Config, error) {
+	t := k.tls
+	switch {
+	case k.scheme != "https" || t == (config.UpstreamTLS{}):
+		return nil, nil
+	case t.InsecureSkipVerify:
+		return &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}, nil
+	}
+	host := k.host
+	if h, _, err := net.SplitHostPort(k.host); err == nil {
+		host = h
+	}
+	c, err := certs.NewClient(certs.ClientFiles{CA: t.CAFile, Cert: t.CertFile, Key: t.KeyFile}, t.ServerName, host, opt)
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	return c.Config(), nil
 }
 
 // dialUpstream dials with the connect timeout and marks failures as
@@ -105,32 +137,39 @@ func newHTTPTransport(k transportKey, tlsConf *tls.Config) *http.Transport {
 	}
 }
 
-// Transports hands out one shared transport per upstream scheme and host
-// and pool settings (see NewTransport), so deployments on the same engine
-// share a connection pool, and a deployment never gets a pool made for
-// another scheme or with another deployment's limits. The zero value is
-// ready to use.
+// Transports hands out one shared transport per upstream scheme and host,
+// pool and TLS settings (see NewTransport), so deployments on the same
+// engine share a connection pool, and a deployment never gets a pool made
+// for another scheme, with another deployment's limits, or trusting or
+// presenting another deployment's certificates. The zero value is ready
+// to use.
 type Transports struct {
-	// tlsConfig, when set, is the TLS client configuration of the https
-	// transports (tests trust their own CA with it); nil: the system roots.
-	tlsConfig *tls.Config
+	// Log and Reloaded are told of the certificate files of the
+	// deployments' tls settings that change (certs.Options); set them
+	// before the first For.
+	Log      *slog.Logger
+	Reloaded func(err error)
 
 	mu sync.Mutex
 	m  map[transportKey]http.RoundTripper
 }
 
-// For returns the transport for d, making it on first use.
-func (ts *Transports) For(d config.Deployment) http.RoundTripper {
+// For returns the transport for d, making it on first use. The error is
+// that of d's certificate files.
+func (ts *Transports) For(d config.Deployment) (http.RoundTripper, error) {
 	k := keyOf(d)
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	if t, ok := ts.m[k]; ok {
-		return t
+		return t, nil
+	}
+	t, err := newTransport(k, certs.Options{Name: "deployments.tls", Log: ts.Log, Reloaded: ts.Reloaded})
+	if err != nil {
+		return nil, err
 	}
 	if ts.m == nil {
 		ts.m = map[transportKey]http.RoundTripper{}
 	}
-	t := newTransport(k, ts.tlsConfig)
 	ts.m[k] = t
-	return t
+	return t, nil
 }

@@ -3,12 +3,13 @@ package backend
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
+	"encoding/pem"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -21,22 +22,22 @@ import (
 func TestNewTransport(t *testing.T) {
 	d := config.Deployment{URL: "http://h/v1", MaxIdleConns: 7, IdleConnTimeout: config.Duration(3 * time.Second),
 		Timeouts: config.Timeouts{Connect: config.Duration(time.Second)}}
-	lean, ok := NewTransport(d).(*h1.Transport)
+	lean, ok := mustTransport(t, d).(*h1.Transport)
 	if !ok {
-		t.Fatalf("http upstream got %T, want *h1.Transport", NewTransport(d))
+		t.Fatalf("http upstream got %T, want *h1.Transport", mustTransport(t, d))
 	}
 	if lean.MaxIdleConns != 7 || lean.DialContext == nil || lean.IdleConnTimeout != 3*time.Second {
 		t.Errorf("h1 transport not tuned: %+v", lean)
 	}
-	def := NewTransport(config.Deployment{URL: "http://h/v1"}).(*h1.Transport)
+	def := mustTransport(t, config.Deployment{URL: "http://h/v1"}).(*h1.Transport)
 	if def.MaxIdleConns != config.DefaultMaxIdleConns || def.IdleConnTimeout != config.DefaultIdleConnTimeout {
 		t.Errorf("defaults not applied: pool %d, idle %v", def.MaxIdleConns, def.IdleConnTimeout)
 	}
 
 	d.URL = "https://h/v1"
-	tr, ok := NewTransport(d).(*http.Transport)
+	tr, ok := mustTransport(t, d).(*http.Transport)
 	if !ok {
-		t.Fatalf("https upstream got %T, want *http.Transport", NewTransport(d))
+		t.Fatalf("https upstream got %T, want *http.Transport", mustTransport(t, d))
 	}
 	if tr.MaxIdleConns != 7 || tr.MaxIdleConnsPerHost != 7 || tr.IdleConnTimeout != 3*time.Second ||
 		!tr.DisableCompression || tr.ForceAttemptHTTP2 || tr.TLSHandshakeTimeout != time.Second {
@@ -50,7 +51,7 @@ func TestNewTransportHonoursHTTPProxy(t *testing.T) {
 	u := "http://engine.example:8000/v1"
 	req, _ := http.NewRequest("GET", u, nil)
 	p, err := http.ProxyFromEnvironment(req)
-	_, lean := NewTransport(config.Deployment{URL: u}).(*h1.Transport)
+	_, lean := mustTransport(t, config.Deployment{URL: u}).(*h1.Transport)
 	if want := err == nil && p == nil; lean != want {
 		t.Errorf("proxy %v: lean transport %v, want %v", p, lean, want)
 	}
@@ -77,28 +78,42 @@ func TestTransportsKey(t *testing.T) {
 		{"other max_idle_conns", func(d *config.Deployment) { d.MaxIdleConns = 8 }, false},
 		{"other idle_conn_timeout", func(d *config.Deployment) { d.IdleConnTimeout = config.Duration(time.Second) }, false},
 		{"other connect timeout", func(d *config.Deployment) { d.Timeouts.Connect = config.Duration(time.Second) }, false},
+		{"other tls.ca_file", func(d *config.Deployment) { d.TLS.CAFile = "private-ca.pem" }, false},
+		{"a client certificate", func(d *config.Deployment) { d.TLS.CertFile, d.TLS.KeyFile = "gw.crt", "gw.key" }, false},
+		{"other tls.server_name", func(d *config.Deployment) { d.TLS.ServerName = "engine.internal" }, false},
+		{"tls.insecure_skip_verify", func(d *config.Deployment) { d.TLS.InsecureSkipVerify = true }, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var ts Transports
 			o := base
 			tt.other(&o)
-			a, b := ts.For(base), ts.For(o)
+			a, b := mustFor(t, &ts, base), mustFor(t, &ts, o)
 			if (a == b) != tt.share {
 				t.Errorf("shared %v, want %v", a == b, tt.share)
 			}
-			if ts.For(o) != b {
+			if mustFor(t, &ts, o) != b {
 				t.Error("the same deployment got a second transport")
 			}
 		})
 	}
 }
 
+// mustFor is ts.For(d), which fails the test on an error.
+func mustFor(t *testing.T, ts *Transports, d config.Deployment) http.RoundTripper {
+	t.Helper()
+	tr, err := ts.For(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
 // TestTransportsHTTPAndHTTPSOnOnePort: an https deployment works next to
 // an http one on the same host:port (before, the second got the first's
 // h1 transport and failed with "unsupported protocol scheme").
 func TestTransportsHTTPAndHTTPSOnOnePort(t *testing.T) {
-	addr, roots := dualServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	addr, caFile := dualServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		scheme := "http"
 		if r.TLS != nil {
@@ -107,11 +122,14 @@ func TestTransportsHTTPAndHTTPSOnOnePort(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"object":"chat.completion","model":"m","scheme":"`+scheme+`"}`)
 	}))
-	ts := &Transports{tlsConfig: &tls.Config{RootCAs: roots}}
+	var ts Transports
 	for _, order := range [][]string{{"http", "https"}, {"https", "http"}} {
 		for _, scheme := range order {
 			d := config.Deployment{Name: scheme, URL: scheme + "://" + addr + "/v1"}
-			tr := ts.For(d)
+			if scheme == "https" {
+				d.TLS.CAFile = caFile
+			}
+			tr := mustFor(t, &ts, d)
 			t.Cleanup(tr.(interface{ CloseIdleConnections() }).CloseIdleConnections)
 			o, err := NewOpenAI(d, tr)
 			if err != nil {
@@ -132,8 +150,9 @@ func TestTransportsHTTPAndHTTPSOnOnePort(t *testing.T) {
 
 // dualServer serves h over plain HTTP and HTTPS on one port, telling them
 // apart by the first byte a client sends (a TLS handshake starts with
-// 0x16). It returns the address and the roots that trust its certificate.
-func dualServer(t *testing.T, h http.Handler) (string, *x509.CertPool) {
+// 0x16). It returns the address and a PEM file of the certificate, to
+// trust it with.
+func dualServer(t *testing.T, h http.Handler) (addr, caFile string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -181,9 +200,11 @@ func dualServer(t *testing.T, h http.Handler) (string, *x509.CertPool) {
 		plain.Close()
 		secure.Close()
 	})
-	roots := x509.NewCertPool()
-	roots.AddCert(secure.Certificate())
-	return ln.Addr().String(), roots
+	caFile = filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: secure.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return ln.Addr().String(), caFile
 }
 
 // chanListener is a net.Listener fed by put.

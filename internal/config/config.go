@@ -55,8 +55,16 @@ type Server struct {
 	// reflection): default 127.0.0.1:50051; "off" turns it off.
 	// OMNIGATE_GRPC_ADDR overrides it.
 	GRPCAddr string `yaml:"grpc_addr"`
+	// TLS serves the API over TLS (HTTP/2 too); unset: plaintext.
+	TLS ListenerTLS `yaml:"tls"`
+	// AdminTLS serves the admin listener over TLS; unset: plaintext.
+	AdminTLS ListenerTLS `yaml:"admin_tls"`
 	// GRPCTLS serves gRPC over TLS; unset: plaintext.
-	GRPCTLS GRPCTLS `yaml:"grpc_tls"`
+	GRPCTLS ListenerTLS `yaml:"grpc_tls"`
+	// MetricsOnAPI: the API listener serves GET /metrics too (the admin
+	// listener always does). Default: only when Addr is a loopback
+	// address (see APIMetrics).
+	MetricsOnAPI *bool `yaml:"metrics_on_api"`
 }
 
 // DeploymentHardware is the GPUs one replica of a deployment runs on.
@@ -213,6 +221,9 @@ type Deployment struct {
 	Metrics EngineMetrics `yaml:"metrics"`
 	// GPUMetrics scrapes the deployment's DCGM exporter (off by default).
 	GPUMetrics GPUMetrics `yaml:"gpu_metrics"`
+	// TLS is how an https engine is reached: its CA, the gateway's
+	// client certificate, the server name.
+	TLS UpstreamTLS `yaml:"tls"`
 	// MaxNumSeqs is the engine's batch limit (vLLM --max-num-seqs): the
 	// most requests it runs at once, which bounds the model's admission
 	// limit. Default: the simulator profile's; 256 (vLLM's default)

@@ -192,12 +192,6 @@ func (v *validator) jobs(j *Jobs) {
 	v.nonNegative("jobs.webhook.timeout", j.Webhook.Timeout)
 }
 
-// GRPCTLS is the gRPC listener's certificate; both files or neither.
-type GRPCTLS struct {
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
-}
-
 func (v *validator) grpc(s *Server) {
 	if a := s.GRPCAddr; a != GRPCOff {
 		if _, _, err := net.SplitHostPort(a); err != nil {
@@ -206,9 +200,7 @@ func (v *validator) grpc(s *Server) {
 			v.add("server.grpc_addr", "%q is taken by another listener: gRPC needs one of its own", a)
 		}
 	}
-	if (s.GRPCTLS.CertFile == "") != (s.GRPCTLS.KeyFile == "") {
-		v.add("server.grpc_tls", "cert_file and key_file go together")
-	}
+	v.listenerTLS("server.grpc_tls", s.GRPCTLS)
 }
 
 func hasPort0(a string) bool {

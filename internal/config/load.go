@@ -121,13 +121,15 @@ var typeNames = map[string]string{
 	"Tracing":      "tracing",
 	"Cache":        "a model's cache",
 	"CacheStores":  "cache",
+	"ListenerTLS":  "a listener's tls",
+	"UpstreamTLS":  "a deployment's tls",
 }
 
 // FromEnvAndFile builds the running configuration: the file at path, else
 // the file named by OMNIGATE_CONFIG, else Default(); then OMNIGATE_ADDR over
 // server.addr and OMNIGATE_ADMIN_ADDR over server.admin_addr; then
-// defaults; then Validate. Problems come back as a
-// *ValidationError. getenv is os.Getenv when nil.
+// defaults; then Validate, and FileProblems when it found none. Problems
+// come back as a *ValidationError. getenv is os.Getenv when nil.
 func FromEnvAndFile(path string, getenv func(string) string) (*Config, error) {
 	if getenv == nil {
 		getenv = os.Getenv
@@ -158,7 +160,11 @@ func FromEnvAndFile(path string, getenv func(string) string) (*Config, error) {
 		cfg.Server.GRPCAddr = grpcAddr
 	}
 	cfg.ApplyDefaults()
-	if ps := cfg.Validate(); len(ps) > 0 {
+	ps := cfg.Validate()
+	if len(ps) == 0 {
+		ps = cfg.FileProblems() // a file refused is a reason to refuse the config
+	}
+	if len(ps) > 0 {
 		for i := range ps {
 			if addr != "" && ps[i].Path == "server.addr" {
 				ps[i].Message += " (set by " + EnvAddr + ")"

@@ -76,8 +76,9 @@ func (v *validator) add(path, format string, args ...any) {
 }
 
 // Validate reports every problem in the configuration, in file order, or
-// nil. Call it after ApplyDefaults. It does not read the environment (see
-// Warnings for that); it consults ProfileExists when set.
+// nil. Call it after ApplyDefaults. It does not read the environment or
+// the certificate files (see Warnings and FileProblems for those); it
+// consults ProfileExists when set.
 func (c *Config) Validate() []Problem {
 	v := &validator{}
 	v.server(&c.Server)
@@ -145,6 +146,8 @@ func (v *validator) server(s *Server) {
 	if s.MaxConnsPerClient < 0 {
 		v.add("server.max_conns_per_client", "must be > 0, got %d", s.MaxConnsPerClient)
 	}
+	v.listenerTLS("server.tls", s.TLS)
+	v.listenerTLS("server.admin_tls", s.AdminTLS)
 }
 
 func unwrapAddrErr(err error) string {
@@ -367,6 +370,7 @@ func (v *validator) simDeployment(p string, d *Deployment) {
 		{"max_idle_conns", d.MaxIdleConns != 0},
 		{"idle_conn_timeout", d.IdleConnTimeout != 0},
 		{"health_check", d.HealthCheck != (HealthCheck{})},
+		{"tls", d.TLS != (UpstreamTLS{})},
 	} {
 		if f.set {
 			v.add(p+"."+f.key, "applies only to kind openai")
@@ -395,6 +399,7 @@ func (v *validator) openAIDeployment(p string, d *Deployment) {
 			v.add(p+".headers."+k, "value contains a line break or NUL")
 		}
 	}
+	v.upstreamTLS(p+".tls", d)
 	if d.MaxIdleConns < 0 {
 		v.add(p+".max_idle_conns", "must be >= 0, got %d", d.MaxIdleConns)
 	}
@@ -493,9 +498,11 @@ func (v *validator) fallbacks(c *Config) {
 
 // Warnings reports what depends on the environment and is not an error in
 // the file: api_key_env variables, and tracing's headers_env when tracing
-// is on, that are unset or empty in getenv. A missing key is a warning,
-// not a Problem, so a file validates the same on a laptop and in CI
-// without the production secrets.
+// is on, that are unset or empty in getenv, and certificate files that do
+// not exist or load (FileProblems). A missing key is a warning, not a
+// Problem, so a file validates the same on a laptop and in CI without the
+// production secrets. A deployment that skips verifying its engine's
+// certificate is warned about too.
 func (c *Config) Warnings(getenv func(string) string) []Problem {
 	var ws []Problem
 	for i, m := range c.Models {
@@ -506,8 +513,15 @@ func (c *Config) Warnings(getenv func(string) string) []Problem {
 					Message: fmt.Sprintf("environment variable %s is unset or empty; serve needs it set", d.APIKeyEnv),
 				})
 			}
+			if d.Kind == KindOpenAI && d.TLS.InsecureSkipVerify {
+				ws = append(ws, Problem{
+					Path:    fmt.Sprintf("models[%d].deployments[%d].tls.insecure_skip_verify", i, j),
+					Message: InsecureWarning,
+				})
+			}
 		}
 	}
+	ws = append(ws, c.FileProblems()...)
 	if t := c.Tracing; t.Enabled && t.HeadersEnv != "" && getenv(t.HeadersEnv) == "" {
 		ws = append(ws, Problem{Path: "tracing.headers_env",
 			Message: fmt.Sprintf("environment variable %s is unset or empty; serve needs it set", t.HeadersEnv)})

@@ -193,6 +193,28 @@ func TestValidate(t *testing.T) {
 			[]string{"models[1].deployments[0].health_check.path"}, "is not a path"},
 		{"health check on the simulator", func(c *Config) { c.Models[0].Deployments[0].HealthCheck.Path = "/health" },
 			[]string{"models[0].deployments[0].health_check"}, "only to kind openai"},
+		{"tls cert without key", func(c *Config) { c.Server.TLS.CertFile = "c.pem" },
+			[]string{"server.tls"}, "go together"},
+		{"admin client CA without a certificate", func(c *Config) { c.Server.AdminTLS.ClientCAFile = "ca.pem" },
+			[]string{"server.admin_tls.client_ca_file"}, "needs cert_file and key_file"},
+		{"grpc tls key without cert", func(c *Config) { c.Server.GRPCTLS.KeyFile = "k.pem" },
+			[]string{"server.grpc_tls"}, "go together"},
+		{"listener tls is fine", func(c *Config) {
+			c.Server.TLS = ListenerTLS{CertFile: "c.pem", KeyFile: "k.pem", ClientCAFile: "ca.pem"}
+			c.Server.AdminTLS, c.Server.GRPCTLS = c.Server.TLS, ListenerTLS{CertFile: "c.pem", KeyFile: "k.pem"}
+		}, nil, ""},
+		{"deployment tls on an http url", func(c *Config) { c.Models[1].Deployments[0].TLS.CAFile = "ca.pem" },
+			[]string{"models[1].deployments[0].tls"}, "only to an https url"},
+		{"deployment client cert without key", func(c *Config) { c.Models[1].Deployments[1].TLS.CertFile = "c.pem" },
+			[]string{"models[1].deployments[1].tls"}, "go together"},
+		{"insecure with a CA", func(c *Config) {
+			c.Models[1].Deployments[1].TLS = UpstreamTLS{CAFile: "ca.pem", InsecureSkipVerify: true}
+		}, []string{"models[1].deployments[1].tls.insecure_skip_verify"}, "checks nothing"},
+		{"tls on the simulator", func(c *Config) { c.Models[0].Deployments[0].TLS.ServerName = "x" },
+			[]string{"models[0].deployments[0].tls"}, "only to kind openai"},
+		{"deployment tls is fine", func(c *Config) {
+			c.Models[1].Deployments[1].TLS = UpstreamTLS{CAFile: "ca.pem", CertFile: "c.pem", KeyFile: "k.pem", ServerName: "engine.internal"}
+		}, nil, ""},
 		{"bad api_key_env name", func(c *Config) { c.Models[1].Deployments[0].APIKeyEnv = "1-KEY" },
 			[]string{"models[1].deployments[0].api_key_env"}, "not an environment variable name"},
 		{"bad header name", func(c *Config) { c.Models[1].Deployments[1].Headers = map[string]string{"X Team": "a"} },

@@ -50,6 +50,7 @@ type Metrics struct {
 	jobs  *jobMetrics
 	route *routeMetrics
 	keys  *keyMetrics
+	tls   *prometheus.CounterVec // {config, result}
 
 	latency   *prometheus.HistogramVec // {model_version, deployment}
 	ttft      *prometheus.HistogramVec // {model, deployment}
@@ -162,6 +163,7 @@ func New() *Metrics {
 	m.jobs = newJobMetrics(m.reg)
 	m.route = newRouteMetrics(m.reg)
 	m.keys = newKeyMetrics(m.reg)
+	m.tls = newTLSMetrics(m.reg)
 	return m
 }
 

@@ -23,8 +23,12 @@ import (
 
 // Options configure a Server. Core and Metrics are required.
 type Options struct {
-	Core         *dispatch.Core
-	Metrics      *telemetry.Metrics
+	Core    *dispatch.Core
+	Metrics *telemetry.Metrics
+	// NoMetrics: GET /metrics is an unknown URL (404), for an API
+	// listener that is public while the metrics (model and key names)
+	// are not; the requests are counted all the same.
+	NoMetrics    bool
 	MaxBodyBytes int64
 	// MaxBufferedBytes bounds the request-body bytes the process holds at
 	// once; a body that finds no room is answered 503. 0: no bound.
@@ -115,6 +119,10 @@ func (s *Server) serveInfo(w http.ResponseWriter, r *http.Request) {
 		}
 		s.ready(w)
 	case "/metrics":
+		if s.opt.NoMetrics {
+			notFound(w, r, p)
+			return
+		}
 		if !allowGet(w, r) {
 			return
 		}
@@ -139,8 +147,13 @@ func (s *Server) serveInfo(w http.ResponseWriter, r *http.Request) {
 			apierror.Write(w, err)
 			return
 		}
-		apierror.Write(w, apierror.New(http.StatusNotFound, "unknown_url", "Unknown request URL: %s %s.", r.Method, p))
+		notFound(w, r, p)
 	}
+}
+
+// notFound answers a path the API does not serve.
+func notFound(w http.ResponseWriter, r *http.Request, path string) {
+	apierror.Write(w, apierror.New(http.StatusNotFound, "unknown_url", "Unknown request URL: %s %s.", r.Method, path))
 }
 
 func allowGet(w http.ResponseWriter, r *http.Request) bool {
