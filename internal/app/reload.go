@@ -136,6 +136,7 @@ func keepStartOnly(next, old *config.Config) {
 	next.Tracing = old.Tracing
 	next.Cache = old.Cache
 	next.Jobs = old.Jobs
+	next.Auth.Store = old.Auth.Store
 }
 
 // needsRestart lists the keys that differ between old and next but are
@@ -167,5 +168,6 @@ func needsRestart(old, next *config.Config) []string {
 		old.Tracing.HeadersEnv != next.Tracing.HeadersEnv, "tracing")
 	add(old.Cache != next.Cache, "cache")
 	add(!reflect.DeepEqual(old.Jobs, next.Jobs), "jobs")
+	add(old.Auth.Store != next.Auth.Store, "auth.store")
 	return keys
 }

@@ -227,6 +227,10 @@ type Gateway struct {
 	admin      *admin.Handler
 	adminToken string
 	jobs       *jobs.Service // background jobs, files and batches
+	// keys are the API keys in force: live state, kept across reloads
+	// (keys.go); stopKeys ends their refresh and closes their store.
+	keys     *auth.Directory
+	stopKeys func()
 }
 
 // Config returns the configuration the gateway serves now.
@@ -237,6 +241,7 @@ func (g *Gateway) Config() *config.Config { return g.cfg.Load() }
 func (g *Gateway) Close() {
 	g.core.Snapshot().Close()
 	g.answers.Close()
+	g.stopKeys()
 	stopTracing(g.tracing, g.log)
 }
 
@@ -249,9 +254,22 @@ func NewGateway(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 // newGateway is NewGateway with the access lines on accessLog.
 func newGateway(cfg *config.Config, log, accessLog *slog.Logger) (*Gateway, error) {
 	g := &Gateway{registry: &balance.Registry{}, budgets: map[string]*resilience.Budget{}, queues: map[string]*admission.Queue{}, metrics: telemetry.New(), log: log}
+	keys, err := openKeys(cfg.Auth.Store, os.Getenv, g.metrics, log)
+	if err != nil {
+		return nil, err
+	}
+	g.keys, g.stopKeys = keys, func() { keys.Close() }
 	g.answers = newAnswerCache(cfg, log)
 	snap, err := g.build(cfg)
+	if err == nil {
+		err = g.startKeys(cfg.Auth.Store)
+	}
 	if err != nil {
+		if snap != nil {
+			snap.Close()
+		}
+		g.answers.Close()
+		g.stopKeys()
 		return nil, err
 	}
 	g.cfg.Store(cfg)
@@ -386,7 +404,10 @@ func (g *Gateway) build(cfg *config.Config) (*dispatch.Snapshot, error) {
 	}
 	snap.Closers = append(snap.Closers, g.startGPUScrapes(snap)...)
 	snap.Escalate = escalation(snap, rt, cfg.Routing.Auto.Escalate)
-	snap.Auth = auth.New(cfg.Auth, cat, rt.IsAuto)
+	g.keys.SetConfig(cfg.Auth.Keys, cat, rt.IsAuto)
+	if len(cfg.Auth.Keys) > 0 || g.keys.Stored() { // with a store, auth is on even while it holds no key
+		snap.Auth = g.keys
+	}
 	return snap, nil
 }
 
@@ -503,13 +524,12 @@ func serveDebug(addr string, log *slog.Logger) error {
 	return nil
 }
 
-// checkLoopback accepts host:port whose host is localhost or a loopback IP
-// (127.0.0.0/8, ::1). Any other name is refused rather than resolved: a
-// name can resolve to other addresses tomorrow.
-// checkOpen refuses to serve the API beyond loopback with no API keys,
-// unless auth.open says to: anyone who reached it could use every model.
+// checkOpen refuses to serve the API beyond loopback with no API keys
+// (a key store counts as keys, even empty: keys may come into it at any
+// time), unless auth.open says to: anyone who reached it could use every
+// model.
 func checkOpen(cfg *config.Config) error {
-	if len(cfg.Auth.Keys) > 0 || cfg.Auth.Open {
+	if len(cfg.Auth.Keys) > 0 || cfg.Auth.Store.Kind == config.KeyStorePostgres || cfg.Auth.Open {
 		return nil
 	}
 	for _, l := range []struct{ key, addr string }{{"server.addr", cfg.Server.Addr}, {"server.grpc_addr", cfg.Server.GRPCAddr}} {
@@ -517,13 +537,16 @@ func checkOpen(cfg *config.Config) error {
 			continue
 		}
 		if err := checkLoopback(l.addr); err != nil {
-			return fmt.Errorf("%s %q is beyond loopback and auth.keys is empty: anyone who reaches it could use every model; "+
+			return fmt.Errorf("%s %q is beyond loopback, auth.keys is empty and auth.store is none: anyone who reaches it could use every model; "+
 				"add keys (omnigate keys new), listen on 127.0.0.1, or set auth.open: true", l.key, l.addr)
 		}
 	}
 	return nil
 }
 
+// checkLoopback accepts host:port whose host is localhost or a loopback IP
+// (127.0.0.0/8, ::1). Any other name is refused rather than resolved: a
+// name can resolve to other addresses tomorrow.
 func checkLoopback(addr string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {

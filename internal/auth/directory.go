@@ -70,6 +70,14 @@ func NewDirectory(opt DirectoryOptions) *Directory {
 	return d
 }
 
+// Close closes the store.
+func (d *Directory) Close() error {
+	if d.opt.Store == nil {
+		return nil
+	}
+	return d.opt.Store.Close()
+}
+
 // Stored reports whether d has a key store.
 func (d *Directory) Stored() bool { return d.opt.Store != nil }
 
@@ -141,7 +149,9 @@ func (d *Directory) compileLocked() {
 			d.opt.Log.Warn("API key not in force", "key", e.Name, "source", e.Source, "reason", e.Ignored)
 		}
 	}
-	d.cur.Store(compile(d.entries, d.cat, d.isAuto))
+	if d.cat != nil { // else compiled once SetConfig gives the catalog
+		d.cur.Store(compile(d.entries, d.cat, d.isAuto))
+	}
 }
 
 // Authenticate is Keys.Authenticate over the keys in force.
