@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/omnigate/omnigate/internal/admin"
+	"github.com/omnigate/omnigate/internal/auth"
 	"github.com/omnigate/omnigate/internal/config"
 	"github.com/omnigate/omnigate/internal/dispatch"
 )
@@ -35,7 +36,7 @@ func (g *Gateway) initAdmin(cfg *config.Config) error {
 
 func (g *Gateway) newAdmin(reload func(context.Context) error) *admin.Handler {
 	return admin.New(admin.Options{Core: g.core, Metrics: g.metrics.Registry(), Config: g.Config,
-		Build: admin.ReadBuild(version()), Reload: reload, Purge: g.answers.Purge, Token: g.adminToken, Log: g.log})
+		Build: admin.ReadBuild(version()), Reload: reload, Purge: g.answers.Purge, Keys: g.keys, Token: g.adminToken, Log: g.log})
 }
 
 // adminToken reads the token server.admin_token_env names. A name whose
@@ -101,6 +102,8 @@ func (g *Gateway) serveAdmin(sc config.Server, reload func(context.Context) erro
 		}
 	}, nil
 }
+
+var _ admin.Keys = (*auth.Directory)(nil)
 
 // Core returns the request core, for handlers built outside this package
 // (the admin API's tests build theirs with options of their own).

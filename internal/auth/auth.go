@@ -4,7 +4,9 @@
 package auth
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"net/http"
 	"strings"
@@ -66,6 +68,14 @@ func compile(entries []Entry, cat *catalog.Catalog, isAuto func(string) bool) *K
 		ks.byName[k.Name] = k
 	}
 	return ks
+}
+
+// NewSecret returns a new random key: "og-" and 24 random bytes in
+// URL-safe base64.
+func NewSecret() string {
+	var b [24]byte
+	rand.Read(b[:]) // never fails
+	return "og-" + base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // Hash returns the config form of a key's hash: "sha256:<hex>".
