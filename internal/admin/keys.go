@@ -92,8 +92,8 @@ type keyDoc struct {
 	// why).
 	State   string `json:"state"`
 	Ignored string `json:"ignored,omitempty"`
-	// Hash is the start of the secret's hash.
-	Hash       string     `json:"hash"`
+	// HashPrefix is the start of the secret's hash.
+	HashPrefix string     `json:"hash_prefix"`
 	Models     []string   `json:"models"` // empty: every one
 	Priority   string     `json:"priority"`
 	Expires    *time.Time `json:"expires"`
@@ -130,10 +130,10 @@ type keyTokensDoc struct {
 }
 
 func (h *Handler) renderKey(e auth.Entry, usage map[string]*usageDoc) keyDoc {
-	d := keyDoc{Name: e.Name, Source: e.Source, State: "active", Ignored: e.Ignored, Hash: e.Hash, Models: nonNil(e.Models),
+	d := keyDoc{Name: e.Name, Source: e.Source, State: "active", Ignored: e.Ignored, HashPrefix: e.Hash, Models: nonNil(e.Models),
 		Priority: e.Priority, Limits: limitsDoc(e.Limits), UserLimits: limitsDoc(e.UserLimits)}
-	if len(d.Hash) > hashShown {
-		d.Hash = d.Hash[:hashShown] + "…"
+	if len(d.HashPrefix) > hashShown {
+		d.HashPrefix = d.HashPrefix[:hashShown]
 	}
 	if d.Priority == "" {
 		d.Priority = "interactive"
@@ -168,7 +168,10 @@ func (h *Handler) listKeys(w http.ResponseWriter) {
 	for _, e := range h.opt.Keys.Entries() {
 		docs = append(docs, h.renderKey(e, usage))
 	}
-	writeJSON(w, http.StatusOK, mustJSON(map[string]any{"store": h.opt.Config().Auth.Store.Kind, "keys": docs}))
+	writeJSON(w, http.StatusOK, mustJSON(struct {
+		Store string   `json:"store"` // auth.store.kind
+		Keys  []keyDoc `json:"keys"`
+	}{h.opt.Config().Auth.Store.Kind, docs}))
 }
 
 // keyUsage reads the keys' counters, by key name.
@@ -309,7 +312,10 @@ func (h *Handler) revokeKey(w http.ResponseWriter, r *http.Request, name string)
 		apierror.Write(w, h.keyError(err, name))
 		return
 	}
-	writeJSON(w, http.StatusOK, mustJSON(map[string]string{"status": "revoked", "name": name}))
+	writeJSON(w, http.StatusOK, mustJSON(struct {
+		Status string `json:"status"`
+		Name   string `json:"name"`
+	}{"revoked", name}))
 }
 
 // rotateKey gives the key a new secret, shown once; the old one stops

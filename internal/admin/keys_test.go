@@ -105,7 +105,7 @@ type keyDoc struct {
 	Source   string         `json:"source"`
 	State    string         `json:"state"`
 	Ignored  string         `json:"ignored"`
-	Hash     string         `json:"hash"`
+	Hash     string         `json:"hash_prefix"`
 	Models   []string       `json:"models"`
 	Priority string         `json:"priority"`
 	Expires  *time.Time     `json:"expires"`
@@ -156,7 +156,7 @@ func TestKeys(t *testing.T) {
 		t.Fatalf("create: %d %s", resp.StatusCode, body)
 	}
 	made := decodeKey(t, body)
-	if !strings.HasPrefix(made.Secret, "og-") || !strings.HasPrefix(auth.Hash(made.Secret), strings.TrimSuffix(made.Hash, "…")) ||
+	if !strings.HasPrefix(made.Secret, "og-") || len(made.Hash) != 15 || !strings.HasPrefix(auth.Hash(made.Secret), made.Hash) ||
 		made.Source != "store" || made.State != "active" || made.Priority != "batch" || made.Limits["requests_per_minute"] != 60 || made.Created == nil {
 		t.Errorf("created: %s", body)
 	}
