@@ -179,6 +179,19 @@ func TestSharedKeyStore(t *testing.T) {
 		}
 	}
 
+	// A reload compiles the file's keys again and keeps the store's.
+	reloaded := storeConfig(t, dsn, table, time.Hour)
+	reloaded.Auth.Keys = append(reloaded.Auth.Keys, config.APIKey{Name: "file-2", Hash: auth.Hash("sk-file-2")})
+	reloaded.ApplyDefaults()
+	if err := gwA.Reload(reloaded, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{next, "sk-file", "sk-file-2"} {
+		if s, c := sdkStatus(t, srvA.URL, key); s != 200 {
+			t.Errorf("after a reload, %s: %d %s", key, s, c)
+		}
+	}
+
 	// B's listing: both sources, the usage its own counters saw, never a
 	// secret.
 	adminB := adminServer(t, gwB) + "/admin/keys"

@@ -98,11 +98,14 @@ func (d *Directory) Refresh(ctx context.Context) error {
 	}
 	d.refreshMu.Lock()
 	defer d.refreshMu.Unlock()
-	ctx, cancel := context.WithTimeout(ctx, d.opt.Timeout)
+	rctx, cancel := context.WithTimeout(ctx, d.opt.Timeout)
 	defer cancel()
-	recs, err := d.opt.Store.List(ctx)
+	recs, err := d.opt.Store.List(rctx)
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err() // the caller gave up (the gateway is closing): not the store's failure
+	}
 	if err != nil {
 		if d.opt.Errors != nil {
 			d.opt.Errors.Inc()

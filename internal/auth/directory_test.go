@@ -344,3 +344,16 @@ func waitWaiter(clk *clock.Fake) {
 		<-ch
 	}
 }
+
+// TestDirectoryRefreshCancelled: a read its caller gave up on (the
+// gateway closing) is not the store's failure.
+func TestDirectoryRefreshCancelled(t *testing.T) {
+	errs := &counter{}
+	st := &fakeStore{down: true}
+	d := NewDirectory(DirectoryOptions{Store: st, Errors: errs})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := d.Refresh(ctx); !errors.Is(err, context.Canceled) || errs.n.Load() != 0 {
+		t.Errorf("Refresh: %v, %d errors counted", err, errs.n.Load())
+	}
+}
