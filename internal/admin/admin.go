@@ -41,6 +41,9 @@ type Options struct {
 	// ("" every scope) and returns how many; nil: POST /admin/cache/purge
 	// answers 501.
 	Purge func(ctx context.Context, model, scope string) (int, error)
+	// Keys are the API keys /admin/keys lists and changes; nil: it
+	// answers 501.
+	Keys Keys
 	// Token, when set, is the bearer token every path but the page shell
 	// needs.
 	Token string
@@ -124,7 +127,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if allow(w, r, http.MethodGet) {
 			h.metrics.ServeHTTP(w, r)
 		}
+	case "/admin/keys":
+		h.serveKeys(w, r, "")
 	default:
+		if rest, ok := strings.CutPrefix(p, "/admin/keys/"); ok && rest != "" {
+			h.serveKeys(w, r, rest)
+			return
+		}
 		apierror.Write(w, apierror.New(http.StatusNotFound, "unknown_url", "Unknown request URL: %s %s.", r.Method, p))
 	}
 }

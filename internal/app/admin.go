@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/omnigate/omnigate/internal/admin"
+	"github.com/omnigate/omnigate/internal/auth"
 	"github.com/omnigate/omnigate/internal/config"
 	"github.com/omnigate/omnigate/internal/dispatch"
 )
@@ -36,7 +37,7 @@ func (g *Gateway) initAdmin(cfg *config.Config) error {
 
 func (g *Gateway) newAdmin(reload func(context.Context) error) *admin.Handler {
 	return admin.New(admin.Options{Core: g.core, Metrics: g.metrics.Registry(), Config: g.Config,
-		Build: admin.ReadBuild(version()), Reload: reload, Purge: g.answers.Purge, Token: g.adminToken, Log: g.log})
+		Build: admin.ReadBuild(version()), Reload: reload, Purge: g.answers.Purge, Keys: g.keys, Token: g.adminToken, Log: g.log})
 }
 
 // adminToken reads the token server.admin_token_env names. A name whose
@@ -110,6 +111,8 @@ func (g *Gateway) serveAdmin(sc config.Server, reload func(context.Context) erro
 		}
 	}, url, nil
 }
+
+var _ admin.Keys = (*auth.Directory)(nil)
 
 // Core returns the request core, for handlers built outside this package
 // (the admin API's tests build theirs with options of their own).

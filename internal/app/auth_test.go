@@ -134,6 +134,10 @@ func TestCheckOpen(t *testing.T) {
 		{"beyond loopback, no keys", func(c *config.Config) { c.Server.Addr = "0.0.0.0:8080" }, "server.addr"},
 		{"gRPC beyond loopback", func(c *config.Config) { c.Server.GRPCAddr = ":50051" }, "server.grpc_addr"},
 		{"with keys", func(c *config.Config) { c.Server.Addr = "0.0.0.0:8080"; c.Auth = keyedConfig().Auth }, ""},
+		{"with a key store, empty or not", func(c *config.Config) {
+			c.Server.Addr = "0.0.0.0:8080"
+			c.Auth.Store.Kind = config.KeyStorePostgres
+		}, ""},
 		{"open on purpose", func(c *config.Config) { c.Server.Addr = "0.0.0.0:8080"; c.Auth.Open = true }, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

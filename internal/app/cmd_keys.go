@@ -3,8 +3,6 @@ package app
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"io"
 	"os"
@@ -35,9 +33,7 @@ client, which sends it as Authorization: Bearer KEY.
 		return errUsage
 	}
 	if args[0] == "new" {
-		var b [24]byte
-		rand.Read(b[:])
-		k := "og-" + base64.RawURLEncoding.EncodeToString(b[:])
+		k := auth.NewSecret()
 		fmt.Fprintf(stdout, "key:  %s\nhash: %s\n", k, auth.Hash(k))
 		return nil
 	}

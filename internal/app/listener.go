@@ -157,10 +157,12 @@ func (s *sparseLog) allow() (bool, int) {
 	return true, n
 }
 
-// checkOpen refuses to serve the API beyond loopback with no API keys,
-// unless auth.open says to: anyone who reached it could use every model.
+// checkOpen refuses to serve the API beyond loopback with no API keys
+// (a key store counts as keys, even empty: keys may come into it at any
+// time), unless auth.open says to: anyone who reached it could use every
+// model.
 func checkOpen(cfg *config.Config) error {
-	if len(cfg.Auth.Keys) > 0 || cfg.Auth.Open {
+	if len(cfg.Auth.Keys) > 0 || cfg.Auth.Store.Kind == config.KeyStorePostgres || cfg.Auth.Open {
 		return nil
 	}
 	for _, l := range []struct{ key, addr string }{{"server.addr", cfg.Server.Addr}, {"server.grpc_addr", cfg.Server.GRPCAddr}} {
@@ -168,7 +170,7 @@ func checkOpen(cfg *config.Config) error {
 			continue
 		}
 		if err := checkLoopback(l.addr); err != nil {
-			return fmt.Errorf("%s %q is beyond loopback and auth.keys is empty: anyone who reaches it could use every model; "+
+			return fmt.Errorf("%s %q is beyond loopback, auth.keys is empty and auth.store is none: anyone who reaches it could use every model; "+
 				"add keys (omnigate keys new), listen on 127.0.0.1, or set auth.open: true", l.key, l.addr)
 		}
 	}

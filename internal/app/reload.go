@@ -137,6 +137,7 @@ func keepStartOnly(next, old *config.Config) {
 	next.Cache = old.Cache
 	next.Jobs = old.Jobs
 	next.Auth.Limits = old.Auth.Limits
+	next.Auth.Store = old.Auth.Store
 }
 
 // needsRestart lists the keys that differ between old and next but are
@@ -172,5 +173,6 @@ func needsRestart(old, next *config.Config) []string {
 	add(old.Cache != next.Cache, "cache")
 	add(!reflect.DeepEqual(old.Jobs, next.Jobs), "jobs")
 	add(old.Auth.Limits != next.Auth.Limits, "auth.limits")
+	add(old.Auth.Store != next.Auth.Store, "auth.store")
 	return keys
 }

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -18,16 +19,18 @@ func TestNeedsRestart(t *testing.T) {
 	next.Logging.Format = "json"
 	next.Logging.Level = "debug" // applied at once: not listed
 	next.Tracing.Enabled = true
+	next.Auth.Store.Kind, next.Auth.Store.Postgres.DSNEnv = config.KeyStorePostgres, "KEYS_DSN"
 	next.Models[0].Aliases = append(next.Models[0].Aliases, "fast") // applied
+	next.Auth.Keys = []config.APIKey{{Name: "k", Hash: "sha256:" + strings.Repeat("0", 64)}}
 	next.ApplyDefaults()
-	if d := cmp.Diff([]string{"server.addr", "logging.format", "tracing"}, needsRestart(old, next)); d != "" {
+	if d := cmp.Diff([]string{"server.addr", "logging.format", "tracing", "auth.store"}, needsRestart(old, next)); d != "" {
 		t.Errorf("needsRestart (-want +got):\n%s", d)
 	}
 	keepStartOnly(next, old)
-	if next.Server.Addr != old.Server.Addr || next.Logging.Format != "text" || next.Tracing.Enabled {
-		t.Errorf("start-only keys not kept: %+v %+v %+v", next.Server, next.Logging, next.Tracing)
+	if next.Server.Addr != old.Server.Addr || next.Logging.Format != "text" || next.Tracing.Enabled || next.Auth.Store != old.Auth.Store {
+		t.Errorf("start-only keys not kept: %+v %+v %+v %+v", next.Server, next.Logging, next.Tracing, next.Auth.Store)
 	}
-	if next.Logging.Level != "debug" || len(next.Models[0].Aliases) != len(old.Models[0].Aliases)+1 {
+	if next.Logging.Level != "debug" || len(next.Auth.Keys) != 1 || len(next.Models[0].Aliases) != len(old.Models[0].Aliases)+1 {
 		t.Error("a reloadable key was reverted")
 	}
 	if len(needsRestart(old, old)) != 0 {

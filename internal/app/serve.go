@@ -247,6 +247,10 @@ type Gateway struct {
 	admin      *admin.Handler
 	adminToken string
 	jobs       *jobs.Service // background jobs, files and batches
+	// keys are the API keys in force: live state, kept across reloads
+	// (keys.go); stopKeys ends their refresh and closes their store.
+	keys     *auth.Directory
+	stopKeys func()
 }
 
 // Config returns the configuration the gateway serves now.
@@ -258,6 +262,7 @@ func (g *Gateway) Close() {
 	g.core.Snapshot().Close()
 	g.answers.Close()
 	g.stopLimits()
+	g.stopKeys()
 	stopTracing(g.tracing, g.log)
 }
 
@@ -272,10 +277,23 @@ func newGateway(cfg *config.Config, log, accessLog *slog.Logger) (*Gateway, erro
 	g := &Gateway{registry: &balance.Registry{}, budgets: map[string]*resilience.Budget{}, queues: map[string]*admission.Queue{}, metrics: telemetry.New(), log: log}
 	g.transports.Log = log
 	g.transports.Reloaded = func(err error) { g.metrics.TLSReloaded("deployments.tls", err) }
+	keys, err := openKeys(cfg.Auth.Store, os.Getenv, g.metrics, log)
+	if err != nil {
+		return nil, err
+	}
+	g.keys, g.stopKeys = keys, func() { keys.Close() }
 	g.answers = newAnswerCache(cfg, log)
 	g.limits, g.stopLimits = newLimiter(cfg.Auth.Limits, g.metrics, log)
 	snap, err := g.build(cfg)
+	if err == nil {
+		err = g.startKeys(cfg.Auth.Store)
+	}
 	if err != nil {
+		if snap != nil {
+			snap.Close()
+		}
+		g.answers.Close()
+		g.stopKeys()
 		return nil, err
 	}
 	g.cfg.Store(cfg)
@@ -422,8 +440,9 @@ func (g *Gateway) build(cfg *config.Config) (*dispatch.Snapshot, error) {
 	}
 	snap.Closers = append(snap.Closers, g.startGPUScrapes(snap)...)
 	snap.Escalate = escalation(snap, rt, cfg.Routing.Auto.Escalate)
-	snap.Auth = auth.New(cfg.Auth, cat, rt.IsAuto)
-	if snap.Auth != nil {
+	g.keys.SetConfig(cfg.Auth.Keys, cat, rt.IsAuto)
+	if len(cfg.Auth.Keys) > 0 || g.keys.Stored() { // with a store, auth is on even while it holds no key
+		snap.Auth = g.keys
 		snap.Limits = g.limits
 	}
 	return snap, nil

@@ -4,7 +4,9 @@
 package auth
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"net/http"
 	"strings"
@@ -39,8 +41,18 @@ func New(cfg config.Auth, cat *catalog.Catalog, isAuto func(string) bool) *Keys 
 	if len(cfg.Keys) == 0 {
 		return nil
 	}
-	ks := &Keys{byHash: make(map[[32]byte]*Key, len(cfg.Keys)), byName: make(map[string]*Key, len(cfg.Keys))}
-	for _, c := range cfg.Keys {
+	return compile(merge(cfg.Keys, nil), cat, isAuto)
+}
+
+// compile compiles the entries in force over cat; never nil, so that a
+// directory of no keys refuses everyone.
+func compile(entries []Entry, cat *catalog.Catalog, isAuto func(string) bool) *Keys {
+	ks := &Keys{byHash: make(map[[32]byte]*Key, len(entries)), byName: make(map[string]*Key, len(entries))}
+	for _, e := range entries {
+		if e.Ignored != "" {
+			continue
+		}
+		c := e.APIKey
 		k := &Key{Name: c.Name, Batch: c.Priority == "batch", Limits: c.Limits, UserLimits: c.UserLimits, expires: c.ExpiresAt()}
 		if len(c.Models) > 0 {
 			k.models = map[string]bool{}
@@ -52,13 +64,18 @@ func New(cfg config.Auth, cat *catalog.Catalog, isAuto func(string) bool) *Keys 
 				}
 			}
 		}
-		var h [32]byte
-		b, _ := hex.DecodeString(strings.TrimPrefix(c.Hash, config.HashPrefix)) // validated
-		copy(h[:], b)
-		ks.byHash[h] = k
+		ks.byHash[e.sum] = k
 		ks.byName[k.Name] = k
 	}
 	return ks
+}
+
+// NewSecret returns a new random key: "og-" and 24 random bytes in
+// URL-safe base64.
+func NewSecret() string {
+	var b [24]byte
+	rand.Read(b[:]) // never fails
+	return "og-" + base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // Hash returns the config form of a key's hash: "sha256:<hex>".

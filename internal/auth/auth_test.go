@@ -1,7 +1,9 @@
 package auth
 
 import (
+	"context"
 	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
@@ -88,21 +90,31 @@ func TestAuthenticate(t *testing.T) {
 	}
 }
 
+// BenchmarkAuthenticate is the core's check of a key: through the
+// directory, 500 keys from the config file and 501 from a store (1,001,
+// as when it was the config's keys alone).
 func BenchmarkAuthenticate(b *testing.B) {
-	cfg := config.Default()
-	cfg.ApplyDefaults()
-	cat, _ := catalog.New(cfg)
-	var keys []config.APIKey
+	var conf []config.APIKey
+	var stored []Record
 	for i := range 1000 {
-		keys = append(keys, config.APIKey{Name: "k" + string(rune('a'+i%26)) + string(rune('0'+i/26%10)) + string(rune('0'+i/260)), Hash: Hash("sk-" + string(rune(i)))})
+		k := config.APIKey{Name: "k" + strconv.Itoa(i), Hash: Hash("sk-" + strconv.Itoa(i))}
+		if i%2 == 0 {
+			conf = append(conf, k)
+		} else {
+			stored = append(stored, Record{APIKey: k})
+		}
 	}
-	keys = append(keys, config.APIKey{Name: "mine", Hash: Hash("sk-mine-0123456789abcdef"), Models: []string{"small"}})
-	ks := New(config.Auth{Keys: keys}, cat, func(string) bool { return false })
+	stored = append(stored, Record{APIKey: config.APIKey{Name: "mine", Hash: Hash("sk-mine-0123456789abcdef"), Models: []string{"small"}}})
+	d := NewDirectory(DirectoryOptions{Store: &fakeStore{keys: stored}})
+	d.SetConfig(conf, testCatalog(b), noAuto)
+	if err := d.Refresh(context.Background()); err != nil {
+		b.Fatal(err)
+	}
 	h := http.Header{"Authorization": {"Bearer sk-mine-0123456789abcdef"}}
 	now := time.Now()
 	b.ReportAllocs()
 	for b.Loop() {
-		k, err := ks.Authenticate(h, now)
+		k, err := d.Authenticate(h, now)
 		if err != nil || k.Allows("qwen3-omni-7b", false) != nil {
 			b.Fatal(err)
 		}

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/omnigate/omnigate/internal/config"
 )
@@ -13,15 +14,25 @@ import (
 // the secret.
 type Store interface {
 	// List returns the keys in force (not revoked).
-	List(ctx context.Context) ([]config.APIKey, error)
-	// Create adds k; ErrExists when its name is taken.
-	Create(ctx context.Context, k config.APIKey) error
-	// Revoke ends the key named name; ErrNotFound when there is none.
+	List(ctx context.Context) ([]Record, error)
+	// Create adds k; ErrExists when its name (a revoked key's too) or
+	// its hash is taken.
+	Create(ctx context.Context, k config.APIKey) (Record, error)
+	// Revoke ends the key named name; ErrNotFound when none is in force.
 	Revoke(ctx context.Context, name string) error
 	// Rotate gives the key named name the secret whose hash is hash; the
-	// old secret stops working. ErrNotFound when there is none.
-	Rotate(ctx context.Context, name, hash string) error
+	// old secret stops working. ErrNotFound when none is in force.
+	Rotate(ctx context.Context, name, hash string) (Record, error)
 	Close() error
+}
+
+// Record is one key of a store: its config form and its history.
+type Record struct {
+	config.APIKey
+	// Created is when the key was made; zero for a config file's key.
+	Created time.Time
+	// Rotated is when its secret last changed; zero: never.
+	Rotated time.Time
 }
 
 // Errors of a Store.

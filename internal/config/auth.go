@@ -203,32 +203,54 @@ func (v *validator) auth(c *Config, names map[string]bool) {
 	seenName, seenHash := map[string]bool{}, map[string]bool{}
 	for i, k := range c.Auth.Keys {
 		p := fmt.Sprintf("auth.keys[%d]", i)
-		switch {
-		case k.Name == "":
-			v.add(p+".name", "a key needs a name (it names the key in logs and metrics)")
-		case seenName[k.Name]:
+		v.key(p, k, func(m string) bool { return names[m] })
+		if k.Name != "" && seenName[k.Name] {
 			v.add(p+".name", "%q names two keys", k.Name)
 		}
 		seenName[k.Name] = true
-		h, ok := strings.CutPrefix(k.Hash, HashPrefix)
-		if b, err := hex.DecodeString(h); !ok || err != nil || len(b) != 32 {
-			v.add(p+".hash", "must be %s and 64 hex digits (omnigate keys hash prints one), not the key itself", HashPrefix)
-		} else if seenHash[h] {
-			v.add(p+".hash", "two keys have the same hash")
-		}
-		seenHash[h] = true
-		for j, m := range k.Models {
-			if !names[m] {
-				v.add(fmt.Sprintf("%s.models[%d]", p, j), "unknown model %q", m)
+		if h, ok := strings.CutPrefix(k.Hash, HashPrefix); ok && validHash(h) {
+			if seenHash[h] {
+				v.add(p+".hash", "two keys have the same hash")
 			}
+			seenHash[h] = true
 		}
-		if k.Priority != "" && k.Priority != "interactive" && k.Priority != "batch" {
-			v.add(p+".priority", "%q is not interactive or batch", k.Priority)
-		}
-		if k.Expires != "" && k.ExpiresAt().IsZero() {
-			v.add(p+".expires", "%q is not an RFC 3339 time or a date (2027-01-31)", k.Expires)
-		}
-		v.keyLimits(p+".limits", k.Limits)
-		v.keyLimits(p+".user_limits", k.UserLimits)
 	}
+}
+
+// CheckKey reports what is wrong with one key at path p: its name, hash,
+// models (known says whether a name is a model's, an alias or auto),
+// priority, expiry and limits. Whether its name and hash are unique is
+// the caller's to check.
+func CheckKey(p string, k APIKey, known func(string) bool) []Problem {
+	v := &validator{}
+	v.key(p, k, known)
+	return v.problems
+}
+
+func (v *validator) key(p string, k APIKey, known func(string) bool) {
+	if k.Name == "" {
+		v.add(p+".name", "a key needs a name (it names the key in logs and metrics)")
+	}
+	if h, ok := strings.CutPrefix(k.Hash, HashPrefix); !ok || !validHash(h) {
+		v.add(p+".hash", "must be %s and 64 hex digits (omnigate keys hash prints one), not the key itself", HashPrefix)
+	}
+	for j, m := range k.Models {
+		if !known(m) {
+			v.add(fmt.Sprintf("%s.models[%d]", p, j), "unknown model %q", m)
+		}
+	}
+	if k.Priority != "" && k.Priority != "interactive" && k.Priority != "batch" {
+		v.add(p+".priority", "%q is not interactive or batch", k.Priority)
+	}
+	if k.Expires != "" && k.ExpiresAt().IsZero() {
+		v.add(p+".expires", "%q is not an RFC 3339 time or a date (2027-01-31)", k.Expires)
+	}
+	v.keyLimits(p+".limits", k.Limits)
+	v.keyLimits(p+".user_limits", k.UserLimits)
+}
+
+// validHash reports whether h is 64 hex digits (a SHA-256).
+func validHash(h string) bool {
+	b, err := hex.DecodeString(h)
+	return err == nil && len(b) == 32
 }

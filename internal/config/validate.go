@@ -497,12 +497,12 @@ func (v *validator) fallbacks(c *Config) {
 }
 
 // Warnings reports what depends on the environment and is not an error in
-// the file: api_key_env variables, and tracing's headers_env when tracing
-// is on, that are unset or empty in getenv, and certificate files that do
-// not exist or load (FileProblems). A missing key is a warning, not a
-// Problem, so a file validates the same on a laptop and in CI without the
-// production secrets. A deployment that skips verifying its engine's
-// certificate is warned about too.
+// the file: api_key_env variables, tracing's headers_env when tracing is
+// on, and the key store's dsn_env, that are unset or empty in getenv, and
+// certificate files that do not exist or load (FileProblems). A missing
+// key is a warning, not a Problem, so a file validates the same on a
+// laptop and in CI without the production secrets. A deployment that
+// skips verifying its engine's certificate is warned about too.
 func (c *Config) Warnings(getenv func(string) string) []Problem {
 	var ws []Problem
 	for i, m := range c.Models {
@@ -525,6 +525,10 @@ func (c *Config) Warnings(getenv func(string) string) []Problem {
 	if t := c.Tracing; t.Enabled && t.HeadersEnv != "" && getenv(t.HeadersEnv) == "" {
 		ws = append(ws, Problem{Path: "tracing.headers_env",
 			Message: fmt.Sprintf("environment variable %s is unset or empty; serve needs it set", t.HeadersEnv)})
+	}
+	if s := c.Auth.Store; s.Kind == KeyStorePostgres && s.Postgres.DSNEnv != "" && getenv(s.Postgres.DSNEnv) == "" {
+		ws = append(ws, Problem{Path: "auth.store.postgres.dsn_env",
+			Message: fmt.Sprintf("environment variable %s is unset or empty; serve needs it set", s.Postgres.DSNEnv)})
 	}
 	return ws
 }

@@ -304,6 +304,7 @@ func TestValidateProfileHook(t *testing.T) {
 func TestWarnings(t *testing.T) {
 	cfg := validConfig()
 	cfg.Tracing = Tracing{Enabled: true, HeadersEnv: "OTLP_HEADERS"}
+	cfg.Auth.Store = KeyStore{Kind: KeyStorePostgres, Postgres: KeyPostgres{DSNEnv: "KEYS_DSN"}}
 	cfg.ApplyDefaults()
 	env := map[string]string{}
 	getenv := func(k string) string { return env[k] }
@@ -313,11 +314,14 @@ func TestWarnings(t *testing.T) {
 	}, {
 		Path:    "tracing.headers_env",
 		Message: "environment variable OTLP_HEADERS is unset or empty; serve needs it set",
+	}, {
+		Path:    "auth.store.postgres.dsn_env",
+		Message: "environment variable KEYS_DSN is unset or empty; serve needs it set",
 	}}
 	if diff := cmp.Diff(want, cfg.Warnings(getenv)); diff != "" {
 		t.Errorf("Warnings() with the keys unset (-want +got):\n%s", diff)
 	}
-	env["GPU_A_KEY"], env["OTLP_HEADERS"] = "secret", "api-key=secret"
+	env["GPU_A_KEY"], env["OTLP_HEADERS"], env["KEYS_DSN"] = "secret", "api-key=secret", "postgres://127.0.0.1/keys"
 	if ws := cfg.Warnings(getenv); len(ws) != 0 {
 		t.Errorf("Warnings() with the key set = %v, want none", ws)
 	}

@@ -33,8 +33,10 @@ type Snapshot struct {
 	Cache *cache.Cache
 	// Escalate is automatic routing's escalation; nil: off.
 	Escalate *Escalation
-	// Auth is the API keys; nil: none, anyone may call.
-	Auth *auth.Keys
+	// Auth is the API keys in force: live state, kept across snapshots
+	// by whoever builds them (a key store changes it between reloads).
+	// nil: none, anyone may call.
+	Auth *auth.Directory
 	// Limits holds the keys to their rate limits and budgets: live
 	// state, kept across snapshots by whoever builds them. nil: no key
 	// is limited.

@@ -13,14 +13,16 @@ type keyMetrics struct {
 	requests *prometheus.CounterVec // {key, model, code}
 	tokens   *prometheus.CounterVec // {key, model, kind}
 	limited  *prometheus.CounterVec // {key, limit}
-	// storeErrors counts the failures of the shared limit store.
-	storeErrors prometheus.Counter
+	// limitStoreErrors counts the failures of the shared limit store.
+	limitStoreErrors prometheus.Counter
 
 	// The series resolved so far: key names and models are bounded, so
 	// these are too, and a keyed request does not hash its labels.
 	mu   sync.RWMutex
 	reqs map[keyReq]prometheus.Counter
 	toks map[keyTok][2]prometheus.Counter // prompt, completion
+	// storeErrors counts the key store's failed reads.
+	storeErrors prometheus.Counter
 }
 
 type keyReq struct {
@@ -34,7 +36,7 @@ func newKeyMetrics(reg *prometheus.Registry) *keyMetrics {
 	k := &keyMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "omnigate_key_requests_total",
-			Help: "Requests by API key name, the model asked for and the status sent (with auth.keys configured).",
+			Help: "Requests by API key name, the model asked for and the status sent (with auth.keys or auth.store configured).",
 		}, []string{"key", "model", "code"}),
 		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "omnigate_key_tokens_total",
@@ -45,14 +47,21 @@ func newKeyMetrics(reg *prometheus.Registry) *keyMetrics {
 		Name: "omnigate_key_limited_total",
 		Help: "Requests refused by their API key's limits, by key name and the limit that refused (requests_per_minute, tokens_per_minute, tokens_per_day, tokens_per_month, store_down).",
 	}, []string{"key", "limit"})
-	k.storeErrors = prometheus.NewCounter(prometheus.CounterOpts{
+	k.limitStoreErrors = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "omnigate_limit_store_errors_total",
 		Help: "Failures of the shared rate-limit store (auth.limits.store redis); meanwhile auth.limits.on_store_down holds.",
 	})
 	k.reqs, k.toks = map[keyReq]prometheus.Counter{}, map[keyTok][2]prometheus.Counter{}
-	reg.MustRegister(k.requests, k.tokens, k.limited, k.storeErrors)
+	k.storeErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "omnigate_key_store_errors_total",
+		Help: "Reads of the API key store (auth.store) that failed; the keys read last stay in force meanwhile.",
+	})
+	reg.MustRegister(k.requests, k.tokens, k.limited, k.storeErrors, k.limitStoreErrors)
 	return k
 }
+
+// KeyStoreErrors is the counter of the key store's failed reads.
+func (m *Metrics) KeyStoreErrors() prometheus.Counter { return m.keys.storeErrors }
 
 // keyed counts a request of an API key (rec.Key set).
 func (m *Metrics) keyed(rec *Record) {
@@ -103,4 +112,4 @@ func (m *Metrics) Limited(key string, dim int) {
 }
 
 // LimitStoreFailed counts a failure of the shared limit store.
-func (m *Metrics) LimitStoreFailed() { m.keys.storeErrors.Inc() }
+func (m *Metrics) LimitStoreFailed() { m.keys.limitStoreErrors.Inc() }

@@ -10,7 +10,8 @@
 // /metrics is scraped (live.go), and costs requests nothing.
 //
 // Every label value comes from the configuration (model and deployment
-// names, the GPUs an exporter reports) or from a small closed set (HTTP
+// names, API key names, the GPUs an exporter reports), the key store (the
+// names of the keys made at run time) or a small closed set (HTTP
 // statuses, outcome classes, kinds): never a request id, a key or a
 // client's value, so the number of series stays bounded.
 package telemetry

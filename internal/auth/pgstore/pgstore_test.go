@@ -1,0 +1,201 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/omnigate/omnigate/internal/auth"
+	"github.com/omnigate/omnigate/internal/config"
+)
+
+// testDSN is the PostgreSQL server the tests use: OMNIGATE_POSTGRES, else
+// the one at 127.0.0.1:5432. Without one the test is skipped, unless CI
+// is set (CI starts one: .ci/run).
+func testDSN(t *testing.T) string {
+	t.Helper()
+	dsn := os.Getenv("OMNIGATE_POSTGRES")
+	if dsn == "" {
+		dsn = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable&connect_timeout=5"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("no PostgreSQL at %s: %v", dsn, err)
+		}
+		t.Skipf("no PostgreSQL at %s: %v", dsn, err)
+	}
+	c.Close(ctx)
+	return dsn
+}
+
+var tables atomic.Int64
+
+// testTable is a table name of the test's own, dropped at its end.
+func testTable(t *testing.T, dsn string) string {
+	name := fmt.Sprintf("omnigate_test_keys_%d_%d", time.Now().UnixNano(), tables.Add(1))
+	t.Cleanup(func() {
+		ctx := context.Background()
+		if c, err := pgx.Connect(ctx, dsn); err == nil {
+			c.Exec(ctx, `DROP TABLE IF EXISTS `+name)
+			c.Close(ctx)
+		}
+	})
+	return name
+}
+
+func open(t *testing.T) (*Store, string, string) {
+	dsn := testDSN(t)
+	table := testTable(t, dsn)
+	s, err := Open(context.Background(), dsn, table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, dsn, table
+}
+
+func TestStore(t *testing.T) {
+	s, dsn, table := open(t)
+	ctx := context.Background()
+	if recs, err := s.List(ctx); err != nil || len(recs) != 0 {
+		t.Fatalf("a new table: %v, %v", recs, err)
+	}
+	start := time.Now()
+	full := config.APIKey{Name: "ci", Hash: auth.Hash("sk-ci"), Models: []string{"small", "auto"}, Priority: "batch", Expires: "2031-01-31T00:00:00Z",
+		Limits: config.KeyLimits{RequestsPerMinute: 60, TokensPerDay: 1e6}, UserLimits: config.KeyLimits{TokensPerMinute: 1000, TokensPerMonth: 5e6}}
+	plain := config.APIKey{Name: "plain", Hash: auth.Hash("sk-plain"), Expires: "2031-02-01"}
+	for _, k := range []config.APIKey{plain, full} {
+		r, err := s.Create(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Created.Before(start.Add(-time.Minute)) || !r.Rotated.IsZero() {
+			t.Errorf("created %v, rotated %v", r.Created, r.Rotated)
+		}
+	}
+	plain.Priority, plain.Expires = "interactive", "2031-02-01T00:00:00Z" // as the store spells them
+	recs, err := s.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ignoreTimes := cmpopts.IgnoreFields(auth.Record{}, "Created", "Rotated")
+	if d := cmp.Diff([]auth.Record{{APIKey: full}, {APIKey: plain}}, recs, ignoreTimes); d != "" {
+		t.Errorf("List (-want +got):\n%s", d)
+	}
+
+	for _, tc := range []struct {
+		name string
+		k    config.APIKey
+	}{
+		{"a name taken", config.APIKey{Name: "ci", Hash: auth.Hash("sk-other")}},
+		{"a hash taken", config.APIKey{Name: "other", Hash: auth.Hash("sk-ci")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := s.Create(ctx, tc.k); !errors.Is(err, auth.ErrExists) {
+				t.Errorf("Create: %v, want ErrExists", err)
+			}
+		})
+	}
+
+	r, err := s.Rotate(ctx, "ci", auth.Hash("sk-ci-2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Hash != auth.Hash("sk-ci-2") || r.Rotated.IsZero() || r.Priority != "batch" {
+		t.Errorf("rotated: %+v", r)
+	}
+	if _, err := s.Rotate(ctx, "nope", auth.Hash("x")); !errors.Is(err, auth.ErrNotFound) {
+		t.Errorf("Rotate an unknown key: %v", err)
+	}
+	if _, err := s.Rotate(ctx, "ci", auth.Hash("sk-plain")); !errors.Is(err, auth.ErrExists) {
+		t.Errorf("Rotate to another key's hash: %v", err)
+	}
+
+	if err := s.Revoke(ctx, "ci"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		err  error
+		want error
+	}{
+		{"revoke again", s.Revoke(ctx, "ci"), auth.ErrNotFound},
+		{"revoke unknown", s.Revoke(ctx, "nope"), auth.ErrNotFound},
+		{"rotate revoked", second(s.Rotate(ctx, "ci", auth.Hash("sk-ci-3"))), auth.ErrNotFound},
+		{"a revoked key's name", second(s.Create(ctx, config.APIKey{Name: "ci", Hash: auth.Hash("sk-ci-4")})), auth.ErrExists},
+		{"a revoked key's hash", second(s.Create(ctx, config.APIKey{Name: "ci-again", Hash: auth.Hash("sk-ci-2")})), auth.ErrExists},
+	} {
+		if !errors.Is(tc.err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, tc.err, tc.want)
+		}
+	}
+	recs, _ = s.List(ctx)
+	if len(recs) != 1 || recs[0].Name != "plain" {
+		t.Errorf("after the revocation: %+v", recs)
+	}
+	// The revoked key's row stays, for audit.
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	var revoked int
+	if err := c.QueryRow(ctx, `SELECT count(*) FROM `+table+` WHERE name = 'ci' AND revoked_at IS NOT NULL AND rotated_at IS NOT NULL`).Scan(&revoked); err != nil || revoked != 1 {
+		t.Errorf("the revoked row: %d, %v", revoked, err)
+	}
+}
+
+func second[T any](_ T, err error) error { return err }
+
+// TestOpenTogether: replicas starting at once on a new table all open it.
+func TestOpenTogether(t *testing.T) {
+	dsn := testDSN(t)
+	table := testTable(t, dsn)
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Go(func() {
+			s, err := Open(context.Background(), dsn, table)
+			if err == nil {
+				s.Close()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("replica %d: %v", i, err)
+		}
+	}
+}
+
+func TestOpenUnreachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := Open(ctx, "postgres://postgres@"+addr+"/postgres", "keys"); err == nil {
+		t.Fatal("opened a store where no server listens")
+	}
+	if _, err := Open(ctx, "postgres://[::1", "keys"); err == nil {
+		t.Fatal("opened a malformed connection string")
+	}
+}
