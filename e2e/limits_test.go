@@ -63,7 +63,9 @@ func askKey(client *http.Client, base, key string, maxTokens int) (limitedAnswer
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	var v struct {
-		Usage struct{ TotalTokens int `json:"total_tokens"` }
+		Usage struct {
+			TotalTokens int `json:"total_tokens"`
+		}
 		Error struct{ Code string }
 	}
 	json.Unmarshal(b, &v)

@@ -30,8 +30,8 @@ import (
 	"github.com/omnigate/omnigate/internal/clock"
 	"github.com/omnigate/omnigate/internal/config"
 	"github.com/omnigate/omnigate/internal/limits"
-	"github.com/omnigate/omnigate/internal/request"
 	"github.com/omnigate/omnigate/internal/quota"
+	"github.com/omnigate/omnigate/internal/request"
 	"github.com/omnigate/omnigate/internal/resilience"
 	"github.com/omnigate/omnigate/internal/telemetry"
 )
