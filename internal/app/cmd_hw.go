@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"text/tabwriter"
 
 	"github.com/omnigate/omnigate/internal/hardware"
 )
@@ -70,26 +69,5 @@ func writeCatalog(w io.Writer, asJSON bool) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(list)
 	}
-	yes := func(b bool) string {
-		if b {
-			return "yes"
-		}
-		return "-"
-	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tMEMORY\tGENERATION\tCOMPUTE\tFORM\tLINK\tFP8\tBF16\tFP8 KV\tINT4\tATTENTION")
-	for _, m := range models {
-		s := m.Supports()
-		cc := m.ComputeCapability
-		if cc == "" {
-			cc = "-"
-		}
-		int4 := yes(s.Int4)
-		if s.Int4Kernel != "" {
-			int4 = s.Int4Kernel
-		}
-		fmt.Fprintf(tw, "%s\t%d GiB\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.Memory>>30, m.Generation, cc,
-			m.FormFactor, m.Link, yes(s.FP8), yes(s.BF16), yes(s.FP8KV), int4, s.Attention)
-	}
-	return tw.Flush()
+	return hardware.WriteCatalog(w)
 }

@@ -77,6 +77,29 @@ func WriteText(w io.Writer, m Machine) error {
 	return err
 }
 
+// WriteCatalog lists the catalog's models, one a line, with what each
+// supports.
+func WriteCatalog(w io.Writer) error {
+	yes := func(b bool) string {
+		if b {
+			return "yes"
+		}
+		return "-"
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tMEMORY\tGENERATION\tCOMPUTE\tFORM\tLINK\tFP8\tBF16\tFP8 KV\tINT4\tATTENTION")
+	for _, m := range models {
+		s := m.Supports()
+		int4 := yes(s.Int4)
+		if s.Int4Kernel != "" {
+			int4 = s.Int4Kernel
+		}
+		fmt.Fprintf(tw, "%s\t%d GiB\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.Memory/gib, m.Generation,
+			orDash(m.ComputeCapability), m.FormFactor, m.Link, yes(s.FP8), yes(s.BF16), yes(s.FP8KV), int4, s.Attention)
+	}
+	return tw.Flush()
+}
+
 // formats splits what s says into what is supported and what is not:
 // "bf16, int4 (marlin)" and "fp8, fp8 kv cache".
 func formats(s Supports) (yes, no string) {
