@@ -30,6 +30,7 @@ func commands() []command {
 		{"route", "train and evaluate the auto router's scorer", runRoute},
 		{"migrate", "check requests made for one model against another's limits", runMigrate},
 		{"keys", "make API keys and the hashes the config takes", runKeys},
+		{"hw", "detect the GPUs and say what they support", runHW},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -48,7 +48,15 @@ const (
 type Machine struct {
 	GPUs         []GPU        `json:"gpus"`
 	Interconnect Interconnect `json:"interconnect,omitempty"`
-	Driver       string       `json:"driver,omitempty"` // driver version
-	CUDA         string       `json:"cuda,omitempty"`   // CUDA version the driver supports
-	Source       string       `json:"source,omitempty"` // how it was found: nvidia-smi, rocm-smi, flags
+	// Links are the kinds of path nvidia-smi topo -m shows between GPU
+	// pairs, fastest first: "NV18", or "PHB" and "SYS" (SYS crosses
+	// between CPU sockets).
+	Links  []string `json:"links,omitempty"`
+	Driver string   `json:"driver,omitempty"` // driver version
+	CUDA   string   `json:"cuda,omitempty"`   // CUDA version the driver supports
+	Source string   `json:"source,omitempty"` // how it was found: nvidia-smi, rocm-smi, flags
+	// Reason says why no GPU was found; "" when some were.
+	Reason string `json:"reason,omitempty"`
+	// Notes are what detection could not learn or had to infer.
+	Notes []string `json:"notes,omitempty"`
 }
