@@ -175,6 +175,8 @@ func TestRateLimitsAcrossReplicas(t *testing.T) {
 	if m := scrapeMetrics(t, gws[0].URL); m.sum("omnigate_limit_store_errors_total", nil) < 1 {
 		t.Errorf("the store's failures are not counted")
 	}
+	gws[0].cmd.Process.Kill() // its log is complete, and no longer written
+	gws[0].cmd.Wait()
 	if !strings.Contains(gws[0].stderr.String(), "limit store unreachable") {
 		t.Errorf("the store's failure is not logged:\n%s", gws[0].stderr.String())
 	}
