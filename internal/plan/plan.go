@@ -148,6 +148,12 @@ func Make(req Request, hw Hardware) (*Plan, error) {
 	if req.Engine == "" {
 		req.Engine = VLLM
 	}
+	if req.DType == "" {
+		req.DType = DTypeAuto
+	}
+	if req.KVDType == "" {
+		req.KVDType = KVAuto
+	}
 	if req.GPUMemoryUtilization == 0 {
 		req.GPUMemoryUtilization = DefaultGPUMemoryUtilization
 	}
@@ -164,7 +170,11 @@ func Make(req Request, hw Hardware) (*Plan, error) {
 		return nil, requestErr("--context %d: %s takes at most %d tokens", req.Context, m.ShortName(), m.Text.MaxContext)
 	}
 	tokens := PromptTokens(m, req.Media)
-	if tokens.Total() > m.Text.MaxContext {
+	// Serving engines cap a sequence at max_model_len tokens; transformers
+	// does not, and the Omni models' positions advance with time (TMRoPE),
+	// not per token, so a long video outgrows max_position_embeddings in
+	// tokens without running out of positions.
+	if req.Engine != Transformers && tokens.Total() > m.Text.MaxContext {
 		return nil, requestErr("the request is %d tokens; %s takes at most %d", tokens.Total(), m.ShortName(), m.Text.MaxContext)
 	}
 	if req.Context > 0 && tokens.Total() > req.Context {
@@ -501,7 +511,7 @@ func planTransformers(p *Plan, req Request, sup Supports) (*Plan, error) {
 	p.PerGPU = b
 	p.KVBytesPerToken = m.Text.KVBytesPerToken(2)
 	p.KVCacheTokens = max(0, maxTokens)
-	p.MaxModelLen = int(min(max(0, maxTokens), int64(m.Text.MaxContext)))
+	p.MaxModelLen = int(max(0, maxTokens)) // no position limit here (TMRoPE)
 	p.MaxConcurrency = 1
 	p.MaxNumSeqs = 1
 	p.MinGPUMemoryBytes = peak
