@@ -31,6 +31,7 @@ func commands() []command {
 		{"migrate", "check requests made for one model against another's limits", runMigrate},
 		{"keys", "make API keys and the hashes the config takes", runKeys},
 		{"hw", "detect the GPUs and say what they support", runHW},
+		{"plan", "what fits on which GPUs, and the engine command", runPlan},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -98,7 +98,8 @@ type Plan struct {
 	Options           []Option `json:"options,omitempty"`
 	Why               []string `json:"why"`
 	Advice            []string `json:"advice,omitempty"`
-	Command           string   `json:"command"`
+	// Command is the engine command ("" when the plan does not fit).
+	Command string `json:"command"`
 	// PipelineCommand is the pipeline-parallel alternative when tensor
 	// parallelism would cross PCIe.
 	PipelineCommand string `json:"pipeline_command,omitempty"`
@@ -443,8 +444,10 @@ func planServing(p *Plan, req Request, sup Supports) (*Plan, error) {
 	p.Checkpoint = checkpoint(m, p.DType)
 	p.Utilization = f.fraction
 	p.Why = append(notes, servingWhy(p, req, sup, excluded)...)
-	p.Command = command(p, req, sup, p.TP, 1)
-	if p.TP > 1 && req.Interconnect == hardware.PCIe {
+	if p.Fits {
+		p.Command = command(p, req, sup, p.TP, 1)
+	}
+	if p.Fits && p.TP > 1 && req.Interconnect == hardware.PCIe {
 		if pf := evalServing(req, p.Tokens, Layout{TP: 1, PP: p.TP, DType: p.DType, KVDType: p.KVDType, Talker: talker}); pf.fits {
 			pp := *p
 			pp.MaxModelLen, pp.MaxNumSeqs = pf.maxLen, int(min(max(pf.kvTokens/int64(p.Tokens.Total()), 1), MaxNumSeqsCap))
@@ -520,7 +523,9 @@ func planTransformers(p *Plan, req Request, sup Supports) (*Plan, error) {
 	if !p.Fits {
 		p.Advice = append(p.Advice, fmt.Sprintf("needs %s in all: %d× %s (device_map=\"auto\" splits the layers over them)", GiB(peak), gpus, req.GPU.Name))
 	}
-	p.Command = transformersCommand(m, d, p.PP, sup)
+	if p.Fits {
+		p.Command = transformersCommand(m, d, p.PP, sup)
+	}
 	return p, nil
 }
 

@@ -44,7 +44,10 @@ func (p *Plan) WriteText(w io.Writer) error {
 		}
 	}
 	fmt.Fprintf(&b, "request: %s tokens (%s)\n", commas(int64(t.Total())), strings.Join(parts, ", "))
-	loaded := fmt.Sprintf("text %s (%s active), encoders %s", billions(p.Params.Text), billions(p.Params.Active), billions(p.Params.Encoders))
+	loaded := fmt.Sprintf("text %s (%s active)", billions(p.Params.Text), billions(p.Params.Active))
+	if p.Params.Encoders > 0 {
+		loaded += ", encoders " + billions(p.Params.Encoders)
+	}
 	if p.Params.Talker > 0 {
 		loaded += fmt.Sprintf(", talker and vocoder %s", billions(p.Params.Talker))
 	}
@@ -94,7 +97,11 @@ func (p *Plan) WriteText(w io.Writer) error {
 			fmt.Fprintf(&b, "  - %s\n", s)
 		}
 	}
-	fmt.Fprintf(&b, "\ncommand\n  %s\n", p.Command)
+	if p.Command != "" {
+		fmt.Fprintf(&b, "\ncommand\n  %s\n", p.Command)
+	} else {
+		b.WriteString("\ncommand\n  none: it does not fit\n")
+	}
 	if p.PipelineCommand != "" {
 		fmt.Fprintf(&b, "\npipeline-parallel alternative (for PCIe)\n  %s\n", p.PipelineCommand)
 	}

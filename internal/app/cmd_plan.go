@@ -1,0 +1,167 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/omnigate/omnigate/internal/hardware"
+	"github.com/omnigate/omnigate/internal/plan"
+)
+
+// planHardware is where `omnigate plan` looks GPUs up.
+var planHardware plan.Hardware = plan.StubHardware{}
+
+// errNoFit marks a plan that was printed but does not fit.
+var errNoFit = errors.New("the model does not fit")
+
+// runPlan is `omnigate plan`: what fits where, and the engine command.
+func runPlan(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("plan", "--model MODEL --gpu GPU [--count N] [flags]", stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, `Usage: omnigate plan --model MODEL --gpu GPU [--count N] [flags]
+
+Plans serving MODEL on N GPUs: memory per GPU (weights, activations,
+overhead, KV cache), the smallest tensor-parallel size that fits, the
+longest context and how many sequences run at once, why (formats and
+kernels per GPU generation), and the engine command. --engine transformers
+plans one request the way Qwen's minimum-memory tables were measured.
+Exits 1 when the model does not fit.
+
+Models: %s, or --config-json FILE (MODEL is then the id to serve).
+GPUs: %s.
+
+Flags:
+`, strings.Join(plan.ModelNames(), ", "), strings.Join(plan.StubGPUNames(), ", "))
+		fs.PrintDefaults()
+	}
+	model := fs.String("model", "", "Hugging Face id or tier `name` (qwen3-omni-7b, qwen3-omni-30b)")
+	configJSON := fs.String("config-json", "", "plan the model a Hugging Face config.json `file` describes")
+	gpu := fs.String("gpu", "", "GPU `model`, such as H100-80GB")
+	count := fs.Int("count", 1, "GPUs available")
+	link := fs.String("interconnect", "", "how the GPUs connect: nvlink or pcie (default: the GPU model's usual)")
+	engine := fs.String("engine", "vllm", "vllm, sglang or transformers")
+	dtype := fs.String("dtype", "auto", "weights: bf16, fp16, fp8, int8, awq, gptq, or auto (bf16, else the smallest that fits)")
+	kvDType := fs.String("kv-dtype", "auto", "KV cache: auto (16-bit, else fp8 if only that fits) or fp8")
+	util := fs.Float64("gpu-memory-utilization", plan.DefaultGPUMemoryUtilization, "share of each GPU the engine may use")
+	contextLen := fs.Int("context", 0, "max_model_len wanted (default: the longest that fits, up to the model's)")
+	tp := fs.Int("tp", 0, "force the tensor-parallel size")
+	talker := fs.Bool("talker", false, "load the talker and vocoder too (vllm-omni, SGLang-Omni)")
+	videoSeconds := fs.Float64("video-seconds", 0, "seconds of video in one request")
+	videoSize := fs.String("video-size", "1280x720", "video frame `WxH`")
+	videoAudio := fs.Bool("video-audio", true, "send the video's soundtrack too")
+	audioSeconds := fs.Float64("audio-seconds", 0, "seconds of audio in one request")
+	images := fs.Int("images", 0, "images in one request")
+	imageSize := fs.String("image-size", "1280x720", "image `WxH`")
+	asJSON := fs.Bool("json", false, "print the plan as JSON")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "omnigate plan: unexpected argument %q\n", fs.Arg(0))
+		return errUsage
+	}
+	req, err := planRequest(*model, *configJSON, *gpu, *count, *link)
+	if err != nil {
+		return err
+	}
+	if req.Engine, err = plan.ParseEngine(*engine); err != nil {
+		return err
+	}
+	if req.DType, err = plan.ParseDType(*dtype); err != nil {
+		return err
+	}
+	if req.KVDType, err = plan.ParseKVDType(*kvDType); err != nil {
+		return err
+	}
+	req.GPUMemoryUtilization, req.Context, req.TP, req.Talker = *util, *contextLen, *tp, *talker
+	req.Media = plan.Media{VideoSeconds: *videoSeconds, VideoAudio: *videoAudio, AudioSeconds: *audioSeconds, Images: *images}
+	if req.Media.VideoWidth, req.Media.VideoHeight, err = parseSize("--video-size", *videoSize); err != nil {
+		return err
+	}
+	if req.Media.ImageWidth, req.Media.ImageHeight, err = parseSize("--image-size", *imageSize); err != nil {
+		return err
+	}
+	if *videoSeconds < 0 || *audioSeconds < 0 || *images < 0 {
+		return fmt.Errorf("--video-seconds, --audio-seconds and --images take no negative values")
+	}
+	p, err := plan.Make(req, planHardware)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		b, err := json.MarshalIndent(p, "", "  ")
+		if err != nil {
+			return err
+		}
+		b = append(b, '\n')
+		if _, err := stdout.Write(b); err != nil {
+			return err
+		}
+	} else if err := p.WriteText(stdout); err != nil {
+		return err
+	}
+	if !p.Fits {
+		return errNoFit
+	}
+	return nil
+}
+
+// planRequest resolves the model and the GPUs.
+func planRequest(model, configJSON, gpu string, count int, link string) (plan.Request, error) {
+	var req plan.Request
+	switch {
+	case configJSON != "":
+		if model == "" {
+			return req, fmt.Errorf("--config-json needs --model: the id or path the engine serves")
+		}
+		b, err := os.ReadFile(configJSON)
+		if err != nil {
+			return req, err
+		}
+		if req.Model, err = plan.ParseConfig(b, model); err != nil {
+			return req, fmt.Errorf("%s: %w", configJSON, err)
+		}
+	case model != "":
+		m, err := plan.Lookup(model)
+		if err != nil {
+			return req, err
+		}
+		req.Model = m
+	default:
+		return req, fmt.Errorf("--model is required (%s, or --config-json FILE)", strings.Join(plan.ModelNames(), ", "))
+	}
+	if gpu == "" {
+		return req, fmt.Errorf("--gpu is required: name the GPU model (%s)", strings.Join(plan.StubGPUNames(), ", "))
+	}
+	g, ok := planHardware.Lookup(gpu)
+	if !ok {
+		return req, fmt.Errorf("--gpu: unknown GPU %q (known: %s)", gpu, strings.Join(plan.StubGPUNames(), ", "))
+	}
+	req.GPU, req.Count = g, count
+	switch hardware.Interconnect(strings.ToLower(link)) {
+	case hardware.None:
+	case hardware.NVLink:
+		req.Interconnect = hardware.NVLink
+	case hardware.PCIe:
+		req.Interconnect = hardware.PCIe
+	default:
+		return req, fmt.Errorf("--interconnect %q: want nvlink or pcie", link)
+	}
+	return req, nil
+}
+
+func parseSize(flag, s string) (int, int, error) {
+	w, h, ok := strings.Cut(strings.ToLower(s), "x")
+	wi, err1 := strconv.Atoi(w)
+	hi, err2 := strconv.Atoi(h)
+	if !ok || err1 != nil || err2 != nil || wi <= 0 || hi <= 0 {
+		return 0, 0, fmt.Errorf("%s %q: want WIDTHxHEIGHT, such as 1280x720", flag, s)
+	}
+	return wi, hi, nil
+}

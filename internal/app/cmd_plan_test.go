@@ -1,0 +1,121 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var updatePlan = flag.Bool("update", false, "rewrite testdata/plan/*.golden")
+
+// TestPlanGolden runs `omnigate plan` through Main and compares stdout
+// with testdata/plan/<name>.golden byte for byte; -update rewrites them.
+func TestPlanGolden(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"30b-4xh100-tp4", []string{"--model", "qwen3-omni-30b", "--gpu", "H100-80GB", "--count", "4", "--tp", "4"}, 0},
+		{"30b-4xh100-min", []string{"--model", "Qwen/Qwen3-Omni-30B-A3B-Instruct", "--gpu", "H100-80GB", "--count", "4"}, 0},
+		{"7b-h100", []string{"--model", "qwen3-omni-7b", "--gpu", "H100-80GB"}, 0},
+		{"7b-l4-fp8-kv", []string{"--model", "qwen3-omni-7b", "--gpu", "L4", "--context", "4096"}, 0},
+		{"30b-4xl4-video", []string{"--model", "qwen3-omni-30b", "--gpu", "L4", "--count", "4", "--video-seconds", "60"}, 0},
+		{"30b-a100-awq", []string{"--model", "qwen3-omni-30b", "--gpu", "A100-80GB", "--count", "2", "--dtype", "awq", "--context", "32768"}, 0},
+		{"30b-2xh100-sglang", []string{"--model", "qwen3-omni-30b", "--gpu", "H100-80GB", "--count", "2", "--engine", "sglang", "--images", "4"}, 0},
+		{"30b-transformers-60s", []string{"--model", "qwen3-omni-30b", "--gpu", "H100-80GB", "--count", "2", "--engine", "transformers", "--video-seconds", "60"}, 0},
+		{"7b-transformers-15s", []string{"--model", "Qwen/Qwen2.5-Omni-7B", "--gpu", "A100-40GB", "--engine", "transformers", "--video-seconds", "15"}, 0},
+		{"30b-l4-no-fit", []string{"--model", "qwen3-omni-30b", "--gpu", "L4", "--dtype", "bf16"}, 1},
+		{"config-json-moe", []string{"--config-json", "../plan/testdata/qwen3_30b_a3b.config.json", "--model", "Qwen/Qwen3-30B-A3B", "--gpu", "A100-80GB"}, 0},
+		{"7b-l4-json", []string{"--model", "qwen3-omni-7b", "--gpu", "L4", "--context", "4096", "--json"}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := Main(context.Background(), append([]string{"plan"}, tt.args...), &stdout, &stderr)
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d: %s", code, tt.code, stderr.String())
+			}
+			golden := filepath.Join("testdata", "plan", tt.name+".golden")
+			if *updatePlan {
+				os.MkdirAll(filepath.Dir(golden), 0o755)
+				if err := os.WriteFile(golden, stdout.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if diff := cmp.Diff(string(want), stdout.String()); diff != "" {
+				t.Errorf("%s (-want +got):\n%s", golden, diff)
+			}
+		})
+	}
+}
+
+// TestPlanRules pins what the golden files show by example, so a wrong
+// -update cannot bless a regression.
+func TestPlanRules(t *testing.T) {
+	run := func(args ...string) (string, string, int) {
+		var stdout, stderr bytes.Buffer
+		code := Main(context.Background(), append([]string{"plan"}, args...), &stdout, &stderr)
+		return stdout.String(), stderr.String(), code
+	}
+	out, _, _ := run("--model", "qwen3-omni-30b", "--gpu", "H100-80GB", "--count", "4", "--tp", "4")
+	for _, want := range []string{
+		"fits: tensor parallel 4, bf16 weights, bf16 KV cache",
+		"vllm serve Qwen/Qwen3-Omni-30B-A3B-Instruct --tensor-parallel-size 4 --max-model-len 65536 --gpu-memory-utilization 0.9 --max-num-seqs 256",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	out, _, _ = run("--model", "qwen3-omni-7b", "--gpu", "L4", "--context", "4096", "--json")
+	var p struct {
+		Fits           bool    `json:"fits"`
+		MinGPUMemoryGB float64 `json:"min_gpu_memory_gb"`
+		KV             string  `json:"kv_cache_dtype"`
+		Command        string  `json:"command"`
+	}
+	if err := json.Unmarshal([]byte(out), &p); err != nil || !p.Fits || p.MinGPUMemoryGB <= 0 || p.KV != "fp8" || !strings.Contains(p.Command, "--kv-cache-dtype fp8") {
+		t.Errorf("json: %+v, %v", p, err)
+	}
+	// The table's first row (78.85 GB official): 79.61 planned, just
+	// inside one H100's 79.65 GiB.
+	out, _, code := run("--model", "qwen3-omni-30b", "--gpu", "H100-80GB", "--engine", "transformers", "--video-seconds", "15")
+	if code != 0 || !strings.Contains(out, "min GPU memory: 79.61 GiB in all") {
+		t.Errorf("transformers: %s", out)
+	}
+
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--model", "qwen3-omni-7b"}, 1, "--gpu is required"},
+		{[]string{"--gpu", "H100-80GB"}, 1, "--model is required"},
+		{[]string{"--model", "qwen3-omni-7b", "--gpu", "TPU"}, 1, `unknown GPU "TPU"`},
+		{[]string{"--model", "llama", "--gpu", "L4"}, 1, `unknown model "llama"`},
+		{[]string{"--model", "qwen3-omni-7b", "--gpu", "L4", "--video-size", "big"}, 1, "WIDTHxHEIGHT"},
+		{[]string{"--model", "qwen3-omni-7b", "--gpu", "L4", "--interconnect", "wifi"}, 1, "nvlink or pcie"},
+		{[]string{"--model", "qwen3-omni-7b", "--gpu", "L4", "--engine", "tgi"}, 1, "unknown engine"},
+		{[]string{"--config-json", "x.json", "--gpu", "L4"}, 1, "--config-json needs --model"},
+		{[]string{"--model", "qwen3-omni-7b", "--gpu", "L4", "--context", "99999"}, 1, "takes at most 32768"},
+		{[]string{"--model", "qwen3-omni-30b", "--gpu", "L4", "--dtype", "bf16"}, 1, "does not fit"},
+		{[]string{"--bogus"}, 2, ""},
+		{[]string{"extra"}, 2, "unexpected argument"},
+	} {
+		_, stderr, code := run(c.args...)
+		if code != c.code || !strings.Contains(stderr, c.want) {
+			t.Errorf("%v: exit %d, %q; want %d, %q", c.args, code, stderr, c.code, c.want)
+		}
+	}
+}
