@@ -119,3 +119,21 @@ func TestPlanRules(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanDocExamples keeps docs/planning.md's examples equal to the
+// golden files they were copied from.
+func TestPlanDocExamples(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/planning.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"30b-4xh100-tp4", "7b-l4-fp8-kv", "30b-4xl4-video", "30b-transformers-60s"} {
+		b, err := os.ReadFile(filepath.Join("testdata", "plan", name+".golden"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(doc), string(b)) {
+			t.Errorf("docs/planning.md's example differs from testdata/plan/%s.golden; copy it over", name)
+		}
+	}
+}

@@ -1,7 +1,6 @@
 package plan
 
 import (
-	"slices"
 	"strings"
 
 	"github.com/omnigate/omnigate/internal/hardware"
@@ -121,11 +120,4 @@ func (StubHardware) Supports(g hardware.Generation) Supports {
 		return Supports{BF16: true, FP8: true, FP8KVCache: true, Int4: "plain", Attention: "ROCM_AITER_FA"}
 	}
 	return Supports{BF16: true}
-}
-
-// sortedGPUNames is StubGPUNames in order, for messages.
-func sortedGPUNames() []string {
-	n := StubGPUNames()
-	slices.Sort(n)
-	return n
 }

@@ -192,10 +192,16 @@ func Make(req Request, hw Hardware) (*Plan, error) {
 	return planServing(p, req, sup)
 }
 
-// formats are the (weights, KV) pairs to try, best first: what was asked,
-// else 16 bits, then fp8 KV, fp8 weights and 4-bit where the generation
-// has them. Each note says why a format was not what was asked.
-func formats(req Request, sup Supports) (pairs [][2]any, notes []string) {
+// format is how weights and KV cache are stored.
+type format struct {
+	weights DType
+	kv      KVDType
+}
+
+// formats are the formats to try, best first: what was asked, else 16
+// bits, then fp8 KV, fp8 weights and 4-bit where the generation has them.
+// Each note says why a format is not what was asked.
+func formats(req Request, sup Supports) (fs []format, notes []string) {
 	gen := genName(req.GPU.Generation)
 	sixteen := BF16
 	if !sup.BF16 {
@@ -242,10 +248,10 @@ func formats(req Request, sup Supports) (pairs [][2]any, notes []string) {
 	}
 	for _, w := range weights {
 		for _, k := range kvs {
-			pairs = append(pairs, [2]any{w, k})
+			fs = append(fs, format{w, k})
 		}
 	}
-	return pairs, notes
+	return fs, notes
 }
 
 func genName(g hardware.Generation) string {
@@ -375,18 +381,17 @@ func planServing(p *Plan, req Request, sup Supports) (*Plan, error) {
 	if req.TP > req.Count {
 		return nil, requestErr("--tp %d needs %d GPUs; --count is %d", req.TP, req.TP, req.Count)
 	}
-	pairs, notes := formats(req, sup)
+	fmts, notes := formats(req, sup)
 	talker := req.Talker && m.Talker != nil
 	n := need(req, p.Tokens)
 	// The first format that fits at some size wins, at its smallest size;
 	// if none does, the last (smallest) format at its largest size says
 	// how far off it is.
 	var chosen *servingFit
-	var chosenPair [2]any
 	var options []Option
 	var excluded map[int]string
-	for _, pair := range pairs {
-		d, kv := pair[0].(DType), pair[1].(KVDType)
+	for _, fm := range fmts {
+		d, kv := fm.weights, fm.kv
 		sizes, out := tpSizes(m.Text, d, req.Count)
 		if req.TP > 0 {
 			if why, bad := out[req.TP]; bad {
@@ -412,7 +417,7 @@ func planServing(p *Plan, req Request, sup Supports) (*Plan, error) {
 		if fits == nil {
 			fits = &f
 		}
-		chosen, chosenPair, options, excluded = fits, pair, opts, out
+		chosen, options, excluded = fits, opts, out
 		if fits.fits {
 			break
 		}
@@ -423,7 +428,7 @@ func planServing(p *Plan, req Request, sup Supports) (*Plan, error) {
 	f := *chosen
 	p.Fits = f.fits
 	p.TP, p.PP = f.l.TP, 1
-	p.DType, p.KVDType = chosenPair[0].(DType), chosenPair[1].(KVDType)
+	p.DType, p.KVDType = f.l.DType, f.l.KVDType
 	if p.KVDType == KV16 && p.DType == FP16 {
 		p.KVDType = "fp16"
 	}
@@ -508,7 +513,7 @@ func planTransformers(p *Plan, req Request, sup Supports) (*Plan, error) {
 	maxTokens := int64(float64(fit) / perToken)
 	p.Fits = peak <= total
 	p.TP, p.PP = 1, max(1, min(gpus, req.Count))
-	p.DType, p.KVDType, p.Talker = d, KVDType(map[DType]string{BF16: "bf16", FP16: "fp16"}[d]), talker
+	p.DType, p.KVDType, p.Talker = d, KVDType(d), talker // the cache is in the weights' 16-bit type
 	p.Checkpoint = m.ID
 	p.Params = Params{Text: m.Text.Params(), Active: m.Text.ActiveParams(), Encoders: m.EncoderParams(), Talker: m.TalkerParams()}
 	p.PerGPU = b
