@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -15,13 +16,16 @@ import (
 )
 
 // planHardware is where `omnigate plan` looks GPUs up.
-var planHardware plan.Hardware = plan.StubHardware{}
+var planHardware plan.Hardware = plan.Catalog{}
+
+// planDetect finds the machine's GPUs when --gpu is not given.
+var planDetect = func(ctx context.Context) hardware.Machine { return hardware.Detect(ctx, hardware.Exec) }
 
 // errNoFit marks a plan that was printed but does not fit.
 var errNoFit = errors.New("the model does not fit")
 
 // runPlan is `omnigate plan`: what fits where, and the engine command.
-func runPlan(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("plan", "--model MODEL --gpu GPU [--count N] [flags]", stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: omnigate plan --model MODEL --gpu GPU [--count N] [flags]
@@ -33,18 +37,21 @@ kernels per GPU generation), and the engine command. --engine transformers
 plans one request the way Qwen's minimum-memory tables were measured.
 Exits 1 when the model does not fit.
 
+Without --gpu it detects the machine's GPUs (as omnigate hw does) and plans
+for all of them.
+
 Models: %s, or --config-json FILE (MODEL is then the id to serve).
 GPUs: %s.
 
 Flags:
-`, strings.Join(plan.ModelNames(), ", "), strings.Join(plan.StubGPUNames(), ", "))
+`, strings.Join(plan.ModelNames(), ", "), strings.Join(plan.GPUNames(), ", "))
 		fs.PrintDefaults()
 	}
 	model := fs.String("model", "", "Hugging Face id or tier `name` (qwen3-omni-7b, qwen3-omni-30b)")
 	configJSON := fs.String("config-json", "", "plan the model a Hugging Face config.json `file` describes")
-	gpu := fs.String("gpu", "", "GPU `model`, such as H100-80GB")
-	count := fs.Int("count", 1, "GPUs available")
-	link := fs.String("interconnect", "", "how the GPUs connect: nvlink or pcie (default: the GPU model's usual)")
+	gpu := fs.String("gpu", "", "GPU `model`, such as H100-80GB (default: the machine's, detected)")
+	count := fs.Int("count", 1, "GPUs available (default with detection: all found)")
+	link := fs.String("interconnect", "", "how the GPUs connect: nvlink or pcie (default: the GPU model's usual, or as detected)")
 	engine := fs.String("engine", "vllm", "vllm, sglang or transformers")
 	dtype := fs.String("dtype", "auto", "weights: bf16, fp16, fp8, int8, awq, gptq, or auto (bf16, else the smallest that fits)")
 	kvDType := fs.String("kv-dtype", "auto", "KV cache: auto (16-bit, else fp8 if only that fits) or fp8")
@@ -66,9 +73,26 @@ Flags:
 		fmt.Fprintf(stderr, "omnigate plan: unexpected argument %q\n", fs.Arg(0))
 		return errUsage
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	req, err := planRequest(*model, *configJSON, *gpu, *count, *link)
 	if err != nil {
 		return err
+	}
+	if *gpu == "" {
+		m := planDetect(ctx)
+		g, n, l, ok := plan.Detected(m, planHardware)
+		if !ok {
+			return fmt.Errorf("no GPU found (%s); name the GPU model with --gpu (%s)", m.Reason, strings.Join(plan.GPUNames(), ", "))
+		}
+		req.GPU = g
+		if !set["count"] {
+			req.Count = n
+		}
+		if !set["interconnect"] {
+			req.Interconnect = l
+		}
+		fmt.Fprintf(stderr, "omnigate plan: detected %d× %s (%s) through %s\n", n, g.Name, plan.GiB(g.MemoryBytes), m.Source)
 	}
 	if req.Engine, err = plan.ParseEngine(*engine); err != nil {
 		return err
@@ -136,14 +160,14 @@ func planRequest(model, configJSON, gpu string, count int, link string) (plan.Re
 	default:
 		return req, fmt.Errorf("--model is required (%s, or --config-json FILE)", strings.Join(plan.ModelNames(), ", "))
 	}
-	if gpu == "" {
-		return req, fmt.Errorf("--gpu is required: name the GPU model (%s)", strings.Join(plan.StubGPUNames(), ", "))
+	req.Count = count
+	if gpu != "" {
+		g, ok := planHardware.Lookup(gpu)
+		if !ok {
+			return req, fmt.Errorf("--gpu: unknown GPU %q (known: %s)", gpu, strings.Join(plan.GPUNames(), ", "))
+		}
+		req.GPU = g
 	}
-	g, ok := planHardware.Lookup(gpu)
-	if !ok {
-		return req, fmt.Errorf("--gpu: unknown GPU %q (known: %s)", gpu, strings.Join(plan.StubGPUNames(), ", "))
-	}
-	req.GPU, req.Count = g, count
 	switch hardware.Interconnect(strings.ToLower(link)) {
 	case hardware.None:
 	case hardware.NVLink:

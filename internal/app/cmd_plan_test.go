@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/omnigate/omnigate/internal/hardware"
 )
 
 var updatePlan = flag.Bool("update", false, "rewrite testdata/plan/*.golden")
@@ -64,6 +66,7 @@ func TestPlanGolden(t *testing.T) {
 // TestPlanRules pins what the golden files show by example, so a wrong
 // -update cannot bless a regression.
 func TestPlanRules(t *testing.T) {
+	defer stubDetect(hardware.Machine{GPUs: []hardware.GPU{}, Reason: "no nvidia-smi; no rocm-smi"})()
 	run := func(args ...string) (string, string, int) {
 		var stdout, stderr bytes.Buffer
 		code := Main(context.Background(), append([]string{"plan"}, args...), &stdout, &stderr)
@@ -100,7 +103,7 @@ func TestPlanRules(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"--model", "qwen3-omni-7b"}, 1, "--gpu is required"},
+		{[]string{"--model", "qwen3-omni-7b"}, 1, "no GPU found (no nvidia-smi; no rocm-smi); name the GPU model with --gpu"},
 		{[]string{"--gpu", "H100-80GB"}, 1, "--model is required"},
 		{[]string{"--model", "qwen3-omni-7b", "--gpu", "TPU"}, 1, `unknown GPU "TPU"`},
 		{[]string{"--model", "llama", "--gpu", "L4"}, 1, `unknown model "llama"`},
@@ -117,6 +120,46 @@ func TestPlanRules(t *testing.T) {
 		if code != c.code || !strings.Contains(stderr, c.want) {
 			t.Errorf("%v: exit %d, %q; want %d, %q", c.args, code, stderr, c.code, c.want)
 		}
+	}
+}
+
+// stubDetect makes detection find m until the returned func restores it.
+func stubDetect(m hardware.Machine) func() {
+	old := planDetect
+	planDetect = func(context.Context) hardware.Machine { return m }
+	return func() { planDetect = old }
+}
+
+// TestPlanDetected plans for the GPUs detection finds when --gpu is not
+// given: all of them, linked as detected, unless flags say otherwise.
+func TestPlanDetected(t *testing.T) {
+	l4 := hardware.GPU{Vendor: "nvidia", Name: "NVIDIA L4", MemoryTotal: 23034 << 20, ComputeCapability: "8.9", Generation: hardware.Ada}
+	defer stubDetect(hardware.Machine{GPUs: []hardware.GPU{l4, l4, l4, l4}, Interconnect: hardware.PCIe, Source: "nvidia-smi"})()
+	var stdout, stderr bytes.Buffer
+	if code := Main(context.Background(), []string{"plan", "--model", "qwen3-omni-30b", "--json"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	var p struct {
+		GPU struct {
+			Name        string `json:"name"`
+			MemoryBytes int64  `json:"memory_bytes"`
+		} `json:"gpu"`
+		Count        int    `json:"count"`
+		Interconnect string `json:"interconnect"`
+		TP           int    `json:"tensor_parallel_size"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.GPU.Name != "L4" || p.GPU.MemoryBytes != 23034<<20 || p.Count != 4 || p.Interconnect != "pcie" || p.TP != 4 {
+		t.Errorf("%+v", p)
+	}
+	if want := "omnigate plan: detected 4× L4 (22.49 GiB) through nvidia-smi\n"; stderr.String() != want {
+		t.Errorf("stderr %q, want %q", stderr.String(), want)
+	}
+	stdout.Reset()
+	if code := Main(context.Background(), []string{"plan", "--model", "qwen3-omni-7b", "--count", "1", "--json"}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), `"count": 1`) {
+		t.Errorf("--count 1 over detection: exit %d, %s", code, stdout.String())
 	}
 }
 

@@ -10,7 +10,7 @@ import (
 )
 
 // servingWhy says why the plan looks as it does: formats, split, kernels.
-func servingWhy(p *Plan, req Request, sup Supports, excluded map[int]string) []string {
+func servingWhy(p *Plan, req Request, sup hardware.Supports, excluded map[int]string) []string {
 	m := req.Model
 	gen := genName(req.GPU.Generation)
 	var why []string
@@ -28,9 +28,9 @@ func servingWhy(p *Plan, req Request, sup Supports, excluded map[int]string) []s
 	case d == Int8:
 		why = append(why, fmt.Sprintf("int8 weights: 1 byte per weight; needs a W8A8 int8 checkpoint of %s", m.ShortName()))
 	case d.Int4():
-		kernel := "the plain " + string(d) + " kernels"
-		if sup.Int4 == "marlin" {
-			kernel = "the Marlin kernels (" + quantization(d, sup, VLLM) + ")"
+		kernel := "the plain " + string(d) + " kernels (no Marlin before Ampere: slower)"
+		if sup.Int4 {
+			kernel = "the " + sup.Int4Kernel + " kernels (" + quantization(d, sup, VLLM) + ")"
 		}
 		why = append(why, fmt.Sprintf("%s weights: 4 bits with a 16-bit scale and a 4-bit zero per %d weights (%.2f B each); encoders, embedding and head stay 16-bit; %s runs them with %s%s",
 			d, Int4GroupSize, d.BytesPerParam(), gen, kernel, autoNote(req.DType)))
@@ -67,8 +67,13 @@ func servingWhy(p *Plan, req Request, sup Supports, excluded map[int]string) []s
 		why = append(why, fmt.Sprintf("--mem-fraction-static %g, not %g: it holds the weights and KV pool, and the %s of activations and CUDA graphs need the rest",
 			p.Utilization, req.GPUMemoryUtilization, GiB(p.PerGPU.Activations+p.PerGPU.Overhead)))
 	}
-	if req.Engine == VLLM && sup.Attention != "" {
-		why = append(why, fmt.Sprintf("attention: vLLM picks %s on %s", sup.Attention, gen))
+	if att := sup.Attention; req.Engine == VLLM && att != "" {
+		if p.KVDType == KVFP8 && att == "flash-attn-2" {
+			att = "flashinfer on " + gen + " (an fp8 KV cache moves it off flash-attn-2)"
+		} else {
+			att += " on " + gen
+		}
+		why = append(why, "attention: vLLM picks "+att)
 	}
 	if m.Talker != nil {
 		if p.Talker {
@@ -147,7 +152,7 @@ func servingAdvice(p *Plan, req Request) []string {
 }
 
 // quantization is the engine's --quantization value for d ("" for none).
-func quantization(d DType, sup Supports, e Engine) string {
+func quantization(d DType, sup hardware.Supports, e Engine) string {
 	switch d {
 	case FP8:
 		return "fp8"
@@ -157,7 +162,7 @@ func quantization(d DType, sup Supports, e Engine) string {
 		}
 		return "" // vLLM reads it from the checkpoint
 	case AWQ, GPTQ:
-		if e == VLLM && sup.Int4 == "marlin" {
+		if e == VLLM && sup.Int4 {
 			return string(d) + "_marlin"
 		}
 		return string(d)
@@ -166,7 +171,7 @@ func quantization(d DType, sup Supports, e Engine) string {
 }
 
 // command is the engine command for p at tensor parallel tp, pipeline pp.
-func command(p *Plan, req Request, sup Supports, tp, pp int) string {
+func command(p *Plan, req Request, sup hardware.Supports, tp, pp int) string {
 	u := strconv.FormatFloat(p.Utilization, 'f', -1, 64)
 	q := quantization(p.DType, sup, req.Engine)
 	var b strings.Builder
@@ -205,7 +210,7 @@ func command(p *Plan, req Request, sup Supports, tp, pp int) string {
 }
 
 // transformersWhy explains a transformers plan.
-func transformersWhy(p *Plan, req Request, sup Supports, gpus int) []string {
+func transformersWhy(p *Plan, req Request, sup hardware.Supports, gpus int) []string {
 	m := req.Model
 	talker := m.Talker != nil
 	why := []string{
@@ -233,7 +238,7 @@ func transformersWhy(p *Plan, req Request, sup Supports, gpus int) []string {
 	return why
 }
 
-func transformersCommand(m *Model, d DType, gpus int, sup Supports) string {
+func transformersCommand(m *Model, d DType, gpus int, sup hardware.Supports) string {
 	devices := make([]string, gpus)
 	for i := range devices {
 		devices[i] = strconv.Itoa(i)

@@ -131,7 +131,7 @@ func requestErr(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrRequest, fmt.Sprintf(format, args...))
 }
 
-// Make plans req; hw says what the GPU's generation supports.
+// Make plans req; hw says what the GPU supports.
 func Make(req Request, hw Hardware) (*Plan, error) {
 	m := req.Model
 	if m == nil {
@@ -181,7 +181,7 @@ func Make(req Request, hw Hardware) (*Plan, error) {
 	if req.Context > 0 && tokens.Total() > req.Context {
 		return nil, requestErr("the request is %d tokens, more than --context %d", tokens.Total(), req.Context)
 	}
-	sup := hw.Supports(req.GPU.Generation)
+	sup := hw.Supports(req.GPU)
 	p := &Plan{
 		Model: m.ID, Engine: req.Engine, GPU: req.GPU, Count: req.Count,
 		Interconnect: req.Interconnect, Utilization: req.GPUMemoryUtilization, Tokens: tokens,
@@ -201,7 +201,7 @@ type format struct {
 // formats are the formats to try, best first: what was asked, else 16
 // bits, then fp8 KV, fp8 weights and 4-bit where the generation has them.
 // Each note says why a format is not what was asked.
-func formats(req Request, sup Supports) (fs []format, notes []string) {
+func formats(req Request, sup hardware.Supports) (fs []format, notes []string) {
 	gen := genName(req.GPU.Generation)
 	sixteen := BF16
 	if !sup.BF16 {
@@ -214,7 +214,7 @@ func formats(req Request, sup Supports) (fs []format, notes []string) {
 		if sup.FP8 {
 			weights = append(weights, FP8)
 		}
-		if sup.Int4 != "" {
+		if sup.Int4 {
 			weights = append(weights, AWQ)
 		}
 	case d == BF16 && !sup.BF16:
@@ -223,7 +223,7 @@ func formats(req Request, sup Supports) (fs []format, notes []string) {
 	case (d == FP8 || d == Int8) && !sup.FP8:
 		notes = append(notes, fmt.Sprintf("%s weights: %s has no fp8 or int8 tensor-core kernels the engines use for it; planned in %s", d, gen, sixteen))
 		weights = []DType{sixteen}
-	case d.Int4() && sup.Int4 == "":
+	case d.Int4() && !sup.Int4 && !plainInt4(req.GPU.Generation, d):
 		notes = append(notes, fmt.Sprintf("%s weights: no 4-bit kernels for %s; planned in %s", d, gen, sixteen))
 		weights = []DType{sixteen}
 	default:
@@ -232,7 +232,7 @@ func formats(req Request, sup Supports) (fs []format, notes []string) {
 	var kvs []KVDType
 	switch req.KVDType {
 	case KVFP8:
-		if sup.FP8KVCache {
+		if sup.FP8KV {
 			kvs = []KVDType{KVFP8}
 		} else {
 			notes = append(notes, fmt.Sprintf("fp8 KV cache: %s has no fp8; planned in 16 bits", gen))
@@ -242,7 +242,7 @@ func formats(req Request, sup Supports) (fs []format, notes []string) {
 		kvs = []KVDType{KV16}
 	default:
 		kvs = []KVDType{KV16}
-		if sup.FP8KVCache {
+		if sup.FP8KV {
 			kvs = append(kvs, KVFP8)
 		}
 	}
@@ -373,7 +373,7 @@ func tpSizes(t Text, d DType, limit int) (ok []int, out map[int]string) {
 	return ok, out
 }
 
-func planServing(p *Plan, req Request, sup Supports) (*Plan, error) {
+func planServing(p *Plan, req Request, sup hardware.Supports) (*Plan, error) {
 	m := req.Model
 	if req.TP < 0 || (req.TP > 0 && req.TP&(req.TP-1) != 0) {
 		return nil, requestErr("--tp %d: want a power of two", req.TP)
@@ -480,7 +480,7 @@ func checkpoint(m *Model, d DType) string {
 	return m.ID
 }
 
-func planTransformers(p *Plan, req Request, sup Supports) (*Plan, error) {
+func planTransformers(p *Plan, req Request, sup hardware.Supports) (*Plan, error) {
 	m := req.Model
 	d := req.DType
 	switch {

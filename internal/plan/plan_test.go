@@ -13,7 +13,7 @@ import (
 
 func gpu(t *testing.T, name string) GPUSpec {
 	t.Helper()
-	g, ok := StubHardware{}.Lookup(name)
+	g, ok := Catalog{}.Lookup(name)
 	if !ok {
 		t.Fatalf("no GPU %q", name)
 	}
@@ -66,30 +66,62 @@ func TestLookups(t *testing.T) {
 		t.Errorf("unknown model: %v", err)
 	}
 	for _, name := range []string{"H100-80GB", "h100 80gb", "rtx_4090"} {
-		if _, ok := (StubHardware{}).Lookup(name); !ok {
+		if _, ok := (Catalog{}).Lookup(name); !ok {
 			t.Errorf("no GPU %q", name)
 		}
 	}
 }
 
-func TestSupports(t *testing.T) {
-	h := StubHardware{}
+// TestCatalog checks the adapter over internal/hardware: the driver's
+// memory where it is below the marketed size, the catalog's otherwise,
+// and the driver's names.
+func TestCatalog(t *testing.T) {
+	h := Catalog{}
 	tests := []struct {
-		gen              hardware.Generation
-		bf16, fp8, fp8kv bool
-		int4             string
+		name   string
+		want   string
+		memory int64
+		gen    hardware.Generation
+		link   hardware.Interconnect
 	}{
-		{hardware.Turing, false, false, false, "plain"},
-		{hardware.Ampere, true, false, false, "marlin"},
-		{hardware.Ada, true, true, true, "marlin"},
-		{hardware.Hopper, true, true, true, "marlin"},
-		{hardware.Blackwell, true, true, true, "marlin"},
+		{"H100-80GB", "H100-80GB", 81559 * mib, hardware.Hopper, hardware.NVLink},
+		{"NVIDIA H100 80GB HBM3", "H100-80GB", 81559 * mib, hardware.Hopper, hardware.NVLink},
+		{"A100-80GB", "A100-80GB", 80 << 30, hardware.Ampere, hardware.NVLink},
+		{"l4", "L4", 23034 * mib, hardware.Ada, hardware.PCIe},
+		{"MI300X", "MI300X", 192 << 30, hardware.CDNA3, hardware.XGMI},
 	}
 	for _, tt := range tests {
-		s := h.Supports(tt.gen)
-		if s.BF16 != tt.bf16 || s.FP8 != tt.fp8 || s.FP8KVCache != tt.fp8kv || s.Int4 != tt.int4 {
-			t.Errorf("%s: %+v", tt.gen, s)
+		g, ok := h.Lookup(tt.name)
+		if !ok || g.Name != tt.want || g.MemoryBytes != tt.memory || g.Generation != tt.gen || g.Link != tt.link {
+			t.Errorf("Lookup(%q) = %+v, %v", tt.name, g, ok)
 		}
+		if diff := cmp.Diff(hardware.SupportsOf(g.Generation, g.ComputeCapability), h.Supports(g)); diff != "" {
+			t.Errorf("%s supports (-want +got):\n%s", tt.name, diff)
+		}
+	}
+	if _, ok := h.Lookup("TPU-v5"); ok {
+		t.Error("found a TPU")
+	}
+}
+
+func TestDetected(t *testing.T) {
+	h := Catalog{}
+	m := hardware.Machine{Interconnect: hardware.PCIe, GPUs: []hardware.GPU{
+		{Name: "NVIDIA L4", MemoryTotal: 23034 * mib, ComputeCapability: "8.9", Generation: hardware.Ada},
+		{Name: "NVIDIA L4", MemoryTotal: 23000 * mib, ComputeCapability: "8.9", Generation: hardware.Ada},
+	}}
+	g, n, link, ok := Detected(m, h)
+	want := GPUSpec{Name: "L4", MemoryBytes: 23000 * mib, Generation: hardware.Ada, ComputeCapability: "8.9", Link: hardware.PCIe}
+	if !ok || n != 2 || link != hardware.PCIe || g != want {
+		t.Errorf("%+v %d %s %v", g, n, link, ok)
+	}
+	// A GPU the catalog does not know keeps what the driver said.
+	g, _, _, _ = Detected(hardware.Machine{GPUs: []hardware.GPU{{Name: "NVIDIA RTX A6000", MemoryTotal: 49140 * mib, ComputeCapability: "8.6", Generation: hardware.Ampere}}}, h)
+	if g.Name != "NVIDIA RTX A6000" || g.MemoryBytes != 49140*mib || g.Generation != hardware.Ampere {
+		t.Errorf("unknown GPU: %+v", g)
+	}
+	if _, _, _, ok := Detected(hardware.Machine{}, h); ok {
+		t.Error("detected GPUs on a machine without any")
 	}
 }
 
@@ -117,7 +149,7 @@ func TestMake(t *testing.T) {
 			}
 			has(t, p.Advice, "run 4 replicas")
 			has(t, p.Advice, "--tensor-parallel-size 2")
-			has(t, p.Why, "FlashAttention 3")
+			has(t, p.Why, "attention: vLLM picks flash-attn-3 on Hopper")
 		}},
 		{"30B on 4 L4: fp8 weights, PCIe advice and a pipeline command", Request{Model: q3, GPU: gpu(t, "L4"), Count: 4, Context: 65536}, func(t *testing.T, p *Plan) {
 			if !p.Fits || p.TP != 4 || p.DType != FP8 {
@@ -135,6 +167,7 @@ func TestMake(t *testing.T) {
 				t.Errorf("%s/%s, fits %v: %s", p.DType, p.KVDType, p.Fits, p.Command)
 			}
 			has(t, p.Why, "fp8 KV cache: Ada supports it; halves KV memory (57,344 → 28,672 B per token per GPU); chosen because a 16-bit cache does not fit")
+			has(t, p.Why, "attention: vLLM picks flashinfer on Ada (an fp8 KV cache moves it off flash-attn-2)")
 		}},
 		{"no fp8 on Ampere", Request{Model: q7, GPU: gpu(t, "A100-80GB"), DType: FP8, KVDType: KVFP8}, func(t *testing.T, p *Plan) {
 			if p.DType != BF16 || p.KVDType != KV16 || strings.Contains(p.Command, "fp8") {
@@ -152,6 +185,18 @@ func TestMake(t *testing.T) {
 			if !strings.Contains(p.Command, "--quantization awq") || strings.Contains(p.Command, "awq_marlin") {
 				t.Errorf("%s", p.Command)
 			}
+		}},
+		{"no AWQ kernels on Volta", Request{Model: q7, GPU: gpu(t, "V100-32GB"), DType: AWQ}, func(t *testing.T, p *Plan) {
+			if p.DType != FP16 {
+				t.Errorf("%s", p.DType)
+			}
+			has(t, p.Why, "awq weights: no 4-bit kernels for Volta; planned in fp16")
+		}},
+		{"GPTQ's plain kernels on Volta", Request{Model: q7, GPU: gpu(t, "V100-32GB"), DType: GPTQ}, func(t *testing.T, p *Plan) {
+			if p.DType != GPTQ || !strings.HasSuffix(p.Command, "--quantization gptq") {
+				t.Errorf("%s: %s", p.DType, p.Command)
+			}
+			has(t, p.Why, "the plain gptq kernels")
 		}},
 		{"does not fit, and where it would", Request{Model: q3, GPU: gpu(t, "L4"), Count: 1, DType: BF16, KVDType: KV16}, func(t *testing.T, p *Plan) {
 			if p.Fits {
@@ -177,7 +222,7 @@ func TestMake(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := Make(tt.req, StubHardware{})
+			p, err := Make(tt.req, Catalog{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -204,7 +249,7 @@ func TestMakeErrors(t *testing.T) {
 		{"transformers in fp8", Request{Model: q7, GPU: h100, Engine: Transformers, DType: FP8}, "16-bit"},
 	}
 	for _, tt := range tests {
-		_, err := Make(tt.req, StubHardware{})
+		_, err := Make(tt.req, Catalog{})
 		if !errors.Is(err, ErrRequest) || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: %v, want %q", tt.name, err, tt.want)
 		}
@@ -216,7 +261,7 @@ func TestMakeErrors(t *testing.T) {
 func TestTransformersPlan(t *testing.T) {
 	m := mustModel(t, "qwen3-omni-30b")
 	p, err := Make(Request{Model: m, GPU: gpu(t, "H100-80GB"), Count: 2, Engine: Transformers,
-		Media: Media{VideoSeconds: 60, VideoAudio: true}}, StubHardware{})
+		Media: Media{VideoSeconds: 60, VideoAudio: true}}, Catalog{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ const ProfileTolerance = 0.20
 // four with TP=4 for the 30B; bf16; vllm-omni, so the talker is loaded) and
 // compares KV capacity and max_model_len with the profiles.
 func TestDefaultTiers(t *testing.T) {
-	h100, _ := StubHardware{}.Lookup("H100-80GB")
+	h100, _ := Catalog{}.Lookup("H100-80GB")
 	tests := []struct {
 		profile string
 		model   string
@@ -35,7 +35,7 @@ func TestDefaultTiers(t *testing.T) {
 			}
 			m := mustModel(t, tt.model)
 			p, err := Make(Request{Model: m, GPU: h100, Count: tt.count, TP: tt.count,
-				DType: BF16, KVDType: KV16, Context: prof.MaxModelLen, Talker: true}, StubHardware{})
+				DType: BF16, KVDType: KV16, Context: prof.MaxModelLen, Talker: true}, Catalog{})
 			if err != nil {
 				t.Fatal(err)
 			}

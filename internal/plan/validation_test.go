@@ -54,7 +54,7 @@ func transformersGB(t *testing.T, row officialRow) float64 {
 	t.Helper()
 	m := mustModel(t, row.model)
 	p, err := Make(Request{Model: m, GPU: GPUSpec{Name: "big", MemoryBytes: 1 << 40}, Engine: Transformers,
-		DType: BF16, Media: Media{VideoSeconds: row.seconds, VideoAudio: true}}, StubHardware{})
+		DType: BF16, Media: Media{VideoSeconds: row.seconds, VideoAudio: true}}, Catalog{})
 	if err != nil {
 		t.Fatal(err)
 	}
