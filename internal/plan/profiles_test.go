@@ -8,10 +8,9 @@ import (
 )
 
 // ProfileTolerance is how far the planner's KV capacity may be from a
-// simulator profile's kv_cache_tokens. The profiles work in decimal GB (an
-// "80 GB" H100 as 80e9 bytes; it has 85.5e9) and round their reserves, so
-// they run up to about 15% under the planner.
-const ProfileTolerance = 0.20
+// simulator profile's kv_cache_tokens: the profiles state the planner's
+// figure, rounded.
+const ProfileTolerance = 0.02
 
 // TestDefaultTiers plans the two default tiers on the hardware the
 // simulator profiles assume (their comments: one H100 80GB for the 7B,
