@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/omnigate/omnigate/internal/hardware"
 	"github.com/omnigate/omnigate/internal/plan"
@@ -66,8 +69,13 @@ Flags:
 	images := fs.Int("images", 0, "images in one request")
 	imageSize := fs.String("image-size", "1280x720", "image `WxH`")
 	asJSON := fs.Bool("json", false, "print the plan as JSON")
+	fleet := fs.String("fleet", "", "plan a fleet: the inventory `file` (machines and their GPUs); prints where each tier runs, the engine commands and the gateway config")
+	configOut := fs.String("config-out", "", "with --fleet, write the gateway config to `file` instead of printing it")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *fleet != "" {
+		return runFleet(*fleet, *configOut, *asJSON, stdout)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "omnigate plan: unexpected argument %q\n", fs.Arg(0))
@@ -134,6 +142,58 @@ Flags:
 		return errNoFit
 	}
 	return nil
+}
+
+// runFleet is omnigate plan --fleet: the tiers placed on an inventory's
+// machines, their engine commands, and the gateway config (to configOut,
+// else after the plan).
+func runFleet(path, configOut string, asJSON bool, stdout io.Writer) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var inv plan.Inventory
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&inv); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	fp, err := plan.PlanFleet(inv, planHardware)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	var cfg bytes.Buffer
+	if err := fp.WriteConfig(&cfg, inv.Talker); err != nil {
+		return err
+	}
+	if configOut != "" {
+		if err := os.WriteFile(configOut, cfg.Bytes(), 0o644); err != nil {
+			return err
+		}
+	}
+	if asJSON {
+		out := struct {
+			Replicas []plan.Replica `json:"replicas"`
+			Idle     []string       `json:"idle"`
+			Notes    []string       `json:"notes"`
+			Config   string         `json:"config"`
+		}{fp.Replicas, fp.Idle, fp.Notes, cfg.String()}
+		b, err := json.MarshalIndent(out, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = stdout.Write(append(b, '\n'))
+		return err
+	}
+	if err := fp.WriteText(stdout); err != nil {
+		return err
+	}
+	if configOut != "" {
+		_, err = fmt.Fprintf(stdout, "\ngateway config written to %s\n", configOut)
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "\n%s", cfg.String())
+	return err
 }
 
 // planRequest resolves the model and the GPUs.

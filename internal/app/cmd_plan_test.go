@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/omnigate/omnigate/internal/config"
 	"github.com/omnigate/omnigate/internal/hardware"
 )
 
@@ -37,6 +38,7 @@ func TestPlanGolden(t *testing.T) {
 		{"30b-l4-no-fit", []string{"--model", "qwen3-omni-30b", "--gpu", "L4", "--dtype", "bf16"}, 1},
 		{"config-json-moe", []string{"--config-json", "../plan/testdata/qwen3_30b_a3b.config.json", "--model", "Qwen/Qwen3-30B-A3B", "--gpu", "A100-80GB"}, 0},
 		{"7b-l4-json", []string{"--model", "qwen3-omni-7b", "--gpu", "L4", "--context", "4096", "--json"}, 0},
+		{"fleet-example", []string{"--fleet", "../../examples/fleet/inventory.yaml"}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -60,6 +62,39 @@ func TestPlanGolden(t *testing.T) {
 				t.Errorf("%s (-want +got):\n%s", golden, diff)
 			}
 		})
+	}
+}
+
+// TestPlanFleetConfigServes: the gateway config omnigate plan --fleet
+// writes for the example inventory loads and validates as serve loads it,
+// and its deployments say what they run on.
+func TestPlanFleetConfigServes(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "omnigate.yaml")
+	var stdout, stderr bytes.Buffer
+	if code := Main(context.Background(), []string{"plan", "--fleet", "../../examples/fleet/inventory.yaml", "--config-out", out}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	cfg, err := config.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ApplyDefaults()
+	if ps := cfg.Validate(); len(ps) > 0 {
+		t.Fatalf("%v", ps)
+	}
+	var names []string
+	for _, m := range cfg.Models {
+		for _, d := range m.Deployments {
+			names = append(names, m.Name+"/"+d.Name+"/"+d.Hardware.GPU+"/"+d.Quantization)
+		}
+	}
+	want := []string{"qwen3-omni-7b/l4-1-8000/L4/fp8", "qwen3-omni-7b/l4-2-8000/L4/fp8",
+		"qwen3-omni-30b/hopper-1-8000/H100-80GB/bf16", "qwen3-omni-30b/hopper-2-8000/H100-80GB/bf16"}
+	if diff := cmp.Diff(want, names); diff != "" {
+		t.Errorf("deployments (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(stdout.String(), "gateway config written to "+out) || !strings.Contains(stdout.String(), "CUDA_VISIBLE_DEVICES=0,1,2,3 vllm serve Qwen/Qwen3-Omni-30B-A3B-Instruct --tensor-parallel-size 4") {
+		t.Errorf("the plan's output:\n%s", stdout.String())
 	}
 }
 
