@@ -29,6 +29,7 @@ func commands() []command {
 		{"bench", "load harness: direct vs bare proxy vs omnigate", runBench},
 		{"route", "train and evaluate the auto router's scorer", runRoute},
 		{"migrate", "check requests made for one model against another's limits", runMigrate},
+		{"eval", "compare models and quantized variants on a prompt set", runEval},
 		{"keys", "make API keys and the hashes the config takes", runKeys},
 		{"version", "print the version", runVersion},
 	}

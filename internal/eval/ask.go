@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/omnigate/omnigate/internal/clock"
 )
 
 // Target is one thing being evaluated: a model name sent to a gateway.
@@ -33,6 +35,8 @@ type Options struct {
 	Concurrency int
 	// Timeout bounds one request; 0: none beyond the context's.
 	Timeout time.Duration
+	// Clock times the requests; default the wall clock.
+	Clock clock.Clock
 }
 
 // Answer is a target's answer to one item.
@@ -69,6 +73,9 @@ type Run struct {
 func Ask(ctx context.Context, t Target, items []Item, o Options) Run {
 	if o.Concurrency < 1 {
 		o.Concurrency = 8
+	}
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
 	}
 	a := &asker{t: t, o: o}
 	if a.t.Client == nil {
@@ -160,7 +167,7 @@ func (a *asker) ask(ctx context.Context, it *Item) Answer {
 			return ans
 		}
 		if a.logprobs.CompareAndSwap(true, false) {
-			note := fmt.Sprintf("the gateway refused them (%s); the logprob difference is empty for this target", refused)
+			note := fmt.Sprintf("the gateway refused them (%s), so no logprob difference involves this target", refused)
 			a.dropped.Store(&note)
 		}
 	}
@@ -189,7 +196,7 @@ func (a *asker) send(ctx context.Context, it *Item, withLogprobs bool) (ans Answ
 	if a.t.APIKey != "" {
 		req.Header.Set("Authorization", "Bearer "+a.t.APIKey)
 	}
-	start := time.Now()
+	start := a.o.Clock.Now()
 	resp, err := a.t.Client.Do(req)
 	if err != nil {
 		ans.Error = err.Error()
@@ -197,7 +204,7 @@ func (a *asker) send(ctx context.Context, it *Item, withLogprobs bool) (ans Answ
 	}
 	b, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	ans.Latency = time.Since(start)
+	ans.Latency = a.o.Clock.Now().Sub(start)
 	if err != nil {
 		ans.Error = fmt.Sprintf("reading the answer: %v", err)
 		return ans, ""

@@ -125,7 +125,7 @@ func TestAskDropsLogprobs(t *testing.T) {
 	if p.Errors != 0 || p.LogprobDiff != nil || p.PromptTokens != 3*int64(len(items)) {
 		t.Errorf("plain: %+v", p)
 	}
-	want := []string{"logprobs dropped: the gateway refused them (logprobs are not supported by this model); the logprob difference is empty for this target"}
+	want := []string{"logprobs dropped: the gateway refused them (logprobs are not supported by this model), so no logprob difference involves this target"}
 	if diff := cmp.Diff(want, p.Notes); diff != "" {
 		t.Errorf("notes (-want +got):\n%s", diff)
 	}
