@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -145,5 +146,29 @@ func TestChoice(t *testing.T) {
 		if got := Choice(in); got != want {
 			t.Errorf("Choice(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestExampleSet: the prompt set in examples/ reads, every item with a
+// reference.
+func TestExampleSet(t *testing.T) {
+	f, err := os.Open("../../examples/eval-general-knowledge.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	items, err := ReadItems(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	modes := map[Match]int{}
+	for _, it := range items {
+		if it.Reference == "" {
+			t.Errorf("%s has no reference", it.ID)
+		}
+		modes[it.Match]++
+	}
+	if len(items) != 10 || len(modes) != 3 {
+		t.Errorf("%d items, match modes %v; want 10 using all three", len(items), modes)
 	}
 }
