@@ -29,6 +29,7 @@ func commands() []command {
 		{"bench", "load harness: direct vs bare proxy vs omnigate", runBench},
 		{"route", "train and evaluate the auto router's scorer", runRoute},
 		{"migrate", "check requests made for one model against another's limits", runMigrate},
+		{"eval", "compare models and quantized variants on a prompt set", runEval},
 		{"keys", "make API keys and the hashes the config takes", runKeys},
 		{"hw", "detect the GPUs and say what they support", runHW},
 		{"plan", "what fits on which GPUs, and the engine command", runPlan},
