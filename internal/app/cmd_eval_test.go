@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -25,8 +24,6 @@ import (
 	"github.com/omnigate/omnigate/internal/eval"
 	"github.com/omnigate/omnigate/internal/sim"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 // quantizedYAML is one model on two simulator deployments, a full
 // precision one and its int4 variant.
@@ -78,7 +75,7 @@ func runEvalCmd(t *testing.T, args ...string) (string, error) {
 func checkGolden(t *testing.T, name, got string) {
 	t.Helper()
 	path := filepath.Join("testdata", "eval", name)
-	if *update {
+	if *updateGolden {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)
 		}

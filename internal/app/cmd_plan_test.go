@@ -16,7 +16,8 @@ import (
 	"github.com/omnigate/omnigate/internal/hardware"
 )
 
-var updatePlan = flag.Bool("update", false, "rewrite testdata/plan/*.golden")
+// updateGolden rewrites this package's golden files (testdata/plan, testdata/eval).
+var updateGolden = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 // TestPlanGolden runs `omnigate plan` through Main and compares stdout
 // with testdata/plan/<name>.golden byte for byte; -update rewrites them.
@@ -48,7 +49,7 @@ func TestPlanGolden(t *testing.T) {
 				t.Fatalf("exit %d, want %d: %s", code, tt.code, stderr.String())
 			}
 			golden := filepath.Join("testdata", "plan", tt.name+".golden")
-			if *updatePlan {
+			if *updateGolden {
 				os.MkdirAll(filepath.Dir(golden), 0o755)
 				if err := os.WriteFile(golden, stdout.Bytes(), 0o644); err != nil {
 					t.Fatal(err)

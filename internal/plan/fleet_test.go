@@ -37,9 +37,9 @@ func TestPlanFleet(t *testing.T) {
 		{
 			// Every machine fits the large tier: one replica's GPUs go to the
 			// small tier, so both run.
-			name: "only h100 boards",
-			inv:  Inventory{Machines: []Machine{{Name: "hopper-1", GPU: "H100-80GB", Count: 8}}},
-			want: map[string]int{"hopper-1/large": 7, "hopper-1/small": 1},
+			name:  "only h100 boards",
+			inv:   Inventory{Machines: []Machine{{Name: "hopper-1", GPU: "H100-80GB", Count: 8}}},
+			want:  map[string]int{"hopper-1/large": 7, "hopper-1/small": 1},
 			notes: "gives 1 GPUs of it to qwen3-omni-7b",
 		},
 		{
