@@ -9,10 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,40 +19,17 @@ import (
 	"github.com/openai/openai-go/v3/option"
 
 	"github.com/omnigate/omnigate/internal/auth"
+	"github.com/omnigate/omnigate/internal/auth/pgstore/pgtest"
 	"github.com/omnigate/omnigate/internal/config"
 )
 
 // testPostgres is the DSN of the PostgreSQL server the key store tests
-// use (OMNIGATE_POSTGRES, else 127.0.0.1:5432), and a table of the
-// test's own, dropped at its end. Without a server the test is skipped,
-// unless CI is set (CI starts one: .ci/run).
+// use, and a table of the test's own (see pgtest).
 func testPostgres(t *testing.T) (dsn, table string) {
 	t.Helper()
-	dsn = os.Getenv("OMNIGATE_POSTGRES")
-	if dsn == "" {
-		dsn = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable&connect_timeout=5"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("no PostgreSQL at %s: %v", dsn, err)
-		}
-		t.Skipf("no PostgreSQL at %s: %v", dsn, err)
-	}
-	c.Close(ctx)
-	table = fmt.Sprintf("omnigate_test_keys_%d_%d", time.Now().UnixNano(), testTables.Add(1))
-	t.Cleanup(func() {
-		if c, err := pgx.Connect(context.Background(), dsn); err == nil {
-			c.Exec(context.Background(), `DROP TABLE IF EXISTS `+table)
-			c.Close(context.Background())
-		}
-	})
-	return dsn, table
+	dsn = pgtest.DSN(t)
+	return dsn, pgtest.Table(t, dsn)
 }
-
-var testTables atomic.Int64
 
 // storeConfig is the default config on key store postgres: the
 // connection string in OMNIGATE_TEST_KEYS_DSN, the keys in table, read

@@ -159,17 +159,24 @@ func misconfigured(e *apierror.Error, src ErrorSource) *apierror.Error {
 	default:
 		return e
 	}
+	m := misconfiguredError(src, &MisconfiguredError{Deployment: src.Deployment, Status: e.Status, Cause: e.Err})
+	m.Upstream = true
+	return m
+}
+
+// misconfiguredError is the client's 502 for a deployment of src's
+// model that is misconfigured; cause, for the logs, says how.
+func misconfiguredError(src ErrorSource, cause *MisconfiguredError) *apierror.Error {
 	model := src.Public
 	if model == "" {
 		model = "the requested model"
 	}
 	return &apierror.Error{
-		Status:   http.StatusBadGateway,
-		Type:     apierror.TypeServer,
-		Code:     CodeDeploymentMisconfigured,
-		Message:  "The gateway could not use a deployment of " + model + ": it is misconfigured.",
-		Upstream: true,
-		Err:      &MisconfiguredError{Deployment: src.Deployment, Status: e.Status, Cause: e.Err},
+		Status:  http.StatusBadGateway,
+		Type:    apierror.TypeServer,
+		Code:    CodeDeploymentMisconfigured,
+		Message: "The gateway could not use a deployment of " + model + ": it is misconfigured.",
+		Err:     cause,
 	}
 }
 

@@ -224,17 +224,7 @@ func tlsRefused(err error) bool {
 // (tlsRefused): to the client, the deployment is misconfigured, as when
 // the engine refuses the gateway's key; the logs keep the TLS cause.
 func misconfiguredTLS(src ErrorSource, err error) *apierror.Error {
-	model := src.Public
-	if model == "" {
-		model = "the requested model"
-	}
-	return &apierror.Error{
-		Status:  http.StatusBadGateway,
-		Type:    apierror.TypeServer,
-		Code:    CodeDeploymentMisconfigured,
-		Message: "The gateway could not use a deployment of " + model + ": it is misconfigured.",
-		Err:     &MisconfiguredError{Deployment: src.Deployment, Cause: fmt.Errorf("TLS with the engine failed: %w", err)},
-	}
+	return misconfiguredError(src, &MisconfiguredError{Deployment: src.Deployment, Cause: fmt.Errorf("TLS with the engine failed: %w", err)})
 }
 
 func timeoutError(phase string, limit time.Duration, err error) *apierror.Error {

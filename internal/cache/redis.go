@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/omnigate/omnigate/internal/redisclient"
 )
 
 // Redis is a store in Redis, shared by every gateway replica that points
@@ -52,14 +54,7 @@ func NewRedis(o RedisOptions) *Redis {
 	if o.Timeout <= 0 {
 		o.Timeout = 100 * time.Millisecond
 	}
-	c := redis.NewClient(&redis.Options{
-		Addr: o.Addr, Password: o.Password, DB: o.DB,
-		DialTimeout: o.Timeout, ReadTimeout: o.Timeout, WriteTimeout: o.Timeout,
-		MaxRetries: -1, // a failure is a miss: no retry on the request path
-		// A request never waits long for a pooled connection either,
-		// nor for dial retries against a server that refuses.
-		PoolTimeout: o.Timeout, DialerRetries: 1, DialerRetryTimeout: time.Millisecond,
-	})
+	c := redisclient.New(o.Addr, o.Password, o.DB, o.Timeout) // a failure is a miss: no retry on the request path
 	return &Redis{client: c, opts: o, prefix: o.Prefix, now: time.Now}
 }
 

@@ -174,29 +174,16 @@ func quantization(d DType, sup hardware.Supports, e Engine) string {
 func command(p *Plan, req Request, sup hardware.Supports, tp, pp int) string {
 	u := strconv.FormatFloat(p.Utilization, 'f', -1, 64)
 	q := quantization(p.DType, sup, req.Engine)
-	var b strings.Builder
+	f := vllmFlags
 	if req.Engine == SGLang {
-		fmt.Fprintf(&b, "python -m sglang.launch_server --model-path %s --tp %d", p.Checkpoint, tp)
-		if pp > 1 {
-			fmt.Fprintf(&b, " --pp-size %d", pp)
-		}
-		fmt.Fprintf(&b, " --context-length %d --mem-fraction-static %s --max-running-requests %d", p.MaxModelLen, u, p.MaxNumSeqs)
-		if p.DType == FP16 {
-			b.WriteString(" --dtype half")
-		}
-		if q != "" {
-			b.WriteString(" --quantization " + q)
-		}
-		if p.KVDType == KVFP8 {
-			b.WriteString(" --kv-cache-dtype fp8_e5m2")
-		}
-		return b.String()
+		f = sglangFlags
 	}
-	fmt.Fprintf(&b, "vllm serve %s --tensor-parallel-size %d", p.Checkpoint, tp)
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s %s %d", f.serve, p.Checkpoint, f.tp, tp)
 	if pp > 1 {
-		fmt.Fprintf(&b, " --pipeline-parallel-size %d", pp)
+		fmt.Fprintf(&b, " %s %d", f.pp, pp)
 	}
-	fmt.Fprintf(&b, " --max-model-len %d --gpu-memory-utilization %s --max-num-seqs %d", p.MaxModelLen, u, p.MaxNumSeqs)
+	fmt.Fprintf(&b, " %s %d %s %s %s %d", f.context, p.MaxModelLen, f.memory, u, f.seqs, p.MaxNumSeqs)
 	if p.DType == FP16 {
 		b.WriteString(" --dtype half")
 	}
@@ -204,10 +191,22 @@ func command(p *Plan, req Request, sup hardware.Supports, tp, pp int) string {
 		b.WriteString(" --quantization " + q)
 	}
 	if p.KVDType == KVFP8 {
-		b.WriteString(" --kv-cache-dtype fp8")
+		b.WriteString(" --kv-cache-dtype " + f.kvFP8)
 	}
 	return b.String()
 }
+
+// engineFlags are an engine's command and the names of its flags.
+type engineFlags struct {
+	serve, tp, pp, context, memory, seqs, kvFP8 string
+}
+
+var (
+	vllmFlags = engineFlags{serve: "vllm serve", tp: "--tensor-parallel-size", pp: "--pipeline-parallel-size",
+		context: "--max-model-len", memory: "--gpu-memory-utilization", seqs: "--max-num-seqs", kvFP8: "fp8"}
+	sglangFlags = engineFlags{serve: "python -m sglang.launch_server --model-path", tp: "--tp", pp: "--pp-size",
+		context: "--context-length", memory: "--mem-fraction-static", seqs: "--max-running-requests", kvFP8: "fp8_e5m2"}
+)
 
 // transformersWhy explains a transformers plan.
 func transformersWhy(p *Plan, req Request, sup hardware.Supports, gpus int) []string {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/omnigate/omnigate/internal/redisclient"
 )
 
 // Redis is the Store shared by every replica that points at one server
@@ -42,15 +44,7 @@ func NewRedis(o RedisOptions) *Redis {
 	if o.Timeout <= 0 {
 		o.Timeout = 50 * time.Millisecond
 	}
-	c := redis.NewClient(&redis.Options{
-		Addr: o.Addr, Password: o.Password, DB: o.DB,
-		DialTimeout: o.Timeout, ReadTimeout: o.Timeout, WriteTimeout: o.Timeout,
-		PoolTimeout: o.Timeout,
-		MaxRetries:  -1, // the limiter's policy decides what a failure means
-		// One dial: a server that refuses is down now, not in 400 ms
-		// of retries held against a request.
-		DialerRetries: 1, DialerRetryTimeout: time.Millisecond,
-	})
+	c := redisclient.New(o.Addr, o.Password, o.DB, o.Timeout)
 	return &Redis{client: c, prefix: o.Prefix, clock: o.CallerClock}
 }
 

@@ -3,13 +3,12 @@ package pgstore
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
-	"os"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/omnigate/omnigate/internal/auth/pgstore/pgtest"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -19,42 +18,9 @@ import (
 	"github.com/omnigate/omnigate/internal/config"
 )
 
-// testDSN is the PostgreSQL server the tests use: OMNIGATE_POSTGRES, else
-// the one at 127.0.0.1:5432. Without one the test is skipped, unless CI
-// is set (CI starts one: .ci/run).
-func testDSN(t *testing.T) string {
-	t.Helper()
-	dsn := os.Getenv("OMNIGATE_POSTGRES")
-	if dsn == "" {
-		dsn = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable&connect_timeout=5"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("no PostgreSQL at %s: %v", dsn, err)
-		}
-		t.Skipf("no PostgreSQL at %s: %v", dsn, err)
-	}
-	c.Close(ctx)
-	return dsn
-}
+func testDSN(t *testing.T) string { return pgtest.DSN(t) }
 
-var tables atomic.Int64
-
-// testTable is a table name of the test's own, dropped at its end.
-func testTable(t *testing.T, dsn string) string {
-	name := fmt.Sprintf("omnigate_test_keys_%d_%d", time.Now().UnixNano(), tables.Add(1))
-	t.Cleanup(func() {
-		ctx := context.Background()
-		if c, err := pgx.Connect(ctx, dsn); err == nil {
-			c.Exec(ctx, `DROP TABLE IF EXISTS `+name)
-			c.Close(ctx)
-		}
-	})
-	return name
-}
+func testTable(t *testing.T, dsn string) string { return pgtest.Table(t, dsn) }
 
 func open(t *testing.T) (*Store, string, string) {
 	dsn := testDSN(t)
