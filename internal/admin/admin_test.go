@@ -82,7 +82,19 @@ func serve(t *testing.T, gw *app.Gateway, opt admin.Options) *httptest.Server {
 // do sends a request and returns the answer with its body read.
 func do(t *testing.T, method, url string, hdr ...string) (*http.Response, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, nil)
+	return sendH(t, method, url, "", hdr...)
+}
+
+// send sends a request with a body and returns the answer, its body read.
+func send(t *testing.T, method, url, body string) (*http.Response, string) {
+	t.Helper()
+	return sendH(t, method, url, body)
+}
+
+// sendH is send with header pairs.
+func sendH(t *testing.T, method, url, body string, hdr ...string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}

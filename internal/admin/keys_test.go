@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -81,22 +80,6 @@ func (s *memStore) Rotate(_ context.Context, name, hash string) (auth.Record, er
 }
 
 func (s *memStore) Close() error { return nil }
-
-// send sends a request with a body and returns the answer, its body read.
-func send(t *testing.T, method, url, body string) (*http.Response, string) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, string(b)
-}
 
 // keyDoc is what the admin API says of a key, as a client reads it.
 type keyDoc struct {
