@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/omnigate/omnigate/internal/config"
 	"github.com/omnigate/omnigate/internal/hardware"
 	"github.com/omnigate/omnigate/internal/plan"
 )
@@ -69,6 +71,7 @@ Flags:
 	images := fs.Int("images", 0, "images in one request")
 	imageSize := fs.String("image-size", "1280x720", "image `WxH`")
 	asJSON := fs.Bool("json", false, "print the plan as JSON")
+	gatewayConfig := fs.String("config", "", "a gateway config `file` whose model names (and aliases) --model may use: each names its deployments' upstream_model")
 	fleet := fs.String("fleet", "", "plan a fleet: the inventory `file` (machines and their GPUs); prints where each tier runs, the engine commands and the gateway config")
 	configOut := fs.String("config-out", "", "with --fleet, write the gateway config to `file` instead of printing it")
 	if err := parseFlags(fs, args); err != nil {
@@ -83,6 +86,13 @@ Flags:
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *gatewayConfig != "" && *model != "" && *configJSON == "" {
+		id, err := upstreamOf(*gatewayConfig, *model)
+		if err != nil {
+			return err
+		}
+		*model = id
+	}
 	req, err := planRequest(*model, *configJSON, *gpu, *count, *link)
 	if err != nil {
 		return err
@@ -194,6 +204,36 @@ func runFleet(path, configOut string, asJSON bool, stdout io.Writer) error {
 	}
 	_, err = fmt.Fprintf(stdout, "\n%s", cfg.String())
 	return err
+}
+
+// upstreamOf returns what the gateway config at path serves for the
+// public name (or alias) name: its first deployment's upstream model with
+// a checkpoint the planner knows, else name itself when it is not one of
+// the config's names.
+func upstreamOf(path, name string) (string, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return "", err
+	}
+	cfg.ApplyDefaults()
+	for _, m := range cfg.Models {
+		if m.Name != name && !slices.Contains(m.Aliases, name) {
+			continue
+		}
+		var ups []string
+		for _, d := range m.Deployments {
+			if _, err := plan.Lookup(d.UpstreamModel); err == nil {
+				return d.UpstreamModel, nil
+			}
+			ups = append(ups, d.UpstreamModel)
+		}
+		if _, err := plan.Lookup(m.Name); err == nil {
+			return m.Name, nil // a tier name the planner knows
+		}
+		return "", fmt.Errorf("%s: %s serves %s, which the planner does not know (it knows %s); give its config.json with --config-json",
+			path, m.Name, strings.Join(ups, ", "), strings.Join(plan.ModelNames(), ", "))
+	}
+	return name, nil
 }
 
 // planRequest resolves the model and the GPUs.

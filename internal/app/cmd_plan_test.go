@@ -216,3 +216,28 @@ func TestPlanDocExamples(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanConfigNames: with --config, --model takes the gateway config's
+// public names and aliases, planned as their deployments' upstream model.
+func TestPlanConfigNames(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "omnigate.yaml")
+	os.WriteFile(path, []byte(`models:
+  - name: support-fast
+    aliases: [fast]
+    deployments: [{name: gpu-a, kind: openai, url: "http://10.0.0.1:8000/v1", upstream_model: Qwen/Qwen2.5-Omni-7B}]
+  - name: mystery
+    deployments: [{name: gpu-b, kind: openai, url: "http://10.0.0.2:8000/v1", upstream_model: acme/secret-model}]
+`), 0o644)
+	var stdout, stderr bytes.Buffer
+	if code := Main(context.Background(), []string{"plan", "--config", path, "--model", "fast", "--gpu", "L4"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if !strings.HasPrefix(stdout.String(), "Qwen/Qwen2.5-Omni-7B on 1× L4") {
+		t.Errorf("alias fast planned as:\n%s", stdout.String())
+	}
+	stdout.Reset()
+	stderr.Reset()
+	if code := Main(context.Background(), []string{"plan", "--config", path, "--model", "mystery", "--gpu", "L4"}, &stdout, &stderr); code == 0 || !strings.Contains(stderr.String(), "acme/secret-model") {
+		t.Errorf("a model the planner cannot know: exit %d, %s", code, stderr.String())
+	}
+}
