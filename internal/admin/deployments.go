@@ -52,6 +52,20 @@ type modelStatusObject struct {
 	Strategy  string           `json:"strategy"`
 	Admission *admissionObject `json:"admission"`
 	Decisions []decisionObject `json:"recent_decisions"`
+	Shadow    *shadowObject    `json:"shadow,omitempty"`
+}
+
+// shadowObject is what a model's shadow traffic found since the last
+// reload: how often its candidate answered the same.
+type shadowObject struct {
+	Candidate string  `json:"candidate"`
+	Share     float64 `json:"share"`
+	Agree     uint64  `json:"agree"`
+	Differ    uint64  `json:"differ"`
+	Error     uint64  `json:"error"`
+	Dropped   uint64  `json:"dropped"`
+	// Agreement is agree over agree and differ; omitted before either.
+	Agreement *float64 `json:"agreement,omitempty"`
 }
 
 type admissionObject struct {
@@ -117,6 +131,13 @@ func renderDeployments(ds []dispatch.DeploymentStatus, ms []dispatch.ModelStatus
 	scores := map[[2]string]float64{}
 	for _, m := range ms {
 		o := modelStatusObject{Model: m.Model, Strategy: m.Strategy, Decisions: []decisionObject{}}
+		if sh := m.Shadow; sh != nil {
+			o.Shadow = &shadowObject{Candidate: sh.Candidate, Share: sh.Share, Agree: sh.Agree, Differ: sh.Differ, Error: sh.Error, Dropped: sh.Dropped}
+			if n := sh.Agree + sh.Differ; n > 0 {
+				a := float64(sh.Agree) / float64(n)
+				o.Shadow.Agreement = &a
+			}
+		}
 		if a := m.Admission; a != nil {
 			o.Admission = &admissionObject{Limit: a.Limit, Min: a.Min, Max: a.Max, InFlight: a.InFlight,
 				Queued: map[string]int{"interactive": a.Queued[admission.Interactive], "batch": a.Queued[admission.Batch]}, MaxQueue: a.MaxQueue,

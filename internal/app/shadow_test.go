@@ -1,9 +1,11 @@
 package app
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -62,6 +64,29 @@ func TestShadowTraffic(t *testing.T) {
 		t.Errorf("the candidate served %v whole and %v streamed requests, want %d and %d", whole, streamed, 3*n/4, n/4)
 	}
 	t.Logf("shadow: %v", got)
+	// The admin API says the same, with the agreement.
+	rec := httptest.NewRecorder()
+	gw.Admin().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/admin/deployments", nil))
+	var st struct {
+		Models []struct {
+			Model  string
+			Shadow *struct {
+				Candidate     string
+				Agree, Differ float64
+				Agreement     float64
+			}
+		}
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil {
+		t.Fatal(err)
+	}
+	if sh := st.Models[0].Shadow; sh == nil || sh.Candidate != "qwen3-omni-7b-awq" || sh.Agree != got["agree"] || sh.Differ != got["differ"] ||
+		math.Abs(sh.Agreement-got["agree"]/n) > 1e-9 {
+		t.Errorf("/admin/deployments shadow: %+v, want %v", sh, got)
+	}
+	if st.Models[1].Shadow != nil {
+		t.Errorf("the candidate has shadow traffic of its own: %+v", st.Models[1].Shadow)
+	}
 }
 
 // TestShadowBounded: past max_inflight, a request is not mirrored (and

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"strings"
+	"sync/atomic"
 
 	"github.com/omnigate/omnigate/internal/request"
 )
@@ -18,7 +19,37 @@ type Shadow struct {
 	// Candidate is the public name of the model asked.
 	Candidate string
 	share     float64
-	slots     chan struct{} // one a mirrored request in flight
+	slots     chan struct{}    // one a mirrored request in flight
+	counts    [4]atomic.Uint64 // by result: agree, differ, error, dropped
+}
+
+// ShadowStatus is what a model's shadow traffic has found, as the status
+// API shows it.
+type ShadowStatus struct {
+	Candidate                     string
+	Share                         float64
+	Agree, Differ, Error, Dropped uint64
+}
+
+// Status reports the shadow traffic's results since the snapshot began.
+func (s *Shadow) Status() ShadowStatus {
+	return ShadowStatus{Candidate: s.Candidate, Share: s.share,
+		Agree: s.counts[0].Load(), Differ: s.counts[1].Load(), Error: s.counts[2].Load(), Dropped: s.counts[3].Load()}
+}
+
+// countShadow records one mirrored request's result.
+func (c *Core) countShadow(m *Model, result string) {
+	i := 3
+	switch result {
+	case ShadowAgree:
+		i = 0
+	case ShadowDiffer:
+		i = 1
+	case ShadowError:
+		i = 2
+	}
+	m.Shadow.counts[i].Add(1)
+	c.metrics.Shadowed(m.Name, m.Shadow.Candidate, result)
 }
 
 // NewShadow returns the shadow traffic to candidate: share of the
@@ -76,13 +107,13 @@ func (c *Core) sampleShadow(call *Call, m *Model) {
 func (c *Core) mirror(m *Model, requestID string, sh *shadowed) {
 	s := m.Shadow
 	if sh.over {
-		c.metrics.Shadowed(m.Name, s.Candidate, ShadowDropped)
+		c.countShadow(m, ShadowDropped)
 		return
 	}
 	select {
 	case s.slots <- struct{}{}:
 	default:
-		c.metrics.Shadowed(m.Name, s.Candidate, ShadowDropped)
+		c.countShadow(m, ShadowDropped)
 		return
 	}
 	go func() {
@@ -102,7 +133,7 @@ func (c *Core) mirror(m *Model, requestID string, sh *shadowed) {
 		if result != ShadowAgree {
 			c.log.Debug("shadow answer", "request_id", requestID, "model", m.Name, "candidate", s.Candidate, "result", result)
 		}
-		c.metrics.Shadowed(m.Name, s.Candidate, result)
+		c.countShadow(m, result)
 	}()
 }
 

@@ -137,6 +137,7 @@ type ModelStatus struct {
 	Strategy  string
 	Admission *admission.Status // nil: admission is off
 	Decisions []balance.Decision
+	Shadow    *ShadowStatus // nil: no shadow traffic
 }
 
 // Models reports every model of the current snapshot, in config order.
@@ -150,6 +151,10 @@ func (c *Core) Models() []ModelStatus {
 		}
 		if m.Picker != nil {
 			st.Decisions = m.Picker.Recent()
+		}
+		if m.Shadow != nil {
+			sh := m.Shadow.Status()
+			st.Shadow = &sh
 		}
 		out = append(out, st)
 	}
