@@ -235,10 +235,11 @@ func TestTenantHeadersStayPut(t *testing.T) {
 
 // TestJobsSpendBudgetsNotRates: a key's background jobs are not held to
 // its per-minute rate (a batch would trip it at once) but spend its
-// token budget: once spent, a job ends 429 insufficient_quota.
+// token budget: once spent, a job ends 429 insufficient_quota, at its
+// first run.
 func TestJobsSpendBudgetsNotRates(t *testing.T) {
 	cfg := config.Default()
-	cfg.Jobs.Dir, cfg.Jobs.MaxAttempts = t.TempDir(), 1
+	cfg.Jobs.Dir = t.TempDir()
 	cfg.Auth.Keys = []config.APIKey{{Name: "team-jobs", Hash: auth.Hash("sk-jobs"), Limits: config.KeyLimits{RequestsPerMinute: 1, TokensPerDay: 80}}}
 	gw, srv := newTestGateway(t, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -276,6 +277,9 @@ func TestJobsSpendBudgetsNotRates(t *testing.T) {
 		}
 		if j.Response == nil || j.Response.StatusCode != 429 || !strings.Contains(string(j.Response.Body), "insufficient_quota") {
 			t.Fatalf("job %d ended %s: %+v", i, j.Status, j.Response)
+		}
+		if j.Attempts != 1 {
+			t.Errorf("the job refused by a spent budget ran %d times; want once (a retry in seconds is refused the same)", j.Attempts)
 		}
 		break
 	}

@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -159,6 +160,13 @@ func (s *Service) Cancel(ctx context.Context, id string, h http.Header) (*Job, e
 
 // retryable reports whether a job's run that got status is tried again:
 // the gateway or its engines were busy or failing, not the request.
+// spentBudget reports whether a refused run's key has spent its token
+// budget for the day or month (429 insufficient_quota): trying again in
+// seconds would be refused the same, so the job ends at once.
+func spentBudget(a Answer) bool {
+	return a.Status == http.StatusTooManyRequests && bytes.Contains(a.Body, []byte(`"code":"insufficient_quota"`))
+}
+
 func retryable(status int) bool {
 	switch status {
 	case http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,

@@ -246,7 +246,7 @@ func (w *worker) runJob(ctx context.Context, id string) error {
 		if ans.Err != nil {
 			return w.stopped(ctx, k) // cancelled, lease lost or stopping
 		}
-		if !retryable(ans.Status) || n >= s.cfg.MaxAttempts {
+		if !retryable(ans.Status) || spentBudget(ans) || n >= s.cfg.MaxAttempts {
 			break
 		}
 		wait := min(time.Second<<(n-1), 30*time.Second)
