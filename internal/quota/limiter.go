@@ -243,58 +243,67 @@ const (
 	HeaderResetTokens       = "X-Ratelimit-Reset-Tokens"
 )
 
+// rateHeaders are the headers of the requests' and the tokens' limits:
+// the limit, what remains, when it is whole again; each as its HTTP name
+// and its gRPC metadata key.
+var rateHeaders = [2][3][2]string{
+	{{HeaderLimitRequests, "x-ratelimit-limit-requests"}, {HeaderRemainingRequests, "x-ratelimit-remaining-requests"}, {HeaderResetRequests, "x-ratelimit-reset-requests"}},
+	{{HeaderLimitTokens, "x-ratelimit-limit-tokens"}, {HeaderRemainingTokens, "x-ratelimit-remaining-tokens"}, {HeaderResetTokens, "x-ratelimit-reset-tokens"}},
+}
+
+// window is the tightest per-minute limit of one kind among a ticket's
+// asks.
+type window struct {
+	on          bool
+	limit, left int64
+	reset       time.Duration
+}
+
+// tighter keeps the limit of n per minute, ahead by ahead, when it has
+// less left than w's.
+func (w *window) tighter(n int64, ahead time.Duration) {
+	if n <= 0 {
+		return
+	}
+	if left := remaining(ahead, n); !w.on || left < w.left {
+		*w = window{on: true, limit: n, left: left, reset: ahead}
+	}
+}
+
 // Describe passes t's rate-limit headers to set (the HTTP name and the
 // gRPC metadata key): the tightest of its asks' per-minute limits.
 func (t *Ticket) Describe(set func(name, key, value string)) {
 	if t.n == 0 {
 		return
 	}
-	var rl, rr, tl, tr int64 = 0, -1, 0, -1
-	var rreset, treset time.Duration
+	var ws [2]window // requests, tokens
 	for i := range t.n {
 		a, lv := &t.asks[i], &t.Verdict.Levels[i]
-		if n := a.Limits.RequestsPerMinute; n > 0 {
-			if left := remaining(lv.RequestsAhead, n); rr < 0 || left < rr {
-				rl, rr, rreset = n, left, lv.RequestsAhead
-			}
-		}
-		if n := a.Limits.TokensPerMinute; n > 0 {
-			if left := remaining(lv.TokensAhead, n); tr < 0 || left < tr {
-				tl, tr, treset = n, left, lv.TokensAhead
-			}
-		}
+		ws[0].tighter(a.Limits.RequestsPerMinute, lv.RequestsAhead)
+		ws[1].tighter(a.Limits.TokensPerMinute, lv.TokensAhead)
 	}
 	// The values are cut from one string: one allocation, not six.
 	var buf [128]byte
 	b := buf[:0]
-	var ends [6]int
-	if rr >= 0 {
-		b = strconv.AppendInt(b, rl, 10)
-		ends[0] = len(b)
-		b = strconv.AppendInt(b, rr, 10)
-		ends[1] = len(b)
-		b = appendReset(b, rreset)
-		ends[2] = len(b)
+	var ends [2][3]int
+	for j := range ws {
+		if ws[j].on {
+			b = strconv.AppendInt(b, ws[j].limit, 10)
+			ends[j][0] = len(b)
+			b = strconv.AppendInt(b, ws[j].left, 10)
+			ends[j][1] = len(b)
+			b = appendReset(b, ws[j].reset)
+			ends[j][2] = len(b)
+		}
 	}
-	if tr >= 0 {
-		b = strconv.AppendInt(b, tl, 10)
-		ends[3] = len(b)
-		b = strconv.AppendInt(b, tr, 10)
-		ends[4] = len(b)
-		b = appendReset(b, treset)
-		ends[5] = len(b)
-	}
-	v := string(b)
-	if rr >= 0 {
-		set(HeaderLimitRequests, "x-ratelimit-limit-requests", v[:ends[0]])
-		set(HeaderRemainingRequests, "x-ratelimit-remaining-requests", v[ends[0]:ends[1]])
-		set(HeaderResetRequests, "x-ratelimit-reset-requests", v[ends[1]:ends[2]])
-	}
-	if tr >= 0 {
-		start := ends[2]
-		set(HeaderLimitTokens, "x-ratelimit-limit-tokens", v[start:ends[3]])
-		set(HeaderRemainingTokens, "x-ratelimit-remaining-tokens", v[ends[3]:ends[4]])
-		set(HeaderResetTokens, "x-ratelimit-reset-tokens", v[ends[4]:ends[5]])
+	v, start := string(b), 0
+	for j := range ws {
+		if ws[j].on {
+			for f, h := range rateHeaders[j] {
+				set(h[0], h[1], v[start:ends[j][f]])
+				start = ends[j][f]
+			}
+		}
 	}
 }
 
