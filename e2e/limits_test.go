@@ -37,7 +37,10 @@ auth:
     - {name: team-down, hash: %q, limits: {requests_per_minute: 100}}
   limits:
     store: %s
-    redis: {addr: %q, prefix: "omnigate-e2e-limits"}
+    # A generous timeout: the burst of 300 meets cold connection pools on
+    # a machine the race detector slows, and a command past the timeout
+    # would count as Redis down (on_store_down), which is tested apart.
+    redis: {addr: %q, prefix: "omnigate-e2e-limits", timeout: 2s}
     on_store_down: %s
 `, keyHash("sk-rpm"), keyHash("sk-budget"), keyHash("sk-down"), store, redisAddr, onDown))
 }

@@ -82,7 +82,7 @@ const (
 	DefaultKeyTable      = "omnigate_api_keys"
 	DefaultKeyRefresh    = 5 * time.Second
 	DefaultLimitsPrefix  = "omnigate:limits"
-	DefaultLimitsTimeout = 50 * time.Millisecond
+	DefaultLimitsTimeout = 100 * time.Millisecond
 )
 
 // APIKey is one client key: never the secret, only its hash

@@ -172,7 +172,7 @@ var defaultJobs = Jobs{
 // defaultAuth is the auth section of a file that does not set it.
 var defaultAuth = Auth{
 	Store:  KeyStore{Kind: "none", Postgres: KeyPostgres{Table: "omnigate_api_keys", Refresh: Duration(5 * time.Second)}},
-	Limits: LimitStore{Store: "memory", Redis: RedisStore{Prefix: "omnigate:limits", Timeout: Duration(50 * time.Millisecond)}, OnStoreDown: "local"},
+	Limits: LimitStore{Store: "memory", Redis: RedisStore{Prefix: "omnigate:limits", Timeout: Duration(100 * time.Millisecond)}, OnStoreDown: "local"},
 }
 
 func TestApplyDefaults(t *testing.T) {

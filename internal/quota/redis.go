@@ -29,7 +29,7 @@ type RedisOptions struct {
 	Password string
 	DB       int
 	Prefix   string        // key prefix; default "omnigate:limits"
-	Timeout  time.Duration // per command; default 50ms
+	Timeout  time.Duration // per command; default 100ms
 	// CallerClock times the counters by the now passed to Take and
 	// Adjust instead of the server's clock (tests with a fake clock).
 	CallerClock bool
@@ -42,7 +42,7 @@ func NewRedis(o RedisOptions) *Redis {
 		o.Prefix = "omnigate:limits"
 	}
 	if o.Timeout <= 0 {
-		o.Timeout = 50 * time.Millisecond
+		o.Timeout = 100 * time.Millisecond
 	}
 	c := redisclient.New(o.Addr, o.Password, o.DB, o.Timeout)
 	return &Redis{client: c, prefix: o.Prefix, clock: o.CallerClock}
