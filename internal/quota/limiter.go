@@ -132,14 +132,34 @@ func (l *Limiter) Settle(ctx context.Context, now time.Time, t *Ticket, used int
 		st.Adjust(ctx, now, t.asks[:t.n], used-t.reserved) // memory: cannot fail
 		return
 	}
-	// The answer has been sent: its correction does not hold up the
+	delta := used - t.reserved
+	if t.budgeted() {
+		// A budget must see this answer's tokens before the key's next
+		// request is checked: the round trip is paid here, after a
+		// stream's last event but before a whole answer's handler ends.
+		if err := st.Adjust(context.WithoutCancel(ctx), now, t.asks[:t.n], delta); err != nil {
+			l.fail(now, err)
+		}
+		return
+	}
+	// Per-minute limits only: the correction does not hold up the
 	// request's goroutine for a round trip to the store.
-	asks, n, delta := t.asks, t.n, used-t.reserved
+	asks, n := t.asks, t.n
 	go func() {
 		if err := st.Adjust(context.WithoutCancel(ctx), now, asks[:n], delta); err != nil {
 			l.fail(now, err)
 		}
 	}()
+}
+
+// budgeted reports whether one of t's asks has a day or month budget.
+func (t *Ticket) budgeted() bool {
+	for i := range t.n {
+		if l := t.asks[i].Limits; l.TokensPerDay > 0 || l.TokensPerMonth > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // pick is the store to ask at now: the shared one unless it failed in
