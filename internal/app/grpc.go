@@ -8,28 +8,24 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-
 	grpcapi "github.com/omnigate/omnigate/internal/api/grpc"
 	"github.com/omnigate/omnigate/internal/config"
+	"github.com/omnigate/omnigate/internal/grpcserver"
 	"github.com/omnigate/omnigate/internal/relay"
 )
 
 // newGRPC builds the gRPC server of the gateway's API (the omnigate.v1
 // service, health, reflection), over TLS when server.grpc_tls names a
 // certificate (read again when its files change).
-func (g *Gateway) newGRPC(sc config.Server) (*grpc.Server, *grpcapi.Server, error) {
+func (g *Gateway) newGRPC(sc config.Server) (*grpcserver.Server, *grpcapi.Server, error) {
 	api := grpcapi.New(grpcapi.Options{Core: g.core, Log: g.log, MaxBodyBytes: sc.MaxBodyBytes, Jobs: g.jobs})
 	opts := api.ServerOptions()
 	tlsConf, err := g.listenerTLS("server.grpc_tls", sc.GRPCTLS, grpcProtos)
 	if err != nil {
 		return nil, nil, err
 	}
-	if tlsConf != nil {
-		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsConf)))
-	}
-	gs := grpc.NewServer(opts...)
+	opts.TLS = tlsConf
+	gs := grpcserver.New(opts)
 	api.Register(gs)
 	return gs, api, nil
 }
@@ -70,7 +66,7 @@ func (g *Gateway) serveGRPC(ctx context.Context, sc config.Server, stdout io.Wri
 }
 
 // stopGRPC stops gs within grace (GracefulStop, then Stop).
-func (g *Gateway) stopGRPC(gs *grpc.Server, api *grpcapi.Server, grace time.Duration) {
+func (g *Gateway) stopGRPC(gs *grpcserver.Server, api *grpcapi.Server, grace time.Duration) {
 	api.Drain()
 	stopped := make(chan struct{})
 	go func() { gs.GracefulStop(); close(stopped) }()
@@ -80,7 +76,7 @@ func (g *Gateway) stopGRPC(gs *grpc.Server, api *grpcapi.Server, grace time.Dura
 	case <-time.After(grace):
 	}
 	g.log.Warn("grace period over; ending the gRPC calls still running")
-	api.Shutdown(relay.ErrShutdown) // streams tell their clients why
+	gs.CancelCalls(relay.ErrShutdown) // streams tell their clients why
 	select {
 	case <-stopped:
 	case <-time.After(2 * time.Second):

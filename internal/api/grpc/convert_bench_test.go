@@ -162,7 +162,7 @@ func BenchmarkDecodeChunk(b *testing.B) {
 // BenchmarkChunkToWire is what a stream event costs from its JSON to the
 // bytes gRPC sends: read into the message and marshalled (what the codec
 // would do with it), or written as wire format and copied (what
-// rawCodec does with it).
+// the server does with it, grpcserver.Encoded).
 func BenchmarkChunkToWire(b *testing.B) {
 	data := []byte(benchChunk)
 	b.Run("read_and_marshal", func(b *testing.B) {

@@ -15,11 +15,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
 	"github.com/omnigate/omnigate/internal/dispatch"
+	"github.com/omnigate/omnigate/internal/grpcserver"
 	"github.com/omnigate/omnigate/internal/jobs"
 	"github.com/omnigate/omnigate/internal/relay"
 	"github.com/omnigate/omnigate/internal/request"
@@ -48,10 +48,6 @@ type Server struct {
 	streams relay.Streams
 	health  *health
 	models  atomic.Pointer[modelList] // rendered for the current snapshot
-	// base ends, with its cause, the streams still open at the end of the
-	// shutdown grace (Shutdown): they tell their clients why.
-	base   context.Context
-	cancel context.CancelCauseFunc
 }
 
 // New builds the service.
@@ -63,7 +59,6 @@ func New(opt Options) *Server {
 		opt.MaxBodyBytes = 32 << 20
 	}
 	s := &Server{opt: opt, streams: relay.Streams{Core: opt.Core, Log: opt.Log}, health: newHealth(opt.Core, opt.HealthPoll)}
-	s.base, s.cancel = context.WithCancelCause(context.Background())
 	s.views.New = func() any { return new(request.Request) }
 	s.ids.Init()
 	return s
@@ -94,23 +89,26 @@ const (
 	connWindow   = 16 << 20
 )
 
-// ServerOptions are the grpc.Server options the service needs: its
+// ServerOptions are the gRPC server options the service needs: its
 // message size limits, workers that keep their stacks across calls, and
-// the codec that sends stream chunks already encoded (rawCodec).
-func (s *Server) ServerOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{
-		grpc.MaxRecvMsgSize(int(min(s.opt.MaxBodyBytes, 1<<31-1))),
-		grpc.MaxSendMsgSize(maxAnswer),
-		grpc.NumStreamWorkers(streamWorkers),
-		grpc.ForceServerCodecV2(newRawCodec()),
-		grpc.InitialWindowSize(streamWindow),
-		grpc.InitialConnWindowSize(connWindow),
+// static windows.
+func (s *Server) ServerOptions() grpcserver.Options {
+	return grpcserver.Options{
+		MaxRecvMsgSize: int(min(s.opt.MaxBodyBytes, 1<<31-1)),
+		MaxSendMsgSize: maxAnswer,
+		Workers:        streamWorkers,
+		StreamWindow:   streamWindow,
+		ConnWindow:     connWindow,
+		Log:            s.opt.Log,
 	}
 }
 
+// Registrar is a gRPC server the service registers on.
+type Registrar = reflection.GRPCServer
+
 // Register puts the Omnigate service, the health service and server
 // reflection on g.
-func (s *Server) Register(g *grpc.Server) {
+func (s *Server) Register(g Registrar) {
 	g.RegisterService(&serviceDesc, s) // pb.RegisterOmnigateServer's, but for ChatCompletion (service.go)
 	healthpb.RegisterHealthServer(g, s.health)
 	reflection.Register(g)
@@ -119,11 +117,6 @@ func (s *Server) Register(g *grpc.Server) {
 // Drain makes the health service answer NOT_SERVING from now on, for a
 // shutdown: balancers stop sending calls while the running ones finish.
 func (s *Server) Drain() { s.health.shutdown() }
-
-// Shutdown ends the streams still open, with cause (relay.ErrShutdown):
-// each tells its client, with the status the HTTP stream's error event
-// would carry, before the server stops.
-func (s *Server) Shutdown(cause error) { s.cancel(cause) }
 
 // ListModels answers the models and aliases the gateway serves, as GET
 // /v1/models does.

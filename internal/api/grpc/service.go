@@ -6,6 +6,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/omnigate/omnigate/internal/grpcserver"
 	"github.com/omnigate/omnigate/internal/request"
 	pb "github.com/omnigate/omnigate/proto/omnigate/v1"
 )
@@ -26,7 +27,7 @@ var serviceDesc = func() grpc.ServiceDesc {
 }()
 
 // chatCompletionHandler is the generated handler of ChatCompletion, its
-// answer an ownedMessage.
+// answer already encoded (grpcserver.Encoded).
 func chatCompletionHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
 	in := new(pb.ChatCompletionRequest)
 	if err := dec(in); err != nil {
@@ -56,5 +57,5 @@ func (s *Server) chatCompletionWire(ctx context.Context, req *pb.ChatCompletionR
 	if err != nil {
 		return nil, err
 	}
-	return ownedMessage(out), nil
+	return grpcserver.Encoded(out), nil
 }

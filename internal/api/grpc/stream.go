@@ -14,6 +14,7 @@ import (
 	"github.com/omnigate/omnigate/internal/backend"
 	"github.com/omnigate/omnigate/internal/bufpool"
 	"github.com/omnigate/omnigate/internal/dispatch"
+	"github.com/omnigate/omnigate/internal/grpcserver"
 	"github.com/omnigate/omnigate/internal/relay"
 	"github.com/omnigate/omnigate/internal/request"
 	pb "github.com/omnigate/omnigate/proto/omnigate/v1"
@@ -24,8 +25,7 @@ import (
 // and the answer's events relayed by the relay the HTTP front end uses,
 // each sent as one message as it arrives.
 func (s *Server) StreamChatCompletion(req *pb.ChatCompletionRequest, stream grpc.ServerStreamingServer[pb.ChatCompletionChunk]) error {
-	ctx, stop := s.streamContext(stream.Context())
-	defer stop()
+	ctx := stream.Context() // ended with relay.ErrShutdown at the end of a shutdown's grace (grpcserver.Server.CancelCalls)
 	var call dispatch.Call
 	call.Header, call.RequestID = s.incoming(ctx)
 	md := metadata.MD{"x-request-id": []string{call.RequestID}}
@@ -63,14 +63,6 @@ func (s *Server) StreamChatCompletion(req *pb.ChatCompletionRequest, stream grpc
 	return err
 }
 
-// streamContext is the stream's context, ended also, with its cause, by
-// Shutdown.
-func (s *Server) streamContext(parent context.Context) (context.Context, func()) {
-	ctx, cancel := context.WithCancelCause(parent)
-	unhook := context.AfterFunc(s.base, func() { cancel(context.Cause(s.base)) })
-	return ctx, func() { unhook(); cancel(nil) }
-}
-
 // relayStream relays the answer *ap to stream: the status to record, what
 // broke the relay (for Done) and the call's error. A continuable stream
 // its upstream broke is continued (*ap is then the answer that carried it
@@ -90,8 +82,11 @@ func (s *Server) relayStream(ctx context.Context, stream grpc.ServerStreamingSer
 		}
 		return status, rerr, err
 	}
-	sink := &chunkSink{stream: stream}
+	sink := &chunkSink{stream: stream, hold: holderOf(stream)}
 	fw := &relay.Writer{W: sink, Tap: a.Tap(), Whole: a.Continuable()}
+	if sink.hold != nil {
+		fw.F = sink // the chunks of one read from the engine go out in one flush
+	}
 	var err error
 	if wt, ok := resp.Body.(io.WriterTo); ok {
 		_, err = wt.WriteTo(fw)
@@ -146,6 +141,7 @@ func chunkOf(r *pb.ChatCompletionResponse) *pb.ChatCompletionChunk {
 // call ends with its error once the relay is done.
 type chunkSink struct {
 	stream  grpc.ServerStreamingServer[pb.ChatCompletionChunk]
+	hold    grpcserver.Holder // the stream, when it can hold chunks for a flush
 	cw      chunkWriter
 	line    []byte // the start of a line not yet ended
 	data    []byte // the data of the event being read
@@ -240,12 +236,41 @@ func (k *chunkSink) dispatch() error {
 		k.failed = e
 		return nil
 	}
-	// Already in wire format: the codec sends the bytes (rawcodec.go).
-	if err := k.stream.SendMsg(rawMessage(c)); err != nil {
+	// Already in wire format: the server sends the bytes as they are.
+	if err := k.send(grpcserver.Encoded(c)); err != nil {
 		k.sendErr = err
 		return err
 	}
 	return nil
+}
+
+// send sends a chunk, held for the next Flush when the stream can hold
+// it.
+func (k *chunkSink) send(m grpcserver.Encoded) error {
+	if k.hold != nil {
+		return k.hold.HoldMsg(m)
+	}
+	return k.stream.SendMsg(m)
+}
+
+// Flush sends the chunks held: the relay calls it before it waits for
+// the engine.
+func (k *chunkSink) Flush() {
+	if k.hold != nil && k.sendErr == nil {
+		if err := k.hold.Flush(); err != nil {
+			k.sendErr = err
+		}
+	}
+}
+
+// holderOf is the call's stream as a Holder, if it is one.
+func holderOf(s grpc.ServerStreamingServer[pb.ChatCompletionChunk]) grpcserver.Holder {
+	var ss any = s
+	if g, ok := s.(*grpc.GenericServerStream[pb.ChatCompletionRequest, pb.ChatCompletionChunk]); ok {
+		ss = g.ServerStream
+	}
+	h, _ := ss.(grpcserver.Holder)
+	return h
 }
 
 // isErrorData reports whether an event's data is an error object.

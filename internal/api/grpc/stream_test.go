@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 
+	"github.com/omnigate/omnigate/internal/grpcserver"
 	pb "github.com/omnigate/omnigate/proto/omnigate/v1"
 )
 
@@ -31,7 +32,7 @@ func (s *sent) Send(c *pb.ChatCompletionChunk) error {
 // SendMsg takes the chunks the sink sends already encoded.
 func (s *sent) SendMsg(m any) error {
 	c := new(pb.ChatCompletionChunk)
-	if err := proto.Unmarshal(m.(rawMessage), c); err != nil {
+	if err := proto.Unmarshal(m.(grpcserver.Encoded), c); err != nil {
 		return err
 	}
 	return s.Send(c)
