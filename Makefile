@@ -33,6 +33,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzChunkedBody$$' -fuzztime $(FUZZTIME) ./internal/backend/h1
 	$(GO) test -run '^$$' -fuzz '^FuzzChunkWriter$$' -fuzztime $(FUZZTIME) ./internal/api/grpc
 	$(GO) test -run '^$$' -fuzz '^FuzzChatWriter$$' -fuzztime $(FUZZTIME) ./internal/api/grpc
+	$(GO) test -run '^$$' -fuzz '^FuzzChunkWriterStream$$' -fuzztime $(FUZZTIME) ./internal/api/grpc
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...

@@ -26,7 +26,8 @@ import (
 // state) and the writing its calls share.
 type conn struct {
 	srv *Server
-	nc  net.Conn
+	raw net.Conn // as accepted: what Close closes
+	nc  net.Conn // what the frames go over: raw, or TLS over it
 	fr  *http2.Framer
 
 	// Writing: whoever holds wmu appends whole frames to out; one writer
@@ -37,6 +38,7 @@ type conn struct {
 	out      []byte
 	spare    []byte
 	flushing bool
+	ready    bool  // the handshake is done: frames can be written
 	werr     error // the first write error: the connection is done
 	henc     *hpack.Encoder
 	hbuf     bytes.Buffer
@@ -65,7 +67,7 @@ type conn struct {
 const preface = http2.ClientPreface
 
 func newConn(s *Server, nc net.Conn) *conn {
-	c := &conn{srv: s, nc: nc, streams: map[uint32]*stream{}, sendWindow: defaultWindow, initialWindow: defaultWindow,
+	c := &conn{srv: s, raw: nc, nc: nc, streams: map[uint32]*stream{}, sendWindow: defaultWindow, initialWindow: defaultWindow,
 		maxFrame: 16384, recvWindow: int64(s.opt.ConnWindow)}
 	c.fcond.L = &c.fmu
 	return c
@@ -116,25 +118,30 @@ func (c *conn) serve() {
 // the server's settings, within the handshake timeout.
 func (c *conn) handshake() (*bufio.Reader, error) {
 	opt := &c.srv.opt
-	c.nc.SetDeadline(time.Now().Add(opt.HandshakeTimeout))
+	c.raw.SetDeadline(time.Now().Add(opt.HandshakeTimeout))
+	nc := c.raw
 	if opt.TLS != nil {
-		tc := tls.Server(c.nc, opt.TLS)
+		tc := tls.Server(c.raw, opt.TLS)
 		if err := tc.Handshake(); err != nil {
 			return nil, err
 		}
 		if p := tc.ConnectionState().NegotiatedProtocol; p != "h2" {
 			return nil, fmt.Errorf("ALPN protocol %q, not h2", p)
 		}
-		c.nc = tc
+		nc = tc
 	}
-	br := bufio.NewReaderSize(c.nc, 32<<10)
+	br := bufio.NewReaderSize(nc, 32<<10)
 	var p [len(preface)]byte
 	if _, err := io.ReadFull(br, p[:]); err != nil || string(p[:]) != preface {
 		return nil, errors.New("no HTTP/2 preface")
 	}
-	c.nc.SetDeadline(time.Time{})
+	c.raw.SetDeadline(time.Time{})
+	c.wmu.Lock()
+	c.nc = nc
 	c.out, c.spare = make([]byte, 0, 32<<10), make([]byte, 0, 32<<10)
 	c.henc = hpack.NewEncoder(&c.hbuf)
+	c.ready = true
+	c.wmu.Unlock()
 
 	var settings []http2.Setting
 	if opt.MaxConcurrentStreams > 0 {
@@ -167,8 +174,7 @@ func (c *conn) frame(f http2.Frame) http2.ErrCode {
 		return c.onWindowUpdate(f)
 	case *http2.PingFrame:
 		if !f.IsAck() {
-			data := f.Data
-			c.write(func() { c.writePing(data) }, true)
+			c.onPing(f.Data)
 		}
 	case *http2.RSTStreamFrame:
 		if st := c.stream(f.StreamID); st != nil {
@@ -181,6 +187,9 @@ func (c *conn) frame(f http2.Frame) http2.ErrCode {
 	}
 	return http2.ErrCodeNo
 }
+
+// onPing answers a PING.
+func (c *conn) onPing(data [8]byte) { c.write(func() { c.writePing(data) }, true) }
 
 func (c *conn) stream(id uint32) *stream {
 	c.smu.Lock()
@@ -313,6 +322,10 @@ func (c *conn) onData(f *http2.DataFrame) http2.ErrCode {
 		}
 		return http2.ErrCodeNo // a call already over
 	}
+	if st.recvClosed() {
+		c.streamError(f.StreamID, http2.ErrCodeStreamClosed) // DATA after the client's END_STREAM
+		return http2.ErrCodeNo
+	}
 	st.recvData(f.Data(), n, f.StreamEnded())
 	return http2.ErrCodeNo
 }
@@ -436,13 +449,13 @@ func (c *conn) goAway() {
 	c.smu.Unlock()
 	c.write(func() { c.writeGoAway(last, http2.ErrCodeNo) }, true)
 	if idle {
-		c.nc.Close()
+		c.raw.Close()
 	}
 }
 
 // teardown closes the connection and cancels its calls.
 func (c *conn) teardown() {
-	c.nc.Close()
+	c.raw.Close()
 	c.smu.Lock()
 	c.closed = true
 	open := make([]*stream, 0, len(c.streams))
@@ -468,7 +481,7 @@ func (c *conn) streamDone(st *stream) {
 	c.smu.Unlock()
 	if last {
 		c.write(func() {}, true)
-		c.nc.Close()
+		c.raw.Close()
 	}
 }
 
@@ -477,9 +490,12 @@ func (c *conn) streamDone(st *stream) {
 // flush false leaves them for the next writer.
 func (c *conn) write(fn func(), flush bool) error {
 	c.wmu.Lock()
-	if c.werr != nil {
+	if c.werr != nil || !c.ready {
 		err := c.werr
 		c.wmu.Unlock()
+		if err == nil {
+			err = errConnClosed
+		}
 		return err
 	}
 	fn()
@@ -538,7 +554,7 @@ func (c *conn) flush(rounds int) error {
 	err := c.werr
 	c.wmu.Unlock()
 	if err != nil {
-		c.nc.Close() // the reader ends, and the calls with it
+		c.raw.Close() // the reader ends, and the calls with it
 	}
 	return err
 }

@@ -258,7 +258,7 @@ func (s *Server) Stop() {
 	s.stopAccepting()
 	s.mu.Lock()
 	for c := range s.conns {
-		c.nc.Close()
+		c.raw.Close()
 	}
 	for len(s.conns) > 0 {
 		s.conndone.Wait()

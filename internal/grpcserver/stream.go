@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,6 +46,7 @@ type stream struct {
 	window   int64 // the stream's receive window left
 	started  bool  // handed to a worker
 	tooLarge bool  // a message past the bound came; the call is refused
+	read     bool  // a message was read
 
 	// Sending: hmu guards the metadata and whether the header went out;
 	// sendWindow is under c.fmu.
@@ -196,10 +199,26 @@ func (st *stream) reset(cause error) {
 	}
 }
 
-// run serves the call on the calling goroutine.
+// recvClosed: the client's half is closed.
+func (st *stream) recvClosed() bool {
+	st.rmu.Lock()
+	defer st.rmu.Unlock()
+	return st.rdone
+}
+
+// run serves the call on the calling goroutine. A handler that panics
+// ends its call with Internal, not the process.
 func (st *stream) run() {
 	defer st.c.streamDone(st)
 	defer st.release()
+	defer func() {
+		if p := recover(); p != nil {
+			buf := make([]byte, 16<<10)
+			buf = buf[:runtime.Stack(buf, false)]
+			st.c.srv.opt.Log.Error("gRPC handler panicked", "method", st.h.fullMethod, "panic", fmt.Sprint(p), "stack", string(buf))
+			st.finish(status.Error(codes.Internal, "grpc: the server failed to serve the call"))
+		}
+	}()
 	h := st.h
 	if h.unary != nil {
 		reply, err := h.unary(h.srv, st.ctx, st.RecvMsg, nil)
@@ -241,6 +260,7 @@ func (st *stream) RecvMsg(m any) error {
 			if len(st.rbuf) >= 5+n {
 				msg := st.rbuf[5 : 5+n : 5+n]
 				st.rbuf = st.rbuf[5+n:]
+				st.read = true
 				var give uint32
 				if st.owed > 0 && len(st.rbuf) <= opt.MaxRecvMsgSize+5 {
 					give, st.owed = st.owed, 0
@@ -264,6 +284,9 @@ func (st *stream) RecvMsg(m any) error {
 		if st.rdone {
 			n := len(st.rbuf)
 			st.rmu.Unlock()
+			if n == 0 && !st.h.clientStreams && !st.read {
+				return status.Error(codes.Internal, "grpc: the call has no request message")
+			}
 			if n == 0 {
 				return io.EOF
 			}
@@ -288,20 +311,20 @@ func (st *stream) RecvMsg(m any) error {
 type Encoded []byte
 
 // Holder is the stream a streaming call's handler is given
-// (grpc.ServerStream) as one that can hold messages back: HoldMsg is
-// SendMsg but for sending, left to the next Flush, or to the next message
-// or status sent (a handler that sends a burst of messages sends them in
-// one system call).
+// (grpc.ServerStream) as one that can hold messages back: Hold writes a
+// message already encoded as SendMsg would but leaves the sending to the
+// next Flush, or to the next message or status sent (a handler that sends
+// a burst of messages sends them in one system call).
 type Holder interface {
-	HoldMsg(m any) error
+	Hold(m Encoded) error
 	Flush() error
 }
 
 // SendMsg sends m.
 func (st *stream) SendMsg(m any) error { return st.send(m, false, true) }
 
-// HoldMsg writes m for the next flush.
-func (st *stream) HoldMsg(m any) error { return st.send(m, false, false) }
+// Hold writes m for the next flush.
+func (st *stream) Hold(m Encoded) error { return st.sendBytes(m, false, false) }
 
 // Flush sends the messages held.
 func (st *stream) Flush() error {
@@ -316,22 +339,23 @@ var _ Holder = (*stream)(nil)
 // send writes m, after the header when it has not gone out; with last,
 // the call's status (OK) after it; with flush, sends it.
 func (st *stream) send(m any, last, flush bool) error {
-	opt := &st.c.srv.opt
-	var body []byte
 	if e, ok := m.(Encoded); ok {
-		body = e
-	} else {
-		data, err := opt.Codec.Marshal(m)
-		if err != nil {
-			return status.Errorf(codes.Internal, "grpc: error while marshaling: %v", err)
-		}
-		defer data.Free()
-		if len(data) == 1 {
-			body = data[0].ReadOnlyData()
-		} else {
-			body = data.Materialize()
-		}
+		return st.sendBytes(e, last, flush)
 	}
+	data, err := st.c.srv.opt.Codec.Marshal(m)
+	if err != nil {
+		return status.Errorf(codes.Internal, "grpc: error while marshaling: %v", err)
+	}
+	defer data.Free()
+	if len(data) == 1 {
+		return st.sendBytes(data[0].ReadOnlyData(), last, flush)
+	}
+	return st.sendBytes(data.Materialize(), last, flush)
+}
+
+// sendBytes sends a message's wire format, as send does.
+func (st *stream) sendBytes(body []byte, last, flush bool) error {
+	opt := &st.c.srv.opt
 	n := len(body)
 	if n > opt.MaxSendMsgSize {
 		return status.Errorf(codes.ResourceExhausted, "grpc: trying to send message larger than max (%d vs. %d)", n, opt.MaxSendMsgSize)

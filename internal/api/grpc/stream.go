@@ -248,7 +248,7 @@ func (k *chunkSink) dispatch() error {
 // it.
 func (k *chunkSink) send(m grpcserver.Encoded) error {
 	if k.hold != nil {
-		return k.hold.HoldMsg(m)
+		return k.hold.Hold(m)
 	}
 	return k.stream.SendMsg(m)
 }

@@ -38,14 +38,54 @@ type chunkWriter struct {
 	// message is the key of a choice's message: "delta" in a chunk,
 	// "message" in a whole answer.
 	message string
+	// The events of one stream start alike: the same id, object, created
+	// and model before "choices". head is the JSON of the last event up
+	// to its "choices" key, headWire the wire written for it; an event
+	// that starts with the same bytes is written from headWire on, its
+	// JSON read from "choices" on (in rest, behind a '{'). What the
+	// writer writes for a key depends on that key's value alone, so the
+	// bytes are those written from the whole event.
+	head, headWire, rest []byte
+	resumed              bool // the event being written starts at "choices"
 }
 
 // write writes one chat.completion.chunk event's data as the wire format
 // of ChatCompletionChunk; the bytes are cw's until the next call.
 func (cw *chunkWriter) write(data []byte) ([]byte, error) {
 	cw.message = "delta"
+	if n := len(cw.head); n > 0 && len(data) > n && string(data[:n]) == string(cw.head) {
+		cw.rest = append(append(cw.rest[:0], '{'), data[n:]...)
+		cw.w.b = append(cw.w.b[:0], cw.headWire...)
+		cw.resumed = true
+		b, err := cw.answer(cw.rest)
+		cw.resumed = false
+		return b, err
+	}
+	cw.head = cw.head[:0]
 	return cw.answer(data)
 }
+
+// keepHead remembers the event's JSON before its "choices" key (key, in
+// data), and the wire written for it, when the key follows others.
+func (cw *chunkWriter) keepHead(key []byte) {
+	d := &cw.r.d
+	start := d.OffsetOf(key) - 1 // the key's opening quote
+	data := d.Data()
+	if cw.resumed || start < 2 || start+len(`"choices"`) > len(data) || string(data[start:start+len(`"choices"`)]) != `"choices"` {
+		return
+	}
+	i := start - 1
+	for i > 0 && isSpace(data[i]) {
+		i--
+	}
+	if data[i] != ',' {
+		return
+	}
+	cw.head = append(cw.head[:0], data[:start]...)
+	cw.headWire = append(cw.headWire[:0], cw.w.b...)
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 // writeChat writes a chat.completion answer as the wire format of
 // ChatCompletionResponse, into b.
@@ -54,11 +94,13 @@ func writeChat(b, data []byte) ([]byte, error) {
 	return cw.answer(data)
 }
 
-// answer writes a chunk or a whole answer.
+// answer writes a chunk or a whole answer (after cw.w.b when resumed).
 func (cw *chunkWriter) answer(data []byte) ([]byte, error) {
 	r, w := &cw.r, &cw.w
 	r.reset(data)
-	w.b = w.b[:0]
+	if !cw.resumed {
+		w.b = w.b[:0]
+	}
 	err := r.object(func(key []byte) error {
 		switch string(key) {
 		case "id":
@@ -70,6 +112,9 @@ func (cw *chunkWriter) answer(data []byte) ([]byte, error) {
 		case "model":
 			return cw.str(fChunkModel, false)
 		case "choices":
+			if cw.message == "delta" {
+				cw.keepHead(key)
+			}
 			return r.array(func(int) error {
 				at := w.open(fChunkChoices)
 				err := r.object(func(key []byte) error {

@@ -1,6 +1,7 @@
 package grpcapi
 
 import (
+	"bytes"
 	"math"
 	"strings"
 	"testing"
@@ -123,6 +124,33 @@ func FuzzChunkWriter(f *testing.F) {
 		}
 		if diff := cmp.Diff(want, got, protocmp.Transform(), nanEqual); diff != "" {
 			t.Errorf("(-reader +writer):\n%s", diff)
+		}
+	})
+}
+
+// FuzzChunkWriterStream: a stream's writer writes an event as a writer
+// of its own would, whatever event came before it (the writer reuses the
+// wire of a head the two share).
+func FuzzChunkWriterStream(f *testing.F) {
+	for i, a := range chunkEvents {
+		f.Add([]byte(a), []byte(chunkEvents[(i+1)%len(chunkEvents)]))
+		f.Add([]byte(a), []byte(a))
+		if i := strings.Index(a, `"choices"`); i > 0 {
+			f.Add([]byte(a), []byte(a[:i]+`"choices":[{"index":1,"delta":{"content":"x"}}],"usage":null}`))
+			f.Add([]byte(a), []byte(a[:i]+`"choices":7}`))
+			f.Add([]byte(a), []byte(a[:i]+`"choices"`))
+		}
+	}
+	f.Fuzz(func(t *testing.T, first, data []byte) {
+		var stream, alone chunkWriter
+		stream.write(first)
+		got, gerr := stream.write(data)
+		want, werr := alone.write(data)
+		if (gerr == nil) != (werr == nil) {
+			t.Fatalf("after %q: %v, alone: %v", first, gerr, werr)
+		}
+		if werr == nil && !bytes.Equal(got, want) {
+			t.Fatalf("after %q:\n got %x\nwant %x", first, got, want)
 		}
 	})
 }
