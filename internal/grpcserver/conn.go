@@ -37,7 +37,8 @@ type conn struct {
 	out      []byte
 	spare    []byte
 	flushing bool
-	werr     error // the first write error: the connection is done
+	flushed  sync.Cond // signalled, under wmu, as a writer stops flushing
+	werr     error     // the first write error: the connection is done
 	henc     *hpack.Encoder
 	hbuf     bytes.Buffer
 
@@ -68,6 +69,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{srv: s, nc: nc, streams: map[uint32]*stream{}, sendWindow: defaultWindow, initialWindow: defaultWindow,
 		maxFrame: 16384, recvWindow: int64(s.opt.ConnWindow)}
 	c.fcond.L = &c.fmu
+	c.flushed.L = &c.wmu
 	return c
 }
 
@@ -82,6 +84,7 @@ func (c *conn) serve() {
 	c.fr = http2.NewFramer(nil, br)
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	c.fr.MaxHeaderListSize = c.srv.opt.MaxHeaderListSize
+	c.fr.SetMaxReadFrameSize(16384) // HTTP/2's default: the server's SETTINGS raise no SETTINGS_MAX_FRAME_SIZE
 	c.fr.SetReuseFrames()
 	first := true
 	for {
@@ -95,6 +98,8 @@ func (c *conn) serve() {
 			var ce http2.ConnectionError
 			if errors.As(err, &ce) {
 				c.fatal(http2.ErrCode(ce))
+			} else if errors.Is(err, http2.ErrFrameTooLarge) {
+				c.fatal(http2.ErrCodeFrameSize)
 			}
 			return
 		}
@@ -436,6 +441,7 @@ func (c *conn) goAway() {
 	c.smu.Unlock()
 	c.write(func() { c.writeGoAway(last, http2.ErrCodeNo) }, true)
 	if idle {
+		c.sync()
 		c.nc.Close()
 	}
 }
@@ -467,7 +473,7 @@ func (c *conn) streamDone(st *stream) {
 	last := c.goingAway && len(c.streams) == 0
 	c.smu.Unlock()
 	if last {
-		c.write(func() {}, true)
+		c.sync() // the call's status may still be another writer's to send
 		c.nc.Close()
 	}
 }
@@ -529,18 +535,39 @@ func (c *conn) flush(rounds int) error {
 		c.wmu.Lock()
 		if cap(b) <= 256<<10 {
 			c.spare = b[:0]
+		} else {
+			c.spare = nil // not the old spare, which c.out now is: the next round would append into the bytes it sends
 		}
 		if err != nil && c.werr == nil {
 			c.werr = err
 		}
 	}
 	c.flushing = false
+	c.flushed.Broadcast()
 	err := c.werr
 	c.wmu.Unlock()
 	if err != nil {
 		c.nc.Close() // the reader ends, and the calls with it
 	}
 	return err
+}
+
+// sync returns once what has gathered has been sent (or the connection
+// has failed), whichever writer sends it: write returns at once when
+// another writer is sending, so closing after it could lose the last
+// frames.
+func (c *conn) sync() {
+	c.wmu.Lock()
+	for c.werr == nil && (c.flushing || len(c.out) > 0) {
+		if c.flushing {
+			c.flushed.Wait()
+			continue
+		}
+		c.flushing = true
+		c.flush(-1)
+		c.wmu.Lock()
+	}
+	c.wmu.Unlock()
 }
 
 func (c *conn) werrNow() error {
