@@ -38,8 +38,9 @@ type conn struct {
 	out      []byte
 	spare    []byte
 	flushing bool
-	ready    bool  // the handshake is done: frames can be written
-	werr     error // the first write error: the connection is done
+	flushed  sync.Cond // signalled, under wmu, as a writer stops flushing
+	ready    bool      // the handshake is done: frames can be written
+	werr     error     // the first write error: the connection is done
 	henc     *hpack.Encoder
 	hbuf     bytes.Buffer
 
@@ -70,6 +71,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{srv: s, raw: nc, nc: nc, streams: map[uint32]*stream{}, sendWindow: defaultWindow, initialWindow: defaultWindow,
 		maxFrame: 16384, recvWindow: int64(s.opt.ConnWindow)}
 	c.fcond.L = &c.fmu
+	c.flushed.L = &c.wmu
 	return c
 }
 
@@ -84,6 +86,7 @@ func (c *conn) serve() {
 	c.fr = http2.NewFramer(nil, br)
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	c.fr.MaxHeaderListSize = c.srv.opt.MaxHeaderListSize
+	c.fr.SetMaxReadFrameSize(16384) // HTTP/2's default: the server's SETTINGS raise no SETTINGS_MAX_FRAME_SIZE
 	c.fr.SetReuseFrames()
 	first := true
 	for {
@@ -97,6 +100,8 @@ func (c *conn) serve() {
 			var ce http2.ConnectionError
 			if errors.As(err, &ce) {
 				c.fatal(http2.ErrCode(ce))
+			} else if errors.Is(err, http2.ErrFrameTooLarge) {
+				c.fatal(http2.ErrCodeFrameSize)
 			}
 			return
 		}
@@ -286,7 +291,7 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) http2.ErrCode {
 	}
 	h := c.srv.handlers[path]
 	if h == nil {
-		c.refuse(id, 200, codes.Unimplemented, unknownMethod(path))
+		c.refuse(id, 200, codes.Unimplemented, c.srv.unknownMethod(path))
 		return http2.ErrCodeNo
 	}
 	st := newStream(c, id, h, md, timeout)
@@ -449,6 +454,7 @@ func (c *conn) goAway() {
 	c.smu.Unlock()
 	c.write(func() { c.writeGoAway(last, http2.ErrCodeNo) }, true)
 	if idle {
+		c.sync()
 		c.raw.Close()
 	}
 }
@@ -480,7 +486,7 @@ func (c *conn) streamDone(st *stream) {
 	last := c.goingAway && len(c.streams) == 0
 	c.smu.Unlock()
 	if last {
-		c.write(func() {}, true)
+		c.sync() // the call's status may still be another writer's to send
 		c.raw.Close()
 	}
 }
@@ -545,18 +551,39 @@ func (c *conn) flush(rounds int) error {
 		c.wmu.Lock()
 		if cap(b) <= 256<<10 {
 			c.spare = b[:0]
+		} else {
+			c.spare = nil // not the old spare, which c.out now is: the next round would append into the bytes it sends
 		}
 		if err != nil && c.werr == nil {
 			c.werr = err
 		}
 	}
 	c.flushing = false
+	c.flushed.Broadcast()
 	err := c.werr
 	c.wmu.Unlock()
 	if err != nil {
 		c.raw.Close() // the reader ends, and the calls with it
 	}
 	return err
+}
+
+// sync returns once what has gathered has been sent (or the connection
+// has failed), whichever writer sends it: write returns at once when
+// another writer is sending, so closing after it could lose the last
+// frames.
+func (c *conn) sync() {
+	c.wmu.Lock()
+	for c.werr == nil && (c.flushing || len(c.out) > 0) {
+		if c.flushing {
+			c.flushed.Wait()
+			continue
+		}
+		c.flushing = true
+		c.flush(-1)
+		c.wmu.Lock()
+	}
+	c.wmu.Unlock()
 }
 
 func (c *conn) werrNow() error {
@@ -574,11 +601,16 @@ func isGRPCContentType(v string) bool {
 	return rest == "" || rest == "+proto" || rest[0] == ';' || rest[0] == '+'
 }
 
-func unknownMethod(path string) string {
+// unknownMethod says what a path names that the server does not serve,
+// in grpc-go's words.
+func (s *Server) unknownMethod(path string) string {
 	p := strings.TrimPrefix(path, "/")
 	i := strings.LastIndex(p, "/")
 	if i < 0 {
 		return fmt.Sprintf("malformed method name: %q", path)
+	}
+	if _, ok := s.services[p[:i]]; !ok {
+		return fmt.Sprintf("unknown service %s", p[:i])
 	}
 	return fmt.Sprintf("unknown method %s for service %s", p[i+1:], p[:i])
 }

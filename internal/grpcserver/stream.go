@@ -147,6 +147,7 @@ func (st *stream) refuseTooLarge() {
 	st.rmu.Unlock()
 	err := status.Errorf(codes.ResourceExhausted, "grpc: received message larger than max (%d vs. %d)", n, st.c.srv.opt.MaxRecvMsgSize)
 	st.finish(err)
+	st.release()
 	st.c.streamDone(st)
 }
 
