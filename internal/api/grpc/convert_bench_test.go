@@ -178,17 +178,28 @@ func BenchmarkChunkToWire(b *testing.B) {
 			}
 		}
 	})
-	b.Run("wire", func(b *testing.B) {
-		b.ReportAllocs()
-		var cw chunkWriter
-		for b.Loop() {
-			w, err := cw.write(data)
-			if err != nil {
-				b.Fatal(err)
-			}
-			_ = append([]byte(nil), w...) // mem.Copy's, for a message this small
+	// wire: the events of one stream, which start alike (the head's wire
+	// reused); wire_first: each as a stream's first.
+	for _, first := range []bool{false, true} {
+		name := "wire"
+		if first {
+			name = "wire_first"
 		}
-	})
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			var cw chunkWriter
+			for b.Loop() {
+				if first {
+					cw.head = cw.head[:0]
+				}
+				w, err := cw.write(data)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_ = append([]byte(nil), w...) // the copy the server makes of a message this small
+			}
+		})
+	}
 }
 
 // BenchmarkChatToWire is BenchmarkChunkToWire for a whole chat answer.

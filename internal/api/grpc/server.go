@@ -69,7 +69,7 @@ func New(opt Options) *Server {
 const maxAnswer = 256 << 20
 
 // streamWorkers is how many goroutines serve calls one after another
-// (grpc.NumStreamWorkers); past them a call gets a goroutine of its own,
+// (grpcserver.Options.Workers); past them a call gets a goroutine of its own,
 // as without. A call runs deep (the core, the upstream client): a fresh
 // goroutine grows its stack to that depth on every call, which cost a
 // seventh of the gateway's CPU per call, where net/http's goroutine per
