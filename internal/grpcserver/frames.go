@@ -167,6 +167,9 @@ func encodeGRPCMessage(msg string) string {
 
 func encodeBin(b []byte) string { return base64.RawStdEncoding.EncodeToString(b) }
 
+var timeoutUnits = map[byte]time.Duration{'H': time.Hour, 'M': time.Minute, 'S': time.Second,
+	'm': time.Millisecond, 'u': time.Microsecond, 'n': time.Nanosecond}
+
 // parseTimeout reads grpc-timeout: at most 8 digits and a unit.
 func parseTimeout(v string) (time.Duration, error) {
 	if len(v) < 2 || len(v) > 9 {
@@ -176,21 +179,8 @@ func parseTimeout(v string) (time.Duration, error) {
 	if err != nil || n < 0 {
 		return 0, errors.New("bad number")
 	}
-	var unit time.Duration
-	switch v[len(v)-1] {
-	case 'H':
-		unit = time.Hour
-	case 'M':
-		unit = time.Minute
-	case 'S':
-		unit = time.Second
-	case 'm':
-		unit = time.Millisecond
-	case 'u':
-		unit = time.Microsecond
-	case 'n':
-		unit = time.Nanosecond
-	default:
+	unit, ok := timeoutUnits[v[len(v)-1]]
+	if !ok {
 		return 0, errors.New("bad unit")
 	}
 	if n > int64(math.MaxInt64/unit) {
