@@ -25,6 +25,7 @@ func (g *Gateway) newGRPC(sc config.Server) (*grpcserver.Server, *grpcapi.Server
 		return nil, nil, err
 	}
 	opts.TLS = tlsConf
+	opts.Handled = g.metrics.GRPCHandled
 	gs := grpcserver.New(opts)
 	api.Register(gs)
 	return gs, api, nil

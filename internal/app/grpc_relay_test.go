@@ -193,3 +193,48 @@ func TestGRPCErrorEventMidStream(t *testing.T) {
 		})
 	}
 }
+
+// grpcCalls is omnigate_grpc_calls_total's series for method and code.
+func grpcCalls(t *testing.T, gw *Gateway, method, code string) float64 {
+	t.Helper()
+	mfs, err := gw.metrics.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "omnigate_grpc_calls_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["method"] == method && labels["code"] == code {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+// TestGRPCCallsMetric: gRPC calls are counted by method and status code,
+// beside the request metrics HTTP and gRPC share.
+func TestGRPCCallsMetric(t *testing.T) {
+	gw, _, client, _ := grpcGateway(t, engineConfig(tapEngine(t, "instant", sim.Faults{})))
+	if _, err := client.ChatCompletion(context.Background(), chatReq("hi", 8)); err != nil {
+		t.Fatal(err)
+	}
+	bad := chatReq("hi", 8)
+	bad.Temperature = proto.Float64(5)
+	if _, err := client.ChatCompletion(context.Background(), bad); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("temperature 5: %v, want InvalidArgument", err)
+	}
+	const chat = "omnigate.v1.Omnigate/ChatCompletion"
+	eventually(t, "one OK and one InvalidArgument call counted", func() bool {
+		return grpcCalls(t, gw, chat, "OK") == 1 && grpcCalls(t, gw, chat, "InvalidArgument") == 1
+	})
+	if n := grpcCalls(t, gw, chat, "Unavailable"); n != 0 {
+		t.Errorf("Unavailable calls: %v, want 0", n)
+	}
+}

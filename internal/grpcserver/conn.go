@@ -481,6 +481,9 @@ func (c *conn) teardown() {
 // streamDone forgets a call that has ended; a connection going away
 // closes with its last.
 func (c *conn) streamDone(st *stream) {
+	if h := c.srv.opt.Handled; h != nil {
+		h(st.h.fullMethod, st.code())
+	}
 	c.smu.Lock()
 	delete(c.streams, st.id)
 	last := c.goingAway && len(c.streams) == 0

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
 	_ "google.golang.org/grpc/encoding/proto" // the default codec
 )
@@ -58,7 +59,12 @@ type Options struct {
 	HandshakeTimeout time.Duration
 	// MaxHeaderListSize bounds a call's metadata (1 MiB when 0).
 	MaxHeaderListSize uint32
-	Log               *slog.Logger // slog.Default when nil
+	// Handled, when set, is told of every call to a registered method as
+	// it ends: its method ("/service/method") and status code (Canceled
+	// for a call its client reset, Unavailable for one its connection
+	// lost, before it sent a status).
+	Handled func(fullMethod string, code codes.Code)
+	Log     *slog.Logger // slog.Default when nil
 }
 
 const defaultWindow = 65535

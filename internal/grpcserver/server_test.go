@@ -1956,3 +1956,62 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
+
+// TestHandled: every call to a registered method is counted once as it
+// ends, with the code its client saw; a call to a method the server does
+// not serve is not.
+func TestHandled(t *testing.T) {
+	type done struct {
+		method string
+		code   codes.Code
+	}
+	got := make(chan done, 16)
+	started := make(chan struct{})
+	ts := &testServer{unary: func(ctx context.Context, req *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+		switch string(req.GetPayload().GetBody()) {
+		case "bad":
+			return nil, status.Error(codes.InvalidArgument, "bad")
+		case "block":
+			close(started)
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}
+		return &testpb.SimpleResponse{}, nil
+	}}
+	e := startTestServer(t, Options{Handled: func(m string, c codes.Code) { got <- done{m, c} }}, ts)
+	c := e.client(t)
+	const unaryCall = "/grpc.testing.TestService/UnaryCall"
+
+	if _, err := c.UnaryCall(tctx(t), simple([]byte("ok"))); err != nil {
+		t.Fatal(err)
+	}
+	if d := recv(t, "the OK call's count", got); d != (done{unaryCall, codes.OK}) {
+		t.Errorf("OK call counted as %+v", d)
+	}
+	if _, err := c.UnaryCall(tctx(t), simple([]byte("bad"))); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("bad call: %v", err)
+	}
+	if d := recv(t, "the bad call's count", got); d != (done{unaryCall, codes.InvalidArgument}) {
+		t.Errorf("bad call counted as %+v", d)
+	}
+	ctx, cancel := context.WithCancel(tctx(t))
+	errc := make(chan error, 1)
+	go func() { _, err := c.UnaryCall(ctx, simple([]byte("block"))); errc <- err }()
+	recv(t, "the blocking call to start", started)
+	cancel()
+	if err := recv(t, "the cancelled call to end", errc); status.Code(err) != codes.Canceled {
+		t.Fatalf("cancelled call: %v", err)
+	}
+	if d := recv(t, "the cancelled call's count", got); d != (done{unaryCall, codes.Canceled}) {
+		t.Errorf("cancelled call counted as %+v", d)
+	}
+	if _, err := testpb.NewUnimplementedServiceClient(e.dial(t)).UnimplementedCall(tctx(t), &testpb.Empty{}); status.Code(err) != codes.Unimplemented {
+		t.Fatalf("unknown service: %v", err)
+	}
+	if _, err := c.EmptyCall(tctx(t), &testpb.Empty{}); err != nil { // after the unknown one
+		t.Fatal(err)
+	}
+	if d := recv(t, "the next call's count", got); d.method != "/grpc.testing.TestService/EmptyCall" {
+		t.Errorf("after a call to an unknown service, counted %+v (the unknown one counts nothing)", d)
+	}
+}

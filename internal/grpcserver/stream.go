@@ -56,6 +56,19 @@ type stream struct {
 	headerSent bool
 	sendWindow int64
 	over       atomic.Bool // reset or done: nothing more is written
+	sent       atomic.Int32 // the status code sent, plus one (0: none)
+}
+
+// code is the call's status code: the one sent, else what ended it
+// (Canceled, or Unavailable for a connection lost).
+func (st *stream) code() codes.Code {
+	if c := st.sent.Load(); c > 0 {
+		return codes.Code(c - 1)
+	}
+	if errors.Is(context.Cause(st.ctx), errConnClosed) {
+		return codes.Unavailable
+	}
+	return codes.Canceled
 }
 
 func newStream(c *conn, id uint32, h *handler, md metadata.MD, timeout time.Duration) *stream {
@@ -474,9 +487,11 @@ func (st *stream) writeTrailers(err error) {
 		c.henc.WriteField(hpack.HeaderField{Name: "content-type", Value: "application/grpc"})
 	}
 	if err == nil {
+		st.sent.Store(1)
 		c.henc.WriteField(hpack.HeaderField{Name: "grpc-status", Value: "0"})
 	} else {
 		s := statusOf(err)
+		st.sent.Store(int32(s.Code()) + 1)
 		c.henc.WriteField(hpack.HeaderField{Name: "grpc-status", Value: codeText(s.Code())})
 		if msg := s.Message(); msg != "" {
 			c.henc.WriteField(hpack.HeaderField{Name: "grpc-message", Value: encodeGRPCMessage(msg)})

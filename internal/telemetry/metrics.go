@@ -52,6 +52,7 @@ type Metrics struct {
 	route *routeMetrics
 	keys  *keyMetrics
 	tls   *prometheus.CounterVec // {config, result}
+	grpc  *grpcMetrics
 
 	latency   *prometheus.HistogramVec // {model_version, deployment}
 	ttft      *prometheus.HistogramVec // {model, deployment}
@@ -165,6 +166,7 @@ func New() *Metrics {
 	m.route = newRouteMetrics(m.reg)
 	m.keys = newKeyMetrics(m.reg)
 	m.tls = newTLSMetrics(m.reg)
+	m.grpc = newGRPCMetrics(m.reg)
 	return m
 }
 
