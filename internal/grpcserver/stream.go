@@ -55,7 +55,7 @@ type stream struct {
 	trailer    metadata.MD
 	headerSent bool
 	sendWindow int64
-	over       atomic.Bool // reset or done: nothing more is written
+	over       atomic.Bool  // reset or done: nothing more is written
 	sent       atomic.Int32 // the status code sent, plus one (0: none)
 }
 
