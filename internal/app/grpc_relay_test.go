@@ -22,20 +22,31 @@ import (
 // requests is omnigate_requests_total summed over the series with code.
 func requests(t *testing.T, gw *Gateway, code string) float64 {
 	t.Helper()
+	return counter(t, gw, "omnigate_requests_total", map[string]string{"code": code})
+}
+
+// counter is the counter name summed over its series whose labels
+// include match.
+func counter(t *testing.T, gw *Gateway, name string, match map[string]string) float64 {
+	t.Helper()
 	mfs, err := gw.metrics.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	sum := 0.0
 	for _, mf := range mfs {
-		if mf.GetName() != "omnigate_requests_total" {
+		if mf.GetName() != name {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
+			n := 0
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "code" && l.GetValue() == code {
-					sum += m.GetCounter().GetValue()
+				if v, ok := match[l.GetName()]; ok && v == l.GetValue() {
+					n++
 				}
+			}
+			if n == len(match) {
+				sum += m.GetCounter().GetValue()
 			}
 		}
 	}
@@ -197,25 +208,7 @@ func TestGRPCErrorEventMidStream(t *testing.T) {
 // grpcCalls is omnigate_grpc_calls_total's series for method and code.
 func grpcCalls(t *testing.T, gw *Gateway, method, code string) float64 {
 	t.Helper()
-	mfs, err := gw.metrics.Registry().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "omnigate_grpc_calls_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["method"] == method && labels["code"] == code {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
+	return counter(t, gw, "omnigate_grpc_calls_total", map[string]string{"method": method, "code": code})
 }
 
 // TestGRPCCallsMetric: gRPC calls are counted by method and status code,

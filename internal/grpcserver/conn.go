@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -425,7 +426,7 @@ func (c *conn) streamError(id uint32, code http2.ErrCode) {
 func (c *conn) refuse(id uint32, httpStatus int, code codes.Code, msg string) {
 	c.write(func() {
 		c.hbuf.Reset()
-		c.henc.WriteField(hpack.HeaderField{Name: ":status", Value: statusText(httpStatus)})
+		c.henc.WriteField(hpack.HeaderField{Name: ":status", Value: strconv.Itoa(httpStatus)})
 		c.henc.WriteField(hpack.HeaderField{Name: "content-type", Value: "application/grpc"})
 		c.henc.WriteField(hpack.HeaderField{Name: "grpc-status", Value: codeText(code)})
 		c.henc.WriteField(hpack.HeaderField{Name: "grpc-message", Value: encodeGRPCMessage(msg)})

@@ -133,13 +133,6 @@ func codeText(c codes.Code) string {
 	return strconv.FormatUint(uint64(c), 10)
 }
 
-func statusText(s int) string {
-	if s == 200 {
-		return "200"
-	}
-	return strconv.Itoa(s)
-}
-
 // encodeGRPCMessage percent-encodes what grpc-message cannot carry as it
 // is: bytes outside printable ASCII, and '%'.
 func encodeGRPCMessage(msg string) string {
