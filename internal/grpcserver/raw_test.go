@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -113,6 +114,7 @@ func lpm(t *testing.T, m proto.Message) []byte {
 const (
 	unaryPath  = "/grpc.testing.TestService/UnaryCall"
 	inputPath  = "/grpc.testing.TestService/StreamingInputCall"
+	outputPath = "/grpc.testing.TestService/StreamingOutputCall"
 	duplexPath = "/grpc.testing.TestService/FullDuplexCall"
 )
 
@@ -543,6 +545,119 @@ func TestRawPing(t *testing.T) {
 	// an ACK is not answered
 	r.check(r.fr.WritePing(true, [8]byte{9}))
 	r.ping(0)
+}
+
+// TestRawWindowUpdates: the server gives a window back once a quarter of
+// it is owed, and never on a stream whose client has sent all it will.
+func TestRawWindowUpdates(t *testing.T) {
+	e, _ := newRawServer(t, Options{})
+	r := startRaw(t, e.addr)
+	body := bytes.Repeat([]byte("w"), 1000)
+	var updates []*http2.WindowUpdateFrame
+	answers := map[uint32]bool{}
+	for id := uint32(1); id <= 19; id += 2 {
+		r.headers(id, false, call(unaryPath)...)
+		r.data(id, true, lpm(t, simple(body)))
+	}
+	// 10 calls of about 1 KB: a seventh of the 64 KiB connection window
+	data := [8]byte{'w', 'u'}
+	r.check(r.fr.WritePing(false, data))
+	for pinged := false; len(answers) < 10 || !pinged; {
+		f, err := r.fr.ReadFrame()
+		r.check(err)
+		switch f := f.(type) {
+		case *http2.WindowUpdateFrame:
+			updates = append(updates, f)
+		case *http2.MetaHeadersFrame:
+			if f.StreamEnded() {
+				answers[f.StreamID] = true
+			}
+		case *http2.PingFrame:
+			pinged = pinged || f.IsAck() && f.Data == data
+		}
+	}
+	for _, u := range updates {
+		t.Errorf("WINDOW_UPDATE of %d on stream %d: a unary call's window is never used again, and the connection's is owed 10 KB", u.Increment, u.StreamID)
+	}
+
+	// A message of three quarters of the stream's window, sent in 1 KB
+	// frames on a client-streaming call: the server gives back what it
+	// took as it goes, so the client is never left without window.
+	r.headers(21, false, call(inputPath)...)
+	m := lpm(t, simple(bytes.Repeat([]byte("x"), 3*defaultWindow/4)))
+	for len(m) > 0 {
+		n := min(len(m), 1000)
+		r.data(21, false, m[:n])
+		m = m[n:]
+	}
+	var stream, conn uint32
+	r.await("the stream's window back", func(f http2.Frame) bool {
+		if u, ok := f.(*http2.WindowUpdateFrame); ok {
+			if u.StreamID == 21 {
+				stream += u.Increment
+			} else if u.StreamID == 0 {
+				conn += u.Increment
+			}
+		}
+		return stream >= defaultWindow/4 && conn >= defaultWindow/4
+	})
+}
+
+// TestRawHeldFrames: the messages a handler holds go out as one run of
+// DATA frames, several messages to a frame, none past the frame size.
+func TestRawHeldFrames(t *testing.T) {
+	sizes := []int{100, 200, 30, 9000, 12000, 1, 40}
+	ts := &testServer{output: func(req *testpb.StreamingOutputCallRequest, s testpb.TestService_StreamingOutputCallServer) error {
+		h := holderOf(s)
+		for i, n := range sizes {
+			if err := h.Hold(encodedOut(t, n, i)); err != nil {
+				return err
+			}
+		}
+		return h.Flush()
+	}}
+	e := startTestServer(t, Options{}, ts)
+	r := startRaw(t, e.addr)
+	r.headers(1, false, call(outputPath)...)
+	r.data(1, true, lpm(t, &testpb.StreamingOutputCallRequest{}))
+	var frames []int
+	var data []byte
+	r.await("the end of the call", func(f http2.Frame) bool {
+		switch f := f.(type) {
+		case *http2.DataFrame:
+			frames = append(frames, len(f.Data()))
+			data = append(data, f.Data()...)
+		case *http2.MetaHeadersFrame:
+			return f.StreamEnded()
+		}
+		return false
+	})
+	total := 0
+	for i, n := range sizes {
+		if len(data) < 5 {
+			t.Fatalf("message %d missing", i)
+		}
+		m := int(binary.BigEndian.Uint32(data[1:5]))
+		var resp testpb.StreamingOutputCallResponse
+		if err := proto.Unmarshal(data[5:5+m], &resp); err != nil {
+			t.Fatal(err)
+		}
+		checkBytes(t, fmt.Sprintf("message %d", i), resp.GetPayload().GetBody(), pattern(n, i))
+		data = data[5+m:]
+		total += 5 + m
+	}
+	if len(data) > 0 {
+		t.Errorf("%d bytes after the messages", len(data))
+	}
+	// 21.6 KB of messages: two frames of 16 KiB at most
+	if want := (total + 16383) / 16384; len(frames) != want {
+		t.Errorf("DATA frames of %v bytes, want %d frames", frames, want)
+	}
+	for _, n := range frames {
+		if n > 16384 {
+			t.Errorf("a DATA frame of %d bytes, past the frame size", n)
+		}
+	}
 }
 
 // TestRawStreamErrors: what ends one call, the connection going on.

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/omnigate/omnigate/internal/bufpool"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc"
@@ -57,6 +58,7 @@ type stream struct {
 	sendWindow int64
 	over       atomic.Bool  // reset or done: nothing more is written
 	sent       atomic.Int32 // the status code sent, plus one (0: none)
+	held       *[]byte      // messages held, each with its prefix (pooled): the handler's alone
 }
 
 // code is the call's status code: the one sent, else what ended it
@@ -253,6 +255,10 @@ func (st *stream) release() {
 		st.stopTimer()
 	}
 	st.cancel(nil)
+	if st.held != nil {
+		bufpool.Put(st.held)
+		st.held = nil
+	}
 }
 
 // RecvMsg reads the next message into m: io.EOF once the client has sent
@@ -275,8 +281,11 @@ func (st *stream) RecvMsg(m any) error {
 				msg := st.rbuf[5 : 5+n : 5+n]
 				st.rbuf = st.rbuf[5+n:]
 				st.read = true
+				// Give the window back once a quarter of it is owed, as
+				// the reader does, and never once the client has sent all:
+				// a unary call's update would be a write for nothing.
 				var give uint32
-				if st.owed > 0 && len(st.rbuf) <= opt.MaxRecvMsgSize+5 {
+				if !st.rdone && st.owed >= opt.StreamWindow/4 && len(st.rbuf) <= opt.MaxRecvMsgSize+5 {
 					give, st.owed = st.owed, 0
 					st.window += int64(give)
 				}
@@ -337,15 +346,32 @@ type Holder interface {
 // SendMsg sends m.
 func (st *stream) SendMsg(m any) error { return st.send(m, false, true) }
 
-// Hold writes m for the next flush.
-func (st *stream) Hold(m Encoded) error { return st.sendBytes(m, false, false) }
+// Hold keeps m, prefixed, for the next flush: the messages held go as
+// one run of DATA frames, taking the windows and the connection's lock
+// once.
+func (st *stream) Hold(m Encoded) error {
+	if n := len(m); n > st.c.srv.opt.MaxSendMsgSize {
+		return status.Errorf(codes.ResourceExhausted, "grpc: trying to send message larger than max (%d vs. %d)", n, st.c.srv.opt.MaxSendMsgSize)
+	}
+	if st.held == nil {
+		st.held = bufpool.Get(5 + len(m))
+	}
+	b := binary.BigEndian.AppendUint32(append(*st.held, 0), uint32(len(m)))
+	*st.held = append(b, m...)
+	return nil
+}
 
 // Flush sends the messages held.
-func (st *stream) Flush() error {
-	if err := st.c.write(func() {}, true); err != nil {
-		return status.Error(codes.Unavailable, err.Error())
+func (st *stream) Flush() error { return st.writeHeld(true) }
+
+// writeHeld writes the messages held; with flush, sends them.
+func (st *stream) writeHeld(flush bool) error {
+	if st.held == nil || len(*st.held) == 0 {
+		return nil
 	}
-	return nil
+	err := st.writeMessage([2][]byte{*st.held}, false, flush)
+	*st.held = (*st.held)[:0]
+	return err
 }
 
 var _ Holder = (*stream)(nil)
@@ -367,12 +393,16 @@ func (st *stream) send(m any, last, flush bool) error {
 	return st.sendBytes(data.Materialize(), last, flush)
 }
 
-// sendBytes sends a message's wire format, as send does.
+// sendBytes sends a message's wire format, as send does, after the
+// messages held.
 func (st *stream) sendBytes(body []byte, last, flush bool) error {
 	opt := &st.c.srv.opt
 	n := len(body)
 	if n > opt.MaxSendMsgSize {
 		return status.Errorf(codes.ResourceExhausted, "grpc: trying to send message larger than max (%d vs. %d)", n, opt.MaxSendMsgSize)
+	}
+	if err := st.writeHeld(false); err != nil {
+		return err
 	}
 	var prefix [5]byte
 	binary.BigEndian.PutUint32(prefix[1:], uint32(n))
@@ -517,6 +547,9 @@ func (st *stream) finish(err error) {
 	if st.over.Load() {
 		return
 	}
+	// The messages held go before the status. Where they cannot (the
+	// deadline passed, the windows are shut), the status goes alone.
+	st.writeHeld(false)
 	st.c.write(func() {
 		if !st.over.Load() {
 			st.writeTrailers(err)
