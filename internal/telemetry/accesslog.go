@@ -3,6 +3,7 @@ package telemetry
 import (
 	"context"
 	"log/slog"
+	"time"
 )
 
 // AccessLog writes one structured line per request, at info level (a
@@ -71,5 +72,9 @@ func (l *AccessLog) Log(rec *Record) {
 	if rec.Err != nil {
 		attrs = append(attrs, slog.String("err", rec.Err.Error()))
 	}
-	l.log.LogAttrs(ctx, level, "request", attrs...)
+	// Straight to the handler: a Logger's methods look up their caller's
+	// PC on every line (runtime.Callers), which no handler here reads.
+	r := slog.NewRecord(time.Now(), level, "request", 0)
+	r.AddAttrs(attrs...)
+	_ = l.log.Handler().Handle(ctx, r)
 }

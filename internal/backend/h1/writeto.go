@@ -201,7 +201,10 @@ func readChunkLine(br *reader) ([]byte, error) {
 // does: trailing spaces and tabs dropped, then any extension from ';' on,
 // then 1 to 16 hex digits and nothing else.
 func parseChunkSize(line []byte) (int64, error) {
-	line = bytes.TrimRight(bytes.TrimSuffix(line, []byte("\r\n")), " \t")
+	line = bytes.TrimSuffix(line, []byte("\r\n"))
+	for n := len(line); n > 0 && (line[n-1] == ' ' || line[n-1] == '\t'); n-- {
+		line = line[:n-1]
+	}
 	if i := bytes.IndexByte(line, ';'); i >= 0 {
 		line = line[:i]
 	}
