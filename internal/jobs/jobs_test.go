@@ -242,6 +242,48 @@ func TestSecondRunKeepsFirstAnswer(t *testing.T) {
 	}
 }
 
+// TestDeliveryAfterRunnerDied: a job left running by a runner that beat
+// just before it died (its task is delivered again a lease after the
+// runner's last extend, the beat a moment after that) is run once the
+// beat is stale, not dropped as a second delivery for a live runner.
+func TestDeliveryAfterRunnerDied(t *testing.T) {
+	const lease = time.Second
+	m := newMem(lease)
+	ctx := context.Background()
+	now := time.Now()
+	body := `{"model":"m","prompt":"orphan"}`
+	rec, _ := json.Marshal(jobRecord{Job: Job{ID: "job_orphan", Object: "job", Endpoint: "/v1/completions", Model: "m",
+		Status: Running, CreatedAt: now.Unix(), StartedAt: now.Unix(), ExpiresAt: now.Add(time.Hour).Unix(), Attempts: 1},
+		Body: json.RawMessage(body), Beat: now.UnixMilli()})
+	if err := m.Create(ctx, []Record{{Key: key(kindJob, "job_orphan"), Val: rec}}); err != nil {
+		t.Fatal(err)
+	}
+	m.Push(ctx, key(kindJob, "job_orphan"))
+	cfg := testConfig()
+	cfg.Lease = config.Duration(lease)
+	ex := &fakeExec{}
+	s := New(cfg, func(context.Context) (*Backend, error) { return m.backend(), nil }, ex, Options{})
+	sctx, cancel := context.WithCancel(ctx)
+	if err := s.Start(sctx, true); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		c, stop := context.WithTimeout(ctx, 5*time.Second)
+		defer stop()
+		s.Close(c)
+	})
+	j := waitJob(t, s, "job_orphan")
+	if j.Status != Succeeded || ex.count(body) != 1 {
+		t.Errorf("job %s after %d runs, want succeeded after 1", j.Status, ex.count(body))
+	}
+	for deadline := time.Now().Add(5 * time.Second); m.pending() > 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d tasks left unacked", m.pending())
+		}
+	}
+}
+
 func TestWebhookSignedAndRetried(t *testing.T) {
 	secret := []byte("s3cret")
 	var mu sync.Mutex

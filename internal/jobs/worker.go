@@ -98,6 +98,10 @@ func (w *worker) handle(ctx context.Context, d Delivery) {
 	}
 	cancel(nil)
 	<-beat
+	if errors.Is(err, errRunnerAlive) {
+		w.s.opt.Log.Debug("job task left to the job's runner; it comes again after its lease", "task", d.Task(), "attempt", d.Attempt())
+		return
+	}
 	if err != nil {
 		if c := context.Cause(ctx); c != errCancelled {
 			w.s.opt.Log.Warn("job task not done; it runs again once its lease lapses", "task", d.Task(), "attempt", d.Attempt(), "err", err)
@@ -108,6 +112,15 @@ func (w *worker) handle(ctx context.Context, d Delivery) {
 		w.s.opt.Log.Warn("job task not acked; it may run again", "task", d.Task(), "err", err)
 	}
 }
+
+// errRunnerAlive: the job's runner beat within the lease, so this
+// delivery leaves the job to it, unacked. Acking would lose the job when
+// that runner has just died (a delivery comes a lease after the dead
+// runner's last extend, and its beat follows that extend by a moment) or
+// is about to give up a lease it lost: the task comes again after its
+// lease, to find the job final, its runner still beating, or its beat
+// stale, and then runs it.
+var errRunnerAlive = errors.New("jobs: the job's runner is alive")
 
 // keep extends d's lease every third of it until ctx ends, and ends ctx
 // when the lease is lost or the job was cancelled. Every beat it also
@@ -184,7 +197,7 @@ func (w *worker) runJob(ctx context.Context, id string) error {
 		s.finished(ctx, w.b, rec) // what a crash may have left undone
 		return nil
 	case rec.Job.Status == Running && rec.Beat > 0 && now.Sub(time.UnixMilli(rec.Beat)) < lease:
-		return nil // its runner is alive: this is a second task for it
+		return errRunnerAlive
 	}
 	// Mark it running, or final when it cannot run.
 	var final *Response
@@ -221,7 +234,7 @@ func (w *worker) runJob(ctx context.Context, id string) error {
 		return err
 	}
 	if dup {
-		return nil
+		return errRunnerAlive
 	}
 	if rec.Job.Status != Running {
 		if status != Running { // this run ended it
