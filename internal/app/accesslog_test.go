@@ -109,6 +109,9 @@ func TestAccessLog(t *testing.T) {
 				t.Errorf("line %d: %s = %v, want a positive duration", i, k, l[k])
 			}
 		}
+		if v, ok := l["api"]; ok {
+			t.Errorf("line %d: an HTTP request's line has api=%v", i, v)
+		}
 		if l["retries"] == 1.0 && l["attempts"] == 2.0 {
 			retried++
 		}
@@ -190,5 +193,50 @@ func TestAccessLogAbandonedStream(t *testing.T) {
 			t.Fatalf("no access line for the abandoned stream %s:\n%s", id, logs)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestJobAccessLog: a background job's submission is an HTTP request's
+// line; its run through the core is a line of its own, api=job, under
+// the job's id.
+func TestJobAccessLog(t *testing.T) {
+	cfg := config.Default()
+	cfg.Jobs.Dir = t.TempDir()
+	cfg.Logging.Format = "json"
+	cfg.ApplyDefaults()
+	logs := &syncBuffer{}
+	gw, err := NewGateway(cfg, newLogger(logs, cfg.Logging, new(slog.LevelVar)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(gw)
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := gw.startJobs(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); gw.closeJobs(5 * time.Second); srv.Close(); gw.Close() })
+	resp, body := postH(t, srv.URL+"/v1/chat/completions", `{"model":"qwen3-omni-7b","messages":[{"role":"user","content":"hi"}],"max_tokens":4}`,
+		map[string]string{"X-Omnigate-Async": "true"})
+	var job jobView
+	if resp.StatusCode != http.StatusAccepted || json.Unmarshal(body, &job) != nil {
+		t.Fatalf("submit: %d %s", resp.StatusCode, body)
+	}
+	var run map[string]any
+	eventually(t, "the job's access line", func() bool {
+		for _, l := range accessLines(t, logs) {
+			if l["api"] == "job" {
+				run = l
+				return true
+			}
+		}
+		return false
+	})
+	if run["request_id"] != job.ID || run["status"] != 200.0 || run["model"] != "qwen3-omni-7b" {
+		t.Errorf("the run's line: %v", run)
+	}
+	for _, l := range accessLines(t, logs) {
+		if l["status"] == 202.0 && l["api"] != nil {
+			t.Errorf("the submission's line has api=%v: %v", l["api"], l)
+		}
 	}
 }

@@ -258,7 +258,7 @@ func TestGRPCShutdownTellsStreams(t *testing.T) {
 }
 
 // TestGRPCAccessLog: a gRPC call is in the access log as an HTTP request
-// is, under the client's request id.
+// is, under the client's request id, with api=grpc.
 func TestGRPCAccessLog(t *testing.T) {
 	et := tapEngine(t, "instant", sim.Faults{})
 	cfg := engineConfig(et)
@@ -285,7 +285,7 @@ func TestGRPCAccessLog(t *testing.T) {
 		}
 		return false
 	})
-	if line["status"] != 200.0 || line["model"] != "m" || line["deployment"] != "up" || line["msg"] != "request" {
+	if line["status"] != 200.0 || line["model"] != "m" || line["deployment"] != "up" || line["msg"] != "request" || line["api"] != "grpc" {
 		t.Errorf("access line %v", line)
 	}
 }

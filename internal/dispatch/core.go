@@ -131,6 +131,9 @@ type Call struct {
 	// (a job's runs); nil: Do checks the Authorization header when the
 	// snapshot has keys.
 	Key *auth.Key
+	// API is the front end the call came by, for its access line: "grpc",
+	// "job" (a background job's run); "" is the HTTP API.
+	API string
 
 	// mirror marks a shadow request (the core's own): no key, no limits,
 	// no cache, not mirrored again.
@@ -775,7 +778,7 @@ func (c *Core) Done(call *Call, a *Answer, status int, err error) {
 		err = context.Canceled
 	}
 	if call.st == nil { // refused before Do: a request with no model
-		rec := telemetry.Record{RequestID: call.RequestID, Status: status}
+		rec := telemetry.Record{RequestID: call.RequestID, API: call.API, Status: status}
 		c.metrics.Finished(nil, nil, &rec)
 		if c.access != nil {
 			c.access.Log(&rec)
@@ -785,7 +788,7 @@ func (c *Core) Done(call *Call, a *Answer, status int, err error) {
 	now := c.clock.Now()
 	cs := call.st
 	st := &cs.stats
-	rec := telemetry.Record{RequestID: call.RequestID, Status: status, Stream: st.stream, Start: cs.start, Err: err, Key: call.Key.NameOr(),
+	rec := telemetry.Record{RequestID: call.RequestID, API: call.API, Status: status, Stream: st.stream, Start: cs.start, Err: err, Key: call.Key.NameOr(),
 		Queued: st.queued, Waited: st.waited, Upstream: st.upstream, Admission: st.admission,
 		Attempts: int(st.attempts), Retries: int(st.retries), Hedges: int(st.hedges), Continuations: int(st.continuations)}
 	if !cs.start.IsZero() {

@@ -67,7 +67,7 @@ func (e CoreExecutor) Execute(ctx context.Context, path string, body []byte, h h
 		ae := apierror.From(err)
 		return Answer{Status: ae.Status, Body: ae.JSON()}
 	}
-	call := dispatch.Call{Req: req, Body: req.Normalize(body), RequestID: requestID, Header: h}
+	call := dispatch.Call{Req: req, Body: req.Normalize(body), RequestID: requestID, Header: h, API: "job"}
 	if e.Core.AuthOn() {
 		// The key was checked at submission; a key removed since stops
 		// the job.

@@ -34,6 +34,9 @@ func (l *AccessLog) Log(rec *Record) {
 		slog.Bool("stream", rec.Stream),
 		slog.Duration("latency", rec.Total),
 	)
+	if rec.API != "" {
+		attrs = append(attrs, slog.String("api", rec.API))
+	}
 	if rec.Key != "" {
 		attrs = append(attrs, slog.String("key", rec.Key))
 	}

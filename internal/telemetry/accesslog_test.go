@@ -25,13 +25,14 @@ func TestAccessLogFields(t *testing.T) {
 	l := NewAccessLog(slog.New(slog.NewJSONHandler(&buf, nil)))
 	rec := sampleRecord()
 	rec.Err = errors.New("cut")
+	rec.API = "grpc"
 	l.Log(rec)
 	var got map[string]any
 	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
 		t.Fatal(err)
 	}
 	delete(got, "time")
-	want := map[string]any{"level": "INFO", "msg": "request", "request_id": "og-1-2", "model": "qwen3-omni-7b", "status": 200.0, "stream": true,
+	want := map[string]any{"level": "INFO", "msg": "request", "request_id": "og-1-2", "api": "grpc", "model": "qwen3-omni-7b", "status": 200.0, "stream": true,
 		"latency": 2.5e8, "served_by": "qwen3-omni-7b", "deployment": "sim-7b", "first_byte": 9e6, "upstream": 2.49e8, "overhead": 6000.0,
 		"prompt_tokens": 10.0, "completion_tokens": 29.0, "attempts": 2.0, "retries": 1.0, "err": "cut"}
 	if d := cmp.Diff(want, got); d != "" {

@@ -8,6 +8,9 @@ import "time"
 // from holding on to it.
 type Record struct {
 	RequestID string
+	// API is the front end the request came by: "grpc", "job"; "" is the
+	// HTTP API.
+	API string
 	// Key is the name of the client's API key; "" without keys.
 	Key string
 	// Model is the public model the request was routed to first (after

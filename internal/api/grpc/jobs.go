@@ -96,7 +96,7 @@ func (s *Server) jobDone(ctx context.Context, id string, job *pb.Job, err error)
 		retryAfter(md, e)
 	}
 	grpc.SetHeader(ctx, md)
-	s.opt.Core.Done(&dispatch.Call{RequestID: id}, nil, code, nil)
+	s.opt.Core.Done(&dispatch.Call{RequestID: id, API: apiName}, nil, code, nil)
 	if err != nil {
 		return errorOf(ctx, err)
 	}

@@ -68,6 +68,9 @@ func New(opt Options) *Server {
 // megabytes of base64), and the messages sent.
 const maxAnswer = 256 << 20
 
+// apiName names the gRPC API in the access log (its lines' api field).
+const apiName = "grpc"
+
 // streamWorkers is how many goroutines serve calls one after another
 // (grpcserver.Options.Workers); past them a call gets a goroutine of its own,
 // as without. A call runs deep (the core, the upstream client): a fresh

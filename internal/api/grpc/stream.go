@@ -28,6 +28,7 @@ func (s *Server) StreamChatCompletion(req *pb.ChatCompletionRequest, stream grpc
 	ctx := stream.Context() // ended with relay.ErrShutdown at the end of a shutdown's grace (grpcserver.Server.CancelCalls)
 	var call dispatch.Call
 	call.Header, call.RequestID = s.incoming(ctx)
+	call.API = apiName
 	md := metadata.MD{"x-request-id": []string{call.RequestID}}
 	buf := bufpool.Get(4 << 10)
 	body, err := s.encode(func(b []byte) ([]byte, error) { return appendChat(b, req, true) }, buf)

@@ -66,6 +66,7 @@ func (s *Server) Embedding(ctx context.Context, req *pb.EmbeddingRequest) (*pb.E
 func (s *Server) unary(ctx context.Context, ep request.Endpoint, encode func([]byte) ([]byte, error), decode func([]byte) error) error {
 	var call dispatch.Call
 	call.Header, call.RequestID = s.incoming(ctx)
+	call.API = apiName
 	md := metadata.MD{"x-request-id": []string{call.RequestID}}
 	defer grpc.SetHeader(ctx, md) // md as it is at return
 	buf := bufpool.Get(4 << 10)
@@ -117,7 +118,7 @@ func (s *Server) reject(ctx context.Context, reqID string, err error, md metadat
 		status = e.Status
 		retryAfter(md, e)
 	}
-	s.opt.Core.Done(&dispatch.Call{RequestID: reqID}, nil, status, nil)
+	s.opt.Core.Done(&dispatch.Call{RequestID: reqID, API: apiName}, nil, status, nil)
 	return errorOf(ctx, err)
 }
 
