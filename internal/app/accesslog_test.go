@@ -65,6 +65,36 @@ func accessLines(t *testing.T, logs *syncBuffer) []map[string]any {
 	return out
 }
 
+// awaitAccessLine waits for the access line match accepts, and returns it.
+func awaitAccessLine(t *testing.T, logs *syncBuffer, what string, match func(map[string]any) bool) map[string]any {
+	t.Helper()
+	var line map[string]any
+	eventually(t, what, func() bool {
+		for _, l := range accessLines(t, logs) {
+			if match(l) {
+				line = l
+				return true
+			}
+		}
+		return false
+	})
+	return line
+}
+
+// jsonLogGateway is a gateway of cfg logging JSON into the buffer returned.
+func jsonLogGateway(t *testing.T, cfg *config.Config) (*Gateway, *syncBuffer) {
+	t.Helper()
+	cfg.Logging.Format = "json"
+	cfg.ApplyDefaults()
+	logs := &syncBuffer{}
+	gw, err := NewGateway(cfg, newLogger(logs, cfg.Logging, new(slog.LevelVar)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(gw.Close)
+	return gw, logs
+}
+
 // usageUpstream answers every chat request with usage and the prompt
 // echoed as the answer's text.
 func usageUpstream() http.Handler {
@@ -179,20 +209,9 @@ func TestAccessLogAbandonedStream(t *testing.T) {
 	id := resp.Header.Get("X-Request-Id")
 	cancel()
 	resp.Body.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		for _, l := range accessLines(t, logs) {
-			if l["request_id"] == id {
-				if l["status"] != 499.0 || l["stream"] != true || l["deployment"] != "up" {
-					t.Errorf("abandoned stream's line: %v", l)
-				}
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no access line for the abandoned stream %s:\n%s", id, logs)
-		}
-		time.Sleep(10 * time.Millisecond)
+	l := awaitAccessLine(t, logs, "the abandoned stream's access line", func(l map[string]any) bool { return l["request_id"] == id })
+	if l["status"] != 499.0 || l["stream"] != true || l["deployment"] != "up" {
+		t.Errorf("abandoned stream's line: %v", l)
 	}
 }
 
@@ -202,35 +221,20 @@ func TestAccessLogAbandonedStream(t *testing.T) {
 func TestJobAccessLog(t *testing.T) {
 	cfg := config.Default()
 	cfg.Jobs.Dir = t.TempDir()
-	cfg.Logging.Format = "json"
-	cfg.ApplyDefaults()
-	logs := &syncBuffer{}
-	gw, err := NewGateway(cfg, newLogger(logs, cfg.Logging, new(slog.LevelVar)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	gw, logs := jsonLogGateway(t, cfg)
 	srv := httptest.NewServer(gw)
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := gw.startJobs(ctx); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cancel(); gw.closeJobs(5 * time.Second); srv.Close(); gw.Close() })
+	t.Cleanup(func() { cancel(); gw.closeJobs(5 * time.Second); srv.Close() })
 	resp, body := postH(t, srv.URL+"/v1/chat/completions", `{"model":"qwen3-omni-7b","messages":[{"role":"user","content":"hi"}],"max_tokens":4}`,
 		map[string]string{"X-Omnigate-Async": "true"})
 	var job jobView
 	if resp.StatusCode != http.StatusAccepted || json.Unmarshal(body, &job) != nil {
 		t.Fatalf("submit: %d %s", resp.StatusCode, body)
 	}
-	var run map[string]any
-	eventually(t, "the job's access line", func() bool {
-		for _, l := range accessLines(t, logs) {
-			if l["api"] == "job" {
-				run = l
-				return true
-			}
-		}
-		return false
-	})
+	run := awaitAccessLine(t, logs, "the job's access line", func(l map[string]any) bool { return l["api"] == "job" })
 	if run["request_id"] != job.ID || run["status"] != 200.0 || run["model"] != "qwen3-omni-7b" {
 		t.Errorf("the run's line: %v", run)
 	}

@@ -10,7 +10,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"log/slog"
 	"math/big"
 	"net"
 	"os"
@@ -261,30 +260,13 @@ func TestGRPCShutdownTellsStreams(t *testing.T) {
 // is, under the client's request id, with api=grpc.
 func TestGRPCAccessLog(t *testing.T) {
 	et := tapEngine(t, "instant", sim.Faults{})
-	cfg := engineConfig(et)
-	cfg.Logging.Format = "json"
-	cfg.ApplyDefaults()
-	logs := &syncBuffer{}
-	gw, err := NewGateway(cfg, newLogger(logs, cfg.Logging, new(slog.LevelVar)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(gw.Close)
+	gw, logs := jsonLogGateway(t, engineConfig(et))
 	addr, _ := serveGRPCForTest(t, gw)
 	ctx := metadataCtx("x-request-id", "grpc-call-1")
 	if _, err := pb.NewOmnigateClient(dial(t, addr)).ChatCompletion(ctx, chatReq("hi", 4)); err != nil {
 		t.Fatal(err)
 	}
-	var line map[string]any
-	eventually(t, "the access line", func() bool {
-		for _, l := range accessLines(t, logs) {
-			if l["request_id"] == "grpc-call-1" {
-				line = l
-				return true
-			}
-		}
-		return false
-	})
+	line := awaitAccessLine(t, logs, "the access line", func(l map[string]any) bool { return l["request_id"] == "grpc-call-1" })
 	if line["status"] != 200.0 || line["model"] != "m" || line["deployment"] != "up" || line["msg"] != "request" || line["api"] != "grpc" {
 		t.Errorf("access line %v", line)
 	}
