@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"testing"
 
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/omnigate/omnigate/internal/grpcserver"
 	pb "github.com/omnigate/omnigate/proto/omnigate/v1"
 )
 
@@ -272,4 +274,34 @@ func BenchmarkEncodeChat(b *testing.B) {
 			}
 		}
 	})
+}
+
+// discard is a Holder that keeps nothing.
+type discard struct{ grpc.ServerStream }
+
+func (discard) Hold(grpcserver.Encoded) error { return nil }
+func (discard) Flush() error                  { return nil }
+func (discard) Send(*pb.ChatCompletionChunk) error {
+	return nil
+}
+
+// BenchmarkChunkSinkStream: a stream of 20 events, read from the engine
+// in one piece, through a new sink as each call makes one: the SSE
+// parsing and the writing into wire format, per stream.
+func BenchmarkChunkSinkStream(b *testing.B) {
+	var body []byte
+	for range 20 {
+		body = append(append(append(body, "data: "...), benchChunk...), "\n\n"...)
+	}
+	body = append(body, "data: [DONE]\n\n"...)
+	b.ReportAllocs()
+	for b.Loop() {
+		k := newChunkSink(discard{})
+		if _, err := k.Write(body); err != nil {
+			b.Fatal(err)
+		}
+		k.Flush()
+		k.finish()
+		k.free()
+	}
 }

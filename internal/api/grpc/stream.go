@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
@@ -83,7 +84,8 @@ func (s *Server) relayStream(ctx context.Context, stream grpc.ServerStreamingSer
 		}
 		return status, rerr, err
 	}
-	sink := &chunkSink{stream: stream, hold: holderOf(stream)}
+	sink := newChunkSink(stream)
+	defer sink.free()
 	fw := &relay.Writer{W: sink, Tap: a.Tap(), Whole: a.Continuable()}
 	if sink.hold != nil {
 		fw.F = sink // the chunks of one read from the engine go out in one flush
@@ -150,6 +152,38 @@ type chunkSink struct {
 	errType bool            // the event is "event: error"
 	failed  *apierror.Error // what ended the sending
 	sendErr error           // a send failed: the client went away
+}
+
+// sinks keeps chunk sinks, with their buffers, for the streams to come.
+var sinks sync.Pool // *chunkSink
+
+// newChunkSink is a sink for stream; free gives it back.
+func newChunkSink(stream grpc.ServerStreamingServer[pb.ChatCompletionChunk]) *chunkSink {
+	k, _ := sinks.Get().(*chunkSink)
+	if k == nil {
+		k = new(chunkSink)
+	}
+	k.stream, k.hold = stream, holderOf(stream)
+	return k
+}
+
+// free gives k back, its buffers emptied (a large one dropped) and the
+// last stream's head forgotten.
+func (k *chunkSink) free() {
+	cw := &k.cw
+	*k = chunkSink{line: emptied(k.line), data: emptied(k.data), cw: chunkWriter{
+		r: reader{scratch: emptied(cw.r.scratch)}, w: wire{b: emptied(cw.w.b)}, bytes: cw.bytes[:0],
+		head: emptied(cw.head), headWire: emptied(cw.headWire), rest: emptied(cw.rest),
+	}}
+	sinks.Put(k)
+}
+
+// emptied is b emptied, or nil past 64 KiB.
+func emptied(b []byte) []byte {
+	if cap(b) > 64<<10 {
+		return nil
+	}
+	return b[:0]
 }
 
 // Write reads the events of p, sending each chunk whose event ends in it;

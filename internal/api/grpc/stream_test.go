@@ -104,3 +104,40 @@ func TestChunkSinkSendFails(t *testing.T) {
 		t.Errorf("Write: %v, sendErr %v", err, k.sendErr)
 	}
 }
+
+// TestChunkSinkReused: a sink given back and taken again for another
+// stream writes that stream's chunks alone, whether its events start as
+// the last stream's did or not.
+func TestChunkSinkReused(t *testing.T) {
+	ev := func(id, content string) string {
+		return `data: {"id":"` + id + `","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"` + content + `"}}]}` + "\n\n"
+	}
+	full := func(id, content string) *pb.ChatCompletionChunk {
+		return &pb.ChatCompletionChunk{Id: id, Object: "chat.completion.chunk", Created: 1, Model: "m",
+			Choices: []*pb.ChunkChoice{{Delta: &pb.AssistantMessage{Content: proto.String(content)}}}}
+	}
+	bare := chunk("7")
+	bare.Id = "b"
+	streams := []struct {
+		body string
+		want []*pb.ChatCompletionChunk
+	}{
+		{ev("a", "1") + ev("a", "2"), []*pb.ChatCompletionChunk{full("a", "1"), full("a", "2")}},
+		// the same head as the last stream's
+		{ev("a", "3") + ev("a", "4") + "data: [DONE]\n\n", []*pb.ChatCompletionChunk{full("a", "3"), full("a", "4")}},
+		{ev("b", "5") + ev("b", "6"), []*pb.ChatCompletionChunk{full("b", "5"), full("b", "6")}},
+		{"data: {\"id\":\"b\",\"choices\":[{\"delta\":{\"content\":\"7\"}}]}\n\n", []*pb.ChatCompletionChunk{bare}},
+	}
+	for i, s := range streams {
+		st := &sent{}
+		k := newChunkSink(st)
+		if _, err := k.Write([]byte(s.body)); err != nil {
+			t.Fatal(err)
+		}
+		k.finish()
+		k.free()
+		if diff := cmp.Diff(s.want, st.msgs, protocmp.Transform()); diff != "" {
+			t.Errorf("stream %d: messages (-want +got):\n%s", i, diff)
+		}
+	}
+}
