@@ -1,7 +1,9 @@
 package grpcapi
 
 import (
+	"bytes"
 	"math"
+	"unicode/utf8"
 
 	"github.com/omnigate/omnigate/internal/jsonscan"
 )
@@ -53,7 +55,10 @@ type chunkWriter struct {
 // of ChatCompletionChunk; the bytes are cw's until the next call.
 func (cw *chunkWriter) write(data []byte) ([]byte, error) {
 	cw.message = "delta"
-	if n := len(cw.head); n > 0 && len(data) > n && string(data[:n]) == string(cw.head) {
+	if n := len(cw.head); n > 0 && len(data) > n && string(data[:n]) == string(cw.head) && bytes.HasPrefix(data[n:], choicesKey) {
+		if b, ok := cw.delta(data[n:]); ok {
+			return b, nil
+		}
 		cw.rest = append(append(cw.rest[:0], '{'), data[n:]...)
 		cw.w.b = append(cw.w.b[:0], cw.headWire...)
 		cw.resumed = true
@@ -64,6 +69,74 @@ func (cw *chunkWriter) write(data []byte) ([]byte, error) {
 	cw.head = cw.head[:0]
 	return cw.answer(data)
 }
+
+// delta writes, without the decoder, the event most of a stream is: a
+// head like the last event's, then one choice whose delta is a piece of
+// content and nothing else. rest is the event after its head; it must be
+// exactly
+//
+//	"choices":[{"index":N,"delta":{"content":"S"}[,"logprobs":null][,"finish_reason":null]}]}
+//
+// with N of at most 9 digits and S valid UTF-8 without escapes or control
+// bytes; the
+// bytes are those answer writes for it. Any other event: ok is false.
+func (cw *chunkWriter) delta(rest []byte) (b []byte, ok bool) {
+	p, ok := bytes.CutPrefix(rest, deltaStart)
+	if !ok {
+		return nil, false
+	}
+	var index int64
+	i := 0
+	for ; i < len(p) && i < 10 && '0' <= p[i] && p[i] <= '9'; i++ {
+		index = index*10 + int64(p[i]-'0')
+	}
+	if i == 0 || i == 10 || i > 1 && p[0] == '0' {
+		return nil, false
+	}
+	if p, ok = bytes.CutPrefix(p[i:], deltaContent); !ok {
+		return nil, false
+	}
+	j := bytes.IndexByte(p, '"')
+	if j < 0 {
+		return nil, false
+	}
+	content := p[:j]
+	for _, c := range content {
+		if c < 0x20 || c == '\\' {
+			return nil, false
+		}
+	}
+	if !utf8.Valid(content) {
+		return nil, false // the decoder's error to tell
+	}
+	if p, ok = bytes.CutPrefix(p[j+1:], []byte("}")); !ok {
+		return nil, false
+	}
+	p, _ = bytes.CutPrefix(p, deltaLogprobs)
+	p, _ = bytes.CutPrefix(p, deltaFinish)
+	if string(p) != "}]}" {
+		return nil, false
+	}
+	w := &cw.w
+	w.b = append(w.b[:0], cw.headWire...)
+	at := w.open(fChunkChoices)
+	if index != 0 {
+		w.varint(fChoiceIndex, index)
+	}
+	d := w.open(fChoiceDelta)
+	w.str(fMsgContent, content, false)
+	w.end(d)
+	w.end(at)
+	return w.b, true
+}
+
+var (
+	choicesKey    = []byte(`"choices"`)
+	deltaStart    = []byte(`"choices":[{"index":`)
+	deltaContent  = []byte(`,"delta":{"content":"`)
+	deltaLogprobs = []byte(`,"logprobs":null`)
+	deltaFinish   = []byte(`,"finish_reason":null`)
+)
 
 // keepHead remembers the event's JSON before its "choices" key (key, in
 // data), and the wire written for it, when the key follows others.

@@ -139,6 +139,19 @@ func FuzzChunkWriterStream(f *testing.F) {
 			f.Add([]byte(a), []byte(a[:i]+`"choices":[{"index":1,"delta":{"content":"x"}}],"usage":null}`))
 			f.Add([]byte(a), []byte(a[:i]+`"choices":7}`))
 			f.Add([]byte(a), []byte(a[:i]+`"choices"`))
+			// the shapes delta writes, and some it leaves to the decoder
+			for _, c := range []string{
+				`[{"index":0,"delta":{"content":" there"},"logprobs":null,"finish_reason":null}]}`,
+				`[{"index":12,"delta":{"content":"é\xff"},"finish_reason":null}]}`,
+				`[{"index":0,"delta":{"content":""},"logprobs":null}]}`,
+				`[{"index":0,"delta":{"content":"a\"b"}}]}`,
+				`[{"index":012,"delta":{"content":"a"}}]}`,
+				`[{"index":9999999999,"delta":{"content":"a"}}]}`,
+				`[{"index":0,"delta":{"content":"a"},"finish_reason":null,"logprobs":null}]}`,
+				`[{"index":0,"delta":{"content":"a"}}],"usage":null}`,
+			} {
+				f.Add([]byte(a), []byte(a[:i]+`"choices":`+c))
+			}
 		}
 	}
 	f.Fuzz(func(t *testing.T, first, data []byte) {
