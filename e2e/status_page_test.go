@@ -80,7 +80,8 @@ func statusLoad(t *testing.T, base string, stop <-chan struct{}) (wait func() (o
 // fragment, and the page shows every model and replica with live figures
 // in a plausible range: replicas up, requests in flight, the 7B tier's
 // median latency well under a second and the 30B tier's in seconds,
-// tokens flowing.
+// tokens flowing; the 7B tier's shadow traffic to the 30B, with how often
+// they agreed.
 func TestStatusPage(t *testing.T) {
 	b := startBrowser(t)
 	tok := make([]byte, 16)
@@ -91,6 +92,7 @@ server: {addr: "127.0.0.1:0", admin_addr: "127.0.0.1:0", admin_token_env: OMNIGA
 models:
   - name: qwen3-omni-7b
     tier: small
+    shadow: {model: qwen3-omni-30b, share: 0.2, max_inflight: 2}
     deployments:
       - {name: sim-7b-a, kind: sim, profile: qwen3-omni-7b}
       - {name: sim-7b-b, kind: sim, profile: qwen3-omni-7b}
@@ -225,6 +227,20 @@ routing:
 	}
 	if !sawInFlight {
 		t.Error("the 30B tier never showed a request in flight")
+	}
+	var sh struct{ Candidate, Agreement, Text, Title string }
+	if err := p.waitFor(context.Background(), 30*time.Second, `(() => {
+		const s = document.querySelector('tr[data-row="model"][data-model="qwen3-omni-7b"] .shadow');
+		return s ? {candidate: s.dataset.candidate, agreement: s.dataset.agreement, text: s.textContent, title: s.title} : {};
+	})()`, &sh, func() bool { return sh.Agreement != "" }); err != nil {
+		t.Errorf("the 7B row's shadow note never showed an agreement: %+v (%v)", sh, err)
+	} else if a, err := strconv.ParseFloat(sh.Agreement, 64); err != nil || a < 0 || a > 1 || sh.Candidate != "qwen3-omni-30b" ||
+		!strings.HasPrefix(sh.Text, "shadow → qwen3-omni-30b · 20 % · ") || !strings.Contains(sh.Title, " agree, ") {
+		t.Errorf("the 7B row's shadow note: %+v", sh)
+	}
+	var notes int
+	if err := p.eval(`document.querySelectorAll('#models .shadow').length`, &notes); err != nil || notes != 1 {
+		t.Errorf("%d shadow notes on the page (%v), want the 7B row's alone", notes, err)
 	}
 	stopLoad()
 

@@ -68,6 +68,20 @@ type shadowObject struct {
 	Agreement *float64 `json:"agreement,omitempty"`
 }
 
+// shadowOf is m's shadow traffic as shown; nil when it has none.
+func shadowOf(m dispatch.ModelStatus) *shadowObject {
+	sh := m.Shadow
+	if sh == nil {
+		return nil
+	}
+	o := &shadowObject{Candidate: sh.Candidate, Share: sh.Share, Agree: sh.Agree, Differ: sh.Differ, Error: sh.Error, Dropped: sh.Dropped}
+	if n := sh.Agree + sh.Differ; n > 0 {
+		a := float64(sh.Agree) / float64(n)
+		o.Agreement = &a
+	}
+	return o
+}
+
 type admissionObject struct {
 	Limit      int            `json:"limit"`
 	Min        int            `json:"min"`
@@ -131,13 +145,7 @@ func renderDeployments(ds []dispatch.DeploymentStatus, ms []dispatch.ModelStatus
 	scores := map[[2]string]float64{}
 	for _, m := range ms {
 		o := modelStatusObject{Model: m.Model, Strategy: m.Strategy, Decisions: []decisionObject{}}
-		if sh := m.Shadow; sh != nil {
-			o.Shadow = &shadowObject{Candidate: sh.Candidate, Share: sh.Share, Agree: sh.Agree, Differ: sh.Differ, Error: sh.Error, Dropped: sh.Dropped}
-			if n := sh.Agree + sh.Differ; n > 0 {
-				a := float64(sh.Agree) / float64(n)
-				o.Shadow.Agreement = &a
-			}
-		}
+		o.Shadow = shadowOf(m)
 		if a := m.Admission; a != nil {
 			o.Admission = &admissionObject{Limit: a.Limit, Min: a.Min, Max: a.Max, InFlight: a.InFlight,
 				Queued: map[string]int{"interactive": a.Queued[admission.Interactive], "batch": a.Queued[admission.Batch]}, MaxQueue: a.MaxQueue,

@@ -23,6 +23,7 @@ type statusModel struct {
 	// InFlight is the sum of the deployments' in-flight requests.
 	InFlight    int64              `json:"in_flight"`
 	Admission   *statusAdmission   `json:"admission"` // null: admission is off
+	Shadow      *shadowObject      `json:"shadow,omitempty"`
 	Metrics     series             `json:"metrics"`
 	Deployments []statusDeployment `json:"deployments"`
 }
@@ -63,7 +64,7 @@ func (h *Handler) status() []byte {
 	byModel := map[string]*statusModel{}
 	snap := h.opt.Core.Snapshot()
 	for _, m := range h.opt.Core.Models() {
-		sm := statusModel{Model: m.Model, Metrics: ix.model(m.Model), Deployments: []statusDeployment{}}
+		sm := statusModel{Model: m.Model, Metrics: ix.model(m.Model), Deployments: []statusDeployment{}, Shadow: shadowOf(m)}
 		if cm, ok := snap.Catalog.Lookup(m.Model); ok {
 			sm.Tier = cm.Tier
 		}

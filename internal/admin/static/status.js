@@ -217,6 +217,21 @@ function nameCell(tr, name, extra, extraClass) {
   tr.appendChild(td);
 }
 
+// shadowNote adds to a model's name what its shadow traffic found: the
+// candidate, the share mirrored and how often the candidate answered the
+// same (the counts in its title).
+function shadowNote(td, sh) {
+  const s = document.createElement('span');
+  s.className = 'shadow';
+  s.dataset.candidate = sh.candidate;
+  s.dataset.agreement = sh.agreement === undefined ? '' : String(sh.agreement);
+  const agree = sh.agreement === undefined ? 'no answers compared yet' : fmt.pct(sh.agreement) + ' agree';
+  s.textContent = 'shadow → ' + sh.candidate + ' · ' + fmt.pct(sh.share) + ' · ' + agree;
+  s.title = 'Shadow traffic since the last reload: ' + sh.agree + ' agree, ' + sh.differ + ' differ, ' +
+    sh.error + ' failed, ' + sh.dropped + ' dropped';
+  td.appendChild(s);
+}
+
 // summary fills the cards above the table: the models' figures summed
 // (the error rate over all their requests).
 function summary(doc, figures) {
@@ -258,6 +273,7 @@ function render() {
     tr.dataset.row = 'model';
     tr.dataset.model = m.model;
     nameCell(tr, m.model, m.tier, 'tier');
+    if (m.shadow) shadowNote(tr.lastChild, m.shadow);
     const up = m.deployments.filter(d => d.health !== 'down' && d.breaker !== 'open').length;
     cell(tr, 'health', up + '/' + m.deployments.length, v => v + ' up', up < m.deployments.length ? 'bad' : '');
     cell(tr, 'breaker', null);
