@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/omnigate/omnigate/internal/auth"
@@ -41,8 +42,9 @@ func openKeys(sc config.KeyStore, getenv func(string) string, m *telemetry.Metri
 	return auth.NewDirectory(opt), nil
 }
 
-// startKeys reads the key store for the first time, then every
-// auth.store.postgres.refresh until the gateway closes.
+// startKeys reads the key store for the first time, then after each
+// change the store tells of and every auth.store.postgres.refresh, until
+// the gateway closes.
 func (g *Gateway) startKeys(sc config.KeyStore) error {
 	if !g.keys.Stored() {
 		return nil
@@ -52,8 +54,9 @@ func (g *Gateway) startKeys(sc config.KeyStore) error {
 		cancel()
 		return fmt.Errorf("auth.store: key store %s: %w", sc.Kind, err)
 	}
-	done := make(chan struct{})
-	go func() { defer close(done); g.keys.Run(ctx, sc.Postgres.Refresh.D(), clock.Real{}) }()
-	g.stopKeys = func() { cancel(); <-done; g.keys.Close() }
+	var wg sync.WaitGroup
+	wg.Go(func() { g.keys.Run(ctx, sc.Postgres.Refresh.D(), clock.Real{}) })
+	wg.Go(func() { g.keys.Watch(ctx) })
+	g.stopKeys = func() { cancel(); wg.Wait(); g.keys.Close() }
 	return nil
 }

@@ -79,6 +79,60 @@ func sdkStatus(t *testing.T, base, key string) (int, string) {
 	return 0, ""
 }
 
+// TestSharedKeyStoreNotified: two gateways that read the store only at
+// start (an hour's refresh) hear of each other's changes from PostgreSQL
+// (LISTEN/NOTIFY): a key made through A works through B, revoked through
+// A it stops there, without a refresh.
+func TestSharedKeyStoreNotified(t *testing.T) {
+	dsn, table := testPostgres(t)
+	gwA, _ := newTestGateway(t, storeConfig(t, dsn, table, time.Hour))
+	gwB, srvB := newTestGateway(t, storeConfig(t, dsn, table, time.Hour))
+	adminA := adminServer(t, gwA) + "/admin/keys"
+	within := func(what string, ok func() bool) {
+		t.Helper()
+		for end := time.Now().Add(10 * time.Second); !ok(); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(end) {
+				t.Fatalf("B: %s, not within 10 s", what)
+			}
+		}
+	}
+	// Each listens once it has started (a key made before is read at its
+	// start, not heard): wait for both listening connections.
+	within("not listening", func() bool { return listeners(t, dsn, table) == 2 })
+	code, made := adminCall(t, "POST", adminA, `{"name":"heard"}`)
+	secret, _ := made["secret"].(string)
+	if code != 201 || secret == "" {
+		t.Fatalf("create: %d %v", code, made)
+	}
+	within("the key made through A unknown", func() bool { return gwB.keys.Named("heard") != nil })
+	if s, c := sdkStatus(t, srvB.URL, secret); s != 200 {
+		t.Fatalf("through B: %d %s", s, c)
+	}
+	if code, v := adminCall(t, "DELETE", adminA+"/heard", ""); code != 200 {
+		t.Fatalf("revoke: %d %v", code, v)
+	}
+	within("the key revoked through A still known", func() bool { return gwB.keys.Named("heard") == nil })
+	if s, c := sdkStatus(t, srvB.URL, secret); s != 401 || c != "invalid_api_key" {
+		t.Errorf("through B after the revocation: %d %s", s, c)
+	}
+}
+
+// listeners counts the connections listening on table's channel.
+func listeners(t *testing.T, dsn, table string) int {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var n int
+	if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity WHERE query = $1`,
+		`LISTEN `+pgx.Identifier{table}.Sanitize()).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 // TestSharedKeyStore: two gateways on one PostgreSQL key store. A key
 // made through A's admin API works through B once B reads the store
 // again; revoked through A, B refuses it from its next read; rotated, the

@@ -127,6 +127,14 @@ func (d *Directory) Refresh(ctx context.Context) error {
 	return nil
 }
 
+// Watch reads the store again after each change it tells of, until ctx
+// ends; it returns at once for a store that tells of none (Watcher).
+func (d *Directory) Watch(ctx context.Context) {
+	if w, ok := d.opt.Store.(Watcher); ok {
+		w.Watch(ctx, func() { d.Refresh(ctx) })
+	}
+}
+
 // Run refreshes d every interval until ctx ends.
 func (d *Directory) Run(ctx context.Context, every time.Duration, clk clock.Clock) {
 	for {
@@ -266,8 +274,9 @@ func (d *Directory) mutable(name string) error {
 }
 
 // changed logs a change made through d and reads the store again, so it
-// takes effect here at once; on the other replicas it does at their next
-// refresh. A failed read is logged: the change is made all the same.
+// takes effect here at once; on the other replicas it does when the store
+// tells them (Watcher), or at their next refresh. A failed read is
+// logged: the change is made all the same.
 func (d *Directory) changed(ctx context.Context, what, name string) {
 	d.opt.Log.Info("API key "+what, "key", name)
 	d.Refresh(context.WithoutCancel(ctx))

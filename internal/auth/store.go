@@ -26,6 +26,16 @@ type Store interface {
 	Close() error
 }
 
+// Watcher is a Store that tells of the changes made to it, by any
+// replica, as they are made: its readers need not wait for their next
+// refresh.
+type Watcher interface {
+	// Watch calls changed after each change to the store until ctx ends,
+	// and once after each time it could not listen (a change may have
+	// gone by); it keeps trying while the store is unreachable.
+	Watch(ctx context.Context, changed func())
+}
+
 // Record is one key of a store: its config form and its history.
 type Record struct {
 	config.APIKey

@@ -25,8 +25,9 @@ import (
 
 // Store is the keys in one table.
 type Store struct {
-	pool  *pgxpool.Pool
-	table string // quoted
+	pool    *pgxpool.Pool
+	table   string // quoted
+	channel string // the table's name: the channel its changes are told on
 }
 
 // Open connects to the database at dsn and creates the table when it is
@@ -36,12 +37,12 @@ func Open(ctx context.Context, dsn, table string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connection string: %w", err)
 	}
-	pc.MaxConns = 4 // a refresh now and then, and the admin API's changes
+	pc.MaxConns = 4 // a refresh now and then, and the admin API's changes (the listening one is its own)
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{pool: pool, table: pgx.Identifier{table}.Sanitize()}
+	s := &Store{pool: pool, table: pgx.Identifier{table}.Sanitize(), channel: table}
 	if err := s.create(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -150,6 +151,9 @@ VALUES ($1, $2, $3, $4, $5, $6) RETURNING `+columns, k.Name, k.Hash, models, pri
 		return auth.Record{}, err
 	}
 	r, err := pgx.CollectExactlyOneRow(rows, scan)
+	if err == nil {
+		s.notify(ctx, r.Name)
+	}
 	return r, taken(err)
 }
 
@@ -163,6 +167,7 @@ func (s *Store) Revoke(ctx context.Context, name string) error {
 	if tag.RowsAffected() == 0 {
 		return auth.ErrNotFound
 	}
+	s.notify(ctx, name)
 	return nil
 }
 
@@ -179,7 +184,54 @@ WHERE name = $1 AND revoked_at IS NULL RETURNING `+columns, name, hash)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return auth.Record{}, auth.ErrNotFound
 	}
+	if err == nil {
+		s.notify(ctx, name)
+	}
 	return r, taken(err)
+}
+
+// notify tells the replicas listening that the key named name changed.
+// A notification lost is found at their next refresh.
+func (s *Store) notify(ctx context.Context, name string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	s.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, s.channel, name)
+}
+
+// Watch listens on the table's channel (LISTEN) on a connection of its
+// own and calls changed for each notification, until ctx ends. A lost
+// connection is opened again a second later, and changed called once
+// then for what went by meanwhile.
+func (s *Store) Watch(ctx context.Context, changed func()) {
+	for again := false; ; again = true {
+		s.listen(ctx, changed, again)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (s *Store) listen(ctx context.Context, changed func(), again bool) error {
+	pc, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	c := pc.Hijack() // listening: no other use may have it
+	defer c.Close(context.WithoutCancel(ctx))
+	if _, err := c.Exec(ctx, `LISTEN `+pgx.Identifier{s.channel}.Sanitize()); err != nil {
+		return err
+	}
+	if again {
+		changed()
+	}
+	for {
+		if _, err := c.WaitForNotification(ctx); err != nil {
+			return err
+		}
+		changed()
+	}
 }
 
 // taken turns a unique violation into auth.ErrExists.
@@ -197,4 +249,7 @@ func (s *Store) Close() error {
 	return nil
 }
 
-var _ auth.Store = (*Store)(nil)
+var (
+	_ auth.Store   = (*Store)(nil)
+	_ auth.Watcher = (*Store)(nil)
+)

@@ -165,3 +165,69 @@ func TestOpenUnreachable(t *testing.T) {
 		t.Fatal("opened a malformed connection string")
 	}
 }
+
+// TestWatch: a store listening hears of every change another replica
+// makes, and of what went by while its connection was cut.
+func TestWatch(t *testing.T) {
+	a, dsn, table := open(t)
+	b, err := Open(context.Background(), dsn, table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	changes := make(chan struct{}, 16)
+	done := make(chan struct{})
+	go func() { defer close(done); b.Watch(ctx, func() { changes <- struct{}{} }) }()
+	t.Cleanup(func() { cancel(); <-done })
+	heard := func(what string) {
+		t.Helper()
+		select {
+		case <-changes:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no change heard after %s", what)
+		}
+	}
+	listening := func() int {
+		var n int
+		if err := a.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE query = $1`,
+			`LISTEN `+pgx.Identifier{table}.Sanitize()).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for end := time.Now().Add(10 * time.Second); listening() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("b never listened")
+		}
+	}
+	ck := config.APIKey{Name: "w", Hash: auth.Hash("sk-w")}
+	if _, err := a.Create(ctx, ck); err != nil {
+		t.Fatal(err)
+	}
+	heard("a create")
+	if _, err := a.Rotate(ctx, "w", auth.Hash("sk-w2")); err != nil {
+		t.Fatal(err)
+	}
+	heard("a rotation")
+	if err := a.Revoke(ctx, "w"); err != nil {
+		t.Fatal(err)
+	}
+	heard("a revocation")
+	select {
+	case <-changes:
+		t.Fatal("a change heard twice")
+	case <-time.After(200 * time.Millisecond):
+	}
+
+	// The listening connection cut: b listens again and says so.
+	if _, err := a.pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = $1`,
+		`LISTEN `+pgx.Identifier{table}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	heard("listening again")
+	if _, err := a.Create(ctx, config.APIKey{Name: "w3", Hash: auth.Hash("sk-w3")}); err != nil {
+		t.Fatal(err)
+	}
+	heard("a create after the cut")
+}
