@@ -203,17 +203,24 @@ func TestAcceptErrorsAreWarnings(t *testing.T) {
 	}
 	gw.cmd.Process.Kill()
 	gw.cmd.Wait() // stderr is complete
-	var warnings []string
+	// The HTTP listener's accept fails; the gRPC listener's may too (a
+	// connection waits there when the descriptors run out): each says so
+	// once.
+	var nHTTP, nGRPC int
 	for l := range strings.Lines(gw.stderr.String()) {
 		if strings.Contains(l, "too many open files") && strings.Contains(l, "accept") {
 			if !strings.Contains(l, "level=WARN") {
 				t.Errorf("accept error not logged as a warning: %s", l)
 			}
-			warnings = append(warnings, l)
+			if strings.Contains(l, "gRPC") {
+				nGRPC++
+			} else {
+				nHTTP++
+			}
 		}
 	}
-	if len(warnings) != 1 {
-		t.Errorf("%d accept warnings, want 1 (at most one per 10 s):\n%s", len(warnings), gw.stderr.String())
+	if nHTTP != 1 || nGRPC > 1 {
+		t.Errorf("%d accept warnings of HTTP's listener and %d of gRPC's, want 1 and at most 1 (at most one per 10 s):\n%s", nHTTP, nGRPC, gw.stderr.String())
 	}
 }
 

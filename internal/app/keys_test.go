@@ -263,8 +263,10 @@ func TestKeyStoreDown(t *testing.T) {
 	if s, c := sdkStatus(t, srv.URL, secret); s != 200 {
 		t.Errorf("the store's key while it is down: %d %s", s, c)
 	}
-	if v, _ := value(families(t, gw), "omnigate_key_store_errors_total", nil); v != 2 {
-		t.Errorf("omnigate_key_store_errors_total = %v, want 2", v)
+	// The two reads failed, and so may the one the store's notification
+	// of "kept" set off, when it came after the store went down.
+	if v, _ := value(families(t, gw), "omnigate_key_store_errors_total", nil); v < 2 || v > 3 {
+		t.Errorf("omnigate_key_store_errors_total = %v, want 2 (3 with the notified read)", v)
 	}
 	if code, v := adminCall(t, "POST", admin, `{"name":"later"}`); code != 503 || !strings.Contains(fmt.Sprint(v), "key_store_unavailable") {
 		t.Errorf("create while the store is down: %d %v", code, v)

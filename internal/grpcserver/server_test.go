@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -2013,5 +2014,33 @@ func TestHandled(t *testing.T) {
 	}
 	if d := recv(t, "the next call's count", got); d.method != "/grpc.testing.TestService/EmptyCall" {
 		t.Errorf("after a call to an unknown service, counted %+v (the unknown one counts nothing)", d)
+	}
+}
+
+// failingListener fails its accepts as a process out of descriptors does,
+// n times, then is closed.
+type failingListener struct {
+	net.Listener
+	n int
+}
+
+func (l *failingListener) Accept() (net.Conn, error) {
+	if l.n == 0 {
+		return nil, net.ErrClosed
+	}
+	l.n--
+	return nil, &net.OpError{Op: "accept", Net: "tcp", Err: syscall.EMFILE}
+}
+
+// TestAcceptWarnedOnce: accepts that keep failing are retried, and
+// warned of once per acceptLogEvery, not at every retry.
+func TestAcceptWarnedOnce(t *testing.T) {
+	var logs bytes.Buffer
+	s := New(Options{Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err := s.Serve(&failingListener{n: 6}); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Serve: %v, want the listener's closing", err)
+	}
+	if n := strings.Count(logs.String(), "too many open files"); n != 1 || !strings.Contains(logs.String(), "since_last_warning=0") {
+		t.Errorf("%d warnings for 6 failed accepts, want 1:\n%s", n, logs.String())
 	}
 }
