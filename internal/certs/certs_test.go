@@ -3,6 +3,7 @@ package certs
 import (
 	"bytes"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"log/slog"
@@ -270,6 +271,12 @@ func TestClient(t *testing.T) {
 	}{
 		{"another CA's engine", &tls.Config{Certificates: []tls.Certificate{others.Issue(t, "engine").TLS(t)}}, ClientFiles{CA: ca.File}, ""},
 		{"another name", &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, "engine").TLS(t)}}, ClientFiles{CA: ca.File}, "engine.example"},
+		{"an expired certificate", &tls.Config{Certificates: []tls.Certificate{ca.IssueWith(t, "engine", func(c *x509.Certificate) {
+			c.NotBefore, c.NotAfter = time.Now().Add(-48*time.Hour), time.Now().Add(-time.Hour)
+		}).TLS(t)}}, ClientFiles{CA: ca.File}, ""},
+		{"a certificate for clients only", &tls.Config{Certificates: []tls.Certificate{ca.IssueWith(t, "engine", func(c *x509.Certificate) {
+			c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+		}).TLS(t)}}, ClientFiles{CA: ca.File}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -289,6 +296,32 @@ func TestClient(t *testing.T) {
 	// system's.
 	if !c.w.current().roots.Equal(ca.Pool()) {
 		t.Error("the roots are not the CA file's alone")
+	}
+
+	// The CA file changed to another CA's: the next handshake trusts that
+	// CA's engine, and the old CA's no longer.
+	caFile := filepath.Join(dir, "trusted.pem")
+	copyFile(t, ca.File, caFile)
+	rc, err := NewClient(ClientFiles{CA: caFile}, "", "127.0.0.1", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldEngine := &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, "engine").TLS(t)}}
+	newEngine := &tls.Config{Certificates: []tls.Certificate{others.Issue(t, "engine").TLS(t)}}
+	if _, _, err := handshake(t, oldEngine, rc.Config()); err != nil {
+		t.Fatalf("before the change: %v", err)
+	}
+	copyFile(t, others.File, caFile)
+	certstest.Touch(t, time.Now().Add(time.Minute), caFile)
+	if err := rc.Check(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := handshake(t, newEngine, rc.Config()); err != nil {
+		t.Errorf("the new CA's engine after the change: %v", err)
+	}
+	var ve *tls.CertificateVerificationError
+	if _, _, err := handshake(t, oldEngine, rc.Config()); !errors.As(err, &ve) {
+		t.Errorf("the old CA's engine after the change: %v, want a *tls.CertificateVerificationError", err)
 	}
 }
 

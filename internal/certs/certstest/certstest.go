@@ -84,6 +84,13 @@ func (l Leaf) Write(t testing.TB, certFile, keyFile string) {
 // good for server and client authentication alike.
 func (ca *CA) Issue(t testing.TB, cn string) Leaf {
 	t.Helper()
+	return ca.IssueWith(t, cn, nil)
+}
+
+// IssueWith is Issue with the certificate's template changed by mod
+// first (expired, for clients only…).
+func (ca *CA) IssueWith(t testing.TB, cn string, mod func(*x509.Certificate)) Leaf {
+	t.Helper()
 	key := newKey(t)
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(t), Subject: pkix.Name{CommonName: cn},
@@ -91,6 +98,9 @@ func (ca *CA) Issue(t testing.TB, cn string) Leaf {
 		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}, DNSNames: []string{"localhost"},
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	if mod != nil {
+		mod(tmpl)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
 	if err != nil {
