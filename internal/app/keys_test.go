@@ -98,7 +98,7 @@ func TestSharedKeyStoreNotified(t *testing.T) {
 	}
 	// Each listens once it has started (a key made before is read at its
 	// start, not heard): wait for both listening connections.
-	within("not listening", func() bool { return listeners(t, dsn, table) == 2 })
+	within("not listening", func() bool { return pgtest.Listeners(t, dsn, table, false) == 2 })
 	code, made := adminCall(t, "POST", adminA, `{"name":"heard"}`)
 	secret, _ := made["secret"].(string)
 	if code != 201 || secret == "" {
@@ -115,22 +115,6 @@ func TestSharedKeyStoreNotified(t *testing.T) {
 	if s, c := sdkStatus(t, srvB.URL, secret); s != 401 || c != "invalid_api_key" {
 		t.Errorf("through B after the revocation: %d %s", s, c)
 	}
-}
-
-// listeners counts the connections listening on table's channel.
-func listeners(t *testing.T, dsn, table string) int {
-	t.Helper()
-	conn, err := pgx.Connect(context.Background(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	var n int
-	if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity WHERE query = $1`,
-		`LISTEN `+pgx.Identifier{table}.Sanitize()).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
 }
 
 // TestSharedKeyStore: two gateways on one PostgreSQL key store. A key

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/omnigate/omnigate/internal/config"
+	"github.com/omnigate/omnigate/internal/sparselog"
 )
 
 // connLimiter is a listener that bounds the client connections open at
@@ -35,7 +36,7 @@ type connLimiter struct {
 	open   int
 	byAddr map[netip.Addr]int
 
-	acceptLog, refuseLog sparseLog
+	acceptLog, refuseLog sparselog.Limiter
 }
 
 // logEvery is the least time between two warnings of one kind.
@@ -52,8 +53,8 @@ func limitConns(ln net.Listener, total, perClient int, log *slog.Logger) *connLi
 	return &connLimiter{
 		Listener: ln, total: total, perClient: perClient, log: log,
 		exempt: netip.Addr.IsLoopback, byAddr: make(map[netip.Addr]int),
-		acceptLog: sparseLog{every: logEvery, now: time.Now},
-		refuseLog: sparseLog{every: logEvery, now: time.Now},
+		acceptLog: sparselog.Limiter{Every: logEvery},
+		refuseLog: sparselog.Limiter{Every: logEvery},
 	}
 }
 
@@ -63,7 +64,7 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 		c, err := l.Listener.Accept()
 		if err != nil {
 			if !errors.Is(err, net.ErrClosed) {
-				if ok, dropped := l.acceptLog.allow(); ok {
+				if ok, dropped := l.acceptLog.Allow(); ok {
 					l.log.Warn("accept failed", "err", err, "since_last_warning", dropped)
 				}
 			}
@@ -72,7 +73,7 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 		addr := peerAddr(c)
 		if why := l.admit(addr); why != "" {
 			c.Close()
-			if ok, dropped := l.refuseLog.allow(); ok {
+			if ok, dropped := l.refuseLog.Allow(); ok {
 				l.log.Warn("connection refused", "client", addr.String(), "reason", why, "since_last_warning", dropped)
 			}
 			continue
@@ -129,32 +130,6 @@ func (l *connLimiter) connState(c net.Conn, st http.ConnState) {
 	if st == http.StateClosed || st == http.StateHijacked {
 		l.release(peerAddr(c))
 	}
-}
-
-// sparseLog lets one line through per interval and counts the others.
-type sparseLog struct {
-	every time.Duration
-	now   func() time.Time
-
-	mu      sync.Mutex
-	next    time.Time
-	dropped int
-}
-
-// allow reports whether to log now, and how many lines were held back
-// since the last one.
-func (s *sparseLog) allow() (bool, int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.now()
-	if now.Before(s.next) {
-		s.dropped++
-		return false, 0
-	}
-	s.next = now.Add(s.every)
-	n := s.dropped
-	s.dropped = 0
-	return true, n
 }
 
 // checkOpen refuses to serve the API beyond loopback with no API keys

@@ -291,7 +291,7 @@ func TestConnLimits(t *testing.T) {
 	var logs syncBuffer
 	l := limitConns(inner, 3, 2, slog.New(slog.NewTextHandler(&logs, nil)))
 	clk := clock.NewFake(time.Unix(1e9, 0))
-	l.refuseLog.now = clk.Now
+	l.refuseLog.Now = clk.Now
 	var counted atomic.Bool
 	l.exempt = func(netip.Addr) bool { return !counted.Load() }
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), ConnState: l.connState}
@@ -366,7 +366,7 @@ func TestAcceptErrorsAreWarnings(t *testing.T) {
 	emfile := &net.OpError{Op: "accept", Net: "tcp", Err: syscall.EMFILE}
 	l := limitConns(failingListener{inner, emfile}, 10, 10, slog.New(slog.NewTextHandler(&logs, nil)))
 	clk := clock.NewFake(time.Unix(1e9, 0))
-	l.acceptLog.now = clk.Now
+	l.acceptLog.Now = clk.Now
 	for range 100 {
 		if _, err := l.Accept(); !errors.Is(err, syscall.EMFILE) {
 			t.Fatalf("Accept: %v, want the listener's error", err)

@@ -29,6 +29,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
 	_ "google.golang.org/grpc/encoding/proto" // the default codec
+
+	"github.com/omnigate/omnigate/internal/sparselog"
 )
 
 // Options configure a Server. The zero value is grpc-go's defaults.
@@ -185,8 +187,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.mu.Unlock()
 	}()
 	var backoff time.Duration
-	var warned time.Time // the last accept warning
-	dropped := 0         // the warnings left out since
+	warnings := sparselog.Limiter{Every: acceptLogEvery}
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
@@ -198,11 +199,8 @@ func (s *Server) Serve(ln net.Listener) error {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				if now := time.Now(); now.Sub(warned) >= acceptLogEvery {
+				if ok, dropped := warnings.Allow(); ok {
 					s.opt.Log.Warn("gRPC accept failed", "err", err, "retry_in", backoff, "since_last_warning", dropped)
-					warned, dropped = now, 0
-				} else {
-					dropped++
 				}
 				time.Sleep(backoff)
 				continue
@@ -223,12 +221,12 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
-// isTemporary reports accept errors worth retrying: out of file
-// descriptors, or a connection reset before it was accepted.
 // acceptLogEvery is the least time between two accept warnings: out of
 // descriptors, accept fails on every retry.
 const acceptLogEvery = 10 * time.Second
 
+// isTemporary reports accept errors worth retrying: out of file
+// descriptors, or a connection reset before it was accepted.
 func isTemporary(err error) bool {
 	msg := err.Error()
 	return strings.Contains(msg, "too many open files") || strings.Contains(msg, "connection reset") ||

@@ -78,8 +78,8 @@ func (cw *chunkWriter) write(data []byte) ([]byte, error) {
 //	"choices":[{"index":N,"delta":{"content":"S"}[,"logprobs":null][,"finish_reason":null]}]}
 //
 // with N of at most 9 digits and S valid UTF-8 without escapes or control
-// bytes; the
-// bytes are those answer writes for it. Any other event: ok is false.
+// bytes; the bytes are those answer writes for it. Any other event: ok is
+// false.
 func (cw *chunkWriter) delta(rest []byte) (b []byte, ok bool) {
 	p, ok := bytes.CutPrefix(rest, deltaStart)
 	if !ok {

@@ -188,15 +188,7 @@ func TestWatch(t *testing.T) {
 			t.Fatalf("no change heard after %s", what)
 		}
 	}
-	listening := func() int {
-		var n int
-		if err := a.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE query = $1`,
-			`LISTEN `+pgx.Identifier{table}.Sanitize()).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-	for end := time.Now().Add(10 * time.Second); listening() == 0; time.Sleep(10 * time.Millisecond) {
+	for end := time.Now().Add(10 * time.Second); pgtest.Listeners(t, dsn, table, false) == 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(end) {
 			t.Fatal("b never listened")
 		}
@@ -221,9 +213,8 @@ func TestWatch(t *testing.T) {
 	}
 
 	// The listening connection cut: b listens again and says so.
-	if _, err := a.pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = $1`,
-		`LISTEN `+pgx.Identifier{table}.Sanitize()); err != nil {
-		t.Fatal(err)
+	if pgtest.Listeners(t, dsn, table, true) != 1 {
+		t.Fatal("no listening connection to cut")
 	}
 	heard("listening again")
 	if _, err := a.Create(ctx, config.APIKey{Name: "w3", Hash: auth.Hash("sk-w3")}); err != nil {

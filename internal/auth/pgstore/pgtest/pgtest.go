@@ -50,3 +50,26 @@ func Table(t testing.TB, dsn string) string {
 	})
 	return name
 }
+
+// Listeners acts on the server's connections listening for table's
+// changes (the store's LISTEN): it counts them, or with kill, ends them
+// and counts those it ended.
+func Listeners(t testing.TB, dsn, table string, kill bool) int {
+	t.Helper()
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	what := "count(*)"
+	if kill {
+		what = "count(pg_terminate_backend(pid))"
+	}
+	var n int
+	if err := c.QueryRow(ctx, `SELECT `+what+` FROM pg_stat_activity WHERE query = $1`,
+		`LISTEN `+pgx.Identifier{table}.Sanitize()).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
