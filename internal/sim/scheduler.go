@@ -187,10 +187,14 @@ func (s *scheduler) run() {
 			if q.generated == q.target {
 				s.core.remove(q)
 			}
-			q.out.publish(q.idx, q.generated)
 		}
+		// The metrics first: a client that has its last token and reads
+		// /metrics sees the step done (its KV freed).
 		s.metrics.generation.Add(float64(len(emitted)))
 		s.gauges()
+		for _, q := range emitted {
+			q.out.publish(q.idx, q.generated)
+		}
 	}
 }
 
