@@ -525,11 +525,11 @@ func (st *stream) writeTrailers(err error) {
 		st.sent.Store(int32(s.Code()) + 1)
 		c.henc.WriteField(hpack.HeaderField{Name: "grpc-status", Value: codeText(s.Code())})
 		if msg := s.Message(); msg != "" {
-			c.henc.WriteField(hpack.HeaderField{Name: "grpc-message", Value: encodeGRPCMessage(msg)})
+			c.henc.WriteField(hpack.HeaderField{Name: "grpc-message", Value: encodeGRPCMessage(msg), Sensitive: true})
 		}
 		if p := s.Proto(); len(p.GetDetails()) > 0 {
 			if b, err := proto.Marshal(p); err == nil {
-				c.henc.WriteField(hpack.HeaderField{Name: "grpc-status-details-bin", Value: encodeBin(b)})
+				c.henc.WriteField(hpack.HeaderField{Name: "grpc-status-details-bin", Value: encodeBin(b), Sensitive: true})
 			}
 		}
 	}
@@ -621,7 +621,10 @@ var (
 )
 
 // writeMD writes metadata as header fields: keys in lowercase, gRPC's own
-// and pseudo-headers left out, -bin values in base64.
+// and pseudo-headers left out, -bin values in base64. A value that is new
+// on every call (unique) is written as a literal never indexed: put in
+// the connection's HPACK table it would only push out the fields that
+// repeat, and cost the table's bookkeeping on both ends.
 func writeMD(enc *hpack.Encoder, md metadata.MD) {
 	for k, vs := range md {
 		if k == "" || k[0] == ':' || reserved(k) {
@@ -633,9 +636,19 @@ func writeMD(enc *hpack.Encoder, md metadata.MD) {
 			if bin {
 				v = encodeBin([]byte(v))
 			}
-			enc.WriteField(hpack.HeaderField{Name: k, Value: v})
+			enc.WriteField(hpack.HeaderField{Name: k, Value: v, Sensitive: bin || unique(k)})
 		}
 	}
+}
+
+// unique reports whether metadata key k carries a value of its own on
+// every call.
+func unique(k string) bool {
+	switch k {
+	case "x-request-id", "traceparent", "tracestate", "grpc-trace-bin":
+		return true
+	}
+	return false
 }
 
 func reserved(k string) bool {
