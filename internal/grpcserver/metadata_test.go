@@ -76,8 +76,7 @@ func BenchmarkCallMetadata(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		md["x-request-id"] = ids[i%len(ids):][:1]
 		buf.Reset()
-		enc.WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
-		enc.WriteField(hpack.HeaderField{Name: "content-type", Value: "application/grpc"})
+		writeHead(enc)
 		writeMD(enc, md)
 		buf.Reset()
 		enc.WriteField(hpack.HeaderField{Name: "grpc-status", Value: "0"})

@@ -490,8 +490,7 @@ func (st *stream) writeHeaderOnce() {
 	st.headerSent = true
 	c := st.c
 	c.hbuf.Reset()
-	c.henc.WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
-	c.henc.WriteField(hpack.HeaderField{Name: "content-type", Value: "application/grpc"})
+	writeHead(c.henc)
 	writeMD(c.henc, st.header)
 	c.writeHeaderBlock(st.id, false)
 }
@@ -514,8 +513,7 @@ func (st *stream) writeTrailers(err error) {
 		st.hmu.Lock()
 		st.headerSent = true
 		st.hmu.Unlock()
-		c.henc.WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
-		c.henc.WriteField(hpack.HeaderField{Name: "content-type", Value: "application/grpc"})
+		writeHead(c.henc)
 	}
 	if err == nil {
 		st.sent.Store(1)
@@ -619,6 +617,12 @@ var (
 	_ grpc.ServerStream          = (*stream)(nil)
 	_ grpc.ServerTransportStream = (*transportStream)(nil)
 )
+
+// writeHead writes the fields every answer's header starts with.
+func writeHead(enc *hpack.Encoder) {
+	enc.WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
+	enc.WriteField(hpack.HeaderField{Name: "content-type", Value: "application/grpc"})
+}
 
 // writeMD writes metadata as header fields: keys in lowercase, gRPC's own
 // and pseudo-headers left out, -bin values in base64. A value that is new
